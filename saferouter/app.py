@@ -1,0 +1,119 @@
+"""``create_app(settings)``: the QuartTrio application, its state and error handling."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import traceback
+
+from quart import Response, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .errors import (
+    ClientError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SafeRouterError,
+)
+from .gateway.upstream import Upstreams
+from .routes import chat, health, models
+from .state import EXTENSION, AppState, app_state, error_response
+from .storage import Store
+from .storage.sqlite import SQLiteStore
+
+log = logging.getLogger("saferouter")
+
+REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
+    """The gateway application. Without ``store``, the SQLite store in the data dir."""
+    app = QuartTrio("saferouter", static_folder=None)
+    # Quart cuts any response after RESPONSE_TIMEOUT (60 s) without a word: streams of a
+    # thinking model run longer. Idle and first-byte timeouts are enforced per stream.
+    app.config["RESPONSE_TIMEOUT"] = None
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BODY_TIMEOUT"] = 60
+    app_state = AppState(settings=settings, store=store or SQLiteStore(
+        settings.data_dir / "saferouter.db"))
+    app.extensions[EXTENSION] = app_state
+
+    @app.before_serving
+    async def _open_upstreams() -> None:
+        app_state.upstreams = Upstreams(settings)
+
+    @app.after_serving
+    async def _close() -> None:
+        if app_state.upstreams is not None:
+            await app_state.upstreams.aclose()
+        await app_state.store.close()
+
+    @app.before_request
+    async def _start() -> None:
+        g.request_id = "req_" + secrets.token_hex(12)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def _stamp(response: Response) -> Response:
+        request_id = getattr(g, "request_id", None)
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    @app.errorhandler(ClientError)
+    async def _client_error(error: ClientError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> Response:
+        return error_response(_from_http(error))
+
+    @app.errorhandler(Exception)
+    async def _unexpected(error: Exception) -> Response:
+        request_id = getattr(g, "request_id", "unknown")
+        # The message of an unexpected error may quote request data: log its type and
+        # where it happened, never its text.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unexpected %s in %s %s (request %s)\n%s", type(error).__name__,
+                  request.method, request.path, request_id, frames)
+        kind = "storage" if isinstance(error, SafeRouterError) else "internal"
+        return error_response(InternalError(
+            f"The server had an {kind} error while processing your request. "
+            f"Quote request id {request_id} when reporting it."
+        ))
+
+    app.register_blueprint(chat.blueprint)
+    app.register_blueprint(models.blueprint)
+    app.register_blueprint(health.blueprint)
+    return app
+
+
+def _from_http(error: HTTPException) -> ClientError:
+    """Werkzeug's routing and body errors, in OpenAI's shape."""
+    code = error.code or 500
+    if code == 404:
+        return NotFound(f"Unknown request URL: {request.method} {request.path}. "
+                        "See https://platform.openai.com/docs/api-reference.",
+                        code="unknown_url")
+    if code == 405:
+        allowed = getattr(error, "valid_methods", None) or []
+        headers = {"Allow": ", ".join(sorted(allowed))} if allowed else {}
+        return MethodNotAllowed(
+            f"Method {request.method} is not allowed for {request.path}."
+            + (f" Allowed: {', '.join(sorted(allowed))}." if allowed else ""),
+            headers=headers,
+        )
+    if code == 413:
+        return PayloadTooLarge(
+            "The request body is larger than this gateway accepts "
+            f"({app_state().settings.max_body_bytes} bytes)."
+        )
+    if 400 <= code < 500:
+        return InvalidRequest(error.description or "Bad request", status=code)
+    return InternalError("The server had an error while processing your request.")

@@ -1,0 +1,105 @@
+"""``saferouter`` commands: ``serve`` and ``keys create|list|rename|revoke``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from .config import Settings, load_settings
+from .errors import ConfigError, StorageError
+from .keys import ROLES, generate_key
+from .storage.sqlite import SQLiteStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saferouter", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="catalog TOML replacing the shipped one")
+    common.add_argument("--data-dir", help="where the database lives (~/.saferouter)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common], help="run the gateway")
+    serve.add_argument("--host", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+
+    keys = commands.add_parser("keys", help="manage API keys (works offline)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", parents=[common], help="create a key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true", help="an admin key")
+    key_commands.add_parser("list", parents=[common], help="list keys")
+    rename = key_commands.add_parser("rename", parents=[common], help="rename a key")
+    rename.add_argument("key_id")
+    rename.add_argument("name")
+    revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = load_settings(
+            os.environ, config=args.config, data_dir=args.data_dir,
+            host=getattr(args, "host", None), port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None),
+        )
+        if args.command == "serve":
+            from .server import run
+
+            return run(settings)
+        return trio.run(_keys, args, settings)
+    except (ConfigError, StorageError) as exc:
+        print(f"saferouter: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    store = SQLiteStore(settings.data_dir / "saferouter.db")
+    try:
+        if args.keys_command == "create":
+            role = "admin" if args.admin else "user"
+            assert role in ROLES
+            new = generate_key()
+            record = await store.create_key(name=args.name, role=role, key_hash=new.hash,
+                                            prefix=new.display_prefix)
+            print(f"created {record.role} key {record.id} ({record.name})")
+            print(new.secret)  # the last line of stdout, for scripts
+            return 0
+        if args.keys_command == "list":
+            print(f"{'id':22} {'role':5} {'prefix':12} {'created':20} {'last used':20} "
+                  f"{'status':8} name")
+            for k in await store.list_keys():
+                status = "revoked" if k.revoked_at else "active"
+                print(f"{k.id:22} {k.role:5} {k.prefix + '…':12} {_when(k.created_at):20} "
+                      f"{_when(k.last_used_at):20} {status:8} {k.name}")
+            return 0
+        if args.keys_command == "rename":
+            record = await store.rename_key(args.key_id, args.name)
+        else:
+            record = await store.revoke_key(args.key_id)
+        if record is None:
+            print(f"saferouter: no key with id {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"{args.keys_command}d {record.id} ({record.name})")
+        return 0
+    finally:
+        await store.close()
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Settings: built once from the catalog TOML, command-line values and the environment.
+
+Nothing else in SafeRouter reads ``os.environ``: the CLI passes a ``Mapping`` of the
+environment to :func:`load_settings`, and the frozen :class:`Settings` is handed to
+``create_app``. Provider keys are kept out of ``repr`` so they never reach a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
+from .errors import ConfigError
+
+
+@attrs.frozen
+class UpstreamEndpoint:
+    """Where and how to reach one provider, after the environment is applied."""
+
+    provider: Provider
+    base_url: str
+    api_key: str | None = attrs.field(repr=False)
+
+    @property
+    def available(self) -> bool:
+        """Demo is always there; a keyed provider only once its key is set."""
+        if self.provider.kind == "demo":
+            return True
+        return self.provider.api_key_env is None or bool(self.api_key)
+
+
+@attrs.frozen
+class Timeouts:
+    connect_s: float = 10.0
+    first_byte_s: float = 120.0  # reasoning models can think for a while before a byte
+    idle_s: float = 120.0  # between two stream chunks
+    total_s: float = 900.0  # non-streaming request, whole
+
+
+@attrs.frozen
+class Settings:
+    catalog: Catalog
+    endpoints: Mapping[str, UpstreamEndpoint]
+    data_dir: Path
+    catalog_path: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    timeouts: Timeouts = Timeouts()
+    max_upstream_connections: int = 1000
+    max_keepalive_connections: int = 200
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    *,
+    config: str | Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: str | Path | None = None,
+    workers: int | None = None,
+) -> Settings:
+    """Settings from explicit values, falling back to the environment, then defaults."""
+    catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
+    catalog = load_catalog(catalog_path)
+    data = Path(
+        data_dir or environ.get("SAFEROUTER_DATA_DIR") or Path.home() / ".saferouter"
+    ).expanduser()
+    n_workers = workers if workers is not None else 1
+    if n_workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    max_body = _int_env(environ, "SAFEROUTER_MAX_BODY_BYTES", 8 * 1024 * 1024)
+    return Settings(
+        catalog=catalog,
+        endpoints=endpoints_from_env(catalog, environ),
+        data_dir=data,
+        catalog_path=catalog_path,
+        host=host or environ.get("SAFEROUTER_HOST") or "127.0.0.1",
+        port=port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080),
+        workers=n_workers,
+        max_body_bytes=max_body,
+    )
+
+
+def endpoints_from_env(catalog: Catalog, environ: Mapping[str, str]) -> dict[str, UpstreamEndpoint]:
+    endpoints = {}
+    for pid, provider in catalog.providers.items():
+        base_url = provider.base_url
+        if provider.base_url_env and environ.get(provider.base_url_env):
+            base_url = environ[provider.base_url_env].rstrip("/")
+            if not base_url.startswith(("http://", "https://")):
+                raise ConfigError(f"{provider.base_url_env} must be an http(s) URL")
+        key = environ.get(provider.api_key_env) if provider.api_key_env else None
+        endpoints[pid] = UpstreamEndpoint(provider=provider, base_url=base_url, api_key=key or None)
+    return endpoints
+
+
+def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer") from exc

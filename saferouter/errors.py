@@ -1,0 +1,160 @@
+"""SafeRouter's one exception tree, and how each branch is rendered for a client.
+
+    SafeRouterError
+    ├── ParseError              bytes that are not what a parser expects (SSE, TOML, reports)
+    ├── ConfigError             a catalog or setting that cannot be used
+    ├── StorageError            the store failed (rendered as a 500 with the request id)
+    └── ClientError             anything that ends an HTTP request with an error status;
+        │                       carries status, OpenAI ``type``, ``code`` and ``param``
+        ├── InvalidRequest      400 invalid_request_error
+        ├── AuthenticationFailed 401 invalid_api_key
+        ├── PermissionDenied    403
+        ├── NotFound            404 (ModelNotFound: code model_not_found)
+        ├── MethodNotAllowed    405
+        ├── PayloadTooLarge     413
+        └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
+            ├── UpstreamRejected   the provider answered 4xx; its status and message go back
+            ├── UpstreamBadGateway 5xx or a malformed answer → 502
+            ├── UpstreamUnavailable connect failure → 503
+            └── UpstreamTimeout    connect / first-byte / idle timeout → 504
+
+Every error a client sees is ``{"error": {"message", "type", "param", "code"}}``
+(:func:`encode_error_body`), never HTML and never a traceback. Messages never carry
+upstream keys or prompt text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+
+class SafeRouterError(Exception):
+    """Root of every exception SafeRouter raises on purpose."""
+
+
+class ParseError(SafeRouterError):
+    """Input bytes are not of the expected form."""
+
+
+class ConfigError(SafeRouterError):
+    """A catalog or setting that cannot be used."""
+
+
+class StorageError(SafeRouterError):
+    """The store could not do what was asked."""
+
+
+class ClientError(SafeRouterError):
+    """An error that ends an HTTP request: status plus an OpenAI-shaped body."""
+
+    status: ClassVar[int] = 400
+    error_type: ClassVar[str] = "invalid_request_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code if code is not None else self.default_code
+        self.param = param
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status  # type: ignore[misc]  # instance override of the class default
+
+    def body(self) -> bytes:
+        return encode_error_body(
+            self.message, error_type=self.error_type, code=self.code, param=self.param
+        )
+
+
+class InvalidRequest(ClientError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationFailed(ClientError):
+    status = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFound(ClientError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class InternalError(ClientError):
+    status = 500
+    error_type = "server_error"
+    default_code = "internal_error"
+
+
+class UpstreamError(ClientError):
+    status = 502
+    error_type = "upstream_error"
+
+
+class UpstreamRejected(UpstreamError):
+    """The provider answered with a 4xx; status and message are passed on."""
+
+    error_type = "invalid_request_error"
+
+
+class UpstreamBadGateway(UpstreamError):
+    status = 502
+    default_code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+    default_code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+def encode_error_body(
+    message: str,
+    *,
+    error_type: str,
+    code: str | None = None,
+    param: str | None = None,
+) -> bytes:
+    """The OpenAI error object as JSON bytes."""
+    return json.dumps(
+        {"error": {"message": message, "type": error_type, "param": param, "code": code}},
+        ensure_ascii=False,
+    ).encode()

@@ -1,0 +1,203 @@
+"""The upstream client: one pooled httpcore transport, the demo transport, and the
+translation of every transport failure into SafeRouter's ``UpstreamError`` family.
+
+httpcore is used directly rather than httpx: httpx's request/response model costs about
+0.6 ms a request on this hardware (../shared/reference/stack-spike.md §3), more than the
+gateway's whole budget. Both transports expose ``handle_async_request``, so a real
+provider and the demo go through the same code.
+
+Timeouts are trio deadlines held by the caller (first byte, idle between chunks);
+httpcore's own timeout only bounds the connect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpcore
+import trio
+
+from .. import __version__
+from ..config import Settings, Timeouts, UpstreamEndpoint
+from ..errors import (
+    UpstreamBadGateway,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .demo import DemoTransport
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+USER_AGENT = f"SafeRouter/{__version__}".encode()
+
+
+class Transport(Protocol):
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Upstreams:
+    """The transports for every provider; open in the server's trio loop, close on exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool = httpcore.AsyncConnectionPool(
+            max_connections=settings.max_upstream_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+            keepalive_expiry=30.0,
+            retries=0,
+        )
+        self._demo = {
+            pid: DemoTransport(chunk_delay_s=ep.provider.demo_chunk_delay_ms / 1000)
+            for pid, ep in settings.endpoints.items()
+            if ep.provider.kind == "demo"
+        }
+
+    def transport(self, endpoint: UpstreamEndpoint) -> Transport:
+        return self._demo.get(endpoint.provider.id, self._pool)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def open(
+        self, endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, timeouts: Timeouts
+    ) -> httpcore.Response:
+        """Send a chat request and return once the response headers arrived.
+
+        The body is not read. An error status is returned as is (the caller decides);
+        a failure to get any answer raises an :class:`UpstreamError`."""
+        request = build_request(endpoint, body, stream=stream, connect_timeout_s=timeouts.connect_s)
+        name = endpoint.provider.name
+        with trio.move_on_after(timeouts.first_byte_s) as scope:
+            try:
+                return await self.transport(endpoint).handle_async_request(request)
+            except httpcore.TimeoutException as exc:
+                raise UpstreamTimeout(f"{name} did not answer in time ({_kind(exc)})") from exc
+            except (httpcore.ConnectError, httpcore.PoolTimeout) as exc:
+                raise UpstreamUnavailable(f"Could not connect to {name}") from exc
+            except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+                raise UpstreamBadGateway(f"{name} closed the connection before answering") from exc
+        assert scope.cancelled_caught
+        raise UpstreamTimeout(
+            f"{name} sent no response within {timeouts.first_byte_s:g} s",
+            code="upstream_first_byte_timeout",
+        )
+
+
+def build_request(
+    endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, connect_timeout_s: float
+) -> httpcore.Request:
+    url = endpoint.base_url + "/chat/completions"
+    if endpoint.provider.kind == "demo":
+        url = "http://demo.invalid/v1/chat/completions"
+    parts = urlsplit(url)
+    headers: list[tuple[bytes, bytes]] = [
+        (b"host", parts.netloc.encode()),
+        (b"content-type", b"application/json"),
+        (b"accept", b"text/event-stream" if stream else b"application/json"),
+        (b"user-agent", USER_AGENT),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if endpoint.api_key:
+        headers.append((b"authorization", b"Bearer " + endpoint.api_key.encode()))
+    headers += [(k.encode(), v.encode()) for k, v in endpoint.provider.headers.items()]
+    return httpcore.Request(
+        b"POST",
+        url,
+        headers=headers,
+        content=body,
+        extensions={"timeout": {"connect": connect_timeout_s, "read": None,
+                                "write": connect_timeout_s, "pool": connect_timeout_s}},
+    )
+
+
+async def read_error_body(response: httpcore.Response, provider_name: str) -> bytes:
+    """Read (at most MAX_ERROR_BODY_BYTES of) an error response and close it."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_ERROR_BODY_BYTES:
+                break
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException):
+        pass  # what arrived is all the provider will say
+    finally:
+        with trio.CancelScope(shield=True):
+            await response.aclose()
+    return b"".join(chunks)[:MAX_ERROR_BODY_BYTES]
+
+
+def upstream_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]],
+                   provider_name: str) -> UpstreamError:
+    """The error a client gets for an upstream error status.
+
+    A 4xx caused by the request itself goes back with its status and the provider's
+    message (its JSON is read whatever the content type: DeepSeek labels its errors
+    ``application/octet-stream``). 401/403 and 402 are the operator's problem (the
+    gateway's provider key, the gateway's provider balance), not the client's: passing
+    them on would tell the client its own key or balance failed, so they become 502.
+    5xx becomes 502, except 503/504 which keep their meaning.
+    """
+    message, code, param, error_type = _describe(body)
+    retry_after = next((v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"),
+                       None)
+    extra = {"Retry-After": retry_after} if retry_after else {}
+    if status in (401, 403):
+        return UpstreamBadGateway(
+            f"{provider_name} rejected SafeRouter's credentials for it ({status}); "
+            "the operator must fix the provider key.",
+            code="upstream_auth_failed",
+        )
+    if status == 402:
+        return UpstreamBadGateway(
+            f"{provider_name} refused the request: the gateway's account there is out of "
+            "balance.", code="upstream_insufficient_balance",
+        )
+    if 400 <= status < 500:
+        rejected = UpstreamRejected(
+            message or f"{provider_name} rejected the request ({status})",
+            code=code, param=param, status=status, headers=extra,
+        )
+        if error_type:
+            rejected.error_type = error_type  # type: ignore[misc]
+        return rejected
+    detail = f": {message}" if message else ""
+    if status == 503:
+        return UpstreamUnavailable(f"{provider_name} is unavailable (503){detail}", headers=extra)
+    if status == 504:
+        return UpstreamTimeout(f"{provider_name} timed out (504){detail}")
+    return UpstreamBadGateway(f"{provider_name} failed ({status}){detail}")
+
+
+def _describe(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
+    """Message, code, param and type from a provider's error body, whatever its shape."""
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        text = body.decode("utf-8", errors="replace").strip()
+        return (text[:500] or None, None, None, None)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        return error, None, None, None
+    if not isinstance(error, dict):
+        error = data if isinstance(data, dict) else {}
+    message = error.get("message") if isinstance(error.get("message"), str) else None
+    code = error.get("code")
+    param = error.get("param")
+    error_type = error.get("type")
+    return (
+        message,
+        str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
+        param if isinstance(param, str) else None,
+        error_type if isinstance(error_type, str) else None,
+    )
+
+
+def _kind(exc: httpcore.TimeoutException) -> str:
+    return "connect" if isinstance(exc, httpcore.ConnectTimeout) else "read"

@@ -1,0 +1,85 @@
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: OpenAI's list shape plus what a
+client needs to choose: context length, prices, provider, capabilities, availability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response
+
+from ..catalog import Model, Price
+from ..config import UpstreamEndpoint
+from ..errors import ModelNotFound
+from ..state import app_state, json_response
+
+blueprint = Blueprint("models", __name__)
+
+
+@blueprint.get("/v1/models")
+async def list_models() -> Response:
+    settings = app_state().settings
+    data = [
+        describe_model(model, settings.endpoints[model.provider])
+        for model in settings.catalog.models.values()
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+@blueprint.get("/v1/models/<path:model_id>")
+async def get_model(model_id: str) -> Response:
+    settings = app_state().settings
+    model = settings.catalog.models.get(model_id)
+    if model is None:
+        raise ModelNotFound(f"The model `{model_id}` does not exist", param="model")
+    return json_response(describe_model(model, settings.endpoints[model.provider]))
+
+
+def describe_model(model: Model, endpoint: UpstreamEndpoint) -> dict[str, Any]:
+    provider = endpoint.provider
+    pricing: dict[str, Any] = {"unit": "USD per 1M tokens", **_prices(model.pricing.base)}
+    if model.pricing.peak is not None:
+        pricing["peak"] = _prices(model.pricing.peak)
+        pricing["peak_hours_utc"] = [
+            f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}-"
+            f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}"
+            + (" weekdays" if w.weekdays_only else "")
+            for w in model.pricing.peak_windows
+        ]
+    if endpoint.available:
+        availability = "available"
+    else:
+        availability = f"unavailable: {provider.api_key_env} is not set"
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": provider.id,
+        "name": model.name,
+        "description": model.description,
+        "provider": provider.id,
+        "provider_name": provider.name,
+        "demo": provider.kind == "demo",
+        "upstream_model": model.upstream,
+        "context_length": model.context_length,
+        "max_output_tokens": model.max_output,
+        "pricing": pricing,
+        "capabilities": sorted(model.capabilities),
+        "fallbacks": list(model.fallbacks),
+        "available": endpoint.available,
+        "availability": availability,
+        "deprecated": model.deprecated,
+    }
+
+
+def _prices(price: Price) -> dict[str, str]:
+    return {
+        "input": _usd(price.input),
+        "cached_input": _usd(price.cached_input),
+        "output": _usd(price.output),
+    }
+
+
+def _usd(micro: int) -> str:
+    """Exact decimal text of micro-USD: 2800 → "0.0028"."""
+    whole, frac = divmod(micro, 1_000_000)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)

@@ -1,0 +1,129 @@
+"""Running the app on hypercorn's trio worker: in process, or in N worker processes
+sharing one listening socket."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
+from typing import TextIO
+
+import trio
+from hypercorn.config import Config, Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from .app import create_app
+from .config import Settings
+from .keys import generate_key
+from .storage.sqlite import SQLiteStore
+
+log = logging.getLogger("saferouter")
+
+GRACEFUL_TIMEOUT_S = 10.0
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    config.keep_alive_timeout = 75.0  # longer than common client pools keep idle sockets
+    config.backlog = 1024
+    return config
+
+
+async def ensure_admin_key(store: SQLiteStore, out: TextIO) -> None:
+    """On a store with no keys, create an admin key and print it, once."""
+    if await store.count_keys():
+        return
+    new = generate_key()
+    await store.create_key(name="admin", role="admin", key_hash=new.hash,
+                           prefix=new.display_prefix)
+    print("Created the first admin key. It is shown only this once; keep it:", file=out)
+    print(new.secret, file=out, flush=True)
+
+
+def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
+    """Serve until SIGINT or SIGTERM; returns the process exit code."""
+    store = SQLiteStore(settings.data_dir / "saferouter.db")
+    trio.run(ensure_admin_key, store, out)
+    trio.run(store.close)
+    _describe(settings, out)
+    config = hypercorn_config(settings)
+    if settings.workers == 1:
+        trio.run(_serve_until_signalled, settings, config, None, None)
+        return 0
+    return _run_workers(settings, config)
+
+
+def _describe(settings: Settings, out: TextIO) -> None:
+    for endpoint in settings.endpoints.values():
+        p = endpoint.provider
+        state = "ready" if endpoint.available else f"unavailable (set {p.api_key_env})"
+        print(f"provider {p.id}: {state}", file=out)
+    print(f"SafeRouter on http://{settings.host}:{settings.port}/v1 "
+          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
+          f"data in {settings.data_dir})", file=out, flush=True)
+
+
+async def _serve_until_signalled(
+    settings: Settings, config: Config, sockets: Sockets | None, stop: EventType | None
+) -> None:
+    shutdown = trio.Event()
+
+    async def on_signal() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                shutdown.set()
+                return
+
+    async def on_parent_stop(event: EventType) -> None:
+        while not event.is_set():
+            await trio.sleep(0.1)
+        shutdown.set()
+
+    app = create_app(settings)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(on_signal)
+        if stop is not None:
+            nursery.start_soon(on_parent_stop, stop)
+        await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config,
+                           sockets=sockets, shutdown_trigger=shutdown.wait)
+        nursery.cancel_scope.cancel()
+
+
+def _worker_main(settings: Settings, config: Config, sockets: Sockets, stop: EventType) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+    trio.run(_serve_until_signalled, settings, config, sockets, stop)
+
+
+def _run_workers(settings: Settings, config: Config) -> int:
+    """N processes accept on one socket; SIGINT/SIGTERM to the parent stops them all."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    sockets = config.create_sockets()
+    processes = [
+        ctx.Process(target=_worker_main, args=(settings, config, sockets, stop))
+        for _ in range(settings.workers)
+    ]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, partial(_set, stop))
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    for sock in sockets.insecure_sockets:
+        sock.close()
+    codes = [p.exitcode or 0 for p in processes]
+    return next((c for c in codes if c), 0)
+
+
+def _set(event: EventType, *_: object) -> None:
+    event.set()

@@ -1,0 +1,41 @@
+"""Per-process application state shared by the routes, and response helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import attrs
+from quart import Response, current_app
+
+from .config import Settings
+from .errors import ClientError
+from .gateway.upstream import Upstreams
+from .storage import Store
+
+EXTENSION = "saferouter"
+
+
+@attrs.define
+class AppState:
+    settings: Settings
+    store: Store
+    upstreams: Upstreams | None = None
+    started_at: float = attrs.Factory(time.time)
+    last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
+
+
+def app_state() -> AppState:
+    value: AppState = current_app.extensions[EXTENSION]
+    return value
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False), status=status,
+                    content_type="application/json", headers=headers)
+
+
+def error_response(error: ClientError) -> Response:
+    return Response(error.body(), status=error.status, content_type="application/json",
+                    headers=error.headers)
