@@ -40,8 +40,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60
-    app_state = AppState(settings=settings, store=store or SQLiteStore(
-        settings.data_dir / "saferouter.db"))
+    app_state = AppState(
+        settings=settings, store=store or SQLiteStore(settings.data_dir / "saferouter.db")
+    )
     app.extensions[EXTENSION] = app_state
 
     @app.before_serving
@@ -80,13 +81,21 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
         # The message of an unexpected error may quote request data: log its type and
         # where it happened, never its text.
         frames = "".join(traceback.format_tb(error.__traceback__))
-        log.error("unexpected %s in %s %s (request %s)\n%s", type(error).__name__,
-                  request.method, request.path, request_id, frames)
+        log.error(
+            "unexpected %s in %s %s (request %s)\n%s",
+            type(error).__name__,
+            request.method,
+            request.path,
+            request_id,
+            frames,
+        )
         kind = "storage" if isinstance(error, SafeRouterError) else "internal"
-        return error_response(InternalError(
-            f"The server had an {kind} error while processing your request. "
-            f"Quote request id {request_id} when reporting it."
-        ))
+        return error_response(
+            InternalError(
+                f"The server had an {kind} error while processing your request. "
+                f"Quote request id {request_id} when reporting it."
+            )
+        )
 
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(models.blueprint)
@@ -98,9 +107,11 @@ def _from_http(error: HTTPException) -> ClientError:
     """Werkzeug's routing and body errors, in OpenAI's shape."""
     code = error.code or 500
     if code == 404:
-        return NotFound(f"Unknown request URL: {request.method} {request.path}. "
-                        "See https://platform.openai.com/docs/api-reference.",
-                        code="unknown_url")
+        return NotFound(
+            f"Unknown request URL: {request.method} {request.path}. "
+            "See https://platform.openai.com/docs/api-reference.",
+            code="unknown_url",
+        )
     if code == 405:
         allowed = getattr(error, "valid_methods", None) or []
         headers = {"Allow": ", ".join(sorted(allowed))} if allowed else {}

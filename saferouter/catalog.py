@@ -219,9 +219,11 @@ def parse_catalog(data: Mapping[str, Any], *, source: str = "catalog") -> Catalo
     try:
         raw = _converter.structure(dict(data), _RawCatalog)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
-            exc, cattrs.BaseValidationError
-        ) else str(exc)
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
         raise ConfigError(f"{source}: {detail}") from exc
     providers = {pid: _provider(pid, rp, source) for pid, rp in raw.providers.items()}
     models: dict[str, Model] = {}

@@ -48,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings(
-            os.environ, config=args.config, data_dir=args.data_dir,
-            host=getattr(args, "host", None), port=getattr(args, "port", None),
+            os.environ,
+            config=args.config,
+            data_dir=args.data_dir,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
         )
         if args.command == "serve":
@@ -69,18 +72,23 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             role = "admin" if args.admin else "user"
             assert role in ROLES
             new = generate_key()
-            record = await store.create_key(name=args.name, role=role, key_hash=new.hash,
-                                            prefix=new.display_prefix)
-            print(f"created {record.role} key {record.id} ({record.name})")
+            created = await store.create_key(
+                name=args.name, role=role, key_hash=new.hash, prefix=new.display_prefix
+            )
+            print(f"created {created.role} key {created.id} ({created.name})")
             print(new.secret)  # the last line of stdout, for scripts
             return 0
         if args.keys_command == "list":
-            print(f"{'id':22} {'role':5} {'prefix':12} {'created':20} {'last used':20} "
-                  f"{'status':8} name")
+            print(
+                f"{'id':22} {'role':5} {'prefix':12} {'created':20} {'last used':20} "
+                f"{'status':8} name"
+            )
             for k in await store.list_keys():
                 status = "revoked" if k.revoked_at else "active"
-                print(f"{k.id:22} {k.role:5} {k.prefix + '…':12} {_when(k.created_at):20} "
-                      f"{_when(k.last_used_at):20} {status:8} {k.name}")
+                print(
+                    f"{k.id:22} {k.role:5} {k.prefix + '…':12} {_when(k.created_at):20} "
+                    f"{_when(k.last_used_at):20} {status:8} {k.name}"
+                )
             return 0
         if args.keys_command == "rename":
             record = await store.rename_key(args.key_id, args.name)

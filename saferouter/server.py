@@ -42,8 +42,7 @@ async def ensure_admin_key(store: SQLiteStore, out: TextIO) -> None:
     if await store.count_keys():
         return
     new = generate_key()
-    await store.create_key(name="admin", role="admin", key_hash=new.hash,
-                           prefix=new.display_prefix)
+    await store.create_key(name="admin", role="admin", key_hash=new.hash, prefix=new.display_prefix)
     print("Created the first admin key. It is shown only this once; keep it:", file=out)
     print(new.secret, file=out, flush=True)
 
@@ -66,9 +65,13 @@ def _describe(settings: Settings, out: TextIO) -> None:
         p = endpoint.provider
         state = "ready" if endpoint.available else f"unavailable (set {p.api_key_env})"
         print(f"provider {p.id}: {state}", file=out)
-    print(f"SafeRouter on http://{settings.host}:{settings.port}/v1 "
-          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
-          f"data in {settings.data_dir})", file=out, flush=True)
+    print(
+        f"SafeRouter on http://{settings.host}:{settings.port}/v1 "
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
+        f"data in {settings.data_dir})",
+        file=out,
+        flush=True,
+    )
 
 
 async def _serve_until_signalled(
@@ -83,7 +86,8 @@ async def _serve_until_signalled(
                 return
 
     async def on_parent_stop(event: EventType) -> None:
-        while not event.is_set():
+        # a multiprocessing Event cannot wake a trio task: poll it
+        while not event.is_set():  # noqa: ASYNC110
             await trio.sleep(0.1)
         shutdown.set()
 
@@ -92,8 +96,12 @@ async def _serve_until_signalled(
         nursery.start_soon(on_signal)
         if stop is not None:
             nursery.start_soon(on_parent_stop, stop)
-        await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config,
-                           sockets=sockets, shutdown_trigger=shutdown.wait)
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, None),
+            config,
+            sockets=sockets,
+            shutdown_trigger=shutdown.wait,
+        )
         nursery.cancel_scope.cancel()
 
 

@@ -32,10 +32,15 @@ def app_state() -> AppState:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False), status=status,
-                    content_type="application/json", headers=headers)
+    return Response(
+        json.dumps(data, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def error_response(error: ClientError) -> Response:
-    return Response(error.body(), status=error.status, content_type="application/json",
-                    headers=error.headers)
+    return Response(
+        error.body(), status=error.status, content_type="application/json", headers=error.headers
+    )

@@ -61,8 +61,15 @@ class DemoTransport:
 class DemoAnswer:
     """The reasoning and content pieces of one demo reply, and its usage."""
 
-    def __init__(self, *, model: str, reasoning: list[str], content: list[str],
-                 prompt_tokens: int, finish_reason: str) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        reasoning: list[str],
+        content: list[str],
+        prompt_tokens: int,
+        finish_reason: str,
+    ) -> None:
         self.id = str(uuid.uuid4())
         self.created = int(time.time())
         self.model = model
@@ -76,23 +83,29 @@ class DemoAnswer:
         model = str(payload.get("model") or "demo")
         texts = [_text_of(m.get("content")) for m in payload["messages"] if isinstance(m, dict)]
         last_user = next(
-            (_text_of(m.get("content")) for m in reversed(payload["messages"])
-             if isinstance(m, dict) and m.get("role") == "user"),
+            (
+                _text_of(m.get("content"))
+                for m in reversed(payload["messages"])
+                if isinstance(m, dict) and m.get("role") == "user"
+            ),
             "",
         )
         words = last_user.split()
         shown = " ".join(words[:40]) + (" …" if len(words) > 40 else "")
-        reasoning = [] if model.endswith("-mini") else [
-            "The user wrote",
-            f" {len(words)} word{'s' if len(words) != 1 else ''}",
-            f" in {len(payload['messages'])} message{'s' if len(payload['messages']) != 1 else ''}.",
-            " I am the demo provider,",
-            " so I echo it back",
-            " and say where real answers come from.",
-        ]
-        sentence = (
-            f'You said: "{shown}". ' if words else "You sent no text. "
-        ) + (
+        n_messages = len(payload["messages"])
+        reasoning = (
+            []
+            if model.endswith("-mini")
+            else [
+                "The user wrote",
+                f" {len(words)} word{'s' if len(words) != 1 else ''}",
+                f" in {n_messages} message{'s' if n_messages != 1 else ''}.",
+                " I am the demo provider,",
+                " so I echo it back",
+                " and say where real answers come from.",
+            ]
+        )
+        sentence = (f'You said: "{shown}". ' if words else "You sent no text. ") + (
             "This reply comes from SafeRouter's built-in demo provider: no model ran and "
             "nothing left this machine. Set DEEPSEEK_API_KEY or ZAI_API_KEY to chat with "
             "real models."
@@ -111,8 +124,13 @@ class DemoAnswer:
                 budget -= _tokens(piece)
                 kept.append(piece)
             content = kept
-        return cls(model=model, reasoning=reasoning, content=content,
-                   prompt_tokens=max(prompt_tokens, 1), finish_reason=finish)
+        return cls(
+            model=model,
+            reasoning=reasoning,
+            content=content,
+            prompt_tokens=max(prompt_tokens, 1),
+            finish_reason=finish,
+        )
 
     def usage(self) -> dict[str, Any]:
         reasoning_tokens = sum(_tokens(r) for r in self.reasoning)
@@ -136,20 +154,31 @@ class DemoAnswer:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": self.finish_reason}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason,
+                }
+            ],
             "usage": self.usage(),
             "system_fingerprint": _FINGERPRINT,
         }
 
     def chunks(self) -> list[dict[str, Any]]:
-        def chunk(delta: dict[str, Any], finish: str | None = None,
-                  usage: dict[str, Any] | None = None) -> dict[str, Any]:
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, usage: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
             return {
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "system_fingerprint": _FINGERPRINT,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}],
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": _FINGERPRINT,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
                 "usage": usage,
             }
 
@@ -193,8 +222,9 @@ class _DemoStream:
 
 def _error(status: int, message: str, error_type: str) -> httpcore.Response:
     body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
-    return httpcore.Response(status, headers=[(b"content-type", b"application/json")],
-                             content=json.dumps(body).encode())
+    return httpcore.Response(
+        status, headers=[(b"content-type", b"application/json")], content=json.dumps(body).encode()
+    )
 
 
 def _text_of(content: object) -> str:
@@ -203,8 +233,7 @@ def _text_of(content: object) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            p["text"] for p in content
-            if isinstance(p, dict) and isinstance(p.get("text"), str)
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
     return ""
 

@@ -26,8 +26,9 @@ from ..sse import SSEDecoder
 
 
 class StreamRelay:
-    def __init__(self, response: httpcore.Response, *, idle_timeout_s: float,
-                 provider_name: str) -> None:
+    def __init__(
+        self, response: httpcore.Response, *, idle_timeout_s: float, provider_name: str
+    ) -> None:
         self._response = response
         self._chunks = response.aiter_stream().__aiter__()
         self._idle_timeout_s = idle_timeout_s
@@ -80,8 +81,14 @@ class StreamRelay:
         return None
 
     def _error_event(self) -> bytes:
-        body = {"error": {"message": self.error, "type": "upstream_error", "param": None,
-                          "code": "upstream_stream_failed"}}
+        body = {
+            "error": {
+                "message": self.error,
+                "type": "upstream_error",
+                "param": None,
+                "code": "upstream_stream_failed",
+            }
+        }
         return b"data: " + json.dumps(body).encode() + b"\n\n"
 
     async def aclose(self) -> None:

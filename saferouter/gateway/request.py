@@ -42,22 +42,28 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     model = payload.get("model")
     if model is None:
-        raise InvalidRequest("You must provide a model parameter.", param="model",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "You must provide a model parameter.", param="model", code="missing_required_parameter"
+        )
     if not isinstance(model, str) or not model.strip():
         raise _wrong_type("model", "a non-empty string", model)
     if "messages" not in payload or payload["messages"] is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
     messages = payload["messages"]
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array", messages)
     if not messages:
-        raise InvalidRequest("'messages' must contain at least one message.",
-                             param="messages", code="empty_array")
+        raise InvalidRequest(
+            "'messages' must contain at least one message.", param="messages", code="empty_array"
+        )
     if not all(isinstance(m, dict) for m in messages):
-        raise InvalidRequest("Each item of 'messages' must be an object.", param="messages",
-                             code="invalid_type")
+        raise InvalidRequest(
+            "Each item of 'messages' must be an object.", param="messages", code="invalid_type"
+        )
     stream = payload.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean", stream)
@@ -69,7 +75,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         if not stream:
             raise InvalidRequest(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options", code="invalid_value",
+                param="stream_options",
+                code="invalid_value",
             )
         flag = options.get("include_usage")
         if flag is not None and not isinstance(flag, bool):
@@ -83,11 +90,17 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong_type(name, "an integer", value)
         if value < 1:
-            raise InvalidRequest(f"'{name}' must be at least 1, got {value}.", param=name,
-                                 code="invalid_value")
+            raise InvalidRequest(
+                f"'{name}' must be at least 1, got {value}.", param=name, code="invalid_value"
+            )
         max_tokens = value if max_tokens is None else min(max_tokens, value)
-    return ChatRequest(model=model, stream=bool(stream), include_usage=include_usage,
-                       max_tokens=max_tokens, payload=payload)
+    return ChatRequest(
+        model=model,
+        stream=bool(stream),
+        include_usage=include_usage,
+        max_tokens=max_tokens,
+        payload=payload,
+    )
 
 
 def encode_upstream_body(request: ChatRequest, model: Model) -> bytes:
@@ -103,7 +116,8 @@ def encode_upstream_body(request: ChatRequest, model: Model) -> bytes:
 def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
     return InvalidRequest(
         f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)}.",
-        param=param, code="invalid_type",
+        param=param,
+        code="invalid_type",
     )
 
 

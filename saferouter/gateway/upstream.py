@@ -110,8 +110,14 @@ def build_request(
         url,
         headers=headers,
         content=body,
-        extensions={"timeout": {"connect": connect_timeout_s, "read": None,
-                                "write": connect_timeout_s, "pool": connect_timeout_s}},
+        extensions={
+            "timeout": {
+                "connect": connect_timeout_s,
+                "read": None,
+                "write": connect_timeout_s,
+                "pool": connect_timeout_s,
+            }
+        },
     )
 
 
@@ -133,8 +139,9 @@ async def read_error_body(response: httpcore.Response, provider_name: str) -> by
     return b"".join(chunks)[:MAX_ERROR_BODY_BYTES]
 
 
-def upstream_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]],
-                   provider_name: str) -> UpstreamError:
+def upstream_error(
+    status: int, body: bytes, headers: list[tuple[bytes, bytes]], provider_name: str
+) -> UpstreamError:
     """The error a client gets for an upstream error status.
 
     A 4xx caused by the request itself goes back with its status and the provider's
@@ -145,8 +152,9 @@ def upstream_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]],
     5xx becomes 502, except 503/504 which keep their meaning.
     """
     message, code, param, error_type = _describe(body)
-    retry_after = next((v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"),
-                       None)
+    retry_after = next(
+        (v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), None
+    )
     extra = {"Retry-After": retry_after} if retry_after else {}
     if status in (401, 403):
         return UpstreamBadGateway(
@@ -156,13 +164,16 @@ def upstream_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]],
         )
     if status == 402:
         return UpstreamBadGateway(
-            f"{provider_name} refused the request: the gateway's account there is out of "
-            "balance.", code="upstream_insufficient_balance",
+            f"{provider_name} refused the request: the gateway's account there is out of balance.",
+            code="upstream_insufficient_balance",
         )
     if 400 <= status < 500:
         rejected = UpstreamRejected(
             message or f"{provider_name} rejected the request ({status})",
-            code=code, param=param, status=status, headers=extra,
+            code=code,
+            param=param,
+            status=status,
+            headers=extra,
         )
         if error_type:
             rejected.error_type = error_type  # type: ignore[misc]

@@ -23,7 +23,9 @@ async def chat_completions() -> Response:
     state = app_state()
     settings = state.settings
     await authenticate(state)
-    chat = parse_chat_request(await request.get_data(cache=False))
+    body = await request.get_data(cache=False, as_text=False)
+    assert isinstance(body, bytes)
+    chat = parse_chat_request(body)
     model = settings.catalog.resolve(chat.model)
     endpoint = settings.endpoints[model.provider]
     provider = endpoint.provider
@@ -32,31 +34,38 @@ async def chat_completions() -> Response:
         raise UpstreamUnavailable(
             f"Provider {provider.name} is not configured on this gateway "
             f"(the operator has not set {provider.api_key_env}).",
-            code="provider_not_configured", headers=served,
+            code="provider_not_configured",
+            headers=served,
         )
     assert state.upstreams is not None, "requests are served only after startup"
     upstream = await state.upstreams.open(
-        endpoint, encode_upstream_body(chat, model), stream=chat.stream,
+        endpoint,
+        encode_upstream_body(chat, model),
+        stream=chat.stream,
         timeouts=settings.timeouts,
     )
     if upstream.status >= 400:
-        body = await read_error_body(upstream, provider.name)
-        error = upstream_error(upstream.status, body, upstream.headers, provider.name)
+        error_body = await read_error_body(upstream, provider.name)
+        error = upstream_error(upstream.status, error_body, upstream.headers, provider.name)
         error.headers.update(served)
         raise error
     if chat.stream:
-        relay = StreamRelay(upstream, idle_timeout_s=settings.timeouts.idle_s,
-                            provider_name=provider.name)
-        response = Response(relay, status=200, content_type="text/event-stream",
-                            headers={**served, "Cache-Control": "no-cache",
-                                     "X-Accel-Buffering": "no"})
+        relay = StreamRelay(
+            upstream, idle_timeout_s=settings.timeouts.idle_s, provider_name=provider.name
+        )
+        response = Response(
+            relay,
+            status=200,
+            content_type="text/event-stream",
+            headers={**served, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
         response.timeout = None
         return response
-    body = await _read_body(upstream, provider.name, settings.timeouts.total_s)
+    answer = await _read_body(upstream, provider.name, settings.timeouts.total_s)
     content_type = _header(upstream, b"content-type") or "application/json"
     if "json" not in content_type:
         content_type = "application/json"
-    return Response(body, status=upstream.status, content_type=content_type, headers=served)
+    return Response(answer, status=upstream.status, content_type=content_type, headers=served)
 
 
 async def _read_body(upstream: httpcore.Response, provider_name: str, timeout_s: float) -> bytes:
@@ -70,8 +79,9 @@ async def _read_body(upstream: httpcore.Response, provider_name: str, timeout_s:
                     raise UpstreamBadGateway(f"{provider_name} sent a response over the limit")
                 chunks.append(chunk)
     except trio.TooSlowError:
-        raise UpstreamTimeout(f"{provider_name} did not finish its answer in {timeout_s:g} s") \
-            from None
+        raise UpstreamTimeout(
+            f"{provider_name} did not finish its answer in {timeout_s:g} s"
+        ) from None
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
         raise UpstreamBadGateway(f"{provider_name} broke off its answer") from exc
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from quart import Blueprint, Response
 
 from .. import __version__
@@ -13,7 +15,8 @@ blueprint = Blueprint("health", __name__)
 
 @blueprint.get("/health")
 async def health() -> Response:
-    return json_response({"status": "ok", "version": __version__})
+    # the worker's process id tells an operator (and the multi-worker test) who answered
+    return json_response({"status": "ok", "version": __version__, "worker": os.getpid()})
 
 
 @blueprint.get("/ready")

@@ -27,11 +27,11 @@ class KeyRecord:
     revoked_at: float | None
 
     @property
-    async def is_admin(self) -> bool:
+    def is_admin(self) -> bool:
         return self.role == "admin"
 
     @property
-    async def active(self) -> bool:
+    def active(self) -> bool:
         return self.revoked_at is None
 
 
@@ -67,4 +67,3 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-

@@ -31,7 +31,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_KEY_COLUMNS = "id, name, prefix, role, created_at, last_used_at, revoked_at"
+_SELECT_KEYS = "SELECT id, name, prefix, role, created_at, last_used_at, revoked_at FROM keys"
 
 
 class SQLiteStore:
@@ -94,16 +94,14 @@ class SQLiteStore:
         return record
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return self._one(f"SELECT {_KEY_COLUMNS} FROM keys WHERE key_hash = ?", (key_hash,))
+        return self._one(_SELECT_KEYS + " WHERE key_hash = ?", (key_hash,))
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        return self._one(f"SELECT {_KEY_COLUMNS} FROM keys WHERE id = ?", (key_id,))
+        return self._one(_SELECT_KEYS + " WHERE id = ?", (key_id,))
 
     async def list_keys(self) -> list[KeyRecord]:
         try:
-            rows = self._db.execute(
-                f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, id"
-            ).fetchall()
+            rows = self._db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"listing keys failed: {exc}") from exc
         return [KeyRecord(*row) for row in rows]

@@ -1,0 +1,165 @@
+"""The `saferouter` command as a user runs it: serve (1 and 2 workers) and keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "saferouter.cli"]
+CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )
+
+
+def clean_env() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_BASE_URL")) and not k.startswith("SAFEROUTER_")
+    }
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[str]
+    output: str = ""
+
+
+@contextmanager
+def serving(data_dir: Path, *extra: str) -> Iterator[Served]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            raise AssertionError(process.communicate()[0])
+        served = Served(url, process)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    served.output = output
+
+
+def test_first_start_prints_an_admin_key_once_and_chats(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with serving(data) as served:
+        pass
+    first = served.output
+    assert served.process.returncode == 0, first  # SIGTERM is a clean, graceful stop
+    admin = [line for line in first.splitlines() if line.startswith("sk-sr-")]
+    assert len(admin) == 1 and len(admin[0]) == len("sk-sr-") + 43
+    with serving(data) as served:
+        reply = httpx.post(
+            served.url + "/v1/chat/completions",
+            json=CHAT,
+            headers={"Authorization": f"Bearer {admin[0]}"},
+            timeout=10,
+        )
+        assert reply.status_code == 200
+        assert reply.json()["choices"][0]["message"]["content"].startswith('You said: "hi"')
+    assert "sk-sr-" not in served.output  # shown only on the first start
+    assert (data / "saferouter.db").exists()
+
+
+def test_keys_commands(tmp_path: Path) -> None:
+    created = cli(tmp_path, "keys", "create", "--name", "ci bot")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("sk-sr-")
+    admin = cli(tmp_path, "keys", "create", "--name", "root", "--admin")
+    listing = cli(tmp_path, "keys", "list").stdout
+    assert "ci bot" in listing and "root" in listing and secret not in listing
+    key_id = next(line.split()[0] for line in listing.splitlines() if "ci bot" in line)
+    assert cli(tmp_path, "keys", "rename", key_id, "nightly").returncode == 0
+    assert cli(tmp_path, "keys", "revoke", key_id).returncode == 0
+    listing = cli(tmp_path, "keys", "list").stdout
+    assert "nightly" in listing and "revoked" in listing
+    assert cli(tmp_path, "keys", "revoke", "key_nope").returncode == 1
+    assert admin.returncode == 0
+
+
+def test_revocation_holds_in_every_worker(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    secret = cli(data, "keys", "create", "--name", "u").stdout.strip().splitlines()[-1]
+    with serving(data, "--workers", "2") as served:
+        url = served.url
+        headers = {"Authorization": f"Bearer {secret}"}
+        # fresh connections, so the kernel spreads them across both workers
+        before = [
+            httpx.post(
+                url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=10
+            ).status_code
+            for _ in range(20)
+        ]
+        key_id = next(
+            line.split()[0]
+            for line in cli(data, "keys", "list").stdout.splitlines()
+            if line.endswith(" u")
+        )
+        assert cli(data, "keys", "revoke", key_id).returncode == 0
+        after = [
+            httpx.post(
+                url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=10
+            ).status_code
+            for _ in range(20)
+        ]
+        pids = {httpx.get(url + "/health", timeout=5).json()["worker"] for _ in range(30)}
+    assert before == [200] * 20
+    assert after == [401] * 20
+    assert len(pids) == 2, pids  # both workers answered
+    assert served.process.returncode == 0, served.output
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[providers.x]\nname = "X"\nbase_url = "ftp://x"\n')
+    result = cli(tmp_path, "keys", "list", "--config", str(bad))
+    assert result.returncode == 2
+    assert "http(s) base_url" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,92 @@
+"""Byte-exact relay of every recorded stream and body, through a real socket."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from ..recordings import RECORDINGS, ids, jsonl_paths, nonstream_paths, sse_paths, stream_bytes
+from ..servers import FakeUpstream, Gateway
+
+STREAMS = sse_paths() + jsonl_paths()
+
+
+def chat_body(model: str, *, stream: bool, **extra: object) -> dict[str, object]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
+async def test_recorded_stream_arrives_byte_identical(
+    testdata: object, gateway: Gateway, upstream: FakeUpstream, relative: str
+) -> None:
+    expected = stream_bytes(relative)
+    seed = sum(relative.encode()) % 1000  # each recording cut differently, reproducibly
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=30) as client,
+        client.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers=headers,
+            json=chat_body(f"fake/replay:{relative}@{seed}", stream=True),
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers["x-saferouter-provider"] == "fake"
+        assert response.headers["x-saferouter-request-id"].startswith("req_")
+        received = b"".join([chunk async for chunk in response.aiter_raw()])
+    assert received == expected
+    sent = upstream.requests[-1]
+    assert sent["body"]["model"] == f"replay:{relative}@{seed}"
+    assert sent["headers"]["Authorization"] == "Bearer sk-upstream-secret-1234"
+
+
+@pytest.mark.parametrize("relative", nonstream_paths(), ids=ids(nonstream_paths()))
+async def test_recorded_body_arrives_byte_identical(
+    testdata: object, gateway: Gateway, relative: str
+) -> None:
+    assert RECORDINGS is not None
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json=chat_body(f"fake/file:{relative}", stream=False),
+        )
+    assert response.status_code == 200
+    assert response.content == (RECORDINGS / relative).read_bytes()
+    assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_other_fields_are_forwarded_untouched(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    extra = {
+        "temperature": 0.7,
+        "thinking": {"type": "enabled"},
+        "reasoning_effort": "high",
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        "user": "ünïcode ✓",
+        "n": 1,
+        "seed": 12345678901234567890,
+    }
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json=chat_body("fake/echo", stream=False, **extra),
+        )
+    assert response.status_code == 200
+    received = response.json()["received"]
+    assert received == {**chat_body("echo", stream=False), **extra}
+    assert received["seed"] == 12345678901234567890
+    assert json.loads(upstream.requests[-1]["raw"])["user"] == "ünïcode ✓"

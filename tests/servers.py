@@ -1,0 +1,234 @@
+"""Real servers for tests: hypercorn on 127.0.0.1:0, a fake OpenAI-compatible upstream,
+and a gateway wired to it.
+
+The fake upstream is a real HTTP server. What it does is chosen by the upstream model
+name the gateway sends it (the catalog's prefix routing passes ``fake/<name>`` through
+as ``<name>``):
+
+* ``replay:<path>[@seed]`` — a recording from ../shared/testdata/recordings, sent in
+  randomly sized pieces (seeded) with a flush between them;
+* ``file:<path>`` — a non-streaming recording's bytes as the JSON body;
+* ``status:<code>:<errors/file>`` or ``status:<code>`` — an error status with that
+  recorded body (served with the recorded content type) or a generic one;
+* ``echo`` — a JSON body describing the request received (body, headers);
+* ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
+  hangs up first;
+* ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
+* any other name — a small chat completion naming that model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from saferouter.app import create_app
+from saferouter.config import Settings, Timeouts, load_settings
+from saferouter.keys import generate_key
+from saferouter.storage.sqlite import SQLiteStore
+
+from .recordings import RECORDINGS, entry, stream_bytes
+
+
+@asynccontextmanager
+async def running_server(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` on an ephemeral port; yields its base URL. Shut down gracefully
+    (cancelling ``serve`` would skip ``after_serving`` and leak sockets)."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.graceful_timeout = 1.0
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
+        try:
+            yield binds[0]
+        finally:
+            shutdown.set()
+
+
+@attrs.define
+class FakeUpstream:
+    url: str = ""
+    requests: list[dict[str, Any]] = attrs.Factory(list)
+    events: list[str] = attrs.Factory(list)
+
+
+def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
+    app = QuartTrio("fake_upstream", static_folder=None)
+    app.config["RESPONSE_TIMEOUT"] = None
+
+    @app.post("/v1/chat/completions")
+    async def chat() -> Response:
+        raw = await request.get_data(cache=False)
+        body = json.loads(raw)
+        state.requests.append({"body": body, "raw": raw, "headers": dict(request.headers)})
+        mode, _, arg = str(body["model"]).partition(":")
+        if mode == "replay":
+            path, _, seed = arg.partition("@")
+            return _replay(stream_bytes(path), int(seed or 0))
+        if mode == "file":
+            assert RECORDINGS is not None
+            return Response((RECORDINGS / arg).read_bytes(), content_type="application/json")
+        if mode == "status":
+            return _status(arg)
+        if mode == "echo":
+            return Response(
+                json.dumps({"received": body, "headers": dict(request.headers)}),
+                content_type="application/json",
+            )
+        if mode == "slow":
+            count, _, interval = arg.partition(":")
+            return _slow(state, int(count), int(interval) / 1000)
+        if mode == "hang":
+            await trio.sleep_forever()
+        if mode == "stall":
+            return _slow(state, int(arg), 0.0, then_stall=True)
+        return Response(
+            json.dumps(_completion(str(body["model"]))), content_type="application/json"
+        )
+
+    return app
+
+
+def _completion(model: str) -> dict[str, Any]:
+    return {
+        "id": "fake-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "fake answer"},
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+
+
+def _replay(data: bytes, seed: int) -> Response:
+    rng = random.Random(seed)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        at = 0
+        while at < len(data):
+            size = rng.choice([1, 2, 3, 7, 16, 64, 300, 1500, 4096])
+            yield data[at : at + size]
+            at += size
+            await trio.sleep(0)
+
+    response = Response(pieces(), content_type="text/event-stream")
+    response.timeout = None
+    return response
+
+
+def _status(arg: str) -> Response:
+    code_text, _, path = arg.partition(":")
+    code = int(code_text)
+    if path:
+        assert RECORDINGS is not None
+        headers = entry(path).get("response_headers") or {}
+        content_type = (headers.get("content-type") or ["application/json"])[0]
+        body = (RECORDINGS / path).read_bytes()
+    else:
+        content_type = "application/json"
+        body = json.dumps(
+            {"error": {"message": f"fake failure {code}", "type": "server_error", "code": None}}
+        ).encode()
+    extra = {"Retry-After": "7"} if code == 429 else {}
+    return Response(body, status=code, content_type=content_type, headers=extra)
+
+
+def _slow(
+    state: FakeUpstream, count: int, interval_s: float, *, then_stall: bool = False
+) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            for i in range(count):
+                chunk = {"choices": [{"index": 0, "delta": {"content": f"{i} "}}]}
+                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                await trio.sleep(interval_s)
+            if then_stall:
+                await trio.sleep_forever()
+            yield b"data: [DONE]\n\n"
+        except trio.Cancelled:
+            state.events.append("cancelled")
+            raise
+
+    response = Response(chunks(), content_type="text/event-stream")
+    response.timeout = None
+    return response
+
+
+@asynccontextmanager
+async def fake_upstream() -> AsyncIterator[FakeUpstream]:
+    state = FakeUpstream()
+    async with running_server(make_fake_upstream(state)) as url:
+        state.url = url
+        yield state
+
+
+def write_catalog(path: Path, upstream_url: str, *, demo_delay_ms: int = 0) -> Path:
+    """The shipped catalog plus a `fake` provider (prefix-routed, any model name)."""
+    from saferouter.catalog import DEFAULT_CATALOG_PATH
+
+    text = DEFAULT_CATALOG_PATH.read_text().replace(
+        "demo_chunk_delay_ms = 25", f"demo_chunk_delay_ms = {demo_delay_ms}"
+    )
+    text += f"""
+[providers.fake]
+name = "Fake upstream"
+base_url = "{upstream_url}/v1"
+api_key_env = "FAKE_API_KEY"
+default_price = {{ input = "1", output = "2" }}
+"""
+    path.write_text(text)
+    return path
+
+
+@attrs.define
+class Gateway:
+    url: str
+    settings: Settings
+    store: SQLiteStore
+    admin_key: str
+
+    async def create_key(self, name: str = "user", role: str = "user") -> str:
+        new = generate_key()
+        await self.store.create_key(
+            name=name, role=role, key_hash=new.hash, prefix=new.display_prefix
+        )
+        return new.secret
+
+
+def gateway_settings(tmp_path: Path, upstream_url: str, **env: str) -> Settings:
+    catalog = write_catalog(tmp_path / "catalog.toml", upstream_url)
+    environ = {"FAKE_API_KEY": "sk-upstream-secret-1234", **env}
+    return load_settings(environ, config=catalog, data_dir=tmp_path / "data")
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings, *, timeouts: Timeouts | None = None
+) -> AsyncIterator[Gateway]:
+    if timeouts is not None:
+        settings = attrs.evolve(settings, timeouts=timeouts)
+    store = SQLiteStore(settings.data_dir / "saferouter.db")
+    new = generate_key()
+    await store.create_key(name="admin", role="admin", key_hash=new.hash, prefix=new.display_prefix)
+    async with running_server(create_app(settings, store=store)) as url:
+        yield Gateway(url=url, settings=settings, store=store, admin_key=new.secret)
