@@ -1,0 +1,36 @@
+# `make run` starts SafeRouter; `make test` runs lint, types and every test.
+# Both set up everything they need on a fresh machine (a venv in .venv, node packages).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+NODE_E2E := tests/e2e/node
+ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip==26.0.1"
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $@
+
+$(NODE_E2E)/node_modules/.package-lock.json: $(NODE_E2E)/package-lock.json
+	npm ci --prefix $(NODE_E2E) --no-audit --no-fund
+
+run: $(INSTALLED)
+	$(BIN)/saferouter serve $(ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json lint
+	$(BIN)/pytest
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(NODE_E2E)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
