@@ -32,7 +32,9 @@ async def test_openai_npm_package_chats_and_streams(gateway: Gateway) -> None:
         pytest.skip(reason)
     result = await trio.run_process(
         ["node", str(NODE_DIR / "chat.mjs"), gateway.url + "/v1", gateway.admin_key],
-        capture_stdout=True, capture_stderr=True, check=False,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     seen = json.loads(result.stdout.decode().strip().splitlines()[-1])
