@@ -146,9 +146,10 @@ def upstream_error(
 
     A 4xx caused by the request itself goes back with its status and the provider's
     message (its JSON is read whatever the content type: DeepSeek labels its errors
-    ``application/octet-stream``). 401/403 and 402 are the operator's problem (the
-    gateway's provider key, the gateway's provider balance), not the client's: passing
-    them on would tell the client its own key or balance failed, so they become 502.
+    ``application/octet-stream``). 401/403, 402 and Z.AI's 429 code 1113 are the
+    operator's problem (the gateway's provider key, the gateway's provider balance), not
+    the client's: passing them on would tell the client its own key or balance failed,
+    so they become 502, without the provider's text (it can quote part of the key).
     5xx becomes 502, except 503/504 which keep their meaning.
     """
     message, code, param, error_type = _describe(body)
@@ -162,7 +163,8 @@ def upstream_error(
             "the operator must fix the provider key.",
             code="upstream_auth_failed",
         )
-    if status == 402:
+    if status == 402 or (status == 429 and code == "1113"):
+        # DeepSeek says 402, Z.AI says 429 with business code 1113: no money upstream
         return UpstreamBadGateway(
             f"{provider_name} refused the request: the gateway's account there is out of balance.",
             code="upstream_insufficient_balance",

@@ -1,0 +1,77 @@
+"""How provider error answers become client errors (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from saferouter.gateway.upstream import upstream_error
+
+from ..recordings import RECORDINGS
+
+
+def test_deepseek_octet_stream_error_keeps_its_message(testdata: object) -> None:
+    assert RECORDINGS is not None
+    body = (RECORDINGS / "errors/deepseek__400_invalid_request_octet_stream.json").read_bytes()
+    error = upstream_error(400, body, [], "DeepSeek")
+    assert error.status == 400
+    assert error.message == "No tool output found for tool call call-a."
+    assert error.code == "invalid_request_error"
+
+
+def test_bodies_reported_in_issues(testdata: object) -> None:
+    """Real DeepSeek and Z.AI error bodies quoted in GitHub issues: a client error keeps
+    the provider's message; the operator's own problems (bad provider key, empty provider
+    account — DeepSeek 402, Z.AI 1113) become 502 and never echo the provider's text,
+    which can quote part of the gateway's key ("Your api key: ****cd15")."""
+    assert RECORDINGS is not None
+    reported = json.loads((RECORDINGS / "errors/reported_in_issues.json").read_text())
+    checked = 0
+    for item in reported["errors"]:
+        if not item["form"].startswith("raw-json") or not item.get("status"):
+            continue
+        try:
+            body = json.loads(item["body"])
+        except ValueError:
+            continue  # truncated in the issue
+        status = int(item["status"])
+        error = upstream_error(status, item["body"].encode(), [], "Provider")
+        code = str(body["error"].get("code"))
+        if status in (401, 402, 403) or code == "1113":
+            assert error.status == 502
+            assert body["error"]["message"] not in error.message
+            assert "cd15" not in error.message
+        else:
+            assert error.status == status
+            assert error.message == body["error"]["message"]
+        checked += 1
+    assert checked == 11  # the complete raw-json bodies in the file
+
+
+@pytest.mark.parametrize(
+    ("status", "client_status", "code"),
+    [
+        (401, 502, "upstream_auth_failed"),
+        (403, 502, "upstream_auth_failed"),
+        (402, 502, "upstream_insufficient_balance"),
+        (500, 502, "upstream_error"),
+        (503, 503, "upstream_unavailable"),
+        (504, 504, "upstream_timeout"),
+        (422, 422, "1214"),
+        (429, 429, "1302"),
+    ],
+)
+def test_status_mapping(status: int, client_status: int, code: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": "m"}}).encode()
+    error = upstream_error(status, body, [(b"Retry-After", b"3")], "Z.AI")
+    assert error.status == client_status
+    if client_status == status and status < 500:
+        assert error.code == code and error.message == "m"
+        assert error.headers.get("Retry-After") == "3"
+
+
+def test_non_json_and_string_error_bodies() -> None:
+    assert upstream_error(400, b"<html>bad</html>", [], "X").message == "<html>bad</html>"
+    assert upstream_error(400, b'{"error": "plain"}', [], "X").message == "plain"
+    assert upstream_error(400, b"", [], "X").message == "X rejected the request (400)"
