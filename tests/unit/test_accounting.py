@@ -1,0 +1,140 @@
+"""Usage and cost against every recording: the billed usage is `final_usage` exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from saferouter.accounting import (
+    StreamUsage,
+    Usage,
+    cost_micro_usd,
+    normalize_usage,
+    reservation_micro_usd,
+    usage_of_body,
+)
+from saferouter.catalog import DEFAULT_CATALOG_PATH, Price, load_catalog
+from saferouter.sse import SSEDecoder
+
+from ..recordings import (
+    RECORDINGS,
+    entry,
+    ids,
+    jsonl_paths,
+    nonstream_paths,
+    sse_paths,
+    stream_bytes,
+)
+
+CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
+STREAMS = sse_paths() + jsonl_paths()
+
+
+def tap(data: bytes) -> tuple[StreamUsage, list[bool]]:
+    usage = StreamUsage()
+    decoder = SSEDecoder()
+    decoder.feed(data)
+    events = list(decoder.events())
+    tail = decoder.close()
+    if tail is not None:
+        events.append(tail)
+    return usage, [usage.observe(e.data, e.event) for e in events]
+
+
+@pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
+def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str) -> None:
+    usage, usage_only = tap(stream_bytes(relative))
+    analysis = entry(relative)["analysis"]
+    assert usage.raw_usage == analysis["final_usage"]
+    empty_usage_chunks = [u for u in analysis["usage_chunks"] if u["choices"] == "empty"]
+    assert sum(usage_only) == len(empty_usage_chunks)
+    assert usage.error_event == bool(analysis["in_stream_errors"])
+    assert usage.done == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
+
+
+@pytest.mark.parametrize(
+    "relative", STREAMS + nonstream_paths(), ids=ids(STREAMS + nonstream_paths())
+)
+def test_billing_equals_final_usage_times_price(testdata: object, relative: str) -> None:
+    """Priced at DeepSeek V4 Pro's peak rates (every price distinct), to the micro-USD."""
+    assert RECORDINGS is not None
+    price = Price(input=1_320_000, cached_input=44_000, output=3_960_000)
+    if relative.startswith("nonstream/"):
+        body = (RECORDINGS / relative).read_bytes()
+        raw = json.loads(body)["usage"]
+        billed = usage_of_body(body)
+    else:
+        raw = entry(relative)["analysis"]["final_usage"]
+        billed = tap(stream_bytes(relative))[0].usage
+    if raw is None:
+        assert billed is None
+        return
+    assert billed is not None
+    prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
+    completion = raw.get("completion_tokens", raw.get("output_tokens"))
+    details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details") or {}
+    cached = (
+        details.get(
+            "cached_tokens", raw.get("prompt_cache_hit_tokens", raw.get("cached_tokens", 0))
+        )
+        or 0
+    )
+    reasoning = (
+        (raw.get("completion_tokens_details") or raw.get("output_tokens_details") or {}).get(
+            "reasoning_tokens"
+        )
+        or raw.get("reasoning_tokens")
+        or 0
+    )
+    output = completion
+    if raw.get("total_tokens") == prompt + completion + reasoning and reasoning:
+        output += reasoning  # xAI counts reasoning beside completion
+    assert billed == Usage(
+        prompt_tokens=prompt, cached_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
+    )
+    exact = (prompt - cached) * 1_320_000 + cached * 44_000 + output * 3_960_000
+    assert cost_micro_usd(billed, price) == -(-exact // 1_000_000)
+
+
+def test_deepseek_counts_from_the_provider_notes() -> None:
+    raw = {
+        "prompt_tokens": 563,
+        "completion_tokens": 212,
+        "total_tokens": 775,
+        "prompt_tokens_details": {"cached_tokens": 512},
+        "completion_tokens_details": {"reasoning_tokens": 198},
+        "prompt_cache_hit_tokens": 512,
+        "prompt_cache_miss_tokens": 51,
+    }
+    usage = normalize_usage(raw)
+    assert usage == Usage(
+        prompt_tokens=563, cached_tokens=512, output_tokens=212, reasoning_tokens=198
+    )
+    flash = CATALOG.models["deepseek-flash"]
+    off_peak = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
+    # 51 × 0.15 + 512 × 0.003 + 212 × 0.60 micro-USD = 7.65 + 1.536 + 127.2 = 136.386 → 137
+    assert cost_micro_usd(usage, flash.pricing.price_at(off_peak)) == 137
+
+
+def test_reservation_is_a_worst_case() -> None:
+    flash = CATALOG.models["deepseek-flash"]
+    when = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # peak
+    body = b'{"model":"deepseek-flash","messages":[{"role":"user","content":"hi"}]}'
+    assert reservation_micro_usd(flash, body, 100, when) == -(
+        -(len(body) * 300_000 + 100 * 1_200_000) // 1_000_000
+    )
+    no_limit = reservation_micro_usd(flash, body, None, when)
+    assert no_limit == -(-(len(body) * 300_000 + 384_000 * 1_200_000) // 1_000_000)
+    assert reservation_micro_usd(flash, body, 10**9, when) == no_limit
+
+
+def test_usage_only_chunk_detection() -> None:
+    usage = StreamUsage()
+    assert usage.observe('{"choices": [], "usage": {"prompt_tokens": 1}}') is True
+    assert usage.observe('{"choices": [], "usage": null}') is False  # moderation chunk
+    assert usage.observe('{"choices": [], "prompt_filter_results": []}') is False  # Azure
+    assert usage.observe('{"choices": [{"delta": {"content": "hé"}}], "usage": null}') is False
+    assert usage.text_bytes == 3
+    assert usage.raw_usage == {"prompt_tokens": 1}
