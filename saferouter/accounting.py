@@ -207,6 +207,14 @@ def estimate_tokens(text_bytes: int) -> int:
     return math.ceil(text_bytes / 4)
 
 
+def usd_text(micro: int) -> str:
+    """Exact decimal text of a micro-USD amount: 2800 → "0.0028", -1500000 → "-1.5"."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), 1_000_000)
+    text = f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
+    return sign + text
+
+
 def _detail(raw: Mapping[str, Any], holder: str, name: str) -> object:
     inner = raw.get(holder)
     return inner.get(name) if isinstance(inner, dict) else None

@@ -41,7 +41,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60
     app_state = AppState(
-        settings=settings, store=store or SQLiteStore(settings.data_dir / "saferouter.db")
+        settings=settings,
+        store=store
+        or SQLiteStore.in_data_dir(
+            settings.data_dir, activity_retention_days=settings.activity_retention_days
+        ),
     )
     app.extensions[EXTENSION] = app_state
 

@@ -1,4 +1,4 @@
-"""``saferouter`` commands: ``serve`` and ``keys create|list|rename|revoke``."""
+"""``saferouter`` commands: ``serve`` and ``keys create|list|rename|revoke|topup``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 
 import trio
 
+from .accounting import usd_text
 from .config import Settings, load_settings
 from .errors import ConfigError, StorageError
 from .keys import ROLES, generate_key
@@ -34,12 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", parents=[common], help="create a key")
     create.add_argument("--name", required=True)
     create.add_argument("--admin", action="store_true", help="an admin key")
+    create.add_argument(
+        "--credits",
+        type=_usd_amount,
+        metavar="USD",
+        help="prepaid credits: the key can spend only these (default: unmetered, spend recorded)",
+    )
+    create.add_argument("--rpm", type=int, help="requests per minute limit")
+    create.add_argument("--tpm", type=int, help="tokens per minute limit")
     key_commands.add_parser("list", parents=[common], help="list keys")
     rename = key_commands.add_parser("rename", parents=[common], help="rename a key")
     rename.add_argument("key_id")
     rename.add_argument("name")
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
     revoke.add_argument("key_id")
+    topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
+    topup.add_argument("key_id")
+    topup.add_argument("usd", type=_usd_amount)
     return parser
 
 
@@ -66,14 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    store = SQLiteStore(settings.data_dir / "saferouter.db")
+    store = SQLiteStore.in_data_dir(settings.data_dir)
     try:
         if args.keys_command == "create":
             role = "admin" if args.admin else "user"
             assert role in ROLES
             new = generate_key()
             created = await store.create_key(
-                name=args.name, role=role, key_hash=new.hash, prefix=new.display_prefix
+                name=args.name,
+                role=role,
+                key_hash=new.hash,
+                prefix=new.display_prefix,
+                credits_micro_usd=args.credits,
+                rpm_limit=args.rpm,
+                tpm_limit=args.tpm,
             )
             print(f"created {created.role} key {created.id} ({created.name})")
             print(new.secret)  # the last line of stdout, for scripts
@@ -81,26 +100,44 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         if args.keys_command == "list":
             print(
                 f"{'id':22} {'role':5} {'prefix':12} {'created':20} {'last used':20} "
-                f"{'status':8} name"
+                f"{'status':8} {'balance USD':>14} name"
             )
             for k in await store.list_keys():
                 status = "revoked" if k.revoked_at else "active"
+                balance = usd_text(k.balance_micro_usd) if k.metered else "unmetered"
                 print(
                     f"{k.id:22} {k.role:5} {k.prefix + '…':12} {_when(k.created_at):20} "
-                    f"{_when(k.last_used_at):20} {status:8} {k.name}"
+                    f"{_when(k.last_used_at):20} {status:8} {balance:>14} {k.name}"
                 )
             return 0
         if args.keys_command == "rename":
-            record = await store.rename_key(args.key_id, args.name)
+            record = await store.update_key(args.key_id, name=args.name)
+        elif args.keys_command == "topup":
+            record = await store.top_up(args.key_id, args.usd)
         else:
             record = await store.revoke_key(args.key_id)
         if record is None:
             print(f"saferouter: no key with id {args.key_id}", file=sys.stderr)
             return 1
-        print(f"{args.keys_command}d {record.id} ({record.name})")
+        done = {"rename": "renamed", "revoke": "revoked", "topup": "topped up"}
+        print(
+            f"{done[args.keys_command]} {record.id} ({record.name}); balance "
+            f"{usd_text(record.balance_micro_usd)} USD"
+        )
         return 0
     finally:
         await store.close()
+
+
+def _usd_amount(text: str) -> int:
+    """A USD amount on the command line, as micro-USD."""
+    try:
+        micro = Decimal(text) * 1_000_000
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD") from None
+    if micro < 0 or micro != micro.to_integral_value():
+        raise argparse.ArgumentTypeError("USD amounts are ≥ 0 with at most 6 decimals")
+    return int(micro)
 
 
 def _when(timestamp: float | None) -> str:

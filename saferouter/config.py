@@ -53,6 +53,9 @@ class Settings:
     timeouts: Timeouts = Timeouts()
     max_upstream_connections: int = 1000
     max_keepalive_connections: int = 200
+    # Billing and activity (reserve, settle, record); off only to measure their cost.
+    accounting: bool = True
+    activity_retention_days: float = 30.0
 
 
 def load_settings(
@@ -83,6 +86,8 @@ def load_settings(
         port=port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080),
         workers=n_workers,
         max_body_bytes=max_body,
+        accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
+        activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
     )
 
 
@@ -107,3 +112,13 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer") from exc
+
+
+def _float_env(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number") from exc

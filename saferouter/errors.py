@@ -8,10 +8,12 @@
         │                       carries status, OpenAI ``type``, ``code`` and ``param``
         ├── InvalidRequest      400 invalid_request_error
         ├── AuthenticationFailed 401 invalid_api_key
+        ├── InsufficientQuota   402 insufficient_quota (the key's credits)
         ├── PermissionDenied    403
         ├── NotFound            404 (ModelNotFound: code model_not_found)
         ├── MethodNotAllowed    405
         ├── PayloadTooLarge     413
+        ├── RateLimited         429 (the key's own requests/tokens per minute)
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
             ├── UpstreamBadGateway 5xx or a malformed answer → 502
@@ -84,6 +86,18 @@ class AuthenticationFailed(ClientError):
     status = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
+
+
+class InsufficientQuota(ClientError):
+    status = 402
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
+
+
+class RateLimited(ClientError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
 
 
 class PermissionDenied(ClientError):

@@ -47,11 +47,22 @@ async def ensure_admin_key(store: SQLiteStore, out: TextIO) -> None:
     print(new.secret, file=out, flush=True)
 
 
+async def _prepare_store(settings: Settings, out: TextIO) -> None:
+    """Before any worker serves: the first admin key, and the release of reservations
+    a previous run left open when it was killed mid-request."""
+    store = SQLiteStore.in_data_dir(settings.data_dir)
+    try:
+        await ensure_admin_key(store, out)
+        released = await store.recover()
+        if released:
+            log.warning("released %d reservations left open by the previous run", released)
+    finally:
+        await store.close()
+
+
 def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     """Serve until SIGINT or SIGTERM; returns the process exit code."""
-    store = SQLiteStore(settings.data_dir / "saferouter.db")
-    trio.run(ensure_admin_key, store, out)
-    trio.run(store.close)
+    trio.run(_prepare_store, settings, out)
     _describe(settings, out)
     config = hypercorn_config(settings)
     if settings.workers == 1:

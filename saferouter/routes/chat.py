@@ -1,14 +1,18 @@
-"""``POST /v1/chat/completions``: authenticate, check, route, relay."""
+"""``POST /v1/chat/completions``: authenticate, check, admit, route, relay, settle."""
 
 from __future__ import annotations
 
+import time
+
 import httpcore
 import trio
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, g, request
 
-from ..errors import UpstreamBadGateway, UpstreamTimeout, UpstreamUnavailable
+from ..accounting import usage_of_body
+from ..errors import UpstreamBadGateway, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from ..gateway.books import RequestBooks
 from ..gateway.relay import StreamRelay
-from ..gateway.request import encode_upstream_body, parse_chat_request
+from ..gateway.request import ChatRequest, encode_upstream_body, parse_chat_request
 from ..gateway.upstream import read_error_body, upstream_error
 from ..state import app_state
 from .auth import authenticate
@@ -22,7 +26,7 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 async def chat_completions() -> Response:
     state = app_state()
     settings = state.settings
-    await authenticate(state)
+    key = await authenticate(state)
     body = await request.get_data(cache=False, as_text=False)
     assert isinstance(body, bytes)
     chat = parse_chat_request(body)
@@ -37,21 +41,47 @@ async def chat_completions() -> Response:
             code="provider_not_configured",
             headers=served,
         )
-    assert state.upstreams is not None, "requests are served only after startup"
-    upstream = await state.upstreams.open(
-        endpoint,
-        encode_upstream_body(chat, model),
-        stream=chat.stream,
-        timeouts=settings.timeouts,
+    books = await RequestBooks.admit(
+        state.store if settings.accounting else None,
+        key=key,
+        request_id=g.request_id,
+        requested_model=chat.model,
+        model=model,
+        body=body,
+        max_tokens=chat.max_tokens,
+        streamed=chat.stream,
+        started=g.started,
     )
-    if upstream.status >= 400:
-        error_body = await read_error_body(upstream, provider.name)
-        error = upstream_error(upstream.status, error_body, upstream.headers, provider.name)
+    served.update(books.rate_headers())
+    assert state.upstreams is not None, "requests are served only after startup"
+    try:
+        upstream = await state.upstreams.open(
+            endpoint,
+            encode_upstream_body(_asking_for_usage(chat), model),
+            stream=chat.stream,
+            timeouts=settings.timeouts,
+        )
+        if upstream.status >= 400:
+            error_body = await read_error_body(upstream, provider.name)
+            raise upstream_error(upstream.status, error_body, upstream.headers, provider.name)
+    except UpstreamError as error:
         error.headers.update(served)
-        raise error
+        with trio.CancelScope(shield=True):
+            await books.settle(status=error.status, outcome="error", error_type=error.code)
+        raise
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await books.settle(
+                status=499, outcome="client_closed", error_type="client_disconnected"
+            )
+        raise
     if chat.stream:
         relay = StreamRelay(
-            upstream, idle_timeout_s=settings.timeouts.idle_s, provider_name=provider.name
+            upstream,
+            books=books,
+            idle_timeout_s=settings.timeouts.idle_s,
+            provider_name=provider.name,
+            client_wants_usage=chat.include_usage,
         )
         response = Response(
             relay,
@@ -61,11 +91,42 @@ async def chat_completions() -> Response:
         )
         response.timeout = None
         return response
-    answer = await _read_body(upstream, provider.name, settings.timeouts.total_s)
+    first_byte_at = time.perf_counter()
+    try:
+        answer = await _read_body(upstream, provider.name, settings.timeouts.total_s)
+    except UpstreamError as error:
+        with trio.CancelScope(shield=True):
+            await books.settle(
+                status=error.status, outcome="error", error_type=error.code, ttfb_s=first_byte_at
+            )
+        raise
+    usage = usage_of_body(answer)
+    await books.settle(
+        status=upstream.status,
+        outcome="ok",
+        usage=usage,
+        estimated_text_bytes=len(answer) if usage is None else 0,
+        ttfb_s=first_byte_at,
+    )
     content_type = _header(upstream, b"content-type") or "application/json"
     if "json" not in content_type:
         content_type = "application/json"
     return Response(answer, status=upstream.status, content_type=content_type, headers=served)
+
+
+def _asking_for_usage(chat: ChatRequest) -> ChatRequest:
+    """A stream asks the upstream for usage whatever the client asked: it is billed."""
+    if not chat.stream or chat.include_usage:
+        return chat
+    options = chat.payload.get("stream_options") or {}
+    payload = {**chat.payload, "stream_options": {**options, "include_usage": True}}
+    return ChatRequest(
+        model=chat.model,
+        stream=True,
+        include_usage=False,
+        max_tokens=chat.max_tokens,
+        payload=payload,
+    )
 
 
 async def _read_body(upstream: httpcore.Response, provider_name: str, timeout_s: float) -> bytes:

@@ -7,6 +7,7 @@ from typing import Any
 
 from quart import Blueprint, Response
 
+from ..accounting import usd_text
 from ..catalog import Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
@@ -73,13 +74,7 @@ def describe_model(model: Model, endpoint: UpstreamEndpoint) -> dict[str, Any]:
 
 def _prices(price: Price) -> dict[str, str]:
     return {
-        "input": _usd(price.input),
-        "cached_input": _usd(price.cached_input),
-        "output": _usd(price.output),
+        "input": usd_text(price.input),
+        "cached_input": usd_text(price.cached_input),
+        "output": usd_text(price.output),
     }
-
-
-def _usd(micro: int) -> str:
-    """Exact decimal text of micro-USD: 2800 → "0.0028"."""
-    whole, frac = divmod(micro, 1_000_000)
-    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)

@@ -1,43 +1,63 @@
 """The ``Store`` protocol: everything SafeRouter keeps, behind one interface.
 
-Methods are async so that a networked store (PostgreSQL) fits the same protocol; the
-SQLite store answers them synchronously, since a keyed lookup in a local WAL database
-takes microseconds, less than a hop to a worker thread would.
+Methods are async so that a networked store (PostgreSQL) fits the same protocol. The
+SQLite store (:mod:`.sqlite`, the default, shared by the worker processes of one
+server) answers key lookups synchronously, since a keyed read in a local WAL database
+takes microseconds, and runs writes in a worker thread, several requests' writes
+group-committed in one transaction. Every method may raise
+:class:`~saferouter.errors.StorageError`; none leaves a partial write behind.
 
-Implementations: :mod:`.sqlite` (the default, in the data dir; shared by several worker
-processes on one host) and :mod:`.memory` (tests). Every method may raise
-:class:`~saferouter.errors.StorageError`; none returns partial results.
+Money is integer micro-USD. The ledger is append-only; a key's balance is always the
+sum of its ledger entries (``check_books`` proves it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-import attrs
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    Admission,
+    AdmissionRequest,
+    Books,
+    KeyRecord,
+    ModelUsage,
+    RateLimits,
+    Settlement,
+)
 
-
-@attrs.frozen
-class KeyRecord:
-    id: str
-    name: str
-    prefix: str
-    role: str
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
+__all__ = [
+    "ActivityEntry",
+    "ActivityFilter",
+    "Admission",
+    "AdmissionRequest",
+    "Books",
+    "KeyRecord",
+    "ModelUsage",
+    "RateLimits",
+    "Settlement",
+    "Store",
+]
 
 
 class Store(Protocol):
-    async def create_key(self, *, name: str, role: str, key_hash: str, prefix: str) -> KeyRecord:
-        """Add a key; its id is new and unique."""
+    # --- keys ---------------------------------------------------------------------
+    async def create_key(
+        self,
+        *,
+        name: str,
+        role: str,
+        key_hash: str,
+        prefix: str,
+        credits_micro_usd: int | None = None,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
+    ) -> KeyRecord:
+        """Add a key. With ``credits_micro_usd`` (even 0) the key is metered: it can
+        spend only what it holds; without, it is unmetered and only its spend is
+        recorded."""
         ...
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
@@ -50,18 +70,56 @@ class Store(Protocol):
         """All keys, oldest first, revoked included."""
         ...
 
-    async def rename_key(self, key_id: str, name: str) -> KeyRecord | None: ...
+    async def update_key(
+        self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
+    ) -> KeyRecord | None:
+        """Rename, or replace both rate limits (a None inside ``limits`` removes one)."""
+        ...
 
     async def revoke_key(self, key_id: str) -> KeyRecord | None:
         """Mark revoked (idempotent); None when no such key."""
         ...
 
-    async def touch_key(self, key_id: str, when: float) -> None:
-        """Record a use of the key."""
-        ...
+    async def touch_key(self, key_id: str, when: float) -> None: ...
 
     async def count_keys(self) -> int: ...
 
+    # --- money --------------------------------------------------------------------
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        """Atomically check the key's rate limits and reserve the request's worst-case
+        cost. A refusal changes no balance (it is recorded in the activity log)."""
+        ...
+
+    async def settle(self, settlement: Settlement) -> None:
+        """Release the reservation, charge the actual cost, record every attempt and
+        count the tokens against the rate window; idempotent per request id."""
+        ...
+
+    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
+        """Add credit (making the key metered). None when there is no such key."""
+        ...
+
+    async def recover(self) -> int:
+        """Release reservations left by a server that stopped mid-request (start-up
+        only, before any worker serves). Returns how many were released."""
+        ...
+
+    async def books(self, key_id: str) -> Books: ...
+
+    async def check_books(self) -> list[str]:
+        """Every key whose balance differs from its ledger sum (empty when sound)."""
+        ...
+
+    # --- activity -----------------------------------------------------------------
+    async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
+        """Entries newest first."""
+        ...
+
+    async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]: ...
+
+    async def usage_by_model(self, key_id: str) -> list[ModelUsage]: ...
+
+    # --- life ---------------------------------------------------------------------
     async def ping(self) -> None:
         """Raise StorageError unless the store answers."""
         ...

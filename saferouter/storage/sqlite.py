@@ -1,8 +1,17 @@
 """The default store: one SQLite file in the data dir, in WAL mode.
 
-Several worker processes open the same file; WAL lets readers run beside the one
-writer, and ``busy_timeout`` makes a writer wait its turn instead of failing. Schema
-changes are numbered migrations recorded in ``PRAGMA user_version``.
+Several worker processes open the same file. Reads (the key lookup on every request)
+run on a connection in the event-loop thread: a keyed read takes microseconds. Writes
+go through :class:`_GroupCommit`: every request's write joins a queue, and whichever
+request finds no write in progress commits the whole queue in one ``BEGIN IMMEDIATE``
+transaction in a worker thread. Under load many requests share one commit; alone, a
+request commits at once. SQLite serializes write transactions across processes, so a
+check-and-reserve inside one is atomic for every worker.
+
+Durability: WAL with ``synchronous = NORMAL`` — a committed transaction is in the WAL
+file before the request goes on, so it survives the process being killed (not a power
+cut, which would need ``FULL``). Schema changes are numbered migrations in
+``PRAGMA user_version``.
 """
 
 from __future__ import annotations
@@ -10,10 +19,28 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import trio
 
 from ..errors import StorageError
-from . import KeyRecord
+from . import ledger
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    Admission,
+    AdmissionRequest,
+    Books,
+    KeyRecord,
+    ModelUsage,
+    RateLimits,
+    Settlement,
+)
+
+T = TypeVar("T")
+DB_NAME = "saferouter.db"
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: API keys
@@ -29,25 +56,161 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at REAL
     );
     """,
+    # 2: credits ledger, activity log, rate-limit windows
+    """
+    ALTER TABLE keys ADD COLUMN metered INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN balance_micro_usd INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN reserved_micro_usd INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN rpm_limit INTEGER;
+    ALTER TABLE keys ADD COLUMN tpm_limit INTEGER;
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        kind TEXT NOT NULL CHECK (kind IN ('topup', 'reserve', 'release', 'charge')),
+        amount_micro_usd INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (request_id, kind)
+    );
+    CREATE INDEX ledger_key ON ledger (key_id);
+    CREATE TABLE activity (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        key_id TEXT NOT NULL,
+        requested_model TEXT NOT NULL,
+        served_model TEXT,
+        provider TEXT,
+        original_model TEXT,
+        status INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms REAL,
+        ttfb_ms REAL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+        streamed INTEGER NOT NULL DEFAULT 0,
+        estimated INTEGER NOT NULL DEFAULT 0,
+        error_type TEXT,
+        UNIQUE (request_id, attempt)
+    );
+    CREATE INDEX activity_time ON activity (created_at);
+    CREATE INDEX activity_key_time ON activity (key_id, created_at);
+    CREATE TABLE rate_windows (
+        key_id TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (key_id, window_start)
+    );
+    """,
 )
 
-_SELECT_KEYS = "SELECT id, name, prefix, role, created_at, last_used_at, revoked_at FROM keys"
+_SELECT_KEYS = (
+    "SELECT id, name, prefix, role, created_at, last_used_at, revoked_at, metered, "
+    "balance_micro_usd, reserved_micro_usd, rpm_limit, tpm_limit FROM keys"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+class _GroupCommit:
+    """Commits queued write operations together, one transaction at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        self._queue: list[_Op[Any]] = []
+        self._lock = trio.Lock()
+
+    async def run(self, apply: Callable[[sqlite3.Connection], T]) -> T:
+        op: _Op[T] = _Op(apply)
+        self._queue.append(op)
+        # Shielded: once queued, the write happens whatever happens to the request, so
+        # a cancelled caller never leaves a batch half-recorded.
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                if not op.finished:
+                    batch, self._queue = self._queue, []
+                    await trio.to_thread.run_sync(self._commit, batch)
+        return op.result()
+
+    def _commit(self, batch: list[_Op[Any]]) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for op in batch:
+                op.fail(StorageError(f"cannot start a write: {exc}"))
+            return
+        for op in batch:
+            db.execute("SAVEPOINT op")
+            try:
+                op.value = op.apply(db)
+                db.execute("RELEASE op")
+            except (sqlite3.Error, StorageError) as exc:
+                db.execute("ROLLBACK TO op")
+                db.execute("RELEASE op")
+                op.fail(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            for op in batch:
+                op.fail(StorageError(f"commit failed: {exc}"))
+            return
+        for op in batch:
+            op.finished = True
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Op(Generic[T]):
+    def __init__(self, apply: Callable[[sqlite3.Connection], T]) -> None:
+        self.apply = apply
+        self.value: T | None = None
+        self.error: StorageError | None = None
+        self.finished = False
+
+    def fail(self, error: StorageError) -> None:
+        self.error = error
+        self.finished = True
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        assert self.finished
+        return self.value  # type: ignore[return-value]
 
 
 class SQLiteStore:
     """:class:`~saferouter.storage.Store` on a SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, activity_retention_days: float = 30.0) -> None:
         self.path = path
+        self._retention_s = activity_retention_days * 86400
+        self._next_prune = 0.0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 10000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db = connect(path)
             self._migrate()
+            self._writes = _GroupCommit(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, *, activity_retention_days: float = 30.0) -> SQLiteStore:
+        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days)
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -70,59 +233,166 @@ class SQLiteStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         return int(version)
 
-    def _one(self, sql: str, args: tuple[object, ...]) -> KeyRecord | None:
+    # --- keys ---------------------------------------------------------------------
+
+    def _key(self, where: str, args: tuple[object, ...]) -> KeyRecord | None:
         try:
-            row = self._db.execute(sql, args).fetchone()
+            row = self._db.execute(f"{_SELECT_KEYS} WHERE {where}", args).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"key lookup failed: {exc}") from exc
-        return KeyRecord(*row) if row else None
+        return _key_record(row) if row else None
 
-    def _write(self, sql: str, args: tuple[object, ...]) -> int:
-        try:
-            return self._db.execute(sql, args).rowcount
-        except sqlite3.Error as exc:
-            raise StorageError(f"write failed: {exc}") from exc
-
-    async def create_key(self, *, name: str, role: str, key_hash: str, prefix: str) -> KeyRecord:
+    async def create_key(
+        self,
+        *,
+        name: str,
+        role: str,
+        key_hash: str,
+        prefix: str,
+        credits_micro_usd: int | None = None,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
+    ) -> KeyRecord:
         key_id = "key_" + secrets.token_hex(8)
-        self._write(
-            "INSERT INTO keys (id, name, prefix, key_hash, role, created_at) VALUES (?,?,?,?,?,?)",
-            (key_id, name, prefix, key_hash, role, time.time()),
-        )
+        now = time.time()
+
+        def apply(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO keys (id, name, prefix, key_hash, role, created_at, metered, "
+                "rpm_limit, tpm_limit) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    key_id,
+                    name,
+                    prefix,
+                    key_hash,
+                    role,
+                    now,
+                    credits_micro_usd is not None,
+                    rpm_limit,
+                    tpm_limit,
+                ),
+            )
+            if credits_micro_usd:
+                ledger.top_up(db, key_id, credits_micro_usd, now)
+
+        await self._writes.run(apply)
         record = await self.key_by_id(key_id)
         assert record is not None
         return record
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return self._one(_SELECT_KEYS + " WHERE key_hash = ?", (key_hash,))
+        return self._key("key_hash = ?", (key_hash,))
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        return self._one(_SELECT_KEYS + " WHERE id = ?", (key_id,))
+        return self._key("id = ?", (key_id,))
 
     async def list_keys(self) -> list[KeyRecord]:
-        try:
-            rows = self._db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"listing keys failed: {exc}") from exc
-        return [KeyRecord(*row) for row in rows]
+        rows = await self._read(
+            lambda db: db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
+        )
+        return [_key_record(row) for row in rows]
 
-    async def rename_key(self, key_id: str, name: str) -> KeyRecord | None:
-        self._write("UPDATE keys SET name = ? WHERE id = ?", (name, key_id))
+    async def update_key(
+        self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
+    ) -> KeyRecord | None:
+        def apply(db: sqlite3.Connection) -> None:
+            if name is not None:
+                db.execute("UPDATE keys SET name = ? WHERE id = ?", (name, key_id))
+            if limits is not None:
+                db.execute(
+                    "UPDATE keys SET rpm_limit = ?, tpm_limit = ? WHERE id = ?",
+                    (limits.requests_per_minute, limits.tokens_per_minute, key_id),
+                )
+
+        await self._writes.run(apply)
         return await self.key_by_id(key_id)
 
     async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        self._write(
-            "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (time.time(), key_id),
+        await self._writes.run(
+            lambda db: db.execute(
+                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), key_id),
+            )
         )
         return await self.key_by_id(key_id)
 
     async def touch_key(self, key_id: str, when: float) -> None:
-        self._write("UPDATE keys SET last_used_at = ? WHERE id = ?", (when, key_id))
+        await self._writes.run(
+            lambda db: db.execute("UPDATE keys SET last_used_at = ? WHERE id = ?", (when, key_id))
+        )
 
     async def count_keys(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM keys").fetchone()
         return int(count)
+
+    # --- money --------------------------------------------------------------------
+
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        return await self._writes.run(lambda db: ledger.admit(db, request))
+
+    async def settle(self, settlement: Settlement) -> None:
+        prune = settlement.now >= self._next_prune
+        if prune:
+            self._next_prune = settlement.now + 600
+
+        def apply(db: sqlite3.Connection) -> None:
+            ledger.settle(db, settlement)
+            if prune:
+                ledger.prune(db, settlement.now, self._retention_s)
+
+        await self._writes.run(apply)
+
+    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
+        def apply(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM keys WHERE id = ?", (key_id,)).fetchone() is None:
+                return False
+            db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+            ledger.top_up(db, key_id, amount_micro_usd, time.time())
+            return True
+
+        found = await self._writes.run(apply)
+        return await self.key_by_id(key_id) if found else None
+
+    async def recover(self) -> int:
+        return await self._writes.run(lambda db: ledger.release_abandoned(db, time.time()))
+
+    async def books(self, key_id: str) -> Books:
+        return await self._read(lambda db: ledger.books(db, key_id))
+
+    async def check_books(self) -> list[str]:
+        return await self._read(ledger.unbalanced_keys)
+
+    # --- activity -----------------------------------------------------------------
+
+    async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
+        return await self._read(lambda db: ledger.activity(db, query))
+
+    async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
+        return await self._read(
+            lambda db: ledger.activity(
+                db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
+            )
+        )
+
+    async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
+        return await self._read(lambda db: ledger.usage_by_model(db, key_id))
+
+    # --- life ---------------------------------------------------------------------
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """A read that may scan: in a thread, on a connection of its own."""
+
+        def run() -> T:
+            db = connect(self.path)
+            try:
+                return query(db)
+            finally:
+                db.close()
+
+        try:
+            return await trio.to_thread.run_sync(run)
+        except sqlite3.Error as exc:
+            raise StorageError(f"read failed: {exc}") from exc
 
     async def ping(self) -> None:
         try:
@@ -132,3 +402,22 @@ class SQLiteStore:
 
     async def close(self) -> None:
         self._db.close()
+        self._writes.close()
+
+
+def _key_record(row: Sequence[Any]) -> KeyRecord:
+    (key_id, name, prefix, role, created, used, revoked, metered, balance, reserved, rpm, tpm) = row
+    return KeyRecord(
+        id=key_id,
+        name=name,
+        prefix=prefix,
+        role=role,
+        created_at=created,
+        last_used_at=used,
+        revoked_at=revoked,
+        metered=bool(metered),
+        balance_micro_usd=balance,
+        reserved_micro_usd=reserved,
+        rpm_limit=rpm,
+        tpm_limit=tpm,
+    )

@@ -22,11 +22,36 @@ def chat_body(model: str, *, stream: bool, **extra: object) -> dict[str, object]
     }
 
 
+def without_usage_only_events(data: bytes) -> bytes:
+    """The recording minus its `choices: []` usage chunks, split the plain way (no
+    recording with such a chunk uses CRLF)."""
+    kept = []
+    for event in data.split(b"\n\n"):
+        payload = event.removeprefix(b"data: ")
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and obj.get("choices") == [] and obj.get("usage"):
+            continue
+        kept.append(event)
+    return b"\n\n".join(kept)
+
+
+@pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
 @pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
 async def test_recorded_stream_arrives_byte_identical(
-    testdata: object, gateway: Gateway, upstream: FakeUpstream, relative: str
+    testdata: object,
+    gateway: Gateway,
+    upstream: FakeUpstream,
+    relative: str,
+    include_usage: bool,
 ) -> None:
-    expected = stream_bytes(relative)
+    """With `include_usage` the client gets the recording exactly; without, exactly the
+    recording minus the usage-only chunk (the gateway asked for it to bill)."""
+    recorded = stream_bytes(relative)
+    expected = recorded if include_usage else without_usage_only_events(recorded)
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
     seed = sum(relative.encode()) % 1000  # each recording cut differently, reproducibly
     headers = {"Authorization": f"Bearer {gateway.admin_key}"}
     async with (
@@ -35,7 +60,7 @@ async def test_recorded_stream_arrives_byte_identical(
             "POST",
             "/v1/chat/completions",
             headers=headers,
-            json=chat_body(f"fake/replay:{relative}@{seed}", stream=True),
+            json=chat_body(f"fake/replay:{relative}@{seed}", stream=True, **extra),
         ) as response,
     ):
         assert response.status_code == 200
@@ -47,6 +72,7 @@ async def test_recorded_stream_arrives_byte_identical(
     sent = upstream.requests[-1]
     assert sent["body"]["model"] == f"replay:{relative}@{seed}"
     assert sent["headers"]["Authorization"] == "Bearer sk-upstream-secret-1234"
+    assert sent["body"]["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("relative", nonstream_paths(), ids=ids(nonstream_paths()))

@@ -1,0 +1,165 @@
+"""One request's accounting: admission (rate limits + reservation), the record of each
+attempt, and settlement — durable before the response counts as complete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import attrs
+
+from ..accounting import (
+    Usage,
+    cost_micro_usd,
+    estimate_tokens,
+    reservation_micro_usd,
+    usd_text,
+)
+from ..catalog import Model, Price
+from ..errors import InsufficientQuota, RateLimited
+from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyRecord, Settlement, Store
+
+
+@attrs.define
+class RequestBooks:
+    store: Store | None  # None: accounting is off
+    key: KeyRecord
+    request_id: str
+    requested_model: str
+    model: Model
+    price: Price
+    streamed: bool
+    request_bytes: int
+    started: float  # perf_counter at the request's start
+    created_at: float = attrs.Factory(time.time)
+    reserved_micro_usd: int = 0
+    admission: Admission | None = None
+    settled: bool = False
+
+    @classmethod
+    async def admit(
+        cls,
+        store: Store | None,
+        *,
+        key: KeyRecord,
+        request_id: str,
+        requested_model: str,
+        model: Model,
+        body: bytes,
+        max_tokens: int | None,
+        streamed: bool,
+        started: float,
+    ) -> RequestBooks:
+        """Check the key's limits and reserve the worst case; raises 402 or 429."""
+        now = dt.datetime.now(dt.UTC)
+        books = cls(
+            store=store,
+            key=key,
+            request_id=request_id,
+            requested_model=requested_model,
+            model=model,
+            price=model.pricing.price_at(now),
+            streamed=streamed,
+            request_bytes=len(body),
+            started=started,
+        )
+        if store is None:
+            return books
+        admission = await store.admit(
+            AdmissionRequest(
+                key_id=key.id,
+                request_id=request_id,
+                reserve_micro_usd=reservation_micro_usd(model, body, max_tokens, now),
+                now=now.timestamp(),
+                requested_model=requested_model,
+                streamed=streamed,
+            )
+        )
+        books.admission = admission
+        if admission.admitted:
+            books.reserved_micro_usd = admission.reserved_micro_usd
+            return books
+        if admission.refusal == "insufficient_quota":
+            raise InsufficientQuota(
+                "This key's credits do not cover this request's worst case "
+                f"(balance {usd_text(admission.balance_micro_usd)} USD). Top up, or lower "
+                "max_tokens.",
+                headers=books.rate_headers(),
+            )
+        limit = "requests" if admission.refusal == "requests_per_minute" else "tokens"
+        raise RateLimited(
+            f"Rate limit reached: this key's {limit} per minute are used up. "
+            f"Try again in {admission.retry_after_s} s.",
+            headers={**books.rate_headers(), "Retry-After": str(admission.retry_after_s)},
+        )
+
+    def rate_headers(self) -> dict[str, str]:
+        a = self.admission
+        if a is None or a.rate_limit is None:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(a.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, a.rate_remaining or 0)),
+            "X-RateLimit-Reset": f"{a.rate_reset_s:.0f}",
+        }
+
+    async def settle(
+        self,
+        *,
+        status: int,
+        outcome: str,
+        usage: Usage | None = None,
+        estimated_text_bytes: int = 0,
+        ttfb_s: float | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Release, charge and record the attempt, once. Without usage but with text
+        relayed (a cut stream), bill an estimate and mark it so."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.store is None:
+            return
+        estimated = False
+        if usage is None and estimated_text_bytes:
+            usage = Usage(
+                prompt_tokens=estimate_tokens(self.request_bytes),
+                output_tokens=estimate_tokens(estimated_text_bytes),
+            )
+            estimated = True
+        usage = usage or Usage()
+        cost = cost_micro_usd(usage, self.price)
+        now = time.time()
+        entry = ActivityEntry(
+            request_id=self.request_id,
+            attempt=1,
+            created_at=self.created_at,
+            key_id=self.key.id,
+            requested_model=self.requested_model,
+            served_model=self.model.id,
+            provider=self.model.provider,
+            original_model=self.requested_model,
+            status=status,
+            outcome=outcome,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            ttfb_ms=round((ttfb_s - self.started) * 1000, 3) if ttfb_s is not None else None,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_micro_usd=cost,
+            streamed=self.streamed,
+            estimated=estimated,
+            error_type=error_type,
+        )
+        await self.store.settle(
+            Settlement(
+                key_id=self.key.id,
+                request_id=self.request_id,
+                reserved_micro_usd=self.reserved_micro_usd,
+                cost_micro_usd=cost,
+                tokens=usage.total_tokens,
+                attempts=(entry,),
+                now=now,
+            )
+        )

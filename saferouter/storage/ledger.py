@@ -1,0 +1,290 @@
+"""The SQL of the books: admission, settlement, top-ups, recovery, and the reads over
+the ledger and the activity log. Every function takes a connection inside a write
+transaction (or a read connection) and does no I/O of its own beyond it.
+
+Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
+at admission; ``release`` +the same at settlement; ``charge`` −actual cost. A key's
+``balance_micro_usd`` is the running sum of its entries, kept in the same transaction
+as each entry, so ``balance = Σ ledger`` always (:func:`unbalanced_keys` checks it),
+and the conditional reservation makes overspending impossible under any concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    Admission,
+    AdmissionRequest,
+    Books,
+    ModelUsage,
+    Settlement,
+)
+
+WINDOW_S = 60
+_ACTIVITY_COLUMNS = (
+    "request_id, attempt, created_at, key_id, requested_model, served_model, provider, "
+    "original_model, status, outcome, latency_ms, ttfb_ms, prompt_tokens, "
+    "completion_tokens, cached_tokens, reasoning_tokens, cost_micro_usd, streamed, "
+    "estimated, error_type"
+)
+_REFUSAL_STATUS = {
+    "insufficient_quota": 402,
+    "requests_per_minute": 429,
+    "tokens_per_minute": 429,
+    "revoked": 401,
+}
+
+
+def _entry(
+    db: sqlite3.Connection, key_id: str, kind: str, amount: int, request_id: str, now: float
+) -> None:
+    db.execute(
+        "INSERT INTO ledger (key_id, kind, amount_micro_usd, request_id, created_at) "
+        "VALUES (?,?,?,?,?)",
+        (key_id, kind, amount, request_id, now),
+    )
+    reserved_change = -amount if kind in ("reserve", "release") else 0
+    db.execute(
+        "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
+        "reserved_micro_usd = reserved_micro_usd + ? WHERE id = ?",
+        (amount, reserved_change, key_id),
+    )
+
+
+def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
+    _entry(db, key_id, "topup", amount, "topup_" + secrets.token_hex(12), now)
+
+
+def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
+    row = db.execute(
+        "SELECT metered, balance_micro_usd, rpm_limit, tpm_limit, revoked_at FROM keys "
+        "WHERE id = ?",
+        (request.key_id,),
+    ).fetchone()
+    if row is None or row[4] is not None:
+        return Admission(admitted=False, refusal="revoked")
+    metered, balance, rpm, tpm, _ = row
+    window = int(request.now // WINDOW_S) * WINDOW_S
+    reset_s = window + WINDOW_S - request.now
+    used = db.execute(
+        "SELECT requests, tokens FROM rate_windows WHERE key_id = ? AND window_start = ?",
+        (request.key_id, window),
+    ).fetchone() or (0, 0)
+    refusal = None
+    if rpm is not None and used[0] >= rpm:
+        refusal = "requests_per_minute"
+    elif tpm is not None and used[1] >= tpm:
+        refusal = "tokens_per_minute"
+    elif metered and balance < request.reserve_micro_usd:
+        refusal = "insufficient_quota"
+    if refusal is not None:
+        _record(
+            db,
+            ActivityEntry(
+                request_id=request.request_id,
+                attempt=0,
+                created_at=request.now,
+                key_id=request.key_id,
+                requested_model=request.requested_model,
+                served_model=None,
+                provider=None,
+                original_model=None,
+                status=_REFUSAL_STATUS[refusal],
+                outcome="rejected",
+                streamed=request.streamed,
+                error_type=refusal,
+            ),
+        )
+        return Admission(
+            admitted=False,
+            refusal=refusal,
+            balance_micro_usd=balance,
+            rate_remaining=max(0, rpm - used[0]) if rpm is not None else None,
+            retry_after_s=math.ceil(reset_s) if refusal != "insufficient_quota" else 0,
+            rate_limit=rpm,
+            rate_reset_s=reset_s,
+        )
+    db.execute(
+        "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
+        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
+        (request.key_id, window),
+    )
+    reserved = request.reserve_micro_usd if metered else 0
+    if reserved:
+        _entry(db, request.key_id, "reserve", -reserved, request.request_id, request.now)
+    return Admission(
+        admitted=True,
+        reserved_micro_usd=reserved,
+        balance_micro_usd=balance - reserved,
+        rate_remaining=rpm - used[0] - 1 if rpm is not None else None,
+        rate_limit=rpm,
+        rate_reset_s=reset_s,
+    )
+
+
+def settle(db: sqlite3.Connection, s: Settlement) -> None:
+    already = db.execute(
+        "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge')",
+        (s.request_id,),
+    ).fetchone()
+    if already is not None:
+        return  # settled before: never charge twice
+    if s.reserved_micro_usd:
+        _entry(db, s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
+    metered, balance = db.execute(
+        "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
+    ).fetchone()
+    # A metered key is never taken below zero; the reservation bounds the cost, so this
+    # only bites if a provider reports more output than the request allowed.
+    charge = min(s.cost_micro_usd, max(balance, 0)) if metered else s.cost_micro_usd
+    if charge > 0:
+        _entry(db, s.key_id, "charge", -charge, s.request_id, s.now)
+    uncollected = s.cost_micro_usd - charge
+    for attempt in s.attempts:
+        if uncollected and attempt.cost_micro_usd:
+            taken = min(uncollected, attempt.cost_micro_usd)
+            attempt = attrs.evolve(attempt, cost_micro_usd=attempt.cost_micro_usd - taken)
+            uncollected -= taken
+        _record(db, attempt)
+    if s.tokens:
+        window = int(s.now // WINDOW_S) * WINDOW_S
+        db.execute(
+            "INSERT INTO rate_windows (key_id, window_start, tokens) VALUES (?, ?, ?) "
+            "ON CONFLICT (key_id, window_start) DO UPDATE SET tokens = tokens + ?",
+            (s.key_id, window, s.tokens, s.tokens),
+        )
+
+
+def release_abandoned(db: sqlite3.Connection, now: float) -> int:
+    rows = db.execute(
+        "SELECT key_id, request_id, -amount_micro_usd FROM ledger r WHERE kind = 'reserve' "
+        "AND NOT EXISTS (SELECT 1 FROM ledger x WHERE x.request_id = r.request_id "
+        "AND x.kind = 'release')"
+    ).fetchall()
+    for key_id, request_id, amount in rows:
+        _entry(db, key_id, "release", amount, request_id, now)
+    return len(rows)
+
+
+def prune(db: sqlite3.Connection, now: float, retention_s: float) -> None:
+    db.execute("DELETE FROM activity WHERE created_at < ?", (now - retention_s,))
+    db.execute("DELETE FROM rate_windows WHERE window_start < ?", (now - 2 * WINDOW_S,))
+
+
+def books(db: sqlite3.Connection, key_id: str) -> Books:
+    row = db.execute(
+        "SELECT metered, balance_micro_usd, reserved_micro_usd FROM keys WHERE id = ?", (key_id,)
+    ).fetchone()
+    sums = dict(
+        db.execute(
+            "SELECT kind, SUM(amount_micro_usd) FROM ledger WHERE key_id = ? GROUP BY kind",
+            (key_id,),
+        ).fetchall()
+    )
+    return Books(
+        metered=bool(row[0]),
+        balance_micro_usd=row[1],
+        reserved_micro_usd=row[2],
+        spent_micro_usd=-(sums.get("charge") or 0),
+        topped_up_micro_usd=sums.get("topup") or 0,
+    )
+
+
+def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
+    rows = db.execute(
+        "SELECT k.id FROM keys k LEFT JOIN ("
+        "  SELECT key_id, SUM(amount_micro_usd) AS total, "
+        "  -SUM(CASE WHEN kind IN ('reserve', 'release') THEN amount_micro_usd ELSE 0 END)"
+        "  AS open FROM ledger GROUP BY key_id) l ON l.key_id = k.id "
+        "WHERE k.balance_micro_usd != COALESCE(l.total, 0) "
+        "OR k.reserved_micro_usd != COALESCE(l.open, 0) "
+        "OR (k.metered AND k.balance_micro_usd < 0)"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _record(db: sqlite3.Connection, e: ActivityEntry) -> None:
+    db.execute(
+        f"INSERT OR IGNORE INTO activity ({_ACTIVITY_COLUMNS}) "  # noqa: S608 (constant)
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            e.request_id,
+            e.attempt,
+            e.created_at,
+            e.key_id,
+            e.requested_model,
+            e.served_model,
+            e.provider,
+            e.original_model,
+            e.status,
+            e.outcome,
+            e.latency_ms,
+            e.ttfb_ms,
+            e.prompt_tokens,
+            e.completion_tokens,
+            e.cached_tokens,
+            e.reasoning_tokens,
+            e.cost_micro_usd,
+            e.streamed,
+            e.estimated,
+            e.error_type,
+        ),
+    )
+
+
+def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
+    where, args = ["1 = 1"], []
+    conditions: list[tuple[str, Any]] = [
+        ("key_id = ?", q.key_id),
+        ("coalesce(served_model, requested_model) = ?", q.model),
+        ("provider = ?", q.provider),
+        ("created_at >= ?", q.since),
+        ("created_at < ?", q.until),
+        ("id < ?", q.before_id),
+    ]
+    for clause, value in conditions:
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    if q.status is not None:
+        if q.status == "error":
+            where.append("outcome != 'ok'")
+        elif q.status.isdigit():
+            where.append("status = ?")
+            args.append(int(q.status))
+        else:
+            where.append("outcome = ?")
+            args.append(q.status)
+    rows = db.execute(
+        f"SELECT {_ACTIVITY_COLUMNS}, id FROM activity WHERE {' AND '.join(where)} "  # noqa: S608
+        "ORDER BY id DESC LIMIT ?",
+        (*args, q.limit),
+    ).fetchall()
+    return [_activity_entry(row) for row in rows]
+
+
+def usage_by_model(db: sqlite3.Connection, key_id: str) -> list[ModelUsage]:
+    rows = db.execute(
+        "SELECT coalesce(served_model, requested_model), count(*), sum(prompt_tokens), "
+        "sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens), "
+        "sum(cost_micro_usd) FROM activity WHERE key_id = ? AND attempt >= 1 "
+        "GROUP BY 1 ORDER BY 7 DESC, 1",
+        (key_id,),
+    ).fetchall()
+    return [ModelUsage(*row) for row in rows]
+
+
+def _activity_entry(row: Sequence[Any]) -> ActivityEntry:
+    values = list(row)
+    values[17] = bool(values[17])
+    values[18] = bool(values[18])
+    return ActivityEntry(*values)
