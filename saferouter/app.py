@@ -22,7 +22,7 @@ from .errors import (
     SafeRouterError,
 )
 from .gateway.upstream import Upstreams
-from .routes import chat, health, models
+from .routes import activity, chat, credits, health, keys, models
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.sqlite import SQLiteStore
@@ -104,6 +104,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(models.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(keys.blueprint)
+    app.register_blueprint(credits.blueprint)
+    app.register_blueprint(activity.blueprint)
     return app
 
 
