@@ -13,6 +13,8 @@ as ``<name>``):
 * ``echo`` — a JSON body describing the request received (body, headers);
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
+* ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
+  usage chunk) using ``USAGE``;
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
 * any other name — a small chat completion naming that model.
 """
@@ -35,6 +37,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from saferouter.app import create_app
+from saferouter.catalog import Price
 from saferouter.config import Settings, Timeouts, load_settings
 from saferouter.keys import generate_key
 from saferouter.storage.sqlite import SQLiteStore
@@ -92,6 +95,13 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
         if mode == "slow":
             count, _, interval = arg.partition(":")
             return _slow(state, int(count), int(interval) / 1000)
+        if mode == "delay":
+            await trio.sleep(int(arg) / 1000)
+            if body.get("stream"):
+                return _slow(state, 3, 0.0, usage=True)
+            return Response(
+                json.dumps(_completion(str(body["model"]))), content_type="application/json"
+            )
         if mode == "hang":
             await trio.sleep_forever()
         if mode == "stall":
@@ -101,6 +111,9 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
         )
 
     return app
+
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
 def _completion(model: str) -> dict[str, Any]:
@@ -154,7 +167,12 @@ def _status(arg: str) -> Response:
 
 
 def _slow(
-    state: FakeUpstream, count: int, interval_s: float, *, then_stall: bool = False
+    state: FakeUpstream,
+    count: int,
+    interval_s: float,
+    *,
+    then_stall: bool = False,
+    usage: bool = False,
 ) -> Response:
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -164,6 +182,8 @@ def _slow(
                 await trio.sleep(interval_s)
             if then_stall:
                 await trio.sleep_forever()
+            if usage:
+                yield b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
         except trio.Cancelled:
             state.events.append("cancelled")
@@ -194,10 +214,13 @@ def write_catalog(path: Path, upstream_url: str, *, demo_delay_ms: int = 0) -> P
 name = "Fake upstream"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
-default_price = {{ input = "1", output = "2" }}
+default_price = {{ input = "1.25", cached_input = "0.125", output = "10" }}
 """
     path.write_text(text)
     return path
+
+
+FAKE_PRICE = Price(input=1_250_000, cached_input=125_000, output=10_000_000)
 
 
 @attrs.define
@@ -207,10 +230,10 @@ class Gateway:
     store: SQLiteStore
     admin_key: str
 
-    async def create_key(self, name: str = "user", role: str = "user") -> str:
+    async def create_key(self, name: str = "user", role: str = "user", **options: Any) -> str:
         new = generate_key()
         await self.store.create_key(
-            name=name, role=role, key_hash=new.hash, prefix=new.display_prefix
+            name=name, role=role, key_hash=new.hash, prefix=new.display_prefix, **options
         )
         return new.secret
 
