@@ -117,10 +117,23 @@ async def _serve_until_signalled(
 
 
 def _worker_main(settings: Settings, config: Config, sockets: Sockets, stop: EventType) -> None:
+    _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for sock in sockets.insecure_sockets:
         sock.listen(config.backlog)
     trio.run(_serve_until_signalled, settings, config, sockets, stop)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM this worker if the parent dies (even by SIGKILL),
+    so no orphaned worker keeps serving on the shared socket."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _run_workers(settings: Settings, config: Config) -> int:

@@ -36,6 +36,13 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def new_key(data_dir: Path, *args: str) -> str:
+    """`keys create` with these arguments; returns the secret."""
+    result = cli(data_dir, "keys", "create", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def clean_env() -> dict[str, str]:
     return {
         k: v
@@ -52,14 +59,15 @@ class Served:
 
 
 @contextmanager
-def serving(data_dir: Path, *extra: str) -> Iterator[Served]:
+def serving(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`saferouter serve` in a child process until the block ends (then SIGTERM)."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=clean_env(),
+        env={**clean_env(), **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -14,7 +14,7 @@ as ``<name>``):
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
-  usage chunk) using ``USAGE``;
+  usage chunk) whose usage spends the request's whole ``max_tokens``;
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
 * any other name — a small chat completion naming that model.
 """
@@ -53,6 +53,7 @@ async def running_server(app: Any) -> AsyncIterator[str]:
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
     config.graceful_timeout = 1.0
+    config.backlog = 1024
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
@@ -172,7 +173,7 @@ def _slow(
     interval_s: float,
     *,
     then_stall: bool = False,
-    usage: bool = False,
+    usage: dict[str, int] | None = None,
 ) -> Response:
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -183,7 +184,7 @@ def _slow(
             if then_stall:
                 await trio.sleep_forever()
             if usage:
-                yield b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n"
+                yield b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
         except trio.Cancelled:
             state.events.append("cancelled")
