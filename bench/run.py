@@ -1,7 +1,9 @@
 """SafeRouter benchmark: the same node mock upstream called directly and through the
 gateway, in one run.
 
-Measures (gateway pinned to CPU 0; mock, load generator and this script on CPU 1):
+Measures (gateway pinned to CPU 0; mock, load generator and this script on CPU 1), with
+the gateway's billing and activity on (a metered key: reserve, settle, record) and off
+(SAFEROUTER_ACCOUNTING=off), two gateways started side by side, measured one at a time:
   1. sequential non-stream latency p50/p99, direct vs gateway, and the difference;
   2. requests/s at 50 connections (wrk), direct vs gateway;
   3. time to first byte of streams, direct vs gateway;
@@ -34,7 +36,7 @@ import trio
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MOCK_PORT, GATEWAY_PORT = 9100, 9200
+MOCK_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9100, 9200, 9201
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]})
 
 
@@ -243,56 +245,76 @@ price = {{ input = "1", output = "2" }}
 """)
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "upstream-secret"}
         saferouter = [sys.executable, "-m", "saferouter.cli"]
-        created = subprocess.run(
-            [*saferouter, "keys", "create", "--name", "bench", "--data-dir", str(work)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        key = created.stdout.strip().splitlines()[-1]
-        auth = {"Authorization": f"Bearer {key}"}
-        with (
-            process(["node", str(HERE / "mock_upstream.mjs"), str(MOCK_PORT)], 1),
-            process(
+
+        def gateway(port: int, data: Path) -> tuple[list[str], str]:
+            created = subprocess.run(
                 [
                     *saferouter,
-                    "serve",
-                    "--config",
-                    str(catalog),
+                    "keys",
+                    "create",
+                    "--name",
+                    "bench",
+                    "--credits",
+                    "1000000",
                     "--data-dir",
-                    str(work),
-                    "--port",
-                    str(GATEWAY_PORT),
+                    str(data),
                 ],
-                0,
-                env,
-            ) as gateway,
-        ):
-            wait_for_port(MOCK_PORT)
-            wait_for_port(GATEWAY_PORT)
-            direct_path, gw_path = "/v1/chat/completions", "/v1/chat/completions"
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            command = [
+                *saferouter,
+                "serve",
+                "--config",
+                str(catalog),
+                "--data-dir",
+                str(data),
+                "--port",
+                str(port),
+            ]
+            return command, created.stdout.strip().splitlines()[-1]
 
-            direct = sequential_latency(MOCK_PORT, direct_path, {}, args.requests)
-            through = sequential_latency(GATEWAY_PORT, gw_path, auth, args.requests)
+        on_cmd, key = gateway(GATEWAY_PORT, work / "on")
+        off_cmd, off_key = gateway(GATEWAY_OFF_PORT, work / "off")
+        auth = {"Authorization": f"Bearer {key}"}
+        off_auth = {"Authorization": f"Bearer {off_key}"}
+        path = "/v1/chat/completions"
+        with (
+            process(["node", str(HERE / "mock_upstream.mjs"), str(MOCK_PORT)], 1),
+            process(on_cmd, 0, env) as gateway_on,
+            process(off_cmd, 0, {**env, "SAFEROUTER_ACCOUNTING": "off"}),
+        ):
+            for port in (MOCK_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT):
+                wait_for_port(port)
+
+            direct = sequential_latency(MOCK_PORT, path, {}, args.requests)
+            through = sequential_latency(GATEWAY_PORT, path, auth, args.requests)
+            through_off = sequential_latency(GATEWAY_OFF_PORT, path, off_auth, args.requests)
+            median = statistics.median
             results["sequential"] = {
                 "direct": summary(direct),
                 "gateway": summary(through),
-                "added_p50_ms": round(statistics.median(through) - statistics.median(direct), 3),
+                "gateway_accounting_off": summary(through_off),
+                "added_p50_ms": round(median(through) - median(direct), 3),
                 "added_p99_ms": round(percentile(through, 99) - percentile(direct, 99), 3),
+                "added_p50_ms_accounting_off": round(median(through_off) - median(direct), 3),
+                "accounting_cost_p50_ms": round(median(through) - median(through_off), 3),
             }
             results["throughput_c50_rps"] = {
-                "direct": wrk(MOCK_PORT, direct_path, {}, args.seconds, work),
-                "gateway": wrk(GATEWAY_PORT, gw_path, auth, args.seconds, work),
+                "direct": wrk(MOCK_PORT, path, {}, args.seconds, work),
+                "gateway": wrk(GATEWAY_PORT, path, auth, args.seconds, work),
+                "gateway_accounting_off": wrk(GATEWAY_OFF_PORT, path, off_auth, args.seconds, work),
             }
-            d_ttfb = ttfb(MOCK_PORT, direct_path, {}, 500)
-            g_ttfb = ttfb(GATEWAY_PORT, gw_path, auth, 500)
+            d_ttfb = ttfb(MOCK_PORT, path, {}, 500)
+            g_ttfb = ttfb(GATEWAY_PORT, path, auth, 500)
             results["stream_ttfb"] = {
                 "direct": summary(d_ttfb),
                 "gateway": summary(g_ttfb),
-                "added_p50_ms": round(statistics.median(g_ttfb) - statistics.median(d_ttfb), 3),
+                "added_p50_ms": round(median(g_ttfb) - median(d_ttfb), 3),
             }
-            before, during = trio.run(hold_streams, GATEWAY_PORT, key, args.streams, gateway.pid)
+            before, during = trio.run(hold_streams, GATEWAY_PORT, key, args.streams, gateway_on.pid)
             results["memory"] = {
                 "streams": args.streams,
                 "rss_before_kib": before,
