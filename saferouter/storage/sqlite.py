@@ -16,6 +16,7 @@ cut, which would need ``FULL``). Schema changes are numbered migrations in
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import time
@@ -162,10 +163,9 @@ class _GroupCommit:
         return op.result()
 
     def _checkpoint(self) -> None:
-        try:
+        # housekeeping: if it fails, the next one tries again
+        with contextlib.suppress(sqlite3.Error):
             self._waiting.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass  # a checkpoint is housekeeping; the next one will try again
 
     def close(self) -> None:
         self._fast.close()

@@ -100,8 +100,11 @@ async def test_sdk_never_sees_the_usage_chunk_unless_it_asks(
                 seen.append(chunk.usage)
         return seen
 
-    plain = await trio.to_thread.run_sync(iterate)
-    asked = await trio.to_thread.run_sync(lambda: iterate(stream_options={"include_usage": True}))
+    with sdk:
+        plain = await trio.to_thread.run_sync(iterate)
+        asked = await trio.to_thread.run_sync(
+            lambda: iterate(stream_options={"include_usage": True})
+        )
     assert all(isinstance(item, str | None) for item in plain)  # choices[0] always there
     assert asked[:-1] == plain
     assert asked[-1].total_tokens == 44  # type: ignore[attr-defined]

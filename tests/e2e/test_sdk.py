@@ -3,6 +3,7 @@ blocks, and the servers share this trio loop)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -13,11 +14,23 @@ from saferouter.config import load_settings
 
 from ..servers import FakeUpstream, Gateway, fake_upstream, running_gateway
 
+_made: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Each SDK client owns a connection pool: close them all after each test."""
+    yield
+    while _made:
+        _made.pop().close()
+
 
 def client(gateway: Gateway, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(
+    made = openai.OpenAI(
         base_url=gateway.url + "/v1", api_key=key or gateway.admin_key, max_retries=0, timeout=30
     )
+    _made.append(made)
+    return made
 
 
 async def test_sdk_non_stream_with_demo(gateway: Gateway) -> None:
