@@ -1,0 +1,193 @@
+"""The SQLite store on real files: migrations, admission, settlement, recovery, retention."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from saferouter.errors import StorageError
+from saferouter.storage import ActivityEntry, ActivityFilter, AdmissionRequest, Settlement
+from saferouter.storage.sqlite import MIGRATIONS, SQLiteStore
+
+
+def entry(request_id: str, key_id: str, created_at: float, cost: int = 0) -> ActivityEntry:
+    return ActivityEntry(
+        request_id=request_id,
+        attempt=1,
+        created_at=created_at,
+        key_id=key_id,
+        requested_model="m",
+        served_model="m",
+        provider="p",
+        original_model="m",
+        status=200,
+        outcome="ok",
+        cost_micro_usd=cost,
+    )
+
+
+async def new_store(tmp_path: Path, **options: float) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "s.db", **options)
+
+
+async def make_key(store: SQLiteStore, credits: int | None = 1000) -> str:
+    record = await store.create_key(
+        name="k",
+        role="user",
+        key_hash=f"h{time.time_ns()}",
+        prefix="sk-sr-test",
+        credits_micro_usd=credits,
+    )
+    return record.id
+
+
+async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    assert store.schema_version() == len(MIGRATIONS)
+    await store.close()
+    again = await new_store(tmp_path)  # reopening runs nothing twice
+    assert again.schema_version() == len(MIGRATIONS)
+    await again.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(StorageError, match="newer"):
+        await new_store(tmp_path)
+
+
+async def test_reserve_settle_and_books(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    key = await make_key(store, credits=1000)
+    now = time.time()
+    admitted = await store.admit(
+        AdmissionRequest(key_id=key, request_id="r1", reserve_micro_usd=600, now=now)
+    )
+    assert admitted.admitted and admitted.reserved_micro_usd == 600
+    refused = await store.admit(
+        AdmissionRequest(key_id=key, request_id="r2", reserve_micro_usd=600, now=now)
+    )
+    assert not refused.admitted and refused.refusal == "insufficient_quota"
+    settlement = Settlement(
+        key_id=key,
+        request_id="r1",
+        reserved_micro_usd=600,
+        cost_micro_usd=250,
+        tokens=10,
+        attempts=(entry("r1", key, now, 250),),
+        now=now,
+    )
+    await store.settle(settlement)
+    await store.settle(settlement)  # a repeat changes nothing
+    books = await store.books(key)
+    assert (books.balance_micro_usd, books.reserved_micro_usd, books.spent_micro_usd) == (
+        750,
+        0,
+        250,
+    )
+    assert await store.check_books() == []
+    rows = await store.activity(ActivityFilter(key_id=key))
+    assert [(r.request_id, r.attempt, r.outcome) for r in rows] == [
+        ("r1", 1, "ok"),
+        ("r2", 0, "rejected"),
+    ]
+    await store.close()
+
+
+async def test_cost_above_the_balance_never_goes_negative(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    key = await make_key(store, credits=100)
+    now = time.time()
+    await store.admit(AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=80, now=now))
+    await store.settle(
+        Settlement(
+            key_id=key,
+            request_id="r",
+            reserved_micro_usd=80,
+            cost_micro_usd=500,
+            tokens=1,
+            attempts=(entry("r", key, now, 500),),
+            now=now,
+        )
+    )
+    books = await store.books(key)
+    assert books.balance_micro_usd == 0 and books.spent_micro_usd == 100
+    (row,) = await store.activity(ActivityFilter(key_id=key))
+    assert row.cost_micro_usd == 100  # what was collected
+    assert await store.check_books() == []
+    await store.close()
+
+
+async def test_recover_releases_open_reservations(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    key = await make_key(store, credits=1000)
+    for i in range(3):
+        await store.admit(
+            AdmissionRequest(key_id=key, request_id=f"r{i}", reserve_micro_usd=100, now=time.time())
+        )
+    assert (await store.books(key)).reserved_micro_usd == 300
+    assert await store.recover() == 3
+    assert await store.recover() == 0
+    books = await store.books(key)
+    assert books.balance_micro_usd == 1000 and books.reserved_micro_usd == 0
+    assert await store.check_books() == []
+    await store.close()
+
+
+async def test_old_activity_is_pruned(tmp_path: Path) -> None:
+    store = await new_store(tmp_path, activity_retention_days=1)
+    key = await make_key(store, credits=None)
+    now = time.time()
+    await store.settle(
+        Settlement(
+            key_id=key,
+            request_id="old",
+            reserved_micro_usd=0,
+            cost_micro_usd=0,
+            tokens=0,
+            attempts=(entry("old", key, now - 2 * 86400),),
+            now=now,
+        )
+    )
+    await store.settle(
+        Settlement(
+            key_id=key,
+            request_id="new",
+            reserved_micro_usd=0,
+            cost_micro_usd=0,
+            tokens=0,
+            attempts=(entry("new", key, now),),
+            now=now + 601,
+        )
+    )
+    rows = await store.activity(ActivityFilter(key_id=key))
+    assert [r.request_id for r in rows] == ["new"]
+    await store.close()
+
+
+async def test_unmetered_keys_record_spend_without_limits(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    key = await make_key(store, credits=None)
+    now = time.time()
+    admitted = await store.admit(
+        AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=10**9, now=now)
+    )
+    assert admitted.admitted and admitted.reserved_micro_usd == 0
+    await store.settle(
+        Settlement(
+            key_id=key,
+            request_id="r",
+            reserved_micro_usd=0,
+            cost_micro_usd=42,
+            tokens=1,
+            attempts=(entry("r", key, now, 42),),
+            now=now,
+        )
+    )
+    books = await store.books(key)
+    assert not books.metered and books.spent_micro_usd == 42
+    assert books.balance_micro_usd == -42
+    assert await store.check_books() == []
+    await store.close()
