@@ -7,13 +7,16 @@ environment to :func:`load_settings`, and the frozen :class:`Settings` is handed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 
 from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
 from .errors import ConfigError
+
+N = TypeVar("N", int, float)
 
 
 @attrs.frozen
@@ -105,20 +108,20 @@ def endpoints_from_env(catalog: Catalog, environ: Mapping[str, str]) -> dict[str
 
 
 def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer") from exc
+    return _number_env(environ, name, default, int, "an integer")
 
 
 def _float_env(environ: Mapping[str, str], name: str, default: float) -> float:
+    return _number_env(environ, name, default, float, "a number")
+
+
+def _number_env(
+    environ: Mapping[str, str], name: str, default: N, kind: Callable[[str], N], what: str
+) -> N:
     value = environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        return kind(value)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number") from exc
+        raise ConfigError(f"{name} must be {what}") from exc

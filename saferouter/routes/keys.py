@@ -56,9 +56,7 @@ async def list_keys() -> Response:
 async def update_key(key_id: str) -> Response:
     state = app_state()
     await require_admin(state)
-    current = await state.store.key_by_id(key_id)
-    if current is None:
-        raise NotFound(f"No key with id {key_id}.", code="key_not_found")
+    current = _found(await state.store.key_by_id(key_id), key_id)
     data = await json_object()
     unknown = set(data) - {"name", "rpm_limit", "tpm_limit"}
     if unknown:
@@ -84,10 +82,14 @@ async def update_key(key_id: str) -> Response:
 async def revoke_key(key_id: str) -> Response:
     state = app_state()
     await require_admin(state)
-    record = await state.store.revoke_key(key_id)
+    record = _found(await state.store.revoke_key(key_id), key_id)
+    return json_response(describe_key(record, []))
+
+
+def _found(record: KeyRecord | None, key_id: str) -> KeyRecord:
     if record is None:
         raise NotFound(f"No key with id {key_id}.", code="key_not_found")
-    return json_response(describe_key(record, []))
+    return record
 
 
 def describe_key(key: KeyRecord, usage: list[ModelUsage]) -> dict[str, Any]:

@@ -29,6 +29,26 @@ def entry(request_id: str, key_id: str, created_at: float, cost: int = 0) -> Act
     )
 
 
+def settlement(
+    key: str,
+    request_id: str,
+    now: float,
+    *,
+    reserved: int = 0,
+    cost: int = 0,
+    created_at: float | None = None,
+) -> Settlement:
+    return Settlement(
+        key_id=key,
+        request_id=request_id,
+        reserved_micro_usd=reserved,
+        cost_micro_usd=cost,
+        tokens=1,
+        attempts=(entry(request_id, key, created_at or now, cost),),
+        now=now,
+    )
+
+
 async def new_store(tmp_path: Path, **options: float) -> SQLiteStore:
     return SQLiteStore(tmp_path / "s.db", **options)
 
@@ -70,17 +90,9 @@ async def test_reserve_settle_and_books(tmp_path: Path) -> None:
         AdmissionRequest(key_id=key, request_id="r2", reserve_micro_usd=600, now=now)
     )
     assert not refused.admitted and refused.refusal == "insufficient_quota"
-    settlement = Settlement(
-        key_id=key,
-        request_id="r1",
-        reserved_micro_usd=600,
-        cost_micro_usd=250,
-        tokens=10,
-        attempts=(entry("r1", key, now, 250),),
-        now=now,
-    )
-    await store.settle(settlement)
-    await store.settle(settlement)  # a repeat changes nothing
+    settled = settlement(key, "r1", now, reserved=600, cost=250)
+    await store.settle(settled)
+    await store.settle(settled)  # a repeat changes nothing
     books = await store.books(key)
     assert (books.balance_micro_usd, books.reserved_micro_usd, books.spent_micro_usd) == (
         750,
@@ -101,17 +113,7 @@ async def test_cost_above_the_balance_never_goes_negative(tmp_path: Path) -> Non
     key = await make_key(store, credits=100)
     now = time.time()
     await store.admit(AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=80, now=now))
-    await store.settle(
-        Settlement(
-            key_id=key,
-            request_id="r",
-            reserved_micro_usd=80,
-            cost_micro_usd=500,
-            tokens=1,
-            attempts=(entry("r", key, now, 500),),
-            now=now,
-        )
-    )
+    await store.settle(settlement(key, "r", now, reserved=80, cost=500))
     books = await store.books(key)
     assert books.balance_micro_usd == 0 and books.spent_micro_usd == 100
     (row,) = await store.activity(ActivityFilter(key_id=key))
@@ -140,28 +142,8 @@ async def test_old_activity_is_pruned(tmp_path: Path) -> None:
     store = await new_store(tmp_path, activity_retention_days=1)
     key = await make_key(store, credits=None)
     now = time.time()
-    await store.settle(
-        Settlement(
-            key_id=key,
-            request_id="old",
-            reserved_micro_usd=0,
-            cost_micro_usd=0,
-            tokens=0,
-            attempts=(entry("old", key, now - 2 * 86400),),
-            now=now,
-        )
-    )
-    await store.settle(
-        Settlement(
-            key_id=key,
-            request_id="new",
-            reserved_micro_usd=0,
-            cost_micro_usd=0,
-            tokens=0,
-            attempts=(entry("new", key, now),),
-            now=now + 601,
-        )
-    )
+    await store.settle(settlement(key, "old", now, created_at=now - 2 * 86400))
+    await store.settle(settlement(key, "new", now + 601, created_at=now))
     rows = await store.activity(ActivityFilter(key_id=key))
     assert [r.request_id for r in rows] == ["new"]
     await store.close()
@@ -175,17 +157,7 @@ async def test_unmetered_keys_record_spend_without_limits(tmp_path: Path) -> Non
         AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=10**9, now=now)
     )
     assert admitted.admitted and admitted.reserved_micro_usd == 0
-    await store.settle(
-        Settlement(
-            key_id=key,
-            request_id="r",
-            reserved_micro_usd=0,
-            cost_micro_usd=42,
-            tokens=1,
-            attempts=(entry("r", key, now, 42),),
-            now=now,
-        )
-    )
+    await store.settle(settlement(key, "r", now, cost=42))
     books = await store.books(key)
     assert not books.metered and books.spent_micro_usd == 42
     assert books.balance_micro_usd == -42
