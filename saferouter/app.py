@@ -21,6 +21,7 @@ from .errors import (
     PayloadTooLarge,
     SafeRouterError,
 )
+from .gateway.breaker import CircuitBreaker
 from .gateway.upstream import Upstreams
 from .routes import activity, chat, credits, health, keys, models
 from .state import EXTENSION, AppState, app_state, error_response
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60
     app_state = AppState(
+        breaker=CircuitBreaker(settings.breaker),
         settings=settings,
         store=store
         or SQLiteStore.in_data_dir(

@@ -94,6 +94,7 @@ class Model:
     body_defaults: Mapping[str, Any]
     description: str
     deprecated: str | None = None
+    hedge_after_ms: int | None = None  # start the next candidate after this long silent
     listed: bool = True  # False for ids resolved by prefix rather than listed
 
 
@@ -189,6 +190,7 @@ class _RawModel:
     body_defaults: dict[str, Any] = attrs.Factory(dict)
     description: str = ""
     deprecated: str | None = None
+    hedge_after_ms: int | None = None
 
 
 @attrs.define
@@ -277,6 +279,8 @@ def _model(rm: _RawModel, source: str) -> Model:
         raise ConfigError(f"{where}: unknown capabilities {sorted(unknown)}")
     if rm.context_length < 0 or rm.max_output < 0:
         raise ConfigError(f"{where}: context_length and max_output must be ≥ 0")
+    if rm.hedge_after_ms is not None and rm.hedge_after_ms < 1:
+        raise ConfigError(f"{where}: hedge_after_ms must be ≥ 1 (omit it to turn hedging off)")
     peak = None
     windows: tuple[PeakWindow, ...] = ()
     if rm.peak is not None:
@@ -295,6 +299,7 @@ def _model(rm: _RawModel, source: str) -> Model:
         body_defaults=dict(rm.body_defaults),
         description=rm.description,
         deprecated=rm.deprecated,
+        hedge_after_ms=rm.hedge_after_ms,
     )
 
 

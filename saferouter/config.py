@@ -15,6 +15,7 @@ import attrs
 
 from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
 from .errors import ConfigError
+from .gateway.breaker import BreakerPolicy
 
 N = TypeVar("N", int, float)
 
@@ -41,6 +42,7 @@ class Timeouts:
     first_byte_s: float = 120.0  # reasoning models can think for a while before a byte
     idle_s: float = 120.0  # between two stream chunks
     total_s: float = 900.0  # non-streaming request, whole
+    request_deadline_s: float = 300.0  # all attempts together, until a first byte
 
 
 @attrs.frozen
@@ -56,6 +58,8 @@ class Settings:
     timeouts: Timeouts = Timeouts()
     max_upstream_connections: int = 1000
     max_keepalive_connections: int = 200
+    max_attempts: int = 3  # attempts per request along the fallback chain (hedges count)
+    breaker: BreakerPolicy = BreakerPolicy()
     # Billing and activity (reserve, settle, record); off only to measure their cost.
     accounting: bool = True
     activity_retention_days: float = 30.0

@@ -11,6 +11,7 @@ from quart import Response, current_app
 
 from .config import Settings
 from .errors import ClientError
+from .gateway.breaker import CircuitBreaker
 from .gateway.upstream import Upstreams
 from .storage import Store
 
@@ -22,6 +23,7 @@ class AppState:
     settings: Settings
     store: Store
     upstreams: Upstreams | None = None
+    breaker: CircuitBreaker = attrs.Factory(CircuitBreaker)
     started_at: float = attrs.Factory(time.time)
     last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
 

@@ -15,7 +15,7 @@ from ..accounting import (
     reservation_micro_usd,
     usd_text,
 )
-from ..catalog import Model, Price
+from ..catalog import Model
 from ..errors import InsufficientQuota, RateLimited
 from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyRecord, Settlement, Store
 
@@ -26,14 +26,15 @@ class RequestBooks:
     key: KeyRecord
     request_id: str
     requested_model: str
-    model: Model
-    price: Price
     streamed: bool
     request_bytes: int
     started: float  # perf_counter at the request's start
+    priced_at: dt.datetime
     created_at: float = attrs.Factory(time.time)
     reserved_micro_usd: int = 0
     admission: Admission | None = None
+    attempts: list[ActivityEntry] = attrs.Factory(list)  # finished, not serving
+    serving: tuple[int, Model] | None = None  # the attempt number and model that serve
     settled: bool = False
 
     @classmethod
@@ -44,32 +45,36 @@ class RequestBooks:
         key: KeyRecord,
         request_id: str,
         requested_model: str,
-        model: Model,
+        candidates: list[Model],
         body: bytes,
         max_tokens: int | None,
+        max_attempts: int,
         streamed: bool,
         started: float,
     ) -> RequestBooks:
-        """Check the key's limits and reserve the worst case; raises 402 or 429."""
+        """Check the key's limits and reserve the worst case of any model the request
+        may end up on; raises 402 or 429."""
         now = dt.datetime.now(dt.UTC)
         books = cls(
             store=store,
             key=key,
             request_id=request_id,
             requested_model=requested_model,
-            model=model,
-            price=model.pricing.price_at(now),
             streamed=streamed,
             request_bytes=len(body),
             started=started,
+            priced_at=now,
         )
         if store is None:
             return books
+        worst = max(
+            reservation_micro_usd(m, body, max_tokens, now) for m in candidates[:max_attempts]
+        )
         admission = await store.admit(
             AdmissionRequest(
                 key_id=key.id,
                 request_id=request_id,
-                reserve_micro_usd=reservation_micro_usd(model, body, max_tokens, now),
+                reserve_micro_usd=worst,
                 now=now.timestamp(),
                 requested_model=requested_model,
                 streamed=streamed,
@@ -103,6 +108,40 @@ class RequestBooks:
             "X-RateLimit-Reset": f"{a.rate_reset_s:.0f}",
         }
 
+    def record_attempt(
+        self,
+        *,
+        number: int,
+        model: Model,
+        status: int,
+        outcome: str,
+        error_type: str | None,
+        started: float,
+        first_byte_at: float | None,
+        ended_at: float | None,
+    ) -> None:
+        """An attempt that will not serve the response (failed over, or lost a race)."""
+        self.attempts.append(
+            self._entry(
+                number=number,
+                model=model,
+                status=status,
+                outcome=outcome,
+                usage=Usage(),
+                cost=0,
+                estimated=False,
+                error_type=error_type,
+                started=started,
+                first_byte_at=first_byte_at,
+                ended_at=ended_at,
+            )
+        )
+
+    def serve(self, number: int, model: Model) -> None:
+        """The attempt whose response goes to the client (its latency and time to first
+        byte are the client's: from the request's start)."""
+        self.serving = (number, model)
+
     async def settle(
         self,
         *,
@@ -113,36 +152,104 @@ class RequestBooks:
         ttfb_s: float | None = None,
         error_type: str | None = None,
     ) -> None:
-        """Release, charge and record the attempt, once. Without usage but with text
-        relayed (a cut stream), bill an estimate and mark it so."""
+        """Release, charge and record every attempt, once. Without usage but with text
+        relayed (a cut stream), bill an estimate and mark it so. With no serving attempt
+        (every candidate failed), ``status``/``error_type`` describe the request and
+        nothing is charged."""
         if self.settled:
             return
         self.settled = True
         if self.store is None:
             return
-        estimated = False
-        if usage is None and estimated_text_bytes:
-            usage = Usage(
-                prompt_tokens=estimate_tokens(self.request_bytes),
-                output_tokens=estimate_tokens(estimated_text_bytes),
+        cost = 0
+        attempts = list(self.attempts)
+        if self.serving is not None:
+            number, model = self.serving
+            estimated = False
+            if usage is None and estimated_text_bytes:
+                usage = Usage(
+                    prompt_tokens=estimate_tokens(self.request_bytes),
+                    output_tokens=estimate_tokens(estimated_text_bytes),
+                )
+                estimated = True
+            usage = usage or Usage()
+            cost = cost_micro_usd(usage, model.pricing.price_at(self.priced_at))
+            attempts.append(
+                self._entry(
+                    number=number,
+                    model=model,
+                    status=status,
+                    outcome=outcome,
+                    usage=usage,
+                    cost=cost,
+                    estimated=estimated,
+                    error_type=error_type,
+                    started=self.started,
+                    first_byte_at=ttfb_s,
+                    ended_at=None,
+                )
             )
-            estimated = True
-        usage = usage or Usage()
-        cost = cost_micro_usd(usage, self.price)
-        now = time.time()
-        entry = ActivityEntry(
+        elif not attempts:
+            attempts.append(
+                ActivityEntry(
+                    request_id=self.request_id,
+                    attempt=0,
+                    created_at=self.created_at,
+                    key_id=self.key.id,
+                    requested_model=self.requested_model,
+                    served_model=None,
+                    provider=None,
+                    original_model=self.requested_model,
+                    status=status,
+                    outcome=outcome,
+                    streamed=self.streamed,
+                    error_type=error_type,
+                )
+            )
+        tokens = sum(e.prompt_tokens + e.completion_tokens for e in attempts)
+        await self.store.settle(
+            Settlement(
+                key_id=self.key.id,
+                request_id=self.request_id,
+                reserved_micro_usd=self.reserved_micro_usd,
+                cost_micro_usd=cost,
+                tokens=tokens,
+                attempts=tuple(attempts),
+                now=time.time(),
+            )
+        )
+
+    def _entry(
+        self,
+        *,
+        number: int,
+        model: Model,
+        status: int,
+        outcome: str,
+        usage: Usage,
+        cost: int,
+        estimated: bool,
+        error_type: str | None,
+        started: float,
+        first_byte_at: float | None,
+        ended_at: float | None,
+    ) -> ActivityEntry:
+        end = ended_at if ended_at is not None else time.perf_counter()
+        return ActivityEntry(
             request_id=self.request_id,
-            attempt=1,
+            attempt=number,
             created_at=self.created_at,
             key_id=self.key.id,
             requested_model=self.requested_model,
-            served_model=self.model.id,
-            provider=self.model.provider,
+            served_model=model.id,
+            provider=model.provider,
             original_model=self.requested_model,
             status=status,
             outcome=outcome,
-            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
-            ttfb_ms=round((ttfb_s - self.started) * 1000, 3) if ttfb_s is not None else None,
+            latency_ms=round((end - started) * 1000, 3),
+            ttfb_ms=(
+                round((first_byte_at - started) * 1000, 3) if first_byte_at is not None else None
+            ),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
@@ -151,15 +258,4 @@ class RequestBooks:
             streamed=self.streamed,
             estimated=estimated,
             error_type=error_type,
-        )
-        await self.store.settle(
-            Settlement(
-                key_id=self.key.id,
-                request_id=self.request_id,
-                reserved_micro_usd=self.reserved_micro_usd,
-                cost_micro_usd=cost,
-                tokens=usage.total_tokens,
-                attempts=(entry,),
-                now=now,
-            )
         )

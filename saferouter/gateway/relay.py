@@ -21,71 +21,94 @@ mid-stream, the client gets an OpenAI-shaped error event and no ``[DONE]``.
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpcore
 import trio
 
 from ..accounting import StreamUsage
-from ..sse import SSEDecoder
+from ..errors import ParseError, encode_error_body
+from ..sse import SSEEvent
 from .books import RequestBooks
+from .race import Attempt
+
+# A stream that ends without [DONE] is complete only if its last event says so: the
+# Responses API's terminal events (chat completions always end with [DONE]).
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 
 
 class StreamRelay:
     def __init__(
         self,
-        response: httpcore.Response,
+        winner: Attempt,
         *,
         books: RequestBooks,
         idle_timeout_s: float,
-        provider_name: str,
         client_wants_usage: bool,
     ) -> None:
-        self._response = response
-        self._chunks = response.aiter_stream().__aiter__()
+        assert winner.response is not None and winner.decoder is not None
+        assert winner.chunks is not None
+        self._response = winner.response
+        self._chunks = winner.chunks
+        self._decoder = winner.decoder
+        self._prelude: list[SSEEvent] | None = winner.prelude
         self._books = books
         self._idle_timeout_s = idle_timeout_s
-        self._provider_name = provider_name
+        self._provider_name = winner.endpoint.provider.name
         self._client_wants_usage = client_wants_usage
-        self._decoder = SSEDecoder()
         self._usage = StreamUsage()
         self._finished = False
-        self._first_byte_at: float | None = None
+        self._first_byte_at: float | None = winner.first_byte_at
+        self._last_event: str | None = None
         self.error: str | None = None
+        self.error_code = "upstream_stream_failed"
 
     def __aiter__(self) -> StreamRelay:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._prelude is not None:
+            prelude, self._prelude = self._prelude, None
+            out = await self._relay_events(prelude)
+            if out:
+                return out
         while not self._finished:
             chunk = await self._next_upstream_chunk()
             if chunk is None:
                 break
             self._decoder.feed(chunk)
-            out = await self._relay_events()
+            try:
+                events = list(self._decoder.events())
+            except ParseError:
+                self.error = f"{self._provider_name} sent an SSE line over the size limit"
+                self.error_code = "upstream_event_too_large"
+                break
+            out = await self._relay_events(events)
             if out:
-                if self._first_byte_at is None:
-                    self._first_byte_at = time.perf_counter()
                 return out
         if self._finished:
             raise StopAsyncIteration
         self._finished = True
         await self._close_upstream()
-        if self.error is not None:
-            await self._settle(status=502, outcome="error", error_type="upstream_stream_failed")
-            return self._error_event()
-        rest = self._decoder.close()
+        rest = None if self.error is not None else self._decoder.close()
         if rest is not None:
             self._usage.observe(rest.data, rest.event)
+            self._last_event = rest.event or self._last_event
+        complete = self._usage.done or self._last_event in _TERMINAL_EVENTS
+        if self.error is None and not complete and not self._usage.error_event:
+            self.error = f"{self._provider_name} ended the stream without [DONE]"
+            self.error_code = "upstream_stream_incomplete"
+        if self.error is not None:
+            await self._settle(status=502, outcome="error", error_type=self.error_code)
+            return (rest.raw if rest is not None else b"") + self._error_event()
         await self._settle_end()
         if rest is not None:
             return rest.raw
         raise StopAsyncIteration
 
-    async def _relay_events(self) -> bytes:
+    async def _relay_events(self, events: list[SSEEvent]) -> bytes:
         parts = []
-        for event in self._decoder.events():
+        for event in events:
+            if event.event is not None:
+                self._last_event = event.event
             usage_only = self._usage.observe(event.data, event.event)
             if usage_only and not self._client_wants_usage:
                 continue
@@ -129,15 +152,9 @@ class StreamRelay:
         )
 
     def _error_event(self) -> bytes:
-        body = {
-            "error": {
-                "message": self.error,
-                "type": "upstream_error",
-                "param": None,
-                "code": "upstream_stream_failed",
-            }
-        }
-        return b"data: " + json.dumps(body).encode() + b"\n\n"
+        assert self.error is not None
+        body = encode_error_body(self.error, error_type="upstream_error", code=self.error_code)
+        return b"data: " + body + b"\n\n"
 
     async def _close_upstream(self) -> None:
         with trio.CancelScope(shield=True):

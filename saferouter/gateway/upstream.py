@@ -31,6 +31,7 @@ from ..errors import (
 from .demo import DemoTransport
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 USER_AGENT = f"SafeRouter/{__version__}".encode()
 
 
@@ -137,6 +138,38 @@ async def read_error_body(response: httpcore.Response, provider_name: str) -> by
         with trio.CancelScope(shield=True):
             await response.aclose()
     return b"".join(chunks)[:MAX_ERROR_BODY_BYTES]
+
+
+async def read_body(
+    response: httpcore.Response, provider_name: str, timeout_s: float, max_bytes: int
+) -> bytes:
+    """Read a whole (non-stream) body within ``timeout_s``, and close the response."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with trio.fail_after(timeout_s):
+            async for chunk in response.aiter_stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UpstreamBadGateway(f"{provider_name} sent a response over the limit")
+                chunks.append(chunk)
+    except trio.TooSlowError:
+        raise UpstreamTimeout(
+            f"{provider_name} did not finish its answer in {timeout_s:g} s"
+        ) from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+        raise UpstreamBadGateway(f"{provider_name} broke off its answer") from exc
+    finally:
+        with trio.CancelScope(shield=True):
+            await response.aclose()
+    return b"".join(chunks)
+
+
+def header(response: httpcore.Response, name: bytes) -> str | None:
+    for key, value in response.headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def upstream_error(

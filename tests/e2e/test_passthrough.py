@@ -7,7 +7,15 @@ import json
 import httpx
 import pytest
 
-from ..recordings import RECORDINGS, ids, jsonl_paths, nonstream_paths, sse_paths, stream_bytes
+from ..recordings import (
+    RECORDINGS,
+    entry,
+    ids,
+    jsonl_paths,
+    nonstream_paths,
+    sse_paths,
+    stream_bytes,
+)
 from ..servers import FakeUpstream, Gateway
 
 STREAMS = sse_paths() + jsonl_paths()
@@ -38,6 +46,18 @@ def without_usage_only_events(data: bytes) -> bytes:
     return b"\n\n".join(kept)
 
 
+def incomplete(relative: str) -> bool:
+    """From the index's own analysis: the recording ends neither with [DONE], nor with an
+    error event, nor with a Responses API terminal event."""
+    analysis = entry(relative)["analysis"]
+    terminal = {"response.completed", "response.failed", "response.incomplete"}
+    return (
+        not analysis.get("done", True)
+        and not analysis["in_stream_errors"]
+        and not terminal & set(analysis["event_fields"])
+    )
+
+
 @pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
 @pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
 async def test_recorded_stream_arrives_byte_identical(
@@ -48,7 +68,9 @@ async def test_recorded_stream_arrives_byte_identical(
     include_usage: bool,
 ) -> None:
     """With `include_usage` the client gets the recording exactly; without, exactly the
-    recording minus the usage-only chunk (the gateway asked for it to bill)."""
+    recording minus the usage-only chunk (the gateway asked for it to bill). A recording
+    that just stops — no `[DONE]`, no error of its own, no Responses-API terminal event —
+    is followed by one honest error event."""
     recorded = stream_bytes(relative)
     expected = recorded if include_usage else without_usage_only_events(recorded)
     extra = {"stream_options": {"include_usage": True}} if include_usage else {}
@@ -68,7 +90,15 @@ async def test_recorded_stream_arrives_byte_identical(
         assert response.headers["x-saferouter-provider"] == "fake"
         assert response.headers["x-saferouter-request-id"].startswith("req_")
         received = b"".join([chunk async for chunk in response.aiter_raw()])
-    assert received == expected
+    assert received[: len(expected)] == expected
+    tail = received[len(expected) :]
+    if incomplete(relative):
+        assert tail.startswith(b"data: ") and tail.endswith(b"\n\n")
+        error = json.loads(tail[len(b"data: ") :])["error"]
+        assert error["code"] == "upstream_stream_incomplete"
+        assert "without [DONE]" in error["message"]
+    else:
+        assert tail == b""
     sent = upstream.requests[-1]
     assert sent["body"]["model"] == f"replay:{relative}@{seed}"
     assert sent["headers"]["Authorization"] == "Bearer sk-upstream-secret-1234"

@@ -1,0 +1,320 @@
+"""Racing a request's candidates in one trio nursery.
+
+Each attempt runs in the request's nursery under its own cancel scope (its first-byte
+deadline). The coordinator starts the first candidate; when it fails over, the next
+starts at once; with ``hedge_after_ms`` on the model, the next also starts when the
+current one has produced no first byte after that delay. The first attempt to produce
+a byte wins — for a stream, its first data event; for a body, the whole valid body —
+and every other attempt is cancelled: its upstream socket closes and it is recorded as
+``cancelled``. The winner's open response is handed to the relay; once a byte of it has
+gone to the client there is no fallback. An overall deadline bounds the whole race.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+
+import attrs
+import httpcore
+import trio
+
+from ..catalog import Model
+from ..config import Settings, UpstreamEndpoint
+from ..errors import (
+    ParseError,
+    UpstreamBadGateway,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..sse import SSEDecoder, SSEEvent
+from .breaker import CircuitBreaker
+from .routing import classify
+from .upstream import (
+    MAX_RESPONSE_BYTES,
+    Upstreams,
+    header,
+    read_body,
+    read_error_body,
+    upstream_error,
+)
+
+_NETWORK_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
+
+
+@attrs.define(eq=False)
+class Attempt:
+    number: int
+    model: Model
+    endpoint: UpstreamEndpoint
+    started: float  # perf_counter
+    scope: trio.CancelScope
+    response: httpcore.Response | None = None
+    status: int = 0
+    # stream: what was read before winning, and where reading goes on
+    decoder: SSEDecoder | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    prelude: list[SSEEvent] = attrs.Factory(list)
+    body: bytes | None = None  # non-stream
+    first_byte_at: float | None = None
+    ended_at: float | None = None
+    error: UpstreamError | None = None
+    outcome: str = "pending"  # won | error | cancelled
+
+    @property
+    def breaker_keys(self) -> tuple[str, str]:
+        return self.model.provider, f"{self.model.provider}/{self.model.id}"
+
+
+class Race:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        upstreams: Upstreams,
+        breaker: CircuitBreaker,
+        candidates: list[Model],
+        body_for: dict[str, bytes],
+        stream: bool,
+    ) -> None:
+        self._settings = settings
+        self._upstreams = upstreams
+        self._breaker = breaker
+        self._queue = list(candidates)
+        self._body_for = body_for
+        self._stream = stream
+        self.attempts: list[Attempt] = []
+        self._skipped: set[str] = set()
+        self._not_started: list[tuple[str, str]] = []  # (code, why) for skipped candidates
+
+    async def run(self) -> Attempt:
+        """The winning attempt, or the error the client should get."""
+        settings = self._settings
+        send, receive = trio.open_memory_channel[Attempt](len(self._queue) + 1)
+        winner: Attempt | None = None
+        final: UpstreamError | None = None
+        last: UpstreamError | None = None
+        with trio.move_on_after(settings.timeouts.request_deadline_s) as deadline:
+            async with trio.open_nursery() as nursery:
+                running = 0
+                if self._start_next(nursery, send):
+                    running += 1
+                hedged: set[int] = set()
+                while running:
+                    current = self.attempts[-1]
+                    hedge_s = math.inf
+                    if (
+                        current.model.hedge_after_ms
+                        and current.number not in hedged
+                        and self._queue
+                    ):
+                        hedge_s = max(
+                            0.0,
+                            current.started
+                            + current.model.hedge_after_ms / 1000
+                            - time.perf_counter(),
+                        )
+                    with trio.move_on_after(hedge_s) as hedge_wait:
+                        attempt = await receive.receive()
+                    if hedge_wait.cancelled_caught:
+                        hedged.add(current.number)
+                        if self._start_next(nursery, send):
+                            running += 1
+                        continue
+                    running -= 1
+                    if attempt.outcome == "won":
+                        winner = attempt
+                        for key in attempt.breaker_keys:
+                            self._breaker.succeeded(key)
+                        nursery.cancel_scope.cancel()
+                        break
+                    assert attempt.error is not None
+                    verdict = classify(attempt.error, attempt.model)
+                    if not verdict.failover:
+                        self._breaker.succeeded(attempt.model.provider)  # it answered
+                        final = attempt.error
+                        nursery.cancel_scope.cancel()
+                        break
+                    self._breaker.failed(
+                        verdict.breaker_key,
+                        time.monotonic(),
+                        no_balance=verdict.breaker == "no_balance",
+                    )
+                    if verdict.skip_provider:
+                        self._skipped.add(attempt.model.provider)
+                    last = attempt.error
+                    if running == 0 and self._start_next(nursery, send):
+                        running += 1
+        await self._close_late_winners(receive, winner)
+        for attempt in self.attempts:
+            if attempt.outcome == "cancelled":
+                for key in attempt.breaker_keys:
+                    self._breaker.released(key)
+        if winner is not None:
+            return winner
+        if final is not None:
+            raise final
+        if deadline.cancelled_caught:
+            raise UpstreamTimeout(
+                f"No provider answered within {settings.timeouts.request_deadline_s:g} s "
+                f"({len(self.attempts)} attempt(s))",
+                code="request_deadline_exceeded",
+            )
+        if last is not None:
+            raise last
+        raise self._unavailable()
+
+    def _unavailable(self) -> UpstreamUnavailable:
+        """No candidate could even be tried: say why, for each."""
+        reasons = list(dict.fromkeys(why for _, why in self._not_started))
+        code = self._not_started[0][0] if self._not_started else "upstream_unavailable"
+        return UpstreamUnavailable(
+            "No provider can serve this request now: " + ("; ".join(reasons) or "none left") + ".",
+            code=code,
+        )
+
+    def _start_next(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Attempt]) -> bool:
+        settings = self._settings
+        while self._queue:
+            if len(self.attempts) >= settings.max_attempts:
+                self._queue.clear()
+                return False
+            model = self._queue.pop(0)
+            endpoint = settings.endpoints[model.provider]
+            provider = endpoint.provider
+            if model.provider in self._skipped:
+                continue
+            if not endpoint.available:
+                self._not_started.append(
+                    (
+                        "provider_not_configured",
+                        f"{provider.name} is not configured (the operator has not set "
+                        f"{provider.api_key_env})",
+                    )
+                )
+                continue
+            now = time.monotonic()
+            if not all(
+                self._breaker.allow(key, now)
+                for key in (model.provider, f"{model.provider}/{model.id}")
+            ):
+                self._not_started.append(
+                    ("circuit_open", f"{provider.name} is cooling down after failures")
+                )
+                continue
+            deadline = math.inf
+            if self._stream:
+                deadline = trio.current_time() + settings.timeouts.first_byte_s
+            attempt = Attempt(
+                number=len(self.attempts) + 1,
+                model=model,
+                endpoint=endpoint,
+                started=time.perf_counter(),
+                scope=trio.CancelScope(deadline=deadline),
+            )
+            self.attempts.append(attempt)
+            nursery.start_soon(self._attempt, attempt, send)
+            return True
+        return False
+
+    async def _attempt(self, attempt: Attempt, send: trio.MemorySendChannel[Attempt]) -> None:
+        try:
+            with attempt.scope:
+                try:
+                    await self._produce_first_byte(attempt)
+                    attempt.first_byte_at = time.perf_counter()
+                    attempt.outcome = "won"
+                    send.send_nowait(attempt)  # no checkpoint: the hand-over is atomic
+                    return
+                except UpstreamError as error:
+                    attempt.error = error
+            if attempt.error is None:  # its own first-byte deadline
+                attempt.error = UpstreamTimeout(
+                    f"{attempt.endpoint.provider.name} sent no first byte within "
+                    f"{self._settings.timeouts.first_byte_s:g} s",
+                    code="upstream_first_byte_timeout",
+                )
+            attempt.outcome = "error"
+            send.send_nowait(attempt)
+        finally:
+            attempt.ended_at = time.perf_counter()
+            if attempt.outcome != "won":
+                if attempt.outcome == "pending":
+                    attempt.outcome = "cancelled"
+                await self._close(attempt)
+
+    async def _produce_first_byte(self, attempt: Attempt) -> None:
+        settings = self._settings
+        name = attempt.endpoint.provider.name
+        response = await self._upstreams.open(
+            attempt.endpoint,
+            self._body_for[attempt.model.id],
+            stream=self._stream,
+            timeouts=settings.timeouts,
+        )
+        attempt.response = response
+        attempt.status = response.status
+        if response.status >= 400:
+            body = await read_error_body(response, name)
+            raise upstream_error(response.status, body, response.headers, name)
+        content_type = (header(response, b"content-type") or "").lower()
+        if not self._stream:
+            attempt.body = await read_body(
+                response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES
+            )
+            try:
+                json.loads(attempt.body)
+            except (ValueError, RecursionError):
+                raise UpstreamBadGateway(
+                    f"{name} answered with a body that is not JSON", code="upstream_invalid_json"
+                ) from None
+            return
+        if not content_type.startswith("text/event-stream"):
+            raise UpstreamBadGateway(
+                f"{name} answered a stream request with {content_type or 'no content type'}",
+                code="upstream_not_a_stream",
+            )
+        decoder = SSEDecoder()
+        chunks = response.aiter_stream().__aiter__()
+        while not any(event.data is not None for event in attempt.prelude):
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                raise UpstreamBadGateway(
+                    f"{name} ended the stream before any data", code="upstream_empty_stream"
+                ) from None
+            except _NETWORK_ERRORS as exc:
+                raise UpstreamBadGateway(
+                    f"{name} broke off the stream before its first byte",
+                    code="upstream_stream_failed",
+                ) from exc
+            decoder.feed(chunk)
+            try:
+                attempt.prelude.extend(decoder.events())
+            except ParseError:
+                raise UpstreamBadGateway(
+                    f"{name} sent an SSE line over the size limit", code="upstream_event_too_large"
+                ) from None
+        attempt.decoder, attempt.chunks = decoder, chunks
+
+    async def _close_late_winners(
+        self, receive: trio.MemoryReceiveChannel[Attempt], winner: Attempt | None
+    ) -> None:
+        """An attempt that produced its byte just after the winner loses all the same."""
+        while True:
+            try:
+                attempt = receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+            if attempt is not winner and attempt.outcome == "won":
+                attempt.outcome = "cancelled"
+                await self._close(attempt)
+
+    @staticmethod
+    async def _close(attempt: Attempt) -> None:
+        if attempt.response is not None:
+            with trio.CancelScope(shield=True):
+                await attempt.response.aclose()
