@@ -59,7 +59,7 @@ class Settings:
     max_upstream_connections: int = 1000
     max_keepalive_connections: int = 200
     max_attempts: int = 3  # attempts per request along the fallback chain (hedges count)
-    breaker: BreakerPolicy = BreakerPolicy()
+    breaker: BreakerPolicy = attrs.Factory(BreakerPolicy)
     # Billing and activity (reserve, settle, record); off only to measure their cost.
     accounting: bool = True
     activity_retention_days: float = 30.0
