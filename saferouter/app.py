@@ -23,7 +23,7 @@ from .errors import (
 )
 from .gateway.breaker import CircuitBreaker
 from .gateway.upstream import Upstreams
-from .routes import activity, chat, credits, health, keys, models
+from .routes import activity, chat, credits, health, keys, metrics, models
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.sqlite import SQLiteStore
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.register_blueprint(keys.blueprint)
     app.register_blueprint(credits.blueprint)
     app.register_blueprint(activity.blueprint)
+    app.register_blueprint(metrics.blueprint)
     return app
 
 

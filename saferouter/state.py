@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import attrs
@@ -24,6 +25,8 @@ class AppState:
     store: Store
     upstreams: Upstreams | None = None
     breaker: CircuitBreaker = attrs.Factory(CircuitBreaker)
+    # upstream attempts by (provider, outcome), for /metrics
+    attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     started_at: float = attrs.Factory(time.time)
     last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
 

@@ -16,6 +16,12 @@ as ``<name>``):
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
   usage chunk) whose usage spends the request's whole ``max_tokens``;
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
+* ``busy`` (429, no Retry-After), ``zai1113`` / ``zai1302`` / ``zai1305`` (Z.AI's 429
+  business codes), ``blanks`` (blank lines / keep-alives first), ``malformed`` (a data
+  line that is not JSON), ``oversized-first`` / ``oversized-mid`` (a 5 MiB SSE line),
+  ``badjson`` (a 200 body that is not JSON), ``html`` (a 200 HTML page) — see FAULTS;
+* ``slowstart:<ms>`` — like ``delay``; a pause cut short by the gateway is recorded as
+  ``cancelled:slowstart`` (``cancelled:delay`` for delay);
 * any other name — a small chat completion naming that model.
 """
 
@@ -96,13 +102,22 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
         if mode == "slow":
             count, _, interval = arg.partition(":")
             return _slow(state, int(count), int(interval) / 1000)
-        if mode == "delay":
-            await trio.sleep(int(arg) / 1000)
+        if mode in ("delay", "slowstart"):
+            try:
+                await trio.sleep(int(arg) / 1000)
+            except trio.Cancelled:
+                state.events.append(f"cancelled:{mode}")
+                raise
+            # spend what the request allowed: its whole max_tokens
+            usage = {**USAGE, "completion_tokens": body.get("max_tokens") or 2}
             if body.get("stream"):
-                return _slow(state, 3, 0.0, usage=True)
+                return _slow(state, 3, 0.0, usage=usage)
             return Response(
-                json.dumps(_completion(str(body["model"]))), content_type="application/json"
+                json.dumps({**_completion(str(body["model"])), "usage": usage}),
+                content_type="application/json",
             )
+        if mode in FAULTS:
+            return FAULTS[mode](body)
         if mode == "hang":
             await trio.sleep_forever()
         if mode == "stall":
@@ -115,6 +130,56 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
 
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def _sse(*events: bytes) -> Response:
+    response = Response(b"".join(events), content_type="text/event-stream")
+    response.timeout = None
+    return response
+
+
+def _chunk(text: str) -> bytes:
+    return (
+        b"data: "
+        + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}).encode()
+        + b"\n\n"
+    )
+
+
+_USAGE_EVENT = b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n"
+_DONE = b"data: [DONE]\n\n"
+_HUGE = b"data: " + b"x" * (5 * 1024 * 1024) + b"\n\n"
+
+
+def _zai(code: str) -> Response:
+    body = {"error": {"code": code, "message": f"Z.AI business code {code}"}}
+    return Response(json.dumps(body), status=429, content_type="application/json")
+
+
+def _blank_lines(body: dict[str, Any]) -> Response:
+    """DeepSeek under load: blank lines (non-stream) or keep-alive comments first."""
+    if body.get("stream"):
+        return _sse(b": keep-alive\n\n: keep-alive\n\n", _chunk("late"), _USAGE_EVENT, _DONE)
+    return Response(
+        b"\n\n\n" + json.dumps(_completion(str(body["model"]))).encode(),
+        content_type="application/json",
+    )
+
+
+FAULTS: dict[str, Any] = {
+    "busy": lambda body: _status("429", no_retry_after=True),
+    "zai1113": lambda body: _zai("1113"),
+    "zai1302": lambda body: _zai("1302"),
+    "zai1305": lambda body: _zai("1305"),
+    "blanks": _blank_lines,
+    "malformed": lambda body: _sse(b"data: {not json\n\n", _chunk("ok"), _USAGE_EVENT, _DONE),
+    "oversized-first": lambda body: _sse(_HUGE, _DONE),
+    "oversized-mid": lambda body: _sse(_chunk("before"), _HUGE, _DONE),
+    "badjson": lambda body: Response(b'{"id": "x", "choices": [', content_type="application/json"),
+    "html": lambda body: Response(
+        b"<html><body>Bad gateway</body></html>", content_type="text/html"
+    ),
+}
 
 
 def _completion(model: str) -> dict[str, Any]:
@@ -150,7 +215,7 @@ def _replay(data: bytes, seed: int) -> Response:
     return response
 
 
-def _status(arg: str) -> Response:
+def _status(arg: str, *, no_retry_after: bool = False) -> Response:
     code_text, _, path = arg.partition(":")
     code = int(code_text)
     if path:
@@ -163,7 +228,7 @@ def _status(arg: str) -> Response:
         body = json.dumps(
             {"error": {"message": f"fake failure {code}", "type": "server_error", "code": None}}
         ).encode()
-    extra = {"Retry-After": "7"} if code == 429 else {}
+    extra = {"Retry-After": "7"} if code == 429 and not no_retry_after else {}
     return Response(body, status=code, content_type=content_type, headers=extra)
 
 

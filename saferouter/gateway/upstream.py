@@ -64,6 +64,12 @@ class Upstreams:
     async def aclose(self) -> None:
         await self._pool.aclose()
 
+    def connection_counts(self) -> tuple[int, int]:
+        """Pooled connections to real providers: (serving a request, idle)."""
+        live = [c for c in self._pool.connections if not c.is_closed()]
+        idle = sum(1 for c in live if c.is_idle())
+        return len(live) - idle, idle
+
     async def open(
         self, endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, timeouts: Timeouts
     ) -> httpcore.Response:

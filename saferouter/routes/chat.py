@@ -70,6 +70,7 @@ async def chat_completions() -> Response:
             )
         raise
     _record_losers(books, race.attempts, winner=winner)
+    state.attempt_counts[(winner.model.provider, "won")] += 1
     books.serve(winner.number, winner.model)
     headers = {**_served(winner.model, requested), **books.rate_headers()}
     if chat.stream:
@@ -111,9 +112,11 @@ def _served(model: Model, requested: Model) -> dict[str, str]:
 
 
 def _record_losers(books: RequestBooks, attempts: list[Attempt], winner: Attempt | None) -> None:
+    counts = app_state().attempt_counts
     for attempt in attempts:
         if attempt is winner:
             continue
+        counts[(attempt.model.provider, attempt.outcome)] += 1
         books.record_attempt(
             number=attempt.number,
             model=attempt.model,

@@ -3,6 +3,7 @@ client needs to choose: context length, prices, provider, capabilities, availabi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from quart import Blueprint, Response
@@ -11,16 +12,18 @@ from ..accounting import usd_text
 from ..catalog import Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
+from ..gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
+_CIRCUIT_ORDER = [CLOSED, HALF_OPEN, OPEN]
 
 
 @blueprint.get("/v1/models")
 async def list_models() -> Response:
     settings = app_state().settings
     data = [
-        describe_model(model, settings.endpoints[model.provider])
+        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
         for model in settings.catalog.models.values()
     ]
     return json_response({"object": "list", "data": data})
@@ -32,10 +35,14 @@ async def get_model(model_id: str) -> Response:
     model = settings.catalog.models.get(model_id)
     if model is None:
         raise ModelNotFound(f"The model `{model_id}` does not exist", param="model")
-    return json_response(describe_model(model, settings.endpoints[model.provider]))
+    return json_response(
+        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
+    )
 
 
-def describe_model(model: Model, endpoint: UpstreamEndpoint) -> dict[str, Any]:
+def describe_model(
+    model: Model, endpoint: UpstreamEndpoint, breaker: CircuitBreaker
+) -> dict[str, Any]:
     provider = endpoint.provider
     pricing: dict[str, Any] = {"unit": "USD per 1M tokens", **_prices(model.pricing.base)}
     if model.pricing.peak is not None:
@@ -46,10 +53,22 @@ def describe_model(model: Model, endpoint: UpstreamEndpoint) -> dict[str, Any]:
             + (" weekdays" if w.weekdays_only else "")
             for w in model.pricing.peak_windows
         ]
-    if endpoint.available:
-        availability = "available"
-    else:
+    now = time.monotonic()
+    keys = (provider.id, f"{provider.id}/{model.id}")
+    circuit = max((breaker.state(k, now) for k in keys), key=_CIRCUIT_ORDER.index)
+    available = endpoint.available and circuit != OPEN
+    if not endpoint.available:
         availability = f"unavailable: {provider.api_key_env} is not set"
+    elif circuit == OPEN:
+        retry = min(t for t in (breaker.retry_at(k) for k in keys) if t is not None)
+        availability = (
+            f"unavailable: circuit open after repeated failures, next probe in "
+            f"{max(0, retry - now):.0f} s"
+        )
+    elif circuit == HALF_OPEN:
+        availability = "probing: circuit half-open after failures"
+    else:
+        availability = "available"
     return {
         "id": model.id,
         "object": "model",
@@ -66,8 +85,10 @@ def describe_model(model: Model, endpoint: UpstreamEndpoint) -> dict[str, Any]:
         "pricing": pricing,
         "capabilities": sorted(model.capabilities),
         "fallbacks": list(model.fallbacks),
-        "available": endpoint.available,
+        "available": available,
         "availability": availability,
+        "circuit": circuit,
+        "hedge_after_ms": model.hedge_after_ms,
         "deprecated": model.deprecated,
     }
 

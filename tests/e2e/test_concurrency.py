@@ -24,7 +24,7 @@ def request_body(i: int) -> bytes:
     # same length for every i, so every reservation is the same
     return json.dumps(
         {
-            "model": "fake/delay:1500",
+            "model": "fake/delay:2500",
             "max_tokens": 100,
             "stream": i % 2 == 1,
             "messages": [{"role": "user", "content": f"question {i:04d}"}],
@@ -36,7 +36,7 @@ def funding(gateway_catalog: Path) -> int:
     """Credits for exactly FUNDED_FOR worst-case reservations."""
     from saferouter.catalog import load_catalog
 
-    model = load_catalog(gateway_catalog).resolve("fake/delay:1500")
+    model = load_catalog(gateway_catalog).resolve("fake/delay:2500")
     one = reservation_micro_usd(model, request_body(0), 100, dt.datetime.now(dt.UTC))
     return one * FUNDED_FOR
 
@@ -89,7 +89,9 @@ def check_books(
     admitted = statuses.count(200)
     assert statuses.count(402) == REQUESTS - admitted  # every other answer is a 402
     assert len(upstream.requests) == admitted  # a refused request never reached upstream
-    assert FUNDED_FOR * 0.8 <= admitted <= FUNDED_FOR  # about 100 fit at once
+    # about 100 worst cases fit at once; a request arriving after the first settlements
+    # may fit in what they released (their cost is below their reservation)
+    assert FUNDED_FOR * 0.8 <= admitted
     assert lowest >= 0
     db = sqlite3.connect(db_path)
     try:
