@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -261,6 +263,50 @@ def _slow(
 
 
 @asynccontextmanager
+async def raw_upstream() -> AsyncIterator[FakeUpstream]:
+    """A bare TCP server that breaks HTTP on purpose; the model name says how:
+    ``reset`` — a TCP reset before any header; ``reset-mid`` — headers and two events,
+    then a reset."""
+    state = FakeUpstream()
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        while len(body) < length:
+            body += await stream.receive_some(65536)
+        model = json.loads(body)["model"]
+        state.requests.append({"body": json.loads(body)})
+        if model == "reset-mid":
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+            )
+            for text in ("one ", "two "):
+                event = _chunk(text)
+                await stream.send_all(b"%x\r\n%s\r\n" % (len(event), event))
+            await trio.sleep(0.05)
+        # SO_LINGER 0: close with a TCP reset, not a polite FIN
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.socket.close()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        state.url = f"http://127.0.0.1:{port}"
+        try:
+            yield state
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def fake_upstream() -> AsyncIterator[FakeUpstream]:
     state = FakeUpstream()
     async with running_server(make_fake_upstream(state)) as url:
@@ -268,8 +314,12 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
         yield state
 
 
-def write_catalog(path: Path, upstream_url: str, *, demo_delay_ms: int = 0) -> Path:
-    """The shipped catalog plus a `fake` provider (prefix-routed, any model name)."""
+def write_catalog(
+    path: Path, upstream_url: str, *, demo_delay_ms: int = 0, raw_url: str | None = None
+) -> Path:
+    """The shipped catalog plus a `fake` provider (prefix-routed, any model name), a
+    second one `fake2` at the same server, listed models with fallback chains over them
+    (`chain-*`, `hedged`), and, given ``raw_url``, a `raw` provider there."""
     from saferouter.catalog import DEFAULT_CATALOG_PATH
 
     text = DEFAULT_CATALOG_PATH.read_text().replace(
@@ -281,6 +331,46 @@ name = "Fake upstream"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
 default_price = {{ input = "1.25", cached_input = "0.125", output = "10" }}
+
+[providers.fake2]
+name = "Fake upstream two"
+base_url = "{upstream_url}/v1"
+api_key_env = "FAKE_API_KEY"
+default_price = {{ input = "2.5", cached_input = "0.25", output = "20" }}
+
+[[models]]
+id = "chain-a"
+provider = "fake"
+upstream = "status:503"
+context_length = 1000
+max_output = 100
+price = {{ input = "1.25", output = "10" }}
+fallbacks = ["chain-b"]
+
+[[models]]
+id = "chain-b"
+provider = "fake2"
+upstream = "delay:0"
+context_length = 1000
+max_output = 100
+price = {{ input = "2.5", output = "20" }}
+
+[[models]]
+id = "hedged"
+provider = "fake"
+upstream = "slowstart:3000"
+context_length = 1000
+max_output = 100
+hedge_after_ms = 150
+price = {{ input = "1.25", output = "10" }}
+fallbacks = ["chain-b"]
+"""
+    if raw_url is not None:
+        text += f"""
+[providers.raw]
+name = "Raw socket upstream"
+base_url = "{raw_url}/v1"
+default_price = {{ input = "1", output = "1" }}
 """
     path.write_text(text)
     return path
@@ -304,8 +394,10 @@ class Gateway:
         return new.secret
 
 
-def gateway_settings(tmp_path: Path, upstream_url: str, **env: str) -> Settings:
-    catalog = write_catalog(tmp_path / "catalog.toml", upstream_url)
+def gateway_settings(
+    tmp_path: Path, upstream_url: str, *, raw_url: str | None = None, **env: str
+) -> Settings:
+    catalog = write_catalog(tmp_path / "catalog.toml", upstream_url, raw_url=raw_url)
     environ = {"FAKE_API_KEY": "sk-upstream-secret-1234", **env}
     return load_settings(environ, config=catalog, data_dir=tmp_path / "data")
 
