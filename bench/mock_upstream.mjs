@@ -1,7 +1,8 @@
 // A fast OpenAI-compatible mock upstream for benchmarks (node's http; no dependencies).
-// POST /v1/chat/completions: non-stream -> a small chat.completion JSON;
+// POST /v1/chat/completions: non-stream -> a small chat.completion JSON (`tail_pct` % of
+// them after `tail_ms`);
 // stream -> `n_chunks` SSE chunks (default 8) every `interval_ms` (default 0), then
-// usage and [DONE]. Both knobs are read from the request body.
+// usage and [DONE]. The knobs are read from the request body. GET /stats: requests seen.
 // Usage: node mock_upstream.mjs PORT
 import http from "node:http";
 
@@ -21,16 +22,30 @@ function chunk(i, extra) {
   }) + "\n\n";
 }
 
+let served = 0;
+
 const server = http.createServer((req, res) => {
+  if (req.method === "GET" && req.url === "/stats") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ requests: served }));
+    return;
+  }
+  served += 1;
   const parts = [];
   req.on("data", (d) => parts.push(d));
   req.on("end", () => {
     let body = {};
     try { body = JSON.parse(Buffer.concat(parts).toString() || "{}"); } catch { body = {}; }
     if (!body.stream) {
-      res.writeHead(200, { "content-type": "application/json",
-                           "content-length": Buffer.byteLength(completion) });
-      res.end(completion);
+      // a heavy tail: `tail_pct` % of requests wait `tail_ms` before answering
+      const slow = body.tail_pct && Math.random() * 100 < body.tail_pct;
+      const answer = () => {
+        if (res.destroyed) return;
+        res.writeHead(200, { "content-type": "application/json",
+                             "content-length": Buffer.byteLength(completion) });
+        res.end(completion);
+      };
+      if (slow) setTimeout(answer, body.tail_ms ?? 2000); else answer();
       return;
     }
     const n = body.n_chunks ?? 8;

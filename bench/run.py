@@ -7,7 +7,9 @@ the gateway's billing and activity on (a metered key: reserve, settle, record) a
   1. sequential non-stream latency p50/p99, direct vs gateway, and the difference;
   2. requests/s at 50 connections (wrk), direct vs gateway;
   3. time to first byte of streams, direct vs gateway;
-  4. resident memory per open stream, with N slow streams held at once.
+  4. resident memory per open stream, with N slow streams held at once;
+  5. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
+     hedging, and the extra upstream requests hedging costs.
 
 Usage: .venv/bin/python bench/run.py [--requests 3000] [--seconds 10] [--streams 500]
 Needs node and wrk (`apt-get install wrk`). Writes bench/results/<time>.json.
@@ -81,17 +83,19 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
-def sequential_latency(port: int, path: str, headers: dict[str, str], n: int) -> list[float]:
+def sequential_latency(
+    port: int, path: str, headers: dict[str, str], n: int, *, body: str = BODY, warmup: int = 200
+) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     times = []
-    for i in range(n + 200):
+    for i in range(n + warmup):
         start = time.perf_counter()
-        conn.request("POST", path, body=BODY, headers=headers)
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         response.read()
         elapsed = time.perf_counter() - start
         assert response.status == 200, response.status
-        if i >= 200:  # warm-up excluded
+        if i >= warmup:  # warm-up excluded
             times.append(elapsed * 1000)
     conn.close()
     return times
@@ -208,6 +212,90 @@ async def hold_streams(port: int, key: str, count: int, pid: int) -> tuple[int, 
     return before, during
 
 
+def hedging(work: Path, env: dict[str, str], saferouter: list[str], n: int) -> dict[str, object]:
+    """A mock whose time to first byte has a heavy tail (5 % wait 2 s): sequential latency
+    through the gateway without and with hedging (`hedge_after_ms` = 100 on the model,
+    falling back to the same mock under another provider), and the upstream requests it
+    cost per client request."""
+    catalog = work / "hedge.toml"
+    providers = "".join(
+        f"""
+[providers.{name}]
+name = "Bench mock {name}"
+base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+"""
+        for name in ("tail", "tail2")
+    )
+    models = "".join(
+        f"""
+[[models]]
+id = "{model}"
+provider = "{provider}"
+upstream = "bench"
+context_length = 100000
+max_output = 1000
+price = {{ input = "1", output = "2" }}
+fallbacks = {fallbacks}
+{hedge}
+"""
+        for model, provider, fallbacks, hedge in (
+            ("plain", "tail", '["spare"]', ""),
+            ("hedged", "tail", '["spare"]', "hedge_after_ms = 100"),
+            ("spare", "tail2", "[]", ""),
+        )
+    )
+    catalog.write_text(providers + models)
+    data = work / "hedge"
+    created = subprocess.run(
+        [*saferouter, "keys", "create", "--name", "bench", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    auth = {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
+    port = 9202
+    results: dict[str, object] = {"tail": "5 % of requests wait 2000 ms", "requests": n}
+    with process(
+        [
+            *saferouter,
+            "serve",
+            "--config",
+            str(catalog),
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        0,
+        env,
+    ):
+        wait_for_port(port)
+        for model in ("plain", "hedged"):
+            body = json.dumps(
+                {
+                    "model": model,
+                    "tail_pct": 5,
+                    "tail_ms": 2000,
+                    "messages": [{"role": "user", "content": "Say hello"}],
+                }
+            )
+            before = upstream_requests()
+            times = sequential_latency(port, "/v1/chat/completions", auth, n, body=body, warmup=0)
+            sent = upstream_requests() - before
+            results[model] = {**summary(times), "upstream_requests_per_request": round(sent / n, 3)}
+    return results
+
+
+def upstream_requests() -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", MOCK_PORT)
+    conn.request("GET", "/stats")
+    count = int(json.loads(conn.getresponse().read())["requests"])
+    conn.close()
+    return count
+
+
 def summary(times: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(times), 3), "p99_ms": round(percentile(times, 99), 3)}
 
@@ -219,6 +307,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--hedge-requests", type=int, default=400)
     args = parser.parse_args()
     for tool in ("node", "wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -315,6 +404,7 @@ price = {{ input = "1", output = "2" }}
                 "added_p50_ms": round(median(g_ttfb) - median(d_ttfb), 3),
             }
             before, during = trio.run(hold_streams, GATEWAY_PORT, key, args.streams, gateway_on.pid)
+            results["hedging"] = hedging(work, env, saferouter, args.hedge_requests)
             results["memory"] = {
                 "streams": args.streams,
                 "rss_before_kib": before,
