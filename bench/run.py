@@ -212,7 +212,7 @@ async def hold_streams(port: int, key: str, count: int, pid: int) -> tuple[int, 
     return before, during
 
 
-def hedging(work: Path, env: dict[str, str], saferouter: list[str], n: int) -> dict[str, object]:
+def hedging(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
     """A mock whose time to first byte has a heavy tail (5 % wait 2 s): sequential latency
     through the gateway without and with hedging (`hedge_after_ms` = 100 on the model,
     falling back to the same mock under another provider), and the upstream requests it
@@ -246,31 +246,11 @@ fallbacks = {fallbacks}
         )
     )
     catalog.write_text(providers + models)
-    data = work / "hedge"
-    created = subprocess.run(
-        [*saferouter, "keys", "create", "--name", "bench", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    auth = {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
     port = 9202
+    command, key = gateway(catalog, work / "hedge", port, env)
+    auth = {"Authorization": f"Bearer {key}"}
     results: dict[str, object] = {"tail": "5 % of requests wait 2000 ms", "requests": n}
-    with process(
-        [
-            *saferouter,
-            "serve",
-            "--config",
-            str(catalog),
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        0,
-        env,
-    ):
+    with process(command, 0, env):
         wait_for_port(port)
         for model in ("plain", "hedged"):
             body = json.dumps(
@@ -286,6 +266,41 @@ fallbacks = {fallbacks}
             sent = upstream_requests() - before
             results[model] = {**summary(times), "upstream_requests_per_request": round(sent / n, 3)}
     return results
+
+
+SAFEROUTER = [sys.executable, "-m", "saferouter.cli"]
+
+
+def gateway(catalog: Path, data: Path, port: int, env: dict[str, str]) -> tuple[list[str], str]:
+    """A key with ample credits in ``data``, and the command serving ``catalog`` there."""
+    created = subprocess.run(
+        [
+            *SAFEROUTER,
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--credits",
+            "1000000",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    command = [
+        *SAFEROUTER,
+        "serve",
+        "--config",
+        str(catalog),
+        "--data-dir",
+        str(data),
+        "--port",
+        str(port),
+    ]
+    return command, created.stdout.strip().splitlines()[-1]
 
 
 def upstream_requests() -> int:
@@ -333,40 +348,9 @@ max_output = 1000
 price = {{ input = "1", output = "2" }}
 """)
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "upstream-secret"}
-        saferouter = [sys.executable, "-m", "saferouter.cli"]
 
-        def gateway(port: int, data: Path) -> tuple[list[str], str]:
-            created = subprocess.run(
-                [
-                    *saferouter,
-                    "keys",
-                    "create",
-                    "--name",
-                    "bench",
-                    "--credits",
-                    "1000000",
-                    "--data-dir",
-                    str(data),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                env=env,
-            )
-            command = [
-                *saferouter,
-                "serve",
-                "--config",
-                str(catalog),
-                "--data-dir",
-                str(data),
-                "--port",
-                str(port),
-            ]
-            return command, created.stdout.strip().splitlines()[-1]
-
-        on_cmd, key = gateway(GATEWAY_PORT, work / "on")
-        off_cmd, off_key = gateway(GATEWAY_OFF_PORT, work / "off")
+        on_cmd, key = gateway(catalog, work / "on", GATEWAY_PORT, env)
+        off_cmd, off_key = gateway(catalog, work / "off", GATEWAY_OFF_PORT, env)
         auth = {"Authorization": f"Bearer {key}"}
         off_auth = {"Authorization": f"Bearer {off_key}"}
         path = "/v1/chat/completions"
@@ -404,7 +388,7 @@ price = {{ input = "1", output = "2" }}
                 "added_p50_ms": round(median(g_ttfb) - median(d_ttfb), 3),
             }
             before, during = trio.run(hold_streams, GATEWAY_PORT, key, args.streams, gateway_on.pid)
-            results["hedging"] = hedging(work, env, saferouter, args.hedge_requests)
+            results["hedging"] = hedging(work, env, args.hedge_requests)
             results["memory"] = {
                 "streams": args.streams,
                 "rss_before_kib": before,
