@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import attrs
 import httpcore
@@ -77,7 +77,7 @@ class Race:
         upstreams: Upstreams,
         breaker: CircuitBreaker,
         candidates: list[Model],
-        body_for: dict[str, bytes],
+        body_for: Callable[[Model], bytes],
         stream: bool,
     ) -> None:
         self._settings = settings
@@ -251,7 +251,7 @@ class Race:
         name = attempt.endpoint.provider.name
         response = await self._upstreams.open(
             attempt.endpoint,
-            self._body_for[attempt.model.id],
+            self._body_for(attempt.model),
             stream=self._stream,
             timeouts=settings.timeouts,
         )

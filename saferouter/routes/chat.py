@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import trio
 from quart import Blueprint, Response, g, request
 
@@ -50,7 +52,7 @@ async def chat_completions() -> Response:
         breaker=state.breaker,
         candidates=chain,
         stream=chat.stream,
-        body_for={m.id: encode_upstream_body(upstream_chat, m) for m in chain},
+        body_for=partial(encode_upstream_body, upstream_chat),  # per attempt, on demand
     )
     try:
         winner = await race.run()
