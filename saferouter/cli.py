@@ -1,4 +1,5 @@
-"""``saferouter`` commands: ``serve`` and ``keys create|list|rename|revoke|topup``."""
+"""``saferouter`` commands: ``serve``, ``keys create|list|rename|revoke|topup`` and
+``tee verify-report|report``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .config import Settings, load_settings
 from .errors import ConfigError, StorageError
 from .keys import ROLES, generate_key
 from .storage.sqlite import SQLiteStore
+from .tee import commands as tee_commands
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     rename.add_argument("name")
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
     revoke.add_argument("key_id")
+    tee_commands.add_parsers(commands, common)
     topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
     topup.add_argument("key_id")
     topup.add_argument("usd", type=_usd_amount)
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
         )
+        if args.command == "tee":
+            return tee_commands.run(args, settings.data_dir)
         if args.command == "serve":
             from .server import run
 
