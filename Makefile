@@ -26,7 +26,12 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# the TEE module's pure cores must be covered line for line
+PURE_TEE := saferouter/tee/abi.py,saferouter/tee/kds.py,saferouter/tee/verify.py,saferouter/tee/validate.py
+
 test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json lint
+	$(BIN)/coverage run -m pytest -q tests/unit/tee
+	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
 	$(BIN)/pytest
 
 bench: $(INSTALLED)

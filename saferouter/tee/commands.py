@@ -108,6 +108,9 @@ async def _certificates(
     Reading a few local files in the event loop is fine for a one-shot command."""
     if demo is not None and not args.vcek and not args.chain:
         return demo.chain.vcek, (demo.chain.ask, demo.chain.ark)
+    if args.vcek and args.chain:
+        vek = load_certificate(Path(args.vcek).read_bytes())  # noqa: ASYNC240
+        return vek, load_cert_chain(Path(args.chain).read_bytes())  # noqa: ASYNC240
     fetcher = HttpxCertFetcher(data_dir / "kds-cache")
     report = parse_report(raw)
     chosen = report.product() or product

@@ -191,7 +191,10 @@ class ConfigfsTsm:
                 (entry / "privlevel").write_text(str(vmpl))
             (entry / "inblob").write_bytes(user_data)
             before = (entry / "generation").read_text()
-            report = (entry / "outblob").read_bytes()
+            try:
+                report = (entry / "outblob").read_bytes()
+            except OSError as exc:
+                raise DeviceError(f"reading outblob failed: {exc.strerror}") from exc
             aux_path = entry / "auxblob"
             aux = aux_path.read_bytes() if aux_path.exists() else b""
             if (entry / "generation").read_text() != before:
