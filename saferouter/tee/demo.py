@@ -106,44 +106,62 @@ class DemoAttester:
         """A signed v5 report (Genoa CPUID and TCB layout) over ``report_data``."""
         if len(report_data) != 64 or len(measurement) != 48 or len(host_data) != 32:
             raise ValueError("report_data is 64 bytes, measurement 48, host_data 32")
-        tcb = encode_tcb(DEMO_TCB)
-        unsigned = Report(
-            version=5,
-            guest_svn=0,
-            policy=POLICY_RESERVED_ONE | POLICY_SMT,
-            family_id=bytes(16),
-            image_id=bytes(16),
-            vmpl=vmpl,
-            signature_algo=SIGNATURE_ALGO_ECDSA_P384_SHA384,
-            current_tcb=tcb,
-            platform_info=PLATFORM_SMT_EN,
-            signer_info=0,
-            report_data=report_data,
+        unsigned = demo_report_fields(
+            report_data,
+            chip_id=self.chip_id,
             measurement=measurement,
             host_data=host_data,
-            id_key_digest=bytes(48),
-            author_key_digest=bytes(48),
-            report_id=secrets.token_bytes(32),
-            report_id_ma=b"\xff" * 32,
-            reported_tcb=tcb,
-            cpuid_fam_id=0x19,
-            cpuid_mod_id=0x11,
-            cpuid_step=1,
-            chip_id=self.chip_id,
-            committed_tcb=tcb,
-            current_build=43,
-            current_minor=55,
-            current_major=1,
-            committed_build=43,
-            committed_minor=55,
-            committed_major=1,
-            launch_tcb=tcb,
-            launch_mit_vector=0,
-            current_mit_vector=0,
-            signature_r=0,
-            signature_s=0,
+            vmpl=vmpl,
         )
         return sign_report(unsigned, self._key)
+
+
+def demo_report_fields(
+    report_data: bytes,
+    *,
+    chip_id: bytes,
+    measurement: bytes = bytes(48),
+    host_data: bytes = bytes(32),
+    vmpl: int = 0,
+) -> Report:
+    """An unsigned v5 report as the demo machine makes them (Genoa CPUID and TCB)."""
+    tcb = encode_tcb(DEMO_TCB)
+    return Report(
+        version=5,
+        guest_svn=0,
+        policy=POLICY_RESERVED_ONE | POLICY_SMT,
+        family_id=bytes(16),
+        image_id=bytes(16),
+        vmpl=vmpl,
+        signature_algo=SIGNATURE_ALGO_ECDSA_P384_SHA384,
+        current_tcb=tcb,
+        platform_info=PLATFORM_SMT_EN,
+        signer_info=0,
+        report_data=report_data,
+        measurement=measurement,
+        host_data=host_data,
+        id_key_digest=bytes(48),
+        author_key_digest=bytes(48),
+        report_id=secrets.token_bytes(32),
+        report_id_ma=b"\xff" * 32,
+        reported_tcb=tcb,
+        cpuid_fam_id=0x19,
+        cpuid_mod_id=0x11,
+        cpuid_step=1,
+        chip_id=chip_id,
+        committed_tcb=tcb,
+        current_build=43,
+        current_minor=55,
+        current_major=1,
+        committed_build=43,
+        committed_minor=55,
+        committed_major=1,
+        launch_tcb=tcb,
+        launch_mit_vector=0,
+        current_mit_vector=0,
+        signature_r=0,
+        signature_s=0,
+    )
 
 
 def sign_report(report: Report, key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from saferouter.tee import abi, kds, verify
 from saferouter.tee.abi import Product, Tcb
-from saferouter.tee.demo import DEMO_SUFFIX, ChainKeys, make_chain, sign_report
+from saferouter.tee.demo import (
+    DEMO_SUFFIX,
+    ChainKeys,
+    demo_report_fields,
+    make_chain,
+    sign_report,
+)
 
 from .vectors import SETS, SEV, VectorSet
 
@@ -209,43 +215,7 @@ def demo_root(
 
 
 def demo_report(chain: ChainKeys, **changes: Any) -> abi.Report:
-    tcb = abi.encode_tcb(Tcb(bootloader=10, tee=0, snp=23, microcode=84))
-    base = abi.Report(
-        version=5,
-        guest_svn=0,
-        policy=abi.POLICY_RESERVED_ONE,
-        family_id=bytes(16),
-        image_id=bytes(16),
-        vmpl=0,
-        signature_algo=1,
-        current_tcb=tcb,
-        platform_info=0,
-        signer_info=0,
-        report_data=bytes(64),
-        measurement=bytes(48),
-        host_data=bytes(32),
-        id_key_digest=bytes(48),
-        author_key_digest=bytes(48),
-        report_id=bytes(32),
-        report_id_ma=bytes(32),
-        reported_tcb=tcb,
-        cpuid_fam_id=0x19,
-        cpuid_mod_id=0x11,
-        cpuid_step=1,
-        chip_id=chain.chip_id.ljust(64, b"\0"),
-        committed_tcb=tcb,
-        current_build=1,
-        current_minor=55,
-        current_major=1,
-        committed_build=1,
-        committed_minor=55,
-        committed_major=1,
-        launch_tcb=tcb,
-        launch_mit_vector=0,
-        current_mit_vector=0,
-        signature_r=0,
-        signature_s=0,
-    )
+    base = demo_report_fields(bytes(64), chip_id=chain.chip_id.ljust(64, b"\0"))
     return attrs.evolve(base, **changes)
 
 
