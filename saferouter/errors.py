@@ -3,6 +3,7 @@
     SafeRouterError
     ├── ParseError              bytes that are not what a parser expects (SSE, TOML, reports)
     ├── ConfigError             a catalog or setting that cannot be used
+    ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     ├── StorageError            the store failed (rendered as a 500 with the request id)
     └── ClientError             anything that ends an HTTP request with an error status;
         │                       carries status, OpenAI ``type``, ``code`` and ``param``
@@ -41,6 +42,10 @@ class ParseError(SafeRouterError):
 
 class ConfigError(SafeRouterError):
     """A catalog or setting that cannot be used."""
+
+
+class VerificationError(SafeRouterError):
+    """Signatures, proofs or reports that do not verify."""
 
 
 class StorageError(SafeRouterError):

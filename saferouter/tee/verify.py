@@ -37,14 +37,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from ..errors import ParseError, SafeRouterError
+from .. import errors
+from ..errors import ParseError
 from .abi import SIGNED_SIZE, Product, Report, SigningKey, parse_report, parse_tcb
 from .kds import VekExtensions, parse_vek_extensions
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
 
 
-class VerificationError(SafeRouterError):
+class VerificationError(errors.VerificationError):
     """A report failed a verification step; ``step`` names it."""
 
     step = "verification"
