@@ -11,6 +11,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .attestation.service import AttestationService
 from .config import Settings
 from .errors import (
     ClientError,
@@ -23,7 +24,7 @@ from .errors import (
 )
 from .gateway.breaker import CircuitBreaker
 from .gateway.upstream import Upstreams
-from .routes import activity, chat, credits, health, keys, metrics, models
+from .routes import activity, attestation, chat, credits, health, keys, metrics, models
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.sqlite import SQLiteStore
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     @app.before_serving
     async def _open_upstreams() -> None:
         app_state.upstreams = Upstreams(settings)
+        app_state.attestation = await AttestationService.open(settings, app_state.store)
 
     @app.after_serving
     async def _close() -> None:
@@ -71,6 +73,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
         request_id = getattr(g, "request_id", None)
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
+        if request.path.startswith("/attestation"):
+            attestation.cors(response)
         return response
 
     @app.errorhandler(ClientError)
@@ -110,6 +114,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.register_blueprint(credits.blueprint)
     app.register_blueprint(activity.blueprint)
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(attestation.blueprint)
     return app
 
 

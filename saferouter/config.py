@@ -63,6 +63,10 @@ class Settings:
     # Billing and activity (reserve, settle, record); off only to measure their cost.
     accounting: bool = True
     activity_retention_days: float = 30.0
+    # probability a request is sampled into the audit log, in parts per million
+    audit_rate_ppm: int = 50_000
+    # who the logs and quotes are for: the origin prefix of the checkpoints
+    audience: str = "saferouter.local"
 
 
 def load_settings(
@@ -95,7 +99,25 @@ def load_settings(
         max_body_bytes=max_body,
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
+        audit_rate_ppm=_audit_rate(environ),
+        audience=_audience(environ),
     )
+
+
+def _audience(environ: Mapping[str, str]) -> str:
+    """SAFEROUTER_AUDIENCE: the host name the logs' origins start with (no spaces, no +)."""
+    audience = environ.get("SAFEROUTER_AUDIENCE") or "saferouter.local"
+    if any(c in audience for c in " +\n") or not audience.isprintable():
+        raise ConfigError("SAFEROUTER_AUDIENCE must be a host name (no spaces, no '+')")
+    return audience
+
+
+def _audit_rate(environ: Mapping[str, str]) -> int:
+    """SAFEROUTER_AUDIT_RATE, a probability (default 0.05), held as parts per million."""
+    rate = _float_env(environ, "SAFEROUTER_AUDIT_RATE", 0.05)
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError("SAFEROUTER_AUDIT_RATE must be between 0 and 1")
+    return round(rate * 1_000_000)
 
 
 def endpoints_from_env(catalog: Catalog, environ: Mapping[str, str]) -> dict[str, UpstreamEndpoint]:

@@ -17,6 +17,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from .app import create_app
+from .attestation.service import AttestationService
 from .config import Settings
 from .keys import generate_key
 from .storage.sqlite import SQLiteStore
@@ -56,6 +57,16 @@ async def _prepare_store(settings: Settings, out: TextIO) -> None:
         released = await store.recover()
         if released:
             log.warning("released %d reservations left open by the previous run", released)
+        service = await AttestationService.open(settings, store)
+        closed = await service.close_abandoned_samples()
+        if closed:
+            log.warning("closed %d audit samples left open by the previous run", closed)
+        entry = await service.record_startup()
+        print(
+            f"startup log entry {entry.index} ({service.attester.mode} attestation, "
+            f"measurement {service.measurement.hex[:16]}…)",
+            file=out,
+        )
     finally:
         await store.close()
 

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 from quart import Response, current_app
 
+from .attestation.service import AttestationService
 from .config import Settings
 from .errors import ClientError
 from .gateway.breaker import CircuitBreaker
@@ -25,6 +26,7 @@ class AppState:
     store: Store
     upstreams: Upstreams | None = None
     breaker: CircuitBreaker = attrs.Factory(CircuitBreaker)
+    attestation: AttestationService | None = None
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     started_at: float = attrs.Factory(time.time)

@@ -21,12 +21,15 @@ mid-stream, the client gets an OpenAI-shaped error event and no ``[DONE]``.
 
 from __future__ import annotations
 
+import hashlib
+
 import httpcore
 import trio
 
 from ..accounting import StreamUsage
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
+from .audit import AuditSample
 from .books import RequestBooks
 from .race import Attempt
 
@@ -43,6 +46,7 @@ class StreamRelay:
         books: RequestBooks,
         idle_timeout_s: float,
         client_wants_usage: bool,
+        sample: AuditSample | None = None,
     ) -> None:
         assert winner.response is not None and winner.decoder is not None
         assert winner.chunks is not None
@@ -60,11 +64,29 @@ class StreamRelay:
         self._last_event: str | None = None
         self.error: str | None = None
         self.error_code = "upstream_stream_failed"
+        self._sent = hashlib.sha256()
+        self._sample = sample
 
     def __aiter__(self) -> StreamRelay:
         return self
 
     async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._next()
+        except StopAsyncIteration:
+            await self._finish_sample()
+            raise
+        self._sent.update(chunk)
+        return chunk
+
+    async def _finish_sample(self) -> None:
+        """The audit sample (if this request is one) gets the hash of every byte sent."""
+        sample, self._sample = self._sample, None
+        if sample is not None:
+            with trio.CancelScope(shield=True):
+                await sample.finish(self._sent.hexdigest(), 200)
+
+    async def _next(self) -> bytes:
         if self._prelude is not None:
             prelude, self._prelude = self._prelude, None
             out = await self._relay_events(prelude)
@@ -162,6 +184,7 @@ class StreamRelay:
 
     async def aclose(self) -> None:
         """Quart's cleanup: after the end, or when the client went away mid-stream."""
+        await self._finish_sample()
         if not self._finished:
             self._finished = True
             await self._close_upstream()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 
 import trio
@@ -10,6 +11,7 @@ from quart import Blueprint, Response, g, request
 from ..accounting import usage_of_body
 from ..catalog import Model
 from ..errors import UpstreamError
+from ..gateway.audit import AuditSample
 from ..gateway.books import RequestBooks
 from ..gateway.race import Attempt, Race
 from ..gateway.relay import StreamRelay
@@ -44,6 +46,14 @@ async def chat_completions() -> Response:
         streamed=chat.stream,
         started=g.started,
     )
+    sample = await AuditSample.maybe(
+        state.attestation,
+        key_id=key.id,
+        request_id=g.request_id,
+        model=requested.id,
+        provider=requested.provider,
+        request_body=body,
+    )
     upstream_chat = _asking_for_usage(chat)
     assert state.upstreams is not None, "requests are served only after startup"
     race = Race(
@@ -59,6 +69,10 @@ async def chat_completions() -> Response:
     except UpstreamError as error:
         _record_losers(books, race.attempts, winner=None)
         error.headers.update(books.rate_headers())
+        if sample is not None:
+            error.headers.update(sample.header)
+            with trio.CancelScope(shield=True):
+                await sample.finish(hashlib.sha256(error.body()).hexdigest(), error.status)
         if race.attempts:
             error.headers.update(_served(race.attempts[-1].model, requested))
         with trio.CancelScope(shield=True):
@@ -75,9 +89,13 @@ async def chat_completions() -> Response:
     state.attempt_counts[(winner.model.provider, "won")] += 1
     books.serve(winner.number, winner.model)
     headers = {**_served(winner.model, requested), **books.rate_headers()}
+    if sample is not None:
+        sample.model, sample.provider = winner.model.id, winner.model.provider
+        headers.update(sample.header)
     if chat.stream:
         relay = StreamRelay(
             winner,
+            sample=sample,
             books=books,
             idle_timeout_s=settings.timeouts.idle_s,
             client_wants_usage=chat.include_usage,
@@ -99,6 +117,8 @@ async def chat_completions() -> Response:
         estimated_text_bytes=len(winner.body) if usage is None else 0,
         ttfb_s=winner.first_byte_at,
     )
+    if sample is not None:
+        await sample.finish(hashlib.sha256(winner.body).hexdigest(), winner.status)
     return Response(
         winner.body, status=winner.status, content_type="application/json", headers=headers
     )

@@ -13,9 +13,10 @@ sum of its ledger entries (``check_books`` proves it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from .logs import LogEntry
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -35,6 +36,7 @@ __all__ = [
     "AdmissionRequest",
     "Books",
     "KeyRecord",
+    "LogEntry",
     "ModelUsage",
     "RateLimits",
     "Settlement",
@@ -118,6 +120,29 @@ class Store(Protocol):
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]: ...
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]: ...
+
+    # --- logs (transparency and audit) --------------------------------------------
+    async def log_append(
+        self, log: str, make_body: Callable[[int, bytes | None], bytes]
+    ) -> LogEntry:
+        """Append ``make_body(index, previous body)`` atomically."""
+        ...
+
+    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
+        """Reserve the next index for an entry filled in later."""
+        ...
+
+    async def log_fill(self, log: str, index: int, body: bytes) -> None: ...
+
+    async def log_pending(self, log: str) -> list[LogEntry]: ...
+
+    async def log_leaves(self, log: str) -> list[bytes]:
+        """Leaf hashes of the longest prefix of filled entries."""
+        ...
+
+    async def log_entries(
+        self, log: str, start: int, limit: int, key_id: str | None = None
+    ) -> list[LogEntry]: ...
 
     # --- life ---------------------------------------------------------------------
     async def ping(self) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from ..errors import StorageError
-from . import ledger
+from . import ledger, logs
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -107,6 +107,20 @@ MIGRATIONS: tuple[str, ...] = (
         tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (key_id, window_start)
     );
+    """,
+    # 3: transparency (startup) and audit logs
+    """
+    CREATE TABLE log_entries (
+        log TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        body BLOB,
+        leaf_hash BLOB,
+        key_id TEXT,
+        request_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (log, idx)
+    );
+    CREATE INDEX log_entries_key ON log_entries (log, key_id, idx);
     """,
 )
 
@@ -414,6 +428,32 @@ class SQLiteStore:
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         return await self._read(lambda db: ledger.usage_by_model(db, key_id))
+
+    # --- logs ---------------------------------------------------------------------
+
+    async def log_append(
+        self, log: str, make_body: Callable[[int, bytes | None], bytes]
+    ) -> logs.LogEntry:
+        now = time.time()
+        return await self._writes.run(lambda db: logs.append(db, log, make_body, now))
+
+    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
+        now = time.time()
+        return await self._writes.run(lambda db: logs.reserve(db, log, key_id, request_id, now))
+
+    async def log_fill(self, log: str, index: int, body: bytes) -> None:
+        await self._writes.run(lambda db: logs.fill(db, log, index, body))
+
+    async def log_pending(self, log: str) -> list[logs.LogEntry]:
+        return await self._read(lambda db: logs.pending(db, log))
+
+    async def log_leaves(self, log: str) -> list[bytes]:
+        return await self._read(lambda db: logs.leaves(db, log))
+
+    async def log_entries(
+        self, log: str, start: int, limit: int, key_id: str | None = None
+    ) -> list[logs.LogEntry]:
+        return await self._read(lambda db: logs.entries(db, log, start, limit, key_id))
 
     # --- life ---------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Attestation: the signing identity, the service measurement, quotes, and the logs."""

@@ -1,0 +1,165 @@
+"""The attestation service: identity, measurement, quotes, the startup and audit logs.
+
+A quote binds a client's nonce to this gateway: its REPORT_DATA is the SHA-512 of the
+canonical JSON (RFC 8785) of the claims ``{nonce, identity, measurement, build,
+audience, time}``. Every start appends a signed, hash-chained entry to the startup log;
+sampled requests append hashes (never text) to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+
+import attrs
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from .. import __version__
+from ..canonical import canonical_json
+from ..config import Settings
+from ..storage import LogEntry, Store
+from ..tee import device
+from ..tee.abi import parse_report
+from ..tee.seal import DeviceKeySource, Sealer
+from ..translog.log import SignedLog, entry_hash
+from .attester import Attester, open_attester
+from .identity import load_or_create_identity, public_bytes
+from .measurement import Measurement, measure
+
+STARTUP_KIND = "saferouter-startup"
+AUDIT_KIND = "saferouter-audit"
+MIN_NONCE_BYTES, MAX_NONCE_BYTES = 16, 64
+
+
+def report_data_for(claims: dict[str, Any]) -> bytes:
+    """REPORT_DATA of a quote: SHA-512 of the claims' canonical JSON (64 bytes)."""
+    return hashlib.sha512(canonical_json(claims)).digest()
+
+
+def demo_launch_measurement(measurement: Measurement) -> bytes:
+    """What the demo report carries as MEASUREMENT (a launch digest is 48 bytes)."""
+    return hashlib.sha384(b"saferouter demo launch\n" + measurement.digest).digest()
+
+
+@attrs.define
+class AttestationService:
+    settings: Settings
+    store: Store
+    key: ed25519.Ed25519PrivateKey
+    measurement: Measurement
+    attester: Attester
+    startup: SignedLog
+    audit: SignedLog
+
+    @classmethod
+    async def open(cls, settings: Settings, store: Store) -> AttestationService:
+        measurement = measure(settings)
+        attester = open_attester(
+            settings.data_dir, measurement=demo_launch_measurement(measurement)
+        )
+        sealer = None
+        if attester.mode == "sev-snp":
+            launch = parse_report(await attester.report(bytes(64))).measurement
+            sealer = Sealer(DeviceKeySource(device.SevGuestDevice()), measurement=launch)
+        key = load_or_create_identity(settings.data_dir, sealer)
+        audience = settings.audience
+        return cls(
+            settings=settings,
+            store=store,
+            key=key,
+            measurement=measurement,
+            attester=attester,
+            startup=SignedLog(store, name="startup", origin=f"{audience}/startup", key=key),
+            audit=SignedLog(store, name="audit", origin=f"{audience}/audit", key=key),
+        )
+
+    @property
+    def build(self) -> str:
+        return f"saferouter/{__version__}"
+
+    @property
+    def identity(self) -> bytes:
+        return public_bytes(self.key)
+
+    def claims(self, nonce: bytes, now: float) -> dict[str, Any]:
+        return {
+            "nonce": nonce.hex(),
+            "identity": self.identity.hex(),
+            "measurement": self.measurement.hex,
+            "build": self.build,
+            "audience": self.settings.audience,
+            "time": int(now),
+        }
+
+    async def quote(self, nonce: bytes) -> dict[str, Any]:
+        if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
+            raise ValueError(f"the nonce is {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} bytes")
+        claims = self.claims(nonce, time.time())
+        report_data = report_data_for(claims)
+        report = await self.attester.report(report_data)
+        return {
+            "mode": self.attester.mode,
+            "claims": claims,
+            "report_data": report_data.hex(),
+            "report": report.hex(),
+            "certificates": await self.attester.chain_pem(),
+        }
+
+    async def record_startup(self) -> LogEntry:
+        """Append this start to the startup log, with a quote over a random nonce."""
+        quote = await self.quote(secrets.token_bytes(32))
+        spec = {
+            "measurement": self.measurement.hex,
+            "identity": self.identity.hex(),
+            "build": self.build,
+            "audience": self.settings.audience,
+            "tee_mode": self.attester.mode,
+            "quote_digest": hashlib.sha256(bytes.fromhex(quote["report"])).hexdigest(),
+            "time": int(time.time()),
+        }
+        return await self.startup.append(STARTUP_KIND, spec)
+
+    async def close_abandoned_samples(self) -> int:
+        """Audit entries reserved by a server that stopped before filling them."""
+        stale = await self.store.log_pending(self.audit.name)
+        for entry in stale:
+            await self.audit.fill(
+                entry.index,
+                AUDIT_KIND,
+                {"request_id": entry.request_id, "aborted": True, "time": int(entry.created_at)},
+            )
+        return len(stale)
+
+    def sampled(self) -> bool:
+        """CSPRNG draw at the configured rate (parts per million)."""
+        return secrets.randbelow(1_000_000) < self.settings.audit_rate_ppm
+
+    async def fill_sample(
+        self,
+        index: int,
+        *,
+        request_id: str,
+        model: str,
+        provider: str,
+        request_body: bytes,
+        response_sha256: str,
+        status: int,
+    ) -> None:
+        await self.audit.fill(
+            index,
+            AUDIT_KIND,
+            {
+                "request_id": request_id,
+                "model": model,
+                "provider": provider,
+                "time": int(time.time()),
+                "status": status,
+                "request_sha256": hashlib.sha256(request_body).hexdigest(),
+                "response_sha256": response_sha256,
+            },
+        )
+
+
+__all__ = ["AttestationService", "entry_hash", "report_data_for"]

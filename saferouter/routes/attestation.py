@@ -1,0 +1,218 @@
+"""Public attestation endpoints (CORS open: a verifier page may live anywhere), and the
+key-scoped ``GET /v1/audit/samples``."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import deque
+
+from quart import Blueprint, Response, request
+
+from ..attestation.service import AttestationService
+from ..errors import InvalidRequest, NotFound, RateLimited
+from ..state import app_state, json_response
+from ..translog import merkle
+from ..translog.log import SignedLog, decode_entry
+from .auth import authenticate
+from .body import json_object
+
+blueprint = Blueprint("attestation", __name__)
+
+QUOTES_PER_MINUTE = 60  # per client address
+_quote_times: dict[str, deque[float]] = {}
+
+
+def service() -> AttestationService:
+    svc = app_state().attestation
+    if svc is None:
+        raise NotFound("Attestation is not running on this gateway.", code="no_attestation")
+    return svc
+
+
+@blueprint.get("/attestation")
+async def status() -> Response:
+    svc = service()
+    latest = None
+    _signed, leaves = await svc.startup.checkpoint()
+    if leaves:
+        (entry,) = await svc.store.log_entries("startup", len(leaves) - 1, 1)
+        assert entry.body is not None
+        latest = {"index": entry.index, **decode_entry(entry.body)["spec"]}
+    return json_response(
+        {
+            "mode": svc.attester.mode,
+            "measurement": svc.measurement.hex,
+            "identity": svc.identity.hex(),
+            "build": svc.build,
+            "audience": svc.settings.audience,
+            "audit_rate": svc.settings.audit_rate_ppm / 1_000_000,
+            "latest_startup": latest,
+            "startup_log_size": len(leaves),
+        }
+    )
+
+
+@blueprint.get("/attestation/verifying-key")
+async def verifying_key() -> Response:
+    svc = service()
+    return json_response(
+        {
+            "public_key": svc.identity.hex(),
+            "algorithm": "ed25519",
+            "startup_log_vkey": svc.startup.verifier.vkey(),
+            "audit_log_vkey": svc.audit.verifier.vkey(),
+        }
+    )
+
+
+@blueprint.post("/attestation/quote")
+async def quote() -> Response:
+    svc = service()
+    _rate_limit(request.remote_addr or "unknown")
+    data = await json_object()
+    nonce_hex = data.get("nonce")
+    try:
+        nonce = bytes.fromhex(nonce_hex) if isinstance(nonce_hex, str) else b""
+    except ValueError:
+        nonce = b""
+    if not 16 <= len(nonce) <= 64:
+        raise InvalidRequest(
+            "'nonce' must be 16 to 64 bytes as hex.", param="nonce", code="invalid_value"
+        )
+    return json_response(await svc.quote(nonce))
+
+
+@blueprint.get("/attestation/transparency")
+async def startup_entries() -> Response:
+    return await _entries(service().startup)
+
+
+@blueprint.get("/attestation/transparency/head")
+async def startup_head() -> Response:
+    return await _head(service().startup)
+
+
+@blueprint.get("/attestation/transparency/proof")
+async def startup_proof() -> Response:
+    return await _proof(service().startup)
+
+
+@blueprint.get("/attestation/transparency/<int:index>")
+async def startup_entry(index: int) -> Response:
+    return await _entry(service().startup, index)
+
+
+@blueprint.get("/attestation/audit/head")
+async def audit_head() -> Response:
+    return await _head(service().audit)
+
+
+@blueprint.get("/attestation/audit/proof")
+async def audit_proof() -> Response:
+    return await _proof(service().audit)
+
+
+@blueprint.get("/attestation/audit/<int:index>")
+async def audit_entry(index: int) -> Response:
+    return await _entry(service().audit, index)
+
+
+@blueprint.get("/v1/audit/samples")
+async def audit_samples() -> Response:
+    svc = service()
+    key = await authenticate(app_state())
+    start = _int_arg("start", 0)
+    limit = min(_int_arg("limit", 100), 500)
+    rows = await svc.store.log_entries(
+        "audit", start, limit, key_id=None if key.is_admin else key.id
+    )
+    data = [
+        {
+            "index": e.index,
+            "request_id": e.request_id,
+            "key_id": e.key_id,
+            "pending": e.body is None,
+            "entry": decode_entry(e.body) if e.body is not None else None,
+        }
+        for e in rows
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+async def _entries(log: SignedLog) -> Response:
+    start = _int_arg("start", 0)
+    limit = min(_int_arg("limit", 100), 1000)
+    rows = await log.store.log_entries(log.name, start, limit)
+    data = [
+        {
+            "index": e.index,
+            "integratedTime": int(e.created_at),
+            "body": base64.b64encode(e.body).decode(),
+        }
+        for e in rows
+        if e.body is not None
+    ]
+    return json_response({"object": "list", "origin": log.origin, "data": data})
+
+
+async def _head(log: SignedLog) -> Response:
+    signed, leaves = await log.checkpoint()
+    return json_response(
+        {
+            "origin": log.origin,
+            "tree_size": len(leaves),
+            "root_hash": merkle.root_hash(leaves).hex(),
+            "checkpoint": signed,
+            "vkey": log.verifier.vkey(),
+        }
+    )
+
+
+async def _entry(log: SignedLog, index: int) -> Response:
+    entry = await log.rekor_entry(index)
+    if entry is None:
+        raise NotFound(f"No entry {index} in the {log.name} log.", code="entry_not_found")
+    return json_response(entry)
+
+
+async def _proof(log: SignedLog) -> Response:
+    first = _int_arg("first", 0)
+    second = request.args.get("second")
+    proof = await log.consistency(first, int(second) if second and second.isdigit() else None)
+    if proof is None:
+        raise InvalidRequest("0 ≤ first ≤ second ≤ the log's size.", code="invalid_value")
+    return json_response(proof)
+
+
+def _int_arg(name: str, default: int) -> int:
+    text = request.args.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit():
+        raise InvalidRequest(
+            f"'{name}' must be a non-negative integer.", param=name, code="invalid_value"
+        )
+    return int(text)
+
+
+def _rate_limit(client: str) -> None:
+    now = time.monotonic()
+    times = _quote_times.setdefault(client, deque())
+    while times and times[0] < now - 60:
+        times.popleft()
+    if len(times) >= QUOTES_PER_MINUTE:
+        retry = int(times[0] + 60 - now) + 1
+        raise RateLimited(
+            f"At most {QUOTES_PER_MINUTE} quotes a minute from one address.",
+            headers={"Retry-After": str(retry)},
+        )
+    times.append(now)
+
+
+def cors(response: Response) -> Response:
+    """Public attestation data may be read by a verifier page hosted anywhere."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    return response

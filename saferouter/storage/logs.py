@@ -1,0 +1,108 @@
+"""The SQL of the transparency and audit logs (one table, one row per entry).
+
+An entry's index is assigned inside the write transaction that appends it, so workers
+sharing the database never hand out the same index. An audit entry is *reserved* when
+its request starts (so the response can carry its index) and filled in when the
+response has been sent; the log's tree covers the longest prefix of filled entries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import attrs
+
+from ..translog.merkle import leaf_hash
+
+
+@attrs.frozen
+class LogEntry:
+    log: str
+    index: int
+    body: bytes | None  # None while an audit entry is pending
+    created_at: float
+    key_id: str | None = None
+    request_id: str | None = None
+
+
+def append(
+    db: sqlite3.Connection, log: str, make_body: Callable[[int, bytes | None], bytes], now: float
+) -> LogEntry:
+    """Append the entry ``make_body(index, previous entry's body)`` returns."""
+    row = db.execute(
+        "SELECT idx, body FROM log_entries WHERE log = ? ORDER BY idx DESC LIMIT 1", (log,)
+    ).fetchone()
+    index = 0 if row is None else row[0] + 1
+    body = make_body(index, None if row is None else row[1])
+    db.execute(
+        "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,?)",
+        (log, index, body, leaf_hash(body), now),
+    )
+    return LogEntry(log=log, index=index, body=body, created_at=now)
+
+
+def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now: float) -> int:
+    row = db.execute("SELECT max(idx) FROM log_entries WHERE log = ?", (log,)).fetchone()
+    index = 0 if row[0] is None else row[0] + 1
+    db.execute(
+        "INSERT INTO log_entries (log, idx, key_id, request_id, created_at) VALUES (?,?,?,?,?)",
+        (log, index, key_id, request_id, now),
+    )
+    return index
+
+
+def fill(db: sqlite3.Connection, log: str, index: int, body: bytes) -> None:
+    db.execute(
+        "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = ? AND idx = ? AND body IS NULL",
+        (body, leaf_hash(body), log, index),
+    )
+
+
+def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
+    rows = db.execute(
+        "SELECT idx, created_at, key_id, request_id FROM log_entries "
+        "WHERE log = ? AND body IS NULL ORDER BY idx",
+        (log,),
+    ).fetchall()
+    return [
+        LogEntry(log=log, index=i, body=None, created_at=t, key_id=k, request_id=r)
+        for i, t, k, r in rows
+    ]
+
+
+def leaves(db: sqlite3.Connection, log: str) -> list[bytes]:
+    """Leaf hashes of the longest prefix of filled entries."""
+    out: list[bytes] = []
+    for index, leaf in db.execute(
+        "SELECT idx, leaf_hash FROM log_entries WHERE log = ? ORDER BY idx", (log,)
+    ):
+        if leaf is None or index != len(out):
+            break
+        out.append(bytes(leaf))
+    return out
+
+
+def entries(
+    db: sqlite3.Connection, log: str, start: int, limit: int, key_id: str | None = None
+) -> list[LogEntry]:
+    sql = (
+        "SELECT idx, body, created_at, key_id, request_id FROM log_entries "
+        "WHERE log = ? AND idx >= ?"
+    )
+    args: list[object] = [log, start]
+    if key_id is not None:
+        sql += " AND key_id = ?"
+        args.append(key_id)
+    rows = db.execute(sql + " ORDER BY idx LIMIT ?", (*args, limit)).fetchall()
+    return [
+        LogEntry(
+            log=log,
+            index=i,
+            body=None if b is None else bytes(b),
+            created_at=t,
+            key_id=k,
+            request_id=r,
+        )
+        for i, b, t, k, r in rows
+    ]
