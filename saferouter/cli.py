@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
+import attrs
 import trio
 
 from .accounting import usd_text
+from .attestation.measurement import measure
 from .config import Settings, load_settings
 from .errors import ConfigError, StorageError
 from .keys import ROLES, generate_key
 from .storage.sqlite import SQLiteStore
 from .tee import commands as tee_commands
+from .verify.client import Step, run_checks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
     revoke.add_argument("key_id")
     tee_commands.add_parsers(commands, common)
+    check = commands.add_parser("verify", help="verify a running gateway, step by step")
+    check.add_argument("url", help="the gateway's base URL, e.g. http://127.0.0.1:8080")
+    check.add_argument("--expect-measurement", metavar="HEX")
+    check.add_argument("--state", help="remember the log heads here; check consistency next time")
+    check.add_argument("--json", action="store_true", help="print the steps as JSON")
+    measure_cmd = commands.add_parser(
+        "measure", parents=[common], help="print this build's service measurement"
+    )
+    measure_cmd.add_argument("--parts", action="store_true", help="also print what it covers")
     topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
     topup.add_argument("key_id")
     topup.add_argument("usd", type=_usd_amount)
@@ -61,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":
+        return _verify(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings(
@@ -71,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
         )
+        if args.command == "measure":
+            measurement = measure(settings)
+            if args.parts:
+                print(
+                    json.dumps({"code": measurement.code, "config": measurement.config}, indent=2)
+                )
+            print(measurement.hex)
+            return 0
         if args.command == "tee":
             return tee_commands.run(args, settings.data_dir)
         if args.command == "serve":
@@ -132,6 +156,26 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def show(step: Step) -> None:
+        if not args.json:
+            mark = "✓" if step.ok else "✗"
+            print(f"{mark} ({step.number}) {step.name}: {step.detail}", flush=True)
+
+    steps = run_checks(
+        args.url,
+        expect_measurement=args.expect_measurement,
+        state_path=Path(args.state) if args.state else None,
+        on_step=show,
+    )
+    passed = len(steps) == 10 and all(s.ok for s in steps)
+    if args.json:
+        print(json.dumps({"passed": passed, "steps": [attrs.asdict(s) for s in steps]}, indent=2))
+    else:
+        print("VERIFIED" if passed else "FAILED")
+    return 0 if passed else 1
 
 
 def _usd_amount(text: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import attrs
@@ -27,6 +27,7 @@ class AppState:
     upstreams: Upstreams | None = None
     breaker: CircuitBreaker = attrs.Factory(CircuitBreaker)
     attestation: AttestationService | None = None
+    quote_times: dict[str, deque[float]] = attrs.Factory(dict)  # per client, last minute
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     started_at: float = attrs.Factory(time.time)

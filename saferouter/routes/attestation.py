@@ -20,7 +20,6 @@ from .body import json_object
 blueprint = Blueprint("attestation", __name__)
 
 QUOTES_PER_MINUTE = 60  # per client address
-_quote_times: dict[str, deque[float]] = {}
 
 
 def service() -> AttestationService:
@@ -198,7 +197,7 @@ def _int_arg(name: str, default: int) -> int:
 
 def _rate_limit(client: str) -> None:
     now = time.monotonic()
-    times = _quote_times.setdefault(client, deque())
+    times = app_state().quote_times.setdefault(client, deque())
     while times and times[0] < now - 60:
         times.popleft()
     if len(times) >= QUOTES_PER_MINUTE:
