@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
     revoke.add_argument("key_id")
     tee_commands.add_parsers(commands, common)
-    check = commands.add_parser("verify", help="verify a running gateway, step by step")
+    check = commands.add_parser(
+        "verify", parents=[common], help="verify a running gateway, step by step"
+    )
     check.add_argument("url", help="the gateway's base URL, e.g. http://127.0.0.1:8080")
     check.add_argument("--expect-measurement", metavar="HEX")
     check.add_argument("--state", help="remember the log heads here; check consistency next time")

@@ -62,7 +62,16 @@ def run_checks(
     on_step: Callable[[Step], None] | None = None,
 ) -> list[Step]:
     """Every check, in order; stops at the first failure (later ones would mean nothing)."""
-    client = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=30)
+    if http is None:
+        with httpx.Client(base_url=base_url.rstrip("/"), timeout=30) as client:
+            return run_checks(
+                base_url,
+                expect_measurement=expect_measurement,
+                state_path=state_path,
+                http=client,
+                on_step=on_step,
+            )
+    client = http
     steps: list[Step] = []
     context: dict[str, Any] = {}
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -182,12 +191,14 @@ def _signed_head(
 def _startup_log(client: httpx.Client, ctx: dict[str, Any]) -> str:
     checkpoint, _ = _signed_head(client, ctx, "/attestation/transparency/head")
     bodies: list[bytes] = []
-    while len(bodies) < checkpoint.size:
+    while True:  # every entry served, not only those the head covers
         page = _get(client, "/attestation/transparency", start=len(bodies), limit=1000)["data"]
-        if not page:
+        for served in page:
+            if served["index"] != len(bodies):
+                raise CheckFailed(f"entry {len(bodies)} is missing from the log")
+            bodies.append(base64.b64decode(served["body"]))
+        if len(page) < 1000:
             break
-        bodies += [base64.b64decode(e["body"]) for e in page]
-    bodies = bodies[: checkpoint.size]
     if len(bodies) != checkpoint.size:
         raise CheckFailed(f"the log serves {len(bodies)} entries, its head says {checkpoint.size}")
     previous: bytes | None = None

@@ -1,0 +1,204 @@
+"""`saferouter verify` against real gateway processes: restarts, and every tamper."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from saferouter.translog.log import encode_entry, entry_hash
+from saferouter.verify.client import run_checks
+
+from ..processes import cli, serving
+from ..servers import running_server
+
+
+def start_and_stop(data: Path, times: int = 1) -> None:
+    for _ in range(times):
+        with serving(data):
+            pass
+
+
+def verify(url: str, state: Path | None = None) -> tuple[bool, str]:
+    steps = run_checks(url, state_path=state)
+    failed = [s for s in steps if not s.ok]
+    text = "\n".join(f"({s.number}) {s.name}: {s.detail}" for s in steps)
+    return not failed and len(steps) == 10, text
+
+
+def failing_step(url: str, state: Path | None = None) -> str:
+    ok, text = verify(url, state)
+    assert not ok, text
+    return text.splitlines()[-1]
+
+
+def test_passes_fresh_and_after_restarts(tmp_path: Path) -> None:
+    data, state = tmp_path / "data", tmp_path / "state.json"
+    for start in range(5):
+        with serving(data) as served:
+            ok, text = verify(served.url, state)
+            assert ok, text
+            head = httpx.get(served.url + "/attestation/transparency/head").json()
+            assert head["tree_size"] == start + 1
+    remembered = json.loads(state.read_text())
+    assert remembered["startup"]["size"] == 5
+    result = cli(tmp_path, "measure")  # the CLI prints the measurement the quotes carry
+    with serving(data) as served:
+        status = httpx.get(served.url + "/attestation").json()
+        assert status["measurement"] == result.stdout.strip().splitlines()[-1]
+        done = cli(
+            tmp_path,
+            "verify",
+            served.url,
+            "--expect-measurement",
+            status["measurement"],
+            "--state",
+            str(state),
+        )
+        assert done.returncode == 0 and done.stdout.strip().endswith("VERIFIED")
+        wrong = cli(tmp_path, "verify", served.url, "--expect-measurement", "00" * 32, "--json")
+        assert wrong.returncode == 1
+        assert json.loads(wrong.stdout)["steps"][-1]["name"] == "measurement"
+
+
+def rewrite(data: Path, change: str, *args: object) -> None:
+    db = sqlite3.connect(data / "saferouter.db")
+    db.execute(change, args)
+    db.commit()
+    db.close()
+
+
+def test_an_edited_entry_fails(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start_and_stop(data, 3)
+    db = sqlite3.connect(data / "saferouter.db")
+    (body,) = db.execute(
+        "SELECT body FROM log_entries WHERE log = 'startup' AND idx = 1"
+    ).fetchone()
+    db.close()
+    edited = bytes(body).replace(b"saferouter/0.1.0", b"saferouter/6.6.6")
+    rewrite(data, "UPDATE log_entries SET body = ? WHERE log = 'startup' AND idx = 1", edited)
+    with serving(data) as served:
+        assert failing_step(served.url).startswith("(7) startup log")
+
+
+def test_a_deleted_entry_fails(tmp_path: Path) -> None:
+    data, state = tmp_path / "data", tmp_path / "state.json"
+    start_and_stop(data, 2)
+    with serving(data) as served:
+        assert verify(served.url, state)[0]
+    rewrite(data, "DELETE FROM log_entries WHERE log = 'startup' AND idx = 1")
+    with serving(data) as served:
+        assert "missing" in failing_step(served.url)
+        assert failing_step(served.url, state).startswith("(7) startup log")
+
+
+def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    data, state = tmp_path / "data", tmp_path / "state.json"
+    start_and_stop(data, 1)
+    with serving(data) as served:
+        assert verify(served.url, state)[0]
+    # the attacker swaps in a key of their own and re-signs every entry consistently
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    (data / "identity.key").write_bytes(raw)
+    identity = key.public_key().public_bytes_raw().hex()
+    db = sqlite3.connect(data / "saferouter.db")
+    previous = None
+    for index, body in db.execute(
+        "SELECT idx, body FROM log_entries WHERE log = 'startup' ORDER BY idx"
+    ).fetchall():
+        spec = {
+            **json.loads(body)["spec"],
+            "identity": identity,
+            "prev_entry_hash": entry_hash(previous) if previous else None,
+        }
+        new = encode_entry("saferouter-startup", spec, key)
+        from saferouter.translog.merkle import leaf_hash
+
+        db.execute(
+            "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = 'startup' AND idx = ?",
+            (new, leaf_hash(new), index),
+        )
+        previous = new
+    db.commit()
+    db.close()
+    with serving(data) as served:
+        assert verify(served.url)[0]  # alone, a consistent forgery looks fine …
+        line = failing_step(served.url, state)  # … but not to someone who remembers
+        assert line.startswith("(9) history") and "different key" in line
+
+
+def test_a_forked_log_fails(tmp_path: Path) -> None:
+    a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state.json"
+    start_and_stop(a, 2)
+    shutil.copytree(a, b)  # same identity, same history …
+    start_and_stop(a, 1)
+    start_and_stop(b, 1)  # … then each appends its own third start
+    with serving(a) as served:
+        assert verify(served.url, state)[0]
+    with serving(b) as served:
+        line = failing_step(served.url, state)
+    assert line.startswith("(9) history") and "not consistent" in line
+
+
+@asynccontextmanager
+async def tampering_proxy(target: str, mode: str) -> AsyncIterator[str]:
+    """A real HTTP server in front of the gateway that lies in one way."""
+    app = QuartTrio("proxy", static_folder=None)
+    first_quote: list[bytes] = []
+
+    @app.route("/<path:path>", methods=["GET", "POST"])
+    async def forward(path: str) -> Response:
+        async with httpx.AsyncClient(base_url=target, timeout=30) as client:
+            upstream = await client.request(
+                request.method,
+                "/" + path,
+                params=dict(request.args),
+                content=await request.get_data(),
+            )
+        body = upstream.content
+        if mode == "replay" and path == "attestation/quote":
+            first_quote.append(body)
+            body = first_quote[0]
+        if mode == "as-amd" and path in ("attestation", "attestation/quote"):
+            data = json.loads(body)
+            data["mode"] = "sev-snp"
+            body = json.dumps(data).encode()
+        return Response(body, status=upstream.status_code, content_type="application/json")
+
+    async with running_server(app) as url:
+        yield url
+
+
+async def test_a_replayed_quote_fails(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start_and_stop(data, 1)
+    with serving(data) as served:
+        async with tampering_proxy(served.url, "replay") as proxy:
+            first = await trio.to_thread.run_sync(verify, proxy)
+            second = await trio.to_thread.run_sync(failing_step, proxy)
+    assert first[0], first[1]
+    assert second.startswith("(4) REPORT_DATA binding") and "replayed" in second
+
+
+async def test_a_demo_report_presented_as_amd_fails(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start_and_stop(data, 1)
+    with serving(data) as served:
+        async with tampering_proxy(served.url, "as-amd") as proxy:
+            line = await trio.to_thread.run_sync(failing_step, proxy)
+    assert line.startswith("(3) report and chain") and "not a genuine AMD" in line
