@@ -10,7 +10,7 @@ package and every file of the ``web/`` folder beside it, by path. ``config`` is 
 catalog as loaded — providers without keys (their env variable *names* and effective
 base URLs; extra header names, not values), models with prices in micro-USD per 1M
 tokens, peak windows and fallback chains — and the settings that change behaviour
-(audit sampling rate, attempts, timeouts). Changing code, routing or prices changes the
+(audit sampling rate, attempts, timeouts, audience). Changing code, routing or prices changes the
 measurement. ``saferouter measure`` prints it and its parts so anyone can recompute it
 from a checkout and a config.
 """
@@ -108,6 +108,7 @@ def config_document(settings: Settings) -> dict[str, Any]:
                 "deadline": int(t.request_deadline_s * 1000),
             },
             "max_body_bytes": settings.max_body_bytes,
+            "audience": settings.audience,
         },
     }
 
