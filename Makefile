@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 NODE_E2E := tests/e2e/node
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ lint: $(INSTALLED)
 # the TEE module's pure cores must be covered line for line
 PURE_TEE := saferouter/tee/abi.py,saferouter/tee/kds.py,saferouter/tee/verify.py,saferouter/tee/validate.py
 
-test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json lint
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json chromium lint
 	$(BIN)/coverage run -m pytest -q tests/unit/tee
 	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
 	$(BIN)/pytest

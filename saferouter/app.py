@@ -24,7 +24,7 @@ from .errors import (
 )
 from .gateway.breaker import CircuitBreaker
 from .gateway.upstream import Upstreams
-from .routes import activity, attestation, chat, credits, health, keys, metrics, models
+from .routes import activity, attestation, chat, credits, health, keys, metrics, models, web
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.sqlite import SQLiteStore
@@ -115,6 +115,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.register_blueprint(activity.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(attestation.blueprint)
+    app.register_blueprint(web.blueprint)
     return app
 
 

@@ -1,0 +1,62 @@
+"""The web pages (``web/`` beside the package): plain files, no build step."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from quart import Blueprint, Response
+
+from ..errors import NotFound
+
+blueprint = Blueprint("web", __name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+PAGES = {
+    "/": "index.html",
+    "/models": "models.html",
+    "/chat": "chat.html",
+    "/compare": "compare.html",
+    "/activity": "activity.html",
+    "/keys": "keys.html",
+    "/credits": "credits.html",
+}
+TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The pages load nothing from elsewhere: a CSP says so to the browser.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _file(name: str) -> Response:
+    path = (WEB_DIR / name).resolve()
+    if WEB_DIR.resolve() not in path.parents or not path.is_file():
+        raise NotFound(f"No page {name}.", code="unknown_url")
+    response = Response(path.read_bytes(), content_type=TYPES.get(path.suffix, "text/plain"))
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _page_view(name: str) -> Callable[[], Awaitable[Response]]:
+    async def view() -> Response:
+        return _file(name)
+
+    view.__name__ = f"page_{name.removesuffix('.html')}"
+    return view
+
+
+for _path, _name in PAGES.items():
+    blueprint.add_url_rule(_path, view_func=_page_view(_name), methods=["GET"])
+
+
+@blueprint.get("/assets/<path:name>")
+async def asset(name: str) -> Response:
+    return _file(f"assets/{name}")

@@ -1,0 +1,106 @@
+"""Real Chromium (Debian's, driven by Playwright) against a real `saferouter serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+
+from ..processes import serving
+
+CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("SAFEROUTER_SCREENSHOTS", "/tmp/saferouter-screenshots"))
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not shutil.which(CHROMIUM):
+        message = f"{CHROMIUM} is missing (apt-get install chromium; make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield browser
+    browser.close()
+
+
+class Site:
+    def __init__(self, url: str, admin_key: str, data_dir: Path) -> None:
+        self.url = url
+        self.admin_key = admin_key
+        self.data_dir = data_dir
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    data = tmp_path_factory.mktemp("browser") / "data"
+    with serving(data) as served:
+        admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
+        yield Site(served.url, admin, data)
+
+
+def served_lines(served: object) -> list[str]:
+    """What `saferouter serve` printed before it was ready (the admin key among it)."""
+    process = served.process  # type: ignore[attr-defined]
+    lines = []
+    while True:
+        line = process.stdout.readline()
+        lines.append(line.strip())
+        if "Running on" in line or not line:
+            return lines
+
+
+class Watched:
+    """A page whose console errors and failed requests are collected."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        page.on(
+            "requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}")
+        )
+        page.on(
+            "response",
+            lambda r: self.errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+        )
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site) -> Iterator[Watched]:
+    context = browser.new_context(base_url=site.url, color_scheme="light")
+    page = context.new_page()
+    page.goto("/")
+    page.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
+    yield Watched(page)
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

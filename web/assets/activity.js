@@ -1,0 +1,59 @@
+import { api, el, micro, showError } from "/assets/app.js";
+
+const POLL_MS = 5000;
+const status = document.getElementById("status");
+
+function ms(value) { return value === null || value === undefined ? "–" : `${Math.round(value)} ms`; }
+
+function stat(label, value) { return el("div", { className: "stat" }, [el("span", { className: "small muted", textContent: label }), el("b", { textContent: value })]); }
+
+function breakdown(groups) {
+  const entries = Object.entries(groups);
+  if (!entries.length) return el("p", { className: "muted small", textContent: "Nothing yet." });
+  const slowest = Math.max(1, ...entries.map(([, g]) => g.latency_ms.p50 || 0));
+  const rows = entries.map(([name, g]) => el("tr", {}, [
+    el("td", { textContent: name }), el("td", { textContent: g.total }),
+    el("td", { textContent: g.success_rate === null ? "–" : `${(g.success_rate * 100).toFixed(1)}%` }),
+    el("td", {}, [el("div", { className: "bar", style: `width:${Math.max(2, (g.latency_ms.p50 || 0) / slowest * 100)}%`,
+                              title: `p50 ${ms(g.latency_ms.p50)}` }), el("span", { className: "small muted", textContent: `${ms(g.latency_ms.p50)} / ${ms(g.latency_ms.p95)}` })]),
+    el("td", { textContent: `${ms(g.ttfb_ms.p50)} / ${ms(g.ttfb_ms.p95)}` }),
+    el("td", { textContent: micro(g.cost_micro_usd) }),
+  ]));
+  return el("table", {}, [el("thead", {}, [el("tr", {}, ["Name", "Requests", "Success", "Latency p50 / p95", "TTFB p50 / p95", "Cost"]
+    .map((h) => el("th", { textContent: h })))]), el("tbody", {}, rows)]);
+}
+
+async function poll() {
+  const span = document.getElementById("window").value;
+  try {
+    const [stats, log] = await Promise.all([api(`/v1/activity/stats?window=${span}`),
+                                            api("/v1/activity?limit=50")]);
+    status.replaceChildren();
+    document.getElementById("totals").replaceChildren(
+      stat("Requests", stats.total), stat("Success rate", stats.success_rate === null ? "–" : `${(stats.success_rate * 100).toFixed(1)}%`),
+      stat("Latency p50 / p95", `${ms(stats.latency_ms.p50)} / ${ms(stats.latency_ms.p95)}`),
+      stat("TTFB p50 / p95", `${ms(stats.ttfb_ms.p50)} / ${ms(stats.ttfb_ms.p95)}`),
+      stat("Cost", micro(stats.cost_micro_usd)));
+    document.getElementById("by-model").replaceChildren(breakdown(stats.by_model));
+    document.getElementById("by-provider").replaceChildren(breakdown(stats.by_provider));
+    document.querySelector("#log tbody").replaceChildren(...log.data.map((e) => el("tr", {}, [
+      el("td", { textContent: new Date(e.created_at * 1000).toLocaleTimeString() }),
+      el("td", { textContent: e.served_model && e.served_model !== e.requested_model
+        ? `${e.requested_model} → ${e.served_model}` : e.requested_model }),
+      el("td", { textContent: e.attempt }),
+      el("td", {}, [el("span", { className: `badge ${e.outcome === "ok" ? "ok" : "bad"}`,
+                                 textContent: `${e.status} ${e.outcome}`, title: e.error_type || "" })]),
+      el("td", { textContent: ms(e.latency_ms) }), el("td", { textContent: ms(e.ttfb_ms) }),
+      el("td", { textContent: `${e.prompt_tokens} / ${e.completion_tokens}` }),
+      el("td", { textContent: micro(e.cost_micro_usd) + (e.estimated ? " (estimated)" : "") }),
+    ])));
+    document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    showError(status, error);
+  }
+}
+
+document.getElementById("window").addEventListener("change", poll);
+document.addEventListener("keychange", poll);
+poll();
+setInterval(poll, POLL_MS);

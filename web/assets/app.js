@@ -1,0 +1,162 @@
+// Shared by every page: the nav, the key (kept in localStorage, sent only to this
+// gateway), API calls, and a small markdown renderer that never lets model output
+// become HTML: everything is escaped first, then our own tags are added.
+
+const KEY = "saferouter.key";
+const PAGES = [
+  ["/", "Home"], ["/models", "Models"], ["/chat", "Chat"], ["/compare", "Compare"],
+  ["/activity", "Activity"], ["/keys", "Keys"], ["/credits", "Credits"],
+];
+
+export function apiKey() { return localStorage.getItem(KEY) || ""; }
+
+export function renderNav() {
+  const header = document.createElement("header");
+  header.className = "nav";
+  const brand = el("a", { className: "brand", href: "/", textContent: "SafeRouter" });
+  const nav = el("nav", { ariaLabel: "Pages" });
+  for (const [path, name] of PAGES) {
+    const link = el("a", { href: path, textContent: name });
+    if (location.pathname === path) link.setAttribute("aria-current", "page");
+    nav.append(link);
+  }
+  const box = el("form", { className: "keybox" });
+  const input = el("input", { type: "password", placeholder: "sk-sr-… (your key)", value: apiKey(),
+                              ariaLabel: "API key", autocomplete: "off" });
+  const save = el("button", { type: "submit", className: "secondary", textContent: "Use key" });
+  const shown = el("span", { className: "small muted" });
+  const refresh = () => { shown.textContent = apiKey() ? `key ${apiKey().slice(0, 10)}…` : "no key"; };
+  box.addEventListener("submit", (event) => {
+    event.preventDefault();
+    localStorage.setItem(KEY, input.value.trim());
+    refresh();
+    document.dispatchEvent(new CustomEvent("keychange"));
+  });
+  refresh();
+  box.append(input, save, shown);
+  header.append(brand, nav, box);
+  document.body.prepend(header);
+}
+
+export function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === "ariaLabel") node.setAttribute("aria-label", value);
+    else if (name in node) node[name] = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  const response = await fetch(path, { method, headers, signal,
+                                        body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+export function usd(text) {
+  const value = Number(text);
+  if (!Number.isFinite(value)) return text;
+  return value === 0 ? "$0" : `$${value.toFixed(value < 0.01 ? 6 : 4).replace(/0+$/, "").replace(/\.$/, "")}`;
+}
+
+export function micro(value) { return usd(String((value || 0) / 1e6)); }
+
+export function showError(target, error) {
+  target.replaceChildren(el("div", { className: "notice bad", role: "alert",
+                                     textContent: error.message || String(error) }));
+}
+
+// Streams SSE events of a chat completion: calls onEvent(json) for each data event.
+export async function streamChat(body, { signal, onEvent, onHeaders }) {
+  const headers = { "Content-Type": "application/json" };
+  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  const response = await fetch("/v1/chat/completions", {
+    method: "POST", headers, signal, body: JSON.stringify({ ...body, stream: true }),
+  });
+  if (onHeaders) onHeaders(response.headers);
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { data = null; }
+    throw new ApiError(response.status, data);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const raw = buffer.slice(0, cut);
+      buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, "");
+      const data = raw.split(/\r?\n/).filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).replace(/^ /, "")).join("\n");
+      if (!data || data === "[DONE]") continue;
+      let event;
+      try { event = JSON.parse(data); } catch { continue; }
+      if (event.error) throw new ApiError(502, event);
+      onEvent(event);
+    }
+  }
+}
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+export function escapeHtml(text) { return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]); }
+
+// Markdown subset: fenced code, inline code, bold, italic, headings, lists, links
+// (http/https only). Input is escaped before any tag is added.
+export function markdown(source) {
+  const parts = String(source).split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
+  let html = "";
+  for (let i = 0; i < parts.length; i += 3) {
+    html += blocks(parts[i]);
+    if (i + 2 < parts.length) {
+      const lang = escapeHtml(parts[i + 1] || "");
+      html += `<pre><code data-lang="${lang}">${escapeHtml(parts[i + 2])}</code></pre>`;
+    }
+  }
+  return html;
+}
+
+function blocks(text) {
+  const out = [];
+  let list = null;
+  for (const line of escapeHtml(text).split("\n")) {
+    const item = line.match(/^\s*[-*] (.*)$/);
+    if (item) { (list ||= []).push(`<li>${inline(item[1])}</li>`); continue; }
+    if (list) { out.push(`<ul>${list.join("")}</ul>`); list = null; }
+    const heading = line.match(/^(#{1,3}) (.*)$/);
+    if (heading) out.push(`<h${heading[1].length + 2}>${inline(heading[2])}</h${heading[1].length + 2}>`);
+    else if (line.trim()) out.push(`<p>${inline(line)}</p>`);
+  }
+  if (list) out.push(`<ul>${list.join("")}</ul>`);
+  return out.join("");
+}
+
+function inline(text) {
+  return text
+    .replace(/`([^`]+)`/g, "<code>$1</code>")
+    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
+    .replace(/(^|[^*])\*([^*]+)\*/g, "$1<em>$2</em>")
+    .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g,
+             '<a href="$2" rel="noopener noreferrer" target="_blank">$1</a>');
+}
+
+renderNav();

@@ -1,0 +1,34 @@
+import { apiKey, el } from "/assets/app.js";
+
+const base = `${location.origin}/v1`;
+const key = apiKey() || "sk-sr-…";
+document.getElementById("quickstart").append(
+  el("p", { textContent: "Point any OpenAI SDK at SafeRouter: change only the base URL and the key." }),
+  el("pre", {}, [el("code", { textContent:
+`from openai import OpenAI
+
+client = OpenAI(base_url="${base}", api_key="${key}")
+reply = client.chat.completions.create(
+    model="demo", messages=[{"role": "user", "content": "Hello"}])
+print(reply.choices[0].message.content)` })]),
+  el("p", { className: "small muted",
+            textContent: "The demo model needs no provider key. Set DEEPSEEK_API_KEY or ZAI_API_KEY on the gateway for real models." }),
+);
+
+const ROADMAP = [
+  ["OpenAI-compatible chat, streaming byte for byte, catalog routing, demo provider", "shipped"],
+  ["Keys, credits that cannot be overspent, exact stream billing, activity, rate limits", "shipped"],
+  ["Fallback chains raced in a nursery, hedging, circuit breaking, honest streams", "shipped"],
+  ["AMD SEV-SNP reports, chain verification, sealing, demo attester", "shipped"],
+  ["Quotes, transparency log, signed audit log, saferouter verify", "shipped"],
+  ["Web pages: models, chat, compare, activity, keys, credits", "in flight"],
+  ["Verifier page (every check of saferouter verify, in the browser)", "coming"],
+  ["Performance push: raw ASGI hot path, lean upstream client", "coming"],
+  ["PostgreSQL store for several replicas", "coming"],
+];
+const body = document.querySelector("#roadmap tbody");
+for (const [what, state] of ROADMAP) {
+  const cls = state === "shipped" ? "ok" : state === "in flight" ? "warn" : "";
+  body.append(el("tr", {}, [el("td", { textContent: what }),
+                            el("td", {}, [el("span", { className: `badge ${cls}`, textContent: state })])]));
+}

@@ -1,0 +1,59 @@
+import { api, el, micro, showError } from "/assets/app.js";
+
+const status = document.getElementById("status");
+const created = document.getElementById("created");
+
+function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "never"; }
+
+async function load() {
+  try {
+    const keys = (await api("/v1/keys")).data;
+    status.replaceChildren();
+    document.querySelector("#keys tbody").replaceChildren(...keys.map(row));
+  } catch (error) {
+    showError(status, error.status === 403 ? new Error("This page needs an admin key.") : error);
+  }
+}
+
+function row(key) {
+  const name = el("input", { value: key.name, ariaLabel: `Name of ${key.prefix}`, disabled: key.revoked });
+  name.addEventListener("change", async () => {
+    try { await api(`/v1/keys/${key.id}`, { method: "PATCH", body: { name: name.value } }); await load(); }
+    catch (error) { showError(status, error); }
+  });
+  const revoke = el("button", { className: "danger", textContent: key.revoked ? "Revoked" : "Revoke",
+                                disabled: key.revoked });
+  revoke.addEventListener("click", async () => {
+    if (!confirm(`Revoke ${key.name} (${key.prefix}…)? It stops working at once.`)) return;
+    try { await api(`/v1/keys/${key.id}`, { method: "DELETE" }); await load(); }
+    catch (error) { showError(status, error); }
+  });
+  return el("tr", { className: key.revoked ? "muted" : "" }, [
+    el("td", {}, [name]), el("td", {}, [el("code", { textContent: `${key.prefix}…` })]),
+    el("td", { textContent: key.role }),
+    el("td", { textContent: key.metered ? micro(key.balance_micro_usd) : "unmetered" }),
+    el("td", { textContent: `${key.usage.requests} req · ${micro(key.usage.cost_micro_usd)}` }),
+    el("td", { textContent: when(key.last_used_at) }), el("td", {}, [revoke]),
+  ]);
+}
+
+document.getElementById("create").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const credits = document.getElementById("credits").value.trim();
+  try {
+    const key = await api("/v1/keys", { method: "POST", body: {
+      name: document.getElementById("name").value.trim(), ...(credits ? { credits_usd: credits } : {}) } });
+    const secret = el("code", { className: "secret", textContent: key.key });
+    const copy = el("button", { className: "secondary", textContent: "Copy" });
+    copy.addEventListener("click", () => navigator.clipboard?.writeText(key.key).catch(() => {}));
+    created.replaceChildren(el("div", { className: "notice ok", role: "status" }, [
+      el("strong", { textContent: `Key “${key.name}” created. ` }),
+      el("span", { textContent: "Copy it now: it will not be shown again. " }), secret, copy]));
+    document.getElementById("create").reset();
+    await load();
+  } catch (error) {
+    showError(created, error);
+  }
+});
+document.addEventListener("keychange", load);
+load();
