@@ -23,7 +23,7 @@ async def credits() -> Response:
         {
             "object": "credits",
             "key_id": key.id,
-        "role": key.role,
+            "role": key.role,
             "metered": books.metered,
             "balance_micro_usd": books.balance_micro_usd,
             "balance_usd": usd_text(books.balance_micro_usd),

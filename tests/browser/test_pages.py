@@ -124,7 +124,8 @@ def test_key_flow(page: Watched, site: Site) -> None:
     p.wait_for_load_state("networkidle")
     p.reload()
     expect(p.locator("#keys tbody tr", has_text=secret[:10]).locator("input")).to_have_value(
-        "renamed user")
+        "renamed user"
+    )
     chat = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
     headers = {"Authorization": f"Bearer {secret}"}
     assert (
