@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -55,6 +57,26 @@ def _page_view(name: str) -> Callable[[], Awaitable[Response]]:
 
 for _path, _name in PAGES.items():
     blueprint.add_url_rule(_path, view_func=_page_view(_name), methods=["GET"])
+
+
+@blueprint.get("/verifier")
+async def verifier() -> Response:
+    """The verifier is one self-contained file (it must also work opened from disk), so
+    its inline script and style are allowed by hash, and it may call any gateway."""
+    response = _file("verifier.html")
+    html = (WEB_DIR / "verifier.html").read_text()
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src {_inline_hash(html, 'script')}; "
+        f"style-src {_inline_hash(html, 'style')}; connect-src *; img-src data:; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+    return response
+
+
+def _inline_hash(html: str, tag: str) -> str:
+    start = html.index(">", html.index(f"<{tag}")) + 1
+    body = html[start : html.index(f"</{tag}>", start)]
+    return f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
 
 
 @blueprint.get("/assets/<path:name>")

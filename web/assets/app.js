@@ -5,7 +5,7 @@
 const KEY = "saferouter.key";
 const PAGES = [
   ["/", "Home"], ["/models", "Models"], ["/chat", "Chat"], ["/compare", "Compare"],
-  ["/activity", "Activity"], ["/keys", "Keys"], ["/credits", "Credits"],
+  ["/activity", "Activity"], ["/keys", "Keys"], ["/credits", "Credits"], ["/verifier", "Verifier"],
 ];
 
 export function apiKey() { return localStorage.getItem(KEY) || ""; }

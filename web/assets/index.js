@@ -21,8 +21,8 @@ const ROADMAP = [
   ["Fallback chains raced in a nursery, hedging, circuit breaking, honest streams", "shipped"],
   ["AMD SEV-SNP reports, chain verification, sealing, demo attester", "shipped"],
   ["Quotes, transparency log, signed audit log, saferouter verify", "shipped"],
-  ["Web pages: models, chat, compare, activity, keys, credits", "in flight"],
-  ["Verifier page (every check of saferouter verify, in the browser)", "coming"],
+  ["Web pages: models, chat, compare, activity, keys, credits", "shipped"],
+  ["Verifier page: every check of saferouter verify, in the browser (WebCrypto)", "shipped"],
   ["Performance push: raw ASGI hot path, lean upstream client", "coming"],
   ["PostgreSQL store for several replicas", "coming"],
 ];
