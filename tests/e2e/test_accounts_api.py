@@ -156,3 +156,15 @@ async def test_activity_is_own_for_users_and_all_for_admins(gateway: Gateway) ->
     assert stats["by_provider"]["demo"]["total"] == 4
     assert stats["latency_ms"]["p50"] <= stats["latency_ms"]["p95"]
     assert bad.status_code == 400
+
+
+async def test_the_last_admin_key_cannot_be_revoked_over_http(gateway: Gateway) -> None:
+    async with client(gateway, gateway.admin_key) as admin:
+        (me,) = [k for k in (await admin.get("/v1/keys")).json()["data"] if k["role"] == "admin"]
+        refused = await admin.delete(f"/v1/keys/{me['id']}")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "last_admin_key"
+        other = (await admin.post("/v1/keys", json={"name": "ops", "role": "admin"})).json()
+        assert (await admin.delete(f"/v1/keys/{me['id']}")).json()["revoked"] is True
+    async with client(gateway, other["key"]) as second:
+        assert (await second.get("/v1/keys")).status_code == 200
