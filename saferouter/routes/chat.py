@@ -84,6 +84,8 @@ async def chat_completions() -> Response:
             await books.settle(
                 status=499, outcome="client_closed", error_type="client_disconnected"
             )
+            if sample is not None:  # the client left before any byte: nothing was sent
+                await sample.finish(hashlib.sha256(b"").hexdigest(), 499)
         raise
     _record_losers(books, race.attempts, winner=winner)
     state.attempt_counts[(winner.model.provider, "won")] += 1
