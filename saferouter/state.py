@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, deque
 from typing import Any
 
@@ -30,7 +29,6 @@ class AppState:
     quote_times: dict[str, deque[float]] = attrs.Factory(dict)  # per client, last minute
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
-    started_at: float = attrs.Factory(time.time)
     last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
 
 

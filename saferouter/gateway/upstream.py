@@ -29,6 +29,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from .demo import DemoTransport
+from .routing import ZAI_NO_BALANCE
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -202,7 +203,7 @@ def upstream_error(
             "the operator must fix the provider key.",
             code="upstream_auth_failed",
         )
-    if status == 402 or (status == 429 and code == "1113"):
+    if status == 402 or (status == 429 and code == ZAI_NO_BALANCE):
         # DeepSeek says 402, Z.AI says 429 with business code 1113: no money upstream
         return UpstreamBadGateway(
             f"{provider_name} refused the request: the gateway's account there is out of balance.",
