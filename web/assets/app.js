@@ -69,13 +69,23 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return data;
 }
 
+// Prices and costs arrive as exact decimal strings ("0.6", "0.0028"): shown as they are,
+// with at least two decimals, never through a float.
 export function usd(text) {
-  const value = Number(text);
-  if (!Number.isFinite(value)) return text;
-  return value === 0 ? "$0" : `$${value.toFixed(value < 0.01 ? 6 : 4).replace(/0+$/, "").replace(/\.$/, "")}`;
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text));
+  if (!match) return String(text);
+  const [, sign, whole, fraction = ""] = match;
+  if (/^0*$/.test(whole + fraction)) return "$0";
+  return `${sign}$${whole}.${fraction.padEnd(2, "0")}`;
 }
 
-export function micro(value) { return usd(String((value || 0) / 1e6)); }
+// micro-USD (an integer) as an exact decimal string
+export function micro(value) {
+  const n = Math.trunc(value || 0);
+  const sign = n < 0 ? "-" : "";
+  const digits = String(Math.abs(n)).padStart(7, "0");
+  return usd(`${sign}${digits.slice(0, -6)}.${digits.slice(-6)}`.replace(/\.?0+$/, "") || "0");
+}
 
 export function showError(target, error) {
   target.replaceChildren(el("div", { className: "notice bad", role: "alert",
