@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import attrs
@@ -18,8 +17,9 @@ import trio
 
 from .accounting import usd_text
 from .attestation.measurement import measure
+from .client_input import parse_usd_micro
 from .config import Settings, load_settings
-from .errors import ConfigError, StorageError
+from .errors import ConfigError, InvalidRequest, StorageError
 from .keys import ROLES, generate_key
 from .storage.sqlite import SQLiteStore
 from .tee import commands as tee_commands
@@ -181,14 +181,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _usd_amount(text: str) -> int:
-    """A USD amount on the command line, as micro-USD."""
+    """A USD amount on the command line, as micro-USD (the HTTP API's own rules)."""
     try:
-        micro = Decimal(text) * 1_000_000
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD") from None
-    if micro < 0 or micro != micro.to_integral_value():
-        raise argparse.ArgumentTypeError("USD amounts are ≥ 0 with at most 6 decimals")
-    return int(micro)
+        return parse_usd_micro(text, param="amount")
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _when(timestamp: float | None) -> str:

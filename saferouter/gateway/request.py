@@ -3,7 +3,8 @@
 Only ``model``, ``messages`` (present, a non-empty list), ``stream``, ``stream_options``
 and the token limits are checked; every other field goes upstream untouched, so a
 provider's own parameters (``thinking``, ``reasoning_effort``, ``tools`` …) work
-without the gateway knowing them.
+without the gateway knowing them. The body must also survive being encoded again and
+``model`` be a plain id (:mod:`saferouter.client_input`): both end up in bytes and headers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import attrs
 
 from ..catalog import Model
+from ..client_input import parse_json_body, validate_model_id
 from ..errors import InvalidRequest
 
 _TOKEN_LIMITS = ("max_tokens", "max_completion_tokens")
@@ -30,14 +32,7 @@ class ChatRequest:
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     """Parse and check a ``POST /v1/chat/completions`` body. Raises InvalidRequest."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. The body must be valid "
-            "JSON (see https://platform.openai.com/docs/api-reference/chat/create).",
-            code="invalid_json",
-        ) from None
+    payload = parse_json_body(body)
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     model = payload.get("model")
@@ -47,6 +42,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         )
     if not isinstance(model, str) or not model.strip():
         raise _wrong_type("model", "a non-empty string", model)
+    validate_model_id(model, param="model")
     if "messages" not in payload or payload["messages"] is None:
         raise InvalidRequest(
             "Missing required parameter: 'messages'.",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import attrs
 
 from ..catalog import Catalog, Model
+from ..client_input import validate_model_id
 from ..errors import InvalidRequest, UpstreamError, UpstreamRejected
 
 MAX_CLIENT_MODELS = 10
@@ -51,18 +52,13 @@ def parse_client_models(value: object) -> list[str] | None:
     """OpenRouter's ``models`` field: a list of model ids to fall back through."""
     if value is None:
         return None
-    if (
-        not isinstance(value, list)
-        or not value
-        or len(value) > MAX_CLIENT_MODELS
-        or not all(isinstance(v, str) and v.strip() for v in value)
-    ):
+    if not isinstance(value, list) or not value or len(value) > MAX_CLIENT_MODELS:
         raise InvalidRequest(
             f"'models' must be a list of 1 to {MAX_CLIENT_MODELS} model ids.",
             param="models",
             code="invalid_value",
         )
-    return list(value)
+    return [validate_model_id(v, param=f"models[{i}]") for i, v in enumerate(value)]
 
 
 def classify(error: UpstreamError, model: Model) -> Verdict:

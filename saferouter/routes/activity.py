@@ -15,6 +15,7 @@ import attrs
 from quart import Blueprint, Response, request
 
 from ..accounting import usd_text
+from ..client_input import parse_count, parse_unix_time
 from ..errors import InvalidRequest
 from ..state import app_state, json_response
 from ..storage import ActivityEntry, ActivityFilter, KeyRecord
@@ -23,7 +24,7 @@ from .auth import authenticate
 blueprint = Blueprint("activity", __name__)
 
 MAX_PAGE = 500
-_WINDOW = re.compile(r"^(\d{1,6})([smhd])$")
+_WINDOW = re.compile(r"([0-9]{1,6})([smhd])")  # ASCII digits: not "١h" or "²h"
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -32,15 +33,15 @@ async def list_activity() -> Response:
     state = app_state()
     key = await authenticate(state)
     args = request.args
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    limit = parse_count(args, "limit", default=50, low=1, high=MAX_PAGE)
     query = ActivityFilter(
         key_id=_scope(key),
         model=args.get("model") or None,
         provider=args.get("provider") or None,
         status=args.get("status") or None,
-        since=_float_arg("since"),
-        until=_float_arg("until"),
-        before_id=_int_arg("before", None, 1, None),
+        since=parse_unix_time(args, "since"),
+        until=parse_unix_time(args, "until"),
+        before_id=parse_count(args, "before", default=None, low=1),
         limit=limit + 1,
     )
     entries = await state.store.activity(query)
@@ -60,7 +61,7 @@ async def activity_stats() -> Response:
     state = app_state()
     key = await authenticate(state)
     text = request.args.get("window", "24h")
-    match = _WINDOW.match(text)
+    match = _WINDOW.fullmatch(text)
     if match is None:
         raise InvalidRequest(
             "'window' must look like 15m, 1h, 24h or 7d.", param="window", code="invalid_value"
@@ -126,30 +127,3 @@ def _scope(key: KeyRecord) -> str | None:
     if key.is_admin:
         return request.args.get("key_id") or None
     return key.id
-
-
-def _int_arg(name: str, default: int | None, low: int, high: int | None) -> Any:
-    text = request.args.get(name)
-    if text is None or text == "":
-        return default
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
-        bound = f" and {high}" if high is not None else ""
-        raise InvalidRequest(
-            f"'{name}' must be an integer between {low}{bound}.", param=name, code="invalid_value"
-        )
-    return int(text)
-
-
-def _float_arg(name: str) -> float | None:
-    text = request.args.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidRequest(
-            f"'{name}' must be a Unix time in seconds.", param=name, code="invalid_value"
-        ) from None
-    if not math.isfinite(value):
-        raise InvalidRequest(f"'{name}' must be finite.", param=name, code="invalid_value")
-    return value

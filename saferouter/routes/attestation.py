@@ -10,6 +10,7 @@ from collections import deque
 from quart import Blueprint, Response, request
 
 from ..attestation.service import AttestationService
+from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound, RateLimited
 from ..state import app_state, json_response
 from ..translog import merkle
@@ -121,8 +122,8 @@ async def audit_entry(index: int) -> Response:
 async def audit_samples() -> Response:
     svc = service()
     key = await authenticate(app_state())
-    start = _int_arg("start", 0)
-    limit = min(_int_arg("limit", 100), 500)
+    start = parse_count(request.args, "start", default=0)
+    limit = min(parse_count(request.args, "limit", default=100), 500)
     rows = await svc.store.log_entries(
         "audit", start, limit, key_id=None if key.is_admin else key.id
     )
@@ -140,8 +141,8 @@ async def audit_samples() -> Response:
 
 
 async def _entries(log: SignedLog) -> Response:
-    start = _int_arg("start", 0)
-    limit = min(_int_arg("limit", 100), 1000)
+    start = parse_count(request.args, "start", default=0)
+    limit = min(parse_count(request.args, "limit", default=100), 1000)
     rows = await log.store.log_entries(log.name, start, limit)
     data = [
         {
@@ -176,23 +177,11 @@ async def _entry(log: SignedLog, index: int) -> Response:
 
 
 async def _proof(log: SignedLog) -> Response:
-    first = _int_arg("first", 0)
-    second = request.args.get("second")
-    proof = await log.consistency(first, int(second) if second and second.isdigit() else None)
+    first = parse_count(request.args, "first", default=0)
+    proof = await log.consistency(first, parse_count(request.args, "second", default=None))
     if proof is None:
         raise InvalidRequest("0 ≤ first ≤ second ≤ the log's size.", code="invalid_value")
     return json_response(proof)
-
-
-def _int_arg(name: str, default: int) -> int:
-    text = request.args.get(name)
-    if text is None or text == "":
-        return default
-    if not text.isdigit():
-        raise InvalidRequest(
-            f"'{name}' must be a non-negative integer.", param=name, code="invalid_value"
-        )
-    return int(text)
 
 
 def _rate_limit(client: str) -> None:

@@ -1,29 +1,33 @@
-"""Reading small JSON bodies of the management endpoints, with OpenAI-shaped errors."""
+"""Reading small JSON bodies of the management endpoints, with OpenAI-shaped errors.
+
+The values are read by the strict readers of :mod:`saferouter.client_input`, so what
+passes here fits SQLite (bounded integers, valid Unicode) without a 500 on the way.
+"""
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from quart import request
 
+from ..client_input import parse_json_body, parse_usd_micro, validate_json_count
 from ..errors import InvalidRequest
+
+MAX_LIMIT = 2**31 - 1  # requests or tokens per minute: far above any real limit
 
 
 async def json_object() -> dict[str, Any]:
+    """The request body as a JSON object (an empty body reads as ``{}``)."""
     raw = await request.get_data(cache=False, as_text=False)
     assert isinstance(raw, bytes)
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):
-        raise InvalidRequest("The body must be valid JSON.", code="invalid_json") from None
+    data = parse_json_body(raw or b"{}")
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.", code="invalid_body")
     return data
 
 
 def optional_str(data: dict[str, Any], name: str, *, max_len: int = 200) -> str | None:
+    """A non-empty string field (stripped), or None when absent."""
     value = data.get(name)
     if value is None:
         return None
@@ -37,14 +41,11 @@ def optional_str(data: dict[str, Any], name: str, *, max_len: int = 200) -> str 
 
 
 def optional_limit(data: dict[str, Any], name: str) -> int | None:
+    """A positive integer limit, or None (no limit)."""
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequest(
-            f"'{name}' must be a positive integer or null.", param=name, code="invalid_value"
-        )
-    return value
+    return validate_json_count(value, param=name, low=1, high=MAX_LIMIT)
 
 
 def usd_micro(data: dict[str, Any], name: str) -> int | None:
@@ -52,20 +53,4 @@ def usd_micro(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidRequest(
-            f"'{name}' must be an amount of USD.", param=name, code="invalid_value"
-        )
-    try:
-        micro = Decimal(str(value)) * 1_000_000
-    except InvalidOperation:
-        raise InvalidRequest(
-            f"'{name}' must be an amount of USD.", param=name, code="invalid_value"
-        ) from None
-    if not micro.is_finite() or micro < 0 or micro != micro.to_integral_value():
-        raise InvalidRequest(
-            f"'{name}' must be ≥ 0 with at most 6 decimals.", param=name, code="invalid_value"
-        )
-    if micro > 10**15:
-        raise InvalidRequest(f"'{name}' is too large.", param=name, code="invalid_value")
-    return int(micro)
+    return parse_usd_micro(value, param=name)
