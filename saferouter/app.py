@@ -10,8 +10,10 @@ import traceback
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from .attestation.service import AttestationService
+from .client_input import COUNT_PATTERN, MAX_COUNT
 from .config import Settings
 from .errors import (
     ClientError,
@@ -42,6 +44,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60
+    # "//v1/models" is an unknown URL (404), not a 308 redirect: an API client does not
+    # follow redirects for a POST, and a redirect is no OpenAI-shaped answer.
+    app.url_map.merge_slashes = False
+    app.url_map.converters["int"] = CountConverter
     app_state = AppState(
         breaker=CircuitBreaker(settings.breaker),
         settings=settings,
@@ -119,10 +125,26 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     return app
 
 
+class CountConverter(IntegerConverter):
+    """``<int:…>`` in a route: the strict count of :func:`client_input.parse_count`.
+
+    Werkzeug's own matches ``\\d+``, which takes other scripts' digits ("١٢") and any
+    length (an integer SQLite cannot bind: a 500); anything else is now a 404.
+    """
+
+    regex = COUNT_PATTERN
+
+    def to_python(self, value: str) -> int:
+        number: int = super().to_python(value)
+        if number > MAX_COUNT:
+            raise ValidationError()
+        return number
+
+
 def _from_http(error: HTTPException) -> ClientError:
     """Werkzeug's routing and body errors, in OpenAI's shape."""
     code = error.code or 500
-    if code == 404:
+    if code == 404 or code < 400:  # < 400: a routing redirect, which the map should not make
         return NotFound(
             f"Unknown request URL: {request.method} {request.path}. "
             "See https://platform.openai.com/docs/api-reference.",

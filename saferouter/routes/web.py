@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -36,7 +37,15 @@ CSP = (
 )
 
 
+# What a file under web/ may be called. The name comes from the URL, so it is checked
+# before it reaches the file system, where a NUL byte or a 5000-byte name is a ValueError
+# or an OSError (a 500), and ".." would climb out of web/.
+_FILE_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,64}/){0,3}[A-Za-z0-9_-]{1,64}\.[a-z]{1,8}")
+
+
 def _file(name: str) -> Response:
+    if _FILE_NAME.fullmatch(name) is None:
+        raise NotFound("No such page or asset.", code="unknown_url")
     path = (WEB_DIR / name).resolve()
     if WEB_DIR.resolve() not in path.parents or not path.is_file():
         raise NotFound(f"No page {name}.", code="unknown_url")
