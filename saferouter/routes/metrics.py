@@ -1,8 +1,15 @@
-"""``GET /metrics``: Prometheus text for this worker process (no keys, no prompts)."""
+"""``GET /metrics``: Prometheus text for this worker process (no keys, no prompts).
+
+Label values can hold what a client chose (a model id reaches a circuit key), so every
+value is escaped as the text exposition format 0.0.4 requires: backslash, double quote
+and line feed. Unescaped, a quote or a newline in a label would end the sample early
+and let its rest read as a sample of its own.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 from quart import Blueprint, Response
 
@@ -12,37 +19,54 @@ from ..state import app_state
 blueprint = Blueprint("metrics", __name__)
 
 _STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+Sample = tuple[Mapping[str, str], int]  # labels and value
 
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
     state = app_state()
-    lines = [
-        "# HELP saferouter_circuit_state Circuit per provider (or provider/model): "
-        "0 closed, 1 half-open, 2 open.",
-        "# TYPE saferouter_circuit_state gauge",
-    ]
     circuits = state.breaker.snapshot(time.monotonic())
     for provider in state.settings.endpoints:
         circuits.setdefault(provider, CLOSED)
-    lines += [
-        f'saferouter_circuit_state{{key="{key}"}} {_STATE_VALUE[value]}'
-        for key, value in sorted(circuits.items())
-    ]
-    lines += [
-        "# HELP saferouter_upstream_attempts_total Upstream attempts by provider and outcome.",
-        "# TYPE saferouter_upstream_attempts_total counter",
-    ]
-    lines += [
-        f'saferouter_upstream_attempts_total{{provider="{p}",outcome="{o}"}} {n}'
-        for (p, o), n in sorted(state.attempt_counts.items())
-    ]
+    text = encode_family(
+        "saferouter_circuit_state",
+        "gauge",
+        "Circuit per provider (or provider/model): 0 closed, 1 half-open, 2 open.",
+        [({"key": key}, _STATE_VALUE[value]) for key, value in sorted(circuits.items())],
+    )
+    text += encode_family(
+        "saferouter_upstream_attempts_total",
+        "counter",
+        "Upstream attempts by provider and outcome.",
+        [({"provider": p, "outcome": o}, n) for (p, o), n in sorted(state.attempt_counts.items())],
+    )
     if state.upstreams is not None:
         active, idle = state.upstreams.connection_counts()
-        lines += [
-            "# HELP saferouter_upstream_connections Pooled upstream connections.",
-            "# TYPE saferouter_upstream_connections gauge",
-            f'saferouter_upstream_connections{{state="active"}} {active}',
-            f'saferouter_upstream_connections{{state="idle"}} {idle}',
-        ]
-    return Response("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+        text += encode_family(
+            "saferouter_upstream_connections",
+            "gauge",
+            "Pooled upstream connections.",
+            [({"state": "active"}, active), ({"state": "idle"}, idle)],
+        )
+    return Response(text, content_type="text/plain; version=0.0.4")
+
+
+def encode_family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> str:
+    """One metric family in the Prometheus text format 0.0.4: HELP, TYPE, then one line
+    per sample. ``name``, ``kind`` and the label names are the gateway's own."""
+    lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        pairs = ",".join(f'{label}="{escape_label_value(v)}"' for label, v in labels.items())
+        lines.append(f"{name}{{{pairs}}} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as the text format writes it: ``\\`` → ``\\\\``, ``"`` → ``\\"``,
+    line feed → ``\\n`` (Prometheus exposition formats, "Text format details")."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    # HELP text escapes only backslash and line feed.
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
