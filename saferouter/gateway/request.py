@@ -40,8 +40,6 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise InvalidRequest(
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
         )
-    if not isinstance(model, str) or not model.strip():
-        raise _wrong_type("model", "a non-empty string", model)
     validate_model_id(model, param="model")
     if "messages" not in payload or payload["messages"] is None:
         raise InvalidRequest(
