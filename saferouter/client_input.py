@@ -53,8 +53,7 @@ def parse_json_body(body: bytes) -> Any:
     except (ValueError, RecursionError):
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The body must be valid "
-            "JSON (RFC 8259) with finite numbers "
-            "(see https://platform.openai.com/docs/api-reference/chat/create).",
+            "JSON (RFC 8259), its numbers finite.",
             code="invalid_json",
         ) from None
     try:
