@@ -44,8 +44,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60
-    # "//v1/models" is an unknown URL (404), not a 308 redirect: an API client does not
-    # follow redirects for a POST, and a redirect is no OpenAI-shaped answer.
+    # "/v1//models" is an unknown URL (404), not a 308 redirect with an HTML body: that
+    # is no OpenAI-shaped answer, and an API client should not resend a POST elsewhere.
     app.url_map.merge_slashes = False
     app.url_map.converters["int"] = CountConverter
     app_state = AppState(
@@ -144,7 +144,7 @@ class CountConverter(IntegerConverter):
 def _from_http(error: HTTPException) -> ClientError:
     """Werkzeug's routing and body errors, in OpenAI's shape."""
     code = error.code or 500
-    if code == 404 or code < 400:  # < 400: a routing redirect, which the map should not make
+    if code == 404:
         return NotFound(
             f"Unknown request URL: {request.method} {request.path}. "
             "See https://platform.openai.com/docs/api-reference.",

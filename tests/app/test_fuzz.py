@@ -150,6 +150,7 @@ def _check(fuzzed: Fuzzed, call: Call) -> None:
     event(f"status {status}")
     upstream_failure = call.path.startswith("/v1/chat/completions") and status in (502, 503, 504)
     assert status < 500 or upstream_failure, (call, status, body[:300])
+    assert not 300 <= status < 400, (call, status)  # no redirect with an HTML body
     assert b"Traceback" not in body
     if status >= 400 and call.method != "HEAD":
         assert headers.get("content-type", "").startswith("application/json"), (call, status)
