@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from ..errors import StorageError
+from ..errors import LastAdminKey, StorageError
 from . import ledger, logs
 from .records import (
     ActivityEntry,
@@ -359,13 +359,21 @@ class SQLiteStore:
         await self._writes.run(apply)
         return await self.key_by_id(key_id)
 
-    async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        await self._writes.run(
-            lambda db: db.execute(
+    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
+        now = time.time()
+
+        def apply(db: sqlite3.Connection) -> None:
+            # The count and the revocation share one write transaction (BEGIN IMMEDIATE,
+            # serialized across workers): two admins revoking each other at once cannot
+            # both see the other still active and leave none.
+            if keep_an_admin and _is_last_active_admin(db, key_id):
+                raise LastAdminKey(f"{key_id} is the last active admin key")
+            db.execute(
                 "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (time.time(), key_id),
+                (now, key_id),
             )
-        )
+
+        await self._writes.run(apply)
         return await self.key_by_id(key_id)
 
     async def touch_key(self, key_id: str, when: float) -> None:
@@ -481,6 +489,17 @@ class SQLiteStore:
     async def close(self) -> None:
         self._db.close()
         self._writes.close()
+
+
+def _is_last_active_admin(db: sqlite3.Connection, key_id: str) -> bool:
+    """Whether ``key_id`` is an active admin key and no other admin key is active."""
+    row = db.execute(
+        "SELECT role = 'admin' AND revoked_at IS NULL, "
+        "(SELECT count(*) FROM keys WHERE role = 'admin' AND revoked_at IS NULL AND id != ?) "
+        "FROM keys WHERE id = ?",
+        (key_id, key_id),
+    ).fetchone()
+    return row is not None and bool(row[0]) and row[1] == 0
 
 
 def _key_record(row: Sequence[Any]) -> KeyRecord:
