@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
 from . import ledger, logs
 from .records import (
@@ -253,7 +254,7 @@ class SQLiteStore:
         self._retention_s = activity_retention_days * 86400
         self._next_prune = 0.0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_private_database(path)
             self._db = connect(path)
             self._migrate()
             self._writes = _GroupCommit(path)
