@@ -123,6 +123,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX log_entries_key ON log_entries (log, key_id, idx);
     """,
+    # 4 (privacy): audit entries filled before salted commitments carried the plain
+    # SHA-256 of the request and response bytes, which confirms a guessed prompt. Those
+    # two fields are removed from the stored bodies (and the signature, which no longer
+    # covers them). The leaf hashes stay: every checkpoint, root and consistency proof
+    # is unchanged; only such an old entry's own inclusion can no longer be checked
+    # from its body, the price of no longer publishing what its hashes gave away.
+    """
+    UPDATE log_entries SET body = CAST(json_set(json_remove(CAST(body AS TEXT),
+        '$.spec.request_sha256', '$.spec.response_sha256', '$.signature'),
+        '$.spec.withdrawn', 'unsalted request_sha256 and response_sha256') AS BLOB)
+    WHERE log = 'audit' AND body IS NOT NULL
+        AND json_extract(CAST(body AS TEXT), '$.spec.request_sha256') IS NOT NULL
+    """,
 )
 
 _SELECT_KEYS = (
