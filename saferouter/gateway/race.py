@@ -314,7 +314,8 @@ class Race:
                 attempt.prelude.extend(decoder.events())
             except ParseError:
                 raise UpstreamBadGateway(
-                    f"{name} sent an SSE line over the size limit", code="upstream_event_too_large"
+                    f"{name} sent an SSE line or event over the size limit",
+                    code="upstream_event_too_large",
                 ) from None
         attempt.decoder, attempt.chunks = decoder, chunks
 
