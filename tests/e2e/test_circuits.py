@@ -13,47 +13,32 @@ import httpx
 import pytest
 import trio
 
-from saferouter.config import Settings, load_settings
+from saferouter.config import Settings
 from saferouter.gateway.breaker import BreakerPolicy
 
-from ..servers import FakeUpstream, running_gateway, write_catalog
+from ..servers import FakeUpstream, gateway_settings, running_gateway
 from .test_resilience import assert_no_leaks, chat, metrics
 
-# catalog models on the fake provider (the client-named ones are `fake/<mode>`)
-EXTRA_MODELS = """
-[[models]]
-id = "limited"
-provider = "fake"
-upstream = "ratelimit:3:2"
-context_length = 1000
-max_output = 100
-price = { input = "1.25", output = "10" }
-
-[[models]]
-id = "steady"
-provider = "fake"
-upstream = "steady"
-context_length = 1000
-max_output = 100
-price = { input = "1.25", output = "10" }
-
-[[models]]
-id = "locked"
-provider = "fake"
-upstream = "status:401"
-context_length = 1000
-max_output = 100
-price = { input = "1.25", output = "10" }
-"""
+# catalog models of the fake provider (the client-named ones are `fake/<mode>`)
+EXTRA_MODELS = {
+    "limited": "ratelimit:3:2",  # three 429s with Retry-After: 2, then answers
+    "steady": "steady",
+    "locked": "status:401",  # the provider refuses the gateway's key
+}
 FAKE_CIRCUIT = 'saferouter_circuit_state{key="fake"}'
 
 
 def settings_with(tmp_path: Path, upstream: FakeUpstream, policy: BreakerPolicy) -> Settings:
-    catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
-    catalog.write_text(catalog.read_text() + EXTRA_MODELS)
-    environ = {"FAKE_API_KEY": "sk-upstream-secret-1234"}
-    settings = load_settings(environ, config=catalog, data_dir=tmp_path / "data")
-    return attrs.evolve(settings, breaker=policy)
+    settings = gateway_settings(tmp_path, upstream.url)
+    listed = settings.catalog.models["hedged"]  # a catalog model of the fake provider
+    extra = {
+        model_id: attrs.evolve(
+            listed, id=model_id, name=model_id, upstream=name, hedge_after_ms=None, fallbacks=()
+        )
+        for model_id, name in EXTRA_MODELS.items()
+    }
+    catalog = attrs.evolve(settings.catalog, models={**settings.catalog.models, **extra})
+    return attrs.evolve(settings, catalog=catalog, breaker=policy)
 
 
 def sent(upstream: FakeUpstream, name: str) -> int:
