@@ -33,13 +33,11 @@ from ..errors import (
     ParseError,
     UpstreamBadGateway,
     UpstreamError,
-    UpstreamRateLimited,
     UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from ..sse import SSEDecoder, SSEEvent
-from .breaker import BACKING_OFF, Admission, CircuitBreaker, Outcome
-from .routing import classify
+from .breaker import Admission, CircuitBreaker, Outcome
+from .routing import NotStarted, classify, refused, unavailable
 from .upstream import (
     MAX_RESPONSE_BYTES,
     Upstreams,
@@ -92,8 +90,7 @@ class Race:
         self._stream = stream
         self.attempts: list[Attempt] = []
         self._skipped: set[str] = set()
-        # (code, why, when it may go again) for each candidate not started
-        self._not_started: list[tuple[str, str, float | None]] = []
+        self._not_started: list[NotStarted] = []
         self._admissions = ExitStack()
 
     async def run(self) -> Attempt:
@@ -170,23 +167,7 @@ class Race:
             )
         if last is not None:
             raise last
-        raise self._unavailable()
-
-    def _unavailable(self) -> UpstreamError:
-        """No candidate could even be tried: say why, for each, and when to try again."""
-        reasons = list(dict.fromkeys(why for _, why, _ in self._not_started))
-        code = self._not_started[0][0] if self._not_started else "upstream_unavailable"
-        message = (
-            "No provider can serve this request now: " + ("; ".join(reasons) or "none left") + "."
-        )
-        times = [t for _, _, t in self._not_started if t is not None]
-        headers = {}
-        if times:
-            wait_s = math.ceil(min(times) - time.monotonic())
-            headers["Retry-After"] = str(max(1, wait_s))
-        if code == "upstream_rate_limited":
-            return UpstreamRateLimited(message, code=code, headers=headers)
-        return UpstreamUnavailable(message, code=code, headers=headers)
+        raise unavailable(self._not_started, time.monotonic())
 
     def _start_next(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Attempt]) -> bool:
         settings = self._settings
@@ -201,11 +182,10 @@ class Race:
                 continue
             if not endpoint.available:
                 self._not_started.append(
-                    (
+                    NotStarted(
                         "provider_not_configured",
                         f"{provider.name} is not configured (the operator has not set "
                         f"{provider.api_key_env})",
-                        None,
                     )
                 )
                 continue
@@ -214,12 +194,7 @@ class Race:
             admission = self._breaker.admit(keys, now)
             if admission is None:
                 standing = self._breaker.standing(keys, now)
-                if standing.state == BACKING_OFF:
-                    why = f"{provider.name} asked to wait before the next request for {model.id}"
-                    self._not_started.append(("upstream_rate_limited", why, standing.retry_at))
-                else:
-                    why = f"{provider.name} is cooling down after failures"
-                    self._not_started.append(("circuit_open", why, standing.retry_at))
+                self._not_started.append(refused(standing, provider.name, model.id))
                 continue
             self._admissions.enter_context(admission)
             deadline = math.inf

@@ -16,13 +16,20 @@ about that name, not about the provider.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import attrs
 
 from ..catalog import Catalog, Model
-from ..errors import InvalidRequest, UpstreamError, UpstreamRejected
-from .breaker import Outcome
+from ..errors import (
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from .breaker import BACKING_OFF, Outcome, Standing
 
 MAX_CLIENT_MODELS = 10
 # Z.AI business codes (docs.z.ai api-code; ../shared/reference/providers.md)
@@ -36,6 +43,15 @@ class Verdict:
     breaker: Outcome = Outcome.SUCCESS  # what the circuit breaker hears
     breaker_key: str = ""  # provider id, or "provider/model" for a catalog model
     retry_after_s: float = 0.0  # how long breaker_key backs off (Outcome.RATE_LIMITED)
+
+
+@attrs.frozen
+class NotStarted:
+    """Why a candidate was not even tried, and when it may be (monotonic time)."""
+
+    code: str
+    why: str
+    retry_at: float | None = None
 
 
 def candidates(
@@ -114,3 +130,25 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return 1.0  # an HTTP date: some time from now
+
+
+def refused(standing: Standing, provider_name: str, model_id: str) -> NotStarted:
+    """Why the circuit breaker refused a candidate whose keys stand as ``standing``."""
+    if standing.state == BACKING_OFF:
+        why = f"{provider_name} asked to wait before the next request for {model_id}"
+        return NotStarted("upstream_rate_limited", why, standing.retry_at)
+    why = f"{provider_name} is cooling down after failures"
+    return NotStarted("circuit_open", why, standing.retry_at)
+
+
+def unavailable(not_started: Sequence[NotStarted], now: float) -> UpstreamError:
+    """No candidate could even be tried: say why, for each, and when to try again (the
+    first reason decides the status: a 429 when a provider asked to wait)."""
+    reasons = list(dict.fromkeys(n.why for n in not_started))
+    code = not_started[0].code if not_started else "upstream_unavailable"
+    message = "No provider can serve this request now: " + ("; ".join(reasons) or "none left") + "."
+    times = [n.retry_at for n in not_started if n.retry_at is not None]
+    headers = {"Retry-After": str(max(1, math.ceil(min(times) - now)))} if times else {}
+    if code == "upstream_rate_limited":
+        return UpstreamRateLimited(message, code=code, headers=headers)
+    return UpstreamUnavailable(message, code=code, headers=headers)

@@ -142,6 +142,23 @@ async def test_rate_limits_back_off_for_retry_after_and_never_open_the_circuit(
         await assert_no_leaks(gw)
 
 
+async def test_repeated_429s_of_a_client_named_model_leave_the_provider_serving(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """The finding as reported: five 429s with ``Retry-After: 1`` opened the provider's
+    circuit for 30 s. A name the client made up backs nothing off for anyone."""
+    policy = BreakerPolicy(failures_to_open=2, cooldown_s=300)
+    async with running_gateway(settings_with(tmp_path, upstream, policy)) as gw:
+        for _ in range(5):
+            response, _ = await chat(gw, "fake/ratelimit:99:1")
+            assert (response.status_code, response.headers["retry-after"]) == (429, "1")
+        assert sent(upstream, "ratelimit:99:1") == 5  # each was the provider's own answer
+        response, payload = await chat(gw, "fake/delay:0")
+        assert response.status_code == 200, payload  # not 503 circuit_open
+        assert (await metrics(gw))[FAKE_CIRCUIT] == 0
+        await assert_no_leaks(gw)
+
+
 @pytest.mark.parametrize("status", [401, 403])
 async def test_a_client_named_models_auth_failure_is_a_502_for_that_request_only(
     tmp_path: Path, upstream: FakeUpstream, status: int

@@ -4,6 +4,8 @@ limits must never count as a provider outage."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from saferouter.catalog import DEFAULT_CATALOG_PATH, load_catalog
@@ -13,8 +15,8 @@ from saferouter.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from saferouter.gateway.breaker import Outcome
-from saferouter.gateway.routing import Verdict, classify
+from saferouter.gateway.breaker import BACKING_OFF, OPEN, Outcome, Standing
+from saferouter.gateway.routing import NotStarted, Verdict, classify, refused, unavailable
 
 CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
 LISTED = CATALOG.resolve("glm-4.7")
@@ -101,3 +103,22 @@ def test_classify(error: UpstreamError, listed: bool, verdict: Verdict) -> None:
 def test_the_two_models_are_what_the_cases_say() -> None:
     assert LISTED.listed and not UNLISTED.listed
     assert LISTED.provider == UNLISTED.provider == "zai"
+
+
+def test_a_backed_off_candidate_is_a_429_with_its_retry_after() -> None:
+    backing_off = refused(Standing(state=BACKING_OFF, retry_at=12.5), "Z.AI", "glm-4.7")
+    error = unavailable([backing_off, NotStarted("circuit_open", "also cooling down")], now=10)
+    assert (error.status, error.code, error.headers) == (
+        429,
+        "upstream_rate_limited",
+        {"Retry-After": "3"},
+    )
+    assert json.loads(error.body())["error"]["type"] == "rate_limit_error"
+    assert "Z.AI asked to wait" in error.message and "also cooling down" in error.message
+
+
+def test_an_open_circuit_is_a_503_saying_when_to_try_again() -> None:
+    error = unavailable([refused(Standing(state=OPEN, retry_at=40), "Z.AI", "glm-4.7")], now=10)
+    assert (error.status, error.code, error.headers) == (503, "circuit_open", {"Retry-After": "30"})
+    error = unavailable([NotStarted("provider_not_configured", "no key")], now=10)
+    assert (error.status, error.code, error.headers) == (503, "provider_not_configured", {})
