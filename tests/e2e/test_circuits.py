@@ -150,8 +150,9 @@ async def test_repeated_429s_of_a_client_named_model_leave_the_provider_serving(
     policy = BreakerPolicy(failures_to_open=2, cooldown_s=300)
     async with running_gateway(settings_with(tmp_path, upstream, policy)) as gw:
         for _ in range(5):
-            response, _ = await chat(gw, "fake/ratelimit:99:1")
-            assert (response.status_code, response.headers["retry-after"]) == (429, "1")
+            response, payload = await chat(gw, "fake/ratelimit:99:1")
+            assert response.status_code == 429, payload
+            assert response.headers["retry-after"] == "1"
         assert sent(upstream, "ratelimit:99:1") == 5  # each was the provider's own answer
         response, payload = await chat(gw, "fake/delay:0")
         assert response.status_code == 200, payload  # not 503 circuit_open
