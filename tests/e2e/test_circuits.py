@@ -21,7 +21,7 @@ from .test_resilience import assert_no_leaks, chat, metrics
 
 # catalog models of the fake provider (the client-named ones are `fake/<mode>`)
 EXTRA_MODELS = {
-    "limited": "ratelimit:3:2",  # three 429s with Retry-After: 2, then answers
+    "limited": "ratelimit:3:3",  # three 429s with Retry-After: 3, then answers
     "steady": "steady",
     "locked": "status:401",  # the provider refuses the gateway's key
 }
@@ -105,14 +105,14 @@ async def test_rate_limits_back_off_for_retry_after_and_never_open_the_circuit(
 
         async def reaches_upstream(round_: int) -> bool:
             response, payload = await chat(gw, "limited")
-            if sent(upstream, "ratelimit:3:2") < round_:
+            if sent(upstream, "ratelimit:3:3") < round_:
                 # backing off: answered by the gateway, not asked upstream
                 assert response.status_code == 429, payload
                 assert error_code(payload) == "upstream_rate_limited"
-                assert response.headers["retry-after"] in ("1", "2")
+                assert 1 <= int(response.headers["retry-after"]) <= 3
                 return False
             assert response.status_code == 429, payload  # the provider's own 429
-            assert response.headers["retry-after"] == "2"
+            assert response.headers["retry-after"] == "3"
             return True
 
         for round_ in range(1, 4):  # three 429s: more than failures_to_open
@@ -121,7 +121,7 @@ async def test_rate_limits_back_off_for_retry_after_and_never_open_the_circuit(
             # within the Retry-After: not asked again; the rest of the provider serves
             refused, payload = await chat(gw, "limited")
             assert (refused.status_code, error_code(payload)) == (429, "upstream_rate_limited")
-            assert sent(upstream, "ratelimit:3:2") == round_
+            assert sent(upstream, "ratelimit:3:3") == round_
             served, _ = await chat(gw, "fake/delay:0")
             assert served.status_code == 200
             values = await metrics(gw)
@@ -137,7 +137,7 @@ async def test_rate_limits_back_off_for_retry_after_and_never_open_the_circuit(
             return response.status_code == 200
 
         await wait_for(served_again, "the last Retry-After to pass")
-        assert sent(upstream, "ratelimit:3:2") == 4
+        assert sent(upstream, "ratelimit:3:3") == 4
         assert (await metrics(gw))[FAKE_CIRCUIT] == 0
         await assert_no_leaks(gw)
 
