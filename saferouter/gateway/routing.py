@@ -97,11 +97,13 @@ def classify(error: UpstreamError, model: Model) -> Verdict:
         if error.status != 429:
             return Verdict(failover=False)  # the request itself is at fault
         if error.code == ZAI_MODEL_OVERLOADED:
-            if not model.listed:
+            if not model.listed:  # a made-up name keeps no state: it is only that request's
                 return Verdict(failover=True)
             return Verdict(failover=True, breaker=Outcome.FAILURE, breaker_key=model_key)
         retry_after_s = _seconds(error.headers.get("Retry-After")) or 0.0
         busy_account = error.code == ZAI_CONCURRENCY or retry_after_s > 0
+        # a rate limit is not an outage: a catalog model waits out its Retry-After, no
+        # longer; a made-up name's 429 only moves that request on
         if retry_after_s > 0 and model.listed:
             return Verdict(
                 failover=True,
