@@ -64,10 +64,18 @@ def needs_testdata(item: pytest.Item) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "testdata: the test needs ../shared/testdata")
-    # Timing deadlines flake on a loaded 2-core machine; CI replays the same examples
-    # every run (derandomize) and prints the blob that reproduces a failure.
+    # Timing deadlines flake on a loaded 2-core machine. CI replays the same examples every
+    # run (derandomize) and prints the blob that reproduces a failure: Hypothesis's own
+    # "ci" profile, named here so that it does not hang on Hypothesis guessing CI.
     settings.register_profile("dev", deadline=None)
-    settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+    settings.register_profile(
+        "ci",
+        settings.get_profile("ci"),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
+    )
     if config.getoption("hypothesis_profile", None) is None:
         settings.load_profile("ci" if in_ci() else "dev")
 

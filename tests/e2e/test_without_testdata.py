@@ -42,11 +42,12 @@ def pytest_run(
 
 
 def test_ci_without_testdata_fails_at_collection_naming_the_variable(tmp_path: Path) -> None:
-    result = pytest_run(*NEEDS_DATA, nowhere=tmp_path / "nowhere", ci=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 4, output  # pytest's usage error: nothing ran
-    assert "CI=true" in output and "SAFEROUTER_TESTDATA" in output, output
-    assert str(tmp_path / "nowhere") in output
+    for selection in NEEDS_DATA:
+        result = pytest_run(selection, NEEDS_NONE, nowhere=tmp_path / "nowhere", ci=True)
+        output = result.stdout + result.stderr
+        assert result.returncode == 4, output  # pytest's usage error: nothing ran
+        assert "CI=true" in output and "SAFEROUTER_TESTDATA" in output, output
+        assert str(tmp_path / "nowhere") in output
 
 
 def test_without_testdata_the_skips_fold_into_one_line(tmp_path: Path) -> None:
