@@ -41,6 +41,7 @@ def testdata_dir() -> Path | None:
 
 
 def in_ci() -> bool:
+    """CI=true, as CI runs .ci/run."""
     return os.environ.get("CI") == "true"
 
 
@@ -57,6 +58,7 @@ def require_testdata() -> Path:
 
 
 def needs_testdata(item: pytest.Item) -> bool:
+    """The test takes the ``testdata`` fixture or carries the ``testdata`` mark."""
     return "testdata" in getattr(item, "fixturenames", ()) or (
         item.get_closest_marker("testdata") is not None
     )
@@ -66,7 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "testdata: the test needs ../shared/testdata")
     # Timing deadlines flake on a loaded 2-core machine. CI replays the same examples every
     # run (derandomize) and prints the blob that reproduces a failure: Hypothesis's own
-    # "ci" profile, named here so that it does not hang on Hypothesis guessing CI.
+    # "ci" profile, loaded here by our own CI rule rather than Hypothesis's guess.
     settings.register_profile("dev", deadline=None)
     settings.register_profile(
         "ci",

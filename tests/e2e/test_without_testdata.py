@@ -4,6 +4,7 @@ pytest in a child process, with SAFEROUTER_TESTDATA pointing nowhere."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ def test_without_testdata_the_skips_fold_into_one_line(tmp_path: Path) -> None:
     assert result.returncode == 0, output
     skipped = [line for line in output.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1 and "SAFEROUTER_TESTDATA" in skipped[0], output
-    assert "12 passed, 9 skipped" in output.splitlines()[-1], output
+    # 8 vectors and 1 placeholder for the recordings skipped; the CPUID table ran
+    assert re.search(r"\b\d+ passed, 9 skipped\b", output.splitlines()[-1]), output
 
 
 def test_an_empty_parameter_set_fails_instead_of_skipping(tmp_path: Path) -> None:
@@ -81,5 +83,5 @@ def test_hypothesis_profile_follows_ci() -> None:
 def test_hypothesis_profile_in_the_other_mode(tmp_path: Path) -> None:
     """The test above, in a child run with CI=true if this run is not CI, and without."""
     here = f"{Path(__file__).relative_to(REPO)}::test_hypothesis_profile_follows_ci"
-    result = pytest_run(here, nowhere=tmp_path, ci=not IN_CI)
+    result = pytest_run(here, nowhere=tmp_path / "nowhere", ci=not IN_CI)
     assert result.returncode == 0, result.stdout + result.stderr
