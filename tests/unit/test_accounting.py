@@ -21,9 +21,9 @@ from saferouter.sse import SSEDecoder
 from ..recordings import (
     RECORDINGS,
     entry,
-    ids,
     jsonl_paths,
     nonstream_paths,
+    recording_params,
     sse_paths,
     stream_bytes,
 )
@@ -43,7 +43,7 @@ def tap(data: bytes) -> tuple[StreamUsage, list[bool]]:
     return usage, [usage.observe(e.data, e.event) for e in events]
 
 
-@pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
+@pytest.mark.parametrize("relative", recording_params(STREAMS))
 def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str) -> None:
     usage, usage_only = tap(stream_bytes(relative))
     analysis = entry(relative)["analysis"]
@@ -54,9 +54,7 @@ def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str
     assert usage.done == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
 
 
-@pytest.mark.parametrize(
-    "relative", STREAMS + nonstream_paths(), ids=ids(STREAMS + nonstream_paths())
-)
+@pytest.mark.parametrize("relative", recording_params(STREAMS + nonstream_paths()))
 def test_billing_equals_final_usage_times_price(testdata: object, relative: str) -> None:
     """Priced at DeepSeek V4 Pro's peak rates (every price distinct), to the micro-USD."""
     assert RECORDINGS is not None

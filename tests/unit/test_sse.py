@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from saferouter.errors import ParseError
 from saferouter.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 
-from ..recordings import entry, ids, jsonl_paths, sse_paths, stream_bytes
+from ..recordings import entry, jsonl_paths, recording_params, sse_paths, stream_bytes
 
 
 def decode(pieces: list[bytes]) -> list[SSEEvent]:
@@ -128,9 +128,7 @@ def test_any_bytes_any_split_come_back_whole(data: bytes, cuts: list[int]) -> No
     ]
 
 
-@pytest.mark.parametrize(
-    "relative", sse_paths() + jsonl_paths(), ids=ids(sse_paths() + jsonl_paths())
-)
+@pytest.mark.parametrize("relative", recording_params(sse_paths() + jsonl_paths()))
 def test_recording_events_match_the_index(testdata: object, relative: str) -> None:
     data = stream_bytes(relative)
     events = decode([data])
@@ -148,7 +146,7 @@ def test_recording_events_match_the_index(testdata: object, relative: str) -> No
             assert event.json() is not None, event.data[:80]
 
 
-@pytest.mark.parametrize("relative", sse_paths(), ids=ids(sse_paths()))
+@pytest.mark.parametrize("relative", recording_params(sse_paths()))
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
