@@ -122,6 +122,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX log_entries_key ON log_entries (log, key_id, idx);
     """,
+    # 4: overruns (a provider billing beyond the reservation) and the switch to metered
+    # are ledger entries; SQLite cannot widen a CHECK in place, so the table is rebuilt.
+    """
+    CREATE TABLE ledger_4 (
+        id INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        kind TEXT NOT NULL CHECK (
+            kind IN ('topup', 'reserve', 'release', 'charge', 'overrun', 'metering')),
+        amount_micro_usd INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (request_id, kind)
+    );
+    INSERT INTO ledger_4 SELECT id, key_id, kind, amount_micro_usd, request_id, created_at
+        FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_4 RENAME TO ledger;
+    CREATE INDEX ledger_key ON ledger (key_id);
+    CREATE INDEX ledger_overrun ON ledger (kind) WHERE kind = 'overrun';
+    ALTER TABLE activity ADD COLUMN overrun_micro_usd INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _SELECT_KEYS = (
@@ -394,11 +415,17 @@ class SQLiteStore:
 
         await self._writes.run(apply)
 
-    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
+    async def top_up(
+        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
+    ) -> KeyRecord | None:
         def apply(db: sqlite3.Connection) -> bool:
-            if db.execute("SELECT 1 FROM keys WHERE id = ?", (key_id,)).fetchone() is None:
+            row = db.execute("SELECT metered FROM keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
                 return False
-            db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+            if not row[0]:
+                if not make_metered:
+                    return True  # unmetered stays unmetered: the caller sees metered False
+                ledger.start_metering(db, key_id, time.time())
             ledger.top_up(db, key_id, amount_micro_usd, time.time())
             return True
 
@@ -413,6 +440,9 @@ class SQLiteStore:
 
     async def check_books(self) -> list[str]:
         return await self._read(ledger.unbalanced_keys)
+
+    async def overrun_micro_usd(self) -> int:
+        return await self._read(ledger.overrun_total)
 
     # --- activity -----------------------------------------------------------------
 
