@@ -6,7 +6,6 @@ import contextlib
 import json
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
