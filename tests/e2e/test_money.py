@@ -59,6 +59,8 @@ async def assert_refused_for_want_of_credit(gateway: Gateway, key: str, **body: 
         await chat(gateway, key, **body)
     assert caught.value.status_code == 402
     assert caught.value.body["type"] == "insufficient_quota"  # type: ignore[index]
+    credits = await get(gateway, key, "/v1/credits")
+    assert credits["spent_micro_usd"] == 0 == credits["reserved_micro_usd"]
 
 
 async def assert_paid_in_full(gateway: Gateway, key: str, funded: int, expected: int) -> None:
@@ -86,21 +88,47 @@ async def test_n_choices_are_all_reserved(gateway: Gateway, upstream: FakeUpstre
     await assert_paid_in_full(gateway, rich, 10_000_000, expected)
 
 
-async def test_a_fallback_past_unconfigured_providers_is_priced(
-    gateway: Gateway, upstream: FakeUpstream
+async def open_fake_circuit(gateway: Gateway) -> None:
+    """Z.AI's no-balance answer opens the provider's circuit at once (for minutes)."""
+    reply = await chat(
+        gateway,
+        gateway.admin_key,
+        model="fake/zai1113",
+        extra_body={"models": ["fake2/delay:0"]},
+        messages=HI,
+    )
+    assert reply.headers["X-SafeRouter-Model"] == "fake2/delay:0"
+    metrics = await get(gateway, gateway.admin_key, "/metrics")
+    assert 'saferouter_circuit_state{key="fake"} 2\n' in metrics
+
+
+@pytest.mark.parametrize(
+    ("skipped", "funds_the_skipped"),
+    [
+        # DeepSeek and Z.AI have no key in the test gateway
+        (["deepseek-flash", "deepseek-chat", "glm-4.5-air"], 10_000),
+        (["fake/a", "fake/b", "fake/c"], 15_000),  # behind an open circuit
+    ],
+    ids=["unconfigured", "open-circuit"],
+)
+async def test_a_fallback_past_skipped_candidates_is_priced(
+    gateway: Gateway, upstream: FakeUpstream, skipped: list[str], funds_the_skipped: int
 ) -> None:
-    # DeepSeek and Z.AI are not configured in the test gateway: the race skips them
-    # without spending an attempt (max_attempts is 3) and lands on the dearest candidate.
+    # The race skips these without spending an attempt (max_attempts is 3) and lands on
+    # the dearest candidate, fourth in the chain.
+    if skipped[0].startswith("fake/"):
+        await open_fake_circuit(gateway)
+    served_before = len(upstream.requests)
     request = {
-        "model": "deepseek-flash",
-        "extra_body": {"models": ["deepseek-chat", "glm-4.5-air", "fake2/delay:0"]},
+        "model": skipped[0],
+        "extra_body": {"models": [*skipped[1:], "fake2/delay:0"]},
         "max_tokens": 1000,
         "messages": HI,
     }
     assert gateway.settings.max_attempts == 3
-    poor = await gateway.create_key(credits_micro_usd=10_000)  # covers the three cheap ones
+    poor = await gateway.create_key(credits_micro_usd=funds_the_skipped)
     await assert_refused_for_want_of_credit(gateway, poor, **request)
-    assert upstream.requests == []
+    assert len(upstream.requests) == served_before
     rich = await gateway.create_key(credits_micro_usd=1_000_000)
     reply = await chat(gateway, rich, **request)
     assert reply.headers["X-SafeRouter-Model"] == "fake2/delay:0"
