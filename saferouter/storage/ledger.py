@@ -1,6 +1,7 @@
 """The SQL of the books: admission, settlement, top-ups, recovery, and the reads over
-the ledger and the activity log. Every function takes a connection inside a write
-transaction (or a read connection) and does no I/O of its own beyond it.
+the ledger (the activity log's SQL is :mod:`.activity_log`). Every function takes a
+connection inside a write transaction (or a read connection) and does no I/O of its
+own beyond it.
 
 Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
 at admission; ``release`` +the same at settlement; ``charge`` −actual cost, at most the
@@ -23,29 +24,14 @@ from __future__ import annotations
 import math
 import secrets
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from ..accounting import split_charge
-from .records import (
-    ActivityEntry,
-    ActivityFilter,
-    Admission,
-    AdmissionRequest,
-    Books,
-    ModelUsage,
-    Settlement,
-)
+from . import activity_log
+from .records import ActivityEntry, Admission, AdmissionRequest, Books, Settlement
 
 WINDOW_S = 60
-_ACTIVITY_COLUMNS = (
-    "request_id, attempt, created_at, key_id, requested_model, served_model, provider, "
-    "original_model, status, outcome, latency_ms, ttfb_ms, prompt_tokens, "
-    "completion_tokens, cached_tokens, reasoning_tokens, cost_micro_usd, streamed, "
-    "estimated, error_type, overrun_micro_usd"
-)
 # the kinds that move a key's balance; ``overrun`` is the operator's, outside it
 BALANCE_KINDS = ("topup", "reserve", "release", "charge", "metering")
 _REFUSAL_STATUS = {
@@ -113,7 +99,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
     elif metered and balance < (request.reserve_micro_usd or 0):
         refusal = "insufficient_quota"
     if refusal is not None:
-        _record(
+        activity_log.record(
             db,
             ActivityEntry(
                 request_id=request.request_id,
@@ -186,7 +172,7 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
             attempt = attrs.evolve(
                 attempt, cost_micro_usd=attempt.cost_micro_usd - overrun, overrun_micro_usd=overrun
             )
-        _record(db, attempt)
+        activity_log.record(db, attempt)
     if s.tokens:
         window = int(s.now // WINDOW_S) * WINDOW_S
         db.execute(
@@ -254,82 +240,3 @@ def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
         "AND o.amount_micro_usd >= 0)"
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def _record(db: sqlite3.Connection, e: ActivityEntry) -> None:
-    db.execute(
-        f"INSERT OR IGNORE INTO activity ({_ACTIVITY_COLUMNS}) "  # noqa: S608 (constant)
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            e.request_id,
-            e.attempt,
-            e.created_at,
-            e.key_id,
-            e.requested_model,
-            e.served_model,
-            e.provider,
-            e.original_model,
-            e.status,
-            e.outcome,
-            e.latency_ms,
-            e.ttfb_ms,
-            e.prompt_tokens,
-            e.completion_tokens,
-            e.cached_tokens,
-            e.reasoning_tokens,
-            e.cost_micro_usd,
-            e.streamed,
-            e.estimated,
-            e.error_type,
-            e.overrun_micro_usd,
-        ),
-    )
-
-
-def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
-    where, args = ["1 = 1"], []
-    conditions: list[tuple[str, Any]] = [
-        ("key_id = ?", q.key_id),
-        ("coalesce(served_model, requested_model) = ?", q.model),
-        ("provider = ?", q.provider),
-        ("created_at >= ?", q.since),
-        ("created_at < ?", q.until),
-        ("id < ?", q.before_id),
-    ]
-    for clause, value in conditions:
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    if q.status is not None:
-        if q.status == "error":
-            where.append("outcome != 'ok'")
-        elif q.status.isdigit():
-            where.append("status = ?")
-            args.append(int(q.status))
-        else:
-            where.append("outcome = ?")
-            args.append(q.status)
-    rows = db.execute(
-        f"SELECT {_ACTIVITY_COLUMNS}, id FROM activity WHERE {' AND '.join(where)} "  # noqa: S608
-        "ORDER BY id DESC LIMIT ?",
-        (*args, q.limit),
-    ).fetchall()
-    return [_activity_entry(row) for row in rows]
-
-
-def usage_by_model(db: sqlite3.Connection, key_id: str) -> list[ModelUsage]:
-    rows = db.execute(
-        "SELECT coalesce(served_model, requested_model), count(*), sum(prompt_tokens), "
-        "sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens), "
-        "sum(cost_micro_usd) FROM activity WHERE key_id = ? AND attempt >= 1 "
-        "GROUP BY 1 ORDER BY 7 DESC, 1",
-        (key_id,),
-    ).fetchall()
-    return [ModelUsage(*row) for row in rows]
-
-
-def _activity_entry(row: Sequence[Any]) -> ActivityEntry:
-    values = list(row)
-    values[17] = bool(values[17])
-    values[18] = bool(values[18])
-    return ActivityEntry(*values)

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from ..errors import StorageError
-from . import ledger, logs
+from . import activity_log, ledger, logs
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -447,17 +447,17 @@ class SQLiteStore:
     # --- activity -----------------------------------------------------------------
 
     async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
-        return await self._read(lambda db: ledger.activity(db, query))
+        return await self._read(lambda db: activity_log.activity(db, query))
 
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
         return await self._read(
-            lambda db: ledger.activity(
+            lambda db: activity_log.activity(
                 db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
             )
         )
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
-        return await self._read(lambda db: ledger.usage_by_model(db, key_id))
+        return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
 
     # --- logs ---------------------------------------------------------------------
 
