@@ -5,6 +5,7 @@
     ├── ConfigError             a catalog or setting that cannot be used
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     ├── StorageError            the store failed (rendered as a 500 with the request id)
+    │   └── LastAdminKey        the store refused to revoke the last active admin key
     └── ClientError             anything that ends an HTTP request with an error status;
         │                       carries status, OpenAI ``type``, ``code`` and ``param``
         ├── InvalidRequest      400 invalid_request_error
@@ -50,6 +51,12 @@ class VerificationError(SafeRouterError):
 
 class StorageError(SafeRouterError):
     """The store could not do what was asked."""
+
+
+class LastAdminKey(StorageError):
+    """Revoking this key would leave no active admin key. A store error (not a client
+    error) because the store raises it inside its write transaction, where only store
+    errors roll one operation back; the route maps it to 409 ``last_admin_key``."""
 
 
 class ClientError(SafeRouterError):

@@ -11,6 +11,9 @@ as ``<name>``):
 * ``status:<code>:<errors/file>`` or ``status:<code>`` — an error status with that
   recorded body (served with the recorded content type) or a generic one;
 * ``echo`` — a JSON body describing the request received (body, headers);
+* ``leak:<code>`` — an error status whose JSON (message, code, param) and whose plain
+  text quote the request's ``Authorization`` header back; ``leak:stream`` — a stream
+  whose in-band error event quotes it, and whose answer text holds the bare key;
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
@@ -99,6 +102,8 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             return Response((RECORDINGS / arg).read_bytes(), content_type="application/json")
         if mode == "status":
             return _status(arg)
+        if mode == "leak":
+            return _leak(arg, request.headers.get("Authorization", ""))
         if mode == "echo":
             return Response(
                 json.dumps({"received": body, "headers": dict(request.headers)}),
@@ -192,6 +197,24 @@ FAULTS: dict[str, Any] = {
         b"<html><body>Bad gateway</body></html>", content_type="text/html"
     ),
 }
+
+
+def _leak(arg: str, authorization: str) -> Response:
+    """A careless provider (or the proxy in front of it) quoting the credentials."""
+    key = authorization.removeprefix("Bearer ")
+    if arg == "stream":
+        error = {"error": {"message": f"denied for {authorization}", "code": key}}
+        return _sse(_chunk(f"the key is {key}"), b"data: " + json.dumps(error).encode() + b"\n\n")
+    body = {
+        "error": {
+            "message": f"Invalid request. Headers: Authorization: {authorization}; key={key}",
+            "type": "invalid_request_error",
+            "code": f"bad_key_{key}",
+            "param": key,
+        },
+        "debug": f"{authorization} as text: {key}",
+    }
+    return Response(json.dumps(body), status=int(arg), content_type="application/json")
 
 
 def _completion(model: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..sse import SSEDecoder, SSEEvent
 from .breaker import CircuitBreaker
+from .redact import Redactor
 from .routing import classify
 from .upstream import (
     MAX_RESPONSE_BYTES,
@@ -257,13 +258,14 @@ class Race:
         )
         attempt.response = response
         attempt.status = response.status
+        redactor = Redactor.for_key(attempt.endpoint.api_key)
         if response.status >= 400:
             body = await read_error_body(response, name)
-            raise upstream_error(response.status, body, response.headers, name)
+            raise upstream_error(response.status, body, response.headers, name, redactor=redactor)
         content_type = (header(response, b"content-type") or "").lower()
         if not self._stream:
-            attempt.body = await read_body(
-                response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES
+            attempt.body = redactor.known(
+                await read_body(response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES)
             )
             try:
                 json.loads(attempt.body)

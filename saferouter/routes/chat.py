@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 
 import attrs
@@ -69,8 +68,9 @@ async def chat_completions() -> Response:
         error.headers.update(books.rate_headers())
         if sample is not None:
             error.headers.update(sample.header)
+            sample.sent(error.body())
             with trio.CancelScope(shield=True):
-                await sample.finish(hashlib.sha256(error.body()).hexdigest(), error.status)
+                await sample.finish(error.status)
         if race.attempts:
             error.headers.update(_served(race.attempts[-1].model, requested))
         with trio.CancelScope(shield=True):
@@ -83,7 +83,7 @@ async def chat_completions() -> Response:
                 status=499, outcome="client_closed", error_type="client_disconnected"
             )
             if sample is not None:  # the client left before any byte: nothing was sent
-                await sample.finish(hashlib.sha256(b"").hexdigest(), 499)
+                await sample.finish(499)
         raise
     _record_losers(books, race.attempts, winner=winner)
     state.attempt_counts[(winner.model.provider, "won")] += 1
@@ -118,7 +118,8 @@ async def chat_completions() -> Response:
         ttfb_s=winner.first_byte_at,
     )
     if sample is not None:
-        await sample.finish(hashlib.sha256(winner.body).hexdigest(), winner.status)
+        sample.sent(winner.body)
+        await sample.finish(winner.status)
     return Response(
         winner.body, status=winner.status, content_type="application/json", headers=headers
     )

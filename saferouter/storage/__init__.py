@@ -78,8 +78,10 @@ class Store(Protocol):
         """Rename, or replace both rate limits (a None inside ``limits`` removes one)."""
         ...
 
-    async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        """Mark revoked (idempotent); None when no such key."""
+    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
+        """Mark revoked (idempotent); None when no such key. With ``keep_an_admin``,
+        raises :class:`~saferouter.errors.LastAdminKey` instead of revoking the last
+        active admin key (checked and written in one transaction)."""
         ...
 
     async def touch_key(self, key_id: str, when: float) -> None: ...

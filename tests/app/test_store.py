@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -11,6 +12,13 @@ import pytest
 from saferouter.errors import StorageError
 from saferouter.storage import ActivityEntry, ActivityFilter, AdmissionRequest, Settlement
 from saferouter.storage.sqlite import MIGRATIONS, SQLiteStore
+from saferouter.translog.merkle import leaf_hash
+
+# found by what it does, not by number: branches merged later may renumber migrations
+MIGRATION_SALTED_AUDIT = next(
+    (n for n, script in enumerate(MIGRATIONS, start=1) if "request_sha256" in script), 0
+)
+MIGRATION_OVERRUN = next(n for n, script in enumerate(MIGRATIONS, start=1) if "overrun" in script)
 
 
 def entry(request_id: str, key_id: str, created_at: float, cost: int = 0) -> ActivityEntry:
@@ -164,9 +172,9 @@ async def test_topping_up_an_unmetered_key_is_explicit(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_migration_4_keeps_the_ledger(tmp_path: Path) -> None:
+async def test_the_overrun_migration_keeps_the_ledger(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "s.db")
-    for number, script in enumerate(MIGRATIONS[:3], start=1):
+    for number, script in enumerate(MIGRATIONS[: MIGRATION_OVERRUN - 1], start=1):
         db.executescript(script)
         db.execute(f"PRAGMA user_version = {number}")
     db.execute(
@@ -231,3 +239,46 @@ async def test_unmetered_keys_record_spend_without_limits(tmp_path: Path) -> Non
     assert books.balance_micro_usd == -42
     assert await store.check_books() == []
     await store.close()
+
+
+async def test_migration_withdraws_the_plain_hashes_of_old_audit_entries(tmp_path: Path) -> None:
+    """Audit entries of a database from before salted commitments lose their plain
+    hashes; their leaf hashes (so the log's checkpoints and proofs) stay as they were."""
+    assert MIGRATION_SALTED_AUDIT, "no migration withdraws the plain hashes"
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)  # the schema as it was just before (later ones run after)
+    for number, script in enumerate(MIGRATIONS[: MIGRATION_SALTED_AUDIT - 1], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.close()
+    old = json.dumps(
+        {
+            "apiVersion": "0.0.1",
+            "kind": "saferouter-audit",
+            "signature": "c2ln",
+            "spec": {
+                "request_id": "req_1",
+                "status": 200,
+                "request_sha256": "ab" * 32,
+                "response_sha256": "cd" * 32,
+            },
+        }
+    ).encode()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES "
+        "('audit', 0, ?, ?, 1.0), ('startup', 0, ?, ?, 1.0)",
+        (old, leaf_hash(old), old, leaf_hash(old)),
+    )
+    db.execute(f"PRAGMA user_version = {MIGRATION_SALTED_AUDIT - 1}")
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    (audit,) = await store.log_entries("audit", 0, 1)
+    (startup,) = await store.log_entries("startup", 0, 1)
+    assert await store.log_leaves("audit") == [leaf_hash(old)]
+    await store.close()
+    assert audit.body is not None and b"ab" * 32 not in audit.body and b"cd" * 32 not in audit.body
+    spec = json.loads(audit.body)["spec"]
+    assert spec["request_id"] == "req_1" and "request_sha256" in spec["withdrawn"]
+    assert startup.body == old  # other logs are untouched

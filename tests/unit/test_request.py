@@ -124,6 +124,7 @@ def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> No
                     "stream_options",
                     "max_tokens",
                     "max_completion_tokens",
+                    "n",
                 }
             )
         ),
