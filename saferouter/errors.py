@@ -19,7 +19,8 @@
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
             ├── UpstreamBadGateway 5xx or a malformed answer → 502
-            ├── UpstreamUnavailable connect failure → 503
+            ├── UpstreamUnavailable connect failure, circuit open → 503
+            ├── UpstreamRateLimited the provider asked to wait (Retry-After) → 429
             └── UpstreamTimeout    connect / first-byte / idle timeout → 504
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}``
@@ -165,6 +166,14 @@ class UpstreamBadGateway(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     status = 503
     default_code = "upstream_unavailable"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """A provider's 429 ``Retry-After`` has not elapsed: the gateway does not ask again."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -26,6 +26,8 @@ as ``<name>``):
   business codes), ``blanks`` (blank lines / keep-alives first), ``malformed`` (a data
   line that is not JSON), ``oversized-first`` / ``oversized-mid`` (a 5 MiB SSE line),
   ``badjson`` (a 200 body that is not JSON), ``html`` (a 200 HTML page) — see FAULTS;
+* ``ratelimit:<n>:<s>`` — the first n requests naming it get a 429 with
+  ``Retry-After: <s>``, the next ones a small completion;
 * ``slowstart:<ms>`` — like ``delay``; a pause cut short by the gateway is recorded as
   ``cancelled:slowstart`` (``cancelled:delay`` for delay);
 * any other name — a small chat completion naming that model.
@@ -135,6 +137,15 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             )
         if mode in FAULTS:
             return FAULTS[mode](body)
+        if mode == "ratelimit":
+            limit, _, retry_after_s = arg.partition(":")
+            if sum(r["body"]["model"] == body["model"] for r in state.requests) <= int(limit):
+                return Response(
+                    b"{}",
+                    status=429,
+                    content_type="application/json",
+                    headers={"Retry-After": retry_after_s},
+                )
         if mode == "hang":
             await trio.sleep_forever()
         if mode == "stall":

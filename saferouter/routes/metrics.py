@@ -6,12 +6,12 @@ import time
 
 from quart import Blueprint, Response
 
-from ..gateway.breaker import CLOSED, HALF_OPEN, OPEN
+from ..gateway.breaker import BACKING_OFF, CLOSED, HALF_OPEN, OPEN
 from ..state import app_state
 
 blueprint = Blueprint("metrics", __name__)
 
-_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, BACKING_OFF: 3}
 
 
 @blueprint.get("/metrics")
@@ -19,7 +19,7 @@ async def metrics() -> Response:
     state = app_state()
     lines = [
         "# HELP saferouter_circuit_state Circuit per provider (or provider/model): "
-        "0 closed, 1 half-open, 2 open.",
+        "0 closed, 1 half-open, 2 open, 3 backing off (a provider's Retry-After).",
         "# TYPE saferouter_circuit_state gauge",
     ]
     circuits = state.breaker.snapshot(time.monotonic())

@@ -64,7 +64,7 @@ async def test_fetches_then_serves_from_the_cache(testdata: object, tmp_path: Pa
 async def test_gives_up_on_404_and_on_its_deadline(testdata: object, tmp_path: Path) -> None:
     hits: list[str] = []
     async with running_server(fake_kds(hits, throttle_first=1000)) as url:
-        quick = HttpxCertFetcher(tmp_path / "c", base_url=url, first_delay_s=0.01, deadline_s=0.3)
+        quick = HttpxCertFetcher(tmp_path / "c", base_url=url, first_delay_s=0.01, deadline_s=2.0)
         with pytest.raises(FetchError, match="429"):
             await quick.fetch("https://kdsintf.amd.com/vcek/v1/Milan/00?blSPL=1")
     hits.clear()
