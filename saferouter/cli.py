@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
     topup.add_argument("key_id")
     topup.add_argument("usd", type=_usd_amount)
+    topup.add_argument(
+        "--make-metered",
+        action="store_true",
+        help="an unmetered key becomes metered: from now on it can spend only its balance",
+    )
     return parser
 
 
@@ -144,7 +149,15 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         if args.keys_command == "rename":
             record = await store.update_key(args.key_id, name=args.name)
         elif args.keys_command == "topup":
-            record = await store.top_up(args.key_id, args.usd)
+            record = await store.top_up(args.key_id, args.usd, make_metered=args.make_metered)
+            if record is not None and not record.metered:
+                print(
+                    f"saferouter: {record.id} is unmetered (its spend is recorded, not "
+                    "limited); nothing was added. Add --make-metered to give it this "
+                    "balance and limit it to that.",
+                    file=sys.stderr,
+                )
+                return 1
         else:
             record = await store.revoke_key(args.key_id)
         if record is None:

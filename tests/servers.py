@@ -17,7 +17,10 @@ as ``<name>``):
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
-  usage chunk) whose usage spends the request's whole ``max_tokens``;
+  usage chunk) whose usage spends all the request allowed: its larger token limit for
+  each of its ``n`` choices;
+* ``usage:<tokens>`` — a small completion reporting that many completion tokens,
+  whatever the request allowed (a provider overrunning ``max_tokens``);
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
 * ``busy`` (429, no Retry-After), ``zai1113`` / ``zai1302`` / ``zai1305`` (Z.AI's 429
   business codes), ``blanks`` (blank lines / keep-alives first), ``malformed`` (a data
@@ -117,10 +120,17 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             except trio.Cancelled:
                 state.events.append(f"cancelled:{mode}")
                 raise
-            # spend what the request allowed: its whole max_tokens
-            usage = {**USAGE, "completion_tokens": body.get("max_tokens") or 2}
+            # spend what the request allowed: its larger token limit, for each of n choices
+            limit = max(body.get("max_tokens") or 0, body.get("max_completion_tokens") or 0)
+            usage = {**USAGE, "completion_tokens": (limit or 2) * body.get("n", 1)}
             if body.get("stream"):
                 return _slow(state, 3, 0.0, usage=usage)
+            return Response(
+                json.dumps({**_completion(str(body["model"])), "usage": usage}),
+                content_type="application/json",
+            )
+        if mode == "usage":
+            usage = {**USAGE, "completion_tokens": int(arg)}
             return Response(
                 json.dumps({**_completion(str(body["model"])), "usage": usage}),
                 content_type="application/json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import attrs
 import trio
 from quart import Blueprint, Response, g, request
 
@@ -37,12 +38,9 @@ async def chat_completions() -> Response:
         state.store if settings.accounting else None,
         key=key,
         request_id=g.request_id,
-        requested_model=chat.model,
-        candidates=chain,
+        chat=chat,
         body=body,
-        max_tokens=chat.max_tokens,
-        max_attempts=settings.max_attempts,
-        streamed=chat.stream,
+        candidates=chain,
         started=g.started,
     )
     sample = await AuditSample.maybe(
@@ -59,7 +57,7 @@ async def chat_completions() -> Response:
         settings=settings,
         upstreams=state.upstreams,
         breaker=state.breaker,
-        candidates=chain,
+        candidates=list(books.candidates),  # only what the reservation priced
         stream=chat.stream,
         body_for=partial(encode_upstream_body, upstream_chat),  # per attempt, on demand
     )
@@ -161,10 +159,4 @@ def _asking_for_usage(chat: ChatRequest) -> ChatRequest:
     if chat.stream and not chat.include_usage:
         options = payload.get("stream_options") or {}
         payload["stream_options"] = {**options, "include_usage": True}
-    return ChatRequest(
-        model=chat.model,
-        stream=chat.stream,
-        include_usage=chat.include_usage,
-        max_tokens=chat.max_tokens,
-        payload=payload,
-    )
+    return attrs.evolve(chat, payload=payload)

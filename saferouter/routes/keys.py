@@ -113,8 +113,9 @@ def describe_key(key: KeyRecord, usage: list[ModelUsage]) -> dict[str, Any]:
         "revoked": not key.active,
         "revoked_at": key.revoked_at,
         "metered": key.metered,
-        "balance_micro_usd": key.balance_micro_usd,
-        "balance_usd": usd_text(key.balance_micro_usd),
+        # unmetered: no balance, only spend (its ledger sum is minus what it spent)
+        "balance_micro_usd": key.balance_micro_usd if key.metered else None,
+        "balance_usd": usd_text(key.balance_micro_usd) if key.metered else None,
         "reserved_micro_usd": key.reserved_micro_usd,
         "rpm_limit": key.rpm_limit,
         "tpm_limit": key.tpm_limit,

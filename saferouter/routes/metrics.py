@@ -45,4 +45,10 @@ async def metrics() -> Response:
             f'saferouter_upstream_connections{{state="active"}} {active}',
             f'saferouter_upstream_connections{{state="idle"}} {idle}',
         ]
+    lines += [
+        "# HELP saferouter_overrun_micro_usd_total What providers billed beyond the "
+        "reservations (the operator's loss), from the books: the same in every worker.",
+        "# TYPE saferouter_overrun_micro_usd_total counter",
+        f"saferouter_overrun_micro_usd_total {await state.store.overrun_micro_usd()}",
+    ]
     return Response("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

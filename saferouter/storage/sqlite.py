@@ -28,7 +28,7 @@ import trio
 
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
-from . import ledger, logs
+from . import activity_log, ledger, logs
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -135,6 +135,27 @@ MIGRATIONS: tuple[str, ...] = (
         '$.spec.withdrawn', 'unsalted request_sha256 and response_sha256') AS BLOB)
     WHERE log = 'audit' AND body IS NOT NULL
         AND json_extract(CAST(body AS TEXT), '$.spec.request_sha256') IS NOT NULL
+    """,
+    # 5: overruns (a provider billing beyond the reservation) and the switch to metered
+    # are ledger entries; SQLite cannot widen a CHECK in place, so the table is rebuilt.
+    """
+    CREATE TABLE ledger_5 (
+        id INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        kind TEXT NOT NULL CHECK (
+            kind IN ('topup', 'reserve', 'release', 'charge', 'overrun', 'metering')),
+        amount_micro_usd INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (request_id, kind)
+    );
+    INSERT INTO ledger_5 SELECT id, key_id, kind, amount_micro_usd, request_id, created_at
+        FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_5 RENAME TO ledger;
+    CREATE INDEX ledger_key ON ledger (key_id);
+    CREATE INDEX ledger_overrun ON ledger (kind) WHERE kind = 'overrun';
+    ALTER TABLE activity ADD COLUMN overrun_micro_usd INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -416,11 +437,17 @@ class SQLiteStore:
 
         await self._writes.run(apply)
 
-    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
+    async def top_up(
+        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
+    ) -> KeyRecord | None:
         def apply(db: sqlite3.Connection) -> bool:
-            if db.execute("SELECT 1 FROM keys WHERE id = ?", (key_id,)).fetchone() is None:
+            row = db.execute("SELECT metered FROM keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
                 return False
-            db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+            if not row[0]:
+                if not make_metered:
+                    return True  # unmetered stays unmetered: the caller sees metered False
+                ledger.start_metering(db, key_id, time.time())
             ledger.top_up(db, key_id, amount_micro_usd, time.time())
             return True
 
@@ -436,20 +463,23 @@ class SQLiteStore:
     async def check_books(self) -> list[str]:
         return await self._read(ledger.unbalanced_keys)
 
+    async def overrun_micro_usd(self) -> int:
+        return await self._read(ledger.overrun_total)
+
     # --- activity -----------------------------------------------------------------
 
     async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
-        return await self._read(lambda db: ledger.activity(db, query))
+        return await self._read(lambda db: activity_log.activity(db, query))
 
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
         return await self._read(
-            lambda db: ledger.activity(
+            lambda db: activity_log.activity(
                 db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
             )
         )
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
-        return await self._read(lambda db: ledger.usage_by_model(db, key_id))
+        return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
 
     # --- logs ---------------------------------------------------------------------
 
