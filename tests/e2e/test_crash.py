@@ -90,7 +90,8 @@ async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> No
         ).fetchone()[0]
         rows = db.execute(
             "SELECT k.balance_micro_usd, k.reserved_micro_usd, "
-            "(SELECT SUM(amount_micro_usd) FROM ledger l WHERE l.key_id = k.id) "
+            "(SELECT SUM(amount_micro_usd) FROM ledger l WHERE l.key_id = k.id "
+            "AND l.kind != 'overrun') "
             "FROM keys k WHERE k.metered = 1"
         ).fetchall()
     finally:
