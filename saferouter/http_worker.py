@@ -79,7 +79,16 @@ async def serve_worker(
                 for sock in sockets.insecure_sockets
             ]
             connection = partial(
-                _Connection, app, config, context, ConnectionState(lifespan_state.copy()), options
+                _serve_connection,
+                partial(
+                    _Connection,
+                    app,
+                    config,
+                    context,
+                    ConnectionState(lifespan_state.copy()),
+                    options,
+                ),
+                idle_timeout_s=config.keep_alive_timeout,
             )
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
@@ -100,9 +109,35 @@ async def serve_worker(
                     raise other_errors from None
             finally:
                 await context.terminated.set()
+                await _close_idle(table)
                 server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
+
+
+async def _serve_connection(
+    connection: Callable[[TrackedStream], _Connection],
+    stream: TrackedStream,
+    *,
+    idle_timeout_s: float,
+) -> None:
+    # hypercorn gives each connection a task group, protocol state and an idle timer;
+    # one that has not sent a byte yet (all of a flood) gets none of that, only this
+    # wait, so the worker gets through a backlog of them quickly.
+    with trio.move_on_after(idle_timeout_s) as waiting:
+        try:
+            await stream.wait_readable()
+        except trio.ClosedResourceError:
+            return  # closed to make room, or at shutdown
+    if waiting.cancelled_caught:  # silent for a whole keep-alive timeout
+        return  # (trio.serve_listeners closes the stream)
+    await connection(stream).run()
+
+
+async def _close_idle(table: ConnectionTable[TrackedStream]) -> None:
+    """At shutdown: connections with no request in flight have nothing to finish."""
+    for stream in table.idle():
+        await stream.aclose()
 
 
 class _Connection(TCPServer):
