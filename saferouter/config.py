@@ -98,7 +98,7 @@ def load_settings(
         else _int_env(environ, "SAFEROUTER_MAX_CONNECTIONS", 1000)
     )
     if n_connections < 1:
-        raise ConfigError("--max-connections must be at least 1")
+        raise ConfigError("--max-connections (SAFEROUTER_MAX_CONNECTIONS) must be at least 1")
     max_body = _int_env(environ, "SAFEROUTER_MAX_BODY_BYTES", 8 * 1024 * 1024)
     return Settings(
         catalog=catalog,
