@@ -101,12 +101,12 @@ class TrackedStream(trio.abc.HalfCloseableStream):
         if the stream is closed meanwhile."""
         await trio.lowlevel.wait_readable(self.socket)
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """Bytes from the client; any counts as activity."""
         data = await self._stream.receive_some(max_bytes)
         if data:
             self._table.touch(self)
-        return bytes(data)
+        return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Bytes to the client."""

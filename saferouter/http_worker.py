@@ -39,7 +39,7 @@ from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
-from hypercorn.utils import ShutdownError, parse_socket_addr, raise_shutdown
+from hypercorn.utils import ShutdownError, parse_socket_addr, raise_shutdown, repr_socket_addr
 
 from .connections import CappedListener, ConnectionTable, TrackedStream
 from .errors import InvalidRequest
@@ -74,10 +74,13 @@ async def serve_worker(
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
         async with trio.open_nursery() as server_nursery:
-            listeners = [
-                CappedListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), table)
-                for sock in sockets.insecure_sockets
-            ]
+            listeners = []
+            for sock in sockets.insecure_sockets:
+                listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                listeners.append(CappedListener(listener, table))
+                bind = repr_socket_addr(sock.family, sock.getsockname())
+                # the line scripts (and the browser tests) wait for, as hypercorn's
+                await config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
             connection = partial(
                 _serve_connection,
                 partial(
@@ -109,7 +112,7 @@ async def serve_worker(
                     raise other_errors from None
             finally:
                 await context.terminated.set()
-                await _close_idle(table)
+                _close_idle(table)
                 server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
@@ -134,10 +137,11 @@ async def _serve_connection(
     await connection(stream).run()
 
 
-async def _close_idle(table: ConnectionTable[TrackedStream]) -> None:
-    """At shutdown: connections with no request in flight have nothing to finish."""
+def _close_idle(table: ConnectionTable[TrackedStream]) -> None:
+    """At shutdown: connections with no request in flight have nothing to finish
+    (hypercorn closes those it serves; this also reaches those that never spoke)."""
     for stream in table.idle():
-        await stream.aclose()
+        stream.close_now()
 
 
 class _Connection(TCPServer):
