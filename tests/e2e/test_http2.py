@@ -3,6 +3,7 @@ opened and reset, over and over: CVE-2023-44487) closes the connection."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -82,22 +83,29 @@ def _h2_client(address: tuple[str, int]) -> tuple[socket.socket, h2.connection.H
     return sock, conn
 
 
+def _send(sock: socket.socket, data: bytes) -> None:
+    """Send, unless the server has hung up (what it said before stays readable)."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(data)
+
+
 def _events_until(
     sock: socket.socket, conn: h2.connection.H2Connection, done: type[h2.events.Event]
-) -> list[h2.events.Event]:
-    """h2 events until one of type ``done``, or the server closes (bounded)."""
+) -> tuple[list[h2.events.Event], bool]:
+    """h2 events until one of type ``done`` or the server closes (bounded), and whether
+    it closed."""
     events: list[h2.events.Event] = []
     for _ in range(10_000):
         try:
             data = sock.recv(65536)
         except ConnectionResetError:
-            return events
+            return events, True
         if not data:
-            return events
+            return events, True
         events += conn.receive_data(data)
-        sock.sendall(conn.data_to_send())
+        _send(sock, conn.data_to_send())
         if any(isinstance(e, done) for e in events):
-            return events
+            return events, False
     raise AssertionError("no end in sight")
 
 
@@ -109,7 +117,7 @@ def test_http2_prior_knowledge_works_with_the_flag(http2: tuple[str, int]) -> No
     with sock:
         conn.send_headers(1, GET_HEALTH, end_stream=True)
         sock.sendall(conn.data_to_send())
-        events = _events_until(sock, conn, h2.events.StreamEnded)
+        events, _ = _events_until(sock, conn, h2.events.StreamEnded)
     response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
     assert (b":status", b"200") in response.headers
     body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
@@ -123,7 +131,10 @@ def test_a_rapid_reset_burst_closes_the_connection(http2: tuple[str, int]) -> No
         for stream_id in range(1, 1000, 2):
             conn.send_headers(stream_id, GET_HEALTH, end_stream=True)
             conn.reset_stream(stream_id)
-        sock.sendall(conn.data_to_send())
-        events = _events_until(sock, conn, h2.events.ConnectionTerminated)
+        _send(sock, conn.data_to_send())
+        events, _ = _events_until(sock, conn, h2.events.ConnectionTerminated)
+        # the server hangs up (a server that keeps the connection: socket.timeout)
+        _read_until_closed(sock)
     goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert goaway and goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    # a reset may beat the GOAWAY to the client; when the GOAWAY arrives, it says why
+    assert all(e.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM for e in goaway)
