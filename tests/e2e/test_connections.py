@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import trio
+import trio.testing
+
+from saferouter.connections import CappedListener, ConnectionTable, TrackedStream
 
 from ..processes import CLI, clean_env, cli, new_key, serving
 from ..servers import write_catalog
@@ -155,3 +159,29 @@ def test_a_taken_port_exits_2_before_creating_anything(tmp_path: Path, workers: 
     # the first real start creates the first key and the first log entry
     assert sum(line.startswith("sk-sr-") for line in served.output.splitlines()) == 1
     assert "startup log entry 0 " in served.output
+
+
+async def test_at_the_cap_with_every_connection_busy_accept_waits() -> None:
+    table: ConnectionTable[TrackedStream] = ConnectionTable(max_connections=1)
+    raw = trio.socket.socket()
+    await raw.bind(("127.0.0.1", 0))
+    raw.listen(8)
+    listener = CappedListener(trio.SocketListener(raw), table)
+    host, port = raw.getsockname()
+    async with await trio.open_tcp_stream(host, port) as first_client:
+        first = await listener.accept()
+        first.mark_idle(False)  # a request in flight
+        async with await trio.open_tcp_stream(host, port), trio.open_nursery() as nursery:
+            accepted: list[TrackedStream] = []
+
+            async def accept() -> None:
+                accepted.append(await listener.accept())
+
+            nursery.start_soon(accept)
+            await trio.testing.wait_all_tasks_blocked()
+            assert accepted == [] and len(table) == 1  # the busy one stays, the new one waits
+            first.mark_idle(True)  # its request finished: now it can make room
+        assert len(accepted) == 1 and len(table) == 1
+        assert await first_client.receive_some() == b""  # closed to make room
+        await accepted[0].aclose()
+    await listener.aclose()
