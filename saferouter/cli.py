@@ -37,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="client connections per worker; at the cap the longest-idle one is closed (1000)",
+    )
+    serve.add_argument(
+        "--http2",
+        action="store_true",
+        default=None,
+        help="also speak cleartext HTTP/2 (prior knowledge and Upgrade: h2c); off by default",
+    )
 
     keys = commands.add_parser("keys", help="manage API keys (works offline)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -93,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
+            max_connections=getattr(args, "max_connections", None),
+            http2=getattr(args, "http2", None),
         )
         if args.command == "measure":
             measurement = measure(settings)
