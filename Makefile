@@ -32,10 +32,12 @@ PURE_TEE := saferouter/tee/abi.py,saferouter/tee/kds.py,saferouter/tee/verify.py
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The gate is reached without ../shared/testdata (demo-CA reports and chains); the tests
+# that need the data skip on one line naming SAFEROUTER_TESTDATA, or fail under CI=true.
 test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json chromium lint
 	$(BIN)/coverage run -m pytest -q tests/unit/tee
 	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/unit/tee
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run.py $(ARGS)

@@ -121,22 +121,40 @@ def prompt_token_bound(request_body: bytes) -> int:
     """An upper bound on the prompt's tokens: one per byte of the request body.
 
     Tokenizers never give a token less than one byte of text, so this bound holds for
-    text; it is conservative (real prompts run 3–4 bytes a token) but the reservation
-    is released at settlement.
+    text — and only for text: an image, audio or file part costs tokens its bytes do not
+    bound (an image URL is a few bytes), which is why a metered key may send text only
+    (:func:`saferouter.gateway.request.non_text_parts`). It is conservative (real
+    prompts run 3–4 bytes a token) but the reservation is released at settlement.
     """
     return len(request_body)
 
 
 def reservation_micro_usd(
-    model: Model, request_body: bytes, max_tokens: int | None, when: dt.datetime
+    model: Model,
+    request_body: bytes,
+    max_tokens: int | None,
+    when: dt.datetime,
+    *,
+    choices: int = 1,
 ) -> int:
-    """Worst-case cost of a request: every prompt byte a token at the full input price,
-    plus ``max_tokens`` (or the model's max output) at the output price."""
+    """Worst-case cost of a text request: every prompt byte a token at the full input
+    price (the prompt is billed once, whatever ``n``), plus ``choices`` × ``max_tokens``
+    (or the model's max output) at the output price — each of the ``n`` choices may
+    use the whole limit."""
     price = price_for(model, when)
     limit = model.max_output or UNKNOWN_MAX_OUTPUT_TOKENS
     output = limit if max_tokens is None else min(max_tokens, limit)
-    worst = Usage(prompt_tokens=prompt_token_bound(request_body), output_tokens=output)
+    worst = Usage(prompt_tokens=prompt_token_bound(request_body), output_tokens=choices * output)
     return cost_micro_usd(worst, price)
+
+
+def split_charge(cost_micro_usd: int, cap_micro_usd: int | None) -> tuple[int, int]:
+    """``(charge, overrun)`` of a cost against what the key may pay for it (``None``: no
+    cap, an unmetered key). The overrun — a provider billing more than the request
+    allowed — is the operator's loss, never the key's, and is recorded, never hidden."""
+    charge = cost_micro_usd if cap_micro_usd is None else min(cost_micro_usd, cap_micro_usd)
+    charge = max(charge, 0)
+    return charge, cost_micro_usd - charge
 
 
 class StreamUsage:

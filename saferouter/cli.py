@@ -37,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="client connections per worker; at the cap the longest-idle one is closed (1000)",
+    )
+    serve.add_argument(
+        "--http2",
+        action="store_true",
+        default=None,
+        help="also speak cleartext HTTP/2 (prior knowledge and Upgrade: h2c); off by default",
+    )
 
     keys = commands.add_parser("keys", help="manage API keys (works offline)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -72,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
     topup.add_argument("key_id")
     topup.add_argument("usd", type=_usd_amount)
+    topup.add_argument(
+        "--make-metered",
+        action="store_true",
+        help="an unmetered key becomes metered: from now on it can spend only its balance",
+    )
     return parser
 
 
@@ -88,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
+            max_connections=getattr(args, "max_connections", None),
+            http2=getattr(args, "http2", None),
         )
         if args.command == "measure":
             measurement = measure(settings)
@@ -144,7 +163,15 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         if args.keys_command == "rename":
             record = await store.update_key(args.key_id, name=args.name)
         elif args.keys_command == "topup":
-            record = await store.top_up(args.key_id, args.usd)
+            record = await store.top_up(args.key_id, args.usd, make_metered=args.make_metered)
+            if record is not None and not record.metered:
+                print(
+                    f"saferouter: {record.id} is unmetered (its spend is recorded, not "
+                    "limited); nothing was added. Add --make-metered to give it this "
+                    "balance and limit it to that.",
+                    file=sys.stderr,
+                )
+                return 1
         else:
             record = await store.revoke_key(args.key_id)
         if record is None:

@@ -54,6 +54,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    # client connections one worker holds open; past it the longest-idle one is closed
+    max_connections: int = 1000
+    http2: bool = False  # cleartext HTTP/2 (prior knowledge and Upgrade: h2c)
     max_body_bytes: int = 8 * 1024 * 1024
     timeouts: Timeouts = Timeouts()
     max_upstream_connections: int = 1000
@@ -77,6 +80,8 @@ def load_settings(
     port: int | None = None,
     data_dir: str | Path | None = None,
     workers: int | None = None,
+    max_connections: int | None = None,
+    http2: bool | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -87,6 +92,13 @@ def load_settings(
     n_workers = workers if workers is not None else 1
     if n_workers < 1:
         raise ConfigError("--workers must be at least 1")
+    n_connections = (
+        max_connections
+        if max_connections is not None
+        else _int_env(environ, "SAFEROUTER_MAX_CONNECTIONS", 1000)
+    )
+    if n_connections < 1:
+        raise ConfigError("--max-connections (SAFEROUTER_MAX_CONNECTIONS) must be at least 1")
     max_body = _int_env(environ, "SAFEROUTER_MAX_BODY_BYTES", 8 * 1024 * 1024)
     return Settings(
         catalog=catalog,
@@ -96,6 +108,8 @@ def load_settings(
         host=host or environ.get("SAFEROUTER_HOST") or "127.0.0.1",
         port=port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080),
         workers=n_workers,
+        max_connections=n_connections,
+        http2=http2 if http2 is not None else _flag_env(environ, "SAFEROUTER_HTTP2", False),
         max_body_bytes=max_body,
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
@@ -131,6 +145,18 @@ def endpoints_from_env(catalog: Catalog, environ: Mapping[str, str]) -> dict[str
         key = environ.get(provider.api_key_env) if provider.api_key_env else None
         endpoints[pid] = UpstreamEndpoint(provider=provider, base_url=base_url, api_key=key or None)
     return endpoints
+
+
+def _flag_env(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """on/off, 1/0, true/false, yes/no (any case); unset or empty is ``default``."""
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off")
 
 
 def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:

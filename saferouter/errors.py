@@ -5,6 +5,7 @@
     ├── ConfigError             a catalog or setting that cannot be used
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     ├── StorageError            the store failed (rendered as a 500 with the request id)
+    │   └── LastAdminKey        the store refused to revoke the last active admin key
     └── ClientError             anything that ends an HTTP request with an error status;
         │                       carries status, OpenAI ``type``, ``code`` and ``param``
         ├── InvalidRequest      400 invalid_request_error
@@ -18,7 +19,8 @@
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
             ├── UpstreamBadGateway 5xx or a malformed answer → 502
-            ├── UpstreamUnavailable connect failure → 503
+            ├── UpstreamUnavailable connect failure, circuit open → 503
+            ├── UpstreamRateLimited the provider asked to wait (Retry-After) → 429
             └── UpstreamTimeout    connect / first-byte / idle timeout → 504
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}``
@@ -50,6 +52,12 @@ class VerificationError(SafeRouterError):
 
 class StorageError(SafeRouterError):
     """The store could not do what was asked."""
+
+
+class LastAdminKey(StorageError):
+    """Revoking this key would leave no active admin key. A store error (not a client
+    error) because the store raises it inside its write transaction, where only store
+    errors roll one operation back; the route maps it to 409 ``last_admin_key``."""
 
 
 class ClientError(SafeRouterError):
@@ -158,6 +166,14 @@ class UpstreamBadGateway(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     status = 503
     default_code = "upstream_unavailable"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """A provider's 429 ``Retry-After`` has not elapsed: the gateway does not ask again."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -1,24 +1,27 @@
-"""Running the app on hypercorn's trio worker: in process, or in N worker processes
-sharing one listening socket."""
+"""Running the app on hypercorn's protocol classes (``http_worker.py``): in process, or in
+N worker processes sharing one listening socket, bound before anything else."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import resource
 import signal
 import sys
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from typing import TextIO
 
+import attrs
 import trio
 from hypercorn.config import Config, Sockets
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from .app import create_app
 from .attestation.service import AttestationService
 from .config import Settings
+from .connections import plan_file_limit
+from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
 from .storage.sqlite import SQLiteStore
 
@@ -71,15 +74,54 @@ async def _prepare_store(settings: Settings, out: TextIO) -> None:
         await store.close()
 
 
-def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; returns the process exit code."""
-    trio.run(_prepare_store, settings, out)
-    _describe(settings, out)
+def run(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Serve until SIGINT or SIGTERM; returns the process exit code.
+
+    The port is bound before anything else: a start that cannot listen must not
+    create (and print) the first admin key or add a startup-log entry."""
     config = hypercorn_config(settings)
-    if settings.workers == 1:
-        trio.run(_serve_until_signalled, settings, config, None, None)
-        return 0
-    return _run_workers(settings, config)
+    try:
+        sockets = config.create_sockets()
+        for sock in sockets.insecure_sockets:
+            sock.listen(config.backlog)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        print(f"saferouter: cannot listen on {settings.host}:{settings.port}: {reason}", file=err)
+        return 2
+    try:
+        settings = _raise_file_limit(settings, err)
+        trio.run(_prepare_store, settings, out)
+        _describe(settings, out)
+        if settings.workers == 1:
+            trio.run(_serve_until_signalled, settings, config, sockets, None)
+            return 0
+        return _run_workers(settings, config, sockets)
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
+
+
+def _raise_file_limit(settings: Settings, err: TextIO) -> Settings:
+    """Raise this process's soft RLIMIT_NOFILE (inherited by workers) to what the
+    connection cap needs; a hard limit too low for the cap lowers the cap instead."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    plan = plan_file_limit(
+        max_connections=settings.max_connections,
+        upstream_per_request=settings.max_attempts,
+        max_upstream=settings.max_upstream_connections,
+        soft=soft,
+        hard=hard,
+    )
+    if plan.soft_limit != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (plan.soft_limit, hard))
+    if plan.lowered:
+        print(
+            f"saferouter: the open-file limit ({hard}) allows {plan.max_connections} "
+            f"connections per worker, not {settings.max_connections}; raise it (ulimit -Hn)",
+            file=err,
+            flush=True,
+        )
+    return attrs.evolve(settings, max_connections=plan.max_connections)
 
 
 def _describe(settings: Settings, out: TextIO) -> None:
@@ -97,7 +139,7 @@ def _describe(settings: Settings, out: TextIO) -> None:
 
 
 async def _serve_until_signalled(
-    settings: Settings, config: Config, sockets: Sockets | None, stop: EventType | None
+    settings: Settings, config: Config, sockets: Sockets, stop: EventType | None
 ) -> None:
     shutdown = trio.Event()
 
@@ -118,10 +160,11 @@ async def _serve_until_signalled(
         nursery.start_soon(on_signal)
         if stop is not None:
             nursery.start_soon(on_parent_stop, stop)
-        await worker_serve(
+        await serve_worker(
             wrap_app(app, config.wsgi_max_body_size, None),
             config,
-            sockets=sockets,
+            sockets,
+            ServeOptions(max_connections=settings.max_connections, http2=settings.http2),
             shutdown_trigger=shutdown.wait,
         )
         nursery.cancel_scope.cancel()
@@ -130,8 +173,6 @@ async def _serve_until_signalled(
 def _worker_main(settings: Settings, config: Config, sockets: Sockets, stop: EventType) -> None:
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)
     trio.run(_serve_until_signalled, settings, config, sockets, stop)
 
 
@@ -147,11 +188,10 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _run_workers(settings: Settings, config: Config) -> int:
+def _run_workers(settings: Settings, config: Config, sockets: Sockets) -> int:
     """N processes accept on one socket; SIGINT/SIGTERM to the parent stops them all."""
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
-    sockets = config.create_sockets()
     processes = [
         ctx.Process(target=_worker_main, args=(settings, config, sockets, stop))
         for _ in range(settings.workers)
@@ -162,8 +202,6 @@ def _run_workers(settings: Settings, config: Config) -> int:
         process.start()
     for process in processes:
         process.join()
-    for sock in sockets.insecure_sockets:
-        sock.close()
     codes = [p.exitcode or 0 for p in processes]
     return next((c for c in codes if c), 0)
 

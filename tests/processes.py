@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +59,14 @@ class Served:
 
 
 @contextmanager
-def serving(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    """`saferouter serve` in a child process until the block ends (then SIGTERM)."""
+def serving(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[Served]:
+    """`saferouter serve` in a child process until the block ends (then SIGTERM);
+    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits)."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
@@ -68,6 +74,7 @@ def serving(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> I
         stderr=subprocess.STDOUT,
         text=True,
         env={**clean_env(), **(env or {})},
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,7 +1,8 @@
 """The provider recordings in ../shared/testdata/recordings, as test parameters.
 
 Collected at import time so that pytest can parametrize over them; when the data is
-absent the lists are empty and the `testdata` fixture decides skip or fail.
+absent :func:`recording_params` gives one placeholder marked ``testdata``, and
+tests/conftest.py decides skip or fail.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import testdata_dir
 
@@ -51,5 +54,10 @@ def entry(relative: str) -> dict[str, Any]:
     return next(f for f in index() if f["out"] == relative)
 
 
-def ids(paths: list[str]) -> list[str]:
-    return [Path(p).name for p in paths]
+def recording_params(paths: list[str]) -> list[Any]:
+    """``paths`` as parameters named by file. Without the data, one placeholder marked
+    ``testdata`` (skipped, or a failure under CI) instead of an empty set, which pytest
+    would skip silently under a reason that does not say what is missing."""
+    if RECORDINGS is None:
+        return [pytest.param(None, id="no-testdata", marks=pytest.mark.testdata)]
+    return [pytest.param(p, id=Path(p).name) for p in paths]

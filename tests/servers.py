@@ -11,15 +11,23 @@ as ``<name>``):
 * ``status:<code>:<errors/file>`` or ``status:<code>`` — an error status with that
   recorded body (served with the recorded content type) or a generic one;
 * ``echo`` — a JSON body describing the request received (body, headers);
+* ``leak:<code>`` — an error status whose JSON (message, code, param) and whose plain
+  text quote the request's ``Authorization`` header back; ``leak:stream`` — a stream
+  whose in-band error event quotes it, and whose answer text holds the bare key;
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
-  usage chunk) whose usage spends the request's whole ``max_tokens``;
+  usage chunk) whose usage spends all the request allowed: its larger token limit for
+  each of its ``n`` choices;
+* ``usage:<tokens>`` — a small completion reporting that many completion tokens,
+  whatever the request allowed (a provider overrunning ``max_tokens``);
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
 * ``busy`` (429, no Retry-After), ``zai1113`` / ``zai1302`` / ``zai1305`` (Z.AI's 429
   business codes), ``blanks`` (blank lines / keep-alives first), ``malformed`` (a data
   line that is not JSON), ``oversized-first`` / ``oversized-mid`` (a 5 MiB SSE line),
   ``badjson`` (a 200 body that is not JSON), ``html`` (a 200 HTML page) — see FAULTS;
+* ``ratelimit:<n>:<s>`` — the first n requests naming it get a 429 with
+  ``Retry-After: <s>``, the next ones a small completion;
 * ``slowstart:<ms>`` — like ``delay``; a pause cut short by the gateway is recorded as
   ``cancelled:slowstart`` (``cancelled:delay`` for delay);
 * any other name — a small chat completion naming that model.
@@ -96,6 +104,8 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             return Response((RECORDINGS / arg).read_bytes(), content_type="application/json")
         if mode == "status":
             return _status(arg)
+        if mode == "leak":
+            return _leak(arg, request.headers.get("Authorization", ""))
         if mode == "echo":
             return Response(
                 json.dumps({"received": body, "headers": dict(request.headers)}),
@@ -110,16 +120,32 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             except trio.Cancelled:
                 state.events.append(f"cancelled:{mode}")
                 raise
-            # spend what the request allowed: its whole max_tokens
-            usage = {**USAGE, "completion_tokens": body.get("max_tokens") or 2}
+            # spend what the request allowed: its larger token limit, for each of n choices
+            limit = max(body.get("max_tokens") or 0, body.get("max_completion_tokens") or 0)
+            usage = {**USAGE, "completion_tokens": (limit or 2) * body.get("n", 1)}
             if body.get("stream"):
                 return _slow(state, 3, 0.0, usage=usage)
             return Response(
                 json.dumps({**_completion(str(body["model"])), "usage": usage}),
                 content_type="application/json",
             )
+        if mode == "usage":
+            usage = {**USAGE, "completion_tokens": int(arg)}
+            return Response(
+                json.dumps({**_completion(str(body["model"])), "usage": usage}),
+                content_type="application/json",
+            )
         if mode in FAULTS:
             return FAULTS[mode](body)
+        if mode == "ratelimit":
+            limit, _, retry_after_s = arg.partition(":")
+            if sum(r["body"]["model"] == body["model"] for r in state.requests) <= int(limit):
+                return Response(
+                    b"{}",
+                    status=429,
+                    content_type="application/json",
+                    headers={"Retry-After": retry_after_s},
+                )
         if mode == "hang":
             await trio.sleep_forever()
         if mode == "stall":
@@ -182,6 +208,24 @@ FAULTS: dict[str, Any] = {
         b"<html><body>Bad gateway</body></html>", content_type="text/html"
     ),
 }
+
+
+def _leak(arg: str, authorization: str) -> Response:
+    """A careless provider (or the proxy in front of it) quoting the credentials."""
+    key = authorization.removeprefix("Bearer ")
+    if arg == "stream":
+        error = {"error": {"message": f"denied for {authorization}", "code": key}}
+        return _sse(_chunk(f"the key is {key}"), b"data: " + json.dumps(error).encode() + b"\n\n")
+    body = {
+        "error": {
+            "message": f"Invalid request. Headers: Authorization: {authorization}; key={key}",
+            "type": "invalid_request_error",
+            "code": f"bad_key_{key}",
+            "param": key,
+        },
+        "debug": f"{authorization} as text: {key}",
+    }
+    return Response(json.dumps(body), status=int(arg), content_type="application/json")
 
 
 def _completion(model: str) -> dict[str, Any]:

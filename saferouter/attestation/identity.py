@@ -8,12 +8,12 @@ samples; its public key is in every quote's claims.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..datadir import write_private_file
 from ..tee.seal import Sealer
 
 PLAIN_FILE = "identity.key"
@@ -32,10 +32,7 @@ def load_or_create_identity(
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(sealer.seal(raw) if sealer else raw)
+    write_private_file(path, sealer.seal(raw) if sealer else raw)
     return key
 
 

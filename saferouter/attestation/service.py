@@ -3,7 +3,8 @@
 A quote binds a client's nonce to this gateway: its REPORT_DATA is the SHA-512 of the
 canonical JSON (RFC 8785) of the claims ``{nonce, identity, measurement, build,
 audience, time}``. Every start appends a signed, hash-chained entry to the startup log;
-sampled requests append hashes (never text) to the audit log.
+sampled requests append salted commitments (never text, never plain hashes) to
+the audit log.
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ class AttestationService:
         request_id: str,
         model: str,
         provider: str,
-        request_body: bytes,
-        response_sha256: str,
+        commitments: dict[str, str],
         status: int,
     ) -> None:
+        """Fill audit entry ``index``: what was served, and the salted commitments to the
+        request and response bytes (``gateway.audit``) — never the bytes or plain hashes."""
         await self.audit.fill(
             index,
             AUDIT_KIND,
@@ -156,8 +158,7 @@ class AttestationService:
                 "provider": provider,
                 "time": int(time.time()),
                 "status": status,
-                "request_sha256": hashlib.sha256(request_body).hexdigest(),
-                "response_sha256": response_sha256,
+                **commitments,
             },
         )
 

@@ -1,5 +1,14 @@
 """One request's accounting: admission (rate limits + reservation), the record of each
-attempt, and settlement — durable before the response counts as complete."""
+attempt, and settlement — durable before the response counts as complete.
+
+The reservation is an upper bound on what the request can cost: the prompt's bytes, the
+larger token limit for each of ``n`` choices, priced at the dearest model of the whole
+chain. Every candidate is priced, not the first ``max_attempts``: the race skips an
+unconfigured provider or an open circuit without spending an attempt, so any candidate
+can be reached. The race is handed :attr:`RequestBooks.candidates` — exactly the models
+priced — so it cannot start one the reservation did not cover. Requests with non-text
+input have no such bound; a metered key is refused them (400 ``unsupported_content``).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +25,9 @@ from ..accounting import (
     usd_text,
 )
 from ..catalog import Model
-from ..errors import InsufficientQuota, RateLimited
+from ..errors import InsufficientQuota, InvalidRequest, RateLimited
 from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyRecord, Settlement, Store
+from .request import ChatRequest
 
 
 @attrs.define
@@ -30,6 +40,7 @@ class RequestBooks:
     request_bytes: int
     started: float  # perf_counter at the request's start
     priced_at: dt.datetime
+    candidates: tuple[Model, ...] = ()  # the models the reservation priced: the race's
     created_at: float = attrs.Factory(time.time)
     reserved_micro_usd: int = 0
     admission: Admission | None = None
@@ -44,46 +55,56 @@ class RequestBooks:
         *,
         key: KeyRecord,
         request_id: str,
-        requested_model: str,
-        candidates: list[Model],
+        chat: ChatRequest,
         body: bytes,
-        max_tokens: int | None,
-        max_attempts: int,
-        streamed: bool,
+        candidates: list[Model],
         started: float,
     ) -> RequestBooks:
-        """Check the key's limits and reserve the worst case of any model the request
-        may end up on; raises 402 or 429."""
+        """Check the key's limits and reserve the worst case of every model the request
+        may end up on; raises 400 (non-text input on a metered key), 402 or 429."""
         now = dt.datetime.now(dt.UTC)
         books = cls(
             store=store,
             key=key,
             request_id=request_id,
-            requested_model=requested_model,
-            streamed=streamed,
+            requested_model=chat.model,
+            streamed=chat.stream,
             request_bytes=len(body),
             started=started,
             priced_at=now,
+            candidates=tuple(candidates),
         )
         if store is None:
             return books
-        worst = max(
-            reservation_micro_usd(m, body, max_tokens, now) for m in candidates[:max_attempts]
-        )
+        worst = None  # no bound: the store refuses it for a metered key
+        if not chat.non_text:
+            worst = max(
+                reservation_micro_usd(m, body, chat.max_tokens, now, choices=chat.choices)
+                for m in books.candidates
+            )
         admission = await store.admit(
             AdmissionRequest(
                 key_id=key.id,
                 request_id=request_id,
                 reserve_micro_usd=worst,
                 now=now.timestamp(),
-                requested_model=requested_model,
-                streamed=streamed,
+                requested_model=chat.model,
+                streamed=chat.stream,
             )
         )
         books.admission = admission
         if admission.admitted:
             books.reserved_micro_usd = admission.reserved_micro_usd
             return books
+        if admission.refusal == "unsupported_content":
+            raise InvalidRequest(
+                "This key is metered, and the gateway bounds the cost of text only; this "
+                f"request also has {'; '.join(chat.non_text)}. Send text only, or use an "
+                "unmetered key.",
+                param="messages",
+                code="unsupported_content",
+                headers=books.rate_headers(),
+            )
         if admission.refusal == "insufficient_quota":
             raise InsufficientQuota(
                 "This key's credits do not cover this request's worst case "

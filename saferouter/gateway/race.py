@@ -8,6 +8,11 @@ a byte wins — for a stream, its first data event; for a body, the whole valid 
 and every other attempt is cancelled: its upstream socket closes and it is recorded as
 ``cancelled``. The winner's open response is handed to the relay; once a byte of it has
 gone to the client there is no fallback. An overall deadline bounds the whole race.
+
+Each attempt starts only with the circuit breaker's :class:`Admission`, entered into
+one exit stack that the whole race runs inside: whichever way the race ends (a winner,
+an error, the deadline, the client leaving, a bug), every admission no verdict settled
+gives its half-open probe back.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
 
 import attrs
 import httpcore
@@ -28,11 +34,11 @@ from ..errors import (
     UpstreamBadGateway,
     UpstreamError,
     UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from ..sse import SSEDecoder, SSEEvent
-from .breaker import CircuitBreaker
-from .routing import classify
+from .breaker import Admission, CircuitBreaker, Outcome
+from .redact import Redactor
+from .routing import NotStarted, classify, refused, unavailable
 from .upstream import (
     MAX_RESPONSE_BYTES,
     Upstreams,
@@ -50,6 +56,7 @@ class Attempt:
     number: int
     model: Model
     endpoint: UpstreamEndpoint
+    admission: Admission  # the breaker's leave; settled once the outcome is known
     started: float  # perf_counter
     scope: trio.CancelScope
     response: httpcore.Response | None = None
@@ -63,10 +70,6 @@ class Attempt:
     ended_at: float | None = None
     error: UpstreamError | None = None
     outcome: str = "pending"  # won | error | cancelled
-
-    @property
-    def breaker_keys(self) -> tuple[str, str]:
-        return self.model.provider, f"{self.model.provider}/{self.model.id}"
 
 
 class Race:
@@ -88,10 +91,15 @@ class Race:
         self._stream = stream
         self.attempts: list[Attempt] = []
         self._skipped: set[str] = set()
-        self._not_started: list[tuple[str, str]] = []  # (code, why) for skipped candidates
+        self._not_started: list[NotStarted] = []
+        self._admissions = ExitStack()
 
     async def run(self) -> Attempt:
         """The winning attempt, or the error the client should get."""
+        with self._admissions:  # gives back every probe no verdict settled, on any exit
+            return await self._run()
+
+    async def _run(self) -> Attempt:
         settings = self._settings
         send, receive = trio.open_memory_channel[Attempt](len(self._queue) + 1)
         winner: Attempt | None = None
@@ -127,32 +135,27 @@ class Race:
                     running -= 1
                     if attempt.outcome == "won":
                         winner = attempt
-                        for key in attempt.breaker_keys:
-                            self._breaker.succeeded(key)
+                        attempt.admission.settle(Outcome.SUCCESS, time.monotonic())
                         nursery.cancel_scope.cancel()
                         break
                     assert attempt.error is not None
                     verdict = classify(attempt.error, attempt.model)
+                    attempt.admission.settle(
+                        verdict.breaker,
+                        time.monotonic(),
+                        key=verdict.breaker_key,
+                        retry_after_s=verdict.retry_after_s,
+                    )
                     if not verdict.failover:
-                        self._breaker.succeeded(attempt.model.provider)  # it answered
                         final = attempt.error
                         nursery.cancel_scope.cancel()
                         break
-                    self._breaker.failed(
-                        verdict.breaker_key,
-                        time.monotonic(),
-                        no_balance=verdict.breaker == "no_balance",
-                    )
                     if verdict.skip_provider:
                         self._skipped.add(attempt.model.provider)
                     last = attempt.error
                     if running == 0 and self._start_next(nursery, send):
                         running += 1
         await self._close_late_winners(receive, winner)
-        for attempt in self.attempts:
-            if attempt.outcome == "cancelled":
-                for key in attempt.breaker_keys:
-                    self._breaker.released(key)
         if winner is not None:
             return winner
         if final is not None:
@@ -165,16 +168,7 @@ class Race:
             )
         if last is not None:
             raise last
-        raise self._unavailable()
-
-    def _unavailable(self) -> UpstreamUnavailable:
-        """No candidate could even be tried: say why, for each."""
-        reasons = list(dict.fromkeys(why for _, why in self._not_started))
-        code = self._not_started[0][0] if self._not_started else "upstream_unavailable"
-        return UpstreamUnavailable(
-            "No provider can serve this request now: " + ("; ".join(reasons) or "none left") + ".",
-            code=code,
-        )
+        raise unavailable(self._not_started, time.monotonic())
 
     def _start_next(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Attempt]) -> bool:
         settings = self._settings
@@ -189,7 +183,7 @@ class Race:
                 continue
             if not endpoint.available:
                 self._not_started.append(
-                    (
+                    NotStarted(
                         "provider_not_configured",
                         f"{provider.name} is not configured (the operator has not set "
                         f"{provider.api_key_env})",
@@ -197,14 +191,13 @@ class Race:
                 )
                 continue
             now = time.monotonic()
-            if not all(
-                self._breaker.allow(key, now)
-                for key in (model.provider, f"{model.provider}/{model.id}")
-            ):
-                self._not_started.append(
-                    ("circuit_open", f"{provider.name} is cooling down after failures")
-                )
+            keys = (model.provider, f"{model.provider}/{model.id}")
+            admission = self._breaker.admit(keys, now)
+            if admission is None:
+                standing = self._breaker.standing(keys, now)
+                self._not_started.append(refused(standing, provider.name, model.id))
                 continue
+            self._admissions.enter_context(admission)
             deadline = math.inf
             if self._stream:
                 deadline = trio.current_time() + settings.timeouts.first_byte_s
@@ -212,6 +205,7 @@ class Race:
                 number=len(self.attempts) + 1,
                 model=model,
                 endpoint=endpoint,
+                admission=admission,
                 started=time.perf_counter(),
                 scope=trio.CancelScope(deadline=deadline),
             )
@@ -257,13 +251,14 @@ class Race:
         )
         attempt.response = response
         attempt.status = response.status
+        redactor = Redactor.for_key(attempt.endpoint.api_key)
         if response.status >= 400:
             body = await read_error_body(response, name)
-            raise upstream_error(response.status, body, response.headers, name)
+            raise upstream_error(response.status, body, response.headers, name, redactor=redactor)
         content_type = (header(response, b"content-type") or "").lower()
         if not self._stream:
-            attempt.body = await read_body(
-                response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES
+            attempt.body = redactor.known(
+                await read_body(response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES)
             )
             try:
                 json.loads(attempt.body)
@@ -296,7 +291,8 @@ class Race:
                 attempt.prelude.extend(decoder.events())
             except ParseError:
                 raise UpstreamBadGateway(
-                    f"{name} sent an SSE line over the size limit", code="upstream_event_too_large"
+                    f"{name} sent an SSE line or event over the size limit",
+                    code="upstream_event_too_large",
                 ) from None
         attempt.decoder, attempt.chunks = decoder, chunks
 

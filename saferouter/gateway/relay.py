@@ -13,15 +13,15 @@
 Bytes go to the client as whole events: what the decoder completed from the bytes read
 so far. Joined, they are exactly the upstream's bytes — except the usage-only event
 (``choices: []``), dropped when the client did not ask for usage, since the gateway
-asked the upstream for it to bill the stream. The request is settled before
-``data: [DONE]`` goes out (or, with no ``[DONE]``, before the body ends), so a client
-that saw the end of its stream is always in the books. If the upstream fails or stalls
-mid-stream, the client gets an OpenAI-shaped error event and no ``[DONE]``.
+asked the upstream for it to bill the stream — and except the provider key, wherever
+it appears, and any credential in an in-band error event (``redact.py``). The request
+is settled before ``data: [DONE]`` goes out (or, with no ``[DONE]``, before the body
+ends), so a client that saw the end of its stream is always in the books. If the
+upstream fails or stalls mid-stream, the client gets an OpenAI-shaped error event and
+no ``[DONE]``.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import httpcore
 import trio
@@ -32,6 +32,7 @@ from ..sse import SSEEvent
 from .audit import AuditSample
 from .books import RequestBooks
 from .race import Attempt
+from .redact import Redactor
 
 # A stream that ends without [DONE] is complete only if its last event says so: the
 # Responses API's terminal events (chat completions always end with [DONE]).
@@ -57,6 +58,7 @@ class StreamRelay:
         self._books = books
         self._idle_timeout_s = idle_timeout_s
         self._provider_name = winner.endpoint.provider.name
+        self._redactor = Redactor.for_key(winner.endpoint.api_key)
         self._client_wants_usage = client_wants_usage
         self._usage = StreamUsage()
         self._finished = False
@@ -64,7 +66,6 @@ class StreamRelay:
         self._last_event: str | None = None
         self.error: str | None = None
         self.error_code = "upstream_stream_failed"
-        self._sent = hashlib.sha256()
         self._sample = sample
 
     def __aiter__(self) -> StreamRelay:
@@ -76,15 +77,16 @@ class StreamRelay:
         except StopAsyncIteration:
             await self._finish_sample()
             raise
-        self._sent.update(chunk)
+        if self._sample is not None:
+            self._sample.sent(chunk)
         return chunk
 
     async def _finish_sample(self) -> None:
-        """The audit sample (if this request is one) gets the hash of every byte sent."""
+        """The audit sample (if this request is one) is filled: it was fed every byte sent."""
         sample, self._sample = self._sample, None
         if sample is not None:
             with trio.CancelScope(shield=True):
-                await sample.finish(self._sent.hexdigest(), 200)
+                await sample.finish(200)
 
     async def _next(self) -> bytes:
         if self._prelude is not None:
@@ -120,10 +122,10 @@ class StreamRelay:
             self.error_code = "upstream_stream_incomplete"
         if self.error is not None:
             await self._settle(status=502, outcome="error", error_type=self.error_code)
-            return (rest.raw if rest is not None else b"") + self._error_event()
+            return (self._redacted(rest) if rest is not None else b"") + self._error_event()
         await self._settle_end()
         if rest is not None:
-            return rest.raw
+            return self._redacted(rest)
         raise StopAsyncIteration
 
     async def _relay_events(self, events: list[SSEEvent]) -> bytes:
@@ -136,8 +138,15 @@ class StreamRelay:
                 continue
             if event.data == "[DONE]":
                 await self._settle_end()
-            parts.append(event.raw)
+            parts.append(self._redacted(event))
         return b"".join(parts)
+
+    def _redacted(self, event: SSEEvent) -> bytes:
+        """The event's bytes without the provider key; an in-band error event (the
+        provider's own text, which may quote credentials) without any credential."""
+        if event.event == "error" or (event.data is not None and '"error"' in event.data):
+            return self._redactor.event(event.raw)
+        return self._redactor.known(event.raw)
 
     async def _next_upstream_chunk(self) -> bytes | None:
         """The next piece of the upstream body; None at its end or on failure."""

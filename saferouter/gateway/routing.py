@@ -5,17 +5,32 @@ the catalog loads), or the client's own order (OpenRouter's ``models: [...]``). 
 attempt either ends the request (the client's own error: 400, 404, 413, 422…) or fails
 over to the next candidate; some failures also rule out the rest of that provider for
 this request (no balance there, a bad provider key, a 429 with ``Retry-After``).
+
+What the circuit breaker hears is kept apart from what the request does. A rate limit
+is not an outage: the provider answered, and a catalog model only backs off for the
+``Retry-After`` given. A model the client named outside the catalog (``provider/x``)
+is client input: its answers may end or fail over that request, but never make the
+provider unavailable to every other tenant — a 401/403 or a 429 for it says something
+about that name, not about the provider.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import attrs
 
 from ..catalog import Catalog, Model
 from ..client_input import validate_model_id
-from ..errors import InvalidRequest, UpstreamError, UpstreamRejected
+from ..errors import (
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from .breaker import BACKING_OFF, Outcome, Standing
 
 MAX_CLIENT_MODELS = 10
 # Z.AI business codes (docs.z.ai api-code; ../shared/reference/providers.md)
@@ -26,8 +41,18 @@ ZAI_NO_BALANCE, ZAI_CONCURRENCY, ZAI_MODEL_OVERLOADED = "1113", "1302", "1305"
 class Verdict:
     failover: bool  # False: the client's own error, returned as is
     skip_provider: bool = False  # no more attempts on this provider in this request
-    breaker: str | None = None  # "failure" | "no_balance": what the circuit breaker hears
-    breaker_key: str = ""  # provider id, or "provider/model" for an overloaded model
+    breaker: Outcome = Outcome.SUCCESS  # what the circuit breaker hears
+    breaker_key: str = ""  # provider id, or "provider/model" for a catalog model
+    retry_after_s: float = 0.0  # how long breaker_key backs off (Outcome.RATE_LIMITED)
+
+
+@attrs.frozen
+class NotStarted:
+    """Why a candidate was not even tried, and when it may be (monotonic time)."""
+
+    code: str
+    why: str
+    retry_at: float | None = None
 
 
 def candidates(
@@ -62,24 +87,38 @@ def parse_client_models(value: object) -> list[str] | None:
 
 
 def classify(error: UpstreamError, model: Model) -> Verdict:
-    """What one failed attempt means for the rest of the request."""
-    provider = model.provider
+    """What one failed attempt means for the rest of the request, and for the breaker."""
+    provider, model_key = model.provider, f"{model.provider}/{model.id}"
     if isinstance(error, UpstreamRejected):
         if error.status != 429:
             return Verdict(failover=False)  # the request itself is at fault
         if error.code == ZAI_MODEL_OVERLOADED:
-            return Verdict(failover=True, breaker="failure", breaker_key=f"{provider}/{model.id}")
-        retry_after = _seconds(error.headers.get("Retry-After"))
-        busy_account = error.code == ZAI_CONCURRENCY or (retry_after or 0) > 0
-        return Verdict(
-            failover=True, skip_provider=busy_account, breaker="failure", breaker_key=provider
-        )
+            if not model.listed:  # a made-up name keeps no state: it is only that request's
+                return Verdict(failover=True)
+            return Verdict(failover=True, breaker=Outcome.FAILURE, breaker_key=model_key)
+        retry_after_s = _seconds(error.headers.get("Retry-After")) or 0.0
+        busy_account = error.code == ZAI_CONCURRENCY or retry_after_s > 0
+        # a rate limit is not an outage: a catalog model waits out its Retry-After, no
+        # longer; a made-up name's 429 only moves that request on
+        if retry_after_s > 0 and model.listed:
+            return Verdict(
+                failover=True,
+                skip_provider=True,
+                breaker=Outcome.RATE_LIMITED,
+                breaker_key=model_key,
+                retry_after_s=retry_after_s,
+            )
+        return Verdict(failover=True, skip_provider=busy_account)
+    if error.code == "upstream_auth_failed" and not model.listed:
+        # the provider may refuse our key for this one name (a model we have no access
+        # to): a 502 for this request, while the catalog's models keep being served
+        return Verdict(failover=True, skip_provider=True, breaker=Outcome.NO_VERDICT)
     if error.code in ("upstream_insufficient_balance", "upstream_auth_failed"):
         # no money, or a key the provider refuses: retrying cannot help soon
         return Verdict(
-            failover=True, skip_provider=True, breaker="no_balance", breaker_key=provider
+            failover=True, skip_provider=True, breaker=Outcome.NO_BALANCE, breaker_key=provider
         )
-    return Verdict(failover=True, breaker="failure", breaker_key=provider)
+    return Verdict(failover=True, breaker=Outcome.FAILURE, breaker_key=provider)
 
 
 def _seconds(value: str | None) -> float | None:
@@ -89,3 +128,25 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return 1.0  # an HTTP date: some time from now
+
+
+def refused(standing: Standing, provider_name: str, model_id: str) -> NotStarted:
+    """Why the circuit breaker refused a candidate whose keys stand as ``standing``."""
+    if standing.state == BACKING_OFF:
+        why = f"{provider_name} asked to wait before the next request for {model_id}"
+        return NotStarted("upstream_rate_limited", why, standing.retry_at)
+    why = f"{provider_name} is cooling down after failures"
+    return NotStarted("circuit_open", why, standing.retry_at)
+
+
+def unavailable(not_started: Sequence[NotStarted], now: float) -> UpstreamError:
+    """No candidate could even be tried: say why, for each, and when to try again (the
+    first reason decides the status: a 429 when a provider asked to wait)."""
+    reasons = list(dict.fromkeys(n.why for n in not_started))
+    code = not_started[0].code if not_started else "upstream_unavailable"
+    message = "No provider can serve this request now: " + ("; ".join(reasons) or "none left") + "."
+    times = [n.retry_at for n in not_started if n.retry_at is not None]
+    headers = {"Retry-After": str(max(1, math.ceil(min(times) - now)))} if times else {}
+    if code == "upstream_rate_limited":
+        return UpstreamRateLimited(message, code=code, headers=headers)
+    return UpstreamUnavailable(message, code=code, headers=headers)

@@ -29,6 +29,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from .demo import DemoTransport
+from .redact import Redactor
 from .routing import ZAI_NO_BALANCE
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -180,7 +181,12 @@ def header(response: httpcore.Response, name: bytes) -> str | None:
 
 
 def upstream_error(
-    status: int, body: bytes, headers: list[tuple[bytes, bytes]], provider_name: str
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    provider_name: str,
+    *,
+    redactor: Redactor,
 ) -> UpstreamError:
     """The error a client gets for an upstream error status.
 
@@ -191,8 +197,11 @@ def upstream_error(
     the client's: passing them on would tell the client its own key or balance failed,
     so they become 502, without the provider's text (it can quote part of the key).
     5xx becomes 502, except 503/504 which keep their meaning.
+
+    Every piece of the provider's text is redacted (``redactor``, required so no caller
+    can forget it): a provider or a proxy may quote the gateway's key back.
     """
-    message, code, param, error_type = _describe(body)
+    message, code, param, error_type = (redactor.optional(t) for t in _describe(body))
     retry_after = next(
         (v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), None
     )

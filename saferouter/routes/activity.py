@@ -119,6 +119,7 @@ def percentile(values: list[float], pct: float) -> float | None:
 def describe_entry(entry: ActivityEntry) -> dict[str, Any]:
     data = attrs.asdict(entry)
     data["cost_usd"] = usd_text(entry.cost_micro_usd)
+    data["overrun_usd"] = usd_text(entry.overrun_micro_usd)
     return data
 
 

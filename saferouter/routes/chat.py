@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 
+import attrs
 import trio
 from quart import Blueprint, Response, g, request
 
@@ -38,12 +38,9 @@ async def chat_completions() -> Response:
         state.store if settings.accounting else None,
         key=key,
         request_id=g.request_id,
-        requested_model=chat.model,
-        candidates=chain,
+        chat=chat,
         body=body,
-        max_tokens=chat.max_tokens,
-        max_attempts=settings.max_attempts,
-        streamed=chat.stream,
+        candidates=chain,
         started=g.started,
     )
     sample = await AuditSample.maybe(
@@ -60,7 +57,7 @@ async def chat_completions() -> Response:
         settings=settings,
         upstreams=state.upstreams,
         breaker=state.breaker,
-        candidates=chain,
+        candidates=list(books.candidates),  # only what the reservation priced
         stream=chat.stream,
         body_for=partial(encode_upstream_body, upstream_chat),  # per attempt, on demand
     )
@@ -71,8 +68,9 @@ async def chat_completions() -> Response:
         error.headers.update(books.rate_headers())
         if sample is not None:
             error.headers.update(sample.header)
+            sample.sent(error.body())
             with trio.CancelScope(shield=True):
-                await sample.finish(hashlib.sha256(error.body()).hexdigest(), error.status)
+                await sample.finish(error.status)
         if race.attempts:
             error.headers.update(_served(race.attempts[-1].model, requested))
         with trio.CancelScope(shield=True):
@@ -85,7 +83,7 @@ async def chat_completions() -> Response:
                 status=499, outcome="client_closed", error_type="client_disconnected"
             )
             if sample is not None:  # the client left before any byte: nothing was sent
-                await sample.finish(hashlib.sha256(b"").hexdigest(), 499)
+                await sample.finish(499)
         raise
     _record_losers(books, race.attempts, winner=winner)
     state.attempt_counts[(winner.model.provider, "won")] += 1
@@ -120,7 +118,8 @@ async def chat_completions() -> Response:
         ttfb_s=winner.first_byte_at,
     )
     if sample is not None:
-        await sample.finish(hashlib.sha256(winner.body).hexdigest(), winner.status)
+        sample.sent(winner.body)
+        await sample.finish(winner.status)
     return Response(
         winner.body, status=winner.status, content_type="application/json", headers=headers
     )
@@ -160,10 +159,4 @@ def _asking_for_usage(chat: ChatRequest) -> ChatRequest:
     if chat.stream and not chat.include_usage:
         options = payload.get("stream_options") or {}
         payload["stream_options"] = {**options, "include_usage": True}
-    return ChatRequest(
-        model=chat.model,
-        stream=chat.stream,
-        include_usage=chat.include_usage,
-        max_tokens=chat.max_tokens,
-        payload=payload,
-    )
+    return attrs.evolve(chat, payload=payload)

@@ -7,7 +7,7 @@ from typing import Any
 from quart import Blueprint, Response
 
 from ..accounting import usd_text
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest, LastAdminKey, NotFound
 from ..keys import ROLES, generate_key
 from ..state import app_state, json_response
 from ..storage import KeyRecord, ModelUsage, RateLimits
@@ -82,18 +82,16 @@ async def update_key(key_id: str) -> Response:
 async def revoke_key(key_id: str) -> Response:
     state = app_state()
     await require_admin(state)
-    target = _found(await state.store.key_by_id(key_id), key_id)
-    if target.is_admin and target.active:
-        admins = [k for k in await state.store.list_keys() if k.is_admin and k.active]
-        if len(admins) == 1:
-            # over HTTP that would lock every admin out; `saferouter keys revoke` on the
-            # host can still do it (and `keys create --admin` make another)
-            raise InvalidRequest(
-                "This is the last active admin key: create another admin key before revoking it.",
-                code="last_admin_key",
-                status=409,
-            )
-    record = _found(await state.store.revoke_key(key_id), key_id)
+    try:
+        record = _found(await state.store.revoke_key(key_id, keep_an_admin=True), key_id)
+    except LastAdminKey:
+        # over HTTP that would lock every admin out; `saferouter keys revoke` on the
+        # host can still do it (and `keys create --admin` make another)
+        raise InvalidRequest(
+            "This is the last active admin key: create another admin key before revoking it.",
+            code="last_admin_key",
+            status=409,
+        ) from None
     return json_response(describe_key(record, []))
 
 
@@ -115,8 +113,9 @@ def describe_key(key: KeyRecord, usage: list[ModelUsage]) -> dict[str, Any]:
         "revoked": not key.active,
         "revoked_at": key.revoked_at,
         "metered": key.metered,
-        "balance_micro_usd": key.balance_micro_usd,
-        "balance_usd": usd_text(key.balance_micro_usd),
+        # unmetered: no balance, only spend (its ledger sum is minus what it spent)
+        "balance_micro_usd": key.balance_micro_usd if key.metered else None,
+        "balance_usd": usd_text(key.balance_micro_usd) if key.metered else None,
         "reserved_micro_usd": key.reserved_micro_usd,
         "rpm_limit": key.rpm_limit,
         "tpm_limit": key.tpm_limit,

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 
 from quart import Blueprint, Response
 
-from ..gateway.breaker import CLOSED, HALF_OPEN, OPEN
+from ..gateway.breaker import BACKING_OFF, CLOSED, HALF_OPEN, OPEN
 from ..state import app_state
 
 blueprint = Blueprint("metrics", __name__)
 
-_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, BACKING_OFF: 3}
 Sample = tuple[Mapping[str, str], int]  # labels and value
 
 
@@ -31,7 +31,8 @@ async def metrics() -> Response:
     text = encode_family(
         "saferouter_circuit_state",
         "gauge",
-        "Circuit per provider (or provider/model): 0 closed, 1 half-open, 2 open.",
+        "Circuit per provider (or provider/model): "
+        "0 closed, 1 half-open, 2 open, 3 backing off (a provider's Retry-After).",
         [({"key": key}, _STATE_VALUE[value]) for key, value in sorted(circuits.items())],
     )
     text += encode_family(
@@ -48,6 +49,13 @@ async def metrics() -> Response:
             "Pooled upstream connections.",
             [({"state": "active"}, active), ({"state": "idle"}, idle)],
         )
+    text += encode_family(
+        "saferouter_overrun_micro_usd_total",
+        "counter",
+        "What providers billed beyond the reservations (the operator's loss), "
+        "from the books: the same in every worker.",
+        [({}, await state.store.overrun_micro_usd())],
+    )
     return Response(text, content_type="text/plain; version=0.0.4")
 
 
@@ -57,7 +65,7 @@ def encode_family(name: str, kind: str, help_text: str, samples: Iterable[Sample
     lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         pairs = ",".join(f'{label}="{escape_label_value(v)}"' for label, v in labels.items())
-        lines.append(f"{name}{{{pairs}}} {value}")
+        lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
     return "\n".join(lines) + "\n"
 
 

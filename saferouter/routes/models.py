@@ -12,11 +12,10 @@ from ..accounting import usd_text
 from ..catalog import Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
-from ..gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
-_CIRCUIT_ORDER = [CLOSED, HALF_OPEN, OPEN]
 
 
 @blueprint.get("/v1/models")
@@ -54,17 +53,18 @@ def describe_model(
             for w in model.pricing.peak_windows
         ]
     now = time.monotonic()
-    keys = (provider.id, f"{provider.id}/{model.id}")
-    circuit = max((breaker.state(k, now) for k in keys), key=_CIRCUIT_ORDER.index)
-    available = endpoint.available and circuit != OPEN
+    standing = breaker.standing((provider.id, f"{provider.id}/{model.id}"), now)
+    circuit = standing.state
+    available = endpoint.available and circuit not in (OPEN, BACKING_OFF)
+    wait_s = max(0.0, (standing.retry_at or now) - now)
     if not endpoint.available:
         availability = f"unavailable: {provider.api_key_env} is not set"
     elif circuit == OPEN:
-        retry = min(t for t in (breaker.retry_at(k) for k in keys) if t is not None)
         availability = (
-            f"unavailable: circuit open after repeated failures, next probe in "
-            f"{max(0, retry - now):.0f} s"
+            f"unavailable: circuit open after repeated failures, next probe in {wait_s:.0f} s"
         )
+    elif circuit == BACKING_OFF:
+        availability = f"unavailable: rate limited by the provider, next request in {wait_s:.0f} s"
     elif circuit == HALF_OPEN:
         availability = "probing: circuit half-open after failures"
     else:

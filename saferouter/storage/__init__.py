@@ -78,8 +78,10 @@ class Store(Protocol):
         """Rename, or replace both rate limits (a None inside ``limits`` removes one)."""
         ...
 
-    async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        """Mark revoked (idempotent); None when no such key."""
+    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
+        """Mark revoked (idempotent); None when no such key. With ``keep_an_admin``,
+        raises :class:`~saferouter.errors.LastAdminKey` instead of revoking the last
+        active admin key (checked and written in one transaction)."""
         ...
 
     async def touch_key(self, key_id: str, when: float) -> None: ...
@@ -89,16 +91,23 @@ class Store(Protocol):
     # --- money --------------------------------------------------------------------
     async def admit(self, request: AdmissionRequest) -> Admission:
         """Atomically check the key's rate limits and reserve the request's worst-case
-        cost. A refusal changes no balance (it is recorded in the activity log)."""
+        cost (a metered key is refused a request with no worst case, ``None``). A refusal
+        changes no balance (it is recorded in the activity log)."""
         ...
 
     async def settle(self, settlement: Settlement) -> None:
-        """Release the reservation, charge the actual cost, record every attempt and
+        """Release the reservation, charge the actual cost — a metered key at most what
+        was reserved, the rest recorded as an ``overrun`` — record every attempt and
         count the tokens against the rate window; idempotent per request id."""
         ...
 
-    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
-        """Add credit (making the key metered). None when there is no such key."""
+    async def top_up(
+        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
+    ) -> KeyRecord | None:
+        """Add credit to a metered key. An unmetered key is left as it is (the record
+        returned says ``metered=False``) unless ``make_metered``: then it becomes metered
+        at a zero balance (what it spent unmetered is written off) plus the credit.
+        None when there is no such key."""
         ...
 
     async def recover(self) -> int:
@@ -109,7 +118,13 @@ class Store(Protocol):
     async def books(self, key_id: str) -> Books: ...
 
     async def check_books(self) -> list[str]:
-        """Every key whose balance differs from its ledger sum (empty when sound)."""
+        """Every key whose books do not hold (empty when sound): balance ≠ the sum of
+        its balance entries, reserved ≠ its open reservations, a metered key below zero,
+        or an overrun entry of the wrong sign."""
+        ...
+
+    async def overrun_micro_usd(self) -> int:
+        """What providers billed beyond the keys' charges, all keys: the operator's loss."""
         ...
 
     # --- activity -----------------------------------------------------------------

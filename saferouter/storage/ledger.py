@@ -1,12 +1,22 @@
 """The SQL of the books: admission, settlement, top-ups, recovery, and the reads over
-the ledger and the activity log. Every function takes a connection inside a write
-transaction (or a read connection) and does no I/O of its own beyond it.
+the ledger (the activity log's SQL is :mod:`.activity_log`). Every function takes a
+connection inside a write transaction (or a read connection) and does no I/O of its
+own beyond it.
 
 Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
-at admission; ``release`` +the same at settlement; ``charge`` −actual cost. A key's
-``balance_micro_usd`` is the running sum of its entries, kept in the same transaction
-as each entry, so ``balance = Σ ledger`` always (:func:`unbalanced_keys` checks it),
-and the conditional reservation makes overspending impossible under any concurrency.
+at admission; ``release`` +the same at settlement; ``charge`` −actual cost, at most the
+reservation; ``metering`` +what a key spent while unmetered, written off when it becomes
+metered so that it starts at zero. A key's ``balance_micro_usd`` is the running sum of
+those entries, kept in the same transaction as each entry, so ``balance = Σ ledger``
+always (:func:`unbalanced_keys` checks it), and the conditional reservation makes
+overspending impossible under any concurrency.
+
+``overrun`` −what a provider billed beyond the reservation (it reported more output than
+the request allowed). It is the operator's loss, not the key's: it is recorded against
+the request and the key for the books, but it is outside the key's balance sum, so a
+key's balance never pays for it and never goes below zero, and the loss stays visible
+(activity ``overrun_micro_usd``, :func:`books`, :func:`overrun_total`) instead of
+being hidden by a capped charge.
 """
 
 from __future__ import annotations
@@ -14,33 +24,22 @@ from __future__ import annotations
 import math
 import secrets
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
-from .records import (
-    ActivityEntry,
-    ActivityFilter,
-    Admission,
-    AdmissionRequest,
-    Books,
-    ModelUsage,
-    Settlement,
-)
+from ..accounting import split_charge
+from . import activity_log
+from .records import ActivityEntry, Admission, AdmissionRequest, Books, Settlement
 
 WINDOW_S = 60
-_ACTIVITY_COLUMNS = (
-    "request_id, attempt, created_at, key_id, requested_model, served_model, provider, "
-    "original_model, status, outcome, latency_ms, ttfb_ms, prompt_tokens, "
-    "completion_tokens, cached_tokens, reasoning_tokens, cost_micro_usd, streamed, "
-    "estimated, error_type"
-)
+# the kinds that move a key's balance; ``overrun`` is the operator's, outside it
+BALANCE_KINDS = ("topup", "reserve", "release", "charge", "metering")
 _REFUSAL_STATUS = {
     "insufficient_quota": 402,
     "requests_per_minute": 429,
     "tokens_per_minute": 429,
     "revoked": 401,
+    "unsupported_content": 400,
 }
 
 
@@ -52,6 +51,8 @@ def _entry(
         "VALUES (?,?,?,?,?)",
         (key_id, kind, amount, request_id, now),
     )
+    if kind not in BALANCE_KINDS:
+        return
     reserved_change = -amount if kind in ("reserve", "release") else 0
     db.execute(
         "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
@@ -62,6 +63,15 @@ def _entry(
 
 def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
     _entry(db, key_id, "topup", amount, "topup_" + secrets.token_hex(12), now)
+
+
+def start_metering(db: sqlite3.Connection, key_id: str, now: float) -> None:
+    """Make an unmetered key metered, starting at a zero balance: what it spent while
+    unmetered (its negative balance) is written off by a ``metering`` entry."""
+    (balance,) = db.execute("SELECT balance_micro_usd FROM keys WHERE id = ?", (key_id,)).fetchone()
+    if balance:
+        _entry(db, key_id, "metering", -balance, "metering_" + secrets.token_hex(12), now)
+    db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
 
 
 def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
@@ -80,14 +90,16 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
         (request.key_id, window),
     ).fetchone() or (0, 0)
     refusal = None
-    if rpm is not None and used[0] >= rpm:
+    if metered and request.reserve_micro_usd is None:
+        refusal = "unsupported_content"  # no bound on its cost: a metered key cannot pay it
+    elif rpm is not None and used[0] >= rpm:
         refusal = "requests_per_minute"
     elif tpm is not None and used[1] >= tpm:
         refusal = "tokens_per_minute"
-    elif metered and balance < request.reserve_micro_usd:
+    elif metered and balance < (request.reserve_micro_usd or 0):
         refusal = "insufficient_quota"
     if refusal is not None:
-        _record(
+        activity_log.record(
             db,
             ActivityEntry(
                 request_id=request.request_id,
@@ -118,7 +130,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
         "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
         (request.key_id, window),
     )
-    reserved = request.reserve_micro_usd if metered else 0
+    reserved = (request.reserve_micro_usd or 0) if metered else 0
     if reserved:
         _entry(db, request.key_id, "reserve", -reserved, request.request_id, request.now)
     return Admission(
@@ -133,7 +145,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
 
 def settle(db: sqlite3.Connection, s: Settlement) -> None:
     already = db.execute(
-        "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge')",
+        "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge', 'overrun')",
         (s.request_id,),
     ).fetchone()
     if already is not None:
@@ -143,18 +155,24 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
     metered, balance = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
-    # A metered key is never taken below zero; the reservation bounds the cost, so this
-    # only bites if a provider reports more output than the request allowed.
-    charge = min(s.cost_micro_usd, max(balance, 0)) if metered else s.cost_micro_usd
+    # A metered key pays at most what was reserved for the request (if nothing was, it
+    # was unmetered at admission: at most its balance), so it never goes below zero.
+    cap = None
+    if metered:
+        cap = max(balance, 0)
+        if s.reserved_micro_usd:
+            cap = min(cap, s.reserved_micro_usd)
+    charge, overrun = split_charge(s.cost_micro_usd, cap)
     if charge > 0:
         _entry(db, s.key_id, "charge", -charge, s.request_id, s.now)
-    uncollected = s.cost_micro_usd - charge
+    if overrun > 0:
+        _entry(db, s.key_id, "overrun", -overrun, s.request_id, s.now)
     for attempt in s.attempts:
-        if uncollected and attempt.cost_micro_usd:
-            taken = min(uncollected, attempt.cost_micro_usd)
-            attempt = attrs.evolve(attempt, cost_micro_usd=attempt.cost_micro_usd - taken)
-            uncollected -= taken
-        _record(db, attempt)
+        if overrun and attempt.cost_micro_usd:  # only the serving attempt has a cost
+            attempt = attrs.evolve(
+                attempt, cost_micro_usd=attempt.cost_micro_usd - overrun, overrun_micro_usd=overrun
+            )
+        activity_log.record(db, attempt)
     if s.tokens:
         window = int(s.now // WINDOW_S) * WINDOW_S
         db.execute(
@@ -196,95 +214,29 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
         reserved_micro_usd=row[2],
         spent_micro_usd=-(sums.get("charge") or 0),
         topped_up_micro_usd=sums.get("topup") or 0,
+        overrun_micro_usd=-(sums.get("overrun") or 0),
     )
+
+
+def overrun_total(db: sqlite3.Connection) -> int:
+    """What providers billed beyond every key's charges, all keys together."""
+    (total,) = db.execute(
+        "SELECT -COALESCE(SUM(amount_micro_usd), 0) FROM ledger WHERE kind = 'overrun'"
+    ).fetchone()
+    return int(total)
 
 
 def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
     rows = db.execute(
         "SELECT k.id FROM keys k LEFT JOIN ("
-        "  SELECT key_id, SUM(amount_micro_usd) AS total, "
+        "  SELECT key_id, SUM(CASE WHEN kind = 'overrun' THEN 0 ELSE amount_micro_usd END)"
+        "  AS total, "
         "  -SUM(CASE WHEN kind IN ('reserve', 'release') THEN amount_micro_usd ELSE 0 END)"
         "  AS open FROM ledger GROUP BY key_id) l ON l.key_id = k.id "
         "WHERE k.balance_micro_usd != COALESCE(l.total, 0) "
         "OR k.reserved_micro_usd != COALESCE(l.open, 0) "
-        "OR (k.metered AND k.balance_micro_usd < 0)"
+        "OR (k.metered AND k.balance_micro_usd < 0) "
+        "OR EXISTS (SELECT 1 FROM ledger o WHERE o.key_id = k.id AND o.kind = 'overrun' "
+        "AND o.amount_micro_usd >= 0)"
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def _record(db: sqlite3.Connection, e: ActivityEntry) -> None:
-    db.execute(
-        f"INSERT OR IGNORE INTO activity ({_ACTIVITY_COLUMNS}) "  # noqa: S608 (constant)
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            e.request_id,
-            e.attempt,
-            e.created_at,
-            e.key_id,
-            e.requested_model,
-            e.served_model,
-            e.provider,
-            e.original_model,
-            e.status,
-            e.outcome,
-            e.latency_ms,
-            e.ttfb_ms,
-            e.prompt_tokens,
-            e.completion_tokens,
-            e.cached_tokens,
-            e.reasoning_tokens,
-            e.cost_micro_usd,
-            e.streamed,
-            e.estimated,
-            e.error_type,
-        ),
-    )
-
-
-def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
-    where, args = ["1 = 1"], []
-    conditions: list[tuple[str, Any]] = [
-        ("key_id = ?", q.key_id),
-        ("coalesce(served_model, requested_model) = ?", q.model),
-        ("provider = ?", q.provider),
-        ("created_at >= ?", q.since),
-        ("created_at < ?", q.until),
-        ("id < ?", q.before_id),
-    ]
-    for clause, value in conditions:
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    if q.status is not None:
-        if q.status == "error":
-            where.append("outcome != 'ok'")
-        elif q.status.isdigit():
-            where.append("status = ?")
-            args.append(int(q.status))
-        else:
-            where.append("outcome = ?")
-            args.append(q.status)
-    rows = db.execute(
-        f"SELECT {_ACTIVITY_COLUMNS}, id FROM activity WHERE {' AND '.join(where)} "  # noqa: S608
-        "ORDER BY id DESC LIMIT ?",
-        (*args, q.limit),
-    ).fetchall()
-    return [_activity_entry(row) for row in rows]
-
-
-def usage_by_model(db: sqlite3.Connection, key_id: str) -> list[ModelUsage]:
-    rows = db.execute(
-        "SELECT coalesce(served_model, requested_model), count(*), sum(prompt_tokens), "
-        "sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens), "
-        "sum(cost_micro_usd) FROM activity WHERE key_id = ? AND attempt >= 1 "
-        "GROUP BY 1 ORDER BY 7 DESC, 1",
-        (key_id,),
-    ).fetchall()
-    return [ModelUsage(*row) for row in rows]
-
-
-def _activity_entry(row: Sequence[Any]) -> ActivityEntry:
-    values = list(row)
-    values[17] = bool(values[17])
-    values[18] = bool(values[18])
-    return ActivityEntry(*values)

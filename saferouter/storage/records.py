@@ -59,6 +59,8 @@ class ActivityEntry:
     streamed: bool = False
     estimated: bool = False
     error_type: str | None = None
+    # what the provider billed beyond the charge (``cost_micro_usd``): the operator's loss
+    overrun_micro_usd: int = 0
     id: int | None = None
 
 
@@ -66,7 +68,7 @@ class ActivityEntry:
 class AdmissionRequest:
     key_id: str
     request_id: str
-    reserve_micro_usd: int
+    reserve_micro_usd: int | None  # None: no upper bound (non-text input); refused if metered
     now: float
     # recorded in the activity log only when the request is refused
     requested_model: str = ""
@@ -77,7 +79,8 @@ class AdmissionRequest:
 class Admission:
     admitted: bool
     reserved_micro_usd: int = 0
-    refusal: str | None = None  # "insufficient_quota" | "requests_per_minute" | "tokens_per_minute"
+    # "insufficient_quota" | "requests_per_minute" | "tokens_per_minute" | "unsupported_content"
+    refusal: str | None = None
     balance_micro_usd: int = 0
     rate_limit: int | None = None  # the limit that applies to the headers (rpm)
     rate_remaining: int | None = None
@@ -103,6 +106,7 @@ class Books:
     reserved_micro_usd: int
     spent_micro_usd: int
     topped_up_micro_usd: int
+    overrun_micro_usd: int = 0  # billed beyond the charges, borne by the operator
 
 
 @attrs.frozen

@@ -26,8 +26,9 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from ..errors import StorageError
-from . import ledger, logs
+from ..datadir import prepare_private_database
+from ..errors import LastAdminKey, StorageError
+from . import activity_log, ledger, logs
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -121,6 +122,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (log, idx)
     );
     CREATE INDEX log_entries_key ON log_entries (log, key_id, idx);
+    """,
+    # 4 (privacy): audit entries filled before salted commitments carried the plain
+    # SHA-256 of the request and response bytes, which confirms a guessed prompt. Those
+    # two fields are removed from the stored bodies (and the signature, which no longer
+    # covers them). The leaf hashes stay: every checkpoint, root and consistency proof
+    # is unchanged; only such an old entry's own inclusion can no longer be checked
+    # from its body, the price of no longer publishing what its hashes gave away.
+    """
+    UPDATE log_entries SET body = CAST(json_set(json_remove(CAST(body AS TEXT),
+        '$.spec.request_sha256', '$.spec.response_sha256', '$.signature'),
+        '$.spec.withdrawn', 'unsalted request_sha256 and response_sha256') AS BLOB)
+    WHERE log = 'audit' AND body IS NOT NULL
+        AND json_extract(CAST(body AS TEXT), '$.spec.request_sha256') IS NOT NULL
+    """,
+    # 5: overruns (a provider billing beyond the reservation) and the switch to metered
+    # are ledger entries; SQLite cannot widen a CHECK in place, so the table is rebuilt.
+    """
+    CREATE TABLE ledger_5 (
+        id INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        kind TEXT NOT NULL CHECK (
+            kind IN ('topup', 'reserve', 'release', 'charge', 'overrun', 'metering')),
+        amount_micro_usd INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (request_id, kind)
+    );
+    INSERT INTO ledger_5 SELECT id, key_id, kind, amount_micro_usd, request_id, created_at
+        FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_5 RENAME TO ledger;
+    CREATE INDEX ledger_key ON ledger (key_id);
+    CREATE INDEX ledger_overrun ON ledger (kind) WHERE kind = 'overrun';
+    ALTER TABLE activity ADD COLUMN overrun_micro_usd INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -253,7 +288,7 @@ class SQLiteStore:
         self._retention_s = activity_retention_days * 86400
         self._next_prune = 0.0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_private_database(path)
             self._db = connect(path)
             self._migrate()
             self._writes = _GroupCommit(path)
@@ -359,13 +394,21 @@ class SQLiteStore:
         await self._writes.run(apply)
         return await self.key_by_id(key_id)
 
-    async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        await self._writes.run(
-            lambda db: db.execute(
+    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
+        now = time.time()
+
+        def apply(db: sqlite3.Connection) -> None:
+            # The count and the revocation share one write transaction (BEGIN IMMEDIATE,
+            # serialized across workers): two admins revoking each other at once cannot
+            # both see the other still active and leave none.
+            if keep_an_admin and _is_last_active_admin(db, key_id):
+                raise LastAdminKey(f"{key_id} is the last active admin key")
+            db.execute(
                 "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (time.time(), key_id),
+                (now, key_id),
             )
-        )
+
+        await self._writes.run(apply)
         return await self.key_by_id(key_id)
 
     async def touch_key(self, key_id: str, when: float) -> None:
@@ -394,11 +437,17 @@ class SQLiteStore:
 
         await self._writes.run(apply)
 
-    async def top_up(self, key_id: str, amount_micro_usd: int) -> KeyRecord | None:
+    async def top_up(
+        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
+    ) -> KeyRecord | None:
         def apply(db: sqlite3.Connection) -> bool:
-            if db.execute("SELECT 1 FROM keys WHERE id = ?", (key_id,)).fetchone() is None:
+            row = db.execute("SELECT metered FROM keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
                 return False
-            db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+            if not row[0]:
+                if not make_metered:
+                    return True  # unmetered stays unmetered: the caller sees metered False
+                ledger.start_metering(db, key_id, time.time())
             ledger.top_up(db, key_id, amount_micro_usd, time.time())
             return True
 
@@ -414,20 +463,23 @@ class SQLiteStore:
     async def check_books(self) -> list[str]:
         return await self._read(ledger.unbalanced_keys)
 
+    async def overrun_micro_usd(self) -> int:
+        return await self._read(ledger.overrun_total)
+
     # --- activity -----------------------------------------------------------------
 
     async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
-        return await self._read(lambda db: ledger.activity(db, query))
+        return await self._read(lambda db: activity_log.activity(db, query))
 
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
         return await self._read(
-            lambda db: ledger.activity(
+            lambda db: activity_log.activity(
                 db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
             )
         )
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
-        return await self._read(lambda db: ledger.usage_by_model(db, key_id))
+        return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
 
     # --- logs ---------------------------------------------------------------------
 
@@ -481,6 +533,17 @@ class SQLiteStore:
     async def close(self) -> None:
         self._db.close()
         self._writes.close()
+
+
+def _is_last_active_admin(db: sqlite3.Connection, key_id: str) -> bool:
+    """Whether ``key_id`` is an active admin key and no other admin key is active."""
+    row = db.execute(
+        "SELECT role = 'admin' AND revoked_at IS NULL, "
+        "(SELECT count(*) FROM keys WHERE role = 'admin' AND revoked_at IS NULL AND id != ?) "
+        "FROM keys WHERE id = ?",
+        (key_id, key_id),
+    ).fetchone()
+    return row is not None and bool(row[0]) and row[1] == 0
 
 
 def _key_record(row: Sequence[Any]) -> KeyRecord:

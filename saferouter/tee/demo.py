@@ -13,7 +13,6 @@ The ARK and ASK private keys are thrown away once the chain exists: only the VCE
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from ..datadir import make_private_dir, write_private_file
 from .abi import (
     PLATFORM_SMT_EN,
     POLICY_RESERVED_ONE,
@@ -263,17 +263,15 @@ def make_chain(
 
 
 def _create_chain(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)
     chain = make_chain()
     pem = serialization.Encoding.PEM
     for name, cert in (("ark.pem", chain.ark), ("ask.pem", chain.ask), ("vcek.pem", chain.vek)):
         (folder / name).write_bytes(cert.public_bytes(pem))
     (folder / "chip_id").write_bytes(chain.chip_id)
-    key_path = folder / "vcek.key"
-    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(
-            chain.vek_key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+    write_private_file(
+        folder / "vcek.key",
+        chain.vek_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )

@@ -17,7 +17,6 @@ build has a new measurement (its predecessor must re-seal for it after verifying
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import struct
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..datadir import write_private_file
 from ..errors import SafeRouterError
 from .device import FIELD_GUEST_POLICY, FIELD_MEASUREMENT, SevGuestDevice
 
@@ -71,10 +71,7 @@ class DemoKeySource:
 
     def __init__(self, secret_path: Path, measurement: bytes) -> None:
         if not secret_path.exists():
-            secret_path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(secrets.token_bytes(32))
+            write_private_file(secret_path, secrets.token_bytes(32))
         self._secret = secret_path.read_bytes()
         self._measurement = measurement
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -11,6 +12,13 @@ import pytest
 from saferouter.errors import StorageError
 from saferouter.storage import ActivityEntry, ActivityFilter, AdmissionRequest, Settlement
 from saferouter.storage.sqlite import MIGRATIONS, SQLiteStore
+from saferouter.translog.merkle import leaf_hash
+
+# found by what it does, not by number: branches merged later may renumber migrations
+MIGRATION_SALTED_AUDIT = next(
+    (n for n, script in enumerate(MIGRATIONS, start=1) if "request_sha256" in script), 0
+)
+MIGRATION_OVERRUN = next(n for n, script in enumerate(MIGRATIONS, start=1) if "overrun" in script)
 
 
 def entry(request_id: str, key_id: str, created_at: float, cost: int = 0) -> ActivityEntry:
@@ -108,16 +116,84 @@ async def test_reserve_settle_and_books(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_cost_above_the_balance_never_goes_negative(tmp_path: Path) -> None:
+async def test_cost_above_the_reservation_is_an_overrun_never_hidden(tmp_path: Path) -> None:
     store = await new_store(tmp_path)
-    key = await make_key(store, credits=100)
+    key = await make_key(store, credits=1000)
     now = time.time()
     await store.admit(AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=80, now=now))
     await store.settle(settlement(key, "r", now, reserved=80, cost=500))
     books = await store.books(key)
-    assert books.balance_micro_usd == 0 and books.spent_micro_usd == 100
+    # the key pays what was reserved; the provider's extra 420 is the operator's loss
+    assert (books.balance_micro_usd, books.spent_micro_usd, books.overrun_micro_usd) == (
+        920,
+        80,
+        420,
+    )
     (row,) = await store.activity(ActivityFilter(key_id=key))
-    assert row.cost_micro_usd == 100  # what was collected
+    assert (row.cost_micro_usd, row.overrun_micro_usd) == (80, 420)
+    assert await store.overrun_micro_usd() == 420
+    assert await store.check_books() == []
+    await store.close()
+
+
+async def test_a_metered_key_is_refused_a_request_with_no_bound(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    metered, unmetered = await make_key(store, credits=10**9), await make_key(store, credits=None)
+    now = time.time()
+    refused = await store.admit(
+        AdmissionRequest(key_id=metered, request_id="m", reserve_micro_usd=None, now=now)
+    )
+    assert not refused.admitted and refused.refusal == "unsupported_content"
+    assert (await store.books(metered)).balance_micro_usd == 10**9
+    (row,) = await store.activity(ActivityFilter(key_id=metered))
+    assert (row.status, row.outcome, row.error_type) == (400, "rejected", "unsupported_content")
+    admitted = await store.admit(
+        AdmissionRequest(key_id=unmetered, request_id="u", reserve_micro_usd=None, now=now)
+    )
+    assert admitted.admitted
+    await store.close()
+
+
+async def test_topping_up_an_unmetered_key_is_explicit(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    key = await make_key(store, credits=None)
+    now = time.time()
+    await store.admit(AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=99, now=now))
+    await store.settle(settlement(key, "r", now, cost=42))
+    left = await store.top_up(key, 5000)
+    assert left is not None and not left.metered  # nothing changed, and the caller sees it
+    assert (await store.books(key)).topped_up_micro_usd == 0
+    made = await store.top_up(key, 5000, make_metered=True)
+    assert made is not None and made.metered
+    books = await store.books(key)
+    # it starts metered at zero: the 42 spent unmetered is not taken from the credit
+    assert (books.balance_micro_usd, books.spent_micro_usd) == (5000, 42)
+    assert await store.check_books() == []
+    await store.close()
+
+
+async def test_the_overrun_migration_keeps_the_ledger(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "s.db")
+    for number, script in enumerate(MIGRATIONS[: MIGRATION_OVERRUN - 1], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute(
+        "INSERT INTO keys (id, name, prefix, key_hash, role, created_at, metered, "
+        "balance_micro_usd) VALUES ('k', 'k', 'p', 'h', 'user', 0, 1, 700)"
+    )
+    db.execute(
+        "INSERT INTO ledger (key_id, kind, amount_micro_usd, request_id, created_at) "
+        "VALUES ('k', 'topup', 1000, 't', 0), ('k', 'charge', -300, 'r', 0)"
+    )
+    db.commit()
+    db.close()
+    store = await new_store(tmp_path)
+    books = await store.books("k")
+    assert (books.balance_micro_usd, books.spent_micro_usd, books.overrun_micro_usd) == (
+        700,
+        300,
+        0,
+    )
     assert await store.check_books() == []
     await store.close()
 
@@ -163,3 +239,46 @@ async def test_unmetered_keys_record_spend_without_limits(tmp_path: Path) -> Non
     assert books.balance_micro_usd == -42
     assert await store.check_books() == []
     await store.close()
+
+
+async def test_migration_withdraws_the_plain_hashes_of_old_audit_entries(tmp_path: Path) -> None:
+    """Audit entries of a database from before salted commitments lose their plain
+    hashes; their leaf hashes (so the log's checkpoints and proofs) stay as they were."""
+    assert MIGRATION_SALTED_AUDIT, "no migration withdraws the plain hashes"
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)  # the schema as it was just before (later ones run after)
+    for number, script in enumerate(MIGRATIONS[: MIGRATION_SALTED_AUDIT - 1], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.close()
+    old = json.dumps(
+        {
+            "apiVersion": "0.0.1",
+            "kind": "saferouter-audit",
+            "signature": "c2ln",
+            "spec": {
+                "request_id": "req_1",
+                "status": 200,
+                "request_sha256": "ab" * 32,
+                "response_sha256": "cd" * 32,
+            },
+        }
+    ).encode()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES "
+        "('audit', 0, ?, ?, 1.0), ('startup', 0, ?, ?, 1.0)",
+        (old, leaf_hash(old), old, leaf_hash(old)),
+    )
+    db.execute(f"PRAGMA user_version = {MIGRATION_SALTED_AUDIT - 1}")
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    (audit,) = await store.log_entries("audit", 0, 1)
+    (startup,) = await store.log_entries("startup", 0, 1)
+    assert await store.log_leaves("audit") == [leaf_hash(old)]
+    await store.close()
+    assert audit.body is not None and b"ab" * 32 not in audit.body and b"cd" * 32 not in audit.body
+    spec = json.loads(audit.body)["spec"]
+    assert spec["request_id"] == "req_1" and "request_sha256" in spec["withdrawn"]
+    assert startup.body == old  # other logs are untouched

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -90,7 +91,10 @@ async def samples_of(gateway: Gateway, key: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_sampled_requests_record_exact_hashes(sampled: Gateway, stream: bool) -> None:
+async def test_sampled_requests_publish_salted_commitments(sampled: Gateway, stream: bool) -> None:
+    """The public entry holds sha256(salt || bytes) with a salt only the requesting
+    client got: its salt and bytes open the commitments, and the plain SHA-256 of the
+    request or response appears in no public (or key-scoped) response."""
     body = (
         b'{"model": "demo", "stream": %s, "messages": [{"role": "user", '
         b'"content": "hash me"}]}' % (b"true" if stream else b"false")
@@ -110,14 +114,28 @@ async def test_sampled_requests_record_exact_hashes(sampled: Gateway, stream: bo
     mine = await samples_of(sampled, user)
     everyone = await samples_of(sampled, sampled.admin_key)
     assert [s["index"] for s in mine] == [index] and len(everyone) >= 1
+    async with httpx.AsyncClient(base_url=sampled.url) as client:
+        entry = (await client.get(f"/attestation/audit/{index}")).json()
+    public = [
+        json.dumps(entry),
+        base64.b64decode(entry["body"]).decode(),
+        json.dumps(mine),
+        json.dumps(everyone),
+        *(await public_texts(sampled, index)),
+    ]
+    for data in (body, received):
+        digest = hashlib.sha256(data).digest()
+        for text in public:
+            assert digest.hex() not in text and base64.b64encode(digest).decode() not in text
+    salt = bytes.fromhex(response.headers["x-saferouter-audit-salt"])
+    assert len(salt) == 32
     spec = mine[0]["entry"]["spec"]  # type: ignore[index]
-    assert spec["request_sha256"] == hashlib.sha256(body).hexdigest()
-    assert spec["response_sha256"] == hashlib.sha256(received).hexdigest()
+    assert spec["commitment"] == "sha256(salt||bytes)"
+    assert spec["request_commitment"] == hashlib.sha256(salt + body).hexdigest()
+    assert spec["response_commitment"] == hashlib.sha256(salt + received).hexdigest()
     assert spec["model"] == "demo" and spec["provider"] == "demo"
     checkpoint = note.verify_checkpoint(head["checkpoint"], [note.parse_vkey(vkey)])
     assert checkpoint.size == index + 1
-    async with httpx.AsyncClient(base_url=sampled.url) as client:
-        entry = (await client.get(f"/attestation/audit/{index}")).json()
     proof = entry["verification"]["inclusionProof"]
     merkle.verify_inclusion(
         index,
@@ -126,6 +144,26 @@ async def test_sampled_requests_record_exact_hashes(sampled: Gateway, stream: bo
         [bytes.fromhex(h) for h in proof["hashes"]],
         bytes.fromhex(proof["rootHash"]),
     )
+    assert salt.hex() not in "".join(public)
+    for path in sampled.settings.data_dir.rglob("*"):  # the salt is kept nowhere
+        if path.is_file():
+            assert salt not in path.read_bytes() and salt.hex().encode() not in path.read_bytes()
+
+
+async def public_texts(gateway: Gateway, index: int) -> list[str]:
+    """Everything the attestation and activity endpoints say, as text."""
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.admin_key}"}
+    ) as client:
+        paths = (
+            "/attestation",
+            "/attestation/transparency",
+            "/attestation/audit/head",
+            f"/attestation/audit/{index}",
+            "/v1/activity",
+            "/metrics",
+        )
+        return [(await client.get(path)).text for path in paths]
 
 
 async def test_the_canary_is_nowhere(

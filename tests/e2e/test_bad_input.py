@@ -8,13 +8,16 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from saferouter.catalog import load_catalog
+
 from ..processes import cli, new_key, serving
-from ..servers import FakeUpstream, Gateway
+from ..servers import FakeUpstream, Gateway, gateway_settings, running_gateway
 from .test_errors import assert_openai_error
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -112,24 +115,38 @@ async def test_a_model_id_may_be_256_bytes_not_257(gateway: Gateway) -> None:
     assert_openai_error(response, 400, "invalid_model_id")
 
 
+# A catalog id may hold '"' and '\\' (both legal in a model id); an overloaded model's
+# circuit is keyed "provider/id", so the id becomes a metric label.
+ODD_MODEL = """
+[[models]]
+id = 'odd"}id\\'
+provider = "fake"
+upstream = "zai1305"
+context_length = 1000
+max_output = 100
+price = { input = "1", output = "1" }
+"""
+
+
 async def test_metrics_parse_and_keep_a_quote_inside_its_label(
-    gateway: Gateway, upstream: FakeUpstream
+    upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    # zai1305 (model overloaded) puts "provider/model id" into a circuit key, so a
-    # client's model id reaches a label; '"' and '\' are legal in an id.
-    model = 'fake/zai1305:q"}b\\'
-    response = await post(
-        gateway, "/v1/chat/completions", json={"model": model, "messages": MESSAGES}
-    )
-    assert response.status_code == 429, response.text
-    text = (await get(gateway, "/metrics")).text
+    settings = gateway_settings(tmp_path, upstream.url)
+    with settings.catalog_path.open("a") as catalog:
+        catalog.write(ODD_MODEL)
+    settings = attrs.evolve(settings, catalog=load_catalog(settings.catalog_path))
+    async with running_gateway(settings) as gateway:
+        for model in ('odd"}id\\', "fake/x", "chain-a"):  # overloaded, served, failed over
+            await post(gateway, "/v1/chat/completions", json={"model": model, "messages": MESSAGES})
+        text = (await get(gateway, "/metrics")).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     keys = {s.labels["key"] for s in families["saferouter_circuit_state"].samples}
-    assert f"fake/{model}" in keys
+    assert 'fake/odd"}id\\' in keys
     assert set(families) == {
         "saferouter_circuit_state",
         "saferouter_upstream_attempts",
         "saferouter_upstream_connections",
+        "saferouter_overrun_micro_usd",
     }
 
 

@@ -13,7 +13,14 @@ import trio
 
 from saferouter.accounting import Usage, cost_micro_usd, normalize_usage
 
-from ..recordings import RECORDINGS, entry, ids, jsonl_paths, nonstream_paths, sse_paths
+from ..recordings import (
+    RECORDINGS,
+    entry,
+    jsonl_paths,
+    nonstream_paths,
+    recording_params,
+    sse_paths,
+)
 from ..servers import FAKE_PRICE, FakeUpstream, Gateway
 
 STREAMS = sse_paths() + jsonl_paths()
@@ -31,9 +38,7 @@ async def last_activity(gateway: Gateway, key: str) -> dict[str, object]:
                 await trio.sleep(0.01)
 
 
-@pytest.mark.parametrize(
-    "relative", STREAMS + nonstream_paths(), ids=ids(STREAMS + nonstream_paths())
-)
+@pytest.mark.parametrize("relative", recording_params(STREAMS + nonstream_paths()))
 async def test_every_recording_is_billed_at_its_final_usage(
     testdata: object, gateway: Gateway, relative: str
 ) -> None:

@@ -47,6 +47,22 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert admin.returncode == 0
 
 
+def test_topup_never_meters_a_key_silently(tmp_path: Path) -> None:
+    created = cli(tmp_path, "keys", "create", "--name", "free").stdout  # unmetered
+    key_id = created.split()[3]
+    refused = cli(tmp_path, "keys", "topup", key_id, "5")
+    assert refused.returncode == 1
+    assert "unmetered" in refused.stderr and "--make-metered" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    row = next(line for line in cli(tmp_path, "keys", "list").stdout.splitlines() if key_id in line)
+    assert "unmetered" in row
+    made = cli(tmp_path, "keys", "topup", key_id, "5", "--make-metered")
+    assert made.returncode == 0, made.stderr
+    assert "balance 5 USD" in made.stdout
+    row = next(line for line in cli(tmp_path, "keys", "list").stdout.splitlines() if key_id in line)
+    assert "unmetered" not in row and " 5 " in row
+
+
 def test_revocation_holds_in_every_worker(tmp_path: Path) -> None:
     data = tmp_path / "data"
     secret = cli(data, "keys", "create", "--name", "u").stdout.strip().splitlines()[-1]

@@ -16,6 +16,9 @@ import trio
 from ..processes import new_key, serving
 from ..servers import fake_upstream, write_catalog
 
+KILL_AFTER_COMPLETED = 60
+KILL_WITHIN_S = 120  # a bound for a stuck server, far above any loaded machine's pace
+
 
 async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> None:
     completed: set[str] = set()
@@ -57,7 +60,11 @@ async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> No
             async with trio.open_nursery() as nursery:
                 for seed in range(16):
                     nursery.start_soon(client_loop, seed)
-                await trio.sleep(1.5)
+                # kill after a count of completed requests, not after a time: on a loaded
+                # 2-core machine 1.5 s was sometimes too few requests (3 runs out of 4)
+                with trio.fail_after(KILL_WITHIN_S):
+                    while len(completed) < KILL_AFTER_COMPLETED:
+                        await trio.sleep(0.02)
                 os.kill(served.process.pid, signal.SIGKILL)
         assert served.process.returncode == -signal.SIGKILL
         # the restart releases what the killed server left reserved
@@ -66,7 +73,7 @@ async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> No
         # 16 clients looping: some were between admission and settlement at the kill
         assert "released" in restarted.output and "reservations left open" in restarted.output
 
-    assert len(completed) > 50, "the load should have completed many requests"
+    assert len(completed) >= KILL_AFTER_COMPLETED
     db = sqlite3.connect(data / "saferouter.db")
     try:
         activity = {
@@ -83,7 +90,8 @@ async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> No
         ).fetchone()[0]
         rows = db.execute(
             "SELECT k.balance_micro_usd, k.reserved_micro_usd, "
-            "(SELECT SUM(amount_micro_usd) FROM ledger l WHERE l.key_id = k.id) "
+            "(SELECT SUM(amount_micro_usd) FROM ledger l WHERE l.key_id = k.id "
+            "AND l.kind != 'overrun') "
             "FROM keys k WHERE k.metered = 1"
         ).fetchall()
     finally:

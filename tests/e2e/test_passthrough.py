@@ -10,9 +10,9 @@ import pytest
 from ..recordings import (
     RECORDINGS,
     entry,
-    ids,
     jsonl_paths,
     nonstream_paths,
+    recording_params,
     sse_paths,
     stream_bytes,
 )
@@ -59,7 +59,7 @@ def incomplete(relative: str) -> bool:
 
 
 @pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
-@pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
+@pytest.mark.parametrize("relative", recording_params(STREAMS))
 async def test_recorded_stream_arrives_byte_identical(
     testdata: object,
     gateway: Gateway,
@@ -105,7 +105,7 @@ async def test_recorded_stream_arrives_byte_identical(
     assert sent["body"]["stream_options"] == {"include_usage": True}
 
 
-@pytest.mark.parametrize("relative", nonstream_paths(), ids=ids(nonstream_paths()))
+@pytest.mark.parametrize("relative", recording_params(nonstream_paths()))
 async def test_recorded_body_arrives_byte_identical(
     testdata: object, gateway: Gateway, relative: str
 ) -> None:

@@ -94,8 +94,9 @@ async def test_sdk_lists_models(gateway: Gateway) -> None:
     assert demo.model_extra["demo"] is True and demo.model_extra["available"] is True
 
 
-async def test_third_provider_through_config_alone(tmp_path: Path) -> None:
-    """A catalog that adds `acme` (any OpenAI-compatible API) — no code change."""
+async def test_third_provider_through_config_alone(testdata: object, tmp_path: Path) -> None:
+    """A catalog that adds `acme` (any OpenAI-compatible API) — no code change. Its model
+    replays a recorded stream, hence ``testdata``."""
     async with fake_upstream() as upstream:
         catalog = tmp_path / "acme.toml"
         catalog.write_text(f"""

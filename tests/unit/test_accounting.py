@@ -13,6 +13,7 @@ from saferouter.accounting import (
     cost_micro_usd,
     normalize_usage,
     reservation_micro_usd,
+    split_charge,
     usage_of_body,
 )
 from saferouter.catalog import DEFAULT_CATALOG_PATH, Price, load_catalog
@@ -21,9 +22,9 @@ from saferouter.sse import SSEDecoder
 from ..recordings import (
     RECORDINGS,
     entry,
-    ids,
     jsonl_paths,
     nonstream_paths,
+    recording_params,
     sse_paths,
     stream_bytes,
 )
@@ -43,7 +44,7 @@ def tap(data: bytes) -> tuple[StreamUsage, list[bool]]:
     return usage, [usage.observe(e.data, e.event) for e in events]
 
 
-@pytest.mark.parametrize("relative", STREAMS, ids=ids(STREAMS))
+@pytest.mark.parametrize("relative", recording_params(STREAMS))
 def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str) -> None:
     usage, usage_only = tap(stream_bytes(relative))
     analysis = entry(relative)["analysis"]
@@ -54,9 +55,7 @@ def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str
     assert usage.done == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
 
 
-@pytest.mark.parametrize(
-    "relative", STREAMS + nonstream_paths(), ids=ids(STREAMS + nonstream_paths())
-)
+@pytest.mark.parametrize("relative", recording_params(STREAMS + nonstream_paths()))
 def test_billing_equals_final_usage_times_price(testdata: object, relative: str) -> None:
     """Priced at DeepSeek V4 Pro's peak rates (every price distinct), to the micro-USD."""
     assert RECORDINGS is not None
@@ -128,6 +127,36 @@ def test_reservation_is_a_worst_case() -> None:
     no_limit = reservation_micro_usd(flash, body, None, when)
     assert no_limit == -(-(len(body) * 300_000 + 384_000 * 1_200_000) // 1_000_000)
     assert reservation_micro_usd(flash, body, 10**9, when) == no_limit
+
+
+def test_reservation_covers_every_choice() -> None:
+    flash = CATALOG.models["deepseek-flash"]
+    when = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)  # off-peak: 0.15 in, 0.60 out
+    body = b'{"model":"deepseek-flash","n":100,"max_tokens":8000,"messages":[]}'
+    # the prompt is billed once; each of the 100 choices may use all 8000 tokens
+    assert reservation_micro_usd(flash, body, 8000, when, choices=100) == -(
+        -(len(body) * 150_000 + 100 * 8000 * 600_000) // 1_000_000
+    )
+    one = reservation_micro_usd(flash, body, 8000, when)
+    assert reservation_micro_usd(flash, body, 8000, when, choices=100) > 99 * one
+
+
+@pytest.mark.parametrize(
+    ("cost", "cap", "expected"),
+    [
+        (250, 600, (250, 0)),  # within the reservation
+        (600, 600, (600, 0)),
+        (500, 80, (80, 420)),  # the provider billed beyond it: the rest is an overrun
+        (500, 0, (0, 500)),
+        (500, None, (500, 0)),  # unmetered: no cap, no overrun
+        (0, 80, (0, 0)),
+    ],
+)
+def test_split_charge_never_charges_past_the_cap_and_loses_nothing(
+    cost: int, cap: int | None, expected: tuple[int, int]
+) -> None:
+    charge, overrun = split_charge(cost, cap)
+    assert (charge, overrun) == expected and charge + overrun == cost
 
 
 def test_usage_only_chunk_detection() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,9 +31,73 @@ def test_parse_keeps_everything_and_reads_the_decisions() -> None:
         "glm-4.7",
         True,
         True,
-        40,
+        50,  # both limits sent: the larger, since a provider may honour either
     )
     assert chat.payload == body
+    assert (chat.choices, chat.non_text) == (1, ())
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"max_tokens": 10, "max_completion_tokens": 5000}, 5000),
+        ({"max_completion_tokens": 5000, "max_tokens": 10}, 5000),
+        ({"max_completion_tokens": 7}, 7),
+        ({}, None),
+    ],
+)
+def test_the_larger_token_limit_bounds_the_request(
+    limits: dict[str, int], expected: int | None
+) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **limits}
+    assert parse_chat_request(json.dumps(body).encode()).max_tokens == expected
+
+
+def test_n_is_read_and_checked() -> None:
+    def parse(n: object) -> int:
+        body = {"model": "m", "messages": [{"role": "user"}], "n": n}
+        return parse_chat_request(json.dumps(body).encode()).choices
+
+    assert (parse(None), parse(1), parse(100), parse(128)) == (1, 1, 100, 128)
+    for bad in (0, -1, 129, "2", True, 2.0):
+        with pytest.raises(InvalidRequest) as caught:
+            parse(bad)
+        assert caught.value.param == "n" and caught.value.status == 400
+
+
+def test_non_text_input_and_output_are_found() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+                    {"type": "file", "file": {"file_id": "file-1"}},
+                    {"type": "secret prompt text"},
+                    "not an object",
+                ],
+            },
+        ],
+        "modalities": ["text", "audio"],
+        "audio": {"voice": "alloy", "format": "wav"},
+    }
+    chat = parse_chat_request(json.dumps(body).encode())
+    assert chat.non_text == (
+        "messages[1].content[1] (image_url)",
+        "messages[3].content[0] (input_audio)",
+        "messages[3].content[1] (file)",
+        "messages[3].content[2] (an unknown type)",  # client text is never echoed
+        "messages[3].content[3] (an unknown type)",
+        "'modalities' beyond text",
+        "'audio' output",
+    )
+    text_only = {"model": "m", "messages": body["messages"][:1], "modalities": ["text"]}
+    assert parse_chat_request(json.dumps(text_only).encode()).non_text == ()
 
 
 def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> None:
@@ -59,6 +124,7 @@ def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> No
                     "stream_options",
                     "max_tokens",
                     "max_completion_tokens",
+                    "n",
                 }
             )
         ),

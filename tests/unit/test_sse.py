@@ -6,13 +6,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from saferouter.errors import ParseError
-from saferouter.sse import SSEDecoder, SSEEvent
+from saferouter.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 
-from ..recordings import entry, ids, jsonl_paths, sse_paths, stream_bytes
+from ..recordings import entry, jsonl_paths, recording_params, sse_paths, stream_bytes
 
 
 def decode(pieces: list[bytes]) -> list[SSEEvent]:
@@ -48,7 +48,20 @@ def test_h11_style_pieces() -> None:
 def test_crlf_and_lone_cr_split_between_cr_and_lf() -> None:
     events = decode([b"data: a\r", b"\n\r", b"\ndata: b\r\r"])
     assert [e.data for e in events] == ["a", "b"]
-    assert b"".join(e.raw for e in events) == b"data: a\r\n\r\ndata: b\r\r"
+    # the LF after a blank line's CR ends that event, not the next one
+    assert [e.raw for e in events] == [b"data: a\r\n\r\n", b"data: b\r\r"]
+
+
+def test_an_event_ending_in_a_split_crlf_waits_for_its_lf() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b": ping\r\n\r")
+    assert list(decoder.events()) == []  # the CR may be half of a CRLF
+    decoder.feed(b"\ndata: 1\r\n\r\n")
+    assert [e.raw for e in decoder.events()] == [b": ping\r\n\r\n", b"data: 1\r\n\r\n"]
+    decoder.feed(b"data: 2\r")
+    assert list(decoder.events()) == []
+    tail = decoder.close()  # the end of the stream: no LF is coming
+    assert tail is not None and (tail.raw, tail.data) == (b"data: 2\r", "2")
 
 
 def test_cut_stream_returns_the_partial_event() -> None:
@@ -77,6 +90,34 @@ def test_line_limit_is_the_only_error() -> None:
         list(decoder.events())
 
 
+def test_one_event_is_bounded_not_only_one_line() -> None:
+    """20,000 data lines of 500 bytes and no blank line: 10 MB in one event."""
+    decoder = SSEDecoder()
+    line = b"data: " + b"x" * 494 + b"\n"
+    fed = 0
+    with pytest.raises(ParseError, match="event"):
+        for _ in range(20_000):
+            decoder.feed(line)
+            fed += len(line)
+            list(decoder.events())
+    assert fed <= DEFAULT_MAX_EVENT_BYTES + len(line)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [[b"data: 1\ndata: 2\ndata: 3\n"], [b"data: 1\n", b"data: 2\n", b"data: 3"]],
+    ids=["complete-lines", "partial-last-line"],
+)
+def test_event_limit_counts_every_line_of_the_event(pieces: list[bytes]) -> None:
+    decoder = SSEDecoder(max_line_bytes=16, max_event_bytes=20)
+    decoder.feed(b"data: ok\n\n")  # earlier events do not count
+    assert [e.data for e in decoder.events()] == ["ok"]
+    with pytest.raises(ParseError, match="event"):
+        for piece in pieces:
+            decoder.feed(piece)
+            list(decoder.events())
+
+
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=20))
 def test_any_bytes_any_split_come_back_whole(data: bytes, cuts: list[int]) -> None:
     events = decode(split_at(data, cuts))
@@ -87,9 +128,7 @@ def test_any_bytes_any_split_come_back_whole(data: bytes, cuts: list[int]) -> No
     ]
 
 
-@pytest.mark.parametrize(
-    "relative", sse_paths() + jsonl_paths(), ids=ids(sse_paths() + jsonl_paths())
-)
+@pytest.mark.parametrize("relative", recording_params(sse_paths() + jsonl_paths()))
 def test_recording_events_match_the_index(testdata: object, relative: str) -> None:
     data = stream_bytes(relative)
     events = decode([data])
@@ -107,11 +146,12 @@ def test_recording_events_match_the_index(testdata: object, relative: str) -> No
             assert event.json() is not None, event.data[:80]
 
 
-@pytest.mark.parametrize("relative", sse_paths(), ids=ids(sse_paths()))
+@pytest.mark.parametrize("relative", recording_params(sse_paths()))
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(cuts=st.lists(st.integers(min_value=0), min_size=1, max_size=60))
+@example(cuts=[44])  # the CRLF recording cut between the CR and LF of its first blank line
 def test_every_split_of_every_recording(testdata: object, relative: str, cuts: list[int]) -> None:
     data = stream_bytes(relative)
     expected = decode([data])

@@ -6,15 +6,18 @@ import json
 
 import pytest
 
+from saferouter.gateway.redact import Redactor
 from saferouter.gateway.upstream import upstream_error
 
 from ..recordings import RECORDINGS
+
+NONE = Redactor()  # no provider key: only credential shapes are redacted
 
 
 def test_deepseek_octet_stream_error_keeps_its_message(testdata: object) -> None:
     assert RECORDINGS is not None
     body = (RECORDINGS / "errors/deepseek__400_invalid_request_octet_stream.json").read_bytes()
-    error = upstream_error(400, body, [], "DeepSeek")
+    error = upstream_error(400, body, [], "DeepSeek", redactor=NONE)
     assert error.status == 400
     assert error.message == "No tool output found for tool call call-a."
     assert error.code == "invalid_request_error"
@@ -36,7 +39,7 @@ def test_bodies_reported_in_issues(testdata: object) -> None:
         except ValueError:
             continue  # truncated in the issue
         status = int(item["status"])
-        error = upstream_error(status, item["body"].encode(), [], "Provider")
+        error = upstream_error(status, item["body"].encode(), [], "Provider", redactor=NONE)
         code = str(body["error"].get("code"))
         if status in (401, 402, 403) or code == "1113":
             assert error.status == 502
@@ -64,7 +67,7 @@ def test_bodies_reported_in_issues(testdata: object) -> None:
 )
 def test_status_mapping(status: int, client_status: int, code: str) -> None:
     body = json.dumps({"error": {"code": code, "message": "m"}}).encode()
-    error = upstream_error(status, body, [(b"Retry-After", b"3")], "Z.AI")
+    error = upstream_error(status, body, [(b"Retry-After", b"3")], "Z.AI", redactor=NONE)
     assert error.status == client_status
     if client_status == status and status < 500:
         assert error.code == code and error.message == "m"
@@ -72,6 +75,11 @@ def test_status_mapping(status: int, client_status: int, code: str) -> None:
 
 
 def test_non_json_and_string_error_bodies() -> None:
-    assert upstream_error(400, b"<html>bad</html>", [], "X").message == "<html>bad</html>"
-    assert upstream_error(400, b'{"error": "plain"}', [], "X").message == "plain"
-    assert upstream_error(400, b"", [], "X").message == "X rejected the request (400)"
+    assert (
+        upstream_error(400, b"<html>bad</html>", [], "X", redactor=NONE).message
+        == "<html>bad</html>"
+    )
+    assert upstream_error(400, b'{"error": "plain"}', [], "X", redactor=NONE).message == "plain"
+    assert (
+        upstream_error(400, b"", [], "X", redactor=NONE).message == "X rejected the request (400)"
+    )

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from saferouter.tee import abi
 from saferouter.tee.abi import Product, Tcb
+from saferouter.tee.demo import ChainKeys
 
+from .synthetic import demo_bytes, demo_report, older
 from .vectors import SETS, VectorSet
 
 
@@ -63,29 +65,62 @@ def _with(data: bytes, offset: int, value: bytes) -> bytes:
     return data[:offset] + value + data[offset + len(value) :]
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda d: d[:-1], "1184 bytes"),
-        (lambda d: _with(d, 0, (6).to_bytes(4, "little")), "version 6"),
-        (lambda d: _with(d, 0x04C, b"\x01"), "0x04C"),
-        (lambda d: _with(d, 0x18B, b"\x01"), "0x18B"),
-        (lambda d: _with(d, 0x1EB, b"\x01"), "0x1EB"),
-        (lambda d: _with(d, 0x1EF, b"\x01"), "0x1EF"),
-        (lambda d: _with(d, 0x208, b"\x01"), "0x208"),
-        (lambda d: _with(d, 0x330, b"\x01"), "0x330"),
-        (lambda d: _with(d, 0x2A0 + 48, b"\x01"), "48 bytes"),
-        (lambda d: _with(d, 0x2E8 + 48, b"\x01"), "48 bytes"),
-        (lambda d: _with(d, 0x008, (0x10000).to_bytes(8, "little")), "bit 17"),
-        (lambda d: _with(d, 0x008, (0x30000 | 1 << 40).to_bytes(8, "little")), "63:26"),
-        (lambda d: _with(d, 0x048, (1 << 5).to_bytes(4, "little")), "31:5"),
-        (lambda d: _with(d, 0x034, (2).to_bytes(4, "little")), "algorithm 2"),
-    ],
-)
+# (how to break a report, what the error must say), for real and demo reports alike
+MALFORMED = [
+    (lambda d: d[:-1], "1184 bytes"),
+    (lambda d: _with(d, 0, (6).to_bytes(4, "little")), "version 6"),
+    (lambda d: _with(d, 0x04C, b"\x01"), "0x04C"),
+    (lambda d: _with(d, 0x18B, b"\x01"), "0x18B"),
+    (lambda d: _with(d, 0x1EB, b"\x01"), "0x1EB"),
+    (lambda d: _with(d, 0x1EF, b"\x01"), "0x1EF"),
+    (lambda d: _with(d, 0x208, b"\x01"), "0x208"),
+    (lambda d: _with(d, 0x330, b"\x01"), "0x330"),
+    (lambda d: _with(d, 0x2A0 + 48, b"\x01"), "48 bytes"),
+    (lambda d: _with(d, 0x2E8 + 48, b"\x01"), "48 bytes"),
+    (lambda d: _with(d, 0x008, (0x10000).to_bytes(8, "little")), "bit 17"),
+    (lambda d: _with(d, 0x008, (0x30000 | 1 << 40).to_bytes(8, "little")), "63:26"),
+    (lambda d: _with(d, 0x048, (1 << 5).to_bytes(4, "little")), "31:5"),
+    (lambda d: _with(d, 0x034, (2).to_bytes(4, "little")), "algorithm 2"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), MALFORMED)
 def test_malformed_reports(testdata: object, change: object, message: str) -> None:
     data = next(s for s in SETS if s.name == "genoa-v5-oak").report_bytes()
     with pytest.raises(abi.ReportFormatError, match=message):
         abi.parse_report(change(data))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("change", "message"), MALFORMED)
+def test_malformed_demo_reports(demo: ChainKeys, change: object, message: str) -> None:
+    with pytest.raises(abi.ReportFormatError, match=message):
+        abi.parse_report(change(demo_bytes(demo)))  # type: ignore[operator]
+
+
+def test_a_demo_report_round_trips_and_reads_back(demo: ChainKeys) -> None:
+    data = demo_bytes(demo)
+    report = abi.parse_report(data)
+    assert abi.encode_report(report) == data
+    assert report.product() is Product.GENOA and report.signing_key == abi.SigningKey.VCEK
+    assert not (report.debug or report.author_key_en or report.mask_chip_key)
+    assert report.abi_version == (0, 0)
+    assert abi.signature_from_der(report.signature_der()) == (
+        report.signature_r,
+        report.signature_s,
+    )
+    flags = attrs.evolve(report, signer_info=0b11, policy=report.policy | abi.POLICY_DEBUG | 0x0137)
+    assert flags.author_key_en and flags.mask_chip_key and flags.debug
+    assert flags.abi_version == (1, 0x37)
+
+
+def test_reserved_ranges_by_version_on_demo_reports(demo: ChainKeys) -> None:
+    v2 = demo_bytes(demo, older(demo_report(demo), 2))
+    assert abi.parse_report(v2).product() is None
+    with pytest.raises(abi.ReportFormatError, match="0x188"):
+        abi.parse_report(_with(v2, 0x188, b"\x19"))  # no CPUID before v3
+    v4 = demo_bytes(demo, older(demo_report(demo), 4))
+    with pytest.raises(abi.ReportFormatError, match="0x1F8"):
+        abi.parse_report(_with(v4, 0x1F8, b"\x01"))  # no mitigation vector before v5
 
 
 def test_v2_and_v3_reserved_ranges(testdata: object) -> None:

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from saferouter.errors import ParseError
 from saferouter.tee import abi, kds
 from saferouter.tee.abi import Product, Tcb
-from saferouter.tee.demo import make_chain
+from saferouter.tee.demo import DEMO_TCB, ChainKeys, make_chain
 
 from .vectors import SETS, SEV
 
@@ -125,6 +125,13 @@ def test_broken_extensions(testdata: object) -> None:
         kds.parse_vek_extensions(vek("milan-v3-vlek-trustee/test-vlek.der"), turin=True)
     legacy = vek("milan-v2-trustee/test-vcek-invalid-legacy.der")
     kds.parse_vek_extensions(legacy, turin=False)  # padded INTEGERs parse; values differ
+
+
+def test_broken_demo_extensions(demo: ChainKeys, demo_vlek: ChainKeys) -> None:
+    with pytest.raises(kds.ExtensionError, match="hwID is 64 bytes, not 8"):
+        kds.parse_vek_extensions(demo.vek, turin=True)
+    with pytest.raises(kds.ExtensionError, match=r"3\.9 is missing"):
+        kds.parse_vek_extensions(demo_vlek.vek, turin=True)
     raw = {kds.OID_BL_SPL: b"\x02\x01"}
     with pytest.raises(kds.ExtensionError, match="INTEGER"):
         kds._integer(raw, kds.OID_BL_SPL)
@@ -147,7 +154,43 @@ def test_loading(testdata: object) -> None:
         kds.load_cert_chain(pem)
 
 
-def test_demo_chain_has_the_real_extension_shapes() -> None:
-    chain = make_chain()
-    ext = kds.parse_vek_extensions(chain.vek, turin=False)
-    assert ext.hwid == chain.chip_id and ext.product_name == "Genoa"
+def test_demo_chain_has_the_real_extension_shapes(demo: ChainKeys, demo_vlek: ChainKeys) -> None:
+    ext = kds.parse_vek_extensions(demo.vek, turin=False)
+    assert ext.hwid == demo.chip_id and ext.product_name == "Genoa"
+    assert (ext.struct_version, ext.tcb, ext.csp_id) == (0, DEMO_TCB, None)
+    turin_tcb = Tcb(fmc=1, bootloader=2, tee=0, snp=3, microcode=40)
+    turin = make_chain(product=Product.TURIN, tcb=turin_tcb)
+    ext = kds.parse_vek_extensions(turin.vek, turin=True)
+    assert (ext.struct_version, ext.tcb, ext.hwid) == (1, turin_tcb, turin.chip_id)
+    vlek = kds.parse_vek_extensions(demo_vlek.vek, turin=False)
+    assert vlek.is_vlek and vlek.hwid is None and vlek.csp_id == "CN=demo.invalid"
+
+
+def test_loading_demo_certificates(demo: ChainKeys) -> None:
+    for cert in (demo.ark, demo.ask, demo.vek):
+        assert kds.load_certificate(cert.public_bytes(Encoding.PEM)) == cert
+        assert kds.load_certificate(cert.public_bytes(Encoding.DER)) == cert
+    chain = demo.ask.public_bytes(Encoding.PEM) + demo.ark.public_bytes(Encoding.PEM)
+    assert kds.load_cert_chain(chain) == (demo.ask, demo.ark)
+    with pytest.raises(ParseError, match="not a certificate"):
+        kds.load_certificate(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ParseError, match="not a PEM certificate chain"):
+        kds.load_cert_chain(b"nothing")
+    with pytest.raises(ParseError, match="not 1"):
+        kds.load_cert_chain(demo.vek.public_bytes(Encoding.PEM))
+
+
+def test_vcek_urls_from_crafted_chip_ids() -> None:
+    chip_id = bytes(range(64))
+    genoa = kds.vcek_url(Product.GENOA, chip_id, DEMO_TCB)
+    assert genoa == (
+        f"https://kdsintf.amd.com/vcek/v1/Genoa/{chip_id.hex()}"
+        "?blSPL=10&teeSPL=0&snpSPL=23&ucodeSPL=84"
+    )
+    turin = kds.vcek_url(
+        Product.TURIN, chip_id, Tcb(fmc=3, bootloader=1, tee=0, snp=2, microcode=71)
+    )
+    assert turin == (
+        "https://kdsintf.amd.com/vcek/v1/Turin/0001020304050607?fmcSPL=3&blSPL=1"
+        "&teeSPL=0&snpSPL=2&ucodeSPL=71"
+    )

@@ -1,0 +1,58 @@
+"""The data dir is its owner's alone, whatever the umask the gateway was started with.
+
+The data dir holds the database (keys' hashes, balances, activity), the identity key
+and the demo attester's private key. A permissive umask (``0o000`` in some containers
+and service managers) would make all of it readable by every local user, so modes are
+not left to the umask: the folder is made ``0700`` and every file in this module's care
+``0600`` with an explicit ``chmod`` after creation (``mkdir``'s and ``open``'s modes
+pass through the umask; ``chmod`` does not). A data dir or database left permissive by
+an older build is tightened the next time it is opened.
+
+SQLite creates the ``-wal`` and ``-shm`` files itself, whenever the first connection
+opens the database, with the permissions of the database file (its unix VFS copies
+them; see ``robust_open`` / ``findCreateFileMode`` in ``os_unix.c``). So the database
+file is created here, ``0600``, before SQLite ever opens it, and any files SQLite left
+behind are tightened too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) if needed, and make it ``0700``."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path``, which must not exist yet, ``0600`` in a private folder, holding
+    ``data``. Raises FileExistsError when it exists (a secret is never overwritten)."""
+    make_private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), FILE_MODE)
+        out.write(data)
+
+
+def prepare_private_database(path: Path) -> None:
+    """Before SQLite opens ``path``: its folder ``0700``; the database file created (empty,
+    which SQLite takes for a new database) or tightened to ``0600``, and so are the
+    WAL, shared-memory and journal files SQLite derives their modes from it for."""
+    make_private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(descriptor, FILE_MODE)
+    finally:
+        os.close(descriptor)
+    for suffix in SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, FILE_MODE)
