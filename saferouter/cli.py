@@ -17,7 +17,7 @@ import trio
 
 from .accounting import usd_text
 from .attestation.measurement import measure
-from .client_input import parse_usd_micro
+from .client_input import MAX_RATE_LIMIT, parse_count, parse_usd_micro
 from .config import Settings, load_settings
 from .errors import ConfigError, InvalidRequest, StorageError
 from .keys import ROLES, generate_key
@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="prepaid credits: the key can spend only these (default: unmetered, spend recorded)",
     )
-    create.add_argument("--rpm", type=int, help="requests per minute limit")
-    create.add_argument("--tpm", type=int, help="tokens per minute limit")
+    create.add_argument("--rpm", type=_rate_limit, help="requests per minute limit")
+    create.add_argument("--tpm", type=_rate_limit, help="tokens per minute limit")
     key_commands.add_parser("list", parents=[common], help="list keys")
     rename = key_commands.add_parser("rename", parents=[common], help="rename a key")
     rename.add_argument("key_id")
@@ -205,6 +205,14 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print("VERIFIED" if passed else "FAILED")
     return 0 if passed else 1
+
+
+def _rate_limit(text: str) -> int:
+    """A per-minute limit on the command line (the HTTP API's own rules)."""
+    try:
+        return parse_count({"limit": text}, "limit", default=0, low=1, high=MAX_RATE_LIMIT)
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _usd_amount(text: str) -> int:

@@ -34,6 +34,7 @@ MAX_MODEL_ID_BYTES = 256
 MAX_COUNT = 2**53 - 1
 COUNT_PATTERN = "[0-9]{1,16}"  # ASCII digits, never more than MAX_COUNT has
 _COUNT_TEXT = re.compile(COUNT_PATTERN)
+MAX_RATE_LIMIT = 2**31 - 1  # requests or tokens per minute: far above any real limit
 # Printable ASCII is 0x21..0x7e without the space: nothing a header or a label cannot hold.
 _MODEL_ID = re.compile(r"[\x21-\x7e]+")
 MAX_USD = 10**9  # one amount of credits; far above any real top-up

@@ -10,10 +10,13 @@ from typing import Any
 
 from quart import request
 
-from ..client_input import parse_json_body, parse_usd_micro, validate_json_count
+from ..client_input import (
+    MAX_RATE_LIMIT,
+    parse_json_body,
+    parse_usd_micro,
+    validate_json_count,
+)
 from ..errors import InvalidRequest
-
-MAX_LIMIT = 2**31 - 1  # requests or tokens per minute: far above any real limit
 
 
 async def json_object() -> dict[str, Any]:
@@ -45,7 +48,7 @@ def optional_limit(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    return validate_json_count(value, param=name, low=1, high=MAX_LIMIT)
+    return validate_json_count(value, param=name, low=1, high=MAX_RATE_LIMIT)
 
 
 def usd_micro(data: dict[str, Any], name: str) -> int | None:

@@ -285,3 +285,8 @@ def test_the_cli_refuses_an_amount_it_cannot_read_without_a_traceback(tmp_path: 
         result = cli(tmp_path / "data", "keys", "create", "--name", "x", "--credits", amount)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "credits" in result.stderr
+    for flag in ("--rpm", "--tpm"):
+        for limit in ("١٢", "99999999999999999999", "0"):
+            result = cli(tmp_path / "data", "keys", "create", "--name", "x", flag, limit)
+            assert result.returncode == 2, result.stderr
+            assert "Traceback" not in result.stderr and flag[2:] in result.stderr
