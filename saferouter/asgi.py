@@ -143,7 +143,9 @@ class ClientGuard:
             await self.app(scope, receive, send)
             return
         delivery = ClientDelivery()
-        scope["extensions"] = {**(scope.get("extensions") or {}), EXTENSION: delivery}  # type: ignore[dict-item]
+        # hypercorn types extensions as dicts of dicts; this one is an object the app reads
+        extensions: dict[str, Any] = {**(scope.get("extensions") or {}), EXTENSION: delivery}
+        scope["extensions"] = extensions
         exchange = _Exchange(
             self,
             delivery,
