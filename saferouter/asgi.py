@@ -14,13 +14,13 @@ does three things for each HTTP request:
    connection whose response is unfinished; closing the socket makes the blocked
    ``send_all`` fail, and the app unwinds as on a disconnect.
 
-2. **Draining an unread body before an early answer (issue 17).** A 401, 404, 405 or 413
-   is decided before the body is read. If the answer ends before the client's body has
-   arrived, h11 has ``our_state DONE, their_state SEND_BODY``: the connection cannot be
-   reused. So the response start waits until the body has come in (quart-trio's
-   ``handle_messages`` keeps pulling every message while the handler runs, so waiting is
-   enough) — at most ``drain_limit_bytes`` and ``body_timeout_s``; past either, the
-   answer goes out with ``Connection: close``.
+2. **Draining an unread body before an early answer (issue 17).** A 401, 404, 405 or
+   413 is decided before the body is read. If the answer ends before the client's body
+   has arrived, h11 has ``our_state DONE, their_state SEND_BODY``: the connection cannot
+   be reused, and hypercorn closes it. So the response start waits until the body has
+   come in (quart-trio's ``handle_messages`` keeps pulling every message while the
+   handler runs, so waiting is enough) — at most ``drain_limit_bytes`` and
+   ``body_timeout_s``; past either, the answer goes out with ``Connection: close``.
 
 3. **Shielding the last ``send`` (issue 17's hang).** hypercorn finishes an exchange
    inside the app's last ``send``: it delivers ``http.disconnect`` to the app, *then*
@@ -29,6 +29,9 @@ does three things for each HTTP request:
    ``send`` — so the close was cut at its first checkpoint (``send_eof``) and the
    connection was left neither recycled nor closed: the client's next request on it
    never got an answer. Shielded, hypercorn always completes the exchange.
+
+(2) and (3) concern HTTP/1, where requests follow one another on one byte stream; an
+HTTP/2 stream ends on its own.
 """
 
 from __future__ import annotations
@@ -154,8 +157,9 @@ class ClientGuard:
             ),
             cast(Receive, receive),
             cast(Send, send),
-            # HTTP/2 and /3 end a stream on its own; only HTTP/1 shares one byte stream
-            drain=scope.get("http_version", "1.1").startswith("1"),
+            # (2) and (3) are about h11's single byte stream: HTTP/2 and /3 end a stream on
+            # its own, and there a shielded last send could wait on flow control forever
+            http1=scope.get("http_version", "1.1").startswith("1"),
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(exchange.watch_sends)
@@ -181,14 +185,14 @@ class _Exchange:
         receive: Receive,
         send: Send,
         *,
-        drain: bool,
+        http1: bool,
     ) -> None:
         self._guard = guard
         self._delivery = delivery
         self._body = body
         self._receive = receive
         self._send = send
-        self._drain = drain
+        self._http1 = http1
         self._body_changed = trio.Event()
         self._sending_since: float | None = None
 
@@ -199,11 +203,12 @@ class _Exchange:
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and self._drain and not self._body.complete:
+        if message["type"] == "http.response.start" and self._http1 and not self._body.complete:
             message = await self._after_body(message)
+        last = message["type"] == "http.response.body" and not message.get("more_body", False)
         self._sending_since = trio.current_time()
         try:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            if last and self._http1:
                 # (3) let hypercorn finish the exchange even though the app cancels itself
                 with trio.CancelScope(shield=True):
                     await self._send(message)
