@@ -123,21 +123,14 @@ class BodyProgress:
         return total <= self.drain_limit_bytes
 
 
+@attrs.frozen
 class ClientGuard:
     """ASGI middleware: a send timeout, and early answers that keep keep-alive working."""
 
-    def __init__(
-        self,
-        app: ASGIFramework,
-        *,
-        send_timeout_s: float,
-        drain_limit_bytes: int,
-        body_timeout_s: float,
-    ) -> None:
-        self.app = app
-        self.send_timeout_s = send_timeout_s
-        self.drain_limit_bytes = drain_limit_bytes
-        self.body_timeout_s = body_timeout_s
+    app: ASGIFramework
+    send_timeout_s: float = attrs.field(kw_only=True)
+    drain_limit_bytes: int = attrs.field(kw_only=True)
+    body_timeout_s: float = attrs.field(kw_only=True)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -173,28 +166,19 @@ class ClientGuard:
                 nursery.cancel_scope.cancel()
 
 
+@attrs.define
 class _Exchange:
     """One request's receive/send, as the app sees them (the trio shell around
     :class:`BodyProgress` and the send watchdog)."""
 
-    def __init__(
-        self,
-        guard: ClientGuard,
-        delivery: ClientDelivery,
-        body: BodyProgress,
-        receive: Receive,
-        send: Send,
-        *,
-        http1: bool,
-    ) -> None:
-        self._guard = guard
-        self._delivery = delivery
-        self._body = body
-        self._receive = receive
-        self._send = send
-        self._http1 = http1
-        self._body_changed = trio.Event()
-        self._sending_since: float | None = None
+    _guard: ClientGuard
+    _delivery: ClientDelivery
+    _body: BodyProgress
+    _receive: Receive
+    _send: Send
+    _http1: bool = attrs.field(kw_only=True)
+    _body_changed: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _sending_since: float | None = attrs.field(init=False, default=None)
 
     async def receive(self) -> Message:
         message = await self._receive()
