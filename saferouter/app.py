@@ -12,6 +12,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, ValidationError
 
+from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .client_input import COUNT_PATTERN, MAX_COUNT
 from .config import Settings
@@ -34,6 +35,7 @@ from .storage.sqlite import SQLiteStore
 log = logging.getLogger("saferouter")
 
 REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
+BODY_TIMEOUT_S = 60.0  # for a request body to arrive, read or drained
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
@@ -43,7 +45,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     # thinking model run longer. Idle and first-byte timeouts are enforced per stream.
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["BODY_TIMEOUT"] = 60
+    app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
+    # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
+    # Twice the body limit may be drained: a body just over it (a 413) keeps its
+    # keep-alive connection; a far bigger one is answered with Connection: close.
+    app.asgi_app = ClientGuard(  # type: ignore[method-assign]
+        app.asgi_app,
+        send_timeout_s=settings.send_timeout_s,
+        drain_limit_bytes=2 * settings.max_body_bytes,
+        body_timeout_s=BODY_TIMEOUT_S,
+    )
     # "/v1//models" is an unknown URL (404), not a 308 redirect with an HTML body: that
     # is no OpenAI-shaped answer, and an API client should not resend a POST elsewhere.
     app.url_map.merge_slashes = False

@@ -59,6 +59,9 @@ class Settings:
     http2: bool = False  # cleartext HTTP/2 (prior knowledge and Upgrade: h2c)
     max_body_bytes: int = 8 * 1024 * 1024
     timeouts: Timeouts = Timeouts()
+    # a client that accepts no byte of its response for this long is cut off (and, for a
+    # stream, its upstream closed): slow readers must not hold connections forever
+    send_timeout_s: float = 60.0
     max_upstream_connections: int = 1000
     max_keepalive_connections: int = 200
     max_attempts: int = 3  # attempts per request along the fallback chain (hedges count)
@@ -111,6 +114,7 @@ def load_settings(
         max_connections=n_connections,
         http2=http2 if http2 is not None else _flag_env(environ, "SAFEROUTER_HTTP2", False),
         max_body_bytes=max_body,
+        send_timeout_s=_send_timeout(environ),
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
         audit_rate_ppm=_audit_rate(environ),
@@ -124,6 +128,14 @@ def _audience(environ: Mapping[str, str]) -> str:
     if any(c in audience for c in " +\n") or not audience.isprintable():
         raise ConfigError("SAFEROUTER_AUDIENCE must be a host name (no spaces, no '+')")
     return audience
+
+
+def _send_timeout(environ: Mapping[str, str]) -> float:
+    """SAFEROUTER_SEND_TIMEOUT_S, seconds a response may wait on a client (default 60)."""
+    timeout_s = _float_env(environ, "SAFEROUTER_SEND_TIMEOUT_S", 60.0)
+    if not 0.0 < timeout_s < float("inf"):
+        raise ConfigError("SAFEROUTER_SEND_TIMEOUT_S must be a positive number of seconds")
+    return timeout_s
 
 
 def _audit_rate(environ: Mapping[str, str]) -> int:

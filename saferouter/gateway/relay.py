@@ -8,7 +8,9 @@
 * ``aclose`` closes the upstream even when iteration never started;
 * a client disconnect makes Quart call ``aclose``, which closes the upstream socket at
   once (shielded, so the close itself cannot be cancelled half-way) and bills what was
-  relayed.
+  relayed. A client that stopped reading is cut off by the ASGI layer's send timeout
+  (``saferouter/asgi.py``) the same way; its :class:`ClientDelivery` says so, and the
+  request is recorded ``client_stalled`` instead of ``client_closed``.
 
 Bytes go to the client as whole events: what the decoder completed from the bytes read
 so far. Joined, they are exactly the upstream's bytes — except the usage-only event
@@ -27,6 +29,7 @@ import httpcore
 import trio
 
 from ..accounting import StreamUsage
+from ..asgi import ClientDelivery
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
 from .audit import AuditSample
@@ -48,6 +51,7 @@ class StreamRelay:
         idle_timeout_s: float,
         client_wants_usage: bool,
         sample: AuditSample | None = None,
+        delivery: ClientDelivery | None = None,
     ) -> None:
         assert winner.response is not None and winner.decoder is not None
         assert winner.chunks is not None
@@ -67,6 +71,7 @@ class StreamRelay:
         self.error: str | None = None
         self.error_code = "upstream_stream_failed"
         self._sample = sample
+        self._delivery = delivery
 
     def __aiter__(self) -> StreamRelay:
         return self
@@ -197,8 +202,11 @@ class StreamRelay:
         if not self._finished:
             self._finished = True
             await self._close_upstream()
+            stalled = self._delivery is not None and self._delivery.stalled
             with trio.CancelScope(shield=True):
                 await self._settle(
-                    status=499, outcome="client_closed", error_type="client_disconnected"
+                    status=499,
+                    outcome="client_stalled" if stalled else "client_closed",
+                    error_type="client_send_timeout" if stalled else "client_disconnected",
                 )
         await self._close_upstream()

@@ -9,6 +9,7 @@ import trio
 from quart import Blueprint, Response, g, request
 
 from ..accounting import usage_of_body
+from ..asgi import delivery_of
 from ..catalog import Model
 from ..errors import UpstreamError
 from ..gateway.audit import AuditSample
@@ -99,6 +100,7 @@ async def chat_completions() -> Response:
             books=books,
             idle_timeout_s=settings.timeouts.idle_s,
             client_wants_usage=chat.include_usage,
+            delivery=delivery_of(request.scope),
         )
         response = Response(
             relay,

@@ -48,7 +48,7 @@ class ActivityEntry:
     provider: str | None
     original_model: str | None
     status: int
-    outcome: str  # ok | error | client_closed | cancelled | rejected
+    outcome: str  # ok | error | client_closed | client_stalled | cancelled | rejected
     latency_ms: float | None = None
     ttfb_ms: float | None = None
     prompt_tokens: int = 0

@@ -1,0 +1,231 @@
+"""The ASGI layer between hypercorn and the Quart app: what the app cannot see of the
+client connection it answers on.
+
+:class:`ClientGuard` wraps ``app.asgi_app`` (so every way of serving the app has it) and
+does three things for each HTTP request:
+
+1. **A send timeout.** hypercorn writes a response with ``send_all`` inside a *shielded*
+   cancel scope (``trio/tcp_server.py``, ``protocol_send``): a client that stops reading
+   blocks the app's ``send`` forever, and cancelling that ``send`` does nothing. So a
+   watchdog task notices a ``send`` that has waited ``send_timeout_s``, marks the
+   request's :class:`ClientDelivery` ``stalled`` (the stream relay then records the
+   attempt ``client_stalled``, closes the upstream and bills what was relayed), and
+   calls hypercorn's ``send(None)`` — "the app has finished" — which closes a
+   connection whose response is unfinished; closing the socket makes the blocked
+   ``send_all`` fail, and the app unwinds as on a disconnect.
+
+2. **Draining an unread body before an early answer (issue 17).** A 401, 404, 405 or
+   413 is decided before the body is read. If the answer ends before the client's body
+   has arrived, h11 has ``our_state DONE, their_state SEND_BODY``: the connection cannot
+   be reused, and hypercorn closes it. So the response start waits until the body has
+   come in (quart-trio's ``handle_messages`` keeps pulling every message while the
+   handler runs, so waiting is enough) — at most ``drain_limit_bytes`` and
+   ``body_timeout_s``; past either, the answer goes out with ``Connection: close``.
+
+3. **Shielding the last ``send`` (issue 17's hang).** hypercorn finishes an exchange
+   inside the app's last ``send``: it delivers ``http.disconnect`` to the app, *then*
+   recycles the connection (or closes it). quart-trio cancels its handler's task as
+   soon as its reader sees ``http.disconnect`` — the very task still inside that
+   ``send`` — so the close was cut at its first checkpoint (``send_eof``) and the
+   connection was left neither recycled nor closed: the client's next request on it
+   never got an answer. Shielded, hypercorn always completes the exchange.
+
+(2) and (3) concern HTTP/1, where requests follow one another on one byte stream; an
+HTTP/2 stream ends on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import attrs
+import trio
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
+
+# the messages as this layer handles them: plain dicts (hypercorn's TypedDicts are unions)
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+EXTENSION = "saferouter.delivery"
+# hypercorn's send(None) only closes a connection; bounded anyway, since it runs shielded
+_ABORT_BOUND_S = 5.0
+
+
+@attrs.define
+class ClientDelivery:
+    """What the ASGI layer learnt about delivering this response (in the request scope's
+    ``extensions``, for the code that must record why a response ended)."""
+
+    stalled: bool = False  # the client accepted nothing for send_timeout_s; cut off
+
+
+def delivery_of(scope: Mapping[str, object]) -> ClientDelivery | None:
+    """The request's :class:`ClientDelivery`; None when served without :class:`ClientGuard`."""
+    extensions = scope.get("extensions")
+    found = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
+    return found if isinstance(found, ClientDelivery) else None
+
+
+@attrs.define
+class BodyProgress:
+    """How much of a request body has come in (sans-I/O: fed the ASGI messages the app
+    receives; says whether an answer can go out on a reusable connection).
+
+    ``expected_bytes`` is the Content-Length (None for a chunked body); a request with
+    neither header has no body (RFC 9112 §6.3) and is complete from the start.
+    """
+
+    expected_bytes: int | None
+    drain_limit_bytes: int
+    received_bytes: int = 0
+    complete: bool = False
+    disconnected: bool = False
+
+    @classmethod
+    def from_headers(
+        cls, headers: list[tuple[bytes, bytes]], *, drain_limit_bytes: int
+    ) -> BodyProgress:
+        """From the request's raw headers (as hypercorn gives them, names lower-case)."""
+        length: int | None = None
+        chunked = False
+        for name, value in headers:
+            if name == b"content-length" and value.strip().isdigit():
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        return cls(
+            expected_bytes=None if chunked else length or 0,
+            drain_limit_bytes=drain_limit_bytes,
+            complete=not chunked and not length,
+        )
+
+    def observe(self, message: Message) -> None:
+        """One message the app received."""
+        if message["type"] == "http.request":
+            self.received_bytes += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.complete = True
+        elif message["type"] == "http.disconnect":
+            self.disconnected = True
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to wait for: the body is in, the client left, or draining the rest
+        would cost more than the limit."""
+        return self.complete or self.disconnected or not self.worth_draining
+
+    @property
+    def worth_draining(self) -> bool:
+        """Whether reading the rest stays within ``drain_limit_bytes`` in all."""
+        total = self.expected_bytes if self.expected_bytes is not None else self.received_bytes
+        return total <= self.drain_limit_bytes
+
+
+@attrs.frozen
+class ClientGuard:
+    """ASGI middleware: a send timeout, and early answers that keep keep-alive working."""
+
+    app: ASGIFramework
+    send_timeout_s: float = attrs.field(kw_only=True)
+    drain_limit_bytes: int = attrs.field(kw_only=True)
+    body_timeout_s: float = attrs.field(kw_only=True)
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        delivery = ClientDelivery()
+        # hypercorn types extensions as dicts of dicts; this one is an object the app reads
+        extensions: dict[str, Any] = {**(scope.get("extensions") or {}), EXTENSION: delivery}
+        scope["extensions"] = extensions
+        exchange = _Exchange(
+            self,
+            delivery,
+            BodyProgress.from_headers(
+                list(scope.get("headers") or []), drain_limit_bytes=self.drain_limit_bytes
+            ),
+            cast(Receive, receive),
+            cast(Send, send),
+            # (2) and (3) are about h11's single byte stream: HTTP/2 and /3 end a stream on
+            # its own, and there a shielded last send could wait on flow control forever
+            http1=scope.get("http_version", "1.1").startswith("1"),
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(exchange.watch_sends)
+            try:
+                await self.app(
+                    scope,
+                    cast(ASGIReceiveCallable, exchange.receive),
+                    cast(ASGISendCallable, exchange.send),
+                )
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class _Exchange:
+    """One request's receive/send, as the app sees them (the trio shell around
+    :class:`BodyProgress` and the send watchdog)."""
+
+    _guard: ClientGuard
+    _delivery: ClientDelivery
+    _body: BodyProgress
+    _receive: Receive
+    _send: Send
+    _http1: bool = attrs.field(kw_only=True)
+    _body_changed: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _sending_since: float | None = attrs.field(init=False, default=None)
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        self._body.observe(message)
+        self._body_changed.set()
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and self._http1 and not self._body.complete:
+            message = await self._after_body(message)
+        last = message["type"] == "http.response.body" and not message.get("more_body", False)
+        self._sending_since = trio.current_time()
+        try:
+            if last and self._http1:
+                # (3) let hypercorn finish the exchange even though the app cancels itself
+                with trio.CancelScope(shield=True):
+                    await self._send(message)
+            else:
+                await self._send(message)
+        finally:
+            self._sending_since = None
+
+    async def _after_body(self, start: Message) -> Message:
+        """(2) Wait for the rest of the body; if it is too big or too slow to wait for,
+        the response says the connection closes."""
+        with trio.move_on_after(self._guard.body_timeout_s):
+            while not self._body.settled:
+                self._body_changed = trio.Event()
+                await self._body_changed.wait()
+        if self._body.complete or self._body.disconnected:
+            return start
+        headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"connection"]
+        return {**start, "headers": [*headers, (b"connection", b"close")]}
+
+    async def watch_sends(self) -> None:
+        """(1) Until the request ends: cut the connection once one ``send`` has waited
+        ``send_timeout_s`` for the client to take its bytes."""
+        timeout_s = self._guard.send_timeout_s
+        while True:
+            since = self._sending_since
+            now = trio.current_time()
+            if since is not None and now - since >= timeout_s:
+                break
+            await trio.sleep_until((since if since is not None else now) + timeout_s)
+        self._delivery.stalled = True
+        with trio.CancelScope(shield=True), trio.move_on_after(_ABORT_BOUND_S):
+            # hypercorn's "the app has finished" (HTTPStream.app_send(None)); not in the
+            # ASGI spec's message types, hence the cast
+            finish: Callable[[None], Awaitable[None]] = self._send  # type: ignore[assignment]
+            await finish(None)
