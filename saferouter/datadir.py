@@ -21,13 +21,23 @@ import os
 from pathlib import Path
 
 DIR_MODE = 0o700
+# Folders above the data dir that the gateway has to create: traversable, but writable
+# by the owner alone. Made by the umask alone (0o777 under umask 0), anyone could
+# rename the data dir away and put a folder of theirs, with their own admin key, there.
+PARENT_DIR_MODE = 0o755
 FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) if needed, and make it ``0700``."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create ``path`` (and missing parents, ``0755``) if needed, and make it ``0700``."""
+    for parent in reversed([p for p in path.parents if not p.exists()]):
+        try:
+            parent.mkdir()
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs, not ours to change
+        os.chmod(parent, PARENT_DIR_MODE)
+    path.mkdir(exist_ok=True, mode=DIR_MODE)
     os.chmod(path, DIR_MODE)
     return path
 

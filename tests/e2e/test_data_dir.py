@@ -73,3 +73,19 @@ def test_the_data_dir_is_private_whatever_the_umask(tmp_path: Path) -> None:
         use_everything(served.url, admin)
         assert mode(data) == "0o700"
         assert modes(data, SECRET_FILES + SQLITE_SIDE_FILES) == private
+
+
+def test_folders_made_above_the_data_dir_are_writable_by_the_owner_only(
+    tmp_path: Path,
+) -> None:
+    """`--data-dir` naming a folder whose parents do not exist yet, under umask 0: the
+    parents the CLI makes must not be world-writable, or any local user could rename
+    the data dir away and put a folder with their own admin key in its place."""
+    data = tmp_path / "srv" / "saferouter" / "data"
+    with umask(0o000):
+        new_key(data, "--name", "root", "--admin")
+    assert mode(data) == "0o700"
+    assert {p.name: mode(p) for p in (data.parent, data.parent.parent)} == {
+        "saferouter": "0o755",
+        "srv": "0o755",
+    }
