@@ -240,3 +240,31 @@ async def test_waiting_on_a_connection_closed_before_its_task_ran_says_closed() 
         with pytest.raises(trio.ClosedResourceError):
             await stream.receive_some(10)
         await client.aclose()
+
+
+def _until_eof(sock: socket.socket, within_s: float) -> bytes | None:
+    """Everything the server sends until it closes, or None if it has not closed
+    within ``within_s``."""
+    sock.settimeout(within_s)
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except TimeoutError:
+        return None
+    return received
+
+
+def test_a_response_that_says_connection_close_closes_the_connection(tmp_path: Path) -> None:
+    """RFC 9112 §9.6: a server that sends ``Connection: close`` closes after the
+    response. The close ran inside the app's task, which quart-trio cancels once the
+    response is out, so it was cut at its first checkpoint: the socket stayed open
+    (a client reading to EOF hung, and the connection held its place under the cap)."""
+    with serving(tmp_path / "data") as served:
+        address = ("127.0.0.1", int(served.url.rsplit(":", 1)[1]))
+        for _ in range(5):
+            with socket.create_connection(address, timeout=10) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                received = _until_eof(sock, within_s=10)
+                assert received is not None, "the server did not close the connection"
+                assert received.startswith(b"HTTP/1.1 200")
