@@ -98,7 +98,11 @@ class TrackedStream(trio.abc.HalfCloseableStream):
 
     async def wait_readable(self) -> None:
         """Until the client sends something (or hangs up); ``trio.ClosedResourceError``
-        if the stream is closed meanwhile."""
+        if the stream is closed, before or meanwhile."""
+        if self.socket.fileno() == -1:
+            # closed to make room before this connection's task first ran: epoll would
+            # raise ValueError on fd -1, and that would end the whole worker
+            raise trio.ClosedResourceError("closed to make room")
         await trio.lowlevel.wait_readable(self.socket)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
@@ -153,6 +157,10 @@ class CappedListener(trio.abc.Listener[TrackedStream]):
 
     async def accept(self) -> TrackedStream:
         """The next connection, once there is room for it under the cap."""
+        # Room is made only for a client that is there: closing the quietest connection
+        # ahead of time would keep one place always empty, and could close one accepted
+        # an instant ago, whose task has not run yet.
+        await trio.lowlevel.wait_readable(self.socket)
         while not self._table.has_room():
             victim = self._table.victim()
             if victim is None:

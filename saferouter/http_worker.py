@@ -196,6 +196,15 @@ class _Connection(TCPServer):
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self.tracked.mark_idle(event.idle)
+        if isinstance(event, Closed):
+            # The close (send EOF, then close the socket) often runs inside the app's
+            # task, from its last ``send``, which quart-trio cancels once the response
+            # is out: cut at its first checkpoint, it left the socket open. Then
+            # ``Connection: close`` was not honoured, and a connection answered early
+            # (a 408 on a body that never came) stayed open and busy under the cap.
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+            return
         await super().protocol_send(event)
 
 

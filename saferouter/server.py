@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import resource
 import signal
 import sys
@@ -200,6 +201,12 @@ def _run_workers(settings: Settings, config: Config, sockets: Sockets) -> int:
         signal.signal(signum, partial(_set, stop))
     for process in processes:
         process.start()
+    # A worker that dies alone (a crash, the OOM killer) is not replaced: the requests it
+    # held keep their reservations until the next start releases them. So the others are
+    # stopped too and the exit code says so, for the service manager to restart it all,
+    # rather than serving on short-handed without a word.
+    multiprocessing.connection.wait([process.sentinel for process in processes])
+    stop.set()
     for process in processes:
         process.join()
     codes = [p.exitcode or 0 for p in processes]

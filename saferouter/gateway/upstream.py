@@ -201,7 +201,7 @@ def upstream_error(
     Every piece of the provider's text is redacted (``redactor``, required so no caller
     can forget it): a provider or a proxy may quote the gateway's key back.
     """
-    message, code, param, error_type = (redactor.optional(t) for t in _describe(body))
+    message, code, param, error_type = _describe(body, redactor)
     retry_after = next(
         (v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), None
     )
@@ -237,12 +237,17 @@ def upstream_error(
     return UpstreamBadGateway(f"{provider_name} failed ({status}){detail}")
 
 
-def _describe(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
-    """Message, code, param and type from a provider's error body, whatever its shape."""
+def _describe(
+    body: bytes, redactor: Redactor
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """Message, code, param and type from a provider's error body, whatever its shape,
+    each redacted."""
     try:
         data: Any = json.loads(body)
     except (ValueError, RecursionError):
-        text = body.decode("utf-8", errors="replace").strip()
+        # redacted whole, then cut: a cut first could split a key, and its first part
+        # would no longer match the key's forms (only keys shaped sk-… would be caught)
+        text = redactor.text(body.decode("utf-8", errors="replace").strip())
         return (text[:500] or None, None, None, None)
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, str):
@@ -253,12 +258,14 @@ def _describe(body: bytes) -> tuple[str | None, str | None, str | None, str | No
     code = error.get("code")
     param = error.get("param")
     error_type = error.get("type")
-    return (
+    fields = (
         message,
         str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
         param if isinstance(param, str) else None,
         error_type if isinstance(error_type, str) else None,
     )
+    message, code, param, error_type = (redactor.optional(t) for t in fields)
+    return message, code, param, error_type
 
 
 def _kind(exc: httpcore.TimeoutException) -> str:

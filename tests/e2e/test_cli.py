@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -101,3 +104,19 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     result = cli(tmp_path, "keys", "list", "--config", str(bad))
     assert result.returncode == 2
     assert "http(s) base_url" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_worker_that_dies_alone_stops_the_service_with_an_error(tmp_path: Path) -> None:
+    """With --workers 2, one worker killed (a crash, the OOM killer) was never noticed:
+    the parent went on waiting, the service ran on one worker without a word, and the
+    reservations of the dead worker's requests stayed held until a restart that no
+    service manager had a reason to make. The parent must stop and exit non-zero."""
+    with serving(tmp_path / "data", "--workers", "2") as served:
+        worker = httpx.get(served.url + "/health", timeout=10).json()["worker"]
+        assert worker != served.process.pid
+        os.kill(worker, signal.SIGKILL)
+        try:
+            code = served.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code not in (None, 0), "the parent did not notice its worker died"

@@ -8,7 +8,8 @@ import selectors
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -185,3 +186,85 @@ async def test_at_the_cap_with_every_connection_busy_accept_waits() -> None:
         assert await first_client.receive_some() == b""  # closed to make room
         await accepted[0].aclose()
     await listener.aclose()
+
+
+@asynccontextmanager
+async def capped(max_connections: int) -> AsyncIterator[tuple[CappedListener, int]]:
+    """A capped listener on 127.0.0.1 and its port."""
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    table: ConnectionTable[TrackedStream] = ConnectionTable(max_connections=max_connections)
+    capped_listener = CappedListener(listener, table)
+    try:
+        yield capped_listener, listener.socket.getsockname()[1]
+    finally:
+        await capped_listener.aclose()
+
+
+async def test_a_full_table_closes_nobody_until_a_new_client_comes() -> None:
+    """At the cap, the accept loop waits for a new client before it makes room: closing
+    the longest-idle connection up front would leave one place always empty, and close
+    a connection whose task has not even started."""
+    async with capped(2) as (listener, port):
+        clients = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+        accepted = [await listener.accept() for _ in range(2)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listener.accept)  # the accept loop's next turn
+            await trio.testing.wait_all_tasks_blocked()
+            assert [s.socket.fileno() != -1 for s in accepted] == [True, True]
+            nursery.cancel_scope.cancel()
+        for stream in (*accepted, *clients):
+            await stream.aclose()
+
+
+async def test_a_third_client_at_a_cap_of_two_closes_the_quietest() -> None:
+    async with capped(2) as (listener, port):
+        clients = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(3)]
+        first, second = [await listener.accept() for _ in range(2)]
+        third = await listener.accept()
+        assert first.socket.fileno() == -1
+        assert second.socket.fileno() != -1 and third.socket.fileno() != -1
+        for stream in (second, third, *clients):
+            await stream.aclose()
+
+
+async def test_waiting_on_a_connection_closed_before_its_task_ran_says_closed() -> None:
+    """The accept loop can close a connection to make room before that connection's
+    task first waits on it: the wait must say "closed" (which the worker treats as the
+    client leaving), not raise ValueError on fd -1, which ended the whole worker."""
+    async with capped(1) as (listener, port):
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        stream = await listener.accept()
+        stream.close_now()
+        with pytest.raises(trio.ClosedResourceError):
+            await stream.wait_readable()
+        with pytest.raises(trio.ClosedResourceError):
+            await stream.receive_some(10)
+        await client.aclose()
+
+
+def _until_eof(sock: socket.socket, within_s: float) -> bytes | None:
+    """Everything the server sends until it closes, or None if it has not closed
+    within ``within_s``."""
+    sock.settimeout(within_s)
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except TimeoutError:
+        return None
+    return received
+
+
+def test_a_response_that_says_connection_close_closes_the_connection(tmp_path: Path) -> None:
+    """RFC 9112 §9.6: a server that sends ``Connection: close`` closes after the
+    response. The close ran inside the app's task, which quart-trio cancels once the
+    response is out, so it was cut at its first checkpoint: the socket stayed open
+    (a client reading to EOF hung, and the connection held its place under the cap)."""
+    with serving(tmp_path / "data") as served:
+        address = ("127.0.0.1", int(served.url.rsplit(":", 1)[1]))
+        for _ in range(5):
+            with socket.create_connection(address, timeout=10) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                received = _until_eof(sock, within_s=10)
+                assert received is not None, "the server did not close the connection"
+                assert received.startswith(b"HTTP/1.1 200")

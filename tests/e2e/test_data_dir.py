@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from saferouter.datadir import write_private_file
 
 from ..processes import CHAT, new_key, serving
 
@@ -73,3 +79,49 @@ def test_the_data_dir_is_private_whatever_the_umask(tmp_path: Path) -> None:
         use_everything(served.url, admin)
         assert mode(data) == "0o700"
         assert modes(data, SECRET_FILES + SQLITE_SIDE_FILES) == private
+
+
+def test_folders_made_above_the_data_dir_are_writable_by_the_owner_only(
+    tmp_path: Path,
+) -> None:
+    """`--data-dir` naming a folder whose parents do not exist yet, under umask 0: the
+    parents the CLI makes must not be world-writable, or any local user could rename
+    the data dir away and put a folder with their own admin key in its place."""
+    data = tmp_path / "srv" / "saferouter" / "data"
+    with umask(0o000):
+        new_key(data, "--name", "root", "--admin")
+    assert mode(data) == "0o700"
+    assert {p.name: mode(p) for p in (data.parent, data.parent.parent)} == {
+        "saferouter": "0o755",
+        "srv": "0o755",
+    }
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from saferouter.datadir import write_private_file
+write_private_file(Path(sys.argv[1]), b"k" * (512 << 20))
+"""
+
+
+def test_a_secret_file_is_whole_or_absent_after_a_kill_mid_write(tmp_path: Path) -> None:
+    """A process killed while writing a secret file (the identity key, the sealing
+    secret) must not leave a partial one under the real name: the next start would
+    read it as the key (a truncated identity.key fails every start after, and the
+    name is taken, so it is never written again)."""
+    path = tmp_path / "data" / "identity.key"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+    try:
+        deadline = time.monotonic() + 60
+        while not any(path.parent.glob("*")) and time.monotonic() < deadline:
+            assert writer.poll() is None, "the writer ended before it was killed"
+            time.sleep(0.001)
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL, "the writer finished before the kill"
+    assert not path.exists(), f"a partial {path.name} of {path.stat().st_size} bytes"
+    write_private_file(path, b"secret")
+    assert path.read_bytes() == b"secret"
+    assert mode(path) == "0o600"

@@ -83,3 +83,14 @@ def test_non_json_and_string_error_bodies() -> None:
     assert (
         upstream_error(400, b"", [], "X", redactor=NONE).message == "X rejected the request (400)"
     )
+
+
+@pytest.mark.parametrize("status", [400, 500, 503])
+def test_a_key_cut_by_the_message_limit_leaks_no_part(status: int) -> None:
+    """A non-JSON body is cut to 500 characters for the message; a Z.AI-shaped key (not
+    sk-…) straddling the cut must not leave its first part in the message."""
+    key = "0123456789abcdef0123456789abcdef.ZyXwVuTsRqPoNm"
+    for start in range(480, 500):
+        body = ("x" * start + f" key={key} rejected").encode()
+        message = upstream_error(status, body, [], "Z.AI", redactor=Redactor.for_key(key)).message
+        assert key[:8] not in message, (start, message)
