@@ -7,7 +7,11 @@ backlog: a denial of service all the same. So at the cap a new connection is sti
 accepted, and room is made by closing the *idle* connection that has been quiet the
 longest (the one a keep-alive timeout would close first anyway). A connection with a
 request in flight is never closed to make room: if every connection is busy, the
-accept loop waits for one to finish, which is real overload and the backlog's job.
+accept loop waits for one to finish, which is real overload and the backlog's job —
+with one exception: a connection whose request body is unfinished and which has sent
+nothing for :data:`UPLOAD_QUIET_S` is waiting on its *client*, not on the server (a
+slow-body attack holds a request "in flight" for free), so it is closed to make room
+after the idle ones.
 
 :class:`ConnectionTable` is the pure core (who is idle, who goes first);
 :class:`CappedListener` and :class:`TrackedStream` are the trio shell around a
@@ -19,6 +23,7 @@ accept loop waits for one to finish, which is real overload and the backlog's jo
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import attrs
@@ -27,6 +32,13 @@ import trio
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+# How long a connection whose request body is unfinished may stay silent and still keep
+# its place under the cap when a new client needs one. A real upload keeps sending.
+UPLOAD_QUIET_S = 5.0
+# While every connection is busy, how often the accept loop looks again for an upload
+# that has gone quiet meanwhile (nothing else would wake it).
+RECHECK_S = 1.0
 
 
 class ConnectionTable(Generic[T]):
@@ -73,6 +85,10 @@ class ConnectionTable(Generic[T]):
         """The idle connection quiet for longest, or ``None`` when all are busy."""
         return next((conn for conn, busy in self._busy.items() if not busy), None)
 
+    def busy(self) -> list[T]:
+        """The connections with a request in flight, least recently active first."""
+        return [conn for conn, busy in self._busy.items() if busy]
+
 
 class TrackedStream(trio.abc.HalfCloseableStream):
     """A ``trio.SocketStream`` that leaves its table when closed and counts received
@@ -89,6 +105,14 @@ class TrackedStream(trio.abc.HalfCloseableStream):
         self._listener = listener
         self._table = table
         self.socket = stream.socket
+        self.received_at = trio.current_time()
+        # set by the HTTP layer: whether the request in flight still waits for body bytes
+        self.awaiting_body: Callable[[], bool] = lambda: False
+
+    def stalled_upload(self, now: float) -> bool:
+        """A request body is unfinished and the client has been silent for
+        :data:`UPLOAD_QUIET_S`: the connection waits on its client, not on us."""
+        return now - self.received_at >= UPLOAD_QUIET_S and self.awaiting_body()
 
     def mark_idle(self, idle: bool) -> None:
         """Called by the HTTP layer: a request started (``False``) or all finished."""
@@ -109,6 +133,7 @@ class TrackedStream(trio.abc.HalfCloseableStream):
         """Bytes from the client; any counts as activity."""
         data = await self._stream.receive_some(max_bytes)
         if data:
+            self.received_at = trio.current_time()
             self._table.touch(self)
         return data
 
@@ -162,14 +187,20 @@ class CappedListener(trio.abc.Listener[TrackedStream]):
         # an instant ago, whose task has not run yet.
         await trio.lowlevel.wait_readable(self.socket)
         while not self._table.has_room():
-            victim = self._table.victim()
+            victim = self._table.victim() or self._stalled_upload()
             if victim is None:
-                await self._waiting.park()  # every connection is busy: real overload
+                # every connection is busy: real overload, unless an upload goes quiet
+                with trio.move_on_after(RECHECK_S):
+                    await self._waiting.park()
             else:
                 victim.close_now()
         stream = TrackedStream(await self._listener.accept(), self, self._table)
         self._table.add(stream)
         return stream
+
+    def _stalled_upload(self) -> TrackedStream | None:
+        now = trio.current_time()
+        return next((s for s in self._table.busy() if s.stalled_upload(now)), None)
 
     async def aclose(self) -> None:
         """Close the listening socket (live connections are hypercorn's to close)."""

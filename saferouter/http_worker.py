@@ -183,6 +183,7 @@ class _Connection(TCPServer):
                     self.protocol_send,
                     http2=self.options.http2,
                 )
+                self.tracked.awaiting_body = self._awaiting_body
                 await self.protocol.initiate()
                 await self.idle_task.restart(self._task_group, self._idle_timeout)
                 await self._read_data()
@@ -192,6 +193,12 @@ class _Connection(TCPServer):
             pass
         finally:
             await self._close()
+
+    def _awaiting_body(self) -> bool:
+        """An HTTP/1.1 request whose body has not all arrived (h11: the client is in
+        SEND_BODY); HTTP/2 streams are left alone."""
+        inner = self.protocol.protocol
+        return isinstance(inner, H11Protocol) and inner.connection.their_state is h11.SEND_BODY
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):

@@ -268,3 +268,33 @@ def test_a_response_that_says_connection_close_closes_the_connection(tmp_path: P
                 received = _until_eof(sock, within_s=10)
                 assert received is not None, "the server did not close the connection"
                 assert received.startswith(b"HTTP/1.1 200")
+
+
+def test_uploads_that_stall_do_not_hold_the_cap(tmp_path: Path) -> None:
+    """A client that sends a request head and then no more of its body keeps its
+    connection busy (a request is in flight), so at the cap it was never closed to make
+    room: two such sockets at ``--max-connections 2`` kept ``/health`` waiting for
+    Quart's 60 s body timeout, and anyone could repeat that forever. A connection the
+    server is waiting on — its body unfinished, quiet for a while — is the client's
+    stall, not the server's work: at the cap it goes before a new client waits."""
+    with serving(tmp_path / "data", "--max-connections", "2") as served:
+        address = ("127.0.0.1", int(served.url.rsplit(":", 1)[1]))
+        stalled = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        try:
+            for sock in stalled:
+                sock.sendall(
+                    b"POST /attestation/quote HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
+            started = time.monotonic()
+            health = httpx.get(served.url + "/health", timeout=45)
+            elapsed_s = time.monotonic() - started
+            assert health.status_code == 200
+            # quiet for UPLOAD_QUIET_S (5 s), then closed for the new client: far less
+            # than the 60 s body timeout it waited for before
+            assert elapsed_s < 30, f"/health waited {elapsed_s:.1f} s behind stalled uploads"
+            closed = _closed_by_peer(stalled, at_least=1, within_s=10)
+            assert closed >= 1
+        finally:
+            for sock in stalled:
+                sock.close()
