@@ -2,7 +2,7 @@
 client connection it answers on.
 
 :class:`ClientGuard` wraps ``app.asgi_app`` (so every way of serving the app has it) and
-does three things for each HTTP request:
+does four things for each HTTP request:
 
 1. **A send timeout.** hypercorn writes a response with ``send_all`` inside a *shielded*
    cancel scope (``trio/tcp_server.py``, ``protocol_send``): a client that stops reading
@@ -30,18 +30,27 @@ does three things for each HTTP request:
    connection was left neither recycled nor closed: the client's next request on it
    never got an answer. Shielded, hypercorn always completes the exchange.
 
+4. **Server-Timing.** The request's :class:`~saferouter.timing.RequestTiming` starts
+   here, when hypercorn hands over the request, and every response start gets its
+   ``Server-Timing`` header here — whatever route or error handler answered — before (2)
+   may hold the start back for the client's body (the client's time, not ours).
+
 (2) and (3) concern HTTP/1, where requests follow one another on one byte stream; an
 HTTP/2 stream ends on its own.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
+
+from .timing import HEADER as TIMING_HEADER
+from .timing import RequestTiming
 
 # the messages as this layer handles them: plain dicts (hypercorn's TypedDicts are unions)
 Message = dict[str, Any]
@@ -49,6 +58,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 EXTENSION = "saferouter.delivery"
+TIMING_EXTENSION = "saferouter.timing"
+_T = TypeVar("_T")
 # hypercorn's send(None) only closes a connection; bounded anyway, since it runs shielded
 _ABORT_BOUND_S = 5.0
 
@@ -63,9 +74,18 @@ class ClientDelivery:
 
 def delivery_of(scope: Mapping[str, object]) -> ClientDelivery | None:
     """The request's :class:`ClientDelivery`; None when served without :class:`ClientGuard`."""
+    return _extension(scope, EXTENSION, ClientDelivery)
+
+
+def timing_of(scope: Mapping[str, object]) -> RequestTiming | None:
+    """The request's :class:`RequestTiming`; None when served without :class:`ClientGuard`."""
+    return _extension(scope, TIMING_EXTENSION, RequestTiming)
+
+
+def _extension(scope: Mapping[str, object], name: str, kind: type[_T]) -> _T | None:
     extensions = scope.get("extensions")
-    found = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
-    return found if isinstance(found, ClientDelivery) else None
+    found = extensions.get(name) if isinstance(extensions, dict) else None
+    return found if isinstance(found, kind) else None
 
 
 @attrs.define
@@ -125,7 +145,8 @@ class BodyProgress:
 
 @attrs.frozen
 class ClientGuard:
-    """ASGI middleware: a send timeout, and early answers that keep keep-alive working."""
+    """ASGI middleware: a send timeout, early answers that keep keep-alive working, and
+    the ``Server-Timing`` header."""
 
     app: ASGIFramework
     send_timeout_s: float = attrs.field(kw_only=True)
@@ -138,13 +159,19 @@ class ClientGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        timing = RequestTiming(started_s=time.perf_counter())
         delivery = ClientDelivery()
-        # hypercorn types extensions as dicts of dicts; this one is an object the app reads
-        extensions: dict[str, Any] = {**(scope.get("extensions") or {}), EXTENSION: delivery}
+        # hypercorn types extensions as dicts of dicts; these are objects the app reads
+        extensions: dict[str, Any] = {
+            **(scope.get("extensions") or {}),
+            EXTENSION: delivery,
+            TIMING_EXTENSION: timing,
+        }
         scope["extensions"] = extensions
         exchange = _Exchange(
             self,
             delivery,
+            timing,
             BodyProgress.from_headers(
                 list(scope.get("headers") or []), drain_limit_bytes=self.drain_limit_bytes
             ),
@@ -173,6 +200,7 @@ class _Exchange:
 
     _guard: ClientGuard
     _delivery: ClientDelivery
+    _timing: RequestTiming
     _body: BodyProgress
     _receive: Receive
     _send: Send
@@ -187,8 +215,12 @@ class _Exchange:
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and self._http1 and not self._body.complete:
-            message = await self._after_body(message)
+        if message["type"] == "http.response.start":
+            # (4) read before (2) waits: that wait is the client's time, not ours
+            timing = (TIMING_HEADER, self._timing.encode_header(time.perf_counter()))
+            message = {**message, "headers": [*message.get("headers", []), timing]}
+            if self._http1 and not self._body.complete:
+                message = await self._after_body(message)
         last = message["type"] == "http.response.body" and not message.get("more_body", False)
         self._sending_since = trio.current_time()
         try:
