@@ -13,6 +13,12 @@ Each attempt starts only with the circuit breaker's :class:`Admission`, entered 
 one exit stack that the whole race runs inside: whichever way the race ends (a winner,
 an error, the deadline, the client leaving, a bug), every admission no verdict settled
 gives its half-open probe back.
+
+With a :class:`~saferouter.timing.RequestTiming`, the race records, whichever way it
+ends, how long the request waited on upstreams — from the first upstream request sent to
+the race's end, so fallbacks and hedges count once, as wall-clock time — and the serving
+attempt's time to first byte: the ``Server-Timing`` header subtracts the one and shows
+the other.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ..errors import (
     UpstreamTimeout,
 )
 from ..sse import SSEDecoder, SSEEvent
+from ..timing import RequestTiming
 from .breaker import Admission, CircuitBreaker, Outcome
 from .redact import Redactor
 from .routing import NotStarted, classify, refused, unavailable
@@ -59,6 +66,7 @@ class Attempt:
     admission: Admission  # the breaker's leave; settled once the outcome is known
     started: float  # perf_counter
     scope: trio.CancelScope
+    sent_at: float | None = None  # perf_counter, once its body is encoded and sending
     response: httpcore.Response | None = None
     status: int = 0
     # stream: what was read before winning, and where reading goes on
@@ -82,6 +90,7 @@ class Race:
         candidates: list[Model],
         body_for: Callable[[Model], bytes],
         stream: bool,
+        timing: RequestTiming | None = None,
     ) -> None:
         self._settings = settings
         self._upstreams = upstreams
@@ -89,6 +98,7 @@ class Race:
         self._queue = list(candidates)
         self._body_for = body_for
         self._stream = stream
+        self._timing = timing
         self.attempts: list[Attempt] = []
         self._skipped: set[str] = set()
         self._not_started: list[NotStarted] = []
@@ -97,7 +107,22 @@ class Race:
     async def run(self) -> Attempt:
         """The winning attempt, or the error the client should get."""
         with self._admissions:  # gives back every probe no verdict settled, on any exit
-            return await self._run()
+            try:
+                winner = await self._run()
+            finally:
+                self._record_wait()
+        if self._timing is not None:
+            assert winner.sent_at is not None and winner.first_byte_at is not None
+            self._timing.served_by_upstream(
+                sent_s=winner.sent_at, first_byte_s=winner.first_byte_at
+            )
+        return winner
+
+    def _record_wait(self) -> None:
+        """The wall-clock time from the first upstream request sent until now."""
+        sent = [a.sent_at for a in self.attempts if a.sent_at is not None]
+        if self._timing is not None and sent:
+            self._timing.waited_on_upstream(from_s=min(sent), until_s=time.perf_counter())
 
     async def _run(self) -> Attempt:
         settings = self._settings
@@ -243,9 +268,11 @@ class Race:
     async def _produce_first_byte(self, attempt: Attempt) -> None:
         settings = self._settings
         name = attempt.endpoint.provider.name
+        body = self._body_for(attempt.model)  # the gateway's work: not upstream waiting
+        attempt.sent_at = time.perf_counter()
         response = await self._upstreams.open(
             attempt.endpoint,
-            self._body_for(attempt.model),
+            body,
             stream=self._stream,
             timeouts=settings.timeouts,
         )

@@ -9,7 +9,7 @@ import trio
 from quart import Blueprint, Response, g, request
 
 from ..accounting import usage_of_body
-from ..asgi import delivery_of
+from ..asgi import delivery_of, timing_of
 from ..catalog import Model
 from ..errors import UpstreamError
 from ..gateway.audit import AuditSample
@@ -61,6 +61,7 @@ async def chat_completions() -> Response:
         candidates=list(books.candidates),  # only what the reservation priced
         stream=chat.stream,
         body_for=partial(encode_upstream_body, upstream_chat),  # per attempt, on demand
+        timing=timing_of(request.scope),  # the upstream's time, kept out of Server-Timing's
     )
     try:
         winner = await race.run()
