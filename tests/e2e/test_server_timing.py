@@ -6,7 +6,7 @@ servers share this trio loop) and httpx against a live gateway and fake upstream
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import httpx
 import openai
@@ -15,29 +15,16 @@ import trio
 
 from ..servers import Gateway
 
+# the SDK clients of test_sdk, closed after each test by its autouse fixture (imported
+# so that it runs here too)
+from .test_sdk import _close_clients, client  # noqa: F401
+
 MESSAGES = [{"role": "user", "content": "hi"}]
 # W3C Server Timing §3: comma-separated "name;dur=<ms>"
 METRIC = r"([A-Za-z0-9_-]+);dur=(\d+(?:\.\d{1,3})?)"
 # the fake upstream's pause before its first byte; long against the gateway's own work
 # (a few ms) so that half of it is a bound no loaded machine comes near
 DELAY_MS = 1000
-
-_made: list[openai.OpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _made:
-        _made.pop().close()
-
-
-def sdk(gateway: Gateway) -> openai.OpenAI:
-    made = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.admin_key, max_retries=0, timeout=30
-    )
-    _made.append(made)
-    return made
 
 
 def timings(headers: Mapping[str, str]) -> dict[str, float]:
@@ -53,7 +40,7 @@ async def chat_headers(gateway: Gateway, model: str, *, stream: bool) -> dict[st
     end after its head is taken."""
 
     def call() -> dict[str, str]:
-        raw = sdk(gateway).chat.completions.with_raw_response.create(
+        raw = client(gateway).chat.completions.with_raw_response.create(
             model=model, messages=MESSAGES, stream=stream
         )
         headers = dict(raw.headers)
@@ -100,7 +87,7 @@ async def test_an_upstream_error_after_waiting_shows_only_the_gateway(
 ) -> None:
     def call() -> openai.APIStatusError:
         with pytest.raises(openai.APIStatusError) as raised:
-            sdk(gateway).chat.completions.create(
+            client(gateway).chat.completions.create(
                 model="fake/status:400", messages=MESSAGES, stream=stream
             )
         return raised.value
