@@ -15,7 +15,6 @@ import attrs
 
 from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
 from .errors import ConfigError
-from .gateway.breaker import BreakerPolicy
 
 N = TypeVar("N", int, float)
 
@@ -43,6 +42,20 @@ class Timeouts:
     idle_s: float = 120.0  # between two stream chunks
     total_s: float = 900.0  # non-streaming request, whole
     request_deadline_s: float = 300.0  # all attempts together, until a first byte
+
+
+@attrs.frozen
+class BreakerPolicy:
+    """When a provider's circuit opens and for how long (``gateway.breaker`` applies it).
+
+    It lives here, not beside the breaker, because it is a setting: config sits below
+    the gateway and must not import it (``tests/unit/test_import_boundaries.py``)."""
+
+    failures_to_open: int = 5
+    cooldown_s: float = 30.0
+    max_cooldown_s: float = 600.0
+    no_balance_cooldown_s: float = 300.0
+    max_backoff_s: float = 60.0  # the longest a Retry-After is believed
 
 
 @attrs.frozen

@@ -24,7 +24,8 @@ from ..storage import LogEntry, Store
 from ..tee import device
 from ..tee.abi import parse_report
 from ..tee.seal import DeviceKeySource, Sealer
-from ..translog.log import SignedLog, entry_hash
+from ..translog.entry import entry_hash
+from ..translog.log import SignedLog
 from .attester import Attester, open_attester
 from .identity import load_or_create_identity, public_bytes
 from .measurement import Measurement, measure

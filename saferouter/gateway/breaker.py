@@ -25,6 +25,8 @@ from types import TracebackType
 
 import attrs
 
+from ..config import BreakerPolicy
+
 
 class CircuitState(enum.StrEnum):
     """What a key's circuit lets through, from most to least open."""
@@ -52,15 +54,6 @@ class Outcome(enum.StrEnum):
     NO_BALANCE = "no_balance"  # opens the key's circuit at once, for long
     RATE_LIMITED = "rate_limited"  # up, but asked to wait: the key backs off
     NO_VERDICT = "no_verdict"  # says nothing about the upstream (cancelled, client's fault)
-
-
-@attrs.frozen
-class BreakerPolicy:
-    failures_to_open: int = 5
-    cooldown_s: float = 30.0
-    max_cooldown_s: float = 600.0
-    no_balance_cooldown_s: float = 300.0
-    max_backoff_s: float = 60.0  # the longest a Retry-After is believed
 
 
 @attrs.frozen

@@ -14,7 +14,8 @@ from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound, RateLimited
 from ..state import app_state, json_response
 from ..translog import merkle
-from ..translog.log import SignedLog, decode_entry
+from ..translog.entry import decode_entry
+from ..translog.log import SignedLog
 from .auth import authenticate
 from .body import json_object
 

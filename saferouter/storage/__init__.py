@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .logs import LogEntry
+from .logs import LogEntry, NewLogEntry
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -38,6 +38,7 @@ __all__ = [
     "KeyRecord",
     "LogEntry",
     "ModelUsage",
+    "NewLogEntry",
     "RateLimits",
     "Settlement",
     "Store",
@@ -138,16 +139,19 @@ class Store(Protocol):
 
     # --- logs (transparency and audit) --------------------------------------------
     async def log_append(
-        self, log: str, make_body: Callable[[int, bytes | None], bytes]
+        self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]
     ) -> LogEntry:
-        """Append ``make_body(index, previous body)`` atomically."""
+        """Append ``make_entry(index, previous body)`` atomically. The entry carries its
+        leaf hash: the log above computes it, the store only keeps it."""
         ...
 
     async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
         """Reserve the next index for an entry filled in later."""
         ...
 
-    async def log_fill(self, log: str, index: int, body: bytes) -> None: ...
+    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
+        """Fill a reserved index with its entry (and leaf hash); a filled one is kept."""
+        ...
 
     async def log_pending(self, log: str) -> list[LogEntry]: ...
 

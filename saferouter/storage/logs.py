@@ -4,6 +4,7 @@ An entry's index is assigned inside the write transaction that appends it, so wo
 sharing the database never hand out the same index. An audit entry is *reserved* when
 its request starts (so the response can carry its index) and filled in when the
 response has been sent; the log's tree covers the longest prefix of filled entries.
+Leaf hashes are made by the log above (``translog.log``) and only kept here.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import sqlite3
 from collections.abc import Callable
 
 import attrs
-
-from ..translog.merkle import leaf_hash
 
 
 @attrs.frozen
@@ -26,20 +25,31 @@ class LogEntry:
     request_id: str | None = None
 
 
+@attrs.frozen
+class NewLogEntry:
+    """An entry's bytes with its Merkle leaf hash, both made by the log that writes it."""
+
+    body: bytes
+    leaf_hash: bytes
+
+
 def append(
-    db: sqlite3.Connection, log: str, make_body: Callable[[int, bytes | None], bytes], now: float
+    db: sqlite3.Connection,
+    log: str,
+    make_entry: Callable[[int, bytes | None], NewLogEntry],
+    now: float,
 ) -> LogEntry:
-    """Append the entry ``make_body(index, previous entry's body)`` returns."""
+    """Append the entry ``make_entry(index, previous entry's body)`` returns."""
     row = db.execute(
         "SELECT idx, body FROM log_entries WHERE log = ? ORDER BY idx DESC LIMIT 1", (log,)
     ).fetchone()
     index = 0 if row is None else row[0] + 1
-    body = make_body(index, None if row is None else row[1])
+    new = make_entry(index, None if row is None else row[1])
     db.execute(
         "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,?)",
-        (log, index, body, leaf_hash(body), now),
+        (log, index, new.body, new.leaf_hash, now),
     )
-    return LogEntry(log=log, index=index, body=body, created_at=now)
+    return LogEntry(log=log, index=index, body=new.body, created_at=now)
 
 
 def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now: float) -> int:
@@ -52,10 +62,10 @@ def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now:
     return index
 
 
-def fill(db: sqlite3.Connection, log: str, index: int, body: bytes) -> None:
+def fill(db: sqlite3.Connection, log: str, index: int, new: NewLogEntry) -> None:
     db.execute(
         "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = ? AND idx = ? AND body IS NULL",
-        (body, leaf_hash(body), log, index),
+        (new.body, new.leaf_hash, log, index),
     )
 
 

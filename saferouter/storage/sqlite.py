@@ -484,17 +484,17 @@ class SQLiteStore:
     # --- logs ---------------------------------------------------------------------
 
     async def log_append(
-        self, log: str, make_body: Callable[[int, bytes | None], bytes]
+        self, log: str, make_entry: Callable[[int, bytes | None], logs.NewLogEntry]
     ) -> logs.LogEntry:
         now = time.time()
-        return await self._writes.run(lambda db: logs.append(db, log, make_body, now))
+        return await self._writes.run(lambda db: logs.append(db, log, make_entry, now))
 
     async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
         now = time.time()
         return await self._writes.run(lambda db: logs.reserve(db, log, key_id, request_id, now))
 
-    async def log_fill(self, log: str, index: int, body: bytes) -> None:
-        await self._writes.run(lambda db: logs.fill(db, log, index, body))
+    async def log_fill(self, log: str, index: int, entry: logs.NewLogEntry) -> None:
+        await self._writes.run(lambda db: logs.fill(db, log, index, entry))
 
     async def log_pending(self, log: str) -> list[logs.LogEntry]:
         return await self._read(lambda db: logs.pending(db, log))

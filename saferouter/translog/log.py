@@ -1,39 +1,26 @@
 """A signed, append-only log over the store: entries, checkpoints, proofs.
 
-Each entry is canonical JSON (RFC 8785) shaped like a Rekor entry of SafeRouter's own
-kind — ``{"apiVersion": "0.0.1", "kind": …, "spec": {…}, "signature": <base64>}`` —
-where the Ed25519 signature covers the canonical JSON of the entry without
-``signature``. Its leaf is ``SHA-256(0x00 ‖ entry bytes)``. The log's head is a C2SP
-checkpoint signed by the same key under the log's origin; entries are served in
-Rekor's shape with their inclusion proof and that checkpoint.
+Entries are encoded and signed by :mod:`.entry`. Each entry's leaf is
+``SHA-256(0x00 ‖ entry bytes)`` (:func:`.merkle.leaf_hash`), computed here and handed to
+the store with the entry: the store keeps rows and knows nothing of trees. The log's
+head is a C2SP checkpoint signed by the same key under the log's origin; entries are
+served in Rekor's shape with their inclusion proof and that checkpoint.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..attestation.identity import public_bytes
-from ..canonical import canonical_json
-from ..storage import LogEntry, Store
+from ..storage import LogEntry, NewLogEntry, Store
 from . import merkle, note
-
-API_VERSION = "0.0.1"
-
-
-def encode_entry(kind: str, spec: dict[str, Any], key: ed25519.Ed25519PrivateKey) -> bytes:
-    unsigned = {"apiVersion": API_VERSION, "kind": kind, "spec": spec}
-    signature = key.sign(canonical_json(unsigned))
-    return canonical_json({**unsigned, "signature": base64.b64encode(signature).decode()})
+from .entry import encode_entry, entry_hash
 
 
-def entry_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def _new_entry(body: bytes) -> NewLogEntry:
+    return NewLogEntry(body=body, leaf_hash=merkle.leaf_hash(body))
 
 
 class SignedLog:
@@ -44,22 +31,22 @@ class SignedLog:
         self.name = name
         self.origin = origin
         self._key = key
-        self.verifier = note.ed25519_verifier(origin, public_bytes(key))
+        self.verifier = note.ed25519_verifier(origin, key.public_key().public_bytes_raw())
 
     async def append(self, kind: str, spec: dict[str, Any], *, chained: bool = True) -> LogEntry:
         """Append an entry; with ``chained`` its spec names the previous entry's hash."""
 
-        def make(index: int, previous: bytes | None) -> bytes:
+        def make(index: int, previous: bytes | None) -> NewLogEntry:
             full = dict(spec)
             if chained:
                 full["prev_entry_hash"] = entry_hash(previous) if previous else None
-            return encode_entry(kind, full, self._key)
+            return _new_entry(encode_entry(kind, full, self._key))
 
         return await self.store.log_append(self.name, make)
 
     async def fill(self, index: int, kind: str, spec: dict[str, Any]) -> bytes:
         body = encode_entry(kind, spec, self._key)
-        await self.store.log_fill(self.name, index, body)
+        await self.store.log_fill(self.name, index, _new_entry(body))
         return body
 
     async def checkpoint(self) -> tuple[str, list[bytes]]:
@@ -105,23 +92,3 @@ class SignedLog:
             "second_root": merkle.root_hash(leaves[:second]).hex(),
             "hashes": [h.hex() for h in merkle.consistency_proof(first, leaves[:second])],
         }
-
-
-def decode_entry(body: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(body)
-    return value
-
-
-def verify_entry(body: bytes, public_key: bytes) -> dict[str, Any]:
-    """The entry, once its signature verifies with ``public_key``. Raises NoteError."""
-    entry = decode_entry(body)
-    signature = base64.b64decode(entry.pop("signature", ""))
-    if canonical_json({**entry, "signature": base64.b64encode(signature).decode()}) != body:
-        raise note.NoteError("the entry is not in canonical form")
-    try:
-        ed25519.Ed25519PublicKey.from_public_bytes(public_key).verify(
-            signature, canonical_json(entry)
-        )
-    except (InvalidSignature, ValueError) as exc:
-        raise note.NoteError("the entry's signature does not verify") from exc
-    return entry

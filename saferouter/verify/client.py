@@ -38,7 +38,7 @@ from ..tee.abi import Product
 from ..tee.demo import DEMO_SUFFIX
 from ..tee.kds import load_certificate
 from ..translog import merkle, note
-from ..translog.log import entry_hash, verify_entry
+from ..translog.entry import entry_hash, verify_entry
 
 
 class CheckFailed(SafeRouterError):

@@ -13,8 +13,7 @@ import httpx
 import pytest
 import trio
 
-from saferouter.config import Settings
-from saferouter.gateway.breaker import BreakerPolicy
+from saferouter.config import BreakerPolicy, Settings
 
 from ..servers import FakeUpstream, gateway_settings, running_gateway
 from .test_resilience import assert_no_leaks, chat, metrics

@@ -14,7 +14,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from saferouter.translog.log import encode_entry, entry_hash
+from saferouter.translog.entry import encode_entry, entry_hash
 from saferouter.verify.client import run_checks
 
 from ..processes import cli, serving

@@ -6,13 +6,13 @@ from contextlib import nullcontext
 
 import pytest
 
+from saferouter.config import BreakerPolicy
 from saferouter.gateway.breaker import (
     BACKING_OFF,
     CLOSED,
     HALF_OPEN,
     OPEN,
     Admission,
-    BreakerPolicy,
     CircuitBreaker,
     Outcome,
     Standing,
