@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 import attrs
 
 REDACTED = "[redacted]"
+_REDACTED_BYTES = REDACTED.encode()
 
 # A token runs to whitespace, a quote, a backslash, a comma or a semicolon: the JSON or
 # header text around it survives, so a redacted JSON error body stays valid JSON.
@@ -48,16 +50,18 @@ class Redactor:
     """Redacts one provider key (and, in error text, every credential-shaped token)."""
 
     forms: tuple[str, ...] = attrs.field(default=(), repr=False)
+    # the same forms as UTF-8, for relayed bytes: encoded once, not once per event
+    byte_forms: tuple[bytes, ...] = attrs.field(
+        init=False,
+        repr=False,
+        default=attrs.Factory(lambda r: tuple(f.encode() for f in r.forms), takes_self=True),
+    )
 
     @classmethod
     def for_key(cls, api_key: str | None) -> Redactor:
-        """A redactor for ``api_key`` in each form it may be quoted in."""
-        if not api_key or len(api_key) < MIN_KEY_CHARS:
-            return cls()
-        escaped = json.dumps(api_key)[1:-1]
-        # JSON may escape "/" as "\/" (PHP does by default)
-        forms = {api_key, quote(api_key, safe=""), escaped, escaped.replace("/", "\\/")}
-        return cls(tuple(sorted(forms, key=len, reverse=True)))
+        """A redactor for ``api_key`` in each form it may be quoted in (one per key,
+        made once: every attempt and stream of a provider shares it)."""
+        return _redactor_for(api_key)
 
     def text(self, text: str) -> str:
         """``text`` with the provider key and every credential-shaped token replaced."""
@@ -75,13 +79,22 @@ class Redactor:
 
     def known(self, data: bytes) -> bytes:
         """``data`` with only the provider key (UTF-8, in any of its forms) replaced."""
-        for form in self.forms:
-            encoded = form.encode()
-            if encoded in data:
-                data = data.replace(encoded, REDACTED.encode())
+        for form in self.byte_forms:
+            if form in data:
+                data = data.replace(form, _REDACTED_BYTES)
         return data
 
     def event(self, data: bytes) -> bytes:
         """An in-band error event's bytes, redacted like :meth:`text`."""
         text = data.decode("utf-8", errors="surrogateescape")
         return self.text(text).encode("utf-8", errors="surrogateescape")
+
+
+@lru_cache(maxsize=256)  # provider keys are few; bounded for when clients bring their own
+def _redactor_for(api_key: str | None) -> Redactor:
+    if not api_key or len(api_key) < MIN_KEY_CHARS:
+        return Redactor()
+    escaped = json.dumps(api_key)[1:-1]
+    # JSON may escape "/" as "\/" (PHP does by default)
+    forms = {api_key, quote(api_key, safe=""), escaped, escaped.replace("/", "\\/")}
+    return Redactor(tuple(sorted(forms, key=len, reverse=True)))
