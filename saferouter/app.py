@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 import traceback
 
+import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -15,6 +15,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .client_input import COUNT_PATTERN, MAX_COUNT
+from .clock import TrioClock
 from .config import Settings
 from .errors import (
     ClientError,
@@ -26,8 +27,10 @@ from .errors import (
     SafeRouterError,
 )
 from .gateway.breaker import CircuitBreaker
+from .gateway.pipeline import Ports
 from .gateway.upstream import Upstreams
 from .routes import activity, attestation, chat, credits, health, keys, metrics, models, web
+from .routes.auth import StateKeys
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.sqlite import SQLiteStore
@@ -73,6 +76,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     async def _open_upstreams() -> None:
         app_state.upstreams = Upstreams(settings)
         app_state.attestation = await AttestationService.open(settings, app_state.store)
+        app_state.ports = Ports(
+            settings=settings,
+            store=app_state.store,
+            keys=StateKeys(app_state),
+            upstreams=app_state.upstreams,
+            breaker=app_state.breaker,
+            clock=TrioClock(),
+            audit=app_state.attestation,
+            attempt_counts=app_state.attempt_counts,
+        )
 
     @app.after_serving
     async def _close() -> None:
@@ -83,7 +96,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     @app.before_request
     async def _start() -> None:
         g.request_id = "req_" + secrets.token_hex(12)
-        g.started = time.perf_counter()
+        g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
 
     @app.after_request
     async def _stamp(response: Response) -> Response:

@@ -41,7 +41,6 @@ HTTP/2 stream ends on its own.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -49,6 +48,7 @@ import attrs
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
+from .delivery import ClientDelivery
 from .timing import HEADER as TIMING_HEADER
 from .timing import RequestTiming
 
@@ -62,14 +62,6 @@ TIMING_EXTENSION = "saferouter.timing"
 _T = TypeVar("_T")
 # hypercorn's send(None) only closes a connection; bounded anyway, since it runs shielded
 _ABORT_BOUND_S = 5.0
-
-
-@attrs.define
-class ClientDelivery:
-    """What the ASGI layer learnt about delivering this response (in the request scope's
-    ``extensions``, for the code that must record why a response ended)."""
-
-    stalled: bool = False  # the client accepted nothing for send_timeout_s; cut off
 
 
 def delivery_of(scope: Mapping[str, object]) -> ClientDelivery | None:
@@ -159,7 +151,7 @@ class ClientGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        timing = RequestTiming(started_s=time.perf_counter())
+        timing = RequestTiming(started_s=trio.current_time())
         delivery = ClientDelivery()
         # hypercorn types extensions as dicts of dicts; these are objects the app reads
         extensions: dict[str, Any] = {
@@ -217,7 +209,7 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             # (4) read before (2) waits: that wait is the client's time, not ours
-            timing = (TIMING_HEADER, self._timing.encode_header(time.perf_counter()))
+            timing = (TIMING_HEADER, self._timing.encode_header(trio.current_time()))
             message = {**message, "headers": [*message.get("headers", []), timing]}
             if self._http1 and not self._body.complete:
                 message = await self._after_body(message)

@@ -13,6 +13,7 @@ from .attestation.service import AttestationService
 from .config import Settings
 from .errors import ClientError
 from .gateway.breaker import CircuitBreaker
+from .gateway.pipeline import Ports
 from .gateway.upstream import Upstreams
 from .storage import Store
 
@@ -30,6 +31,7 @@ class AppState:
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
+    ports: Ports | None = None  # the chat pipeline's, once serving
 
 
 def app_state() -> AppState:

@@ -13,7 +13,6 @@ input have no such bound; a metered key is refused them (400 ``unsupported_conte
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import attrs
 
@@ -25,6 +24,7 @@ from ..accounting import (
     usd_text,
 )
 from ..catalog import Model
+from ..clock import Clock
 from ..errors import InsufficientQuota, InvalidRequest, RateLimited
 from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyRecord, Settlement, Store
 from .request import ChatRequest
@@ -38,10 +38,11 @@ class RequestBooks:
     requested_model: str
     streamed: bool
     request_bytes: int
-    started: float  # perf_counter at the request's start
+    clock: Clock
+    started: float  # the request's start (``Clock.now``)
     priced_at: dt.datetime
+    created_at: float  # the request's start, on the wall clock
     candidates: tuple[Model, ...] = ()  # the models the reservation priced: the race's
-    created_at: float = attrs.Factory(time.time)
     reserved_micro_usd: int = 0
     admission: Admission | None = None
     attempts: list[ActivityEntry] = attrs.Factory(list)  # finished, not serving
@@ -59,10 +60,12 @@ class RequestBooks:
         body: bytes,
         candidates: list[Model],
         started: float,
+        clock: Clock,
     ) -> RequestBooks:
         """Check the key's limits and reserve the worst case of every model the request
         may end up on; raises 400 (non-text input on a metered key), 402 or 429."""
-        now = dt.datetime.now(dt.UTC)
+        wall = clock.wall()
+        now = dt.datetime.fromtimestamp(wall, dt.UTC)
         books = cls(
             store=store,
             key=key,
@@ -70,8 +73,10 @@ class RequestBooks:
             requested_model=chat.model,
             streamed=chat.stream,
             request_bytes=len(body),
+            clock=clock,
             started=started,
             priced_at=now,
+            created_at=wall,
             candidates=tuple(candidates),
         )
         if store is None:
@@ -87,7 +92,7 @@ class RequestBooks:
                 key_id=key.id,
                 request_id=request_id,
                 reserve_micro_usd=worst,
-                now=now.timestamp(),
+                now=wall,
                 requested_model=chat.model,
                 streamed=chat.stream,
             )
@@ -236,7 +241,7 @@ class RequestBooks:
                 cost_micro_usd=cost,
                 tokens=tokens,
                 attempts=tuple(attempts),
-                now=time.time(),
+                now=self.clock.wall(),
             )
         )
 
@@ -255,7 +260,7 @@ class RequestBooks:
         first_byte_at: float | None,
         ended_at: float | None,
     ) -> ActivityEntry:
-        end = ended_at if ended_at is not None else time.perf_counter()
+        end = ended_at if ended_at is not None else self.clock.now()
         return ActivityEntry(
             request_id=self.request_id,
             attempt=number,

@@ -23,9 +23,9 @@ the other.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 
@@ -34,6 +34,7 @@ import httpcore
 import trio
 
 from ..catalog import Model
+from ..clock import Clock
 from ..config import Settings, UpstreamEndpoint
 from ..errors import (
     ParseError,
@@ -58,15 +59,24 @@ from .upstream import (
 _NETWORK_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
 
 
+class AttemptOutcome(enum.StrEnum):
+    """How an upstream attempt ended (the activity log's outcome for one that lost)."""
+
+    PENDING = "pending"  # still running
+    WON = "won"  # produced the first byte: it serves the response
+    ERROR = "error"  # failed (its ``error`` says how)
+    CANCELLED = "cancelled"  # stopped: another attempt won, or the request ended
+
+
 @attrs.define(eq=False)
 class Attempt:
     number: int
     model: Model
     endpoint: UpstreamEndpoint
     admission: Admission  # the breaker's leave; settled once the outcome is known
-    started: float  # perf_counter
+    started: float  # on the clock (``Clock.now``), as every time below
     scope: trio.CancelScope
-    sent_at: float | None = None  # perf_counter, once its body is encoded and sending
+    sent_at: float | None = None  # once its body is encoded and sending
     response: httpcore.Response | None = None
     status: int = 0
     # stream: what was read before winning, and where reading goes on
@@ -77,7 +87,7 @@ class Attempt:
     first_byte_at: float | None = None
     ended_at: float | None = None
     error: UpstreamError | None = None
-    outcome: str = "pending"  # won | error | cancelled
+    outcome: AttemptOutcome = AttemptOutcome.PENDING
 
 
 class Race:
@@ -87,6 +97,7 @@ class Race:
         settings: Settings,
         upstreams: Upstreams,
         breaker: CircuitBreaker,
+        clock: Clock,
         candidates: list[Model],
         body_for: Callable[[Model], bytes],
         stream: bool,
@@ -95,6 +106,7 @@ class Race:
         self._settings = settings
         self._upstreams = upstreams
         self._breaker = breaker
+        self._clock = clock
         self._queue = list(candidates)
         self._body_for = body_for
         self._stream = stream
@@ -122,7 +134,7 @@ class Race:
         """The wall-clock time from the first upstream request sent until now."""
         sent = [a.sent_at for a in self.attempts if a.sent_at is not None]
         if self._timing is not None and sent:
-            self._timing.waited_on_upstream(from_s=min(sent), until_s=time.perf_counter())
+            self._timing.waited_on_upstream(from_s=min(sent), until_s=self._clock.now())
 
     async def _run(self) -> Attempt:
         settings = self._settings
@@ -148,7 +160,7 @@ class Race:
                             0.0,
                             current.started
                             + current.model.hedge_after_ms / 1000
-                            - time.perf_counter(),
+                            - self._clock.now(),
                         )
                     with trio.move_on_after(hedge_s) as hedge_wait:
                         attempt = await receive.receive()
@@ -158,16 +170,16 @@ class Race:
                             running += 1
                         continue
                     running -= 1
-                    if attempt.outcome == "won":
+                    if attempt.outcome is AttemptOutcome.WON:
                         winner = attempt
-                        attempt.admission.settle(Outcome.SUCCESS, time.monotonic())
+                        attempt.admission.settle(Outcome.SUCCESS, self._clock.now())
                         nursery.cancel_scope.cancel()
                         break
                     assert attempt.error is not None
                     verdict = classify(attempt.error, attempt.model)
                     attempt.admission.settle(
                         verdict.breaker,
-                        time.monotonic(),
+                        self._clock.now(),
                         key=verdict.breaker_key,
                         retry_after_s=verdict.retry_after_s,
                     )
@@ -193,7 +205,7 @@ class Race:
             )
         if last is not None:
             raise last
-        raise unavailable(self._not_started, time.monotonic())
+        raise unavailable(self._not_started, self._clock.now())
 
     def _start_next(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Attempt]) -> bool:
         settings = self._settings
@@ -215,7 +227,7 @@ class Race:
                     )
                 )
                 continue
-            now = time.monotonic()
+            now = self._clock.now()
             keys = (model.provider, f"{model.provider}/{model.id}")
             admission = self._breaker.admit(keys, now)
             if admission is None:
@@ -231,7 +243,7 @@ class Race:
                 model=model,
                 endpoint=endpoint,
                 admission=admission,
-                started=time.perf_counter(),
+                started=self._clock.now(),
                 scope=trio.CancelScope(deadline=deadline),
             )
             self.attempts.append(attempt)
@@ -244,8 +256,8 @@ class Race:
             with attempt.scope:
                 try:
                     await self._produce_first_byte(attempt)
-                    attempt.first_byte_at = time.perf_counter()
-                    attempt.outcome = "won"
+                    attempt.first_byte_at = self._clock.now()
+                    attempt.outcome = AttemptOutcome.WON
                     send.send_nowait(attempt)  # no checkpoint: the hand-over is atomic
                     return
                 except UpstreamError as error:
@@ -256,20 +268,20 @@ class Race:
                     f"{self._settings.timeouts.first_byte_s:g} s",
                     code="upstream_first_byte_timeout",
                 )
-            attempt.outcome = "error"
+            attempt.outcome = AttemptOutcome.ERROR
             send.send_nowait(attempt)
         finally:
-            attempt.ended_at = time.perf_counter()
-            if attempt.outcome != "won":
-                if attempt.outcome == "pending":
-                    attempt.outcome = "cancelled"
+            attempt.ended_at = self._clock.now()
+            if attempt.outcome is not AttemptOutcome.WON:
+                if attempt.outcome is AttemptOutcome.PENDING:
+                    attempt.outcome = AttemptOutcome.CANCELLED
                 await self._close(attempt)
 
     async def _produce_first_byte(self, attempt: Attempt) -> None:
         settings = self._settings
         name = attempt.endpoint.provider.name
         body = self._body_for(attempt.model)  # the gateway's work: not upstream waiting
-        attempt.sent_at = time.perf_counter()
+        attempt.sent_at = self._clock.now()
         response = await self._upstreams.open(
             attempt.endpoint,
             body,
@@ -332,8 +344,8 @@ class Race:
                 attempt = receive.receive_nowait()
             except trio.WouldBlock:
                 return
-            if attempt is not winner and attempt.outcome == "won":
-                attempt.outcome = "cancelled"
+            if attempt is not winner and attempt.outcome is AttemptOutcome.WON:
+                attempt.outcome = AttemptOutcome.CANCELLED
                 await self._close(attempt)
 
     @staticmethod

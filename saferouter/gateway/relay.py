@@ -29,7 +29,7 @@ import httpcore
 import trio
 
 from ..accounting import StreamUsage
-from ..asgi import ClientDelivery
+from ..delivery import ClientDelivery
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
 from .audit import AuditSample

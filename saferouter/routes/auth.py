@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import attrs
 from quart import request
 
 from ..errors import AuthenticationFailed, PermissionDenied
@@ -15,12 +16,23 @@ TOUCH_INTERVAL_S = 60.0  # record "last used" at most this often per key and wor
 
 
 async def authenticate(state: AppState) -> KeyRecord:
-    """The active key of this request, or AuthenticationFailed (401).
+    """The active key of this request, or AuthenticationFailed (401)."""
+    return await StateKeys(state).authenticate(request.headers.get("Authorization"))
 
-    The key is looked up by hash in the store on every request, so a revocation made by
-    any worker or by the CLI holds from the next request on.
-    """
-    secret = parse_bearer(request.headers.get("Authorization"))
+
+@attrs.frozen
+class StateKeys:
+    """Keys looked up by hash in the store on every request, so a revocation made by any
+    worker or by the CLI holds from the next request on."""
+
+    state: AppState
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        return await _authenticate(self.state, authorization)
+
+
+async def _authenticate(state: AppState, authorization: str | None) -> KeyRecord:
+    secret = parse_bearer(authorization)
     if secret is None:
         raise AuthenticationFailed(
             "You didn't provide an API key. Send it in the Authorization header as "

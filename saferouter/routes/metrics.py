@@ -8,9 +8,9 @@ and let its rest read as a sample of its own.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 
+import trio
 from quart import Blueprint, Response
 
 from ..gateway.breaker import BACKING_OFF, CLOSED, HALF_OPEN, OPEN
@@ -25,7 +25,7 @@ Sample = tuple[Mapping[str, str], int]  # labels and value
 @blueprint.get("/metrics")
 async def metrics() -> Response:
     state = app_state()
-    circuits = state.breaker.snapshot(time.monotonic())
+    circuits = state.breaker.snapshot(trio.current_time())
     for provider in state.settings.endpoints:
         circuits.setdefault(provider, CLOSED)
     text = encode_family(

@@ -3,9 +3,9 @@ client needs to choose: context length, prices, provider, capabilities, availabi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+import trio
 from quart import Blueprint, Response
 
 from ..accounting import usd_text
@@ -52,7 +52,7 @@ def describe_model(
             + (" weekdays" if w.weekdays_only else "")
             for w in model.pricing.peak_windows
         ]
-    now = time.monotonic()
+    now = trio.current_time()
     standing = breaker.standing((provider.id, f"{provider.id}/{model.id}"), now)
     circuit = standing.state
     available = endpoint.available and circuit not in (OPEN, BACKING_OFF)

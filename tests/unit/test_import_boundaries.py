@@ -25,8 +25,9 @@ out before listing it), ``datadir`` (it creates directories and writes files: it
 I/O, even though it imports nothing forbidden) and ``config`` (it reads the TOML and
 catalog files; it is instead held to the layering rule below).
 
-The pipeline (issue 11, item 1) joins ``FRAMEWORK_FREE`` when it exists: it may use
-trio, but not Quart, hypercorn or the app state.
+The request pipeline (``gateway.pipeline``) and every stage it runs are
+``FRAMEWORK_FREE``: they may use trio, httpcore and the store, but not Quart, hypercorn
+or the app state — the HTTP layer is an adapter in front of them.
 """
 
 from __future__ import annotations
@@ -63,8 +64,16 @@ CORES = (
     "saferouter.tee.validate",
 )
 
-# The request pipeline joins this list (``saferouter.gateway.pipeline``, issue 11 item 1).
-FRAMEWORK_FREE: tuple[str, ...] = ()
+FRAMEWORK_FREE: tuple[str, ...] = (
+    "saferouter.gateway.pipeline",
+    "saferouter.gateway.race",
+    "saferouter.gateway.relay",
+    "saferouter.gateway.books",
+    "saferouter.gateway.audit",
+    "saferouter.gateway.upstream",
+    "saferouter.clock",
+    "saferouter.delivery",
+)
 
 # Arrows that point up a layer: the lower module must not import the upper one.
 LAYERS = {

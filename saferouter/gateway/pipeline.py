@@ -1,0 +1,265 @@
+"""The chat request pipeline: every stage a ``POST /v1/chat/completions`` goes through,
+as plain trio code with its collaborators passed in — no web framework, no app state.
+
+Stages, in order (each is a function or object named here; find a behaviour by its
+stage name):
+
+1. **authenticate** — the bearer key, from the per-worker key cache
+   (:class:`~saferouter.gateway.auth.Authenticator`); 401 before the body is read.
+2. **parse** — the body is read (the HTTP layer bounds its size) and checked
+   (:func:`~saferouter.gateway.request.parse_chat_request`); 400 on anything odd.
+3. **route** — the requested model is resolved in the catalog and its fallback chain
+   built (:func:`~saferouter.gateway.routing.candidates`), with the client's ``models``.
+4. **admit** — rate limits checked and the worst case of every candidate reserved, in
+   one store transaction (:meth:`~saferouter.gateway.books.RequestBooks.admit`); 400,
+   402 or 429 here, nothing spent.
+5. **sample** — the CSPRNG decides whether the request is audited; if so its log index
+   is reserved and the request committed to (:class:`~saferouter.gateway.audit.AuditSample`).
+6. **race** — candidates are tried under the circuit breaker, with fallback and hedging,
+   until one produces a first byte (:class:`~saferouter.gateway.race.Race`); losers are
+   recorded, failures mapped to one OpenAI-shaped error.
+7. **relay** — the winner's body, or its stream event by event
+   (:class:`~saferouter.gateway.relay.StreamRelay`), goes to the client as a
+   :class:`Reply`.
+8. **settle** — the reservation released, the actual cost charged and every attempt
+   recorded, durably, before the response counts as complete (a stream settles before
+   its ``[DONE]``, or when the client leaves).
+
+Ports (:class:`Ports`): the ``Store`` protocol (books), an ``Authenticator``, the
+upstream transports (:class:`~saferouter.gateway.upstream.Upstreams`), the
+:class:`~saferouter.clock.Clock`, the audit log and its signer
+(:class:`~saferouter.attestation.service.AttestationService`) and the
+:class:`~saferouter.gateway.breaker.CircuitBreaker`. The HTTP layer's job is only to
+turn a request into a :class:`ChatCall` and a :class:`Reply` (or an ``ApiError``) into
+a response; tests drive :func:`chat` directly, in-process, under trio's ``MockClock``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Protocol
+
+import attrs
+import trio
+
+from ..accounting import usage_of_body
+from ..attestation.service import AttestationService
+from ..catalog import Model
+from ..clock import Clock
+from ..config import Settings
+from ..delivery import ClientDelivery
+from ..errors import UpstreamError
+from ..storage import KeyRecord, Store
+from ..timing import RequestTiming
+from .audit import AuditSample
+from .books import RequestBooks
+from .breaker import CircuitBreaker
+from .race import Attempt, Race
+from .relay import StreamRelay
+from .request import ChatRequest, encode_upstream_body, parse_chat_request
+from .routing import candidates, parse_client_models
+from .upstream import Upstreams
+
+
+class KeyAuthority(Protocol):
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        """The active key named by an ``Authorization`` header, or a 401."""
+        ...
+
+
+@attrs.define
+class Ports:
+    """What the pipeline works with, made once per worker."""
+
+    settings: Settings
+    store: Store
+    keys: KeyAuthority
+    upstreams: Upstreams
+    breaker: CircuitBreaker
+    clock: Clock
+    audit: AttestationService | None = None
+    # upstream attempts by (provider, outcome), for /metrics
+    attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
+
+
+@attrs.frozen
+class ChatCall:
+    """One request as the HTTP layer hands it over."""
+
+    authorization: str | None
+    read_body: Callable[[], Awaitable[bytes]]  # called once the key is known
+    request_id: str
+    started_s: float  # on the ports' clock (``Clock.now``)
+    timing: RequestTiming | None = None
+    delivery: ClientDelivery | None = None
+
+
+@attrs.define
+class Reply:
+    """What goes back: a whole body, or a stream the HTTP layer iterates and, when the
+    client leaves early, closes (``aclose`` settles what was relayed)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    stream: StreamRelay | None = None
+
+
+async def chat(ports: Ports, call: ChatCall) -> Reply:
+    """Run a chat completion through every stage; raises an ``ApiError`` for the client."""
+    settings = ports.settings
+    key = await ports.keys.authenticate(call.authorization)  # 1. authenticate
+    body = await call.read_body()  # 2. parse
+    request = parse_chat_request(body)
+    client_models = parse_client_models(request.payload.get("models"))
+    requested = settings.catalog.resolve(request.model)  # 3. route
+    chain = candidates(settings.catalog, requested, client_models)
+    books = await RequestBooks.admit(  # 4. admit
+        ports.store if settings.accounting else None,
+        key=key,
+        request_id=call.request_id,
+        chat=request,
+        body=body,
+        candidates=chain,
+        started=call.started_s,
+        clock=ports.clock,
+    )
+    sample = await AuditSample.maybe(  # 5. sample
+        ports.audit,
+        key_id=key.id,
+        request_id=call.request_id,
+        model=requested.id,
+        provider=requested.provider,
+        request_body=body,
+    )
+    race = Race(  # 6. race
+        settings=settings,
+        upstreams=ports.upstreams,
+        breaker=ports.breaker,
+        clock=ports.clock,
+        candidates=list(books.candidates),  # only what the reservation priced
+        stream=request.stream,
+        body_for=partial(encode_upstream_body, asking_for_usage(request)),
+        timing=call.timing,  # the upstream's time, kept out of Server-Timing's
+    )
+    try:
+        winner = await race.run()
+    except UpstreamError as error:
+        await _failed(ports, books, race, sample, error, requested)
+        raise
+    except BaseException:
+        await _abandoned(ports, books, race, sample)
+        raise
+    _record_attempts(ports, books, race.attempts, winner)
+    books.serve(winner.number, winner.model)
+    headers = {**served_headers(winner.model, requested), **books.rate_headers()}
+    if sample is not None:
+        sample.model, sample.provider = winner.model.id, winner.model.provider
+        headers.update(sample.header)
+    if request.stream:  # 7. relay (the stream settles itself: 8.)
+        relay = StreamRelay(
+            winner,
+            sample=sample,
+            books=books,
+            idle_timeout_s=settings.timeouts.idle_s,
+            client_wants_usage=request.include_usage,
+            delivery=call.delivery,
+        )
+        headers.update(STREAM_HEADERS)
+        return Reply(200, headers, stream=relay)
+    assert winner.body is not None
+    usage = usage_of_body(winner.body)
+    await books.settle(  # 8. settle
+        status=winner.status,
+        outcome="ok",
+        usage=usage,
+        estimated_text_bytes=len(winner.body) if usage is None else 0,
+        ttfb_s=winner.first_byte_at,
+    )
+    if sample is not None:
+        sample.sent(winner.body)
+        await sample.finish(winner.status)
+    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=winner.body)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def _failed(
+    ports: Ports,
+    books: RequestBooks,
+    race: Race,
+    sample: AuditSample | None,
+    error: UpstreamError,
+    requested: Model,
+) -> None:
+    """Every candidate failed (or one failed for good): the error goes to the client with
+    the rate and audit headers, and the request is settled with nothing charged."""
+    _record_attempts(ports, books, race.attempts, winner=None)
+    error.headers.update(books.rate_headers())
+    if race.attempts:
+        error.headers.update(served_headers(race.attempts[-1].model, requested))
+    with trio.CancelScope(shield=True):
+        if sample is not None:
+            error.headers.update(sample.header)
+            sample.sent(error.body())
+            await sample.finish(error.status)
+        await books.settle(status=error.status, outcome="error", error_type=error.code)
+
+
+async def _abandoned(
+    ports: Ports, books: RequestBooks, race: Race, sample: AuditSample | None
+) -> None:
+    """The client left (or a bug struck) before any byte: settled as closed, unsent."""
+    _record_attempts(ports, books, race.attempts, winner=None)
+    with trio.CancelScope(shield=True):
+        await books.settle(status=499, outcome="client_closed", error_type="client_disconnected")
+        if sample is not None:
+            await sample.finish(499)
+
+
+def served_headers(model: Model, requested: Model) -> dict[str, str]:
+    """Which provider and model served, and the fallback when it was not the one asked."""
+    headers = {"X-SafeRouter-Provider": model.provider, "X-SafeRouter-Model": model.id}
+    if model.id != requested.id:
+        headers["X-SafeRouter-Fallback-From"] = requested.id
+        headers["X-SafeRouter-Fallback-To"] = model.id
+    return headers
+
+
+def _record_attempts(
+    ports: Ports, books: RequestBooks, attempts: list[Attempt], winner: Attempt | None
+) -> None:
+    """Count every attempt for /metrics; put each one that does not serve in the books."""
+    counts = ports.attempt_counts
+    for attempt in attempts:
+        counts[(attempt.model.provider, attempt.outcome)] += 1
+        if attempt is winner:
+            continue
+        books.record_attempt(
+            number=attempt.number,
+            model=attempt.model,
+            status=attempt.error.status if attempt.error is not None else attempt.status,
+            outcome=attempt.outcome,
+            error_type=attempt.error.code if attempt.error is not None else "lost_race",
+            started=attempt.started,
+            first_byte_at=attempt.first_byte_at,
+            ended_at=attempt.ended_at,
+        )
+
+
+def asking_for_usage(chat: ChatRequest) -> ChatRequest:
+    """A stream asks the upstream for usage whatever the client asked: it is billed. The
+    client's fallback list (``models``) is the gateway's business, not the provider's."""
+    payload = {k: v for k, v in chat.payload.items() if k != "models"}
+    if chat.stream and not chat.include_usage:
+        options = payload.get("stream_options") or {}
+        payload["stream_options"] = {**options, "include_usage": True}
+    return attrs.evolve(chat, payload=payload)
