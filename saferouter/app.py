@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import traceback
 
 import trio
 from quart import Response, g, request
@@ -14,6 +13,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
+from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
 from .client_input import COUNT_PATTERN, MAX_COUNT
 from .clock import TrioClock
 from .config import Settings
@@ -24,12 +24,12 @@ from .errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    SafeRouterError,
+    unexpected_error,
 )
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.upstream import Upstreams
-from .routes import activity, attestation, chat, credits, health, keys, metrics, models, web
+from .routes import activity, attestation, credits, health, keys, metrics, models, web
 from .routes.auth import StateKeys
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
@@ -37,7 +37,6 @@ from .storage.sqlite import SQLiteStore
 
 log = logging.getLogger("saferouter")
 
-REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
 BODY_TIMEOUT_S = 60.0  # for a request body to arrive, read or drained
 
 
@@ -49,15 +48,6 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
-    # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
-    # Twice the body limit may be drained: a body just over it (a 413) keeps its
-    # keep-alive connection; a far bigger one is answered with Connection: close.
-    app.asgi_app = ClientGuard(  # type: ignore[method-assign]
-        app.asgi_app,
-        send_timeout_s=settings.send_timeout_s,
-        drain_limit_bytes=2 * settings.max_body_bytes,
-        body_timeout_s=BODY_TIMEOUT_S,
-    )
     # "/v1//models" is an unknown URL (404), not a 308 redirect with an HTML body: that
     # is no OpenAI-shaped answer, and an API client should not resend a POST elsewhere.
     app.url_map.merge_slashes = False
@@ -71,6 +61,21 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
         ),
     )
     app.extensions[EXTENSION] = app_state
+    # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
+    # Chat completions are answered in front of Quart, by ChatEndpoint; the rest by Quart.
+    # Twice the body limit may be drained: a body just over it (a 413) keeps its
+    # keep-alive connection; a far bigger one is answered with Connection: close.
+    app.asgi_app = ClientGuard(  # type: ignore[method-assign]
+        ChatEndpoint(
+            app.asgi_app,
+            ports=lambda: app_state.ports,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout_s=BODY_TIMEOUT_S,
+        ),
+        send_timeout_s=settings.send_timeout_s,
+        drain_limit_bytes=2 * settings.max_body_bytes,
+        body_timeout_s=BODY_TIMEOUT_S,
+    )
 
     @app.before_serving
     async def _open_upstreams() -> None:
@@ -118,26 +123,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         request_id = getattr(g, "request_id", "unknown")
-        # The message of an unexpected error may quote request data: log its type and
-        # where it happened, never its text.
-        frames = "".join(traceback.format_tb(error.__traceback__))
-        log.error(
-            "unexpected %s in %s %s (request %s)\n%s",
-            type(error).__name__,
-            request.method,
-            request.path,
-            request_id,
-            frames,
-        )
-        kind = "storage" if isinstance(error, SafeRouterError) else "internal"
         return error_response(
-            InternalError(
-                f"The server had an {kind} error while processing your request. "
-                f"Quote request id {request_id} when reporting it."
-            )
+            unexpected_error(error, method=request.method, path=request.path, request_id=request_id)
         )
 
-    app.register_blueprint(chat.blueprint)
     app.register_blueprint(models.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(keys.blueprint)

@@ -31,7 +31,11 @@ upstream keys or prompt text.
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from typing import ClassVar
+
+log = logging.getLogger("saferouter")
 
 
 class SafeRouterError(Exception):
@@ -193,3 +197,25 @@ def encode_error_body(
         {"error": {"message": message, "type": error_type, "param": param, "code": code}},
         ensure_ascii=False,
     ).encode()
+
+
+def unexpected_error(
+    error: BaseException, *, method: str, path: str, request_id: str
+) -> InternalError:
+    """Log an error no code expected and return the 500 its client gets. The message of
+    such an error may quote request data: the log has its type and where it happened,
+    never its text; the client gets the request id to quote."""
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error(
+        "unexpected %s in %s %s (request %s)\n%s",
+        type(error).__name__,
+        method,
+        path,
+        request_id,
+        frames,
+    )
+    kind = "storage" if isinstance(error, SafeRouterError) else "internal"
+    return InternalError(
+        f"The server had an {kind} error while processing your request. "
+        f"Quote request id {request_id} when reporting it."
+    )

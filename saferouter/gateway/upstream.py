@@ -13,6 +13,7 @@ httpcore's own timeout only bounds the connect.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -46,7 +47,11 @@ class Transport(Protocol):
 class Upstreams:
     """The transports for every provider; open in the server's trio loop, close on exit."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, transports: Mapping[str, Transport] | None = None
+    ) -> None:
+        """``transports`` serve the named providers in process (tests' scripted upstreams);
+        the others go through the pool, the demo provider through its own transport."""
         self._settings = settings
         self._pool = httpcore.AsyncConnectionPool(
             max_connections=settings.max_upstream_connections,
@@ -54,14 +59,15 @@ class Upstreams:
             keepalive_expiry=30.0,
             retries=0,
         )
-        self._demo = {
+        self._in_process: dict[str, Transport] = {
             pid: DemoTransport(chunk_delay_s=ep.provider.demo_chunk_delay_ms / 1000)
             for pid, ep in settings.endpoints.items()
             if ep.provider.kind == "demo"
         }
+        self._in_process.update(transports or {})
 
     def transport(self, endpoint: UpstreamEndpoint) -> Transport:
-        return self._demo.get(endpoint.provider.id, self._pool)
+        return self._in_process.get(endpoint.provider.id, self._pool)
 
     async def aclose(self) -> None:
         await self._pool.aclose()

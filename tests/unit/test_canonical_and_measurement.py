@@ -32,7 +32,7 @@ def test_measurement_moves_with_prices_routing_and_code(tmp_path: Path) -> None:
     settings = load_settings({}, data_dir=tmp_path)
     base = measure(settings)
     assert measure(settings) == base and len(base.digest) == 32
-    assert "saferouter/routes/chat.py" in base.code
+    assert "saferouter/gateway/pipeline.py" in base.code
     assert all(len(h) == 64 for h in code_manifest().values())
     catalog = load_catalog(DEFAULT_CATALOG_PATH)
     flash = catalog.models["deepseek-flash"]

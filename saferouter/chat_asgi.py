@@ -1,0 +1,164 @@
+"""``/v1/chat/completions`` served straight from ASGI: the chat pipeline's HTTP adapter.
+
+The gateway's hottest path does not go through Quart: building Quart's request and
+response objects, its context locals, hooks and URL map cost more per request than the
+whole pipeline (issue 11's profile). :class:`ChatEndpoint` sits in front of the Quart
+app (inside :class:`~saferouter.asgi.ClientGuard`, so the send timeout, body draining,
+the shielded last send and ``Server-Timing`` hold here as everywhere) and answers this
+one path itself; every other request goes on to Quart unchanged.
+
+It does what Quart did for the route, no more: a request id on every answer, the body
+read up to the size limit (413) within the body timeout (408), the client's departure
+noticed at once (the handler is cancelled; a stream's ``aclose`` settles what was
+relayed), OpenAI-shaped errors, and a 500 naming the request id for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import attrs
+import trio
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
+
+from .asgi import BodyProgress, delivery_of, timing_of
+from .errors import (
+    ClientError,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    unexpected_error,
+)
+from .gateway.pipeline import ChatCall, Ports, Reply, chat
+
+PATH = "/v1/chat/completions"
+REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@attrs.frozen
+class ChatEndpoint:
+    """ASGI middleware: ``POST /v1/chat/completions`` to the pipeline, the rest to ``app``."""
+
+    app: ASGIFramework
+    ports: Callable[[], Ports | None]  # the pipeline's ports, once the app is serving
+    max_body_bytes: int
+    body_timeout_s: float
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        ports = self.ports()
+        if scope["type"] != "http" or scope["path"] != PATH or ports is None:
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        headers = list(scope["headers"])
+        declared = BodyProgress.from_headers(headers, drain_limit_bytes=0).expected_bytes
+        body = _Body(self.max_body_bytes, declared)
+        out = cast(Send, send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(body.receive_all, receive, nursery.cancel_scope)
+            call = ChatCall(
+                authorization=_header(headers, b"authorization"),
+                read_body=lambda: body.read(self.body_timeout_s),
+                request_id=request_id,
+                started_s=trio.current_time(),
+                timing=timing_of(scope),
+                delivery=delivery_of(scope),
+            )
+            await _answer(ports, scope["method"], call, out)
+            nursery.cancel_scope.cancel()
+
+
+async def _answer(ports: Ports, method: str, call: ChatCall, send: Send) -> None:
+    """Run the pipeline and send its reply; an error goes out as an OpenAI error body."""
+    id_header = (REQUEST_ID_HEADER.lower().encode(), call.request_id.encode())
+    try:
+        if method != "POST":
+            raise MethodNotAllowed(
+                f"Method {method} is not allowed for {PATH}. Allowed: POST.",
+                headers={"Allow": "POST"},
+            )
+        reply = await chat(ports, call)
+    except ClientError as error:
+        reply = Reply(error.status, {**error.headers, **_JSON}, body=error.body())
+    except Exception as error:  # a bug: the client gets a 500, the log where it happened
+        internal = unexpected_error(error, method=method, path=PATH, request_id=call.request_id)
+        reply = Reply(internal.status, _JSON, body=internal.body())
+    headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items()]
+    headers.append(id_header)
+    if reply.stream is None:
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+        return
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        async for chunk in reply.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await reply.stream.aclose()  # settles a stream the client left (shielded inside)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+@attrs.define
+class _Body:
+    """The request body as it arrives (the trio shell reading ``receive``)."""
+
+    limit_bytes: int
+    declared_bytes: int | None  # Content-Length
+    parts: list[bytes] = attrs.Factory(list)
+    size_bytes: int = 0
+    complete: trio.Event = attrs.Factory(trio.Event)
+
+    async def receive_all(self, receive: ASGIReceiveCallable, handler: trio.CancelScope) -> None:
+        """Take the body in, then wait for the client to leave: that cancels the handler."""
+        while True:
+            message = cast(Message, await receive())
+            if message["type"] == "http.disconnect":
+                handler.cancel()
+                return
+            if message["type"] == "http.request" and not self.complete.is_set():
+                chunk = message.get("body", b"")
+                self.size_bytes += len(chunk)
+                if self.size_bytes <= self.limit_bytes:
+                    self.parts.append(chunk)
+                if not message.get("more_body", False):
+                    self.complete.set()
+
+    async def read(self, timeout_s: float) -> bytes:
+        """The whole body; 413 past the limit (before reading, given Content-Length), 408
+        when it does not arrive in time."""
+        if (self.declared_bytes or 0) > self.limit_bytes:
+            raise _too_large(self.limit_bytes)
+        with trio.move_on_after(timeout_s):
+            await self.complete.wait()
+        if not self.complete.is_set():
+            raise InvalidRequest(
+                f"The request body did not arrive within {timeout_s:g} s.",
+                status=408,
+                code="request_timeout",
+            )
+        if self.size_bytes > self.limit_bytes:
+            raise _too_large(self.limit_bytes)
+        return b"".join(self.parts)
+
+
+def _too_large(limit_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than this gateway accepts ({limit_bytes} bytes)."
+    )
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,152 @@
+"""The chat pipeline in process: real settings and catalog, the in-memory store, the
+scripted upstream, and trio's ``MockClock`` for every wait (see tests/app/test_pipeline.py).
+
+Nothing of the pipeline is replaced: :func:`saferouter.gateway.pipeline.chat` runs with
+its production collaborators except the two outside it — the store (``MemoryStore``,
+which passes the same contract suite as SQLite) and the upstream (in process, no socket).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+from saferouter.storage.memory import MemoryStore
+
+from saferouter.catalog import Model
+from saferouter.config import Settings
+from saferouter.errors import ClientError
+from saferouter.gateway.breaker import CircuitBreaker
+from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
+from saferouter.gateway.upstream import Upstreams
+from saferouter.keys import generate_key, hash_key, parse_bearer
+from saferouter.storage import KeyRecord
+from saferouter.timing import RequestTiming
+
+from ..scripted import ScriptedUpstream
+from ..servers import gateway_settings
+
+EPOCH_S = 1_800_000_000.0  # the wall clock at mock time 0: a whole minute
+
+
+@attrs.frozen
+class MockWallClock:
+    """The pipeline's clock on trio's mock clock: the wall starts at :data:`EPOCH_S`."""
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def wall(self) -> float:
+        return EPOCH_S + trio.current_time()
+
+
+@attrs.define
+class StoreKeys:
+    """Keys by hash from the store, as the gateway's authenticator reads them."""
+
+    store: MemoryStore
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        secret = parse_bearer(authorization)
+        key = await self.store.key_by_hash(hash_key(secret or ""))
+        if key is None or not key.active:
+            raise AssertionError("the harness sends only good keys")
+        return key
+
+
+@attrs.define
+class Harness:
+    ports: Ports
+    store: MemoryStore
+    upstream: ScriptedUpstream
+    secret: str = ""
+
+    async def new_key(self, **options: Any) -> str:
+        new = generate_key()
+        await self.store.create_key(
+            name="user", role="user", key_hash=new.hash, prefix=new.display_prefix, **options
+        )
+        return new.secret
+
+    async def send(
+        self, model: str, *, stream: bool = False, key: str = "", **fields: Any
+    ) -> Reply:
+        """One request through the pipeline, started now on the mock clock."""
+        body = json.dumps(
+            {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            | fields
+        ).encode()
+
+        async def read_body() -> bytes:
+            return body
+
+        call = ChatCall(
+            authorization=f"Bearer {key or self.secret}",
+            read_body=read_body,
+            request_id="req_" + secrets.token_hex(6),
+            started_s=trio.current_time(),
+            timing=RequestTiming(started_s=trio.current_time()),
+        )
+        return await chat(self.ports, call)
+
+    async def error(self, model: str, **options: Any) -> ClientError:
+        """The error a request ends in (it must end in one)."""
+        try:
+            await self.send(model, **options)
+        except ClientError as error:
+            return error
+        raise AssertionError(f"{model}: expected an error, got a reply")
+
+
+async def read_all(reply: Reply) -> bytes:
+    """A streamed reply's whole body, as a client that reads to the end gets it."""
+    assert reply.stream is not None
+    parts = [chunk async for chunk in reply.stream]
+    await reply.stream.aclose()
+    return b"".join(parts)
+
+
+def with_models(settings: Settings, **models: Model) -> Settings:
+    catalog = attrs.evolve(settings.catalog, models={**settings.catalog.models, **models})
+    return attrs.evolve(settings, catalog=catalog)
+
+
+def fake_model(settings: Settings, model_id: str, upstream: str, **changes: Any) -> Model:
+    """A catalog model of the fake provider served by the scripted ``upstream``."""
+    listed = settings.catalog.models["hedged"]
+    options: dict[str, Any] = {"hedge_after_ms": None, "fallbacks": ()} | changes
+    return attrs.evolve(listed, id=model_id, name=model_id, upstream=upstream, **options)
+
+
+@asynccontextmanager
+async def running_pipeline(
+    tmp_path: Path, configure: Callable[[Settings], Settings] | None = None
+) -> AsyncIterator[Harness]:
+    """A pipeline whose fake providers are the scripted upstream, on settings the test
+    may ``configure`` (``attrs.evolve`` its breaker, timeouts, catalog …)."""
+    settings = gateway_settings(tmp_path, "http://scripted.invalid")
+    if configure is not None:
+        settings = configure(settings)
+    upstream = ScriptedUpstream()
+    store = MemoryStore()
+    upstreams = Upstreams(settings, transports={"fake": upstream, "fake2": upstream})
+    ports = Ports(
+        settings=settings,
+        store=store,
+        keys=StoreKeys(store),
+        upstreams=upstreams,
+        breaker=CircuitBreaker(settings.breaker),
+        clock=MockWallClock(),
+    )
+    harness = Harness(ports=ports, store=store, upstream=upstream)
+    harness.secret = await harness.new_key(credits_micro_usd=10_000_000)
+    try:
+        yield harness
+    finally:
+        await upstreams.aclose()
