@@ -25,6 +25,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 
+from ..errors import StorageError
 from . import activity_log, rules
 from .records import Admission, AdmissionRequest, Books, Settlement
 
@@ -105,9 +106,12 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
         _entry(db, s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
-    metered, balance = db.execute(
+    row = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
+    if row is None:
+        raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
+    metered, balance = row
     charges = rules.split_settlement(s, metered=bool(metered), balance_micro_usd=balance)
     if charges.charge_micro_usd > 0:
         _entry(db, s.key_id, "charge", -charges.charge_micro_usd, s.request_id, s.now)
@@ -143,6 +147,8 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     row = db.execute(
         "SELECT metered, balance_micro_usd, reserved_micro_usd FROM keys WHERE id = ?", (key_id,)
     ).fetchone()
+    if row is None:
+        raise StorageError(f"no key {key_id}")
     sums = dict(
         db.execute(
             "SELECT kind, SUM(amount_micro_usd) FROM ledger WHERE key_id = ? GROUP BY kind",

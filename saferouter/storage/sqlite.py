@@ -243,10 +243,12 @@ def _commit(db: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
         try:
             op.value = op.apply(db)
             db.execute("RELEASE op")
-        except (sqlite3.Error, StorageError) as exc:
+        except Exception as exc:
+            # Any failure, a caller's own included (a ``make_entry`` that raises), undoes
+            # this op alone and reaches its caller: no transaction is ever left open.
             db.execute("ROLLBACK TO op")
             db.execute("RELEASE op")
-            op.fail(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            op.fail(StorageError(str(exc)) if isinstance(exc, sqlite3.Error) else exc)
     try:
         db.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -268,10 +270,10 @@ class _Op(Generic[T]):
     def __init__(self, apply: Callable[[sqlite3.Connection], T]) -> None:
         self.apply = apply
         self.value: T | None = None
-        self.error: StorageError | None = None
+        self.error: Exception | None = None
         self.finished = False
 
-    def fail(self, error: StorageError) -> None:
+    def fail(self, error: Exception) -> None:
         self.error = error
         self.finished = True
 
