@@ -18,7 +18,8 @@ sqlite3 — the time, the bytes and the collaborators are parameters):
   in and values out;
 - ``gateway.redact``: scrubs secrets out of upstream error text, a pure function of
   strings;
-- ``storage.rules``: the store's decisions, shared by the stores.
+- ``storage.rules`` (the store's decisions, shared by SQLite and memory) and
+  ``storage.memory`` (the Store in memory, for tests: its clock is a parameter).
 
 Not cores: ``connections`` (its ``ConnectionTable`` is pure, but the module also holds
 the trio shell that closes connections, so importing it imports trio — split the table
@@ -63,6 +64,7 @@ CORES = (
     "saferouter.tee.verify",
     "saferouter.tee.validate",
     "saferouter.storage.rules",
+    "saferouter.storage.memory",
 )
 
 # The request pipeline joins this list (``saferouter.gateway.pipeline``, issue 11 item 1).
