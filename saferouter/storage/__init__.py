@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .logs import LogEntry, NewLogEntry
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -24,7 +23,9 @@ from .records import (
     AdmissionRequest,
     Books,
     KeyRecord,
+    LogEntry,
     ModelUsage,
+    NewLogEntry,
     RateLimits,
     Settlement,
 )

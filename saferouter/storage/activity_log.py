@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from . import rules
 from .records import ActivityEntry, ActivityFilter, ModelUsage
 
 _ACTIVITY_COLUMNS = (
@@ -15,6 +16,17 @@ _ACTIVITY_COLUMNS = (
     "completion_tokens, cached_tokens, reasoning_tokens, cost_micro_usd, streamed, "
     "estimated, error_type, overrun_micro_usd"
 )
+# the SQL of each field a filter tests (:func:`.rules.activity_conditions`); constants
+# only, so the text built from them holds no input
+_COLUMN: dict[rules.ActivityField, str] = {
+    "key_id": "key_id",
+    "model": "coalesce(served_model, requested_model)",
+    "provider": "provider",
+    "created_at": "created_at",
+    "id": "id",
+    "status": "status",
+    "outcome": "outcome",
+}
 
 
 def record(db: sqlite3.Connection, e: ActivityEntry) -> None:
@@ -48,32 +60,12 @@ def record(db: sqlite3.Connection, e: ActivityEntry) -> None:
 
 
 def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
-    where, args = ["1 = 1"], []
-    conditions: list[tuple[str, Any]] = [
-        ("key_id = ?", q.key_id),
-        ("coalesce(served_model, requested_model) = ?", q.model),
-        ("provider = ?", q.provider),
-        ("created_at >= ?", q.since),
-        ("created_at < ?", q.until),
-        ("id < ?", q.before_id),
-    ]
-    for clause, value in conditions:
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    if q.status is not None:
-        if q.status == "error":
-            where.append("outcome != 'ok'")
-        elif q.status.isdigit():
-            where.append("status = ?")
-            args.append(int(q.status))
-        else:
-            where.append("outcome = ?")
-            args.append(q.status)
+    conditions = rules.activity_conditions(q)
+    where = " AND ".join(["1 = 1", *(f"{_COLUMN[c.field]} {c.op} ?" for c in conditions)])
     rows = db.execute(
-        f"SELECT {_ACTIVITY_COLUMNS}, id FROM activity WHERE {' AND '.join(where)} "  # noqa: S608
+        f"SELECT {_ACTIVITY_COLUMNS}, id FROM activity WHERE {where} "  # noqa: S608
         "ORDER BY id DESC LIMIT ?",
-        (*args, q.limit),
+        (*(c.value for c in conditions), q.limit),
     ).fetchall()
     return [_activity_entry(row) for row in rows]
 

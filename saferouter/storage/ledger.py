@@ -1,7 +1,8 @@
 """The SQL of the books: admission, settlement, top-ups, recovery, and the reads over
-the ledger (the activity log's SQL is :mod:`.activity_log`). Every function takes a
-connection inside a write transaction (or a read connection) and does no I/O of its
-own beyond it.
+the ledger (the activity log's SQL is :mod:`.activity_log`; what is decided in Python —
+the admission, the settlement's split — is :mod:`.rules`, shared with the memory store).
+Every function takes a connection inside a write transaction (or a read connection) and
+does no I/O of its own beyond it.
 
 Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
 at admission; ``release`` +the same at settlement; ``charge`` −actual cost, at most the
@@ -21,26 +22,12 @@ being hidden by a capped charge.
 
 from __future__ import annotations
 
-import math
 import secrets
 import sqlite3
 
-import attrs
-
-from ..accounting import split_charge
-from . import activity_log
-from .records import ActivityEntry, Admission, AdmissionRequest, Books, Settlement
-
-WINDOW_S = 60
-# the kinds that move a key's balance; ``overrun`` is the operator's, outside it
-BALANCE_KINDS = ("topup", "reserve", "release", "charge", "metering")
-_REFUSAL_STATUS = {
-    "insufficient_quota": 402,
-    "requests_per_minute": 429,
-    "tokens_per_minute": 429,
-    "revoked": 401,
-    "unsupported_content": 400,
-}
+from ..errors import StorageError
+from . import activity_log, rules
+from .records import Admission, AdmissionRequest, Books, Settlement
 
 
 def _entry(
@@ -51,14 +38,13 @@ def _entry(
         "VALUES (?,?,?,?,?)",
         (key_id, kind, amount, request_id, now),
     )
-    if kind not in BALANCE_KINDS:
-        return
-    reserved_change = -amount if kind in ("reserve", "release") else 0
-    db.execute(
-        "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
-        "reserved_micro_usd = reserved_micro_usd + ? WHERE id = ?",
-        (amount, reserved_change, key_id),
-    )
+    balance_change, reserved_change = rules.balance_effect(kind, amount)
+    if balance_change or reserved_change:
+        db.execute(
+            "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
+            "reserved_micro_usd = reserved_micro_usd + ? WHERE id = ?",
+            (balance_change, reserved_change, key_id),
+        )
 
 
 def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
@@ -83,64 +69,32 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
     if row is None or row[4] is not None:
         return Admission(admitted=False, refusal="revoked")
     metered, balance, rpm, tpm, _ = row
-    window = int(request.now // WINDOW_S) * WINDOW_S
-    reset_s = window + WINDOW_S - request.now
+    window = rules.window_start(request.now)
     used = db.execute(
         "SELECT requests, tokens FROM rate_windows WHERE key_id = ? AND window_start = ?",
         (request.key_id, window),
     ).fetchone() or (0, 0)
-    refusal = None
-    if metered and request.reserve_micro_usd is None:
-        refusal = "unsupported_content"  # no bound on its cost: a metered key cannot pay it
-    elif rpm is not None and used[0] >= rpm:
-        refusal = "requests_per_minute"
-    elif tpm is not None and used[1] >= tpm:
-        refusal = "tokens_per_minute"
-    elif metered and balance < (request.reserve_micro_usd or 0):
-        refusal = "insufficient_quota"
-    if refusal is not None:
-        activity_log.record(
-            db,
-            ActivityEntry(
-                request_id=request.request_id,
-                attempt=0,
-                created_at=request.now,
-                key_id=request.key_id,
-                requested_model=request.requested_model,
-                served_model=None,
-                provider=None,
-                original_model=None,
-                status=_REFUSAL_STATUS[refusal],
-                outcome="rejected",
-                streamed=request.streamed,
-                error_type=refusal,
-            ),
-        )
-        return Admission(
-            admitted=False,
-            refusal=refusal,
-            balance_micro_usd=balance,
-            rate_remaining=max(0, rpm - used[0]) if rpm is not None else None,
-            retry_after_s=math.ceil(reset_s) if refusal != "insufficient_quota" else 0,
-            rate_limit=rpm,
-            rate_reset_s=reset_s,
-        )
+    admission = rules.decide_admission(
+        request,
+        metered=bool(metered),
+        balance_micro_usd=balance,
+        rpm_limit=rpm,
+        tpm_limit=tpm,
+        used_requests=used[0],
+        used_tokens=used[1],
+    )
+    if admission.refusal is not None:
+        activity_log.record(db, rules.refusal_entry(request, admission.refusal))
+        return admission
     db.execute(
         "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
         "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
         (request.key_id, window),
     )
-    reserved = (request.reserve_micro_usd or 0) if metered else 0
+    reserved = admission.reserved_micro_usd
     if reserved:
         _entry(db, request.key_id, "reserve", -reserved, request.request_id, request.now)
-    return Admission(
-        admitted=True,
-        reserved_micro_usd=reserved,
-        balance_micro_usd=balance - reserved,
-        rate_remaining=rpm - used[0] - 1 if rpm is not None else None,
-        rate_limit=rpm,
-        rate_reset_s=reset_s,
-    )
+    return admission
 
 
 def settle(db: sqlite3.Connection, s: Settlement) -> None:
@@ -152,33 +106,24 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
         _entry(db, s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
-    metered, balance = db.execute(
+    row = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
-    # A metered key pays at most what was reserved for the request (if nothing was, it
-    # was unmetered at admission: at most its balance), so it never goes below zero.
-    cap = None
-    if metered:
-        cap = max(balance, 0)
-        if s.reserved_micro_usd:
-            cap = min(cap, s.reserved_micro_usd)
-    charge, overrun = split_charge(s.cost_micro_usd, cap)
-    if charge > 0:
-        _entry(db, s.key_id, "charge", -charge, s.request_id, s.now)
-    if overrun > 0:
-        _entry(db, s.key_id, "overrun", -overrun, s.request_id, s.now)
-    for attempt in s.attempts:
-        if overrun and attempt.cost_micro_usd:  # only the serving attempt has a cost
-            attempt = attrs.evolve(
-                attempt, cost_micro_usd=attempt.cost_micro_usd - overrun, overrun_micro_usd=overrun
-            )
+    if row is None:
+        raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
+    metered, balance = row
+    charges = rules.split_settlement(s, metered=bool(metered), balance_micro_usd=balance)
+    if charges.charge_micro_usd > 0:
+        _entry(db, s.key_id, "charge", -charges.charge_micro_usd, s.request_id, s.now)
+    if charges.overrun_micro_usd > 0:
+        _entry(db, s.key_id, "overrun", -charges.overrun_micro_usd, s.request_id, s.now)
+    for attempt in charges.attempts:
         activity_log.record(db, attempt)
     if s.tokens:
-        window = int(s.now // WINDOW_S) * WINDOW_S
         db.execute(
             "INSERT INTO rate_windows (key_id, window_start, tokens) VALUES (?, ?, ?) "
             "ON CONFLICT (key_id, window_start) DO UPDATE SET tokens = tokens + ?",
-            (s.key_id, window, s.tokens, s.tokens),
+            (s.key_id, rules.window_start(s.now), s.tokens, s.tokens),
         )
 
 
@@ -195,26 +140,23 @@ def release_abandoned(db: sqlite3.Connection, now: float) -> int:
 
 def prune(db: sqlite3.Connection, now: float, retention_s: float) -> None:
     db.execute("DELETE FROM activity WHERE created_at < ?", (now - retention_s,))
-    db.execute("DELETE FROM rate_windows WHERE window_start < ?", (now - 2 * WINDOW_S,))
+    db.execute("DELETE FROM rate_windows WHERE window_start < ?", (now - rules.WINDOW_KEEP_S,))
 
 
 def books(db: sqlite3.Connection, key_id: str) -> Books:
     row = db.execute(
         "SELECT metered, balance_micro_usd, reserved_micro_usd FROM keys WHERE id = ?", (key_id,)
     ).fetchone()
+    if row is None:
+        raise StorageError(f"no key {key_id}")
     sums = dict(
         db.execute(
             "SELECT kind, SUM(amount_micro_usd) FROM ledger WHERE key_id = ? GROUP BY kind",
             (key_id,),
         ).fetchall()
     )
-    return Books(
-        metered=bool(row[0]),
-        balance_micro_usd=row[1],
-        reserved_micro_usd=row[2],
-        spent_micro_usd=-(sums.get("charge") or 0),
-        topped_up_micro_usd=sums.get("topup") or 0,
-        overrun_micro_usd=-(sums.get("overrun") or 0),
+    return rules.books_from_sums(
+        metered=bool(row[0]), balance_micro_usd=row[1], reserved_micro_usd=row[2], sums=sums
     )
 
 

@@ -12,25 +12,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-import attrs
-
-
-@attrs.frozen
-class LogEntry:
-    log: str
-    index: int
-    body: bytes | None  # None while an audit entry is pending
-    created_at: float
-    key_id: str | None = None
-    request_id: str | None = None
-
-
-@attrs.frozen
-class NewLogEntry:
-    """An entry's bytes with its Merkle leaf hash, both made by the log that writes it."""
-
-    body: bytes
-    leaf_hash: bytes
+from .records import LogEntry, NewLogEntry
+from .rules import filled_prefix
 
 
 def append(
@@ -83,14 +66,9 @@ def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
 
 def leaves(db: sqlite3.Connection, log: str) -> list[bytes]:
     """Leaf hashes of the longest prefix of filled entries."""
-    out: list[bytes] = []
-    for index, leaf in db.execute(
-        "SELECT idx, leaf_hash FROM log_entries WHERE log = ? ORDER BY idx", (log,)
-    ):
-        if leaf is None or index != len(out):
-            break
-        out.append(bytes(leaf))
-    return out
+    return filled_prefix(
+        db.execute("SELECT idx, leaf_hash FROM log_entries WHERE log = ? ORDER BY idx", (log,))
+    )
 
 
 def entries(

@@ -130,3 +130,21 @@ class ActivityFilter:
     until: float | None = None
     before_id: int | None = None  # pagination cursor
     limit: int = 50
+
+
+@attrs.frozen
+class LogEntry:
+    log: str
+    index: int
+    body: bytes | None  # None while an audit entry is pending
+    created_at: float
+    key_id: str | None = None
+    request_id: str | None = None
+
+
+@attrs.frozen
+class NewLogEntry:
+    """An entry's bytes with its Merkle leaf hash, both made by the log that writes it."""
+
+    body: bytes
+    leaf_hash: bytes

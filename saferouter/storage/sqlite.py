@@ -28,7 +28,7 @@ import trio
 
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
-from . import activity_log, ledger, logs
+from . import activity_log, ledger, logs, rules
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -36,7 +36,9 @@ from .records import (
     AdmissionRequest,
     Books,
     KeyRecord,
+    LogEntry,
     ModelUsage,
+    NewLogEntry,
     RateLimits,
     Settlement,
 )
@@ -241,10 +243,12 @@ def _commit(db: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
         try:
             op.value = op.apply(db)
             db.execute("RELEASE op")
-        except (sqlite3.Error, StorageError) as exc:
+        except Exception as exc:
+            # Any failure, a caller's own included (a ``make_entry`` that raises), undoes
+            # this op alone and reaches its caller: no transaction is ever left open.
             db.execute("ROLLBACK TO op")
             db.execute("RELEASE op")
-            op.fail(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            op.fail(StorageError(str(exc)) if isinstance(exc, sqlite3.Error) else exc)
     try:
         db.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -266,10 +270,10 @@ class _Op(Generic[T]):
     def __init__(self, apply: Callable[[sqlite3.Connection], T]) -> None:
         self.apply = apply
         self.value: T | None = None
-        self.error: StorageError | None = None
+        self.error: Exception | None = None
         self.finished = False
 
-    def fail(self, error: StorageError) -> None:
+    def fail(self, error: Exception) -> None:
         self.error = error
         self.finished = True
 
@@ -286,7 +290,7 @@ class SQLiteStore:
     def __init__(self, path: Path, *, activity_retention_days: float = 30.0) -> None:
         self.path = path
         self._retention_s = activity_retention_days * 86400
-        self._next_prune = 0.0
+        self._prune = rules.PruneSchedule()
         try:
             prepare_private_database(path)
             self._db = connect(path)
@@ -426,9 +430,7 @@ class SQLiteStore:
         return await self._writes.run(lambda db: ledger.admit(db, request))
 
     async def settle(self, settlement: Settlement) -> None:
-        prune = settlement.now >= self._next_prune
-        if prune:
-            self._next_prune = settlement.now + 600
+        prune = self._prune.due(settlement.now)
 
         def apply(db: sqlite3.Connection) -> None:
             ledger.settle(db, settlement)
@@ -484,8 +486,8 @@ class SQLiteStore:
     # --- logs ---------------------------------------------------------------------
 
     async def log_append(
-        self, log: str, make_entry: Callable[[int, bytes | None], logs.NewLogEntry]
-    ) -> logs.LogEntry:
+        self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]
+    ) -> LogEntry:
         now = time.time()
         return await self._writes.run(lambda db: logs.append(db, log, make_entry, now))
 
@@ -493,10 +495,10 @@ class SQLiteStore:
         now = time.time()
         return await self._writes.run(lambda db: logs.reserve(db, log, key_id, request_id, now))
 
-    async def log_fill(self, log: str, index: int, entry: logs.NewLogEntry) -> None:
+    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
         await self._writes.run(lambda db: logs.fill(db, log, index, entry))
 
-    async def log_pending(self, log: str) -> list[logs.LogEntry]:
+    async def log_pending(self, log: str) -> list[LogEntry]:
         return await self._read(lambda db: logs.pending(db, log))
 
     async def log_leaves(self, log: str) -> list[bytes]:
@@ -504,7 +506,7 @@ class SQLiteStore:
 
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None
-    ) -> list[logs.LogEntry]:
+    ) -> list[LogEntry]:
         return await self._read(lambda db: logs.entries(db, log, start, limit, key_id))
 
     # --- life ---------------------------------------------------------------------

@@ -1,0 +1,345 @@
+"""A store in memory: the :class:`~saferouter.storage.Store` protocol without any I/O,
+for tests (the pipeline's in-process tests, under trio's ``MockClock`` too).
+
+It keeps the SQLite store's semantics, and one contract suite (``tests/app/
+test_store.py``) runs against both to hold it there. What SQLite decides in Python is
+shared (:mod:`.rules`); what SQLite does in SQL — sums, the books check, filters,
+groupings — is done here over plain tables. The ledger is a real append-only list and a
+key's balance a running sum kept beside it, as in SQLite, so :meth:`check_books` proves
+something rather than restating it.
+
+Atomicity: no method awaits, and trio switches tasks only at an await, so each method
+runs alone. A method that fails halfway leaves nothing behind, as SQLite's savepoint
+does: every write goes through a :class:`~.journal.Journal` transaction. The clock
+(``created_at`` of keys, revocations, top-ups, log entries) is a parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..errors import LastAdminKey, StorageError
+from ..keys import ROLES
+from . import rules
+from .journal import Journal
+from .memory_tables import ActivityTable, Ledger, LedgerEntry, LogTables, RateWindows, first
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    Admission,
+    AdmissionRequest,
+    Books,
+    KeyRecord,
+    LogEntry,
+    ModelUsage,
+    NewLogEntry,
+    RateLimits,
+    Settlement,
+)
+
+if TYPE_CHECKING:
+    from . import Store
+
+
+class MemoryStore:
+    """:class:`~saferouter.storage.Store` in this process's memory."""
+
+    def __init__(
+        self, *, activity_retention_days: float = 30.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._clock = clock
+        self._retention_s = activity_retention_days * 86400
+        self._prune = rules.PruneSchedule()
+        self._journal = Journal()
+        self._closed = False
+        self._keys: dict[str, KeyRecord] = {}
+        self._key_ids: dict[str, str] = {}  # by hash
+        self._ledger = Ledger(self._journal)
+        self._activity = ActivityTable(self._journal)
+        self._windows = RateWindows(self._journal)
+        self._logs = LogTables(self._journal)
+
+    def _write(self) -> contextlib.AbstractContextManager[None]:
+        self._check_open()
+        return self._journal.transaction()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the memory store is closed")
+
+    # --- keys ---------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        *,
+        name: str,
+        role: str,
+        key_hash: str,
+        prefix: str,
+        credits_micro_usd: int | None = None,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
+    ) -> KeyRecord:
+        key_id = "key_" + secrets.token_hex(8)
+        now = self._clock()
+        with self._write():
+            # what SQLite's constraints refuse
+            if role not in ROLES:
+                raise StorageError(f"a key's role is one of {sorted(ROLES)}, not {role!r}")
+            if key_hash in self._key_ids:
+                raise StorageError("a key with this hash exists")
+            record = KeyRecord(
+                id=key_id,
+                name=name,
+                prefix=prefix,
+                role=role,
+                created_at=now,
+                last_used_at=None,
+                revoked_at=None,
+                metered=credits_micro_usd is not None,
+                rpm_limit=rpm_limit,
+                tpm_limit=tpm_limit,
+            )
+            self._journal.set(self._keys, key_id, record)
+            self._journal.set(self._key_ids, key_hash, key_id)
+            if credits_micro_usd:
+                self._top_up(key_id, credits_micro_usd, now)
+        return self._keys[key_id]
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        self._check_open()
+        key_id = self._key_ids.get(key_hash)
+        return None if key_id is None else self._keys[key_id]
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        self._check_open()
+        return self._keys.get(key_id)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        self._check_open()
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
+
+    async def update_key(
+        self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
+    ) -> KeyRecord | None:
+        with self._write():
+            key = self._keys.get(key_id)
+            if key is None:
+                return None
+            if name is not None:
+                key = attrs.evolve(key, name=name)
+            if limits is not None:
+                key = attrs.evolve(
+                    key, rpm_limit=limits.requests_per_minute, tpm_limit=limits.tokens_per_minute
+                )
+            self._journal.set(self._keys, key_id, key)
+        return key
+
+    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
+        now = self._clock()
+        with self._write():
+            key = self._keys.get(key_id)
+            if key is None:
+                return None
+            if keep_an_admin and key.is_admin and key.active:
+                others = (k for k in self._keys.values() if k.id != key_id)
+                if not any(k.is_admin and k.active for k in others):
+                    raise LastAdminKey(f"{key_id} is the last active admin key")
+            if key.active:
+                self._journal.set(self._keys, key_id, attrs.evolve(key, revoked_at=now))
+        return self._keys[key_id]
+
+    async def touch_key(self, key_id: str, when: float) -> None:
+        with self._write():
+            key = self._keys.get(key_id)
+            if key is not None:
+                self._journal.set(self._keys, key_id, attrs.evolve(key, last_used_at=when))
+
+    async def count_keys(self) -> int:
+        self._check_open()
+        return len(self._keys)
+
+    # --- money --------------------------------------------------------------------
+
+    def _entry(self, key_id: str, kind: str, amount: int, request_id: str, now: float) -> None:
+        """Append to the ledger and move the key's running sums with it."""
+        key = self._keys.get(key_id)
+        if key is None:  # SQLite's foreign key
+            raise StorageError(f"no key {key_id} for a ledger entry")
+        self._ledger.add(LedgerEntry(key_id, kind, amount, request_id, now))
+        balance_change, reserved_change = rules.balance_effect(kind, amount)
+        if balance_change or reserved_change:
+            key = attrs.evolve(
+                key,
+                balance_micro_usd=key.balance_micro_usd + balance_change,
+                reserved_micro_usd=key.reserved_micro_usd + reserved_change,
+            )
+            self._journal.set(self._keys, key_id, key)
+
+    def _top_up(self, key_id: str, amount: int, now: float) -> None:
+        self._entry(key_id, "topup", amount, "topup_" + secrets.token_hex(12), now)
+
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        with self._write():
+            key = self._keys.get(request.key_id)
+            if key is None or not key.active:
+                return Admission(admitted=False, refusal="revoked")
+            used = self._windows.used(key.id, request.now)
+            admission = rules.decide_admission(
+                request,
+                metered=key.metered,
+                balance_micro_usd=key.balance_micro_usd,
+                rpm_limit=key.rpm_limit,
+                tpm_limit=key.tpm_limit,
+                used_requests=used.requests,
+                used_tokens=used.tokens,
+            )
+            if admission.refusal is not None:
+                self._activity.record(rules.refusal_entry(request, admission.refusal))
+                return admission
+            self._windows.count(key.id, request.now, requests=1)
+            reserved = admission.reserved_micro_usd
+            if reserved:
+                self._entry(key.id, "reserve", -reserved, request.request_id, request.now)
+            return admission
+
+    async def settle(self, settlement: Settlement) -> None:
+        s = settlement
+        with self._write():
+            if any(self._ledger.has(s.request_id, kind) for kind in rules.SETTLED_KINDS):
+                return  # settled before: never charge twice
+            if s.reserved_micro_usd:
+                self._entry(s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
+            key = self._keys.get(s.key_id)
+            if key is None:
+                raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
+            charges = rules.split_settlement(
+                s, metered=key.metered, balance_micro_usd=key.balance_micro_usd
+            )
+            if charges.charge_micro_usd > 0:
+                self._entry(s.key_id, "charge", -charges.charge_micro_usd, s.request_id, s.now)
+            if charges.overrun_micro_usd > 0:
+                self._entry(s.key_id, "overrun", -charges.overrun_micro_usd, s.request_id, s.now)
+            for attempt in charges.attempts:
+                self._activity.record(attempt)
+            if s.tokens:
+                self._windows.count(s.key_id, s.now, tokens=s.tokens)
+            if self._prune.due(s.now):
+                self._activity.prune(s.now - self._retention_s)
+                self._windows.prune(s.now)
+
+    async def top_up(
+        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
+    ) -> KeyRecord | None:
+        now = self._clock()
+        with self._write():
+            key = self._keys.get(key_id)
+            if key is None:
+                return None
+            if not key.metered:
+                if not make_metered:
+                    return key  # unmetered stays unmetered: the caller sees metered False
+                # it starts metered at zero: what it spent unmetered is written off
+                if key.balance_micro_usd:
+                    written_off = "metering_" + secrets.token_hex(12)
+                    self._entry(key_id, "metering", -key.balance_micro_usd, written_off, now)
+                key = attrs.evolve(self._keys[key_id], metered=True)
+                self._journal.set(self._keys, key_id, key)
+            self._top_up(key_id, amount_micro_usd, now)
+        return self._keys[key_id]
+
+    async def recover(self) -> int:
+        now = self._clock()
+        with self._write():
+            abandoned = self._ledger.abandoned()
+            for e in abandoned:
+                self._entry(e.key_id, "release", -e.amount_micro_usd, e.request_id, now)
+        return len(abandoned)
+
+    async def books(self, key_id: str) -> Books:
+        self._check_open()
+        key = self._keys.get(key_id)
+        if key is None:
+            raise StorageError(f"no key {key_id}")
+        return rules.books_from_sums(
+            metered=key.metered,
+            balance_micro_usd=key.balance_micro_usd,
+            reserved_micro_usd=key.reserved_micro_usd,
+            sums=self._ledger.sums(key_id),
+        )
+
+    async def check_books(self) -> list[str]:
+        self._check_open()
+        return [key.id for key in self._keys.values() if not self._ledger.holds_for(key)]
+
+    async def overrun_micro_usd(self) -> int:
+        self._check_open()
+        return self._ledger.overrun_micro_usd()
+
+    # --- activity -----------------------------------------------------------------
+
+    async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
+        self._check_open()
+        return self._activity.select(query)
+
+    async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
+        return await self.activity(ActivityFilter(key_id=key_id, since=since, limit=-1))
+
+    async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
+        self._check_open()
+        return self._activity.usage_by_model(key_id)
+
+    # --- logs ---------------------------------------------------------------------
+
+    async def log_append(
+        self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]
+    ) -> LogEntry:
+        now = self._clock()
+        with self._write():
+            return self._logs.append(log, make_entry, now)
+
+    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
+        now = self._clock()
+        with self._write():
+            return self._logs.reserve(log, key_id, request_id, now)
+
+    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
+        with self._write():
+            self._logs.fill(log, index, entry)
+
+    async def log_pending(self, log: str) -> list[LogEntry]:
+        self._check_open()
+        return [row.entry for _, row in self._logs.in_order(log) if row.entry.body is None]
+
+    async def log_leaves(self, log: str) -> list[bytes]:
+        self._check_open()
+        return rules.filled_prefix((i, row.leaf_hash) for i, row in self._logs.in_order(log))
+
+    async def log_entries(
+        self, log: str, start: int, limit: int, key_id: str | None = None
+    ) -> list[LogEntry]:
+        self._check_open()
+        chosen = [
+            row.entry
+            for index, row in self._logs.in_order(log)
+            if index >= start and (key_id is None or row.entry.key_id == key_id)
+        ]
+        return first(chosen, limit)
+
+    # --- life ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        self._check_open()
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+if TYPE_CHECKING:
+    _: type[Store] = MemoryStore  # mypy proves that it implements the protocol

@@ -1,0 +1,210 @@
+"""The memory store's tables, one class for each SQLite table and its SQL module: the
+ledger (:mod:`.ledger`), the activity log (:mod:`.activity_log`), the rate windows and
+the transparency and audit logs (:mod:`.logs`). Each answers in Python what its SQL
+counterpart answers in SQL, and writes only through the shared
+:class:`~.journal.Journal`, so a failed store method leaves no table changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import attrs
+
+from ..errors import StorageError
+from . import rules
+from .journal import Journal
+from .records import ActivityEntry, ActivityFilter, KeyRecord, LogEntry, ModelUsage, NewLogEntry
+
+T = TypeVar("T")
+
+
+def first(rows: Sequence[T], limit: int) -> list[T]:
+    """The first ``limit`` rows, as SQL's ``LIMIT`` (a negative limit is no limit)."""
+    return list(rows if limit < 0 else rows[:limit])
+
+
+@attrs.frozen
+class LedgerEntry:
+    key_id: str
+    kind: str
+    amount_micro_usd: int
+    request_id: str
+    created_at: float
+
+
+class Ledger:
+    """Append-only entries, one of each kind per request id (SQLite's ``UNIQUE``)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._entries: list[LedgerEntry] = []
+        self._by_request: dict[tuple[str, str], LedgerEntry] = {}  # (request id, kind)
+
+    def has(self, request_id: str, kind: str) -> bool:
+        return (request_id, kind) in self._by_request
+
+    def add(self, entry: LedgerEntry) -> None:
+        if self.has(entry.request_id, entry.kind):
+            raise StorageError(f"the ledger already has a {entry.kind} for {entry.request_id}")
+        self._journal.append(self._entries, entry)
+        self._journal.set(self._by_request, (entry.request_id, entry.kind), entry)
+
+    def sums(self, key_id: str) -> dict[str, int]:
+        """The sum of the key's entries of each kind."""
+        sums: dict[str, int] = {}
+        for e in self._entries:
+            if e.key_id == key_id:
+                sums[e.kind] = sums.get(e.kind, 0) + e.amount_micro_usd
+        return sums
+
+    def holds_for(self, key: KeyRecord) -> bool:
+        """Whether the key's running sums are its entries' sums, a metered key is not
+        below zero, and every overrun is a loss (negative)."""
+        sums = self.sums(key.id)
+        total = sum(amount for kind, amount in sums.items() if kind in rules.BALANCE_KINDS)
+        reserved = -(sums.get("reserve", 0) + sums.get("release", 0))
+        wrong_overrun = any(
+            e.key_id == key.id and e.kind == "overrun" and e.amount_micro_usd >= 0
+            for e in self._entries
+        )
+        return (
+            key.balance_micro_usd == total
+            and key.reserved_micro_usd == reserved
+            and not (key.metered and key.balance_micro_usd < 0)
+            and not wrong_overrun
+        )
+
+    def abandoned(self) -> list[LedgerEntry]:
+        """Reservations never released."""
+        return [
+            e
+            for e in self._entries
+            if e.kind == "reserve" and not self.has(e.request_id, "release")
+        ]
+
+    def overrun_micro_usd(self) -> int:
+        return -sum(e.amount_micro_usd for e in self._entries if e.kind == "overrun")
+
+
+class ActivityTable:
+    """Entries by id (ids only grow), one per attempt of a request."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._entries: dict[int, ActivityEntry] = {}
+        self._ids: dict[tuple[str, int], int] = {}  # (request id, attempt)
+        self._last_id = 0
+
+    def record(self, entry: ActivityEntry) -> None:
+        """Add an entry, unless its attempt is already recorded (``INSERT OR IGNORE``)."""
+        if (entry.request_id, entry.attempt) in self._ids:
+            return
+        self._last_id += 1  # a rolled-back id is skipped, never reused
+        self._journal.set(self._entries, self._last_id, attrs.evolve(entry, id=self._last_id))
+        self._journal.set(self._ids, (entry.request_id, entry.attempt), self._last_id)
+
+    def select(self, query: ActivityFilter) -> list[ActivityEntry]:
+        """Newest first."""
+        conditions = rules.activity_conditions(query)
+        newest_first = [e for _, e in sorted(self._entries.items(), reverse=True)]
+        return first([e for e in newest_first if all(c.holds(e) for c in conditions)], query.limit)
+
+    def usage_by_model(self, key_id: str) -> list[ModelUsage]:
+        """Per model, what the key's attempts (not its refusals) used; costliest first."""
+        by_model: dict[str, list[ActivityEntry]] = {}
+        for e in self._entries.values():
+            if e.key_id == key_id and e.attempt >= 1:
+                by_model.setdefault(rules.model_of(e), []).append(e)
+        usage = [
+            ModelUsage(
+                model=model,
+                requests=len(es),
+                prompt_tokens=sum(e.prompt_tokens for e in es),
+                completion_tokens=sum(e.completion_tokens for e in es),
+                cached_tokens=sum(e.cached_tokens for e in es),
+                reasoning_tokens=sum(e.reasoning_tokens for e in es),
+                cost_micro_usd=sum(e.cost_micro_usd for e in es),
+            )
+            for model, es in by_model.items()
+        ]
+        return sorted(usage, key=lambda u: (-u.cost_micro_usd, u.model))
+
+    def prune(self, before: float) -> None:
+        """Drop the entries created before ``before``."""
+        for entry_id, e in list(self._entries.items()):
+            if e.created_at < before:
+                self._journal.delete(self._entries, entry_id)
+                self._journal.delete(self._ids, (e.request_id, e.attempt))
+
+
+@attrs.frozen
+class Window:
+    requests: int = 0
+    tokens: int = 0
+
+
+class RateWindows:
+    """What each key used in each rate window (:func:`.rules.window_start`)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._windows: dict[tuple[str, int], Window] = {}  # (key id, window start)
+
+    def used(self, key_id: str, now: float) -> Window:
+        return self._windows.get((key_id, rules.window_start(now)), Window())
+
+    def count(self, key_id: str, now: float, *, requests: int = 0, tokens: int = 0) -> None:
+        used = self.used(key_id, now)
+        counted = Window(requests=used.requests + requests, tokens=used.tokens + tokens)
+        self._journal.set(self._windows, (key_id, rules.window_start(now)), counted)
+
+    def prune(self, now: float) -> None:
+        for slot in [s for s in self._windows if s[1] < now - rules.WINDOW_KEEP_S]:
+            self._journal.delete(self._windows, slot)
+
+
+@attrs.frozen
+class LogRow:
+    entry: LogEntry
+    leaf_hash: bytes | None  # None while pending
+
+
+class LogTables:
+    """Every log's entries by index; indexes run 0, 1, 2 … with no gap, each new one
+    the highest plus one, whether appended or reserved."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._logs: dict[str, dict[int, LogRow]] = {}
+
+    def _rows(self, log: str) -> dict[int, LogRow]:
+        return self._logs.setdefault(log, {})
+
+    def append(
+        self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry], now: float
+    ) -> LogEntry:
+        rows = self._rows(log)
+        index = len(rows)
+        new = make_entry(index, rows[index - 1].entry.body if rows else None)
+        entry = LogEntry(log=log, index=index, body=new.body, created_at=now)
+        self._journal.set(rows, index, LogRow(entry, new.leaf_hash))
+        return entry
+
+    def reserve(self, log: str, key_id: str, request_id: str, now: float) -> int:
+        rows = self._rows(log)
+        index = len(rows)
+        entry = LogEntry(log, index, None, now, key_id=key_id, request_id=request_id)
+        self._journal.set(rows, index, LogRow(entry, None))
+        return index
+
+    def fill(self, log: str, index: int, new: NewLogEntry) -> None:
+        rows = self._rows(log)
+        row = rows.get(index)
+        if row is not None and row.entry.body is None:  # a filled one is kept
+            filled = attrs.evolve(row.entry, body=new.body)
+            self._journal.set(rows, index, LogRow(filled, new.leaf_hash))
+
+    def in_order(self, log: str) -> Iterator[tuple[int, LogRow]]:
+        return iter(sorted(self._logs.get(log, {}).items()))

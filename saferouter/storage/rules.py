@@ -1,0 +1,236 @@
+"""The store's rules, as pure functions: every decision a store makes in Python, written
+once so that the SQLite store (:mod:`.sqlite`) and the memory store (:mod:`.memory`)
+cannot disagree. What SQLite computes in SQL (sums, joins) the memory store computes
+over its own tables; the contract suite (``tests/app/test_store.py``) holds both to the
+same answers.
+
+The rate window is a fixed minute (``WINDOW_S``) counted per key: requests at admission,
+tokens at settlement. A ledger entry moves a key's balance when its kind is one of
+``BALANCE_KINDS``; ``reserve`` and ``release`` also move what is reserved (see
+:mod:`.ledger` for what each kind means).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ..accounting import split_charge
+from .records import ActivityEntry, ActivityFilter, Admission, AdmissionRequest, Books, Settlement
+
+WINDOW_S = 60
+# rate windows older than this are pruned: the current and the previous one are kept
+WINDOW_KEEP_S = 2 * WINDOW_S
+PRUNE_EVERY_S = 600
+# the kinds that move a key's balance; ``overrun`` is the operator's, outside it
+BALANCE_KINDS = ("topup", "reserve", "release", "charge", "metering")
+# a request with one of these in the ledger is settled: settling it again does nothing
+SETTLED_KINDS = ("release", "charge", "overrun")
+REFUSAL_STATUS = {
+    "insufficient_quota": 402,
+    "requests_per_minute": 429,
+    "tokens_per_minute": 429,
+    "revoked": 401,
+    "unsupported_content": 400,
+}
+
+
+def window_start(now: float) -> int:
+    """The start of the rate window ``now`` falls in (unix seconds)."""
+    return int(now // WINDOW_S) * WINDOW_S
+
+
+def balance_effect(kind: str, amount_micro_usd: int) -> tuple[int, int]:
+    """How a ledger entry changes a key's ``(balance, reserved)``."""
+    if kind not in BALANCE_KINDS:
+        return 0, 0
+    return amount_micro_usd, -amount_micro_usd if kind in ("reserve", "release") else 0
+
+
+def decide_admission(
+    request: AdmissionRequest,
+    *,
+    metered: bool,
+    balance_micro_usd: int,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    used_requests: int,
+    used_tokens: int,
+) -> Admission:
+    """Admit or refuse a request of an active key, given what its rate window holds.
+    An admitted request's ``reserved_micro_usd`` is what the store must reserve."""
+    reset_s = window_start(request.now) + WINDOW_S - request.now
+    refusal = None
+    if metered and request.reserve_micro_usd is None:
+        refusal = "unsupported_content"  # no bound on its cost: a metered key cannot pay it
+    elif rpm_limit is not None and used_requests >= rpm_limit:
+        refusal = "requests_per_minute"
+    elif tpm_limit is not None and used_tokens >= tpm_limit:
+        refusal = "tokens_per_minute"
+    elif metered and balance_micro_usd < (request.reserve_micro_usd or 0):
+        refusal = "insufficient_quota"
+    if refusal is not None:
+        return Admission(
+            admitted=False,
+            refusal=refusal,
+            balance_micro_usd=balance_micro_usd,
+            rate_remaining=max(0, rpm_limit - used_requests) if rpm_limit is not None else None,
+            retry_after_s=math.ceil(reset_s) if refusal != "insufficient_quota" else 0,
+            rate_limit=rpm_limit,
+            rate_reset_s=reset_s,
+        )
+    reserved = (request.reserve_micro_usd or 0) if metered else 0
+    return Admission(
+        admitted=True,
+        reserved_micro_usd=reserved,
+        balance_micro_usd=balance_micro_usd - reserved,
+        rate_remaining=rpm_limit - used_requests - 1 if rpm_limit is not None else None,
+        rate_limit=rpm_limit,
+        rate_reset_s=reset_s,
+    )
+
+
+def refusal_entry(request: AdmissionRequest, refusal: str) -> ActivityEntry:
+    """The activity entry (attempt 0) that records a refused request."""
+    return ActivityEntry(
+        request_id=request.request_id,
+        attempt=0,
+        created_at=request.now,
+        key_id=request.key_id,
+        requested_model=request.requested_model,
+        served_model=None,
+        provider=None,
+        original_model=None,
+        status=REFUSAL_STATUS[refusal],
+        outcome="rejected",
+        streamed=request.streamed,
+        error_type=refusal,
+    )
+
+
+@attrs.frozen
+class Charges:
+    """What a settlement writes once its reservation is released."""
+
+    charge_micro_usd: int
+    overrun_micro_usd: int
+    attempts: tuple[ActivityEntry, ...]
+
+
+def split_settlement(s: Settlement, *, metered: bool, balance_micro_usd: int) -> Charges:
+    """Split the cost into the key's charge and the operator's overrun, given the key's
+    balance after the release; the serving attempt's entry carries the split."""
+    # A metered key pays at most what was reserved for the request (if nothing was, it
+    # was unmetered at admission: at most its balance), so it never goes below zero.
+    cap = None
+    if metered:
+        cap = max(balance_micro_usd, 0)
+        if s.reserved_micro_usd:
+            cap = min(cap, s.reserved_micro_usd)
+    charge, overrun = split_charge(s.cost_micro_usd, cap)
+    attempts = tuple(
+        attrs.evolve(a, cost_micro_usd=a.cost_micro_usd - overrun, overrun_micro_usd=overrun)
+        if overrun and a.cost_micro_usd  # only the serving attempt has a cost
+        else a
+        for a in s.attempts
+    )
+    return Charges(charge_micro_usd=charge, overrun_micro_usd=overrun, attempts=attempts)
+
+
+@attrs.define
+class PruneSchedule:
+    """When a settlement also prunes old activity and rate windows: every
+    ``PRUNE_EVERY_S`` of settlement time, the first one at once."""
+
+    next_at: float = 0.0
+
+    def due(self, now: float) -> bool:
+        """Whether to prune now (and if so, not again for ``PRUNE_EVERY_S``)."""
+        if now < self.next_at:
+            return False
+        self.next_at = now + PRUNE_EVERY_S
+        return True
+
+
+def books_from_sums(
+    *, metered: bool, balance_micro_usd: int, reserved_micro_usd: int, sums: Mapping[str, int]
+) -> Books:
+    """A key's books from its row and the sum of its ledger entries of each kind."""
+    return Books(
+        metered=metered,
+        balance_micro_usd=balance_micro_usd,
+        reserved_micro_usd=reserved_micro_usd,
+        spent_micro_usd=-(sums.get("charge") or 0),
+        topped_up_micro_usd=sums.get("topup") or 0,
+        overrun_micro_usd=-(sums.get("overrun") or 0),
+    )
+
+
+# --- activity -------------------------------------------------------------------------
+
+ActivityField = Literal["key_id", "model", "provider", "created_at", "id", "status", "outcome"]
+Operator = Literal["=", "!=", ">=", "<"]
+
+
+def model_of(entry: ActivityEntry) -> str:
+    """The model an entry counts under: the one that served, else the one asked for."""
+    return entry.served_model if entry.served_model is not None else entry.requested_model
+
+
+@attrs.frozen
+class Condition:
+    """One test an activity entry must pass: ``field op value``."""
+
+    field: ActivityField
+    op: Operator
+    value: str | int | float
+
+    def holds(self, entry: ActivityEntry) -> bool:
+        """Whether ``entry`` passes, as SQL would judge it (a NULL passes nothing)."""
+        have: Any = model_of(entry) if self.field == "model" else getattr(entry, self.field)
+        return have is not None and _COMPARE[self.op](have, self.value)
+
+
+_COMPARE: dict[Operator, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<": operator.lt,
+}
+
+
+def activity_conditions(q: ActivityFilter) -> list[Condition]:
+    """The tests an entry must pass to be in the answer to ``q``."""
+    wanted: list[tuple[ActivityField, Operator, str | int | float | None]] = [
+        ("key_id", "=", q.key_id),
+        ("model", "=", q.model),
+        ("provider", "=", q.provider),
+        ("created_at", ">=", q.since),
+        ("created_at", "<", q.until),
+        ("id", "<", q.before_id),
+    ]
+    conditions = [Condition(f, op, value) for f, op, value in wanted if value is not None]
+    if q.status is not None:
+        if q.status == "error":
+            conditions.append(Condition("outcome", "!=", "ok"))
+        # ASCII digits only: "²".isdigit() holds but int("²") fails, and "١٢" is no status
+        elif q.status.isascii() and q.status.isdigit():
+            conditions.append(Condition("status", "=", int(q.status)))
+        else:
+            conditions.append(Condition("outcome", "=", q.status))
+    return conditions
+
+
+def filled_prefix(rows: Iterable[tuple[int, bytes | None]]) -> list[bytes]:
+    """The leaf hashes of the longest prefix of filled entries, from ``(index, leaf
+    hash or None while pending)`` in index order."""
+    out: list[bytes] = []
+    for index, leaf in rows:
+        if leaf is None or index != len(out):
+            break
+        out.append(bytes(leaf))
+    return out

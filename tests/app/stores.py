@@ -1,0 +1,133 @@
+"""The stores the Store contract suite runs against, and builders for its inputs.
+
+Every store is real: the memory store, and the SQLite store on a file in the test's
+``tmp_path``. A test that holds for one must hold for the other; what only SQLite has
+(files, migrations) is tested in ``test_sqlite_store.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from saferouter.storage import ActivityEntry, Settlement, Store
+from saferouter.storage.memory import MemoryStore
+from saferouter.storage.sqlite import SQLiteStore
+
+STORES = ("memory", "sqlite")
+OpenStore = Callable[..., Store]
+_hashes = itertools.count()
+
+
+@pytest.fixture(params=STORES)
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
+    """Opens the store under test (``**options`` as the constructors take them); every
+    store opened is closed after the test."""
+    opened: list[Store] = []
+
+    def open_(**options: float) -> Store:
+        store: Store
+        if request.param == "memory":
+            store = MemoryStore(**options)
+        else:
+            store = SQLiteStore(tmp_path / "s.db", **options)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> Store:
+    """The store under test, with its default options."""
+    return open_store()
+
+
+def corrupt_balance(store: Store, key_id: str, by_micro_usd: int) -> None:
+    """Move a key's balance without a ledger entry, the way each store's data could be
+    damaged (a stray write to the file; a bug writing the table), to show that
+    ``check_books`` reads the ledger rather than trusting the balance."""
+    if isinstance(store, SQLiteStore):
+        db = sqlite3.connect(store.path)
+        with db:
+            db.execute(
+                "UPDATE keys SET balance_micro_usd = balance_micro_usd + ? WHERE id = ?",
+                (by_micro_usd, key_id),
+            )
+        db.close()
+    else:
+        assert isinstance(store, MemoryStore)
+        key = store._keys[key_id]
+        store._keys[key_id] = attrs.evolve(
+            key, balance_micro_usd=key.balance_micro_usd + by_micro_usd
+        )
+
+
+def entry(
+    request_id: str, key_id: str, created_at: float, cost: int = 0, **fields: Any
+) -> ActivityEntry:
+    """One served attempt; ``fields`` override any of its values."""
+    values: dict[str, Any] = {
+        "request_id": request_id,
+        "attempt": 1,
+        "created_at": created_at,
+        "key_id": key_id,
+        "requested_model": "m",
+        "served_model": "m",
+        "provider": "p",
+        "original_model": "m",
+        "status": 200,
+        "outcome": "ok",
+        "cost_micro_usd": cost,
+    }
+    return ActivityEntry(**{**values, **fields})
+
+
+def settlement(
+    key: str,
+    request_id: str,
+    now: float,
+    *,
+    reserved: int = 0,
+    cost: int = 0,
+    tokens: int = 1,
+    created_at: float | None = None,
+) -> Settlement:
+    return Settlement(
+        key_id=key,
+        request_id=request_id,
+        reserved_micro_usd=reserved,
+        cost_micro_usd=cost,
+        tokens=tokens,
+        attempts=(entry(request_id, key, created_at or now, cost),),
+        now=now,
+    )
+
+
+async def make_key(
+    store: Store,
+    credits: int | None = 1000,
+    *,
+    role: str = "user",
+    rpm: int | None = None,
+    tpm: int | None = None,
+) -> str:
+    record = await store.create_key(
+        name="k",
+        role=role,
+        key_hash=f"h{next(_hashes)}-{time.time_ns()}",
+        prefix="sk-sr-test",
+        credits_micro_usd=credits,
+        rpm_limit=rpm,
+        tpm_limit=tpm,
+    )
+    return record.id

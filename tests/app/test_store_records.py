@@ -1,0 +1,190 @@
+"""The Store contract, records: the activity log (filters, paging, usage by model) and
+the transparency and audit logs (append, reserve and fill, the filled prefix). Runs
+against each store (``stores.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import pytest
+
+from saferouter.storage import (
+    ActivityEntry,
+    ActivityFilter,
+    AdmissionRequest,
+    NewLogEntry,
+    Settlement,
+    Store,
+)
+
+from .stores import entry, make_key
+
+T0 = 1_800_000_000.0
+
+
+async def record(store: Store, key: str, request_id: str, *attempts: dict[str, object]) -> None:
+    """Settle a request of no cost whose attempts are ``entry`` overrides, in order."""
+    await store.settle(
+        Settlement(
+            key_id=key,
+            request_id=request_id,
+            reserved_micro_usd=0,
+            cost_micro_usd=0,
+            tokens=0,
+            attempts=tuple(
+                entry(request_id, key, **{"created_at": T0, "attempt": n, **a})
+                for n, a in enumerate(attempts, start=1)
+            ),
+            now=T0,
+        )
+    )
+
+
+@pytest.fixture
+async def logged(store: Store) -> tuple[str, str]:
+    """Two keys' activity: ``a`` (three requests, one with a fallback) and ``b``."""
+    a, b = await make_key(store, credits=None), await make_key(store, credits=None)
+    await record(store, a, "a1", {"created_at": T0 + 1, "cost_micro_usd": 30})
+    await record(
+        store,
+        a,
+        "a2",
+        {"created_at": T0 + 2, "provider": "q", "status": 502, "outcome": "error"},
+        {"created_at": T0 + 3, "served_model": "n", "cost_micro_usd": 70, "prompt_tokens": 5},
+    )
+    await record(
+        store,
+        a,
+        "a3",
+        {"created_at": T0 + 4, "served_model": None, "provider": None, "outcome": "cancelled"},
+    )
+    await record(
+        store, b, "b1", {"created_at": T0 + 5, "requested_model": "x", "served_model": None}
+    )
+    return a, b
+
+
+def ids(rows: Sequence[ActivityEntry]) -> list[tuple[str, int]]:
+    return [(r.request_id, r.attempt) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (ActivityFilter(), [("a3", 1), ("a2", 2), ("a2", 1), ("a1", 1)]),
+        (ActivityFilter(model="m"), [("a3", 1), ("a2", 1), ("a1", 1)]),  # served, else asked
+        (ActivityFilter(model="n"), [("a2", 2)]),
+        (ActivityFilter(provider="q"), [("a2", 1)]),
+        (ActivityFilter(status="ok"), [("a2", 2), ("a1", 1)]),
+        (ActivityFilter(status="error"), [("a3", 1), ("a2", 1)]),
+        (ActivityFilter(status="502"), [("a2", 1)]),
+        (ActivityFilter(status="cancelled"), [("a3", 1)]),
+        (ActivityFilter(status="²"), []),  # a digit to str.isdigit, not a status
+        (ActivityFilter(status="٢٠٠"), []),  # neither are other scripts' digits
+        (ActivityFilter(since=T0 + 2, until=T0 + 4), [("a2", 2), ("a2", 1)]),
+        (ActivityFilter(limit=2), [("a3", 1), ("a2", 2)]),
+    ],
+    ids=repr,
+)
+async def test_activity_filters(
+    store: Store, logged: tuple[str, str], query: ActivityFilter, expected: list[tuple[str, int]]
+) -> None:
+    a, _ = logged
+    assert ids(await store.activity(attrs.evolve(query, key_id=a))) == expected
+
+
+async def test_activity_pages_newest_first_across_keys(
+    store: Store, logged: tuple[str, str]
+) -> None:
+    a, b = logged
+    everyone = await store.activity(ActivityFilter())
+    assert ids(everyone) == [("b1", 1), ("a3", 1), ("a2", 2), ("a2", 1), ("a1", 1)]
+    assert {r.key_id for r in everyone} == {a, b}
+    page = await store.activity(ActivityFilter(limit=2))
+    assert page[-1].id is not None
+    rest = await store.activity(ActivityFilter(before_id=page[-1].id))
+    assert ids(page) + ids(rest) == ids(everyone)
+    assert [r.id for r in everyone] == sorted((r.id for r in everyone), reverse=True)
+
+
+async def test_activity_since_and_usage_by_model(store: Store, logged: tuple[str, str]) -> None:
+    a, b = logged
+    assert ids(await store.activity_since(T0 + 3, a)) == [("a3", 1), ("a2", 2)]
+    assert ids(await store.activity_since(T0 + 3, None)) == [("b1", 1), ("a3", 1), ("a2", 2)]
+    refused = await make_key(store, credits=0)
+    # a refusal (attempt 0) is activity, but no usage
+    await store.admit(
+        AdmissionRequest(key_id=refused, request_id="z", reserve_micro_usd=None, now=T0)
+    )
+    assert ids(await store.activity(ActivityFilter(key_id=refused))) == [("z", 0)]
+    assert await store.usage_by_model(refused) == []
+    usage = await store.usage_by_model(a)
+    assert [(u.model, u.requests, u.cost_micro_usd, u.prompt_tokens) for u in usage] == [
+        ("n", 1, 70, 5),
+        ("m", 3, 30, 0),
+    ]
+    assert [u.model for u in await store.usage_by_model(b)] == ["x"]
+
+
+async def test_an_attempt_is_recorded_once(store: Store) -> None:
+    key = await make_key(store, credits=None)
+    await record(store, key, "r", {"cost_micro_usd": 0})
+    await record(store, key, "r", {"outcome": "error"})  # settled with no ledger entry
+    (row,) = await store.activity(ActivityFilter(key_id=key))
+    assert row.outcome == "ok"
+
+
+def made(body: bytes) -> NewLogEntry:
+    return NewLogEntry(body=body, leaf_hash=b"leaf:" + body)
+
+
+async def test_log_append_hands_on_the_previous_body(store: Store) -> None:
+    seen: list[tuple[int, bytes | None]] = []
+
+    def make(index: int, previous: bytes | None) -> NewLogEntry:
+        seen.append((index, previous))
+        return made(b"e%d" % index)
+
+    first = await store.log_append("startup", make)
+    second = await store.log_append("startup", make)
+    assert (first.index, first.body, second.index) == (0, b"e0", 1)
+    assert seen == [(0, None), (1, b"e0")]
+    assert (await store.log_append("other", make)).index == 0  # each log its own
+    assert await store.log_leaves("startup") == [b"leaf:e0", b"leaf:e1"]
+    (entry_1,) = await store.log_entries("startup", 1, 10)
+    assert (entry_1.body, entry_1.key_id, entry_1.request_id) == (b"e1", None, None)
+
+
+async def test_a_failed_append_leaves_no_entry(store: Store) -> None:
+    def broken(index: int, previous: bytes | None) -> NewLogEntry:
+        raise ValueError("the entry could not be made")
+
+    with pytest.raises(ValueError, match="could not be made"):
+        await store.log_append("startup", broken)
+    assert await store.log_entries("startup", 0, 10) == []
+    assert (await store.log_append("startup", lambda i, p: made(b"ok"))).index == 0
+
+
+async def test_reserved_entries_are_filled_once_and_leaves_stop_at_a_gap(store: Store) -> None:
+    first = await store.log_reserve("audit", "key_a", "r0")
+    second = await store.log_reserve("audit", "key_b", "r1")
+    third = await store.log_append("audit", lambda i, previous: made(b"x%d" % i))
+    assert (first, second, third.index) == (0, 1, 2)
+    pending = await store.log_pending("audit")
+    assert [(e.index, e.key_id, e.request_id, e.body) for e in pending] == [
+        (0, "key_a", "r0", None),
+        (1, "key_b", "r1", None),
+    ]
+    assert await store.log_leaves("audit") == []  # nothing before the first gap
+    await store.log_fill("audit", 1, made(b"one"))
+    assert await store.log_leaves("audit") == []
+    await store.log_fill("audit", 0, made(b"zero"))
+    await store.log_fill("audit", 0, made(b"again"))  # a filled one is kept
+    await store.log_fill("audit", 9, made(b"nowhere"))  # no such index: nothing
+    assert await store.log_leaves("audit") == [b"leaf:zero", b"leaf:one", b"leaf:x2"]
+    assert await store.log_pending("audit") == []
+    mine = await store.log_entries("audit", 0, 10, key_id="key_b")
+    assert [(e.index, e.body, e.request_id) for e in mine] == [(1, b"one", "r1")]
+    assert [e.index for e in await store.log_entries("audit", 1, 1)] == [1]
+    assert await store.log_entries("audit", 3, 10) == []
