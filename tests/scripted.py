@@ -33,9 +33,6 @@ class ScriptedUpstream:
     cancelled: int = 0  # requests cancelled while the upstream was still working
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        assert isinstance(request.stream, httpcore.ByteStream) or hasattr(
-            request.stream, "__aiter__"
-        )
         raw = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
         body = json.loads(raw)
         self.raw.append(raw)
@@ -84,12 +81,15 @@ class ScriptedUpstream:
 class _Body:
     upstream: ScriptedUpstream
     data: bytes
+    done: bool = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self.data
 
     async def aclose(self) -> None:
-        self.upstream.closed += 1
+        if not self.done:  # closing twice is allowed, and counted once
+            self.done = True
+            self.upstream.closed += 1
 
 
 @attrs.define
@@ -99,6 +99,7 @@ class _Events:
     interval_s: float
     stall: bool
     usage: bool
+    done: bool = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i in range(self.count):
@@ -112,7 +113,9 @@ class _Events:
         yield b"data: [DONE]\n\n"
 
     async def aclose(self) -> None:
-        self.upstream.closed += 1
+        if not self.done:  # closing twice is allowed, and counted once
+            self.done = True
+            self.upstream.closed += 1
 
 
 def _completion(body: dict[str, Any]) -> dict[str, Any]:

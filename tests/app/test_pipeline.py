@@ -128,29 +128,62 @@ async def test_a_circuit_opens_refuses_and_probes_after_its_cooldown(
 
     async with running_pipeline(tmp_path, configure) as p:
         for _ in range(2):
-            assert (await p.error("fake/status:503")).status == 502
+            assert (await p.error("fake/status:503")).code == "upstream_unavailable"
         sent = len(p.upstream.requests)
         refused = await p.error("fake/status:503")
-        assert refused.status == 503 and len(p.upstream.requests) == sent  # never sent
+        assert len(p.upstream.requests) == sent  # never sent: the circuit is open
+        assert (refused.status, refused.code) == (503, "circuit_open")
         assert refused.headers["Retry-After"] == "30"
         await trio.sleep(29.9)
-        assert (await p.error("fake/other")).status == 503  # the provider's circuit: all
+        assert (await p.error("fake/other")).code == "circuit_open"  # the whole provider
         await trio.sleep(0.1)
         reply = await p.send("fake/ok")  # the half-open probe goes, succeeds, closes it
         assert reply.status == 200 and len(p.upstream.requests) == sent + 1
         assert (await p.send("fake/ok")).status == 200
 
 
-async def test_a_rate_limited_provider_backs_off_for_its_retry_after(
+async def test_rate_limits_back_off_for_retry_after_and_never_open_the_circuit(
     tmp_path: Path, autojump_clock: object
 ) -> None:
-    async with running_pipeline(tmp_path, hedging) as p:
-        assert (await p.error("fake/ratelimit:7")).status == 429
-        sent = len(p.upstream.requests)
-        backing_off = await p.error("fake/ok")
-        assert backing_off.status == 503 and len(p.upstream.requests) == sent
-        await trio.sleep(7)
-        assert (await p.send("fake/ok")).status == 200
+    """Three 429s with Retry-After: 3 (more than failures_to_open): each time the model
+    waits out exactly its 3 s, the rest of the provider serves, and no circuit opens."""
+
+    def configure(settings: Settings) -> Settings:
+        limited = fake_model(settings, "limited", "ratelimit:3")
+        policy = BreakerPolicy(failures_to_open=2, cooldown_s=300)
+        return attrs.evolve(with_models(settings, limited=limited), breaker=policy)
+
+    async with running_pipeline(tmp_path, configure) as p:
+        for round_ in range(1, 4):
+            error = await p.error("limited")  # the provider's own 429
+            assert (error.status, error.headers["Retry-After"]) == (429, "3")
+            assert len(p.upstream.requests) == 2 * round_ - 1
+            await trio.sleep(2.9)
+            refused = await p.error("limited")  # backing off: the gateway answers
+            assert (refused.status, refused.code) == (429, "upstream_rate_limited")
+            assert refused.headers["Retry-After"] == "1"
+            assert len(p.upstream.requests) == 2 * round_ - 1
+            assert (await p.send("fake/ok")).status == 200  # the rest of the provider
+            states = p.ports.breaker.snapshot(trio.current_time())
+            assert (states.get("fake", "closed"), states["fake/limited"]) == (
+                "closed",
+                "backing_off",
+            )
+            await trio.sleep(0.1)
+
+
+async def test_tokens_per_minute_refuse_until_the_next_window(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    async with running_pipeline(tmp_path) as p:
+        key = await p.new_key(tpm_limit=5)  # one request's usage is 3 + 2 tokens
+        assert (await p.send("fake/ok", key=key)).status == 200
+        await trio.sleep(59)
+        refused = await p.error("fake/ok", key=key)
+        assert refused.status == 429 and "tokens per minute" in refused.message
+        assert refused.headers["Retry-After"] == "1"
+        await trio.sleep(1)
+        assert (await p.send("fake/ok", key=key)).status == 200
 
 
 async def test_requests_per_minute_reset_at_the_next_window(

@@ -9,7 +9,6 @@ import httpx
 import trio
 
 from ..processes import CHAT, new_key, serving
-from ..servers import Gateway
 
 
 async def wait_for_fresh_window(margin_s: float = 4.0) -> None:
@@ -45,18 +44,3 @@ def test_requests_per_minute_hold_across_two_workers(tmp_path: Path) -> None:
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
-
-
-async def test_tokens_per_minute(gateway: Gateway) -> None:
-    await wait_for_fresh_window()
-    key = await gateway.create_key(tpm_limit=50)
-    async with httpx.AsyncClient(
-        base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}
-    ) as client:
-        first = await client.post("/v1/chat/completions", json=CHAT)
-        second = await client.post("/v1/chat/completions", json=CHAT)
-    assert first.status_code == 200
-    assert first.json()["usage"]["total_tokens"] > 50  # the demo answer uses the budget
-    assert second.status_code == 429
-    assert "tokens per minute" in second.json()["error"]["message"]
-    assert int(second.headers["retry-after"]) >= 1
