@@ -33,7 +33,7 @@ from .routes import activity, attestation, credits, health, keys, metrics, model
 from .routes.auth import StateKeys
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
-from .storage.sqlite import SQLiteStore
+from .storage.opening import open_store
 
 log = logging.getLogger("saferouter")
 
@@ -55,10 +55,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     app_state = AppState(
         breaker=CircuitBreaker(settings.breaker),
         settings=settings,
-        store=store
-        or SQLiteStore.in_data_dir(
-            settings.data_dir, activity_retention_days=settings.activity_retention_days
-        ),
+        store=store or open_store(settings),
     )
     app.extensions[EXTENSION] = app_state
     # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.

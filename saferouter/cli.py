@@ -21,7 +21,7 @@ from .client_input import MAX_RATE_LIMIT, parse_count, parse_usd_micro
 from .config import Settings, load_settings
 from .errors import ConfigError, InvalidRequest, StorageError
 from .keys import ROLES, generate_key
-from .storage.sqlite import SQLiteStore
+from .storage.opening import open_store
 from .tee import commands as tee_commands
 from .verify.client import Step, run_checks
 
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    store = SQLiteStore.in_data_dir(settings.data_dir)
+    store = open_store(settings)
     try:
         if args.keys_command == "create":
             role = "admin" if args.admin else "user"

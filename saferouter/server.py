@@ -24,7 +24,8 @@ from .config import Settings
 from .connections import plan_file_limit
 from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
-from .storage.sqlite import SQLiteStore
+from .storage import Store
+from .storage.opening import open_store
 
 log = logging.getLogger("saferouter")
 
@@ -42,7 +43,7 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-async def ensure_admin_key(store: SQLiteStore, out: TextIO) -> None:
+async def ensure_admin_key(store: Store, out: TextIO) -> None:
     """On a store with no keys, create an admin key and print it, once."""
     if await store.count_keys():
         return
@@ -55,7 +56,7 @@ async def ensure_admin_key(store: SQLiteStore, out: TextIO) -> None:
 async def _prepare_store(settings: Settings, out: TextIO) -> None:
     """Before any worker serves: the first admin key, and the release of reservations
     a previous run left open when it was killed mid-request."""
-    store = SQLiteStore.in_data_dir(settings.data_dir)
+    store = open_store(settings)
     try:
         await ensure_admin_key(store, out)
         released = await store.recover()
