@@ -25,10 +25,16 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import LastAdminKey, StorageError
-from ..keys import ROLES
 from . import rules
 from .journal import Journal
-from .memory_tables import ActivityTable, Ledger, LedgerEntry, LogTables, RateWindows, first
+from .memory_tables import (
+    ActivityTable,
+    KeyTable,
+    Ledger,
+    LedgerEntry,
+    LogTables,
+    RateWindows,
+)
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -58,8 +64,7 @@ class MemoryStore:
         self._prune = rules.PruneSchedule()
         self._journal = Journal()
         self._closed = False
-        self._keys: dict[str, KeyRecord] = {}
-        self._key_ids: dict[str, str] = {}  # by hash
+        self._keys = KeyTable(self._journal)
         self._ledger = Ledger(self._journal)
         self._activity = ActivityTable(self._journal)
         self._windows = RateWindows(self._journal)
@@ -89,11 +94,6 @@ class MemoryStore:
         key_id = "key_" + secrets.token_hex(8)
         now = self._clock()
         with self._write():
-            # what SQLite's constraints refuse
-            if role not in ROLES:
-                raise StorageError(f"a key's role is one of {sorted(ROLES)}, not {role!r}")
-            if key_hash in self._key_ids:
-                raise StorageError("a key with this hash exists")
             record = KeyRecord(
                 id=key_id,
                 name=name,
@@ -106,16 +106,14 @@ class MemoryStore:
                 rpm_limit=rpm_limit,
                 tpm_limit=tpm_limit,
             )
-            self._journal.set(self._keys, key_id, record)
-            self._journal.set(self._key_ids, key_hash, key_id)
+            self._keys.add(record, key_hash)
             if credits_micro_usd:
                 self._top_up(key_id, credits_micro_usd, now)
         return self._keys[key_id]
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         self._check_open()
-        key_id = self._key_ids.get(key_hash)
-        return None if key_id is None else self._keys[key_id]
+        return self._keys.by_hash(key_hash)
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
         self._check_open()
@@ -123,7 +121,7 @@ class MemoryStore:
 
     async def list_keys(self) -> list[KeyRecord]:
         self._check_open()
-        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
+        return self._keys.oldest_first()
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
@@ -138,7 +136,7 @@ class MemoryStore:
                 key = attrs.evolve(
                     key, rpm_limit=limits.requests_per_minute, tpm_limit=limits.tokens_per_minute
                 )
-            self._journal.set(self._keys, key_id, key)
+            self._keys.put(key)
         return key
 
     async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
@@ -147,19 +145,18 @@ class MemoryStore:
             key = self._keys.get(key_id)
             if key is None:
                 return None
-            if keep_an_admin and key.is_admin and key.active:
-                others = (k for k in self._keys.values() if k.id != key_id)
-                if not any(k.is_admin and k.active for k in others):
-                    raise LastAdminKey(f"{key_id} is the last active admin key")
+            if keep_an_admin and self._keys.is_last_active_admin(key_id):
+                raise LastAdminKey(f"{key_id} is the last active admin key")
             if key.active:
-                self._journal.set(self._keys, key_id, attrs.evolve(key, revoked_at=now))
-        return self._keys[key_id]
+                key = attrs.evolve(key, revoked_at=now)
+                self._keys.put(key)
+        return key
 
     async def touch_key(self, key_id: str, when: float) -> None:
         with self._write():
             key = self._keys.get(key_id)
             if key is not None:
-                self._journal.set(self._keys, key_id, attrs.evolve(key, last_used_at=when))
+                self._keys.put(attrs.evolve(key, last_used_at=when))
 
     async def count_keys(self) -> int:
         self._check_open()
@@ -169,18 +166,10 @@ class MemoryStore:
 
     def _entry(self, key_id: str, kind: str, amount: int, request_id: str, now: float) -> None:
         """Append to the ledger and move the key's running sums with it."""
-        key = self._keys.get(key_id)
-        if key is None:  # SQLite's foreign key
+        if self._keys.get(key_id) is None:  # SQLite's foreign key
             raise StorageError(f"no key {key_id} for a ledger entry")
         self._ledger.add(LedgerEntry(key_id, kind, amount, request_id, now))
-        balance_change, reserved_change = rules.balance_effect(kind, amount)
-        if balance_change or reserved_change:
-            key = attrs.evolve(
-                key,
-                balance_micro_usd=key.balance_micro_usd + balance_change,
-                reserved_micro_usd=key.reserved_micro_usd + reserved_change,
-            )
-            self._journal.set(self._keys, key_id, key)
+        self._keys.move(key_id, *rules.balance_effect(kind, amount))
 
     def _top_up(self, key_id: str, amount: int, now: float) -> None:
         self._entry(key_id, "topup", amount, "topup_" + secrets.token_hex(12), now)
@@ -249,8 +238,7 @@ class MemoryStore:
                 if key.balance_micro_usd:
                     written_off = "metering_" + secrets.token_hex(12)
                     self._entry(key_id, "metering", -key.balance_micro_usd, written_off, now)
-                key = attrs.evolve(self._keys[key_id], metered=True)
-                self._journal.set(self._keys, key_id, key)
+                self._keys.put(attrs.evolve(self._keys[key_id], metered=True))
             self._top_up(key_id, amount_micro_usd, now)
         return self._keys[key_id]
 
@@ -276,7 +264,7 @@ class MemoryStore:
 
     async def check_books(self) -> list[str]:
         self._check_open()
-        return [key.id for key in self._keys.values() if not self._ledger.holds_for(key)]
+        return [k.id for k in self._keys.oldest_first() if not self._ledger.holds_for(k)]
 
     async def overrun_micro_usd(self) -> int:
         self._check_open()
@@ -315,22 +303,17 @@ class MemoryStore:
 
     async def log_pending(self, log: str) -> list[LogEntry]:
         self._check_open()
-        return [row.entry for _, row in self._logs.in_order(log) if row.entry.body is None]
+        return self._logs.pending(log)
 
     async def log_leaves(self, log: str) -> list[bytes]:
         self._check_open()
-        return rules.filled_prefix((i, row.leaf_hash) for i, row in self._logs.in_order(log))
+        return self._logs.leaves(log)
 
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[LogEntry]:
         self._check_open()
-        chosen = [
-            row.entry
-            for index, row in self._logs.in_order(log)
-            if index >= start and (key_id is None or row.entry.key_id == key_id)
-        ]
-        return first(chosen, limit)
+        return self._logs.entries(log, start, limit, key_id)
 
     # --- life ---------------------------------------------------------------------
 

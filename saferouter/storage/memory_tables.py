@@ -1,18 +1,20 @@
 """The memory store's tables, one class for each SQLite table and its SQL module: the
 ledger (:mod:`.ledger`), the activity log (:mod:`.activity_log`), the rate windows and
 the transparency and audit logs (:mod:`.logs`). Each answers in Python what its SQL
-counterpart answers in SQL, and writes only through the shared
+counterpart answers in SQL (and the key table what SQLite's constraints refuse), and
+writes only through the shared
 :class:`~.journal.Journal`, so a failed store method leaves no table changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import attrs
 
 from ..errors import StorageError
+from ..keys import ROLES
 from . import rules
 from .journal import Journal
 from .records import ActivityEntry, ActivityFilter, KeyRecord, LogEntry, ModelUsage, NewLogEntry
@@ -23,6 +25,61 @@ T = TypeVar("T")
 def first(rows: Sequence[T], limit: int) -> list[T]:
     """The first ``limit`` rows, as SQL's ``LIMIT`` (a negative limit is no limit)."""
     return list(rows if limit < 0 else rows[:limit])
+
+
+class KeyTable:
+    """Keys by id, and their ids by hash (a hash is one key, as SQLite's ``UNIQUE``)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._keys: dict[str, KeyRecord] = {}
+        self._ids: dict[str, str] = {}  # by hash
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, key_id: str) -> KeyRecord:
+        return self._keys[key_id]
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        return self._keys.get(key_id)
+
+    def by_hash(self, key_hash: str) -> KeyRecord | None:
+        key_id = self._ids.get(key_hash)
+        return None if key_id is None else self._keys[key_id]
+
+    def oldest_first(self) -> list[KeyRecord]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
+
+    def add(self, key: KeyRecord, key_hash: str) -> None:
+        if key.role not in ROLES:
+            raise StorageError(f"a key's role is one of {sorted(ROLES)}, not {key.role!r}")
+        if key_hash in self._ids:
+            raise StorageError("a key with this hash exists")
+        self._journal.set(self._keys, key.id, key)
+        self._journal.set(self._ids, key_hash, key.id)
+
+    def put(self, key: KeyRecord) -> None:
+        """Replace a key's record with ``key``."""
+        self._journal.set(self._keys, key.id, key)
+
+    def move(self, key_id: str, balance_micro_usd: int, reserved_micro_usd: int) -> None:
+        """Add to the key's running sums (what a ledger entry does to them)."""
+        key = self._keys[key_id]
+        self.put(
+            attrs.evolve(
+                key,
+                balance_micro_usd=key.balance_micro_usd + balance_micro_usd,
+                reserved_micro_usd=key.reserved_micro_usd + reserved_micro_usd,
+            )
+        )
+
+    def is_last_active_admin(self, key_id: str) -> bool:
+        """Whether ``key_id`` is an active admin key and no other admin key is active."""
+        key = self._keys.get(key_id)
+        if key is None or not (key.is_admin and key.active):
+            return False
+        return not any(k.is_admin and k.active for k in self._keys.values() if k.id != key_id)
 
 
 @attrs.frozen
@@ -206,5 +263,20 @@ class LogTables:
             filled = attrs.evolve(row.entry, body=new.body)
             self._journal.set(rows, index, LogRow(filled, new.leaf_hash))
 
-    def in_order(self, log: str) -> Iterator[tuple[int, LogRow]]:
-        return iter(sorted(self._logs.get(log, {}).items()))
+    def _in_order(self, log: str) -> list[tuple[int, LogRow]]:
+        return sorted(self._logs.get(log, {}).items())
+
+    def pending(self, log: str) -> list[LogEntry]:
+        return [row.entry for _, row in self._in_order(log) if row.entry.body is None]
+
+    def leaves(self, log: str) -> list[bytes]:
+        """Leaf hashes of the longest prefix of filled entries."""
+        return rules.filled_prefix((i, row.leaf_hash) for i, row in self._in_order(log))
+
+    def entries(self, log: str, start: int, limit: int, key_id: str | None) -> list[LogEntry]:
+        chosen = [
+            row.entry
+            for index, row in self._in_order(log)
+            if index >= start and (key_id is None or row.entry.key_id == key_id)
+        ]
+        return first(chosen, limit)
