@@ -26,11 +26,11 @@ from .errors import (
     PayloadTooLarge,
     unexpected_error,
 )
+from .gateway.auth import Authenticator
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.upstream import Upstreams
 from .routes import activity, attestation, credits, health, keys, metrics, models, web
-from .routes.auth import StateKeys
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.opening import open_store
@@ -52,10 +52,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     # is no OpenAI-shaped answer, and an API client should not resend a POST elsewhere.
     app.url_map.merge_slashes = False
     app.url_map.converters["int"] = CountConverter
+    store = store or open_store(settings)
     app_state = AppState(
         breaker=CircuitBreaker(settings.breaker),
         settings=settings,
-        store=store or open_store(settings),
+        store=store,
+        authenticator=Authenticator(store),
     )
     app.extensions[EXTENSION] = app_state
     # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
@@ -81,7 +83,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
         app_state.ports = Ports(
             settings=settings,
             store=app_state.store,
-            keys=StateKeys(app_state),
+            keys=app_state.authenticator,
             upstreams=app_state.upstreams,
             breaker=app_state.breaker,
             clock=TrioClock(),

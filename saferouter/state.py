@@ -12,6 +12,7 @@ from quart import Response, current_app
 from .attestation.service import AttestationService
 from .config import Settings
 from .errors import ClientError
+from .gateway.auth import Authenticator
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.upstream import Upstreams
@@ -30,8 +31,8 @@ class AppState:
     quote_times: dict[str, deque[float]] = attrs.Factory(dict)  # per client, last minute
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
-    last_touch: dict[str, float] = attrs.Factory(dict)  # key id → last recorded use
     ports: Ports | None = None  # the chat pipeline's, once serving
+    authenticator: Authenticator = attrs.field(kw_only=True)  # over ``store``, this worker's
 
 
 def app_state() -> AppState:

@@ -26,14 +26,14 @@ from ..accounting import (
 from ..catalog import Model
 from ..clock import Clock
 from ..errors import InsufficientQuota, InvalidRequest, RateLimited
-from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyRecord, Settlement, Store
+from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyIdentity, Settlement, Store
 from .request import ChatRequest
 
 
 @attrs.define
 class RequestBooks:
     store: Store | None  # None: accounting is off
-    key: KeyRecord
+    key: KeyIdentity
     request_id: str
     requested_model: str
     streamed: bool
@@ -54,7 +54,7 @@ class RequestBooks:
         cls,
         store: Store | None,
         *,
-        key: KeyRecord,
+        key: KeyIdentity,
         request_id: str,
         chat: ChatRequest,
         body: bytes,

@@ -51,7 +51,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import UpstreamError
-from ..storage import KeyRecord, Store
+from ..storage import KeyIdentity, Store
 from ..timing import RequestTiming
 from .audit import AuditSample
 from .books import RequestBooks
@@ -64,7 +64,7 @@ from .upstream import Upstreams
 
 
 class KeyAuthority(Protocol):
-    async def authenticate(self, authorization: str | None) -> KeyRecord:
+    async def authenticate(self, authorization: str | None) -> KeyIdentity:
         """The active key named by an ``Authorization`` header, or a 401."""
         ...
 

@@ -18,7 +18,7 @@ from ..accounting import usd_text
 from ..client_input import parse_count, parse_unix_time
 from ..errors import InvalidRequest
 from ..state import app_state, json_response
-from ..storage import ActivityEntry, ActivityFilter, KeyRecord
+from ..storage import ActivityEntry, ActivityFilter, KeyIdentity
 from .auth import authenticate
 
 blueprint = Blueprint("activity", __name__)
@@ -123,7 +123,7 @@ def describe_entry(entry: ActivityEntry) -> dict[str, Any]:
     return data
 
 
-def _scope(key: KeyRecord) -> str | None:
+def _scope(key: KeyIdentity) -> str | None:
     """Whose entries: the key's own; an admin's choice (``key_id``) or everyone's."""
     if key.is_admin:
         return request.args.get("key_id") or None

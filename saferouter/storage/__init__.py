@@ -22,6 +22,7 @@ from .records import (
     Admission,
     AdmissionRequest,
     Books,
+    KeyIdentity,
     KeyRecord,
     LogEntry,
     ModelUsage,
@@ -36,6 +37,7 @@ __all__ = [
     "Admission",
     "AdmissionRequest",
     "Books",
+    "KeyIdentity",
     "KeyRecord",
     "LogEntry",
     "ModelUsage",
@@ -89,6 +91,15 @@ class Store(Protocol):
     async def touch_key(self, key_id: str, when: float) -> None: ...
 
     async def count_keys(self) -> int: ...
+
+    async def key_generation(self) -> int:
+        """A number that changes whenever any key is created or deleted or changes a
+        field of :class:`KeyIdentity` (name, role, limits, metering, revocation), by any
+        process sharing the store; traffic (admission, settlement, ``touch_key``) leaves
+        it alone. A key read after the generation was read stays true while the
+        generation is unchanged: that order (generation first) is what makes a cache of
+        keys safe. Cheap enough to ask on every request."""
+        ...
 
     # --- money --------------------------------------------------------------------
     async def admit(self, request: AdmissionRequest) -> Admission:

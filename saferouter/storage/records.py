@@ -6,17 +6,20 @@ import attrs
 
 
 @attrs.frozen
-class KeyRecord:
+class KeyIdentity:
+    """What a key is and may do: every field that changes only with the store's key
+    generation (:meth:`~saferouter.storage.Store.key_generation`), so a copy stays true
+    for as long as the generation is unchanged. What moves with traffic (balance,
+    reservations, last use) is in :class:`KeyRecord` only, so it cannot be read stale
+    from a cache."""
+
     id: str
     name: str
     prefix: str
     role: str
     created_at: float
-    last_used_at: float | None
     revoked_at: float | None
     metered: bool = False
-    balance_micro_usd: int = 0  # available: the ledger's sum, net of open reservations
-    reserved_micro_usd: int = 0
     rpm_limit: int | None = None
     tpm_limit: int | None = None
 
@@ -27,6 +30,19 @@ class KeyRecord:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@attrs.frozen
+class KeyRecord(KeyIdentity):
+    """A key as stored, with what its traffic changes."""
+
+    last_used_at: float | None = None
+    balance_micro_usd: int = 0  # available: the ledger's sum, net of open reservations
+    reserved_micro_usd: int = 0
+
+    def identity(self) -> KeyIdentity:
+        """The fields the key generation covers, without the ones traffic moves."""
+        return KeyIdentity(**{f.name: getattr(self, f.name) for f in attrs.fields(KeyIdentity)})
 
 
 @attrs.frozen

@@ -159,6 +159,36 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ledger_overrun ON ledger (kind) WHERE kind = 'overrun';
     ALTER TABLE activity ADD COLUMN overrun_micro_usd INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: the key generation, so workers can cache keys and still see every revocation
+    # (Store.key_generation). Triggers bump it on any change to the columns a cached key
+    # holds, by whichever connection or process writes; balance_micro_usd,
+    # reserved_micro_usd and last_used_at move with traffic and are left out. The WHEN
+    # clauses skip updates that write the same values (an idempotent revoke, a rename
+    # to the same name), so they do not empty every worker's cache for nothing.
+    """
+    CREATE TABLE key_generation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO key_generation (id, generation) VALUES (1, 0);
+    CREATE TRIGGER key_generation_insert AFTER INSERT ON keys BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    CREATE TRIGGER key_generation_delete AFTER DELETE ON keys BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    CREATE TRIGGER key_generation_update AFTER UPDATE OF
+        id, name, prefix, key_hash, role, created_at, revoked_at, metered, rpm_limit, tpm_limit
+        ON keys
+        WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.prefix IS NOT NEW.prefix
+            OR OLD.key_hash IS NOT NEW.key_hash OR OLD.role IS NOT NEW.role
+            OR OLD.created_at IS NOT NEW.created_at OR OLD.revoked_at IS NOT NEW.revoked_at
+            OR OLD.metered IS NOT NEW.metered OR OLD.rpm_limit IS NOT NEW.rpm_limit
+            OR OLD.tpm_limit IS NOT NEW.tpm_limit
+    BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    """,
 )
 
 _SELECT_KEYS = (
@@ -174,6 +204,23 @@ def connect(path: Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def migration_statements(script: str) -> list[str]:
+    """The statements of a migration script, one per ``execute``. Split where SQLite
+    says a statement is complete, not at every ``;``: a trigger's body holds several.
+    (``executescript`` would commit the migration's transaction first.)"""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"an incomplete statement ends the migration: {pending.strip()!r}")
+    return statements
 
 
 class _GroupCommit:
@@ -295,6 +342,8 @@ class SQLiteStore:
             prepare_private_database(path)
             self._db = connect(path)
             self._migrate()
+            # (data_version when last read, the generation read then); see key_generation
+            self._key_generation_seen = (-1, 0)
             self._writes = _GroupCommit(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
@@ -312,7 +361,7 @@ class SQLiteStore:
                     f"database schema version {version} is newer than this build knows"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in migration_statements(script):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
             self._db.execute("COMMIT")
@@ -423,6 +472,26 @@ class SQLiteStore:
     async def count_keys(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM keys").fetchone()
         return int(count)
+
+    async def key_generation(self) -> int:
+        """The key generation row, read only when ``PRAGMA data_version`` says another
+        connection committed since the last look.
+
+        ``data_version`` changes when any *other* connection (another worker, the CLI,
+        and this store's own writer connections, which are not ``self._db``) commits to
+        the file, and costs no table read; SQLite documents it for exactly this: polling
+        whether a cache is still good. Read before the row, so a commit landing between
+        the two reads makes the next call read the row again instead of being missed.
+        """
+        try:
+            (data_version,) = self._db.execute("PRAGMA data_version").fetchone()
+            seen, generation = self._key_generation_seen
+            if data_version != seen:
+                (generation,) = self._db.execute("SELECT generation FROM key_generation").fetchone()
+                self._key_generation_seen = (data_version, generation)
+        except sqlite3.Error as exc:
+            raise StorageError(f"key generation lookup failed: {exc}") from exc
+        return int(generation)
 
     # --- money --------------------------------------------------------------------
 
