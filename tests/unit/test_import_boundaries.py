@@ -70,6 +70,7 @@ CORES = (
 
 FRAMEWORK_FREE: tuple[str, ...] = (
     "saferouter.gateway.pipeline",
+    "saferouter.gateway.auth",
     "saferouter.gateway.race",
     "saferouter.gateway.relay",
     "saferouter.gateway.books",
