@@ -158,6 +158,10 @@ class MemoryStore:
             if key is not None:
                 self._keys.put(attrs.evolve(key, last_used_at=when))
 
+    async def key_generation(self) -> int:
+        self._check_open()
+        return self._keys.generation
+
     async def count_keys(self) -> int:
         self._check_open()
         return len(self._keys)

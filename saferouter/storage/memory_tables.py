@@ -28,12 +28,16 @@ def first(rows: Sequence[T], limit: int) -> list[T]:
 
 
 class KeyTable:
-    """Keys by id, and their ids by hash (a hash is one key, as SQLite's ``UNIQUE``)."""
+    """Keys by id, and their ids by hash (a hash is one key, as SQLite's ``UNIQUE``),
+    and the key generation: every write of a key comes through :meth:`add` or
+    :meth:`put`, which move it when what a cached key holds (its ``KeyIdentity``)
+    changed, as SQLite's triggers do."""
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._keys: dict[str, KeyRecord] = {}
         self._ids: dict[str, str] = {}  # by hash
+        self._generation: dict[str, int] = {"keys": 0}  # a table, so the journal undoes it
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -48,6 +52,10 @@ class KeyTable:
         key_id = self._ids.get(key_hash)
         return None if key_id is None else self._keys[key_id]
 
+    @property
+    def generation(self) -> int:
+        return self._generation["keys"]
+
     def oldest_first(self) -> list[KeyRecord]:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
 
@@ -58,9 +66,12 @@ class KeyTable:
             raise StorageError("a key with this hash exists")
         self._journal.set(self._keys, key.id, key)
         self._journal.set(self._ids, key_hash, key.id)
+        self._journal.set(self._generation, "keys", self.generation + 1)
 
     def put(self, key: KeyRecord) -> None:
         """Replace a key's record with ``key``."""
+        if self._keys[key.id].identity() != key.identity():
+            self._journal.set(self._generation, "keys", self.generation + 1)
         self._journal.set(self._keys, key.id, key)
 
     def move(self, key_id: str, balance_micro_usd: int, reserved_micro_usd: int) -> None:

@@ -1,5 +1,5 @@
 """The Authenticator's key cache against real SQLite files: hits read no key, and every
-change to a key — made by this store, by another connection to the file (another worker,
+change to a key — made by this sqlite, by another connection to the file (another worker,
 the CLI), or landing between the cache's two reads — is seen on the very next call."""
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ class Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def sqlite(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     opened = SQLiteStore(tmp_path / "s.db")
     yield opened
     await opened.close()
 
 
 @pytest.fixture
-async def elsewhere(tmp_path: Path, store: SQLiteStore) -> AsyncIterator[SQLiteStore]:
+async def elsewhere(tmp_path: Path, sqlite: SQLiteStore) -> AsyncIterator[SQLiteStore]:
     """A second store on the same file: its connections are another process's."""
     other = SQLiteStore(tmp_path / "s.db")
     yield other
@@ -71,10 +71,10 @@ async def new_key(store: SQLiteStore, role: str = "user") -> tuple[str, KeyRecor
     return f"Bearer {key.secret}", record
 
 
-async def test_a_cached_key_is_not_read_again(store: SQLiteStore) -> None:
-    counting = CountingStore(store)
+async def test_a_cached_key_is_not_read_again(sqlite: SQLiteStore) -> None:
+    counting = CountingStore(sqlite)
     auth = Authenticator(counting)  # type: ignore[arg-type]
-    header, record = await new_key(store)
+    header, record = await new_key(sqlite)
     for _ in range(5):
         key = await auth.authenticate(header)
         assert key.id == record.id and not key.is_admin
@@ -82,11 +82,11 @@ async def test_a_cached_key_is_not_read_again(store: SQLiteStore) -> None:
 
 
 async def test_a_revocation_by_another_connection_holds_on_the_next_call(
-    store: SQLiteStore, elsewhere: SQLiteStore
+    sqlite: SQLiteStore, elsewhere: SQLiteStore
 ) -> None:
-    counting = CountingStore(store)
+    counting = CountingStore(sqlite)
     auth = Authenticator(counting)  # type: ignore[arg-type]
-    header, record = await new_key(store)
+    header, record = await new_key(sqlite)
     await auth.authenticate(header)
     await auth.authenticate(header)
     assert counting.key_reads == 1  # cached
@@ -98,26 +98,26 @@ async def test_a_revocation_by_another_connection_holds_on_the_next_call(
 
 
 async def test_a_revocation_through_the_same_store_holds_on_the_next_call(
-    store: SQLiteStore,
+    sqlite: SQLiteStore,
 ) -> None:
     """The store's writes go through its own writer connections, which PRAGMA
     data_version on its reading connection counts as 'other connections'."""
-    auth = Authenticator(store)
-    header, record = await new_key(store)
+    auth = Authenticator(sqlite)
+    header, record = await new_key(sqlite)
     await auth.authenticate(header)
-    await store.revoke_key(record.id)
+    await sqlite.revoke_key(record.id)
     with pytest.raises(AuthenticationFailed, match="revoked"):
         await auth.authenticate(header)
 
 
 async def test_a_change_committed_between_the_two_reads_is_not_missed(
-    store: SQLiteStore, elsewhere: SQLiteStore
+    sqlite: SQLiteStore, elsewhere: SQLiteStore
 ) -> None:
     """The generation is read before the key: a revocation committed after the key was
     read moves the generation past the one the stale key is cached under."""
-    counting = CountingStore(store)
+    counting = CountingStore(sqlite)
     auth = Authenticator(counting)  # type: ignore[arg-type]
-    header, record = await new_key(store)
+    header, record = await new_key(sqlite)
 
     async def revoke() -> None:
         await elsewhere.revoke_key(record.id)
@@ -128,9 +128,11 @@ async def test_a_change_committed_between_the_two_reads_is_not_missed(
         await auth.authenticate(header)
 
 
-async def test_a_key_created_elsewhere_is_found(store: SQLiteStore, elsewhere: SQLiteStore) -> None:
-    auth = Authenticator(store)
-    known, _ = await new_key(store)
+async def test_a_key_created_elsewhere_is_found(
+    sqlite: SQLiteStore, elsewhere: SQLiteStore
+) -> None:
+    auth = Authenticator(sqlite)
+    known, _ = await new_key(sqlite)
     await auth.authenticate(known)
     secret = generate_key()
     with pytest.raises(AuthenticationFailed, match="Incorrect API key"):
@@ -141,49 +143,49 @@ async def test_a_key_created_elsewhere_is_found(store: SQLiteStore, elsewhere: S
     assert (await auth.require_admin(f"Bearer {secret.secret}")).id == created.id
 
 
-async def test_use_and_money_leave_the_cache_alone(store: SQLiteStore) -> None:
+async def test_use_and_money_leave_the_cache_alone(sqlite: SQLiteStore) -> None:
     clock = Clock()
-    counting = CountingStore(store)
+    counting = CountingStore(sqlite)
     auth = Authenticator(counting, wall_clock=clock)  # type: ignore[arg-type]
-    header, record = await new_key(store)
+    header, record = await new_key(sqlite)
     await auth.authenticate(header)
-    assert (await store.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
+    assert (await sqlite.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
     clock.now_s += TOUCH_INTERVAL_S
     await auth.authenticate(header)  # touches again
-    assert (await store.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
-    await store.top_up(record.id, 1_000, make_metered=False)  # an unmetered key: no change
+    assert (await sqlite.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
+    await sqlite.top_up(record.id, 1_000, make_metered=False)  # an unmetered key: no change
     await auth.authenticate(header)
     assert counting.key_reads == 1
 
 
-async def test_last_use_is_recorded_at_most_once_a_minute(store: SQLiteStore) -> None:
+async def test_last_use_is_recorded_at_most_once_a_minute(sqlite: SQLiteStore) -> None:
     clock = Clock()
-    auth = Authenticator(store, wall_clock=clock)
-    header, record = await new_key(store)
+    auth = Authenticator(sqlite, wall_clock=clock)
+    header, record = await new_key(sqlite)
     first = clock.now_s
     await auth.authenticate(header)
     clock.now_s += TOUCH_INTERVAL_S - 1
     await auth.authenticate(header)
-    assert (await store.key_by_id(record.id)).last_used_at == first  # type: ignore[union-attr]
+    assert (await sqlite.key_by_id(record.id)).last_used_at == first  # type: ignore[union-attr]
     clock.now_s += 1
     await auth.authenticate(header)
-    assert (await store.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
+    assert (await sqlite.key_by_id(record.id)).last_used_at == clock.now_s  # type: ignore[union-attr]
 
 
-async def test_what_traffic_moves_is_not_in_what_is_returned(store: SQLiteStore) -> None:
+async def test_what_traffic_moves_is_not_in_what_is_returned(sqlite: SQLiteStore) -> None:
     """A balance read from the cache would be stale: the authenticated key has none."""
-    auth = Authenticator(store)
-    header, _ = await new_key(store)
+    auth = Authenticator(sqlite)
+    header, _ = await new_key(sqlite)
     key = await auth.authenticate(header)
     assert not isinstance(key, KeyRecord)
     for moving in ("balance_micro_usd", "reserved_micro_usd", "last_used_at"):
         assert not hasattr(key, moving)
 
 
-async def test_the_cache_is_bounded_and_keeps_the_recently_used(store: SQLiteStore) -> None:
-    counting = CountingStore(store)
+async def test_the_cache_is_bounded_and_keeps_the_recently_used(sqlite: SQLiteStore) -> None:
+    counting = CountingStore(sqlite)
     auth = Authenticator(counting, cache_size=2)  # type: ignore[arg-type]
-    (a, _), (b, _), (c, _) = [await new_key(store) for _ in range(3)]
+    (a, _), (b, _), (c, _) = [await new_key(sqlite) for _ in range(3)]
     for header in (a, b, a, c):  # c evicts b, the least recently used
         await auth.authenticate(header)
     assert auth.cached_keys == 2 and counting.key_reads == 3
@@ -193,8 +195,8 @@ async def test_the_cache_is_bounded_and_keeps_the_recently_used(store: SQLiteSto
     assert counting.key_reads == 4 and auth.cached_keys == 2
 
 
-async def test_wrong_keys_are_not_cached(store: SQLiteStore) -> None:
-    auth = Authenticator(store)
+async def test_wrong_keys_are_not_cached(sqlite: SQLiteStore) -> None:
+    auth = Authenticator(sqlite)
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
             await auth.authenticate(f"Bearer {generate_key().secret}")
@@ -220,10 +222,10 @@ async def test_wrong_keys_are_not_cached(store: SQLiteStore) -> None:
     ],
 )
 async def test_missing_and_wrong_keys_are_401(
-    store: SQLiteStore, header: str | None, code: str, message: str | None
+    sqlite: SQLiteStore, header: str | None, code: str, message: str | None
 ) -> None:
     with pytest.raises(AuthenticationFailed) as failed:
-        await Authenticator(store).authenticate(header)
+        await Authenticator(sqlite).authenticate(header)
     body = json.loads(failed.value.body())["error"]
     assert (failed.value.status, body["type"], body["code"]) == (
         401,
@@ -235,14 +237,14 @@ async def test_missing_and_wrong_keys_are_401(
     assert "wrongwrongwrong" not in body["message"]
 
 
-async def test_revoked_and_user_keys(store: SQLiteStore) -> None:
-    auth = Authenticator(store)
-    user, user_record = await new_key(store)
-    admin, _ = await new_key(store, role="admin")
+async def test_revoked_and_user_keys(sqlite: SQLiteStore) -> None:
+    auth = Authenticator(sqlite)
+    user, user_record = await new_key(sqlite)
+    admin, _ = await new_key(sqlite, role="admin")
     assert (await auth.require_admin(admin)).is_admin
     with pytest.raises(PermissionDenied, match="admin key"):
         await auth.require_admin(user)
-    await store.revoke_key(user_record.id)
+    await sqlite.revoke_key(user_record.id)
     with pytest.raises(AuthenticationFailed) as revoked:
         await auth.require_admin(user)
     body = json.loads(revoked.value.body())["error"]
