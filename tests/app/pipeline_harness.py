@@ -17,16 +17,16 @@ from typing import Any
 
 import attrs
 import trio
-from saferouter.storage.memory import MemoryStore
 
 from saferouter.catalog import Model
 from saferouter.config import Settings
 from saferouter.errors import ClientError
+from saferouter.gateway.auth import Authenticator
 from saferouter.gateway.breaker import CircuitBreaker
 from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
 from saferouter.gateway.upstream import Upstreams
-from saferouter.keys import generate_key, hash_key, parse_bearer
-from saferouter.storage import KeyRecord
+from saferouter.keys import generate_key
+from saferouter.storage.memory import MemoryStore
 from saferouter.timing import RequestTiming
 
 from ..scripted import ScriptedUpstream
@@ -44,20 +44,6 @@ class MockWallClock:
 
     def wall(self) -> float:
         return EPOCH_S + trio.current_time()
-
-
-@attrs.define
-class StoreKeys:
-    """Keys by hash from the store, as the gateway's authenticator reads them."""
-
-    store: MemoryStore
-
-    async def authenticate(self, authorization: str | None) -> KeyRecord:
-        secret = parse_bearer(authorization)
-        key = await self.store.key_by_hash(hash_key(secret or ""))
-        if key is None or not key.active:
-            raise AssertionError("the harness sends only good keys")
-        return key
 
 
 @attrs.define
@@ -136,13 +122,14 @@ async def running_pipeline(
     upstream = ScriptedUpstream()
     store = MemoryStore()
     upstreams = Upstreams(settings, transports={"fake": upstream, "fake2": upstream})
+    clock = MockWallClock()
     ports = Ports(
         settings=settings,
         store=store,
-        keys=StoreKeys(store),
+        keys=Authenticator(store, wall_clock=clock.wall),
         upstreams=upstreams,
         breaker=CircuitBreaker(settings.breaker),
-        clock=MockWallClock(),
+        clock=clock,
     )
     harness = Harness(ports=ports, store=store, upstream=upstream)
     harness.secret = await harness.new_key(credits_micro_usd=10_000_000)
