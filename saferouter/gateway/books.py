@@ -25,7 +25,7 @@ from ..accounting import (
 )
 from ..catalog import Model
 from ..clock import Clock
-from ..errors import InsufficientQuota, InvalidRequest, RateLimited
+from ..errors import AuthenticationFailed, InsufficientQuota, InvalidRequest, RateLimited
 from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyIdentity, Settlement, Store
 from .request import ChatRequest
 
@@ -101,6 +101,8 @@ class RequestBooks:
         if admission.admitted:
             books.reserved_micro_usd = admission.reserved_micro_usd
             return books
+        if admission.refusal == "revoked":  # between authentication and now
+            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if admission.refusal == "unsupported_content":
             raise InvalidRequest(
                 "This key is metered, and the gateway bounds the cost of text only; this "

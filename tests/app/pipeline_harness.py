@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -61,15 +61,24 @@ class Harness:
         return new.secret
 
     async def send(
-        self, model: str, *, stream: bool = False, key: str = "", **fields: Any
+        self,
+        model: str,
+        *,
+        stream: bool = False,
+        key: str = "",
+        while_uploading: Callable[[], Awaitable[object]] | None = None,
+        **fields: Any,
     ) -> Reply:
-        """One request through the pipeline, started now on the mock clock."""
+        """One request through the pipeline, started now on the mock clock;
+        ``while_uploading`` runs after authentication, while the body is read."""
         body = json.dumps(
             {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
             | fields
         ).encode()
 
         async def read_body() -> bytes:
+            if while_uploading is not None:
+                await while_uploading()
             return body
 
         call = ChatCall(

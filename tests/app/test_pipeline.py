@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from saferouter.config import BreakerPolicy, Settings, Timeouts
+from saferouter.keys import hash_key
 from saferouter.storage import ActivityEntry, ActivityFilter
 
 from .pipeline_harness import EPOCH_S, Harness, fake_model, read_all, running_pipeline, with_models
@@ -227,3 +228,19 @@ async def test_an_upstream_silent_mid_stream_is_cut_at_the_idle_timeout(
         assert b"[DONE]" not in body and b"sent nothing for 45 s" in body
         [entry] = await attempts(p)
         assert (entry.status, entry.outcome) == (502, "error")
+
+
+async def test_a_key_revoked_while_its_request_uploads_is_refused_as_revoked(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    async with running_pipeline(tmp_path) as p:
+        key = await p.new_key()
+        record = await p.store.key_by_hash(hash_key(key))
+        assert record is not None
+
+        async def revoke() -> None:
+            await p.store.revoke_key(record.id)
+
+        error = await p.error("fake/ok", key=key, while_uploading=revoke)
+        assert (error.status, error.code) == (401, "revoked_api_key")  # not a 429
+        assert p.upstream.requests == []
