@@ -137,16 +137,38 @@ class Race:
             self._timing.waited_on_upstream(from_s=min(sent), until_s=self._clock.now())
 
     async def _run(self) -> Attempt:
-        settings = self._settings
+        if any(model.hedge_after_ms for model in self._queue):
+            return await self._race()
+        return await self._in_turn()
+
+    async def _in_turn(self) -> Attempt:
+        """No candidate hedges: one attempt at a time, in this task (no nursery, no
+        channel — the common case, and the cheap one)."""
+        last: UpstreamError | None = None
+        with trio.move_on_after(self._settings.timeouts.request_deadline_s) as deadline:
+            while (attempt := self._next_attempt()) is not None:
+                await self._try(attempt)
+                if self._judge(attempt):
+                    return attempt
+                last = attempt.error
+        raise self._no_winner(deadline, last)
+
+    async def _race(self) -> Attempt:
+        """Attempts in a nursery: the next candidate starts when the current one fails,
+        or when it has been silent for its model's ``hedge_after_ms``."""
         send, receive = trio.open_memory_channel[Attempt](len(self._queue) + 1)
         winner: Attempt | None = None
-        final: UpstreamError | None = None
         last: UpstreamError | None = None
-        with trio.move_on_after(settings.timeouts.request_deadline_s) as deadline:
+        with trio.move_on_after(self._settings.timeouts.request_deadline_s) as deadline:
             async with trio.open_nursery() as nursery:
-                running = 0
-                if self._start_next(nursery, send):
-                    running += 1
+
+                def start_next() -> int:
+                    attempt = self._next_attempt()
+                    if attempt is not None:
+                        nursery.start_soon(self._attempt, attempt, send)
+                    return attempt is not None
+
+                running = start_next()
                 hedged: set[int] = set()
                 while running:
                     current = self.attempts[-1]
@@ -166,53 +188,65 @@ class Race:
                         attempt = await receive.receive()
                     if hedge_wait.cancelled_caught:
                         hedged.add(current.number)
-                        if self._start_next(nursery, send):
-                            running += 1
+                        running += start_next()
                         continue
                     running -= 1
-                    if attempt.outcome is AttemptOutcome.WON:
+                    try:
+                        won = self._judge(attempt)
+                    except UpstreamError:
+                        nursery.cancel_scope.cancel()
+                        raise
+                    if won:
                         winner = attempt
-                        attempt.admission.settle(Outcome.SUCCESS, self._clock.now())
                         nursery.cancel_scope.cancel()
                         break
-                    assert attempt.error is not None
-                    verdict = classify(attempt.error, attempt.model)
-                    attempt.admission.settle(
-                        verdict.breaker,
-                        self._clock.now(),
-                        key=verdict.breaker_key,
-                        retry_after_s=verdict.retry_after_s,
-                    )
-                    if not verdict.failover:
-                        final = attempt.error
-                        nursery.cancel_scope.cancel()
-                        break
-                    if verdict.skip_provider:
-                        self._skipped.add(attempt.model.provider)
                     last = attempt.error
-                    if running == 0 and self._start_next(nursery, send):
-                        running += 1
+                    if running == 0:
+                        running += start_next()
         await self._close_late_winners(receive, winner)
         if winner is not None:
             return winner
-        if final is not None:
-            raise final
+        raise self._no_winner(deadline, last)
+
+    def _judge(self, attempt: Attempt) -> bool:
+        """Settle a finished attempt with the breaker: True if it won; False if the
+        request fails over; raises its error when no other candidate may be tried."""
+        now = self._clock.now()
+        if attempt.outcome is AttemptOutcome.WON:
+            attempt.admission.settle(Outcome.SUCCESS, now)
+            return True
+        assert attempt.error is not None
+        verdict = classify(attempt.error, attempt.model)
+        attempt.admission.settle(
+            verdict.breaker, now, key=verdict.breaker_key, retry_after_s=verdict.retry_after_s
+        )
+        if not verdict.failover:
+            raise attempt.error
+        if verdict.skip_provider:
+            self._skipped.add(attempt.model.provider)
+        return False
+
+    def _no_winner(self, deadline: trio.CancelScope, last: UpstreamError | None) -> UpstreamError:
+        """The error for a race nobody won: the deadline, the last failure, or why no
+        candidate could even be tried."""
         if deadline.cancelled_caught:
-            raise UpstreamTimeout(
-                f"No provider answered within {settings.timeouts.request_deadline_s:g} s "
+            return UpstreamTimeout(
+                f"No provider answered within {self._settings.timeouts.request_deadline_s:g} s "
                 f"({len(self.attempts)} attempt(s))",
                 code="request_deadline_exceeded",
             )
         if last is not None:
-            raise last
-        raise unavailable(self._not_started, self._clock.now())
+            return last
+        return unavailable(self._not_started, self._clock.now())
 
-    def _start_next(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Attempt]) -> bool:
+    def _next_attempt(self) -> Attempt | None:
+        """The next candidate the breaker lets through, admitted and counted; None when
+        none is left (or the attempt bound is reached)."""
         settings = self._settings
         while self._queue:
             if len(self.attempts) >= settings.max_attempts:
                 self._queue.clear()
-                return False
+                return None
             model = self._queue.pop(0)
             endpoint = settings.endpoints[model.provider]
             provider = endpoint.provider
@@ -243,22 +277,28 @@ class Race:
                 model=model,
                 endpoint=endpoint,
                 admission=admission,
-                started=self._clock.now(),
+                started=now,
                 scope=trio.CancelScope(deadline=deadline),
             )
             self.attempts.append(attempt)
-            nursery.start_soon(self._attempt, attempt, send)
-            return True
-        return False
+            return attempt
+        return None
 
     async def _attempt(self, attempt: Attempt, send: trio.MemorySendChannel[Attempt]) -> None:
+        """An attempt of a race in a nursery: its end is handed to the coordinator."""
+        await self._try(attempt)
+        if attempt.outcome is not AttemptOutcome.CANCELLED:
+            send.send_nowait(attempt)  # no checkpoint since it won: the hand-over is atomic
+
+    async def _try(self, attempt: Attempt) -> None:
+        """Run one attempt until its first byte (won) or its failure (error); a loser or
+        a cancelled attempt has its upstream response closed."""
         try:
             with attempt.scope:
                 try:
                     await self._produce_first_byte(attempt)
                     attempt.first_byte_at = self._clock.now()
                     attempt.outcome = AttemptOutcome.WON
-                    send.send_nowait(attempt)  # no checkpoint: the hand-over is atomic
                     return
                 except UpstreamError as error:
                     attempt.error = error
@@ -269,7 +309,6 @@ class Race:
                     code="upstream_first_byte_timeout",
                 )
             attempt.outcome = AttemptOutcome.ERROR
-            send.send_nowait(attempt)
         finally:
             attempt.ended_at = self._clock.now()
             if attempt.outcome is not AttemptOutcome.WON:
