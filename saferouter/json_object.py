@@ -75,7 +75,7 @@ def parse_json_object(body: bytes) -> JsonObject:
     if _SURROGATE_ESCAPE.search(text) is not None:
         validate_sendable(value)
     if not text.isascii():  # O(1): CPython knows; then character offsets are byte offsets
-        members = _byte_offsets(text, members)
+        members = _byte_offsets(text, len(body), members)
     return JsonObject(value=value, body=body, members=members)
 
 
@@ -128,17 +128,19 @@ def _walk_object(text: str) -> tuple[dict[str, Any], tuple[JsonMember, ...]] | N
     return value, tuple(members)
 
 
-def _byte_offsets(text: str, members: tuple[JsonMember, ...]) -> tuple[JsonMember, ...]:
-    """``members`` with character offsets into ``text`` turned into UTF-8 byte offsets:
-    one pass, encoding each stretch between two offsets once."""
-    converted = []
-    char = byte = 0
-    for member in members:
-        spans = []
-        for offset in (member.start, member.value_start, member.end):
-            byte += len(text[char:offset].encode("utf-8"))
-            char = offset
-            spans.append(byte)
-        start, value_start, end = spans
-        converted.append(JsonMember(member.key, start, value_start, end))
-    return tuple(converted)
+def _byte_offsets(
+    text: str, size_bytes: int, members: tuple[JsonMember, ...]
+) -> tuple[JsonMember, ...]:
+    """``members`` with character offsets into ``text`` (``size_bytes`` long in UTF-8)
+    turned into byte offsets. Each is counted from the nearer end, so that the one large
+    member (the messages) is never encoded: the cost is that of the small members."""
+    edge = len(text) / 2
+
+    def byte(offset: int) -> int:
+        if offset <= edge:
+            return len(text[:offset].encode("utf-8"))
+        return size_bytes - len(text[offset:].encode("utf-8"))
+
+    return tuple(
+        JsonMember(m.key, byte(m.start), byte(m.value_start), byte(m.end)) for m in members
+    )
