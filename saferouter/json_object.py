@@ -89,11 +89,11 @@ def _distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # parse_json_body's rules (finite numbers, no NaN), and no duplicate keys in any object
 _SCANNER = json_decoder(object_pairs_hook=_distinct_keys)
 _JSON_SPACE = r"[ \t\n\r]*"  # RFC 8259 §2: the only whitespace JSON has
-_OPEN = re.compile(_JSON_SPACE + "{")
-# a key without escapes or control characters, then the colon; the value starts at end()
-_KEY = re.compile(_JSON_SPACE + r'"([^"\\\x00-\x1f]*)"' + _JSON_SPACE + ":" + _JSON_SPACE)
-_NEXT = re.compile(_JSON_SPACE + "([,}])")
-_END = re.compile(_JSON_SPACE + r"\Z")
+# a key without escapes or control characters and its colon: the value starts at end()
+_KEY = r'"([^"\\\x00-\x1f]*)"' + _JSON_SPACE + ":" + _JSON_SPACE
+_FIRST = re.compile(_JSON_SPACE + "{" + _JSON_SPACE + _KEY)
+# after a value: the next key, or the object's end and the body's (group 1 is then None)
+_NEXT = re.compile(_JSON_SPACE + "(?:," + _JSON_SPACE + _KEY + "|}" + _JSON_SPACE + r"\Z)")
 # \uD800-\uDFFF: the only way to a surrogate once the bytes decoded as strict UTF-8
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -102,30 +102,19 @@ def _walk_object(text: str) -> tuple[dict[str, Any], tuple[JsonMember, ...]] | N
     """The object ``text`` holds and its members' character spans; None where the walk
     leaves the common shape (the caller then reads the text plainly). Raises ValueError
     (a ``JSONDecodeError``, a non-finite number, a duplicate key) or RecursionError."""
-    opened = _OPEN.match(text)
-    if opened is None:
-        return None
     value: dict[str, Any] = {}
-    members = []
-    position = opened.end()
-    while True:
-        head = _KEY.match(text, position)
-        if head is None:
-            return None
+    members: list[JsonMember] = []
+    head = _FIRST.match(text)  # one match per member: the time is the scanner's
+    while head is not None:
         key = head.group(1)
+        if key is None:  # the closing brace, then nothing
+            return value, tuple(members)
         if key in value:
             raise ValueError("a duplicate key")
         value[key], end = _SCANNER.raw_decode(text, head.end())
         members.append(JsonMember(key, head.start(1) - 1, head.end(), end))
-        after = _NEXT.match(text, end)
-        if after is None:
-            return None
-        if after.group(1) == "}":
-            break
-        position = after.end()
-    if _END.match(text, after.end()) is None:
-        return None
-    return value, tuple(members)
+        head = _NEXT.match(text, end)
+    return None
 
 
 def _byte_offsets(

@@ -252,4 +252,3 @@ def _record_attempts(
             first_byte_at=attempt.first_byte_at,
             ended_at=attempt.ended_at,
         )
-
