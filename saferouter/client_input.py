@@ -75,7 +75,7 @@ def validate_sendable(value: Any) -> None:
     InvalidRequest (``invalid_unicode``, naming where the string sits)."""
     try:
         # Every string (and key) must be sendable as UTF-8: one encode of the whole value
-        # is the cheapest complete check; the upstream body is encoded the same way.
+        # is the cheapest complete check, and the way an odd body goes upstream (encoded).
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         where = _first_unencodable(value)

@@ -52,12 +52,16 @@ def parse_json_object(body: bytes) -> JsonObject:
     object).
 
     The top level is walked here and each member's value read by the C scanner, which
-    returns where the value ends: the spans cost about what ``json.loads`` costs, and the
-    body is still parsed once. ``members`` is ``None`` where splicing the bytes could let a
-    reader see other values than the gateway did, or is not worth a special case: a
-    duplicate key at any depth (Python keeps the last, another parser may keep the
-    first), a key written with escapes (``"mod\\u0065l"``), a body that is not UTF-8
-    or starts with a byte-order mark. Those bodies are read by ``parse_json_body`` alone.
+    returns where the value ends: the body is still parsed once, at the scanner's speed
+    plus about a microsecond per top-level member and per nested object (the duplicate
+    check). ``json.dumps`` of the value, the plain reader's check that every string can
+    be sent, runs only where a ``\\u`` escape could have made a lone surrogate.
+
+    ``members`` is ``None`` where splicing the bytes could let a reader see other values
+    than the gateway did, or is not worth a special case: a duplicate key at any depth
+    (Python keeps the last, another parser may keep the first), a key written with
+    escapes (``"mod\\u0065l"``), a body that is not UTF-8 or starts with a byte-order
+    mark. Those bodies are read by ``parse_json_body`` alone.
     """
     try:
         text = body.decode("utf-8")
@@ -74,7 +78,7 @@ def parse_json_object(body: bytes) -> JsonObject:
     # could, the value is sendable and its full encode (the check) can be skipped.
     if _SURROGATE_ESCAPE.search(text) is not None:
         validate_sendable(value)
-    if not text.isascii():  # O(1): CPython knows; then character offsets are byte offsets
+    if not text.isascii():  # O(1) in CPython; ASCII character offsets are byte offsets
         members = _byte_offsets(text, len(body), members)
     return JsonObject(value=value, body=body, members=members)
 
