@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
@@ -57,9 +57,25 @@ def parse_json_body(body: bytes) -> Any:
             "JSON (RFC 8259), its numbers finite.",
             code="invalid_json",
         ) from None
+    validate_sendable(value)
+    return value
+
+
+def json_decoder(*, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> json.JSONDecoder:
+    """A decoder that reads numbers as :func:`parse_json_body` does (finite, no ``NaN``)."""
+    return json.JSONDecoder(
+        parse_constant=_refuse_constant,
+        parse_float=_finite_float,
+        object_pairs_hook=object_pairs_hook,
+    )
+
+
+def validate_sendable(value: Any) -> None:
+    """Refuse a parsed JSON value holding a string UTF-8 cannot encode. Raises
+    InvalidRequest (``invalid_unicode``, naming where the string sits)."""
     try:
         # Every string (and key) must be sendable as UTF-8: one encode of the whole value
-        # is the cheapest complete check; the upstream body is encoded the same way.
+        # is the cheapest complete check, and the way an odd body goes upstream (encoded).
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         where = _first_unencodable(value)
@@ -71,7 +87,6 @@ def parse_json_body(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise InvalidRequest("The JSON body is nested too deeply.", code="invalid_json") from None
-    return value
 
 
 def validate_model_id(value: object, *, param: str) -> str:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Protocol
 
 import attrs
@@ -58,7 +57,7 @@ from .books import RequestBooks
 from .breaker import CircuitBreaker
 from .race import Attempt, Race
 from .relay import StreamRelay
-from .request import ChatRequest, encode_upstream_body, parse_chat_request
+from .request import UpstreamBody, parse_chat_request
 from .routing import candidates, parse_client_models
 from .upstream import Upstreams
 
@@ -141,7 +140,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         clock=ports.clock,
         candidates=list(books.candidates),  # only what the reservation priced
         stream=request.stream,
-        body_for=partial(encode_upstream_body, asking_for_usage(request)),
+        body_for=UpstreamBody.of(request).for_model,
         timing=call.timing,  # the upstream's time, kept out of Server-Timing's
     )
     try:
@@ -253,13 +252,3 @@ def _record_attempts(
             first_byte_at=attempt.first_byte_at,
             ended_at=attempt.ended_at,
         )
-
-
-def asking_for_usage(chat: ChatRequest) -> ChatRequest:
-    """A stream asks the upstream for usage whatever the client asked: it is billed. The
-    client's fallback list (``models``) is the gateway's business, not the provider's."""
-    payload = {k: v for k, v in chat.payload.items() if k != "models"}
-    if chat.stream and not chat.include_usage:
-        options = payload.get("stream_options") or {}
-        payload["stream_options"] = {**options, "include_usage": True}
-    return attrs.evolve(chat, payload=payload)

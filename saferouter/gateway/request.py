@@ -18,8 +18,9 @@ from typing import Any
 import attrs
 
 from ..catalog import Model
-from ..client_input import parse_json_body, validate_model_id
+from ..client_input import validate_model_id
 from ..errors import InvalidRequest
+from ..json_object import JsonObject, parse_json_object
 
 _TOKEN_LIMITS = ("max_tokens", "max_completion_tokens")
 MAX_CHOICES = 128  # OpenAI's own bound on ``n``
@@ -38,13 +39,14 @@ class ChatRequest:
     choices: int = 1  # ``n``
     # what is not text, e.g. ("messages[0].content[1] (image_url)",); empty for text only
     non_text: tuple[str, ...] = ()
+    # the body as sent and where its members sit: what UpstreamBody splices
+    source: JsonObject | None = attrs.field(default=None, repr=False, eq=False)
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     """Parse and check a ``POST /v1/chat/completions`` body. Raises InvalidRequest."""
-    payload = parse_json_body(body)
-    if not isinstance(payload, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    source = parse_json_object(body)
+    payload = source.value
     model = payload.get("model")
     if model is None:
         raise InvalidRequest(
@@ -117,6 +119,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         payload=payload,
         choices=choices or 1,
         non_text=non_text_parts(payload),
+        source=source,
     )
 
 
@@ -144,14 +147,105 @@ def non_text_parts(payload: dict[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def encode_upstream_body(request: ChatRequest, model: Model) -> bytes:
-    """The body sent to the provider: ``model`` rewritten to the upstream name, the
-    model's ``body_defaults`` added where the client did not set them, all else kept."""
-    payload = dict(request.payload)
-    payload["model"] = model.upstream
-    for name, value in model.body_defaults.items():
-        payload.setdefault(name, value)
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+@attrs.frozen
+class UpstreamBody:
+    """The body sent upstream for one chat request; built once, asked per attempt.
+
+    What the upstream reads is the client's body with three changes: ``model`` is the
+    served model's upstream name, the client's fallback list ``models`` is gone (the
+    gateway's business, not the provider's), and a stream asks for usage whatever the
+    client asked (``stream_options.include_usage``: the gateway bills streams); then the
+    model's ``body_defaults`` are added where the client did not set them.
+
+    Those changes are spliced into the client's bytes, which stay exactly as sent
+    elsewhere (key order, escapes, number forms): an attempt costs one join, not one
+    encode of the whole prompt. A body the reader would not splice (see
+    :func:`~saferouter.json_object.parse_json_object`: a duplicate key, an escaped key,
+    not UTF-8) is encoded from its parsed value instead, which is what the gateway read.
+    """
+
+    payload: dict[str, Any] = attrs.field(repr=False)  # what the upstream reads, but model
+    # the client's bytes before ``model``'s value, after it up to the end of the last
+    # member (where defaults go), and the rest; None: encode ``payload``
+    pieces: tuple[bytes, bytes, bytes] | None = attrs.field(repr=False)
+
+    @classmethod
+    def of(cls, chat: ChatRequest) -> UpstreamBody:
+        """The upstream body of ``chat`` (parsed by :func:`parse_chat_request`)."""
+        payload = {k: v for k, v in chat.payload.items() if k != "models"}
+        ask_usage = chat.stream and not chat.include_usage
+        if ask_usage:
+            options = payload.get("stream_options") or {}
+            payload["stream_options"] = {**options, "include_usage": True}
+        source = chat.source
+        if source is None or source.members is None:
+            return cls(payload, None)
+        members = source.members
+        index = {m.key: i for i, m in enumerate(members)}
+        end = members[-1].end
+        # (start, end, replacement) in the client's bytes; None marks where a per-attempt
+        # piece goes (the model's name, then the defaults)
+        edits: list[tuple[int, int, bytes | None]] = []
+        if "models" in index:
+            i = index["models"]
+            # with one comma: the one before it, or the one after it when it is first
+            # (``model`` and ``messages`` are there too, so it is never alone)
+            if i:
+                edits.append((members[i - 1].end, members[i].end, b""))
+            else:
+                edits.append((members[0].start, members[1].start, b""))
+        if ask_usage:
+            options_json = _encode(payload["stream_options"])
+            if "stream_options" in index:  # an object or null: replaced, the client's
+                sent = members[index["stream_options"]]  # other options kept in it
+                edits.append((sent.value_start, sent.end, options_json))
+            else:
+                edits.append((end, end, b',"stream_options":' + options_json))
+        model = members[index["model"]]
+        edits.append((model.value_start, model.end, None))
+        edits.append((end, end, None))
+        return cls(payload, _splice(source.body, edits))
+
+    def for_model(self, model: Model) -> bytes:
+        """The bytes an attempt at ``model`` sends."""
+        if self.pieces is None:
+            payload = {**self.payload, "model": model.upstream}
+            for name, value in model.body_defaults.items():
+                payload.setdefault(name, value)
+            return _encode(payload)
+        head, middle, tail = self.pieces
+        defaults = b"".join(
+            b"," + _encode(name) + b":" + _encode(value)
+            for name, value in model.body_defaults.items()
+            if name not in self.payload
+        )
+        return b"".join((head, _encode(model.upstream), middle, defaults, tail))
+
+
+def _splice(body: bytes, edits: list[tuple[int, int, bytes | None]]) -> tuple[bytes, bytes, bytes]:
+    """``body`` with the edits made (none overlapping; at one offset, in list order), cut
+    into three pieces where the two ``None`` edits are."""
+    pieces, current, position = [], [], 0
+    for start, end, replacement in sorted(edits, key=lambda edit: edit[0]):  # stable
+        current.append(body[position:start])
+        if replacement is None:
+            pieces.append(b"".join(current))
+            current = []
+        else:
+            current.append(replacement)
+        position = end
+    current.append(body[position:])
+    pieces.append(b"".join(current))
+    head, middle, tail = pieces
+    return head, middle, tail
+
+
+# one encoder: json.dumps with arguments builds a new one per call (µs per small value)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(value: object) -> bytes:
+    return _ENCODER.encode(value).encode()
 
 
 def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:

@@ -146,3 +146,32 @@ async def test_other_fields_are_forwarded_untouched(
     assert received == {**chat_body("echo", stream=False), **extra}
     assert received["seed"] == 12345678901234567890
     assert json.loads(upstream.requests[-1]["raw"])["user"] == "ünïcode ✓"
+
+
+async def test_the_upstream_gets_the_client_bytes_but_for_model_models_and_usage(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    """Key order, spacing, escapes and number forms arrive as the client wrote them; only
+    ``model`` (the upstream name), ``models`` (gone, with its comma) and a stream's
+    ``stream_options.include_usage`` (asked for, to bill) differ."""
+    messages = '[{"role":"user","content":"h\\u00e9llo \\/ é \\ud83d\\ude00 ✓"}]'.encode()
+    sent_and_received = [
+        (
+            b'{ "messages" : ' + messages + b',\n"models":["fake/echo"], "temperature": 1.50,'
+            b' "model":"fake/echo", "seed": 12345678901234567890, "x": 1E+2 }',
+            b'{ "messages" : ' + messages + b', "temperature": 1.50,'
+            b' "model":"echo", "seed": 12345678901234567890, "x": 1E+2 }',
+        ),
+        (
+            b'{"model":"fake/delay:0","stream":true,"stream_options":{"x-opt":[],'
+            b'"include_usage":false},\t"messages":' + messages + b"}",
+            b'{"model":"delay:0","stream":true,"stream_options":{"x-opt":[],'
+            b'"include_usage":true},\t"messages":' + messages + b"}",
+        ),
+    ]
+    headers = {"Authorization": f"Bearer {gateway.admin_key}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        for body, expected in sent_and_received:
+            response = await client.post("/v1/chat/completions", headers=headers, content=body)
+            assert response.status_code == 200, response.text
+            assert upstream.requests[-1]["raw"] == expected

@@ -15,7 +15,7 @@ sqlite3 — the time, the bytes and the collaborators are parameters):
 - ``translog.entry``: encoding and verifying a signed log entry, shared by the log and
   by ``saferouter verify``;
 - ``client_input``: turns untrusted JSON into typed values or ``InvalidRequest``, bytes
-  in and values out;
+  in and values out; ``json_object`` adds where each member of a JSON object body sits;
 - ``gateway.redact``: scrubs secrets out of upstream error text, a pure function of
   strings;
 - ``storage.rules`` (the store's decisions, shared by SQLite and memory) and
@@ -53,6 +53,7 @@ CORES = (
     "saferouter.catalog",
     "saferouter.canonical",
     "saferouter.client_input",
+    "saferouter.json_object",
     "saferouter.gateway.request",
     "saferouter.gateway.routing",
     "saferouter.gateway.breaker",
