@@ -6,8 +6,9 @@ does four things for each HTTP request:
 
 1. **A send timeout.** hypercorn writes a response with ``send_all`` inside a *shielded*
    cancel scope (``trio/tcp_server.py``, ``protocol_send``): a client that stops reading
-   blocks the app's ``send`` forever, and cancelling that ``send`` does nothing. So a
-   watchdog task notices a ``send`` that has waited ``send_timeout_s``, marks the
+   blocks the app's ``send`` forever, and cancelling that ``send`` does nothing. So one
+   watchdog task per worker (:class:`SendWatch`, started with the app's lifespan — no
+   task per request) notices a ``send`` that has waited ``send_timeout_s``, marks the
    request's :class:`ClientDelivery` ``stalled`` (the stream relay then records the
    attempt ``client_stalled``, closes the upstream and bills what was relayed), and
    calls hypercorn's ``send(None)`` — "the app has finished" — which closes a
@@ -135,6 +136,45 @@ class BodyProgress:
         return total <= self.drain_limit_bytes
 
 
+@attrs.define(eq=False)
+class SendWatch:
+    """The sends waiting on their clients, and the one task that cuts off any that has
+    waited ``timeout_s``.
+
+    A send registers when it starts and leaves when it returns. Sends start in time
+    order, so the dict (insertion-ordered) has the oldest first: the watch sleeps until
+    that one's deadline, never polls, and wakes early only when a send arrives in an
+    empty dict.
+    """
+
+    timeout_s: float
+    _sending: dict[_Exchange, float] = attrs.field(init=False, factory=dict)
+    _arrived: trio.Event = attrs.field(init=False, factory=trio.Event)
+
+    def started(self, exchange: _Exchange, now: float) -> None:
+        if not self._sending:
+            self._arrived.set()
+        self._sending[exchange] = now
+
+    def finished(self, exchange: _Exchange) -> None:
+        self._sending.pop(exchange, None)
+
+    async def run(self) -> None:
+        """Until cancelled (the worker's lifespan ends)."""
+        async with trio.open_nursery() as aborts:
+            while True:
+                if not self._sending:
+                    self._arrived = trio.Event()
+                    await self._arrived.wait()
+                    continue
+                exchange, since = next(iter(self._sending.items()))
+                if trio.current_time() - since < self.timeout_s:
+                    await trio.sleep_until(since + self.timeout_s)
+                    continue
+                del self._sending[exchange]
+                aborts.start_soon(exchange.abort)
+
+
 @attrs.frozen
 class ClientGuard:
     """ASGI middleware: a send timeout, early answers that keep keep-alive working, and
@@ -144,10 +184,21 @@ class ClientGuard:
     send_timeout_s: float = attrs.field(kw_only=True)
     drain_limit_bytes: int = attrs.field(kw_only=True)
     body_timeout_s: float = attrs.field(kw_only=True)
+    watch: SendWatch = attrs.field(init=False)
+
+    @watch.default
+    def _watch(self) -> SendWatch:
+        return SendWatch(self.send_timeout_s)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "lifespan":  # the worker's life: its send watch runs as long
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.watch.run)
+                await self.app(scope, receive, send)
+                nursery.cancel_scope.cancel()
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -173,19 +224,17 @@ class ClientGuard:
             # its own, and there a shielded last send could wait on flow control forever
             http1=scope.get("http_version", "1.1").startswith("1"),
         )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(exchange.watch_sends)
-            try:
-                await self.app(
-                    scope,
-                    cast(ASGIReceiveCallable, exchange.receive),
-                    cast(ASGISendCallable, exchange.send),
-                )
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            await self.app(
+                scope,
+                cast(ASGIReceiveCallable, exchange.receive),
+                cast(ASGISendCallable, exchange.send),
+            )
+        finally:
+            self.watch.finished(exchange)
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Exchange:
     """One request's receive/send, as the app sees them (the trio shell around
     :class:`BodyProgress` and the send watchdog)."""
@@ -198,7 +247,6 @@ class _Exchange:
     _send: Send
     _http1: bool = attrs.field(kw_only=True)
     _body_changed: trio.Event = attrs.field(init=False, factory=trio.Event)
-    _sending_since: float | None = attrs.field(init=False, default=None)
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -214,7 +262,8 @@ class _Exchange:
             if self._http1 and not self._body.complete:
                 message = await self._after_body(message)
         last = message["type"] == "http.response.body" and not message.get("more_body", False)
-        self._sending_since = trio.current_time()
+        watch = self._guard.watch
+        watch.started(self, trio.current_time())
         try:
             if last and self._http1:
                 # (3) let hypercorn finish the exchange even though the app cancels itself
@@ -223,7 +272,7 @@ class _Exchange:
             else:
                 await self._send(message)
         finally:
-            self._sending_since = None
+            watch.finished(self)
 
     async def _after_body(self, start: Message) -> Message:
         """(2) Wait for the rest of the body; if it is too big or too slow to wait for,
@@ -237,16 +286,8 @@ class _Exchange:
         headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"connection"]
         return {**start, "headers": [*headers, (b"connection", b"close")]}
 
-    async def watch_sends(self) -> None:
-        """(1) Until the request ends: cut the connection once one ``send`` has waited
-        ``send_timeout_s`` for the client to take its bytes."""
-        timeout_s = self._guard.send_timeout_s
-        while True:
-            since = self._sending_since
-            now = trio.current_time()
-            if since is not None and now - since >= timeout_s:
-                break
-            await trio.sleep_until((since if since is not None else now) + timeout_s)
+    async def abort(self) -> None:
+        """(1) This exchange's send has waited ``send_timeout_s``: cut the client off."""
         self._delivery.stalled = True
         with trio.CancelScope(shield=True), trio.move_on_after(_ABORT_BOUND_S):
             # hypercorn's "the app has finished" (HTTPStream.app_send(None)); not in the

@@ -162,8 +162,13 @@ async def test_a_send_the_client_never_takes_is_cut_at_the_send_timeout(
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
 
     app = ClientGuard(stream, send_timeout_s=7, drain_limit_bytes=LIMIT, body_timeout_s=30)
-    await app(scope(), server.receive, server.send)  # type: ignore[arg-type]
-    assert trio.current_time() == pytest.approx(7)
+    async with trio.open_nursery() as worker:  # the worker's watch, as its lifespan runs it
+        worker.start_soon(app.watch.run)
+        await trio.sleep(3)  # a watch that has been idle a while
+        started = trio.current_time()
+        await app(scope(), server.receive, server.send)  # type: ignore[arg-type]
+        worker.cancel_scope.cancel()
+    assert trio.current_time() - started == pytest.approx(7)
     assert seen[0] is not None and seen[0].stalled
     assert server.sent[-1] is None  # hypercorn was told to end the exchange
 
@@ -175,3 +180,31 @@ def test_the_send_timeout_setting(tmp_path: Path) -> None:
     for bad in ("0", "-1", "nan", "inf", "soon"):
         with pytest.raises(ConfigError, match="SAFEROUTER_SEND_TIMEOUT_S"):
             load_settings({"SAFEROUTER_SEND_TIMEOUT_S": bad}, data_dir=tmp_path)
+
+
+async def test_one_watch_cuts_each_stalled_send_at_its_own_deadline(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Many requests, one watch task: each blocked send is cut 7 s after it began, and
+    a send that completes in time is left alone."""
+    cut_at: dict[str, float] = {}
+
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+
+    app = ClientGuard(stream, send_timeout_s=7, drain_limit_bytes=LIMIT, body_timeout_s=30)
+
+    async def request(name: str, delay_s: float, server: ScriptedServer) -> None:
+        await trio.sleep(delay_s)
+        await app(scope(), server.receive, server.send)  # type: ignore[arg-type]
+        cut_at[name] = trio.current_time()
+
+    async with trio.open_nursery() as worker:
+        worker.start_soon(app.watch.run)
+        async with trio.open_nursery() as requests:
+            requests.start_soon(request, "a", 0, ScriptedServer(blocked=True))
+            requests.start_soon(request, "b", 2.5, ScriptedServer(blocked=True))
+            requests.start_soon(request, "reads", 1, ScriptedServer())
+        worker.cancel_scope.cancel()
+    assert cut_at == {"a": pytest.approx(7), "b": pytest.approx(9.5), "reads": 1}
