@@ -3,7 +3,8 @@ to CPU 0, billing on) while wrk loads it with non-stream requests at 50 connecti
 the samples (py-spy's raw "collapsed" format: ``frame;frame;… count``, root first) are
 summed three ways:
 
-* by function, inclusive (the share of samples with that function anywhere on the stack);
+* by function, inclusive (the share of samples with that function anywhere on the stack),
+  leaving out the frames under every sample (``ROOT``);
 * by part (hypercorn, Quart, each of our modules, httpcore's pool, sqlite, json…),
   inclusive — parts overlap, so these do not add up;
 * by part, exclusive: each sample goes to the innermost frame that belongs to a part, so
@@ -18,6 +19,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+# The frames under every sample (the process's entry and trio's run loop) belong to no
+# part: their own time is the scheduler's, and as callers they would claim every sample.
+ROOT = ("<frozen runpy>", "saferouter/cli.py", "saferouter/server.py", "trio/_core/_run.py")
+# A thread parked in trio's thread cache waits on a lock in C, which py-spy can take for
+# running: such samples (this leaf and nothing under it) are idle, and left out.
+IDLE_LEAVES = ("WorkerThread._work (trio/_core/_thread_cache.py",)
 # (part, path fragment): the first fragment a frame's file contains names its part
 PARTS = (
     ("auth", "saferouter/routes/auth.py"),
@@ -54,7 +61,7 @@ PARTS = (
     ("sqlite3", "sqlite3/"),
     ("logging", "logging/"),
 )
-UNOWNED = "trio loop, h11, other"  # no part on the stack at all
+UNOWNED = "trio scheduler, other"  # no part on the stack at all
 LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 FRAME_FILE = re.compile(r"\((?P<file>[^():]+)(?::\d+)?\)$")
 
@@ -75,6 +82,8 @@ def part_of(frame: str) -> str | None:
     if match is None:
         return None
     path = match["file"]
+    if any(fragment in path for fragment in ROOT):
+        return None
     return next((part for part, fragment in PARTS if fragment in path), None)
 
 
@@ -85,14 +94,17 @@ def function_of(frame: str) -> str:
 
 def summarise(samples: Iterable[tuple[list[str], int]]) -> dict[str, Counter[str]]:
     """Sample counts by function (inclusive), by part (inclusive), by part (exclusive),
-    and the total under ``"total"``/``"samples"``."""
+    and under ``"total"`` the busy ``"samples"`` and the ``"idle"`` ones left out."""
     functions: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     exclusive: Counter[str] = Counter()
     total: Counter[str] = Counter()
     for frames, count in samples:
+        if frames[-1].startswith(IDLE_LEAVES):
+            total["idle"] += count
+            continue
         total["samples"] += count
-        for name in {function_of(f) for f in frames}:
+        for name in {function_of(f) for f in frames if not any(r in f for r in ROOT)}:
             functions[name] += count
         parts = [part_of(f) for f in frames]
         for part in {p for p in parts if p is not None}:
@@ -113,7 +125,11 @@ def markdown(summary: dict[str, Counter[str]], cpu_ms_per_request: float, top: i
         ]
 
     head = ["| {} | share of samples | ms CPU per request |", "|---|---|---|"]
-    out = [f"{summary['total']['samples']} samples; {cpu_ms_per_request:.3f} ms CPU per request."]
+    total = summary["total"]
+    out = [
+        f"{total['samples']} busy samples ({total['idle']} idle ones left out); "
+        f"{cpu_ms_per_request:.3f} ms CPU per request."
+    ]
     for title, counter, limit in (
         ("Top functions, inclusive", summary["functions"], top),
         ("By part, inclusive (parts overlap)", summary["inclusive"], None),
