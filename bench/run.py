@@ -19,7 +19,7 @@ print as a markdown table, kept with the JSON in bench/results/ (not committed).
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
 samples are summed by function and by part (cpu_profile.py).
 
-Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--requests N] [--seconds S]
+Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--requests N] [--seconds S] …
 Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile.
 """
 
@@ -103,7 +103,7 @@ def added(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, work: Path) -> str:
     """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it; returns the
-    summary in markdown and keeps the raw samples in bench/results/."""
+    summary in markdown, kept in bench/results/ beside the raw samples."""
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is needed for --profile (pip install py-spy)")
     wrk(port, headers, 2, work, server_pid=pid)  # warm: pool, caches, page cache
@@ -127,7 +127,9 @@ def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, w
         f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50, "
         f"{load['rps']:.0f} req/s while sampled; raw samples in {keep.relative_to(HERE)}.\n\n"
     )
-    return head + cpu_profile.markdown(summary, load["cpu_ms_per_request"])
+    report = head + cpu_profile.markdown(summary, load["cpu_ms_per_request"])
+    keep.with_suffix(".md").write_text(report)
+    return report
 
 
 def parse_args() -> argparse.Namespace:
