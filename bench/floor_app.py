@@ -94,26 +94,18 @@ def hypercorn_config(port: int) -> Config:
     return config
 
 
-async def serve_until_signalled(app: QuartTrio, config: Config) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    shutdown = trio.Event()
-
-    async def on_signal() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                shutdown.set()
-                return
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(on_signal)
-        await serve(app, config, shutdown_trigger=shutdown.wait)
-        nursery.cancel_scope.cancel()
+async def until_signalled() -> None:
+    """Return at the first SIGINT or SIGTERM: hypercorn's trigger for a graceful stop."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
 
 
 def main(argv: list[str]) -> None:
     """``floor_app.py PORT UPSTREAM_BASE_URL``: serve the floor in this process."""
     port, upstream = int(argv[0]), argv[1]
-    trio.run(partial(serve_until_signalled, create_floor_app(upstream), hypercorn_config(port)))
+    app, config = create_floor_app(upstream), hypercorn_config(port)
+    trio.run(partial(serve, app, config, shutdown_trigger=until_signalled))
 
 
 if __name__ == "__main__":

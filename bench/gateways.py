@@ -18,21 +18,33 @@ MOCK_PORT = 9100
 SAFEROUTER = [sys.executable, "-m", "saferouter.cli"]
 
 
-def catalog_text() -> str:
-    """One provider (the mock) and one model, ``bench``, with a price (billing on)."""
+def provider_toml(name: str) -> str:
+    """A provider entry for the mock, under ``name``."""
     return f"""
-[providers.bench]
-name = "Bench mock"
+[providers.{name}]
+name = "Bench mock {name}"
 base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
+"""
 
+
+def model_toml(model: str, provider: str, extra: str = "") -> str:
+    """A priced model (billing on) served by ``provider`` as ``bench``; ``extra`` lines."""
+    return f"""
 [[models]]
-id = "bench"
-provider = "bench"
+id = "{model}"
+provider = "{provider}"
+upstream = "bench"
 context_length = 100000
 max_output = 1000
 price = {{ input = "1", output = "2" }}
+{extra}
 """
+
+
+def catalog_text() -> str:
+    """One provider (the mock) and one model, ``bench``."""
+    return provider_toml("bench") + model_toml("bench", "bench")
 
 
 def gateway(
@@ -97,27 +109,9 @@ def hedging(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
     falling back to the same mock under another provider), and the upstream requests it
     cost per client request."""
     catalog = work / "hedge.toml"
-    providers = "".join(
-        f"""
-[providers.{name}]
-name = "Bench mock {name}"
-base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-"""
-        for name in ("tail", "tail2")
-    )
+    providers = provider_toml("tail") + provider_toml("tail2")
     models = "".join(
-        f"""
-[[models]]
-id = "{model}"
-provider = "{provider}"
-upstream = "bench"
-context_length = 100000
-max_output = 1000
-price = {{ input = "1", output = "2" }}
-fallbacks = {fallbacks}
-{hedge}
-"""
+        model_toml(model, provider, f"fallbacks = {fallbacks}\n{hedge}")
         for model, provider, fallbacks, hedge in (
             ("plain", "tail", '["spare"]', ""),
             ("hedged", "tail", '["spare"]', "hedge_after_ms = 100"),

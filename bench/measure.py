@@ -33,33 +33,28 @@ def sequential_latency(
     port: int, headers: dict[str, str], n: int, *, body: str = BODY, warmup: int = 200
 ) -> list[float]:
     """Milliseconds per request, one keep-alive connection, after ``warmup`` requests."""
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    times = []
-    for i in range(n + warmup):
-        start = time.perf_counter()
-        conn.request("POST", PATH, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        elapsed = time.perf_counter() - start
-        assert response.status == 200, response.status
-        if i >= warmup:
-            times.append(elapsed * 1000)
-    conn.close()
-    return times
+    return _timed(port, headers, body, n, warmup, first_byte=False)
 
 
 def ttfb(port: int, headers: dict[str, str], n: int, warmup: int = 50) -> list[float]:
     """Milliseconds to the first body byte of ``n`` sequential 8-chunk streams."""
-    body = stream_body(n_chunks=8)
+    return _timed(port, headers, stream_body(n_chunks=8), n, warmup, first_byte=True)
+
+
+def _timed(
+    port: int, headers: dict[str, str], body: str, n: int, warmup: int, *, first_byte: bool
+) -> list[float]:
+    """Milliseconds to the whole answer (or its first body byte) of ``n`` requests sent
+    one after another on one keep-alive connection, after ``warmup`` more."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     times = []
     for i in range(n + warmup):
         start = time.perf_counter()
         conn.request("POST", PATH, body=body, headers=headers)
         response = conn.getresponse()
-        first = response.read1(65536)
+        received = response.read1(65536) if first_byte else response.read()
         elapsed = time.perf_counter() - start
-        assert response.status == 200 and first, (response.status, first)
+        assert response.status == 200 and received, (response.status, received)
         response.read()
         if i >= warmup:
             times.append(elapsed * 1000)
