@@ -48,6 +48,8 @@ PARTS = (
     ("ASGI guard", "saferouter/asgi.py"),
     ("timing", "saferouter/timing.py"),
     ("chat route", "saferouter/routes/chat.py"),
+    ("chat route", "saferouter/chat_asgi.py"),  # the raw ASGI adapter, once it lands
+    ("pipeline", "saferouter/gateway/pipeline.py"),
     ("http worker/connections", "saferouter/http_worker.py"),
     ("http worker/connections", "saferouter/connections.py"),
     ("saferouter, other", "saferouter/"),
