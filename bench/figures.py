@@ -158,6 +158,12 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{_num(workers['one_rps'])} = {workers['ratio']:.2f}× | | ≥ {WORKERS_TARGET}× "
         f"{_mark(workers['ratio'] >= WORKERS_TARGET)} |"
     )
+    if "workers_accounting_off" in results:
+        off = results["workers_accounting_off"]
+        lines.append(
+            f"| the same, billing off (req/s) | | | {_num(off['two_rps'])} / "
+            f"{_num(off['one_rps'])} = {off['ratio']:.2f}× | | |"
+        )
     lines += ["", *_extras(results)]
     return "\n".join(lines) + "\n"
 

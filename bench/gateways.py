@@ -84,7 +84,8 @@ def workers_ratio(
     measurement favours neither."""
     arms = {"one": one}
     catalog = work / "bench.toml"
-    command, two_headers = gateway(catalog, work / "workers", 9203, env, workers=2)
+    data = work / f"workers-{env.get('SAFEROUTER_ACCOUNTING', 'on')}"
+    command, two_headers = gateway(catalog, data, 9203, env, workers=2)
     rounds: dict[str, list[dict[str, float]]] = {"one": [], "two": []}
     half_s = max(2, seconds // 2)
     repin(mock_pid, "0-1")

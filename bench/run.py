@@ -9,7 +9,8 @@ started side by side and measured one at a time, in one run:
   4. inter-chunk latency on a stream with a chunk every 5 ms: the gap at the client minus
      the mock's gap for the same chunks, and the mock-write-to-client-read delivery time;
   5. resident memory per open stream, with N slow streams held at once (floor, gateway);
-  6. `--workers 2` on CPUs 0-1 against 1 worker on CPU 0 (wrk and mock unpinned there);
+  6. `--workers 2` on CPUs 0-1 against 1 worker on CPU 0 (wrk and mock unpinned there),
+     billing on and off;
   7. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
      hedging, and the extra upstream requests hedging costs.
 Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
@@ -199,6 +200,11 @@ def main() -> None:
             one = (GATEWAY_PORT, auth, gateway_on.pid)
             progress("--workers 2 vs 1 worker")
             results["workers"] = workers_ratio(work, env, one, args.seconds, mock.pid)
+            # the same without billing: tells what the workers' shared SQLite costs
+            one = (GATEWAY_OFF_PORT, off_auth, gateway_off.pid)
+            results["workers_accounting_off"] = workers_ratio(
+                work, {**env, "SAFEROUTER_ACCOUNTING": "off"}, one, args.seconds, mock.pid
+            )
             progress("hedging")
             results["hedging"] = hedging(work, env, args.hedge_requests)
     results["ratios"] = figures.ratio_rows(results)

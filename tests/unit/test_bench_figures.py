@@ -66,6 +66,12 @@ def test_the_markdown_table_names_date_machine_every_target_and_its_verdict() ->
     assert rps in table
     assert "1.00× (≤ 0.53×) **not met**" in table  # added p50 equal to the floor's
     assert "1,140 / 600 = 1.90× | | ≥ 1.8× met |" in table
+    assert "billing off" not in table  # measured only where the run did
+
+
+def test_the_workers_ratio_without_billing_has_a_row_when_measured() -> None:
+    run = results() | {"workers_accounting_off": {"one_rps": 500.0, "two_rps": 900.0, "ratio": 1.8}}
+    assert "| the same, billing off (req/s) | | | 900 / 500 = 1.80× | | |" in figures.markdown(run)
 
 
 def test_gap_excess_is_the_clients_gap_minus_the_upstreams_for_the_same_chunks() -> None:
