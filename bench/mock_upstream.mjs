@@ -2,7 +2,9 @@
 // POST /v1/chat/completions: non-stream -> a small chat.completion JSON (`tail_pct` % of
 // them after `tail_ms`);
 // stream -> `n_chunks` SSE chunks (default 8) every `interval_ms` (default 0), then
-// usage and [DONE]. The knobs are read from the request body. GET /stats: requests seen.
+// usage and [DONE]; with `stamp`, each chunk carries `sent_ms`, the wall-clock time (ms,
+// sub-ms precision) it was written, for measuring inter-chunk latency at the client.
+// The knobs are read from the request body. GET /stats: requests seen.
 // Usage: node mock_upstream.mjs PORT
 import http from "node:http";
 
@@ -20,6 +22,10 @@ function chunk(i, extra) {
     choices: [{ index: 0, delta: { content: `tok${i} ` }, finish_reason: null }],
     ...extra,
   }) + "\n\n";
+}
+
+function wallMs() {
+  return performance.timeOrigin + performance.now();
 }
 
 let served = 0;
@@ -56,7 +62,7 @@ const server = http.createServer((req, res) => {
     const send = () => {
       if (res.destroyed) return;
       if (i < n) {
-        res.write(chunk(i));
+        res.write(chunk(i, body.stamp ? { sent_ms: wallMs() } : undefined));
         i += 1;
         if (interval) setTimeout(send, interval); else setImmediate(send);
         return;

@@ -1,404 +1,220 @@
-"""SafeRouter benchmark: the same node mock upstream called directly and through the
-gateway, in one run.
+"""SafeRouter benchmark: one node mock upstream called directly, through the floor (a bare
+quart-trio + httpx proxy, floor_app.py) and through SafeRouter with billing and activity
+on (a metered key: reserve, settle, record) and off (SAFEROUTER_ACCOUNTING=off), all
+started side by side and measured one at a time, in one run:
 
-Measures (gateway pinned to CPU 0; mock, load generator and this script on CPU 1), with
-the gateway's billing and activity on (a metered key: reserve, settle, record) and off
-(SAFEROUTER_ACCOUNTING=off), two gateways started side by side, measured one at a time:
-  1. sequential non-stream latency p50/p99, direct vs gateway, and the difference;
-  2. requests/s at 50 connections (wrk), direct vs gateway;
-  3. time to first byte of streams, direct vs gateway;
-  4. resident memory per open stream, with N slow streams held at once;
-  5. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
+  1. sequential non-stream latency p50/p99, and what each adds to the direct call;
+  2. requests/s at 50 connections (wrk), and the server's CPU per request meanwhile;
+  3. time to first byte of streams, and what each adds;
+  4. inter-chunk latency on a stream with a chunk every 5 ms: the gap at the client minus
+     the mock's gap for the same chunks, and the mock-write-to-client-read delivery time;
+  5. resident memory per open stream, with N slow streams held at once (floor, gateway);
+  6. `--workers 2` on CPUs 0-1 against 1 worker on CPU 0 (wrk and mock unpinned there),
+     billing on and off;
+  7. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
      hedging, and the extra upstream requests hedging costs.
+Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
+ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on: they
+print as a markdown table, kept with the JSON in bench/results/ (not committed).
 
-Usage: .venv/bin/python bench/run.py [--requests 3000] [--seconds 10] [--streams 500]
-Needs node and wrk (`apt-get install wrk`). Writes bench/results/<time>.json.
+With --profile, instead: py-spy records the gateway (billing on) under wrk and the
+samples are summed by function and by part (cpu_profile.py).
+
+Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--requests N] [--seconds S] …
+Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import re
-import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import cpu_profile
+import figures
 import trio
+from gateways import MOCK_PORT, catalog_text, gateway, hedging, workers_ratio
+from measure import BODY, PATH, chunk_timings, hold_streams, sequential_latency, ttfb, wrk
+from procs import machine, process, raise_fd_limit, wait_until_answering
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-MOCK_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9100, 9200, 9201
-BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]})
+FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
+STARTED = time.monotonic()
+PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
 
 
-def raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def progress(step: str) -> None:
+    """One line on stderr per step, with the time since the run started."""
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {step}", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def process(
-    args: list[str], cpu: int, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        ["taskset", "-c", str(cpu), *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=raise_fd_limit,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def wait_for_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
-
-
-def sequential_latency(
-    port: int, path: str, headers: dict[str, str], n: int, *, body: str = BODY, warmup: int = 200
-) -> list[float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    times = []
-    for i in range(n + warmup):
-        start = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        elapsed = time.perf_counter() - start
-        assert response.status == 200, response.status
-        if i >= warmup:  # warm-up excluded
-            times.append(elapsed * 1000)
-    conn.close()
-    return times
-
-
-def ttfb(port: int, path: str, headers: dict[str, str], n: int) -> list[float]:
-    body = json.dumps(
-        {
-            "model": "bench",
-            "stream": True,
-            "n_chunks": 8,
-            "messages": [{"role": "user", "content": "Say hello"}],
-        }
-    )
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    times = []
-    for i in range(n + 50):
-        start = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        first = response.read1(65536)
-        elapsed = time.perf_counter() - start
-        assert first, "no body"
-        response.read()
-        if i >= 50:
-            times.append(elapsed * 1000)
-    conn.close()
-    return times
-
-
-def wrk(port: int, path: str, headers: dict[str, str], seconds: int, workdir: Path) -> float:
-    script = workdir / f"post-{port}.lua"
-    lines = [
-        'wrk.method = "POST"',
-        f"wrk.body = {json.dumps(BODY)}",
-        'wrk.headers["Content-Type"] = "application/json"',
-    ]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    script.write_text("\n".join(lines) + "\n")
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            "wrk",
-            "-t1",
-            "-c50",
-            f"-d{seconds}s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"wrk saw {non2xx.group(1)} errors:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
-
-
-def rss_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match
-    return int(match.group(1))
-
-
-async def hold_streams(port: int, key: str, count: int, pid: int) -> tuple[int, int]:
-    """Open `count` slow streams through the gateway; RSS before and while all are open."""
-    body = json.dumps(
-        {
-            "model": "bench",
-            "stream": True,
-            "n_chunks": 120,
-            "interval_ms": 1000,
-            "messages": [{"role": "user", "content": "Say hello"}],
-        }
-    ).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    before = rss_kib(pid)
-    opened = 0
-    all_open = trio.Event()
-    release = trio.Event()
-
-    async def one() -> None:
-        nonlocal opened
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        async with stream:
-            await stream.send_all(request)
-            received = b""
-            while b"data: " not in received:
-                received += await stream.receive_some(65536)
-            opened += 1
-            if opened == count:
-                all_open.set()
-            await release.wait()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(count):
-            nursery.start_soon(one)
-        with trio.fail_after(120):
-            await all_open.wait()
-        await trio.sleep(2)
-        during = rss_kib(pid)
-        release.set()
-    return before, during
-
-
-def hedging(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
-    """A mock whose time to first byte has a heavy tail (5 % wait 2 s): sequential latency
-    through the gateway without and with hedging (`hedge_after_ms` = 100 on the model,
-    falling back to the same mock under another provider), and the upstream requests it
-    cost per client request."""
-    catalog = work / "hedge.toml"
-    providers = "".join(
-        f"""
-[providers.{name}]
-name = "Bench mock {name}"
-base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-"""
-        for name in ("tail", "tail2")
-    )
-    models = "".join(
-        f"""
-[[models]]
-id = "{model}"
-provider = "{provider}"
-upstream = "bench"
-context_length = 100000
-max_output = 1000
-price = {{ input = "1", output = "2" }}
-fallbacks = {fallbacks}
-{hedge}
-"""
-        for model, provider, fallbacks, hedge in (
-            ("plain", "tail", '["spare"]', ""),
-            ("hedged", "tail", '["spare"]', "hedge_after_ms = 100"),
-            ("spare", "tail2", "[]", ""),
-        )
-    )
-    catalog.write_text(providers + models)
-    port = 9202
-    command, key = gateway(catalog, work / "hedge", port, env)
-    auth = {"Authorization": f"Bearer {key}"}
-    results: dict[str, object] = {"tail": "5 % of requests wait 2000 ms", "requests": n}
-    with process(command, 0, env):
-        wait_for_port(port)
-        for model in ("plain", "hedged"):
-            body = json.dumps(
-                {
-                    "model": model,
-                    "tail_pct": 5,
-                    "tail_ms": 2000,
-                    "messages": [{"role": "user", "content": "Say hello"}],
-                }
-            )
-            before = upstream_requests()
-            times = sequential_latency(port, "/v1/chat/completions", auth, n, body=body, warmup=0)
-            sent = upstream_requests() - before
-            results[model] = {**summary(times), "upstream_requests_per_request": round(sent / n, 3)}
+def measure_all(
+    targets: dict[str, tuple[int, dict[str, str], int]], args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """Every figure for every target = name: (port, headers, server pid)."""
+    results: dict[str, Any] = {}
+    progress("sequential latency")
+    sequential = {n: sequential_latency(p, h, args.requests) for n, (p, h, _) in targets.items()}
+    results["sequential"] = added(sequential)
+    progress("requests/s at 50 connections")
+    results["throughput_c50"] = {
+        name: wrk(port, headers, args.seconds, work, server_pid=pid)
+        for name, (port, headers, pid) in targets.items()
+    }
+    progress("stream time to first byte")
+    results["stream_ttfb"] = added({n: ttfb(p, h, args.ttfb) for n, (p, h, _) in targets.items()})
+    progress("inter-chunk latency")
+    chunks = {n: chunk_timings(p, h, args.chunk_streams) for n, (p, h, _) in targets.items()}
+    for name, timing in chunks.items():
+        if name != "direct":
+            for pct in ("p50", "p99"):
+                delivered = timing[f"delivery_{pct}_ms"] - chunks["direct"][f"delivery_{pct}_ms"]
+                timing[f"added_{pct}_ms"] = round(delivered, 3)
+    results["inter_chunk"] = chunks
+    progress("memory per open stream")
+    results["memory"] = {
+        name: trio.run(hold_streams, port, headers, args.streams, pid)
+        for name, (port, headers, pid) in targets.items()
+        if name in ("floor", "gateway")
+    }
+    on, off = results["sequential"]["gateway"], results["sequential"]["gateway_accounting_off"]
+    results["billing_cost_p50_ms"] = round(on["p50_ms"] - off["p50_ms"], 3)
     return results
 
 
-SAFEROUTER = [sys.executable, "-m", "saferouter.cli"]
+def added(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """p50/p99 of each target, and for all but ``direct`` what it adds to direct."""
+    median, direct = statistics.median, times["direct"]
+    out = {name: figures.summary(values) for name, values in times.items()}
+    for name, values in times.items():
+        if name != "direct":
+            out[name]["added_p50_ms"] = round(median(values) - median(direct), 3)
+            p99 = figures.percentile(values, 99) - figures.percentile(direct, 99)
+            out[name]["added_p99_ms"] = round(p99, 3)
+    return out
 
 
-def gateway(catalog: Path, data: Path, port: int, env: dict[str, str]) -> tuple[list[str], str]:
-    """A key with ample credits in ``data``, and the command serving ``catalog`` there."""
-    created = subprocess.run(
-        [
-            *SAFEROUTER,
-            "keys",
-            "create",
-            "--name",
-            "bench",
-            "--credits",
-            "1000000",
-            "--data-dir",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
+def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, work: Path) -> str:
+    """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it; returns the
+    summary in markdown, kept in bench/results/ beside the raw samples."""
+    if shutil.which("py-spy") is None:
+        raise SystemExit("py-spy is needed for --profile (pip install py-spy)")
+    wrk(port, headers, 2, work, server_pid=pid)  # warm: pool, caches, page cache
+    raw = work / "profile.txt"
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    spy = subprocess.Popen(
+        ["taskset", "-c", "1", *command, "--duration", str(seconds), "-o", str(raw)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    command = [
-        *SAFEROUTER,
-        "serve",
-        "--config",
-        str(catalog),
-        "--data-dir",
-        str(data),
-        "--port",
-        str(port),
-    ]
-    return command, created.stdout.strip().splitlines()[-1]
+    load = wrk(port, headers, seconds + 2, work, server_pid=pid)
+    _, err = spy.communicate(timeout=120)
+    if spy.returncode != 0:
+        raise SystemExit(f"py-spy failed: {err.decode()}")
+    text = raw.read_text()
+    keep = HERE / "results" / f"profile-{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}.txt"
+    keep.parent.mkdir(exist_ok=True)
+    keep.write_text(text)
+    summary = cpu_profile.summarise(cpu_profile.parse_collapsed(text))
+    head = (
+        f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50, "
+        f"{load['rps']:.0f} req/s while sampled; raw samples in {keep.relative_to(HERE)}.\n\n"
+    )
+    report = head + cpu_profile.markdown(summary, load["cpu_ms_per_request"])
+    keep.with_suffix(".md").write_text(report)
+    return report
 
 
-def upstream_requests() -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", MOCK_PORT)
-    conn.request("GET", "/stats")
-    count = int(json.loads(conn.getresponse().read())["requests"])
-    conn.close()
-    return count
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(statistics.median(times), 3), "p99_ms": round(percentile(times, 99), 3)}
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="~4× shorter, for smoke tests")
+    parser.add_argument("--profile", action="store_true", help="py-spy profile instead")
+    parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
+    parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
+    parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
+    parser.add_argument("--chunk-streams", type=int, default=40, help="20-chunk streams timed")
+    parser.add_argument("--streams", type=int, default=500, help="streams held open at once")
     parser.add_argument("--hedge-requests", type=int, default=400)
+    parser.add_argument("--profile-seconds", type=int, default=20)
     args = parser.parse_args()
+    if args.quick:
+        for name in ("requests", "ttfb", "chunk_streams", "streams", "hedge_requests"):
+            setattr(args, name, max(10, getattr(args, name) // 4))
+        args.seconds = max(3, args.seconds // 4)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     for tool in ("node", "wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (wrk: apt-get install wrk)")
     raise_fd_limit()
     os.sched_setaffinity(0, {1})
-    results: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results: dict[str, Any] = {
+        "when": when,
+        "machine": machine() | {"pinning": PINNING},
+        "settings": vars(args),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         catalog = work / "bench.toml"
-        catalog.write_text(f"""
-[providers.bench]
-name = "Bench mock"
-base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-
-[[models]]
-id = "bench"
-provider = "bench"
-context_length = 100000
-max_output = 1000
-price = {{ input = "1", output = "2" }}
-""")
+        catalog.write_text(catalog_text())
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "upstream-secret"}
-
-        on_cmd, key = gateway(catalog, work / "on", GATEWAY_PORT, env)
-        off_cmd, off_key = gateway(catalog, work / "off", GATEWAY_OFF_PORT, env)
-        auth = {"Authorization": f"Bearer {key}"}
-        off_auth = {"Authorization": f"Bearer {off_key}"}
-        path = "/v1/chat/completions"
+        on_cmd, auth = gateway(catalog, work / "on", GATEWAY_PORT, env)
+        off_cmd, off_auth = gateway(catalog, work / "off", GATEWAY_OFF_PORT, env)
+        floor_cmd = [sys.executable, str(HERE / "floor_app.py"), str(FLOOR_PORT)]
+        floor_cmd.append(f"http://127.0.0.1:{MOCK_PORT}/v1")
         with (
-            process(["node", str(HERE / "mock_upstream.mjs"), str(MOCK_PORT)], 1),
-            process(on_cmd, 0, env) as gateway_on,
-            process(off_cmd, 0, {**env, "SAFEROUTER_ACCOUNTING": "off"}),
+            process(["node", str(HERE / "mock_upstream.mjs"), str(MOCK_PORT)], "1") as mock,
+            process(floor_cmd, "0", env) as floor,
+            process(on_cmd, "0", env) as gateway_on,
+            process(off_cmd, "0", {**env, "SAFEROUTER_ACCOUNTING": "off"}) as gateway_off,
         ):
-            for port in (MOCK_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT):
-                wait_for_port(port)
-
-            direct = sequential_latency(MOCK_PORT, path, {}, args.requests)
-            through = sequential_latency(GATEWAY_PORT, path, auth, args.requests)
-            through_off = sequential_latency(GATEWAY_OFF_PORT, path, off_auth, args.requests)
-            median = statistics.median
-            results["sequential"] = {
-                "direct": summary(direct),
-                "gateway": summary(through),
-                "gateway_accounting_off": summary(through_off),
-                "added_p50_ms": round(median(through) - median(direct), 3),
-                "added_p99_ms": round(percentile(through, 99) - percentile(direct, 99), 3),
-                "added_p50_ms_accounting_off": round(median(through_off) - median(direct), 3),
-                "accounting_cost_p50_ms": round(median(through) - median(through_off), 3),
+            for port, headers in ((MOCK_PORT, {}), (FLOOR_PORT, {}), (GATEWAY_PORT, auth)):
+                wait_until_answering(port, PATH, headers, BODY)
+            wait_until_answering(GATEWAY_OFF_PORT, PATH, off_auth, BODY)
+            if args.profile:
+                print(
+                    record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
+                )
+                return
+            targets = {
+                "direct": (MOCK_PORT, {}, mock.pid),
+                "floor": (FLOOR_PORT, {}, floor.pid),
+                "gateway": (GATEWAY_PORT, auth, gateway_on.pid),
+                "gateway_accounting_off": (GATEWAY_OFF_PORT, off_auth, gateway_off.pid),
             }
-            results["throughput_c50_rps"] = {
-                "direct": wrk(MOCK_PORT, path, {}, args.seconds, work),
-                "gateway": wrk(GATEWAY_PORT, path, auth, args.seconds, work),
-                "gateway_accounting_off": wrk(GATEWAY_OFF_PORT, path, off_auth, args.seconds, work),
-            }
-            d_ttfb = ttfb(MOCK_PORT, path, {}, 500)
-            g_ttfb = ttfb(GATEWAY_PORT, path, auth, 500)
-            results["stream_ttfb"] = {
-                "direct": summary(d_ttfb),
-                "gateway": summary(g_ttfb),
-                "added_p50_ms": round(median(g_ttfb) - median(d_ttfb), 3),
-            }
-            before, during = trio.run(hold_streams, GATEWAY_PORT, key, args.streams, gateway_on.pid)
+            results |= measure_all(targets, args, work)
+            one = (GATEWAY_PORT, auth, gateway_on.pid)
+            progress("--workers 2 vs 1 worker")
+            results["workers"] = workers_ratio(work, env, one, args.seconds, mock.pid)
+            # the same without billing: tells what the workers' shared SQLite costs
+            one = (GATEWAY_OFF_PORT, off_auth, gateway_off.pid)
+            results["workers_accounting_off"] = workers_ratio(
+                work, {**env, "SAFEROUTER_ACCOUNTING": "off"}, one, args.seconds, mock.pid
+            )
+            progress("hedging")
             results["hedging"] = hedging(work, env, args.hedge_requests)
-            results["memory"] = {
-                "streams": args.streams,
-                "rss_before_kib": before,
-                "rss_during_kib": during,
-                "per_stream_kib": round((during - before) / args.streams, 1),
-            }
+    results["ratios"] = figures.ratio_rows(results)
+    table = figures.markdown(results)
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"{results['when']}.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"{when}.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"{when}.md").write_text(table)
     print(json.dumps(results, indent=2))
+    print(table)
 
 
 if __name__ == "__main__":
