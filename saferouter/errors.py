@@ -6,7 +6,7 @@
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     ├── StorageError            the store failed (rendered as a 500 with the request id)
     │   └── LastAdminKey        the store refused to revoke the last active admin key
-    └── ClientError             anything that ends an HTTP request with an error status;
+    └── ApiError             anything that ends an HTTP request with an error status;
         │                       carries status, OpenAI ``type``, ``code`` and ``param``
         ├── InvalidRequest      400 invalid_request_error
         ├── AuthenticationFailed 401 invalid_api_key
@@ -64,7 +64,7 @@ class LastAdminKey(StorageError):
     errors roll one operation back; the route maps it to 409 ``last_admin_key``."""
 
 
-class ClientError(SafeRouterError):
+class ApiError(SafeRouterError):
     """An error that ends an HTTP request: status plus an OpenAI-shaped body."""
 
     status: ClassVar[int] = 400
@@ -94,36 +94,36 @@ class ClientError(SafeRouterError):
         )
 
 
-class InvalidRequest(ClientError):
+class InvalidRequest(ApiError):
     status = 400
     error_type = "invalid_request_error"
 
 
-class AuthenticationFailed(ClientError):
+class AuthenticationFailed(ApiError):
     status = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
 
 
-class InsufficientQuota(ClientError):
+class InsufficientQuota(ApiError):
     status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_quota"
 
 
-class RateLimited(ClientError):
+class RateLimited(ApiError):
     status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
 
 
-class PermissionDenied(ClientError):
+class PermissionDenied(ApiError):
     status = 403
     error_type = "permission_error"
     default_code = "permission_denied"
 
 
-class NotFound(ClientError):
+class NotFound(ApiError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
@@ -133,25 +133,25 @@ class ModelNotFound(NotFound):
     default_code = "model_not_found"
 
 
-class MethodNotAllowed(ClientError):
+class MethodNotAllowed(ApiError):
     status = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
 
 
-class PayloadTooLarge(ClientError):
+class PayloadTooLarge(ApiError):
     status = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
-class InternalError(ClientError):
+class InternalError(ApiError):
     status = 500
     error_type = "server_error"
     default_code = "internal_error"
 
 
-class UpstreamError(ClientError):
+class UpstreamError(ApiError):
     status = 502
     error_type = "upstream_error"
 
