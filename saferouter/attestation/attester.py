@@ -13,6 +13,7 @@ from typing import Protocol
 import trio
 from cryptography.hazmat.primitives import serialization
 
+from ..errors import DeviceError
 from ..tee import device
 from ..tee.abi import parse_report
 from ..tee.demo import DemoAttester
@@ -82,7 +83,7 @@ class SevSnpReports:
             report = parse_report(await self.report(bytes(64)))
             product = report.product()
             if product is None:
-                raise device.DeviceError("this guest's report does not name its product")
+                raise DeviceError("this guest's report does not name its product")
             pem = serialization.Encoding.PEM
             vcek = await fetch_vcek(self._fetcher, report, product)
             ask, ark = await fetch_chain(self._fetcher, product, vlek=report.signing_key == 1)

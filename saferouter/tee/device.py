@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SafeRouterError
+from ..errors import DeviceError
 from .abi import REPORT_SIZE
 
 SNP_GET_REPORT = 0xC0205300  # _IOWR('S', 0x0, struct snp_guest_request_ioctl)
@@ -45,10 +45,6 @@ ROOT_KEY_VCEK = 0
 
 DEFAULT_CONFIGFS = Path("/sys/kernel/config/tsm/report")
 DEFAULT_DEVICE = Path("/dev/sev-guest")
-
-
-class DeviceError(SafeRouterError):
-    """The guest device refused or failed a request."""
 
 
 def pack_report_req(user_data: bytes, vmpl: int) -> bytes:
