@@ -45,7 +45,7 @@ of SafeRouter's, so the pure cores can raise from it.
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}``
 (:func:`encode_error_body`), never HTML and never a traceback: an :class:`ApiError` as it
-is, anything else through :func:`internal_error`. Messages never carry upstream keys or
+is, anything else through :func:`unexpected_error`. Messages never carry upstream keys or
 prompt text.
 """
 
@@ -233,9 +233,9 @@ def internal_error(error: BaseException, request_id: str) -> InternalError:
     :class:`ApiError`. It says whether the store failed (the operator's first question)
     and quotes the request id, and never the error's own text: that may quote request
     data or name tables and files."""
-    kind = "storage" if isinstance(error, StorageError) else "internal"
+    kind = "a storage" if isinstance(error, StorageError) else "an internal"
     return InternalError(
-        f"The server had an {kind} error while processing your request. "
+        f"The server had {kind} error while processing your request. "
         f"Quote request id {request_id} when reporting it."
     )
 
@@ -269,8 +269,4 @@ def unexpected_error(
         request_id,
         frames,
     )
-    kind = "storage" if isinstance(error, SafeRouterError) else "internal"
-    return InternalError(
-        f"The server had an {kind} error while processing your request. "
-        f"Quote request id {request_id} when reporting it."
-    )
+    return internal_error(error, request_id)

@@ -115,8 +115,8 @@ def test_api_errors_render_their_own_status_and_code() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "kind"),
-    [(cls, "storage" if issubclass(cls, StorageError) else "internal") for cls in OURS]
-    + [(ValueError, "internal"), (KeyError, "internal")],
+    [(cls, "a storage" if issubclass(cls, StorageError) else "an internal") for cls in OURS]
+    + [(ValueError, "an internal"), (KeyError, "an internal")],
     ids=lambda value: getattr(value, "__name__", value),
 )
 def test_an_unrendered_error_is_a_500_naming_only_its_kind(
@@ -133,6 +133,6 @@ def test_an_unrendered_error_is_a_500_naming_only_its_kind(
         "server_error",
     )
     assert rendered.message == (
-        f"The server had an {kind} error while processing your request. "
+        f"The server had {kind} error while processing your request. "
         "Quote request id req_0123 when reporting it."
     )
