@@ -17,11 +17,12 @@ from ..errors import DeviceError
 from ..tee import device
 from ..tee.abi import parse_report
 from ..tee.demo import DemoAttester
+from ..tee.device import AttesterMode
 from ..tee.fetch import HttpxCertFetcher, fetch_chain, fetch_vcek
 
 
 class Attester(Protocol):
-    mode: str  # "sev-snp" | "demo"
+    mode: AttesterMode
 
     async def report(self, report_data: bytes) -> bytes: ...
 
@@ -31,7 +32,7 @@ class Attester(Protocol):
 
 
 class DemoReports:
-    mode = "demo"
+    mode: AttesterMode = "demo"
 
     def __init__(self, folder: Path, *, measurement: bytes) -> None:
         self._folder = folder
@@ -62,7 +63,7 @@ class DemoReports:
 class SevSnpReports:
     """Reports from configfs-tsm (or the ioctl); the VCEK and chain from KDS, cached."""
 
-    mode = "sev-snp"
+    mode: AttesterMode = "sev-snp"
 
     def __init__(self, data_dir: Path) -> None:
         self._configfs = device.ConfigfsTsm()
