@@ -67,6 +67,21 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await opened.close()
 
 
+async def settle_one(store: SQLiteStore, entry: ActivityEntry, *, reserved: int = 0) -> None:
+    """Settle a request of one attempt, ``entry``, charging its cost."""
+    await store.settle(
+        Settlement(
+            key_id=entry.key_id,
+            request_id=entry.request_id,
+            reserved_micro_usd=reserved,
+            cost_micro_usd=entry.cost_micro_usd,
+            tokens=30,
+            attempts=(entry,),
+            now=entry.created_at,
+        )
+    )
+
+
 async def new_key(store: SQLiteStore, role: KeyRole, **limits: int) -> KeyRecord:
     return await store.create_key(
         name=f"{role}-key",
@@ -97,17 +112,7 @@ async def test_a_key_reads_back_every_field_by_name(store: SQLiteStore) -> None:
 async def test_an_activity_entry_reads_back_every_field_by_name(store: SQLiteStore) -> None:
     key = await new_key(store, KeyRole.ADMIN)
     written = attrs.evolve(DISTINCT, key_id=key.id)
-    await store.settle(
-        Settlement(
-            key_id=key.id,
-            request_id=written.request_id,
-            reserved_micro_usd=0,
-            cost_micro_usd=written.cost_micro_usd,
-            tokens=30,
-            attempts=(written,),
-            now=written.created_at,
-        )
-    )
+    await settle_one(store, written)
     (read,) = await store.activity(ActivityFilter(key_id=key.id))
     assert read.id is not None
     assert attrs.evolve(read, id=None) == written
@@ -120,17 +125,7 @@ async def test_outcomes_are_stored_and_rendered_as_the_same_strings(
     store: SQLiteStore, outcome: ActivityOutcome
 ) -> None:
     key = await new_key(store, KeyRole.USER)
-    await store.settle(
-        Settlement(
-            key_id=key.id,
-            request_id="req_1",
-            reserved_micro_usd=0,
-            cost_micro_usd=0,
-            tokens=0,
-            attempts=(attrs.evolve(DISTINCT, key_id=key.id, request_id="req_1", outcome=outcome),),
-            now=DISTINCT.created_at,
-        )
-    )
+    await settle_one(store, attrs.evolve(DISTINCT, key_id=key.id, outcome=outcome))
     assert raw(store.path, "SELECT outcome, typeof(outcome) FROM activity") == [
         (outcome.value, "text")
     ]
@@ -191,18 +186,10 @@ async def test_books_sum_the_ledger_by_kind(store: SQLiteStore) -> None:
     key = await new_key(store, KeyRole.USER)
     request = AdmissionRequest(key_id=key.id, request_id="req_c", reserve_micro_usd=100, now=1.0)
     assert (await store.admit(request)).admitted
-    charged = attrs.evolve(DISTINCT, key_id=key.id, request_id="req_c", cost_micro_usd=40)
-    await store.settle(
-        Settlement(
-            key_id=key.id,
-            request_id="req_c",
-            reserved_micro_usd=100,
-            cost_micro_usd=40,
-            tokens=1,
-            attempts=(charged,),
-            now=2.0,
-        )
+    charged = attrs.evolve(
+        DISTINCT, key_id=key.id, request_id="req_c", cost_micro_usd=40, created_at=2.0
     )
+    await settle_one(store, charged, reserved=100)
     books = await store.books(key.id)
     assert (books.topped_up_micro_usd, books.spent_micro_usd, books.balance_micro_usd) == (
         5_000,
