@@ -18,7 +18,7 @@ from .client_input import COUNT_PATTERN, MAX_COUNT
 from .clock import TrioClock
 from .config import Settings
 from .errors import (
-    ClientError,
+    ApiError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -111,8 +111,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
             attestation.cors(response)
         return response
 
-    @app.errorhandler(ClientError)
-    async def _client_error(error: ClientError) -> Response:
+    @app.errorhandler(ApiError)
+    async def _client_error(error: ApiError) -> Response:
         return error_response(error)
 
     @app.errorhandler(HTTPException)
@@ -153,7 +153,7 @@ class CountConverter(IntegerConverter):
         return number
 
 
-def _from_http(error: HTTPException) -> ClientError:
+def _from_http(error: HTTPException) -> ApiError:
     """Werkzeug's routing and body errors, in OpenAI's shape."""
     code = error.code or 500
     if code == 404:

@@ -25,7 +25,7 @@ from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallabl
 
 from .asgi import BodyProgress, delivery_of, timing_of
 from .errors import (
-    ClientError,
+    ApiError,
     InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -84,7 +84,7 @@ async def _answer(ports: Ports, method: str, call: ChatCall, send: Send) -> None
                 headers={"Allow": "POST"},
             )
         reply = await chat(ports, call)
-    except ClientError as error:
+    except ApiError as error:
         reply = Reply(error.status, {**error.headers, **_JSON}, body=error.body())
     except Exception as error:  # a bug: the client gets a 500, the log where it happened
         internal = unexpected_error(error, method=method, path=PATH, request_id=call.request_id)

@@ -20,7 +20,8 @@ from .attestation.measurement import measure
 from .client_input import MAX_RATE_LIMIT, parse_count, parse_usd_micro
 from .config import Settings, load_settings
 from .errors import ConfigError, InvalidRequest, StorageError
-from .keys import ROLES, generate_key
+from .keys import generate_key
+from .storage import KeyRole
 from .storage.opening import open_store
 from .tee import commands as tee_commands
 from .verify.client import Step, run_checks
@@ -132,8 +133,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     try:
         if args.keys_command == "create":
-            role = "admin" if args.admin else "user"
-            assert role in ROLES
+            role = KeyRole.ADMIN if args.admin else KeyRole.USER
             new = generate_key()
             created = await store.create_key(
                 name=args.name,

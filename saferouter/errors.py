@@ -1,21 +1,41 @@
 """SafeRouter's one exception tree, and how each branch is rendered for a client.
 
+``except SafeRouterError`` catches every error SafeRouter raises on purpose, and nothing
+else (tests/unit/test_errors.py imports every module and holds each exception class to
+this tree and to this drawing). Classes marked ``[module]`` specialise a branch next to
+the code that raises them; everything else is defined here. This module imports nothing
+of SafeRouter's, so the pure cores can raise from it.
+
     SafeRouterError
     ├── ParseError              bytes that are not what a parser expects (SSE, TOML, reports)
+    │   ├── ReportFormatError   [tee.abi] not a well-formed ATTESTATION_REPORT
+    │   └── ExtensionError      [tee.kds] a VCEK/VLEK extension missing or malformed
     ├── ConfigError             a catalog or setting that cannot be used
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
+    │   ├── ProofError          [translog.merkle] an inclusion / consistency proof
+    │   ├── NoteError           [translog.note] a signed note or checkpoint
+    │   └── ReportVerificationError [tee.verify] an SNP report; ``.step`` names which of
+    │                               the eleven steps failed (one subclass per step)
+    ├── PolicyError             an authentic SNP report that does not meet the policy
+    ├── FetchError              a certificate not to be had from AMD KDS or the cache
+    ├── DeviceError             the SEV-SNP guest device refused or failed a request
+    ├── SealError               a sealed blob that cannot be opened here
+    ├── CheckFailed             [verify.client] a gateway failed one of the client's checks
+    ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)
     │   └── LastAdminKey        the store refused to revoke the last active admin key
-    └── ClientError             anything that ends an HTTP request with an error status;
-        │                       carries status, OpenAI ``type``, ``code`` and ``param``
+    └── ApiError                an error the API renders as an OpenAI error body: carries
+        │                       status, ``type``, ``code``, ``param`` and headers
         ├── InvalidRequest      400 invalid_request_error
         ├── AuthenticationFailed 401 invalid_api_key
         ├── InsufficientQuota   402 insufficient_quota (the key's credits)
         ├── PermissionDenied    403
-        ├── NotFound            404 (ModelNotFound: code model_not_found)
+        ├── NotFound            404
+        │   └── ModelNotFound   404 model_not_found
         ├── MethodNotAllowed    405
         ├── PayloadTooLarge     413
         ├── RateLimited         429 (the key's own requests/tokens per minute)
+        ├── InternalError       500 internal_error (see :func:`internal_error`)
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
             ├── UpstreamBadGateway 5xx or a malformed answer → 502
@@ -24,8 +44,9 @@
             └── UpstreamTimeout    connect / first-byte / idle timeout → 504
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}``
-(:func:`encode_error_body`), never HTML and never a traceback. Messages never carry
-upstream keys or prompt text.
+(:func:`encode_error_body`), never HTML and never a traceback: an :class:`ApiError` as it
+is, anything else through :func:`unexpected_error`. Messages never carry upstream keys or
+prompt text.
 """
 
 from __future__ import annotations
@@ -54,6 +75,26 @@ class VerificationError(SafeRouterError):
     """Signatures, proofs or reports that do not verify."""
 
 
+class PolicyError(SafeRouterError):
+    """An authentic report does not meet the policy; ``field`` names what."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class FetchError(SafeRouterError):
+    """A certificate could not be had from KDS or the cache."""
+
+
+class DeviceError(SafeRouterError):
+    """The guest device refused or failed a request."""
+
+
+class SealError(SafeRouterError):
+    """A sealed blob cannot be opened here."""
+
+
 class StorageError(SafeRouterError):
     """The store could not do what was asked."""
 
@@ -64,8 +105,9 @@ class LastAdminKey(StorageError):
     errors roll one operation back; the route maps it to 409 ``last_admin_key``."""
 
 
-class ClientError(SafeRouterError):
-    """An error that ends an HTTP request: status plus an OpenAI-shaped body."""
+class ApiError(SafeRouterError):
+    """An error the API renders as an OpenAI error body: its HTTP ``status`` and
+    ``headers``, and the body's ``type``, ``code`` and ``param``."""
 
     status: ClassVar[int] = 400
     error_type: ClassVar[str] = "invalid_request_error"
@@ -89,41 +131,42 @@ class ClientError(SafeRouterError):
             self.status = status  # type: ignore[misc]  # instance override of the class default
 
     def body(self) -> bytes:
+        """The OpenAI-shaped body of this error, as JSON bytes."""
         return encode_error_body(
             self.message, error_type=self.error_type, code=self.code, param=self.param
         )
 
 
-class InvalidRequest(ClientError):
+class InvalidRequest(ApiError):
     status = 400
     error_type = "invalid_request_error"
 
 
-class AuthenticationFailed(ClientError):
+class AuthenticationFailed(ApiError):
     status = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
 
 
-class InsufficientQuota(ClientError):
+class InsufficientQuota(ApiError):
     status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_quota"
 
 
-class RateLimited(ClientError):
+class RateLimited(ApiError):
     status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
 
 
-class PermissionDenied(ClientError):
+class PermissionDenied(ApiError):
     status = 403
     error_type = "permission_error"
     default_code = "permission_denied"
 
 
-class NotFound(ClientError):
+class NotFound(ApiError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
@@ -133,25 +176,25 @@ class ModelNotFound(NotFound):
     default_code = "model_not_found"
 
 
-class MethodNotAllowed(ClientError):
+class MethodNotAllowed(ApiError):
     status = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
 
 
-class PayloadTooLarge(ClientError):
+class PayloadTooLarge(ApiError):
     status = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
-class InternalError(ClientError):
+class InternalError(ApiError):
     status = 500
     error_type = "server_error"
     default_code = "internal_error"
 
 
-class UpstreamError(ClientError):
+class UpstreamError(ApiError):
     status = 502
     error_type = "upstream_error"
 
@@ -185,6 +228,18 @@ class UpstreamTimeout(UpstreamError):
     default_code = "upstream_timeout"
 
 
+def internal_error(error: BaseException, request_id: str) -> InternalError:
+    """The 500 a client gets for ``error``, an exception no route turned into an
+    :class:`ApiError`. It says whether the store failed (the operator's first question)
+    and quotes the request id, and never the error's own text: that may quote request
+    data or name tables and files."""
+    kind = "a storage" if isinstance(error, StorageError) else "an internal"
+    return InternalError(
+        f"The server had {kind} error while processing your request. "
+        f"Quote request id {request_id} when reporting it."
+    )
+
+
 def encode_error_body(
     message: str,
     *,
@@ -214,8 +269,4 @@ def unexpected_error(
         request_id,
         frames,
     )
-    kind = "storage" if isinstance(error, SafeRouterError) else "internal"
-    return InternalError(
-        f"The server had an {kind} error while processing your request. "
-        f"Quote request id {request_id} when reporting it."
-    )
+    return internal_error(error, request_id)

@@ -42,7 +42,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, parse_socket_addr, raise_shutdown, repr_socket_addr
 
 from .connections import CappedListener, ConnectionTable, TrackedStream
-from .errors import InvalidRequest
+from .errors import InvalidRequest, SafeRouterError
 
 RESETS_PER_S = 100.0
 
@@ -242,8 +242,9 @@ class _Protocol(ProtocolWrapper):
                 await self.protocol.handle(RawData(data=error.data))
 
 
-class _HTTP2Refused(Exception):
-    """A client sent the HTTP/2 preface to a server with HTTP/2 off."""
+class _HTTP2Refused(SafeRouterError):
+    """A client sent the HTTP/2 preface to a server with HTTP/2 off (caught in this
+    module: it ends the connection after the 505 is sent)."""
 
 
 class _HTTP1Only(H11Protocol):

@@ -14,7 +14,6 @@ import attrs
 
 KEY_PREFIX = "sk-sr-"
 DISPLAY_CHARS = 10  # "sk-sr-" and four random characters
-ROLES = frozenset({"admin", "user"})
 
 
 @attrs.frozen

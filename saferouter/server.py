@@ -24,7 +24,7 @@ from .config import Settings
 from .connections import plan_file_limit
 from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
-from .storage import Store
+from .storage import KeyRole, Store
 from .storage.opening import open_store
 
 log = logging.getLogger("saferouter")
@@ -48,7 +48,9 @@ async def ensure_admin_key(store: Store, out: TextIO) -> None:
     if await store.count_keys():
         return
     new = generate_key()
-    await store.create_key(name="admin", role="admin", key_hash=new.hash, prefix=new.display_prefix)
+    await store.create_key(
+        name="admin", role=KeyRole.ADMIN, key_hash=new.hash, prefix=new.display_prefix
+    )
     print("Created the first admin key. It is shown only this once; keep it:", file=out)
     print(new.secret, file=out, flush=True)
 

@@ -11,7 +11,7 @@ from quart import Response, current_app
 
 from .attestation.service import AttestationService
 from .config import Settings
-from .errors import ClientError
+from .errors import ApiError
 from .gateway.auth import Authenticator
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
@@ -49,7 +49,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def error_response(error: ClientError) -> Response:
+def error_response(error: ApiError) -> Response:
     return Response(
         error.body(), status=error.status, content_type="application/json", headers=error.headers
     )

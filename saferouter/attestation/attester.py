@@ -13,14 +13,16 @@ from typing import Protocol
 import trio
 from cryptography.hazmat.primitives import serialization
 
+from ..errors import DeviceError
 from ..tee import device
 from ..tee.abi import parse_report
 from ..tee.demo import DemoAttester
+from ..tee.device import AttesterMode
 from ..tee.fetch import HttpxCertFetcher, fetch_chain, fetch_vcek
 
 
 class Attester(Protocol):
-    mode: str  # "sev-snp" | "demo"
+    mode: AttesterMode
 
     async def report(self, report_data: bytes) -> bytes: ...
 
@@ -30,7 +32,7 @@ class Attester(Protocol):
 
 
 class DemoReports:
-    mode = "demo"
+    mode: AttesterMode = "demo"
 
     def __init__(self, folder: Path, *, measurement: bytes) -> None:
         self._folder = folder
@@ -61,7 +63,7 @@ class DemoReports:
 class SevSnpReports:
     """Reports from configfs-tsm (or the ioctl); the VCEK and chain from KDS, cached."""
 
-    mode = "sev-snp"
+    mode: AttesterMode = "sev-snp"
 
     def __init__(self, data_dir: Path) -> None:
         self._configfs = device.ConfigfsTsm()
@@ -82,7 +84,7 @@ class SevSnpReports:
             report = parse_report(await self.report(bytes(64)))
             product = report.product()
             if product is None:
-                raise device.DeviceError("this guest's report does not name its product")
+                raise DeviceError("this guest's report does not name its product")
             pem = serialization.Encoding.PEM
             vcek = await fetch_vcek(self._fetcher, report, product)
             ask, ark = await fetch_chain(self._fetcher, product, vlek=report.signing_key == 1)

@@ -18,7 +18,7 @@ from ..accounting import usd_text
 from ..client_input import parse_count, parse_unix_time
 from ..errors import InvalidRequest
 from ..state import app_state, json_response
-from ..storage import ActivityEntry, ActivityFilter, KeyIdentity
+from ..storage import ActivityEntry, ActivityFilter, ActivityOutcome, KeyIdentity
 from .auth import authenticate
 
 blueprint = Blueprint("activity", __name__)
@@ -89,7 +89,7 @@ async def activity_stats() -> Response:
 
 def summarize(entries: Iterable[ActivityEntry]) -> dict[str, Any]:
     entries = list(entries)
-    ok = sum(1 for e in entries if e.outcome == "ok")
+    ok = sum(1 for e in entries if e.outcome is ActivityOutcome.OK)
     latencies = [e.latency_ms for e in entries if e.latency_ms is not None]
     ttfbs = [e.ttfb_ms for e in entries if e.ttfb_ms is not None]
     cost = sum(e.cost_micro_usd for e in entries)

@@ -8,9 +8,9 @@ from quart import Blueprint, Response
 
 from ..accounting import usd_text
 from ..errors import InvalidRequest, LastAdminKey, NotFound
-from ..keys import ROLES, generate_key
+from ..keys import generate_key
 from ..state import app_state, json_response
-from ..storage import KeyRecord, ModelUsage, RateLimits
+from ..storage import KeyRecord, KeyRole, ModelUsage, RateLimits
 from .auth import require_admin
 from .body import json_object, optional_limit, optional_str, usd_micro
 
@@ -25,11 +25,12 @@ async def create_key() -> Response:
     name = optional_str(data, "name")
     if name is None:
         raise InvalidRequest("'name' is required.", param="name", code="missing_required_parameter")
-    role = data.get("role", "user")
-    if role not in ROLES:
+    try:
+        role = KeyRole(data.get("role", KeyRole.USER))
+    except ValueError:
         raise InvalidRequest(
             "'role' must be 'user' or 'admin'.", param="role", code="invalid_value"
-        )
+        ) from None
     new = generate_key()
     record = await state.store.create_key(
         name=name,

@@ -27,11 +27,16 @@ import sqlite3
 
 from ..errors import StorageError
 from . import activity_log, rules
-from .records import Admission, AdmissionRequest, Books, Settlement
+from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
 
 
 def _entry(
-    db: sqlite3.Connection, key_id: str, kind: str, amount: int, request_id: str, now: float
+    db: sqlite3.Connection,
+    key_id: str,
+    kind: LedgerKind,
+    amount: int,
+    request_id: str,
+    now: float,
 ) -> None:
     db.execute(
         "INSERT INTO ledger (key_id, kind, amount_micro_usd, request_id, created_at) "
@@ -48,15 +53,15 @@ def _entry(
 
 
 def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
-    _entry(db, key_id, "topup", amount, "topup_" + secrets.token_hex(12), now)
+    _entry(db, key_id, LedgerKind.TOPUP, amount, "topup_" + secrets.token_hex(12), now)
 
 
 def start_metering(db: sqlite3.Connection, key_id: str, now: float) -> None:
     """Make an unmetered key metered, starting at a zero balance: what it spent while
     unmetered (its negative balance) is written off by a ``metering`` entry."""
-    (balance,) = db.execute("SELECT balance_micro_usd FROM keys WHERE id = ?", (key_id,)).fetchone()
-    if balance:
-        _entry(db, key_id, "metering", -balance, "metering_" + secrets.token_hex(12), now)
+    row = db.execute("SELECT balance_micro_usd FROM keys WHERE id = ?", (key_id,)).fetchone()
+    if balance := row["balance_micro_usd"]:
+        _entry(db, key_id, LedgerKind.METERING, -balance, "metering_" + secrets.token_hex(12), now)
     db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
 
 
@@ -66,22 +71,21 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
         "WHERE id = ?",
         (request.key_id,),
     ).fetchone()
-    if row is None or row[4] is not None:
-        return Admission(admitted=False, refusal="revoked")
-    metered, balance, rpm, tpm, _ = row
+    if row is None or row["revoked_at"] is not None:
+        return Admission(admitted=False, refusal=Refusal.REVOKED)
     window = rules.window_start(request.now)
     used = db.execute(
         "SELECT requests, tokens FROM rate_windows WHERE key_id = ? AND window_start = ?",
         (request.key_id, window),
-    ).fetchone() or (0, 0)
+    ).fetchone()
     admission = rules.decide_admission(
         request,
-        metered=bool(metered),
-        balance_micro_usd=balance,
-        rpm_limit=rpm,
-        tpm_limit=tpm,
-        used_requests=used[0],
-        used_tokens=used[1],
+        metered=bool(row["metered"]),
+        balance_micro_usd=row["balance_micro_usd"],
+        rpm_limit=row["rpm_limit"],
+        tpm_limit=row["tpm_limit"],
+        used_requests=used["requests"] if used is not None else 0,
+        used_tokens=used["tokens"] if used is not None else 0,
     )
     if admission.refusal is not None:
         activity_log.record(db, rules.refusal_entry(request, admission.refusal))
@@ -93,7 +97,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
     )
     reserved = admission.reserved_micro_usd
     if reserved:
-        _entry(db, request.key_id, "reserve", -reserved, request.request_id, request.now)
+        _entry(db, request.key_id, LedgerKind.RESERVE, -reserved, request.request_id, request.now)
     return admission
 
 
@@ -105,18 +109,19 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
     if already is not None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
-        _entry(db, s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
+        _entry(db, s.key_id, LedgerKind.RELEASE, s.reserved_micro_usd, s.request_id, s.now)
     row = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
     if row is None:
         raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
-    metered, balance = row
-    charges = rules.split_settlement(s, metered=bool(metered), balance_micro_usd=balance)
+    charges = rules.split_settlement(
+        s, metered=bool(row["metered"]), balance_micro_usd=row["balance_micro_usd"]
+    )
     if charges.charge_micro_usd > 0:
-        _entry(db, s.key_id, "charge", -charges.charge_micro_usd, s.request_id, s.now)
+        _entry(db, s.key_id, LedgerKind.CHARGE, -charges.charge_micro_usd, s.request_id, s.now)
     if charges.overrun_micro_usd > 0:
-        _entry(db, s.key_id, "overrun", -charges.overrun_micro_usd, s.request_id, s.now)
+        _entry(db, s.key_id, LedgerKind.OVERRUN, -charges.overrun_micro_usd, s.request_id, s.now)
     for attempt in charges.attempts:
         activity_log.record(db, attempt)
     if s.tokens:
@@ -129,12 +134,12 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
 
 def release_abandoned(db: sqlite3.Connection, now: float) -> int:
     rows = db.execute(
-        "SELECT key_id, request_id, -amount_micro_usd FROM ledger r WHERE kind = 'reserve' "
-        "AND NOT EXISTS (SELECT 1 FROM ledger x WHERE x.request_id = r.request_id "
-        "AND x.kind = 'release')"
+        "SELECT key_id, request_id, -amount_micro_usd AS open_micro_usd FROM ledger r "
+        "WHERE kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger x "
+        "WHERE x.request_id = r.request_id AND x.kind = 'release')"
     ).fetchall()
-    for key_id, request_id, amount in rows:
-        _entry(db, key_id, "release", amount, request_id, now)
+    for row in rows:
+        _entry(db, row["key_id"], LedgerKind.RELEASE, row["open_micro_usd"], row["request_id"], now)
     return len(rows)
 
 
@@ -149,14 +154,19 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     ).fetchone()
     if row is None:
         raise StorageError(f"no key {key_id}")
-    sums = dict(
-        db.execute(
-            "SELECT kind, SUM(amount_micro_usd) FROM ledger WHERE key_id = ? GROUP BY kind",
+    sums = {
+        sum_row["kind"]: sum_row["total"]
+        for sum_row in db.execute(
+            "SELECT kind, SUM(amount_micro_usd) AS total FROM ledger WHERE key_id = ? "
+            "GROUP BY kind",
             (key_id,),
-        ).fetchall()
-    )
+        )
+    }
     return rules.books_from_sums(
-        metered=bool(row[0]), balance_micro_usd=row[1], reserved_micro_usd=row[2], sums=sums
+        metered=bool(row["metered"]),
+        balance_micro_usd=row["balance_micro_usd"],
+        reserved_micro_usd=row["reserved_micro_usd"],
+        sums=sums,
     )
 
 
@@ -181,4 +191,4 @@ def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
         "OR EXISTS (SELECT 1 FROM ledger o WHERE o.key_id = k.id AND o.kind = 'overrun' "
         "AND o.amount_micro_usd >= 0)"
     ).fetchall()
-    return [row[0] for row in rows]
+    return [row["id"] for row in rows]

@@ -26,8 +26,8 @@ def append(
     row = db.execute(
         "SELECT idx, body FROM log_entries WHERE log = ? ORDER BY idx DESC LIMIT 1", (log,)
     ).fetchone()
-    index = 0 if row is None else row[0] + 1
-    new = make_entry(index, None if row is None else row[1])
+    index = 0 if row is None else row["idx"] + 1
+    new = make_entry(index, None if row is None else row["body"])
     db.execute(
         "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,?)",
         (log, index, new.body, new.leaf_hash, now),
@@ -36,8 +36,8 @@ def append(
 
 
 def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now: float) -> int:
-    row = db.execute("SELECT max(idx) FROM log_entries WHERE log = ?", (log,)).fetchone()
-    index = 0 if row[0] is None else row[0] + 1
+    row = db.execute("SELECT max(idx) AS last FROM log_entries WHERE log = ?", (log,)).fetchone()
+    index = 0 if row["last"] is None else row["last"] + 1
     db.execute(
         "INSERT INTO log_entries (log, idx, key_id, request_id, created_at) VALUES (?,?,?,?,?)",
         (log, index, key_id, request_id, now),
@@ -59,8 +59,15 @@ def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
         (log,),
     ).fetchall()
     return [
-        LogEntry(log=log, index=i, body=None, created_at=t, key_id=k, request_id=r)
-        for i, t, k, r in rows
+        LogEntry(
+            log=log,
+            index=row["idx"],
+            body=None,
+            created_at=row["created_at"],
+            key_id=row["key_id"],
+            request_id=row["request_id"],
+        )
+        for row in rows
     ]
 
 
@@ -86,11 +93,11 @@ def entries(
     return [
         LogEntry(
             log=log,
-            index=i,
-            body=None if b is None else bytes(b),
-            created_at=t,
-            key_id=k,
-            request_id=r,
+            index=row["idx"],
+            body=None if row["body"] is None else bytes(row["body"]),
+            created_at=row["created_at"],
+            key_id=row["key_id"],
+            request_id=row["request_id"],
         )
-        for i, b, t, k, r in rows
+        for row in rows
     ]

@@ -42,6 +42,7 @@ from .records import (
     AdmissionRequest,
     Books,
     KeyRecord,
+    KeyRole,
     LogEntry,
     ModelUsage,
     NewLogEntry,
@@ -51,6 +52,8 @@ from .records import (
 
 if TYPE_CHECKING:
     from . import Store
+
+_ROLES = frozenset(role.value for role in KeyRole)
 
 
 class MemoryStore:
@@ -91,6 +94,8 @@ class MemoryStore:
         rpm_limit: int | None = None,
         tpm_limit: int | None = None,
     ) -> KeyRecord:
+        if role not in _ROLES:  # what SQLite's CHECK refuses
+            raise StorageError(f"a key's role is one of {sorted(_ROLES)}, not {role!r}")
         key_id = "key_" + secrets.token_hex(8)
         now = self._clock()
         with self._write():

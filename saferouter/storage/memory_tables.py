@@ -14,7 +14,6 @@ from typing import TypeVar
 import attrs
 
 from ..errors import StorageError
-from ..keys import ROLES
 from . import rules
 from .journal import Journal
 from .records import ActivityEntry, ActivityFilter, KeyRecord, LogEntry, ModelUsage, NewLogEntry
@@ -60,8 +59,6 @@ class KeyTable:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
 
     def add(self, key: KeyRecord, key_hash: str) -> None:
-        if key.role not in ROLES:
-            raise StorageError(f"a key's role is one of {sorted(ROLES)}, not {key.role!r}")
         if key_hash in self._ids:
             raise StorageError("a key with this hash exists")
         self._journal.set(self._keys, key.id, key)

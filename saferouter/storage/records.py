@@ -1,8 +1,83 @@
-"""The values the store takes and returns."""
+"""The values the store takes and returns, and the states they carry.
+
+States are :class:`enum.StrEnum` members: each *is* its string, so the values written to
+SQLite and rendered in JSON are the same strings as before, while a misspelt state fails
+where it is made. Records convert on construction (``ActivityEntry(outcome="ok")`` holds
+``ActivityOutcome.OK``; an unknown value raises ``ValueError``), so no path — a SQLite
+row, a memory store, a caller still passing strings — can carry a state that is not one.
+
+A record read from SQLite is built from a SELECT of its own field names
+(:func:`columns`), so adding a column to the SELECT means adding a field: the two
+cannot drift apart by position.
+"""
 
 from __future__ import annotations
 
+import enum
+
 import attrs
+
+
+class ActivityOutcome(enum.StrEnum):
+    """How one attempt of a request ended, as the activity log records it."""
+
+    OK = "ok"
+    ERROR = "error"  # the upstream (or the gateway) failed it
+    CLIENT_CLOSED = "client_closed"  # the client went away
+    CLIENT_STALLED = "client_stalled"  # the client stopped reading a stream
+    CANCELLED = "cancelled"  # a losing attempt of a race, or a fallback not needed
+    REJECTED = "rejected"  # refused at admission (attempt 0): see ``Refusal``
+
+
+class Refusal(enum.StrEnum):
+    """Why admission refused a request (also the activity entry's ``error_type``)."""
+
+    REVOKED = "revoked"
+    UNSUPPORTED_CONTENT = "unsupported_content"  # a metered key, input with no cost bound
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+    TOKENS_PER_MINUTE = "tokens_per_minute"
+    INSUFFICIENT_QUOTA = "insufficient_quota"
+
+
+class KeyRole(enum.StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+class LedgerKind(enum.StrEnum):
+    """The kind of a ledger entry; every kind but ``OVERRUN`` moves a key's balance."""
+
+    TOPUP = "topup"
+    METERING = "metering"  # writes off what a key spent while unmetered
+    RESERVE = "reserve"
+    RELEASE = "release"
+    CHARGE = "charge"
+    OVERRUN = "overrun"  # billed beyond the charge: the operator's loss
+
+
+def columns(record: type[attrs.AttrsInstance]) -> str:
+    """The SELECT list that reads ``record``: its field names, in field order."""
+    return ", ".join(field.name for field in attrs.fields(record))
+
+
+# Members by value: a dict lookup, where ``KeyRole(value)`` (Enum.__call__) costs about a
+# microsecond, on the per-request key read.
+_ROLES = {role.value: role for role in KeyRole}
+
+
+def _role(value: str) -> KeyRole:
+    role = _ROLES.get(value)
+    if role is None:
+        raise ValueError(f"{value!r} is not a KeyRole")
+    return role
+
+
+def _outcome(value: str) -> ActivityOutcome:
+    return ActivityOutcome(value)
+
+
+def _refusal(value: str | None) -> Refusal | None:
+    return None if value is None else Refusal(value)
 
 
 @attrs.frozen
@@ -16,16 +91,16 @@ class KeyIdentity:
     id: str
     name: str
     prefix: str
-    role: str
+    role: KeyRole = attrs.field(converter=_role)
     created_at: float
     revoked_at: float | None
-    metered: bool = False
+    metered: bool = attrs.field(default=False, converter=bool)  # SQLite gives 0 / 1
     rpm_limit: int | None = None
     tpm_limit: int | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role is KeyRole.ADMIN
 
     @property
     def active(self) -> bool:
@@ -64,7 +139,7 @@ class ActivityEntry:
     provider: str | None
     original_model: str | None
     status: int
-    outcome: str  # ok | error | client_closed | client_stalled | cancelled | rejected
+    outcome: ActivityOutcome = attrs.field(converter=_outcome)
     latency_ms: float | None = None
     ttfb_ms: float | None = None
     prompt_tokens: int = 0
@@ -72,8 +147,8 @@ class ActivityEntry:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     cost_micro_usd: int = 0
-    streamed: bool = False
-    estimated: bool = False
+    streamed: bool = attrs.field(default=False, converter=bool)
+    estimated: bool = attrs.field(default=False, converter=bool)
     error_type: str | None = None
     # what the provider billed beyond the charge (``cost_micro_usd``): the operator's loss
     overrun_micro_usd: int = 0
@@ -95,8 +170,7 @@ class AdmissionRequest:
 class Admission:
     admitted: bool
     reserved_micro_usd: int = 0
-    # "insufficient_quota" | "requests_per_minute" | "tokens_per_minute" | "unsupported_content"
-    refusal: str | None = None
+    refusal: Refusal | None = attrs.field(default=None, converter=_refusal)
     balance_micro_usd: int = 0
     rate_limit: int | None = None  # the limit that applies to the headers (rpm)
     rate_remaining: int | None = None

@@ -20,22 +20,32 @@ from typing import Any, Literal
 import attrs
 
 from ..accounting import split_charge
-from .records import ActivityEntry, ActivityFilter, Admission, AdmissionRequest, Books, Settlement
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    ActivityOutcome,
+    Admission,
+    AdmissionRequest,
+    Books,
+    LedgerKind,
+    Refusal,
+    Settlement,
+)
 
 WINDOW_S = 60
 # rate windows older than this are pruned: the current and the previous one are kept
 WINDOW_KEEP_S = 2 * WINDOW_S
 PRUNE_EVERY_S = 600
 # the kinds that move a key's balance; ``overrun`` is the operator's, outside it
-BALANCE_KINDS = ("topup", "reserve", "release", "charge", "metering")
+BALANCE_KINDS = frozenset(LedgerKind) - {LedgerKind.OVERRUN}
 # a request with one of these in the ledger is settled: settling it again does nothing
-SETTLED_KINDS = ("release", "charge", "overrun")
+SETTLED_KINDS = (LedgerKind.RELEASE, LedgerKind.CHARGE, LedgerKind.OVERRUN)
 REFUSAL_STATUS = {
-    "insufficient_quota": 402,
-    "requests_per_minute": 429,
-    "tokens_per_minute": 429,
-    "revoked": 401,
-    "unsupported_content": 400,
+    Refusal.INSUFFICIENT_QUOTA: 402,
+    Refusal.REQUESTS_PER_MINUTE: 429,
+    Refusal.TOKENS_PER_MINUTE: 429,
+    Refusal.REVOKED: 401,
+    Refusal.UNSUPPORTED_CONTENT: 400,
 }
 
 
@@ -48,7 +58,8 @@ def balance_effect(kind: str, amount_micro_usd: int) -> tuple[int, int]:
     """How a ledger entry changes a key's ``(balance, reserved)``."""
     if kind not in BALANCE_KINDS:
         return 0, 0
-    return amount_micro_usd, -amount_micro_usd if kind in ("reserve", "release") else 0
+    moves_reserved = kind in (LedgerKind.RESERVE, LedgerKind.RELEASE)
+    return amount_micro_usd, -amount_micro_usd if moves_reserved else 0
 
 
 def decide_admission(
@@ -66,20 +77,20 @@ def decide_admission(
     reset_s = window_start(request.now) + WINDOW_S - request.now
     refusal = None
     if metered and request.reserve_micro_usd is None:
-        refusal = "unsupported_content"  # no bound on its cost: a metered key cannot pay it
+        refusal = Refusal.UNSUPPORTED_CONTENT  # no bound on its cost: a metered key can't pay
     elif rpm_limit is not None and used_requests >= rpm_limit:
-        refusal = "requests_per_minute"
+        refusal = Refusal.REQUESTS_PER_MINUTE
     elif tpm_limit is not None and used_tokens >= tpm_limit:
-        refusal = "tokens_per_minute"
+        refusal = Refusal.TOKENS_PER_MINUTE
     elif metered and balance_micro_usd < (request.reserve_micro_usd or 0):
-        refusal = "insufficient_quota"
+        refusal = Refusal.INSUFFICIENT_QUOTA
     if refusal is not None:
         return Admission(
             admitted=False,
             refusal=refusal,
             balance_micro_usd=balance_micro_usd,
             rate_remaining=max(0, rpm_limit - used_requests) if rpm_limit is not None else None,
-            retry_after_s=math.ceil(reset_s) if refusal != "insufficient_quota" else 0,
+            retry_after_s=math.ceil(reset_s) if refusal is not Refusal.INSUFFICIENT_QUOTA else 0,
             rate_limit=rpm_limit,
             rate_reset_s=reset_s,
         )
@@ -94,7 +105,7 @@ def decide_admission(
     )
 
 
-def refusal_entry(request: AdmissionRequest, refusal: str) -> ActivityEntry:
+def refusal_entry(request: AdmissionRequest, refusal: Refusal) -> ActivityEntry:
     """The activity entry (attempt 0) that records a refused request."""
     return ActivityEntry(
         request_id=request.request_id,
@@ -106,7 +117,7 @@ def refusal_entry(request: AdmissionRequest, refusal: str) -> ActivityEntry:
         provider=None,
         original_model=None,
         status=REFUSAL_STATUS[refusal],
-        outcome="rejected",
+        outcome=ActivityOutcome.REJECTED,
         streamed=request.streamed,
         error_type=refusal,
     )
@@ -164,9 +175,9 @@ def books_from_sums(
         metered=metered,
         balance_micro_usd=balance_micro_usd,
         reserved_micro_usd=reserved_micro_usd,
-        spent_micro_usd=-(sums.get("charge") or 0),
-        topped_up_micro_usd=sums.get("topup") or 0,
-        overrun_micro_usd=-(sums.get("overrun") or 0),
+        spent_micro_usd=-(sums.get(LedgerKind.CHARGE) or 0),
+        topped_up_micro_usd=sums.get(LedgerKind.TOPUP) or 0,
+        overrun_micro_usd=-(sums.get(LedgerKind.OVERRUN) or 0),
     )
 
 
@@ -216,7 +227,7 @@ def activity_conditions(q: ActivityFilter) -> list[Condition]:
     conditions = [Condition(f, op, value) for f, op, value in wanted if value is not None]
     if q.status is not None:
         if q.status == "error":
-            conditions.append(Condition("outcome", "!=", "ok"))
+            conditions.append(Condition("outcome", "!=", ActivityOutcome.OK))
         # ASCII digits only: "²".isdigit() holds but int("²") fails, and "١٢" is no status
         elif q.status.isascii() and q.status.isdigit():
             conditions.append(Condition("status", "=", int(q.status)))

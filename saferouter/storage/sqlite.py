@@ -36,11 +36,13 @@ from .records import (
     AdmissionRequest,
     Books,
     KeyRecord,
+    KeyRole,
     LogEntry,
     ModelUsage,
     NewLogEntry,
     RateLimits,
     Settlement,
+    columns,
 )
 
 T = TypeVar("T")
@@ -191,14 +193,23 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_SELECT_KEYS = (
-    "SELECT id, name, prefix, role, created_at, last_used_at, revoked_at, metered, "
-    "balance_micro_usd, reserved_micro_usd, rpm_limit, tpm_limit FROM keys"
-)
+_SELECT_KEYS = f"SELECT {columns(KeyRecord)} FROM keys"  # noqa: S608 (field names)
 
 
-def connect(path: Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
+def connect(
+    path: Path, *, busy_timeout_ms: int = 30_000, named_rows: bool = True
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on.
+
+    Rows are read by name (``row["balance_micro_usd"]``, a :class:`sqlite3.Row`), and a
+    record from a SELECT of its own fields (``KeyRecord(*row)`` after
+    ``SELECT {columns(KeyRecord)}``), so no field is read by a position written by hand.
+    ``named_rows=False`` gives plain tuples, for a connection that only reads whole
+    records: sqlite3.Row added ~0.5 µs to the per-request key read (11.1 → 11.7 µs).
+    """
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if named_rows:
+        db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
@@ -340,7 +351,8 @@ class SQLiteStore:
         self._prune = rules.PruneSchedule()
         try:
             prepare_private_database(path)
-            self._db = connect(path)
+            # only whole records and counts are read here (the key read, per request)
+            self._db = connect(path, named_rows=False)
             self._migrate()
             # (data_version when last read, the generation read then); see key_generation
             self._key_generation_seen = (-1, 0)
@@ -380,13 +392,13 @@ class SQLiteStore:
             row = self._db.execute(f"{_SELECT_KEYS} WHERE {where}", args).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"key lookup failed: {exc}") from exc
-        return _key_record(row) if row else None
+        return KeyRecord(*row) if row else None
 
     async def create_key(
         self,
         *,
         name: str,
-        role: str,
+        role: KeyRole,
         key_hash: str,
         prefix: str,
         credits_micro_usd: int | None = None,
@@ -430,7 +442,7 @@ class SQLiteStore:
         rows = await self._read(
             lambda db: db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
         )
-        return [_key_record(row) for row in rows]
+        return [KeyRecord(*row) for row in rows]
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
@@ -518,7 +530,7 @@ class SQLiteStore:
             row = db.execute("SELECT metered FROM keys WHERE id = ?", (key_id,)).fetchone()
             if row is None:
                 return False
-            if not row[0]:
+            if not row["metered"]:
                 if not make_metered:
                     return True  # unmetered stays unmetered: the caller sees metered False
                 ledger.start_metering(db, key_id, time.time())
@@ -612,27 +624,9 @@ class SQLiteStore:
 def _is_last_active_admin(db: sqlite3.Connection, key_id: str) -> bool:
     """Whether ``key_id`` is an active admin key and no other admin key is active."""
     row = db.execute(
-        "SELECT role = 'admin' AND revoked_at IS NULL, "
+        "SELECT role = 'admin' AND revoked_at IS NULL AS active_admin, "
         "(SELECT count(*) FROM keys WHERE role = 'admin' AND revoked_at IS NULL AND id != ?) "
-        "FROM keys WHERE id = ?",
+        "AS other_admins FROM keys WHERE id = ?",
         (key_id, key_id),
     ).fetchone()
-    return row is not None and bool(row[0]) and row[1] == 0
-
-
-def _key_record(row: Sequence[Any]) -> KeyRecord:
-    (key_id, name, prefix, role, created, used, revoked, metered, balance, reserved, rpm, tpm) = row
-    return KeyRecord(
-        id=key_id,
-        name=name,
-        prefix=prefix,
-        role=role,
-        created_at=created,
-        last_used_at=used,
-        revoked_at=revoked,
-        metered=bool(metered),
-        balance_micro_usd=balance,
-        reserved_micro_usd=reserved,
-        rpm_limit=rpm,
-        tpm_limit=tpm,
-    )
+    return row is not None and bool(row["active_admin"]) and row["other_admins"] == 0

@@ -12,13 +12,13 @@ from typing import TextIO
 import trio
 from cryptography import x509
 
-from ..errors import ParseError
+from ..errors import DeviceError, FetchError, ParseError
 from .abi import Product, parse_report
 from .demo import DemoAttester
-from .device import ConfigfsTsm, DeviceError, SevGuestDevice, detect
-from .fetch import FetchError, HttpxCertFetcher, fetch_chain, fetch_vcek
+from .device import ConfigfsTsm, SevGuestDevice, detect
+from .fetch import HttpxCertFetcher, fetch_chain, fetch_vcek
 from .kds import load_cert_chain, load_certificate
-from .verify import AMD_ROOT, VerificationError, verify_report
+from .verify import AMD_ROOT, ReportVerificationError, verify_report
 
 
 def add_parsers(
@@ -82,7 +82,7 @@ async def _verify(args: argparse.Namespace, data_dir: Path, out: TextIO) -> int:
             root=root,
             on_step=lambda step: print(f"✓ {step}", file=out),
         )
-    except VerificationError as exc:
+    except ReportVerificationError as exc:
         print(f"✗ {exc.step}: {exc}", file=out)
         return 1
     report = verified.report

@@ -17,8 +17,9 @@ import secrets
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from ..errors import SafeRouterError
+from ..errors import DeviceError
 from .abi import REPORT_SIZE
 
 SNP_GET_REPORT = 0xC0205300  # _IOWR('S', 0x0, struct snp_guest_request_ioctl)
@@ -46,9 +47,9 @@ ROOT_KEY_VCEK = 0
 DEFAULT_CONFIGFS = Path("/sys/kernel/config/tsm/report")
 DEFAULT_DEVICE = Path("/dev/sev-guest")
 
-
-class DeviceError(SafeRouterError):
-    """The guest device refused or failed a request."""
+# Where attestation reports come from: the SEV-SNP guest device, or the demo attester's
+# keys (a root that is never AMD's). The strings are rendered as-is in /attestation JSON.
+AttesterMode = Literal["sev-snp", "demo"]
 
 
 def pack_report_req(user_data: bytes, vmpl: int) -> bytes:
@@ -206,7 +207,9 @@ class ConfigfsTsm:
         return report, aux
 
 
-def detect(configfs: ConfigfsTsm | None = None, device: SevGuestDevice | None = None) -> str:
+def detect(
+    configfs: ConfigfsTsm | None = None, device: SevGuestDevice | None = None
+) -> AttesterMode:
     """``sev-snp`` when a guest interface is present, ``demo`` otherwise."""
     configfs = configfs or ConfigfsTsm()
     device = device or SevGuestDevice()

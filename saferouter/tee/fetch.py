@@ -18,13 +18,9 @@ import httpx
 import trio
 from cryptography import x509
 
-from ..errors import SafeRouterError
+from ..errors import FetchError
 from .abi import Product, Report, parse_tcb
 from .kds import KDS_BASE, cert_chain_url, load_cert_chain, load_certificate, vcek_url
-
-
-class FetchError(SafeRouterError):
-    """A certificate could not be had from KDS or the cache."""
 
 
 class CertFetcher(Protocol):

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..datadir import write_private_file
-from ..errors import SafeRouterError
+from ..errors import SealError
 from .device import FIELD_GUEST_POLICY, FIELD_MEASUREMENT, SevGuestDevice
 
 MAGIC = b"SRSEAL1\x00"
@@ -36,10 +36,6 @@ MODE_SEV_SNP, MODE_DEMO = 1, 2
 SEAL_FIELDS = FIELD_MEASUREMENT | FIELD_GUEST_POLICY
 _HEADER = struct.Struct("<8sBQIQ32s12s")  # magic, mode, fields, svn, tcb, SHA-256(meas), nonce
 _LABEL = b"saferouter seal v1"
-
-
-class SealError(SafeRouterError):
-    """A sealed blob cannot be opened here."""
 
 
 class KeySource(Protocol):

@@ -12,7 +12,7 @@ import hmac
 
 import attrs
 
-from ..errors import SafeRouterError
+from ..errors import PolicyError
 from .abi import (
     PLATFORM_SMT_EN,
     POLICY_DEBUG,
@@ -23,14 +23,6 @@ from .abi import (
     Report,
     Tcb,
 )
-
-
-class PolicyError(SafeRouterError):
-    """An authentic report does not meet the policy; ``field`` names what."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @attrs.frozen

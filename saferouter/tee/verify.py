@@ -45,53 +45,53 @@ from .kds import VekExtensions, parse_vek_extensions
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
 
 
-class VerificationError(errors.VerificationError):
+class ReportVerificationError(errors.VerificationError):
     """A report failed a verification step; ``step`` names it."""
 
     step = "verification"
 
 
-class MalformedReport(VerificationError):
+class MalformedReport(ReportVerificationError):
     step = "(1) report format"
 
 
-class UnknownProduct(VerificationError):
+class UnknownProduct(ReportVerificationError):
     step = "(2) product"
 
 
-class ArkInvalid(VerificationError):
+class ArkInvalid(ReportVerificationError):
     step = "(3) ARK self-signature and pin"
 
 
-class AskInvalid(VerificationError):
+class AskInvalid(ReportVerificationError):
     step = "(4) ASK/ASVK signed by ARK"
 
 
-class VekInvalid(VerificationError):
+class VekInvalid(ReportVerificationError):
     step = "(5) VCEK/VLEK signed by ASK/ASVK"
 
 
-class CertificateExpired(VerificationError):
+class CertificateExpired(ReportVerificationError):
     step = "(6) certificate validity"
 
 
-class ReportSignatureInvalid(VerificationError):
+class ReportSignatureInvalid(ReportVerificationError):
     step = "(7) report signature"
 
 
-class TcbMismatch(VerificationError):
+class TcbMismatch(ReportVerificationError):
     step = "(8) REPORTED_TCB against the VEK's SPLs"
 
 
-class ChipIdMismatch(VerificationError):
+class ChipIdMismatch(ReportVerificationError):
     step = "(9) CHIP_ID against the VCEK's hwID"
 
 
-class SigningKeyMismatch(VerificationError):
+class SigningKeyMismatch(ReportVerificationError):
     step = "(10) signing key against the certificate kind"
 
 
-class ProductMismatch(VerificationError):
+class ProductMismatch(ReportVerificationError):
     step = "(11) product against the chain"
 
 
@@ -161,7 +161,7 @@ def verify_report(
     ``product`` is needed for a v2 report (no CPUID) and must agree with a v3+ one."""
     steps: list[str] = []
 
-    def passed(error: type[VerificationError]) -> None:
+    def passed(error: type[ReportVerificationError]) -> None:
         steps.append(error.step)
         if on_step is not None:
             on_step(error.step)
@@ -284,7 +284,10 @@ def verify_report(
 
 
 def _check_signed(
-    cert: x509.Certificate, issuer: x509.Certificate, error: type[VerificationError], message: str
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    error: type[ReportVerificationError],
+    message: str,
 ) -> None:
     key = issuer.public_key()
     if cert.signature_algorithm_oid != SignatureAlgorithmOID.RSASSA_PSS or not isinstance(
@@ -298,7 +301,7 @@ def _check_signed(
 
 
 def _check_pinned(
-    cert: x509.Certificate, pin: str | None, error: type[VerificationError], message: str
+    cert: x509.Certificate, pin: str | None, error: type[ReportVerificationError], message: str
 ) -> None:
     if pin is None or fingerprint(cert) != pin:
         raise error(message)

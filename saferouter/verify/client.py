@@ -142,7 +142,7 @@ def _report(ctx: dict[str, Any]) -> str:
         verified = tee_verify.verify_report(
             report, vek=vek, ask=ask, ark=ark, now=dt.datetime.now(dt.UTC), root=root
         )
-    except tee_verify.VerificationError as exc:
+    except tee_verify.ReportVerificationError as exc:
         if not demo:
             raise CheckFailed(f"not a genuine AMD SEV-SNP report: {exc.step}: {exc}") from exc
         raise

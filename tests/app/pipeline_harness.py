@@ -20,7 +20,7 @@ import trio
 
 from saferouter.catalog import Model
 from saferouter.config import Settings
-from saferouter.errors import ClientError
+from saferouter.errors import ApiError
 from saferouter.gateway.auth import Authenticator
 from saferouter.gateway.breaker import CircuitBreaker
 from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
@@ -90,11 +90,11 @@ class Harness:
         )
         return await chat(self.ports, call)
 
-    async def error(self, model: str, **options: Any) -> ClientError:
+    async def error(self, model: str, **options: Any) -> ApiError:
         """The error a request ends in (it must end in one)."""
         try:
             await self.send(model, **options)
-        except ClientError as error:
+        except ApiError as error:
             return error
         raise AssertionError(f"{model}: expected an error, got a reply")
 

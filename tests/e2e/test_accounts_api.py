@@ -74,6 +74,8 @@ async def test_key_lifecycle(gateway: Gateway) -> None:
         ({}, "name"),
         ({"name": ""}, "name"),
         ({"name": "a", "role": "root"}, "role"),
+        ({"name": "a", "role": ["admin"]}, "role"),  # unhashable: was a 500
+        ({"name": "a", "role": None}, "role"),
         ({"name": "a", "credits_usd": -1}, "credits_usd"),
         ({"name": "a", "credits_usd": "0.0000001"}, "credits_usd"),
         ({"name": "a", "credits_usd": "NaN"}, "credits_usd"),

@@ -226,4 +226,5 @@ async def test_internal_error_is_500_with_request_id_and_no_internals(gateway: G
     response = await post(gateway, json={"model": "demo", "messages": MESSAGES})
     error = assert_openai_error(response, 500, "internal_error")
     assert response.headers["x-saferouter-request-id"] in error["message"]
+    assert "had a storage error" in error["message"]  # the store's, not another of ours
     assert "sqlite" not in response.text.lower() and "keys" not in error["message"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from saferouter.errors import DeviceError
 from saferouter.tee import device
 from saferouter.tee.demo import DemoAttester
 
@@ -107,13 +108,13 @@ def test_responses() -> None:
     report = bytes(range(256)) * 4 + bytes(1184 - 1024)
     resp = struct.pack("<II24x", 0, 1184) + report + bytes(4000 - 0x20 - 1184)
     assert device.parse_report_resp(resp) == report
-    with pytest.raises(device.DeviceError, match="0x16"):
+    with pytest.raises(DeviceError, match="0x16"):
         device.parse_report_resp(struct.pack("<II", 0x16, 0) + bytes(3992))
-    with pytest.raises(device.DeviceError, match="1000-byte"):
+    with pytest.raises(DeviceError, match="1000-byte"):
         device.parse_report_resp(struct.pack("<II", 0, 1000) + bytes(3992))
     key = bytes(range(32))
     assert device.parse_derived_key_resp(struct.pack("<I28x", 0) + key) == key
-    with pytest.raises(device.DeviceError):
+    with pytest.raises(DeviceError):
         device.parse_derived_key_resp(struct.pack("<I28x", 0x27) + key)
 
 
@@ -156,12 +157,12 @@ def test_configfs_refusals(tmp_path: Path) -> None:
     root = tmp_path / "report"
     root.mkdir()
     tdx = FakeTsm(bytes(1184), provider="tdx_guest\n")
-    with pytest.raises(device.DeviceError, match="tdx_guest"):
+    with pytest.raises(DeviceError, match="tdx_guest"):
         device.ConfigfsTsm(root, make_entry=tdx.make, remove_entry=shutil.rmtree).get_report(
             bytes(64)
         )
     short = FakeTsm(b"too short")
-    with pytest.raises(device.DeviceError, match="not a report"):
+    with pytest.raises(DeviceError, match="not a report"):
         device.ConfigfsTsm(root, make_entry=short.make, remove_entry=shutil.rmtree).get_report(
             bytes(64)
         )
@@ -172,7 +173,7 @@ def test_configfs_refusals(tmp_path: Path) -> None:
             (entry / "outblob").unlink()
             (entry / "outblob").mkdir()  # reading it fails, as a firmware error does
 
-    with pytest.raises(device.DeviceError, match="outblob"):
+    with pytest.raises(DeviceError, match="outblob"):
         device.ConfigfsTsm(
             root, make_entry=Failing(bytes(1184)).make, remove_entry=shutil.rmtree
         ).get_report(bytes(64))
@@ -192,5 +193,5 @@ def test_detect_demo_without_any_interface(tmp_path: Path) -> None:
 def test_ioctl_on_a_file_that_is_not_the_device(tmp_path: Path) -> None:
     fake = tmp_path / "sev-guest"
     fake.write_bytes(b"")
-    with pytest.raises(device.DeviceError, match=r"ENOTTY"):
+    with pytest.raises(DeviceError, match=r"ENOTTY"):
         device.SevGuestDevice(fake).get_report(bytes(64))

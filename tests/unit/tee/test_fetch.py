@@ -10,9 +10,10 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from saferouter.errors import FetchError
 from saferouter.tee import abi
 from saferouter.tee.abi import Product
-from saferouter.tee.fetch import FetchError, HttpxCertFetcher, fetch_chain, fetch_vcek
+from saferouter.tee.fetch import HttpxCertFetcher, fetch_chain, fetch_vcek
 
 from ...servers import running_server
 from .vectors import SETS, SEV

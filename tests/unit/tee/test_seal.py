@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from saferouter.tee.seal import DemoKeySource, Sealer, SealError
+from saferouter.errors import SealError
+from saferouter.tee.seal import DemoKeySource, Sealer
 
 M1, M2 = b"\x01" * 48, b"\x02" * 48
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from saferouter.errors import PolicyError
 from saferouter.tee import abi
 from saferouter.tee.abi import Product, Tcb
 from saferouter.tee.demo import DEMO_TCB, ChainKeys
-from saferouter.tee.validate import Policy, PolicyError, validate_report
+from saferouter.tee.validate import Policy, validate_report
 
 from .synthetic import demo_report
 from .vectors import SETS

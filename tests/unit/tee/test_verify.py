@@ -33,7 +33,7 @@ class Case:
     report: str  # vector name
     vek: str
     chain: str
-    result: str  # "valid" or the VerificationError subclass name
+    result: str  # "valid" or the ReportVerificationError subclass name
     product: Product | None = None
     now: dt.datetime = NOW
 
@@ -175,7 +175,7 @@ def test_a_bit_flip_anywhere_in_the_signed_part_fails(testdata: object, vector: 
     for offset in range(abi.SIGNED_SIZE):
         tampered = bytearray(data)
         tampered[offset] ^= 1 << (offset % 8)
-        with pytest.raises(verify.VerificationError):
+        with pytest.raises(verify.ReportVerificationError):
             verify.verify_report(bytes(tampered), now=vector.now, product=product, **kwargs)
     for offset in (0x2A0, 0x2A0 + 47, 0x2E8, 0x2E8 + 47):  # R and S themselves
         tampered = bytearray(data)

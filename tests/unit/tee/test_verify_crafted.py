@@ -43,7 +43,10 @@ def test_demo_chain_verifies_only_under_the_demo_root(demo: ChainKeys) -> None:
     ],
 )
 def test_crafted_report_failures(
-    demo: ChainKeys, changes: dict[str, Any], error: type[verify.VerificationError], match: str
+    demo: ChainKeys,
+    changes: dict[str, Any],
+    error: type[verify.ReportVerificationError],
+    match: str,
 ) -> None:
     with pytest.raises(error, match=match):
         run(demo, demo_report(demo, **changes))
