@@ -27,6 +27,7 @@ from ..catalog import Model
 from ..clock import Clock
 from ..errors import AuthenticationFailed, InsufficientQuota, InvalidRequest, RateLimited
 from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyIdentity, Settlement, Store
+from ..storage.records import ActivityOutcome
 from .request import ChatRequest
 
 
@@ -142,7 +143,7 @@ class RequestBooks:
         number: int,
         model: Model,
         status: int,
-        outcome: str,
+        outcome: ActivityOutcome,
         error_type: str | None,
         started: float,
         first_byte_at: float | None,
@@ -174,7 +175,7 @@ class RequestBooks:
         self,
         *,
         status: int,
-        outcome: str,
+        outcome: ActivityOutcome,
         usage: Usage | None = None,
         estimated_text_bytes: int = 0,
         ttfb_s: float | None = None,
@@ -253,7 +254,7 @@ class RequestBooks:
         number: int,
         model: Model,
         status: int,
-        outcome: str,
+        outcome: ActivityOutcome,
         usage: Usage,
         cost: int,
         estimated: bool,

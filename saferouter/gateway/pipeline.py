@@ -51,6 +51,7 @@ from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import UpstreamError
 from ..storage import KeyIdentity, Store
+from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
 from .audit import AuditSample
 from .books import RequestBooks
@@ -172,7 +173,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     usage = usage_of_body(winner.body)
     await books.settle(  # 8. settle
         status=winner.status,
-        outcome="ok",
+        outcome=ActivityOutcome.OK,
         usage=usage,
         estimated_text_bytes=len(winner.body) if usage is None else 0,
         ttfb_s=winner.first_byte_at,
@@ -210,7 +211,9 @@ async def _failed(
             error.headers.update(sample.header)
             sample.sent(error.body())
             await sample.finish(error.status)
-        await books.settle(status=error.status, outcome="error", error_type=error.code)
+        await books.settle(
+            status=error.status, outcome=ActivityOutcome.ERROR, error_type=error.code
+        )
 
 
 async def _abandoned(
@@ -219,7 +222,9 @@ async def _abandoned(
     """The client left (or a bug struck) before any byte: settled as closed, unsent."""
     _record_attempts(ports, books, race.attempts, winner=None)
     with trio.CancelScope(shield=True):
-        await books.settle(status=499, outcome="client_closed", error_type="client_disconnected")
+        await books.settle(
+            status=499, outcome=ActivityOutcome.CLIENT_CLOSED, error_type="client_disconnected"
+        )
         if sample is not None:
             await sample.finish(499)
 
@@ -246,7 +251,7 @@ def _record_attempts(
             number=attempt.number,
             model=attempt.model,
             status=attempt.error.status if attempt.error is not None else attempt.status,
-            outcome=attempt.outcome,
+            outcome=ActivityOutcome(attempt.outcome),  # error or cancelled
             error_type=attempt.error.code if attempt.error is not None else "lost_race",
             started=attempt.started,
             first_byte_at=attempt.first_byte_at,

@@ -1,12 +1,12 @@
 """Relaying an upstream SSE body to the client, byte for byte, event by event.
 
-:class:`StreamRelay` is the response body handed to Quart. It is an async iterator
+:class:`StreamRelay` is the response body the HTTP adapter sends. It is an async iterator
 (not a generator) so that:
 
 * no ``yield`` ever sits inside a cancel scope (trio#638: a deadline firing while a
   generator is parked at ``yield`` silently truncates the stream);
 * ``aclose`` closes the upstream even when iteration never started;
-* a client disconnect makes Quart call ``aclose``, which closes the upstream socket at
+* a client disconnect makes the adapter call ``aclose``, which closes the upstream socket at
   once (shielded, so the close itself cannot be cancelled half-way) and bills what was
   relayed. A client that stopped reading is cut off by the ASGI layer's send timeout
   (``saferouter/asgi.py``) the same way; its :class:`ClientDelivery` says so, and the
@@ -32,6 +32,7 @@ from ..accounting import StreamUsage
 from ..delivery import ClientDelivery
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
+from ..storage.records import ActivityOutcome
 from .audit import AuditSample
 from .books import RequestBooks
 from .race import Attempt
@@ -126,7 +127,9 @@ class StreamRelay:
             self.error = f"{self._provider_name} ended the stream without [DONE]"
             self.error_code = "upstream_stream_incomplete"
         if self.error is not None:
-            await self._settle(status=502, outcome="error", error_type=self.error_code)
+            await self._settle(
+                status=502, outcome=ActivityOutcome.ERROR, error_type=self.error_code
+            )
             return (self._redacted(rest) if rest is not None else b"") + self._error_event()
         await self._settle_end()
         if rest is not None:
@@ -173,11 +176,15 @@ class StreamRelay:
     async def _settle_end(self) -> None:
         """The upstream finished its stream; an error event it sent makes it a failure."""
         if self._usage.error_event:
-            await self._settle(status=200, outcome="error", error_type="upstream_error_event")
+            await self._settle(
+                status=200, outcome=ActivityOutcome.ERROR, error_type="upstream_error_event"
+            )
         else:
-            await self._settle(status=200, outcome="ok")
+            await self._settle(status=200, outcome=ActivityOutcome.OK)
 
-    async def _settle(self, *, status: int, outcome: str, error_type: str | None = None) -> None:
+    async def _settle(
+        self, *, status: int, outcome: ActivityOutcome, error_type: str | None = None
+    ) -> None:
         await self._books.settle(
             status=status,
             outcome=outcome,
@@ -197,7 +204,7 @@ class StreamRelay:
             await self._response.aclose()
 
     async def aclose(self) -> None:
-        """Quart's cleanup: after the end, or when the client went away mid-stream."""
+        """The HTTP layer's cleanup: after the end, or when the client went away mid-stream."""
         await self._finish_sample()
         if not self._finished:
             self._finished = True
@@ -206,7 +213,9 @@ class StreamRelay:
             with trio.CancelScope(shield=True):
                 await self._settle(
                     status=499,
-                    outcome="client_stalled" if stalled else "client_closed",
+                    outcome=(
+                        ActivityOutcome.CLIENT_STALLED if stalled else ActivityOutcome.CLIENT_CLOSED
+                    ),
                     error_type="client_send_timeout" if stalled else "client_disconnected",
                 )
         await self._close_upstream()
