@@ -4,7 +4,9 @@ retry, TLS, closing, and the counts /metrics shows."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpcore
 import pytest
@@ -13,10 +15,10 @@ import trio.testing
 
 from saferouter.gateway.pool import ConnectionPool
 
-from ..http11_server import BODY, http11_server
+from ..http11_server import BODY, http11_server, tls_contexts
 
 
-def pool(**options: int | float) -> ConnectionPool:
+def pool(**options: object) -> ConnectionPool:
     limits = {"max_connections": 10, "max_keepalive_connections": 10, "keepalive_expiry_s": 30.0}
     return ConnectionPool(**{**limits, **options})  # type: ignore[arg-type]
 
@@ -242,3 +244,17 @@ async def test_aclose_closes_idle_and_busy_connections() -> None:
             assert upstream.connection_counts() == (0, 0)
             with pytest.raises(httpcore.ConnectError):
                 await fetch(upstream, server.url)
+
+
+async def test_https_connections_are_verified_and_reused(tmp_path: Path) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    async with http11_server(server_context) as server:
+        async with pool(ssl_context=client_context) as upstream:
+            for _ in range(3):
+                assert await fetch(upstream, server.url) == BODY
+            assert server.accepted == 1
+        async with pool() as upstream:  # the default: system and certifi roots only
+            with pytest.raises(httpcore.ConnectError) as refused:
+                await fetch(upstream, server.url)
+            broken = refused.value.__cause__  # trio.BrokenResourceError, from the handshake
+            assert isinstance(broken and broken.__cause__, ssl.SSLCertVerificationError)
