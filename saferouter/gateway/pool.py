@@ -134,8 +134,6 @@ class ConnectionPool:
 
     async def _claim(self, origin: OriginKey, pool_timeout_s: float | None) -> _Connection | None:
         """An idle connection to ``origin``, or ``None`` for a slot to open one."""
-        if self._closed:
-            raise httpcore.ConnectError("the upstream connection pool is closed")
         granted = trio.Event()
         claim: Claim[_Connection] = Claim(origin, granted.set)
         await _close_all(self._checkout.admit(claim, trio.current_time()))
@@ -162,6 +160,8 @@ class ConnectionPool:
         await _close_all(closing)
 
     async def _connect(self, origin: httpcore.Origin, request: httpcore.Request) -> _Connection:
+        if self._closed:  # (a closed pool has no idle connection left to hand out)
+            raise httpcore.ConnectError("the upstream connection pool is closed")
         timeout_s = request.extensions.get("timeout", {}).get("connect")
         host = origin.host.decode("ascii")
         stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout_s)
