@@ -24,7 +24,6 @@ import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import attrs
@@ -33,6 +32,8 @@ import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from .servers import tcp_server
 
 BODY = b'{"ok": true}'
 
@@ -58,12 +59,13 @@ async def http11_server(
     """Serve on 127.0.0.1:0 (TLS with ``ssl_context``); yields the server's record."""
     server = Http11Server()
 
-    async def handle(stream: trio.abc.Stream) -> None:
+    async def handle(tcp: trio.SocketStream) -> None:
         server.accepted += 1
         number = server.accepted
+        stream: trio.abc.Stream = tcp
+        if ssl_context is not None:
+            stream = trio.SSLStream(tcp, ssl_context, server_side=True)
         try:
-            if ssl_context is not None:
-                stream = trio.SSLStream(stream, ssl_context, server_side=True)
             await _serve(server, number, stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
             pass  # the client went away
@@ -71,14 +73,9 @@ async def http11_server(
             server.closed += 1
             await stream.aclose()
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
+    async with tcp_server(handle) as port:
         server.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-        try:
-            yield server
-        finally:
-            nursery.cancel_scope.cancel()
+        yield server
 
 
 async def _serve(server: Http11Server, number: int, stream: trio.abc.Stream) -> None:
@@ -120,7 +117,7 @@ async def _next(conn: h11.Connection, stream: trio.abc.Stream) -> object:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(await stream.receive_some(65536))
+        conn.receive_data(bytes(await stream.receive_some(65536)))
 
 
 def tls_contexts(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
