@@ -39,7 +39,7 @@ import json
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -340,12 +340,20 @@ async def raw_upstream() -> AsyncIterator[FakeUpstream]:
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         stream.socket.close()
 
+    async with tcp_server(handle) as port:
+        state.url = f"http://127.0.0.1:{port}"
+        yield state
+
+
+@asynccontextmanager
+async def tcp_server(
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """Serve raw TCP on 127.0.0.1:0, each connection to ``handle``; yields the port."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        state.url = f"http://127.0.0.1:{port}"
         try:
-            yield state
+            yield listeners[0].socket.getsockname()[1]
         finally:
             nursery.cancel_scope.cancel()
 

@@ -1,4 +1,4 @@
-"""The upstream client: one pooled httpcore transport, the demo transport, and the
+"""The upstream client: one connection pool (``pool.py``), the demo transport, and the
 translation of every transport failure into SafeRouter's ``UpstreamError`` family.
 
 httpcore is used directly rather than httpx: httpx's request/response model costs about
@@ -30,12 +30,14 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from .demo import DemoTransport
+from .pool import ConnectionPool
 from .redact import Redactor
 from .routing import ZAI_NO_BALANCE
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 USER_AGENT = f"SafeRouter/{__version__}".encode()
+KEEPALIVE_EXPIRY_S = 30.0  # an idle upstream connection older than this is closed, not reused
 
 
 class Transport(Protocol):
@@ -53,11 +55,10 @@ class Upstreams:
         """``transports`` serve the named providers in process (tests' scripted upstreams);
         the others go through the pool, the demo provider through its own transport."""
         self._settings = settings
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = ConnectionPool(
             max_connections=settings.max_upstream_connections,
             max_keepalive_connections=settings.max_keepalive_connections,
-            keepalive_expiry=30.0,
-            retries=0,
+            keepalive_expiry_s=KEEPALIVE_EXPIRY_S,
         )
         self._in_process: dict[str, Transport] = {
             pid: DemoTransport(chunk_delay_s=ep.provider.demo_chunk_delay_ms / 1000)
@@ -74,9 +75,7 @@ class Upstreams:
 
     def connection_counts(self) -> tuple[int, int]:
         """Pooled connections to real providers: (serving a request, idle)."""
-        live = [c for c in self._pool.connections if not c.is_closed()]
-        idle = sum(1 for c in live if c.is_idle())
-        return len(live) - idle, idle
+        return self._pool.connection_counts()
 
     async def open(
         self, endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, timeouts: Timeouts

@@ -58,6 +58,7 @@ CORES = (
     "saferouter.gateway.routing",
     "saferouter.gateway.breaker",
     "saferouter.gateway.redact",
+    "saferouter.gateway.checkout",
     "saferouter.translog.merkle",
     "saferouter.translog.note",
     "saferouter.translog.entry",
