@@ -105,11 +105,13 @@ def added(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, work: Path) -> str:
     """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it; returns the
     summary in markdown, kept in bench/results/ beside the raw samples."""
-    if shutil.which("py-spy") is None:
+    # the dev group installs it beside this interpreter (``make bench`` runs the venv's)
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+    if py_spy is None:
         raise SystemExit("py-spy is needed for --profile (pip install py-spy)")
     wrk(port, headers, 2, work, server_pid=pid)  # warm: pool, caches, page cache
     raw = work / "profile.txt"
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    command = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
     spy = subprocess.Popen(
         ["taskset", "-c", "1", *command, "--duration", str(seconds), "-o", str(raw)],
         stdout=subprocess.DEVNULL,
