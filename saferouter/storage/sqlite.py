@@ -10,8 +10,8 @@ check-and-reserve inside one is atomic for every worker.
 
 Durability: WAL with ``synchronous = NORMAL`` — a committed transaction is in the WAL
 file before the request goes on, so it survives the process being killed (not a power
-cut, which would need ``FULL``). Schema changes are numbered migrations in
-``PRAGMA user_version``.
+cut, which would need ``FULL``). Schema changes are the numbered migrations of
+:mod:`.migrations`, counted in ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import trio
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
 from . import activity_log, ledger, logs, rules
+from .migrations import MIGRATIONS, migration_statements
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -47,151 +48,6 @@ from .records import (
 
 T = TypeVar("T")
 DB_NAME = "saferouter.db"
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: API keys
-    """
-    CREATE TABLE keys (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        prefix TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
-        created_at REAL NOT NULL,
-        last_used_at REAL,
-        revoked_at REAL
-    );
-    """,
-    # 2: credits ledger, activity log, rate-limit windows
-    """
-    ALTER TABLE keys ADD COLUMN metered INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE keys ADD COLUMN balance_micro_usd INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE keys ADD COLUMN reserved_micro_usd INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE keys ADD COLUMN rpm_limit INTEGER;
-    ALTER TABLE keys ADD COLUMN tpm_limit INTEGER;
-    CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY,
-        key_id TEXT NOT NULL REFERENCES keys(id),
-        kind TEXT NOT NULL CHECK (kind IN ('topup', 'reserve', 'release', 'charge')),
-        amount_micro_usd INTEGER NOT NULL,
-        request_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (request_id, kind)
-    );
-    CREATE INDEX ledger_key ON ledger (key_id);
-    CREATE TABLE activity (
-        id INTEGER PRIMARY KEY,
-        request_id TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        key_id TEXT NOT NULL,
-        requested_model TEXT NOT NULL,
-        served_model TEXT,
-        provider TEXT,
-        original_model TEXT,
-        status INTEGER NOT NULL,
-        outcome TEXT NOT NULL,
-        latency_ms REAL,
-        ttfb_ms REAL,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        cached_tokens INTEGER NOT NULL DEFAULT 0,
-        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
-        cost_micro_usd INTEGER NOT NULL DEFAULT 0,
-        streamed INTEGER NOT NULL DEFAULT 0,
-        estimated INTEGER NOT NULL DEFAULT 0,
-        error_type TEXT,
-        UNIQUE (request_id, attempt)
-    );
-    CREATE INDEX activity_time ON activity (created_at);
-    CREATE INDEX activity_key_time ON activity (key_id, created_at);
-    CREATE TABLE rate_windows (
-        key_id TEXT NOT NULL,
-        window_start INTEGER NOT NULL,
-        requests INTEGER NOT NULL DEFAULT 0,
-        tokens INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (key_id, window_start)
-    );
-    """,
-    # 3: transparency (startup) and audit logs
-    """
-    CREATE TABLE log_entries (
-        log TEXT NOT NULL,
-        idx INTEGER NOT NULL,
-        body BLOB,
-        leaf_hash BLOB,
-        key_id TEXT,
-        request_id TEXT,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (log, idx)
-    );
-    CREATE INDEX log_entries_key ON log_entries (log, key_id, idx);
-    """,
-    # 4 (privacy): audit entries filled before salted commitments carried the plain
-    # SHA-256 of the request and response bytes, which confirms a guessed prompt. Those
-    # two fields are removed from the stored bodies (and the signature, which no longer
-    # covers them). The leaf hashes stay: every checkpoint, root and consistency proof
-    # is unchanged; only such an old entry's own inclusion can no longer be checked
-    # from its body, the price of no longer publishing what its hashes gave away.
-    """
-    UPDATE log_entries SET body = CAST(json_set(json_remove(CAST(body AS TEXT),
-        '$.spec.request_sha256', '$.spec.response_sha256', '$.signature'),
-        '$.spec.withdrawn', 'unsalted request_sha256 and response_sha256') AS BLOB)
-    WHERE log = 'audit' AND body IS NOT NULL
-        AND json_extract(CAST(body AS TEXT), '$.spec.request_sha256') IS NOT NULL
-    """,
-    # 5: overruns (a provider billing beyond the reservation) and the switch to metered
-    # are ledger entries; SQLite cannot widen a CHECK in place, so the table is rebuilt.
-    """
-    CREATE TABLE ledger_5 (
-        id INTEGER PRIMARY KEY,
-        key_id TEXT NOT NULL REFERENCES keys(id),
-        kind TEXT NOT NULL CHECK (
-            kind IN ('topup', 'reserve', 'release', 'charge', 'overrun', 'metering')),
-        amount_micro_usd INTEGER NOT NULL,
-        request_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (request_id, kind)
-    );
-    INSERT INTO ledger_5 SELECT id, key_id, kind, amount_micro_usd, request_id, created_at
-        FROM ledger;
-    DROP TABLE ledger;
-    ALTER TABLE ledger_5 RENAME TO ledger;
-    CREATE INDEX ledger_key ON ledger (key_id);
-    CREATE INDEX ledger_overrun ON ledger (kind) WHERE kind = 'overrun';
-    ALTER TABLE activity ADD COLUMN overrun_micro_usd INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 6: the key generation, so workers can cache keys and still see every revocation
-    # (Store.key_generation). Triggers bump it on any change to the columns a cached key
-    # holds, by whichever connection or process writes; balance_micro_usd,
-    # reserved_micro_usd and last_used_at move with traffic and are left out. The WHEN
-    # clauses skip updates that write the same values (an idempotent revoke, a rename
-    # to the same name), so they do not empty every worker's cache for nothing.
-    """
-    CREATE TABLE key_generation (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        generation INTEGER NOT NULL
-    );
-    INSERT INTO key_generation (id, generation) VALUES (1, 0);
-    CREATE TRIGGER key_generation_insert AFTER INSERT ON keys BEGIN
-        UPDATE key_generation SET generation = generation + 1;
-    END;
-    CREATE TRIGGER key_generation_delete AFTER DELETE ON keys BEGIN
-        UPDATE key_generation SET generation = generation + 1;
-    END;
-    CREATE TRIGGER key_generation_update AFTER UPDATE OF
-        id, name, prefix, key_hash, role, created_at, revoked_at, metered, rpm_limit, tpm_limit
-        ON keys
-        WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.prefix IS NOT NEW.prefix
-            OR OLD.key_hash IS NOT NEW.key_hash OR OLD.role IS NOT NEW.role
-            OR OLD.created_at IS NOT NEW.created_at OR OLD.revoked_at IS NOT NEW.revoked_at
-            OR OLD.metered IS NOT NEW.metered OR OLD.rpm_limit IS NOT NEW.rpm_limit
-            OR OLD.tpm_limit IS NOT NEW.tpm_limit
-    BEGIN
-        UPDATE key_generation SET generation = generation + 1;
-    END;
-    """,
-)
 
 _SELECT_KEYS = f"SELECT {columns(KeyRecord)} FROM keys"  # noqa: S608 (field names)
 
@@ -215,23 +71,6 @@ def connect(
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
-
-
-def migration_statements(script: str) -> list[str]:
-    """The statements of a migration script, one per ``execute``. Split where SQLite
-    says a statement is complete, not at every ``;``: a trigger's body holds several.
-    (``executescript`` would commit the migration's transaction first.)"""
-    statements: list[str] = []
-    pending = ""
-    for piece in script.split(";"):
-        pending += piece + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                statements.append(pending.strip())
-            pending = ""
-    if pending.strip(" \n;"):
-        raise ValueError(f"an incomplete statement ends the migration: {pending.strip()!r}")
-    return statements
 
 
 class _GroupCommit:

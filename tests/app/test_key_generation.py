@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from saferouter.storage import AdmissionRequest, RateLimits, Store
-from saferouter.storage.sqlite import MIGRATIONS, SQLiteStore, migration_statements
+from saferouter.storage.migrations import MIGRATIONS, migration_statements
+from saferouter.storage.sqlite import SQLiteStore
 
 from .stores import make_key, settlement
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from saferouter.errors import StorageError
-from saferouter.storage.sqlite import MIGRATIONS, SQLiteStore
+from saferouter.storage.migrations import MIGRATIONS
+from saferouter.storage.sqlite import SQLiteStore
 from saferouter.translog.merkle import leaf_hash
 
 # found by what it does, not by number: branches merged later may renumber migrations
