@@ -37,7 +37,7 @@ chromium:
 test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json chromium lint
 	$(BIN)/coverage run -m pytest -q tests/unit/tee
 	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
-	$(BIN)/pytest --ignore=tests/unit/tee
+	$(BIN)/pytest --ignore=tests/unit/tee --durations=15
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run.py $(ARGS)
