@@ -85,6 +85,7 @@ class _GroupCommit:
     """
 
     CHECKPOINT_EVERY = 1000
+    BUSY_PAUSES_S = (0.0, 0.0005, 0.001, 0.002)  # then the waiting connection, in a thread
 
     def __init__(self, path: Path) -> None:
         self._fast = connect(path, busy_timeout_ms=0)
@@ -102,13 +103,26 @@ class _GroupCommit:
         with trio.CancelScope(shield=True):
             async with self._lock:
                 if not op.finished:
-                    batch, self._queue = self._queue, []
-                    if not _commit(self._fast, batch):
-                        await trio.to_thread.run_sync(_commit, self._waiting, batch)
+                    await self._commit_queue()
                     self._commits += 1
                     if self._commits % self.CHECKPOINT_EVERY == 0:
                         await trio.to_thread.run_sync(self._checkpoint)
         return op.result()
+
+    async def _commit_queue(self) -> None:
+        """Commit everything queued. When another process holds the write lock, wait a
+        moment in the event loop and try again — the ops queued meanwhile join the
+        batch — before handing the batch to a worker thread that waits on the lock:
+        a thread hop and SQLite's own busy back-off (1 ms, 2 ms, 5 ms …) cost more than
+        a commit, and with several workers on one file the lock is often just taken."""
+        batch: list[_Op[Any]] = []
+        for pause_s in self.BUSY_PAUSES_S:
+            batch, self._queue = batch + self._queue, []
+            if _commit(self._fast, batch):
+                return
+            await trio.sleep(pause_s)
+        batch, self._queue = batch + self._queue, []
+        await trio.to_thread.run_sync(_commit, self._waiting, batch)
 
     def _checkpoint(self) -> None:
         # housekeeping: if it fails, the next one tries again

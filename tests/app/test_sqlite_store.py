@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import trio
 
 from saferouter.errors import StorageError
 from saferouter.storage.migrations import MIGRATIONS
@@ -102,3 +103,29 @@ async def test_migration_withdraws_the_plain_hashes_of_old_audit_entries(tmp_pat
     spec = json.loads(audit.body)["spec"]
     assert spec["request_id"] == "req_1" and "request_sha256" in spec["withdrawn"]
     assert startup.body == old  # other logs are untouched
+
+
+@pytest.mark.parametrize("held_s", [0.004, 0.3], ids=["retried-in-the-loop", "waited-in-a-thread"])
+async def test_writes_wait_out_another_process_holding_the_write_lock(
+    tmp_path: Path, held_s: float
+) -> None:
+    """Another process's write transaction (a raw connection holding the lock): writes
+    queued meanwhile commit once it is released — briefly held, by the event loop trying
+    again; held long, by the waiting connection in a thread — every one of them."""
+    store = SQLiteStore(tmp_path / "s.db")
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    names = [f"key {i}" for i in range(5)]
+
+    async def create(name: str) -> None:
+        await store.create_key(name=name, role="user", key_hash=name, prefix="sk-sr-x")
+
+    async with trio.open_nursery() as nursery:
+        for name in names:
+            nursery.start_soon(create, name)
+        await trio.sleep(held_s)
+        assert await store.count_keys() == 0  # nothing got past the lock
+        other.execute("COMMIT")
+    assert sorted(k.name for k in await store.list_keys()) == names
+    other.close()
+    await store.close()
