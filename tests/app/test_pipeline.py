@@ -257,6 +257,20 @@ async def test_a_probe_whose_client_leaves_mid_attempt_is_given_back(
         await trio.sleep(30)
         with trio.move_on_after(1):  # the probe is on its way: the client leaves
             await p.send("fake/slowstart:5000")
-        assert p.upstream.closed == 1
+        assert p.upstream.cancelled == 1
         # the probe came back unjudged: the next request may probe at once
         assert (await p.send("fake/ok")).status == 200
+
+
+async def test_an_attempt_the_client_leaves_before_its_first_byte_is_recorded_so(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    async with running_pipeline(tmp_path) as p:
+        with trio.move_on_after(1):  # the upstream is still thinking: the client leaves
+            await p.send("fake/slowstart:5000")
+        assert p.upstream.cancelled == 1
+        [entry] = await attempts(p)
+        # not "lost_race": no other attempt ran
+        assert (entry.outcome, entry.error_type) == ("cancelled", "client_disconnected")
+        books = await p.store.books((await p.store.list_keys())[-1].id)
+        assert (books.reserved_micro_usd, books.spent_micro_usd) == (0, 0)
