@@ -34,6 +34,7 @@ from .errors import (
 from .gateway.pipeline import ChatCall, Ports, Reply, chat
 
 PATH = "/v1/chat/completions"
+_PATH_BARE = PATH.lstrip("/")
 REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -52,7 +53,9 @@ class ChatEndpoint:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         ports = self.ports()
-        if scope["type"] != "http" or scope["path"] != PATH or ports is None:
+        # leading slashes collapsed, as Quart's routing does for every other path
+        # (werkzeug: "/" + path.lstrip("/")): "//v1/models" and the chat URL alike
+        if scope["type"] != "http" or scope["path"].lstrip("/") != _PATH_BARE or ports is None:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(12)

@@ -186,6 +186,24 @@ async def test_wrong_method_is_405_and_unknown_path_is_404(gateway: Gateway) -> 
         assert_openai_error(await client.delete("/v1/models"), 405)
 
 
+async def test_leading_slashes_reach_chat_as_they_reach_every_other_path(
+    gateway: Gateway,
+) -> None:
+    """A base URL ending in "/" joined to "/v1/…" (``//v1/…``): Quart routes it, and the
+    chat URL, answered in front of Quart, must not be the one path that is 404."""
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    chat = {"model": "demo", "messages": MESSAGES}
+    async with httpx.AsyncClient(headers=headers) as client:
+        assert (await client.get(gateway.url + "//v1/models")).status_code == 200
+        response = await client.post(gateway.url + "//v1/chat/completions", json=chat)
+        assert response.status_code == 200, response.text
+        assert response.json()["object"] == "chat.completion"
+        # an empty segment inside the path stays unknown, for chat as for models
+        assert_openai_error(await client.get(gateway.url + "/v1//models"), 404)
+        response = await client.post(gateway.url + "/v1//chat/completions", json=chat)
+        assert_openai_error(response, 404, "unknown_url")
+
+
 @pytest.mark.parametrize(
     ("mode", "status", "code"),
     [
