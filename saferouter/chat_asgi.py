@@ -34,6 +34,7 @@ from .errors import (
 from .gateway.pipeline import ChatCall, Ports, Reply, chat
 
 PATH = "/v1/chat/completions"
+_PATH_BARE = PATH.lstrip("/")
 REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -52,7 +53,9 @@ class ChatEndpoint:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         ports = self.ports()
-        if scope["type"] != "http" or scope["path"] != PATH or ports is None:
+        # leading slashes collapsed, as Quart's routing does for every other path
+        # (werkzeug: "/" + path.lstrip("/")): "//v1/models" and the chat URL alike
+        if scope["type"] != "http" or scope["path"].lstrip("/") != _PATH_BARE or ports is None:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(12)
@@ -116,7 +119,9 @@ class _Body:
     declared_bytes: int | None  # Content-Length
     parts: list[bytes] = attrs.Factory(list)
     size_bytes: int = 0
-    complete: trio.Event = attrs.Factory(trio.Event)
+    complete: bool = False
+    # the body is whole, or already over the limit: a 413 need not wait for the rest
+    decided: trio.Event = attrs.Factory(trio.Event)
 
     async def receive_all(self, receive: ASGIReceiveCallable, handler: trio.CancelScope) -> None:
         """Take the body in, then wait for the client to leave: that cancels the handler."""
@@ -125,29 +130,32 @@ class _Body:
             if message["type"] == "http.disconnect":
                 handler.cancel()
                 return
-            if message["type"] == "http.request" and not self.complete.is_set():
+            if message["type"] == "http.request" and not self.complete:
                 chunk = message.get("body", b"")
                 self.size_bytes += len(chunk)
                 if self.size_bytes <= self.limit_bytes:
                     self.parts.append(chunk)
+                else:
+                    self.decided.set()
                 if not message.get("more_body", False):
-                    self.complete.set()
+                    self.complete = True
+                    self.decided.set()
 
     async def read(self, timeout_s: float) -> bytes:
-        """The whole body; 413 past the limit (before reading, given Content-Length), 408
-        when it does not arrive in time."""
+        """The whole body; 413 past the limit (before reading, given Content-Length; as
+        soon as a chunked body passes it), 408 when it does not arrive in time."""
         if (self.declared_bytes or 0) > self.limit_bytes:
             raise _too_large(self.limit_bytes)
         with trio.move_on_after(timeout_s):
-            await self.complete.wait()
-        if not self.complete.is_set():
+            await self.decided.wait()
+        if self.size_bytes > self.limit_bytes:  # a chunked body: as soon as it is over
+            raise _too_large(self.limit_bytes)
+        if not self.complete:
             raise InvalidRequest(
                 f"The request body did not arrive within {timeout_s:g} s.",
                 status=408,
                 code="request_timeout",
             )
-        if self.size_bytes > self.limit_bytes:
-            raise _too_large(self.limit_bytes)
         return b"".join(self.parts)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import h2.errors
 import h2.events
+import h2.exceptions
 import h11
 import trio
 from hypercorn.config import Config, Sockets
@@ -300,3 +301,21 @@ class _BoundedResets(H2Protocol):
             await self.send(Closed())
             return
         await super()._handle_events(events)
+
+    async def _send_data(self, stream_id: int) -> None:
+        # hypercorn 0.18 pops a stream's buffer even when the client's flow-control window
+        # is shut: the empty pop reopens the buffer's high-water gate, so the app's sends
+        # never wait, the response piles up in memory and this send task spins. A client
+        # that never sends WINDOW_UPDATE then escapes the send timeout (asgi.SendWatch
+        # only sees a send that waits). So a stream with data and no window is parked
+        # until a WINDOW_UPDATE unblocks it (hypercorn's ``_window_updated``).
+        buffer = self.stream_buffers.get(stream_id)
+        if buffer is not None and buffer.buffer:
+            try:
+                window = self.connection.local_flow_control_window(stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                window = 1  # a closed stream: hypercorn's own path cleans it up
+            if window <= 0:
+                self.priority.block(stream_id)
+                return
+        await super()._send_data(stream_id)

@@ -220,7 +220,8 @@ async def _abandoned(
     ports: Ports, books: RequestBooks, race: Race, sample: AuditSample | None
 ) -> None:
     """The client left (or a bug struck) before any byte: settled as closed, unsent."""
-    _record_attempts(ports, books, race.attempts, winner=None)
+    # an attempt cut short here lost no race: the client's leaving cancelled it
+    _record_attempts(ports, books, race.attempts, winner=None, cut_by="client_disconnected")
     with trio.CancelScope(shield=True):
         await books.settle(
             status=499, outcome=ActivityOutcome.CLIENT_CLOSED, error_type="client_disconnected"
@@ -239,9 +240,15 @@ def served_headers(model: Model, requested: Model) -> dict[str, str]:
 
 
 def _record_attempts(
-    ports: Ports, books: RequestBooks, attempts: list[Attempt], winner: Attempt | None
+    ports: Ports,
+    books: RequestBooks,
+    attempts: list[Attempt],
+    winner: Attempt | None,
+    *,
+    cut_by: str = "lost_race",
 ) -> None:
-    """Count every attempt for /metrics; put each one that does not serve in the books."""
+    """Count every attempt for /metrics; put each one that does not serve in the books
+    (one cancelled without an error of its own as ``cut_by``: what cancelled it)."""
     counts = ports.attempt_counts
     for attempt in attempts:
         counts[(attempt.model.provider, attempt.outcome)] += 1
@@ -252,7 +259,7 @@ def _record_attempts(
             model=attempt.model,
             status=attempt.error.status if attempt.error is not None else attempt.status,
             outcome=ActivityOutcome(attempt.outcome),  # error or cancelled
-            error_type=attempt.error.code if attempt.error is not None else "lost_race",
+            error_type=attempt.error.code if attempt.error is not None else cut_by,
             started=attempt.started,
             first_byte_at=attempt.first_byte_at,
             ended_at=attempt.ended_at,

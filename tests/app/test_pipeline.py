@@ -244,3 +244,42 @@ async def test_a_key_revoked_while_its_request_uploads_is_refused_as_revoked(
         error = await p.error("fake/ok", key=key, while_uploading=revoke)
         assert (error.status, error.code) == (401, "revoked_api_key")  # not a 429
         assert p.upstream.requests == []
+
+
+async def test_a_probe_whose_client_leaves_mid_attempt_is_given_back(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    def configure(settings: Settings) -> Settings:
+        return attrs.evolve(settings, breaker=BreakerPolicy(failures_to_open=1, cooldown_s=30))
+
+    async with running_pipeline(tmp_path, configure) as p:
+        assert (await p.error("fake/status:503")).code == "upstream_unavailable"
+        await trio.sleep(30)
+        with trio.move_on_after(1):  # the probe is on its way: the client leaves
+            await p.send("fake/slowstart:5000")
+        assert p.upstream.cancelled == 1
+        # the probe came back unjudged: the next request may probe at once
+        assert (await p.send("fake/ok")).status == 200
+
+
+async def test_attempts_the_client_leaves_before_a_first_byte_are_recorded_so(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    def configure(settings: Settings) -> Settings:
+        slow = fake_model(
+            settings, "slow-hedged", "slowstart:5000", hedge_after_ms=150, fallbacks=("silent",)
+        )
+        return with_models(hedging(settings), **{"slow-hedged": slow})
+
+    async with running_pipeline(tmp_path, configure) as p:
+        # in turn (one attempt), then a hedged race (two): the upstreams are still
+        # thinking when the client leaves
+        for model, recorded in (("fake/slowstart:5000", 1), ("slow-hedged", 3)):
+            with trio.move_on_after(1):
+                await p.send(model)
+            entries = await attempts(p)
+            assert p.upstream.cancelled == len(entries) == recorded
+            for entry in entries:  # not "lost_race": no attempt won
+                assert (entry.outcome, entry.error_type) == ("cancelled", "client_disconnected")
+            books = await p.store.books((await p.store.list_keys())[-1].id)
+            assert (books.reserved_micro_usd, books.spent_micro_usd) == (0, 0)

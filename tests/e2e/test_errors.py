@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
 from saferouter.config import Timeouts
 
@@ -148,6 +149,34 @@ async def test_body_over_the_limit_is_413(gateway: Gateway, upstream: FakeUpstre
     assert upstream.requests == []
 
 
+async def test_a_chunked_body_is_413_once_over_the_limit_not_when_it_ends(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A chunked upload past the limit that goes on (here: never ends) is answered as soon
+    as draining it stops being worth it, not after the body timeout (a 408, 60 s)."""
+    settings = gateway_settings(tmp_path, upstream.url, SAFEROUTER_MAX_BODY_BYTES="4096")
+    async with running_gateway(settings) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with trio.socket.socket() as sock:
+            await sock.connect((host, int(port)))
+            await sock.send(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+                b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+                % gateway.admin_key.encode()
+            )
+            for _ in range(3):  # past twice the limit (what may be drained); no last chunk
+                await sock.send(b"1000\r\n" + b"x" * 4096 + b"\r\n")
+            answer = b""
+            with trio.fail_after(30):  # generous, and half the body timeout
+                while chunk := await sock.recv(65536):
+                    answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer
+    assert b"connection: close" in head.lower() and b"x-saferouter-request-id: req_" in head
+    assert b'"code": "request_too_large"' in body
+    assert upstream.requests == []
+
+
 async def test_wrong_method_is_405_and_unknown_path_is_404(gateway: Gateway) -> None:
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         response = await client.get("/v1/chat/completions")
@@ -155,6 +184,24 @@ async def test_wrong_method_is_405_and_unknown_path_is_404(gateway: Gateway) -> 
         assert "POST" in response.headers["allow"]
         assert_openai_error(await client.get("/v1/nothing-here"), 404, "unknown_url")
         assert_openai_error(await client.delete("/v1/models"), 405)
+
+
+async def test_leading_slashes_reach_chat_as_they_reach_every_other_path(
+    gateway: Gateway,
+) -> None:
+    """A base URL ending in "/" joined to "/v1/…" (``//v1/…``): Quart routes it, and the
+    chat URL, answered in front of Quart, must not be the one path that is 404."""
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    chat = {"model": "demo", "messages": MESSAGES}
+    async with httpx.AsyncClient(headers=headers) as client:
+        assert (await client.get(gateway.url + "//v1/models")).status_code == 200
+        response = await client.post(gateway.url + "//v1/chat/completions", json=chat)
+        assert response.status_code == 200, response.text
+        assert response.json()["object"] == "chat.completion"
+        # an empty segment inside the path stays unknown, for chat as for models
+        assert_openai_error(await client.get(gateway.url + "/v1//models"), 404)
+        response = await client.post(gateway.url + "/v1//chat/completions", json=chat)
+        assert_openai_error(response, 404, "unknown_url")
 
 
 @pytest.mark.parametrize(
