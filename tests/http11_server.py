@@ -11,7 +11,9 @@ connection. What it answers is chosen by the request target:
 * ``/drop-if-reused`` — on a connection that already answered, close it without an
   answer (the server's keep-alive timeout firing just as the request arrives); else ok;
 * ``/drop`` — close without an answer, always;
-* ``/partial-if-reused`` — on a reused connection, half a status line, then close.
+* ``/partial-if-reused`` — on a reused connection, half a status line, then close;
+* ``/reset-if-reused`` — on a reused connection, reset it once the request head is in,
+  its body unread (the client's writes of a large body then fail).
 
 With ``close_when_idle`` the server closes every connection once its response is sent,
 without ``Connection: close`` (an idle timeout of zero).
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,9 +89,15 @@ async def _serve(server: Http11Server, number: int, stream: trio.abc.Stream) -> 
         request = await _next(conn, stream)
         if not isinstance(request, h11.Request):
             return  # the client closed an idle connection
+        target = request.target.decode()
+        if target == "/reset-if-reused" and answered:
+            server.requests.append((number, target + " (head only)"))
+            sock = getattr(stream, "socket", None)
+            if sock is not None:  # close with unread data and no linger: an RST
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         while not isinstance(await _next(conn, stream), h11.EndOfMessage):
             pass
-        target = request.target.decode()
         server.requests.append((number, target))
         if target == "/drop" or (target == "/drop-if-reused" and answered):
             return

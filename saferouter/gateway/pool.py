@@ -16,11 +16,16 @@ pool only if h11 says both messages are complete: httpcore closes a connection w
 response was not read to its end or whose request was cancelled, so a half-used
 connection can never be checked out again.
 
-A request on a reused connection that fails before ONE response byte arrived (the
-server's keep-alive timeout closed it as we sent) is sent again, once, on a fresh
-connection, as browsers and Go's net/http do: without it a provider's idle timeout would
-trigger a fallback (and count against its breaker) for nothing. A fresh connection's
-failure is never retried, nor one after any response byte: the server may have acted.
+A request on a reused connection whose sending failed (the server had closed it: the
+write hits its reset) is sent again, once, on a fresh connection — the request never
+reached a live server, so it cannot have been acted on, and without the retry a
+provider's keep-alive timeout would trigger a fallback (and count against its breaker)
+for nothing. A request that was sent whole is never sent again, whatever happens next:
+a POST is not idempotent, and a provider that received it may bill for it even if it
+dies before answering (Go's net/http makes the same call: it replays a request on a
+closed idle connection only when it is idempotent). The common case — a connection the
+server closed while it sat idle — is caught before any byte is sent, by the readability
+check at checkout (``checkout.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from httpcore._models import ByteStream  # the one body type that can be sent tw
 
 from .checkout import Checkout, Claim
 
-# A reused connection failing with one of these before any response byte was closed by
-# the server while idle: the request never reached a live connection.
+# How a failed exchange shows (httpcore swallows a failed write of the request and reads
+# on, hoping for an early answer, so a reset connection surfaces as a read failure); the
+# pool's own count of what was written tells whether the request went out whole.
 _STALE_ERRORS = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
 
 
@@ -103,8 +109,9 @@ class ConnectionPool:
                     response = await connection.exchange.handle_async_request(request)
                 except _STALE_ERRORS:
                     replayable = isinstance(request.stream, ByteStream)
-                    if not replayable or connection.stream.received_bytes != received_bytes:
-                        raise
+                    answered = connection.stream.received_bytes != received_bytes
+                    if not replayable or answered or not connection.stream.write_failed:
+                        raise  # it may have been acted on: never sent twice
                     # httpcore closed it; its slot carries the one retry
                     self._checkout.lost(connection)
                     connection = None
@@ -183,12 +190,14 @@ class ConnectionPool:
 
 
 class WatchedStream(httpcore.AsyncNetworkStream):
-    """A network stream that counts the bytes it received: whether a failed request got
-    any answer at all decides whether it may be sent again."""
+    """A network stream that counts the bytes it received and notes a failed write:
+    whether a failed request went out whole, and got any answer, decides whether it may
+    be sent again."""
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
         self.received_bytes = 0
+        self.write_failed = False  # a request on it did not go out whole
 
     # httpcore's stream interface passes its timeouts as arguments
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
@@ -197,7 +206,11 @@ class WatchedStream(httpcore.AsyncNetworkStream):
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await self._stream.write(buffer, timeout)
+        try:
+            await self._stream.write(buffer, timeout)
+        except httpcore.WriteError:
+            self.write_failed = True
+            raise
 
     async def aclose(self) -> None:
         await self._stream.aclose()

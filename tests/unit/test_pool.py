@@ -167,12 +167,31 @@ async def test_an_idle_connection_the_server_closed_is_skipped_at_checkout() -> 
             assert server.accepted == 2 and len(server.requests) == 2
 
 
-async def test_a_reused_connection_dropped_before_any_answer_is_retried_once() -> None:
+async def test_a_request_that_reached_the_server_whole_is_never_sent_again() -> None:
+    """The server took the whole request in, then dropped the connection: it may have
+    acted (and billed); a POST is not sent twice."""
     async with http11_server() as server:
         async with pool() as upstream:
             assert await fetch(upstream, server.url, "/drop-if-reused") == BODY
-            assert await fetch(upstream, server.url, "/drop-if-reused") == BODY
-            assert [n for n, _ in server.requests] == [1, 1, 2]  # dropped on 1, sent again on 2
+            with pytest.raises(httpcore.RemoteProtocolError):
+                await fetch(upstream, server.url, "/drop-if-reused")
+            assert [n for n, _ in server.requests] == [1, 1]
+            assert upstream.connection_counts() == (0, 0)
+
+
+async def test_a_request_the_server_reset_before_taking_it_in_is_sent_again_once() -> None:
+    """The server reset a reused connection with the request's body unread: the body's
+    writes fail, nothing was acted on, and the request goes again on a new connection."""
+    large = b"x" * (16 * 1024 * 1024)  # beyond the socket buffers: the writes meet the reset
+    async with http11_server() as server:
+        async with pool() as upstream:
+            assert await fetch(upstream, server.url, "/reset-if-reused") == BODY
+            assert await fetch(upstream, server.url, "/reset-if-reused", body=large) == BODY
+            assert server.requests == [
+                (1, "/reset-if-reused"),
+                (1, "/reset-if-reused (head only)"),
+                (2, "/reset-if-reused"),
+            ]
             assert upstream.connection_counts() == (0, 1)
 
 
