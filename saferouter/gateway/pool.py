@@ -4,11 +4,12 @@ checked out in O(1). The decisions are ``checkout.py``'s (no I/O); this is its t
 Why not httpcore's ``AsyncConnectionPool``: on every request and every response close it
 walks all its connections and asks each idle one ``has_expired()``, which polls the
 socket (one ``poll(2)`` per idle connection), and it matches queued requests to
-connections in O(requests × connections); issue 11's profile put ~35 % of the gateway's
-CPU there. Here a checkout looks only at the connection it takes (see ``checkout.py``),
-and a request finding every connection busy waits in a FIFO queue without polling,
-bounded by the caller's trio deadline and the request's ``pool`` timeout
-(``httpcore.PoolTimeout``, as with httpcore's pool).
+connections in O(requests × connections): about half the CPU of a pool-only harness at
+50 concurrent requests, 3–7 % of the gateway's (``bench/PROFILE.md``; the ~35 % once
+quoted counted the whole upstream exchange). Here a checkout looks only at the
+connection it takes (see ``checkout.py``), and a request finding every connection busy
+waits in a FIFO queue without polling, bounded by the caller's trio deadline and the
+request's ``pool`` timeout (``httpcore.PoolTimeout``, as with httpcore's pool).
 
 The exchange itself is httpcore's ``AsyncHTTP11Connection`` on httpcore's trio network
 backend, so h11, TLS and the error mapping are unchanged. A connection goes back to the
