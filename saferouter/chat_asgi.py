@@ -88,10 +88,10 @@ async def _answer(ports: Ports, method: str, call: ChatCall, send: Send) -> None
             )
         reply = await chat(ports, call)
     except ApiError as error:
-        reply = Reply(error.status, {**error.headers, **_JSON}, body=error.body())
+        reply = Reply.of_error(error)
     except Exception as error:  # a bug: the client gets a 500, the log where it happened
         internal = unexpected_error(error, method=method, path=PATH, request_id=call.request_id)
-        reply = Reply(internal.status, _JSON, body=internal.body())
+        reply = Reply.of_error(internal)
     headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items()]
     headers.append(id_header)
     if reply.stream is None:
@@ -106,9 +106,6 @@ async def _answer(ports: Ports, method: str, call: ChatCall, send: Send) -> None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await reply.stream.aclose()  # settles a stream the client left (shielded inside)
-
-
-_JSON = {"Content-Type": "application/json"}
 
 
 @attrs.define

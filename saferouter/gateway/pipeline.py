@@ -49,7 +49,7 @@ from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
-from ..errors import UpstreamError
+from ..errors import ApiError, UpstreamError
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
@@ -105,6 +105,11 @@ class Reply:
     headers: dict[str, str]
     body: bytes = b""
     stream: StreamRelay | None = None
+
+    @classmethod
+    def of_error(cls, error: ApiError) -> Reply:
+        """An error as the client gets it: its status, headers and OpenAI-shaped body."""
+        return cls(error.status, {**error.headers, **JSON_HEADERS}, body=error.body())
 
 
 async def chat(ports: Ports, call: ChatCall) -> Reply:
