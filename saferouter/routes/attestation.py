@@ -13,7 +13,6 @@ from ..attestation.service import AttestationService
 from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound, RateLimited
 from ..state import app_state, json_response
-from ..translog import merkle
 from ..translog.entry import decode_entry
 from ..translog.log import SignedLog
 from .auth import authenticate
@@ -35,9 +34,9 @@ def service() -> AttestationService:
 async def status() -> Response:
     svc = service()
     latest = None
-    _signed, leaves = await svc.startup.checkpoint()
-    if leaves:
-        (entry,) = await svc.store.log_entries("startup", len(leaves) - 1, 1)
+    size = (await svc.startup.head()).size
+    if size:
+        (entry,) = await svc.store.log_entries("startup", size - 1, 1)
         assert entry.body is not None
         latest = {"index": entry.index, **decode_entry(entry.body)["spec"]}
     return json_response(
@@ -49,7 +48,7 @@ async def status() -> Response:
             "audience": svc.settings.audience,
             "audit_rate": svc.settings.audit_rate_ppm / 1_000_000,
             "latest_startup": latest,
-            "startup_log_size": len(leaves),
+            "startup_log_size": size,
         }
     )
 
@@ -158,13 +157,13 @@ async def _entries(log: SignedLog) -> Response:
 
 
 async def _head(log: SignedLog) -> Response:
-    signed, leaves = await log.checkpoint()
+    head = await log.head()
     return json_response(
         {
             "origin": log.origin,
-            "tree_size": len(leaves),
-            "root_hash": merkle.root_hash(leaves).hex(),
-            "checkpoint": signed,
+            "tree_size": head.size,
+            "root_hash": head.root_hash.hex(),
+            "checkpoint": head.checkpoint,
             "vkey": log.verifier.vkey(),
         }
     )

@@ -12,11 +12,21 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import attrs
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..storage import LogEntry, NewLogEntry, Store
 from . import merkle, note
 from .entry import encode_entry, entry_hash
+
+
+@attrs.frozen
+class Head:
+    """A log's head: its size, root hash, and that checkpoint signed as a C2SP note."""
+
+    size: int
+    root_hash: bytes
+    checkpoint: str
 
 
 def _new_entry(body: bytes) -> NewLogEntry:
@@ -49,21 +59,26 @@ class SignedLog:
         await self.store.log_fill(self.name, index, _new_entry(body))
         return body
 
-    async def checkpoint(self) -> tuple[str, list[bytes]]:
-        """The signed head now, and the leaves it covers."""
+    async def head(self) -> Head:
+        """The signed head now."""
         leaves = await self.store.log_leaves(self.name)
-        text = note.Checkpoint(
-            origin=self.origin, size=len(leaves), root_hash=merkle.root_hash(leaves)
-        ).text()
-        return note.sign_note(text, self.origin, self._key), leaves
+        root = merkle.root_hash(leaves)
+        text = note.Checkpoint(origin=self.origin, size=len(leaves), root_hash=root).text()
+        return Head(len(leaves), root, note.sign_note(text, self.origin, self._key))
+
+    async def inclusion(self, index: int, size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+        leaves = await self.store.log_leaves(self.name)
+        return merkle.inclusion_proof(index, leaves[:size])
 
     async def rekor_entry(self, index: int) -> dict[str, Any] | None:
         """The entry in Rekor's shape, with its inclusion proof in the current head."""
-        signed, leaves = await self.checkpoint()
-        if index >= len(leaves):
+        head = await self.head()
+        if index >= head.size:
             return None
         (entry,) = await self.store.log_entries(self.name, index, 1)
         assert entry.body is not None
+        proof = await self.inclusion(index, head.size)
         return {
             "logIndex": index,
             "integratedTime": int(entry.created_at),
@@ -72,10 +87,10 @@ class SignedLog:
             "verification": {
                 "inclusionProof": {
                     "logIndex": index,
-                    "treeSize": len(leaves),
-                    "rootHash": merkle.root_hash(leaves).hex(),
-                    "hashes": [h.hex() for h in merkle.inclusion_proof(index, leaves)],
-                    "checkpoint": signed,
+                    "treeSize": head.size,
+                    "rootHash": head.root_hash.hex(),
+                    "hashes": [h.hex() for h in proof],
+                    "checkpoint": head.checkpoint,
                 }
             },
         }
