@@ -57,7 +57,7 @@ async def ensure_admin_key(store: Store, out: TextIO) -> None:
 
 async def _prepare_store(settings: Settings, out: TextIO) -> None:
     """Before any worker serves: the first admin key, and the release of reservations
-    a previous run left open when it was killed mid-request."""
+    a previous run left open when it was killed mid-request (their receipts: lost)."""
     store = open_store(settings)
     try:
         await ensure_admin_key(store, out)
@@ -65,9 +65,6 @@ async def _prepare_store(settings: Settings, out: TextIO) -> None:
         if released:
             log.warning("released %d reservations left open by the previous run", released)
         service = await AttestationService.open(settings, store)
-        closed = await service.close_abandoned_samples()
-        if closed:
-            log.warning("closed %d audit samples left open by the previous run", closed)
         entry = await service.record_startup()
         print(
             f"startup log entry {entry.index} ({service.attester.mode} attestation, "
