@@ -187,42 +187,48 @@ def test_restarts_keep_the_key_and_a_deleted_key_is_replaced(tmp_path: Path) -> 
     assert renewed != spki and claims["tls_spki_sha256"] == seen == renewed
 
 
+def _issue(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    extension: x509.ExtensionType,
+    *,
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Name] | None = None,
+    signing_key: ec.EllipticCurvePrivateKey | None = None,
+) -> x509.Certificate:
+    """A certificate for ``public_key``, signed by ``issuer`` (its key and name), or
+    self-signed with ``signing_key``; valid from yesterday for a week."""
+    signer, issuer_name = issuer or (signing_key, subject)
+    assert signer is not None
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder(
+            subject_name=subject,
+            issuer_name=issuer_name,
+            public_key=public_key,
+            serial_number=x509.random_serial_number(),
+            not_valid_before=now - dt.timedelta(days=1),
+            not_valid_after=now + dt.timedelta(days=7),
+        )
+        .add_extension(extension, critical=False)
+        .sign(signer, hashes.SHA256())
+    )
+
+
 def _test_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SafeRouter test CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    ca = x509.BasicConstraints(ca=True, path_length=0)
+    return key, _issue(name, key.public_key(), ca, signing_key=key)
 
 
 def _sign(
     csr: x509.CertificateSigningRequest, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 ) -> x509.Certificate:
     """What an ACME CA does with a request: certify its key for the names it asks for."""
-    ca_key, ca_cert = ca
-    now = dt.datetime.now(dt.UTC)
     names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(names, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    public_key = csr.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    return _issue(csr.subject, public_key, names, issuer=(ca[0], ca[1].subject))
 
 
 def _pem(*certificates: x509.Certificate) -> bytes:
@@ -263,11 +269,10 @@ def test_a_certificate_for_another_key_or_no_certificate_is_refused(tmp_path: Pa
     data_dir = tmp_path / "data"
     other = ec.generate_private_key(ec.SECP256R1())
     foreign = tmp_path / "foreign.pem"
-    req = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    )
     ca = _test_ca()
-    foreign.write_bytes(_pem(_sign(_with_san(req).sign(other, hashes.SHA256()), ca)))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    foreign.write_bytes(_pem(_issue(name, other.public_key(), san, issuer=(ca[0], ca[1].subject))))
     said = _refused(data_dir, "--tls-cert", str(foreign))
     assert "not for this gateway's TLS key" in said and "tls csr" in said
     garbage = tmp_path / "garbage.pem"
@@ -275,13 +280,6 @@ def test_a_certificate_for_another_key_or_no_certificate_is_refused(tmp_path: Pa
     assert "not a PEM certificate" in _refused(data_dir, "--tls-cert", str(garbage))
     assert "cannot read" in _refused(data_dir, "--tls-cert", str(tmp_path / "missing.pem"))
     assert _startup_entries(data_dir) == 0
-
-
-def _with_san(
-    builder: x509.CertificateSigningRequestBuilder,
-) -> x509.CertificateSigningRequestBuilder:
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    return builder.add_extension(san, critical=False)
 
 
 def _startup_entries(data_dir: Path) -> int:
