@@ -64,10 +64,12 @@ def serving(
     *extra: str,
     env: dict[str, str] | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
     """`saferouter serve` in a child process until the block ends (then SIGTERM);
-    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits)."""
-    port = free_port()
+    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits);
+    ``port`` when the caller must know it before the start (default: a free one)."""
+    port = port or free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,

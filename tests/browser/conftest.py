@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
-from ..processes import serving
+from ..processes import Served, free_port, serving
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("SAFEROUTER_SCREENSHOTS", "/tmp/saferouter-screenshots"))
@@ -51,10 +52,20 @@ class Site:
         self.data_dir = data_dir
 
 
+@contextmanager
+def gateway(data: Path, *extra: str, audience: str | None = None) -> Iterator[Served]:
+    """`saferouter serve` whose audience is the authority of its URL — the origin prefix a
+    verifier pins for its logs — unless another ``audience`` is given."""
+    port = free_port()
+    env = {"SAFEROUTER_AUDIENCE": audience or f"127.0.0.1:{port}"}
+    with serving(data, *extra, env=env, port=port) as served:
+        yield served
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data = tmp_path_factory.mktemp("browser") / "data"
-    with serving(data) as served:
+    with gateway(data) as served:
         admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
         yield Site(served.url, admin, data)
 
