@@ -1,16 +1,20 @@
 """The verifier page's pure code in real Chromium, against the Python it mirrors: RFC 9162
 proofs from ``translog/merkle.py`` for every tree up to 24 leaves (valid and bent), and
-``canonical()`` byte for byte against ``canonical.canonical_json`` (RFC 8785)."""
+``canonical()`` byte for byte against ``canonical.canonical_json`` (RFC 8785), and receipt
+signatures made by ``translog/receipt.py``."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from saferouter.canonical import canonical_json
 from saferouter.translog import merkle
+from saferouter.translog.receipt import sign_receipt
 
 from .conftest import Watched
 
@@ -125,3 +129,23 @@ def test_canonical_refuses_what_python_refuses(page: Watched, text: str) -> None
         text,
     )
     assert refused
+
+
+def test_receipt_signatures_as_python_makes_them(page: Watched) -> None:
+    """``translog/receipt.py`` signs, the page verifies: the same context and bytes."""
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    public = key.public_key().public_bytes_raw().hex()
+    receipt = CANONICAL[-1] | {"note": "\U0001f600 ü \u2028", "cost_micro_usd": 1234}
+    signature = base64.b64encode(sign_receipt(receipt, key)).decode()
+    changed = receipt | {"cost_micro_usd": 1235}
+    page.page.goto("/verifier")
+    verdicts = page.page.evaluate(
+        """async ([receipts, signature, key]) => {
+          const V = window.SafeRouterVerifier;
+          return Promise.all(receipts.map((r) =>
+            V.verifyReceiptSignature(r, V.b64(signature), V.unhex(key))
+              .then(() => "ok", (e) => e.message)));
+        }""",
+        [[receipt, changed], signature, public],
+    )
+    assert verdicts == ["ok", "the receipt's signature does not verify"]
