@@ -68,7 +68,7 @@ def serving(
 ) -> Iterator[Served]:
     """`saferouter serve` in a child process until the block ends (then SIGTERM);
     ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits);
-    ``port`` when the caller must know it before the start (default: a free one)."""
+    ``port`` to serve again at the same URL (default: a free one)."""
     port = port or free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
