@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwright, sync_playwright
 
 from ..processes import Served, free_port, serving
 
@@ -110,6 +110,15 @@ def page(browser: Browser, site: Site) -> Iterator[Watched]:
     page.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
     yield Watched(page)
     context.close()
+
+
+def send_chat(page: Page, prompt: str) -> Locator:
+    """A new conversation on the chat page, ``prompt`` sent: the answer's message box."""
+    page.goto("/chat")
+    page.click("#new")
+    page.fill("#prompt", prompt)
+    page.click("#send")
+    return page.locator(".message.assistant").last
 
 
 def shot(page: Page, name: str) -> None:
