@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from ..processes import spki_sha256
 from ..unit.tee.vectors import SETS, VectorSet
 from .conftest import Site, Watched, gateway, shot
 
@@ -232,3 +233,26 @@ def test_the_newest_startup_entry_needs_its_inclusion_proof(page: Watched, tmp_p
         steps = run_verifier(page.page, proxy, audience=audience)
     assert steps[-1][0] == "false" and "(8) startup log" in steps[-1][1], steps
     assert "the inclusion proof does not lead to the root" in steps[-1][1]
+
+
+def test_over_https_the_tls_key_is_shown_and_not_claimed_checked(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """JavaScript cannot read its connection's certificate: the page shows the attested
+    key, says it did not check it, and where to; it checks what it can (the newest start
+    logged the same key)."""
+    with gateway(tmp_path / "data", "--tls") as served:
+        context = browser.new_context(ignore_https_errors=True)  # self-signed: pinned, not CA
+        try:
+            p = context.new_page()
+            p.goto(served.url + "/verifier")
+            steps = run_verifier(p, served.url)
+            verdict = p.locator("#verdict").inner_text()
+            shot(p, "verifier-https")
+        finally:
+            context.close()
+    assert [ok for ok, _ in steps] == ["true"] * 4 + ["unchecked"] + ["true"] * 6, steps
+    assert spki_sha256(served.certificate) in steps[4][1]
+    assert "cannot read the certificate" in steps[4][1]
+    assert f"saferouter verify {served.url}" in steps[4][1]
+    assert verdict == "DEMO — no hardware guarantee (TLS key not checked in the browser)"
