@@ -14,7 +14,7 @@ pure verifiers (``tee.verify``, ``translog.merkle``, ``translog.note``). The ste
                         Merkle root equal to the signed checkpoint
   (8) latest start      the newest entry is this identity and measurement
   (9) history           consistent with the checkpoint remembered in --state
-  (10) audit log        its checkpoint is signed, and consistent with --state
+  (10) receipt log      its checkpoint is signed, and consistent with --state
 """
 
 from __future__ import annotations
@@ -245,14 +245,14 @@ def _history(client: httpx.Client, ctx: dict[str, Any], state_path: Path | None)
 
 
 def _audit(client: httpx.Client, ctx: dict[str, Any], state_path: Path | None) -> str:
-    checkpoint, _ = _signed_head(client, ctx, "/attestation/audit/head")
+    checkpoint, _ = _signed_head(client, ctx, "/attestation/receipts/head")
     current = {"size": checkpoint.size, "root": checkpoint.root_hash.hex()}
     ctx["new_state"]["audit"] = current
     if state_path is not None and state_path.exists():
         old = json.loads(state_path.read_text()).get("audit")
         if old:
-            _consistent(client, "/attestation/audit/proof", old, current)
-    return f"{checkpoint.size} samples, checkpoint signed by the identity"
+            _consistent(client, "/attestation/receipts/proof", old, current)
+    return f"{checkpoint.size} receipts, checkpoint signed by the identity"
 
 
 def _consistent(client: httpx.Client, path: str, old: dict[str, Any], new: dict[str, Any]) -> None:
