@@ -18,7 +18,16 @@ from playwright.sync_api import Page, expect
 
 from saferouter.catalog import DEFAULT_CATALOG_PATH
 
-from .conftest import Site, Watched, gateway, send_chat, served_lines, shot
+from .conftest import (
+    Site,
+    Watched,
+    flip,
+    gateway,
+    rewriting_proxy,
+    send_chat,
+    served_lines,
+    shot,
+)
 
 RECEIPT_STEPS = [
     "signature",
@@ -110,6 +119,43 @@ def test_a_real_receipt_checks_out_and_a_changed_one_does_not(
     rows = check_receipt(p, site.url, body)
     assert [ok for ok, _ in rows] == ["true"] * 5 + ["unchecked"], rows
     assert page.errors == []
+
+
+def test_the_receipts_proofs_are_checked(page: Watched, site: Site) -> None:
+    """An older receipt: its inclusion in its own checkpoint, and that checkpoint's
+    consistency with the newer head (a proof the gateway serves), bent one at a time."""
+    ask(site.url, site.admin_key)  # not the log's only leaf: its inclusion proof has hashes
+    _, receipt_id = ask(site.url, site.admin_key)
+    body = receipt(site.url, site.admin_key, receipt_id)
+    for _ in range(2):  # the head moves on: a real consistency proof is needed
+        ask(site.url, site.admin_key)
+    bent = False
+
+    def bend(path: str, data: Any) -> None:
+        if bent and path == "/attestation/receipts/proof":
+            data["hashes"][0] = flip(data["hashes"][0])
+
+    authority = site.url.removeprefix("http://")
+    with rewriting_proxy(site.url, bend) as proxy:
+        p = page.page
+        p.goto(proxy + "/verifier")
+        p.fill("#audience", authority)  # the proxy serves under its own authority
+        rows = check_receipt(p, proxy, body)
+        assert [ok for ok, _ in rows] == ["true"] * 5 + ["unchecked"], rows
+        assert f"(size {body['tree_size']}) is a prefix" in rows[4][1]
+        assert body["inclusion_proof"]  # bending it below means something
+
+        moved = body | {"log_index": body["log_index"] ^ 1}
+        rows = check_receipt(p, proxy, moved)
+        assert rows[-1][0] == "false" and "(4) inclusion" in rows[-1][1], rows
+        proof = [flip(body["inclusion_proof"][0]), *body["inclusion_proof"][1:]]
+        rows = check_receipt(p, proxy, body | {"inclusion_proof": proof})
+        assert rows[-1][0] == "false" and "(4) inclusion" in rows[-1][1], rows
+
+        bent = True
+        rows = check_receipt(p, proxy, body)
+    assert rows[-1][0] == "false" and "(5) consistency" in rows[-1][1], rows
+    assert "rewritten or forked" in rows[-1][1]
 
 
 def test_a_receipt_from_another_gateway_fails_the_identity_step(

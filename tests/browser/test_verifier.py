@@ -5,22 +5,16 @@ and signing under another audience than the URL the user typed."""
 from __future__ import annotations
 
 import base64
-import http.server
-import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from ..processes import spki_sha256
 from ..unit.tee.vectors import SETS, VectorSet
-from .conftest import Site, Watched, gateway, shot
+from .conftest import Site, Watched, flip, gateway, rewriting_proxy, shot
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 STEPS = 11  # as `saferouter verify` numbers them
@@ -153,52 +147,6 @@ def test_verifier_fails_the_right_step_on_a_tampered_log(page: Watched, tmp_path
     shot(page.page, "verifier-tampered")
 
 
-Rewrite = Callable[[str, Any], None]
-
-
-@contextmanager
-def rewriting_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
-    """A real HTTP server in front of the gateway that rewrites its JSON answers in place:
-    ``rewrite(path, data)``."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            upstream = httpx.request(
-                self.command,
-                target + self.path,
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
-            content = upstream.content
-            if upstream.headers.get("content-type", "").startswith("application/json"):
-                data = json.loads(content)
-                rewrite(self.path.split("?")[0], data)
-                content = json.dumps(data).encode()
-            self.send_response(upstream.status_code)
-            for name in ("content-type", "content-security-policy"):
-                if name in upstream.headers:
-                    self.send_header(name, upstream.headers[name])
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = _forward
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_verifier_refuses_a_demo_report_posing_as_amd(page: Watched, site: Site) -> None:
     def pose(path: str, data: Any) -> None:
         if path in ("/attestation", "/attestation/quote"):
@@ -221,7 +169,7 @@ def test_the_newest_startup_entry_needs_its_inclusion_proof(page: Watched, tmp_p
     def bend(path: str, data: Any) -> None:
         if bent and path == "/attestation/transparency/1":
             hashes = data["verification"]["inclusionProof"]["hashes"]
-            hashes[0] = hashes[0][:-1] + ("0" if hashes[0][-1] != "0" else "1")
+            hashes[0] = flip(hashes[0])
 
     with gateway(data) as served, rewriting_proxy(served.url, bend) as proxy:
         # two starts: the newest entry's proof has a hash; the proxy serves under its own

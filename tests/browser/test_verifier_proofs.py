@@ -16,13 +16,9 @@ from saferouter.canonical import canonical_json
 from saferouter.translog import merkle
 from saferouter.translog.receipt import sign_receipt
 
-from .conftest import Watched
+from .conftest import Watched, flip
 
 SIZES = range(1, 25)
-
-
-def flip(hex_hash: str) -> str:
-    return f"{int(hex_hash[:2], 16) ^ 1:02x}{hex_hash[2:]}"
 
 
 def case(ok: bool, *args: object) -> dict[str, Any]:
