@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +208,21 @@ async def test_audit_samples_are_the_sampled_receipts(
                 assert data[0]["receipt"]["audit_sample"] is True and data[0]["index"] == 0
 
 
+@asynccontextmanager
+async def open_stream(url: str, key: str, model: str) -> AsyncIterator[tuple[str, Any]]:
+    """A stream whose first chunk has arrived: its receipt id and the rest of its chunks."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response:
+            chunks = response.aiter_raw()
+            await chunks.__anext__()
+            yield response.headers[RECEIPT], chunks
+
+
 async def test_a_stream_is_pending_on_every_worker_until_it_ends(tmp_path: Path) -> None:
     """Two server processes on one data dir (what workers are): a stream open on one
     answers 409 on the other, and 200 on both once it has ended."""
@@ -216,26 +233,13 @@ async def test_a_stream_is_pending_on_every_worker_until_it_ends(tmp_path: Path)
         options = ("--config", str(catalog))
         env = {"FAKE_API_KEY": "k"}
         with serving(data, *options, env=env) as first, serving(data, *options, env=env) as second:
-            async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
-                async with client.stream(
-                    "POST",
-                    "/v1/chat/completions",
-                    json={
-                        "model": "fake/slow:4:300",
-                        "stream": True,
-                        "messages": [{"role": "user", "content": "x"}],
-                    },
-                    headers={"Authorization": f"Bearer {key}"},
-                ) as response:
-                    receipt_id = response.headers[RECEIPT]
-                    chunks = response.aiter_raw()
-                    await chunks.__anext__()  # the stream is open
-                    for server in (first, second):
-                        pending = await receipt_json(server.url, key, receipt_id)
-                        assert pending.status_code == 409, pending.text
-                        assert pending.json()["error"]["code"] == "receipt_pending"
-                    async for _ in chunks:
-                        pass
+            async with open_stream(first.url, key, "fake/slow:4:300") as (receipt_id, chunks):
+                for server in (first, second):  # the stream is open
+                    pending = await receipt_json(server.url, key, receipt_id)
+                    assert pending.status_code == 409, pending.text
+                    assert pending.json()["error"]["code"] == "receipt_pending"
+                async for _ in chunks:
+                    pass
             for server in (first, second):
                 assert (await receipt_json(server.url, key, receipt_id)).status_code == 200
 
@@ -250,26 +254,13 @@ async def test_a_receipt_in_flight_at_a_sigkill_is_lost_after_the_restart(
         options = ("--config", str(catalog))
         env = {"FAKE_API_KEY": "k"}
         with serving(data, *options, env=env) as served:
-            async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
-                async with client.stream(
-                    "POST",
-                    "/v1/chat/completions",
-                    json={
-                        "model": "fake/stall:1",
-                        "stream": True,
-                        "messages": [{"role": "user", "content": "x"}],
-                    },
-                    headers={"Authorization": f"Bearer {key}"},
-                ) as response:
-                    receipt_id = response.headers[RECEIPT]
-                    chunks = response.aiter_raw()
-                    await chunks.__anext__()
-                    pending = await receipt_json(served.url, key, receipt_id)
-                    assert pending.status_code == 409
-                    os.kill(served.process.pid, signal.SIGKILL)
-                    with pytest.raises(httpx.TransportError):
-                        async for _ in chunks:
-                            pass
+            async with open_stream(served.url, key, "fake/stall:1") as (receipt_id, chunks):
+                pending = await receipt_json(served.url, key, receipt_id)
+                assert pending.status_code == 409
+                os.kill(served.process.pid, signal.SIGKILL)
+                with pytest.raises(httpx.TransportError):
+                    async for _ in chunks:
+                        pass
         with serving(data, *options, env=env) as restarted:
             lost = await receipt_json(restarted.url, key, receipt_id)
         assert lost.status_code == 410 and lost.json()["error"]["code"] == "receipt_lost"
