@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwrig
 from ..processes import Served, free_port, serving
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
+WEB = Path(__file__).resolve().parents[2] / "web"  # the pages, as opened from disk
 SHOTS = Path(os.environ.get("SAFEROUTER_SCREENSHOTS", "/tmp/saferouter-screenshots"))
 ARGS = [
     "--headless=new",

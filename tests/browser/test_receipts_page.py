@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 from saferouter.catalog import DEFAULT_CATALOG_PATH
 
 from .conftest import (
+    WEB,
     Site,
     Watched,
     flip,
@@ -119,6 +120,16 @@ def test_a_real_receipt_checks_out_and_a_changed_one_does_not(
     rows = check_receipt(p, site.url, body)
     assert [ok for ok, _ in rows] == ["true"] * 5 + ["unchecked"], rows
     assert page.errors == []
+
+
+def test_a_pasted_receipt_checks_out_on_the_page_opened_from_disk(
+    page: Watched, site: Site
+) -> None:
+    _, receipt_id = ask(site.url, site.admin_key)
+    body = receipt(site.url, site.admin_key, receipt_id)
+    page.page.goto((WEB / "verifier.html").as_uri())
+    rows = check_receipt(page.page, site.url, body)
+    assert [ok for ok, _ in rows] == ["true"] * 5 + ["unchecked"], rows
 
 
 def test_the_receipts_proofs_are_checked(page: Watched, site: Site) -> None:

@@ -14,9 +14,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from ..processes import spki_sha256
 from ..unit.tee.vectors import SETS, VectorSet
-from .conftest import Site, Watched, flip, gateway, rewriting_proxy, shot
+from .conftest import WEB, Site, Watched, flip, gateway, rewriting_proxy, shot
 
-WEB = Path(__file__).resolve().parents[2] / "web"
 STEPS = 11  # as `saferouter verify` numbers them
 
 
