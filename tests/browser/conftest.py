@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwright, sync_playwright
 
-from ..processes import serving
+from ..processes import Served, free_port, serving
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
+WEB = Path(__file__).resolve().parents[2] / "web"  # the pages, as opened from disk
 SHOTS = Path(os.environ.get("SAFEROUTER_SCREENSHOTS", "/tmp/saferouter-screenshots"))
 ARGS = [
     "--headless=new",
@@ -51,10 +58,20 @@ class Site:
         self.data_dir = data_dir
 
 
+@contextmanager
+def gateway(data: Path, *extra: str, audience: str | None = None) -> Iterator[Served]:
+    """`saferouter serve` whose audience is the authority of its URL — the origin prefix a
+    verifier pins for its logs — unless another ``audience`` is given."""
+    port = free_port()
+    env = {"SAFEROUTER_AUDIENCE": audience or f"127.0.0.1:{port}"}
+    with serving(data, *extra, env=env, port=port) as served:
+        yield served
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data = tmp_path_factory.mktemp("browser") / "data"
-    with serving(data) as served:
+    with gateway(data) as served:
         admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
         yield Site(served.url, admin, data)
 
@@ -99,6 +116,66 @@ def page(browser: Browser, site: Site) -> Iterator[Watched]:
     page.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
     yield Watched(page)
     context.close()
+
+
+Rewrite = Callable[[str, Any], None]
+
+
+@contextmanager
+def rewriting_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
+    """A real HTTP server in front of the gateway that rewrites its JSON answers in place:
+    ``rewrite(path, data)``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            upstream = httpx.request(
+                self.command,
+                target + self.path,
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            content = upstream.content
+            if upstream.headers.get("content-type", "").startswith("application/json"):
+                data = json.loads(content)
+                rewrite(self.path.split("?")[0], data)
+                content = json.dumps(data).encode()
+            self.send_response(upstream.status_code)
+            for name in ("content-type", "content-security-policy"):
+                if name in upstream.headers:
+                    self.send_header(name, upstream.headers[name])
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def flip(hex_hash: str) -> str:
+    """A hex hash with one bit of its first byte flipped."""
+    return f"{int(hex_hash[:2], 16) ^ 1:02x}{hex_hash[2:]}"
+
+
+def send_chat(page: Page, prompt: str) -> Locator:
+    """A new conversation on the chat page, ``prompt`` sent: the answer's message box."""
+    page.goto("/chat")
+    page.click("#new")
+    page.fill("#prompt", prompt)
+    page.click("#send")
+    return page.locator(".message.assistant").last
 
 
 def shot(page: Page, name: str) -> None:

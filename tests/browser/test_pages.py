@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import Site, Watched, shot
+from .conftest import Site, Watched, send_chat, shot
 
 PAGES = ["/", "/models", "/chat", "/compare", "/activity", "/keys", "/credits"]
 
@@ -80,11 +80,8 @@ def test_stop_cancels_the_stream(page: Watched) -> None:
 
 def test_model_output_is_never_html(page: Watched) -> None:
     p = page.page
-    p.goto("/chat")
-    p.click("#new")
-    p.fill("#prompt", '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>')
-    p.click("#send")
-    answer = p.locator(".message.assistant").last.locator(".content")
+    prompt = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>'
+    answer = send_chat(p, prompt).locator(".content")
     expect(answer).to_contain_text("<img src=x onerror=", timeout=15_000)
     assert p.locator(".messages img").count() == 0
     assert p.locator(".messages script").count() == 0

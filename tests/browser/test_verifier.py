@@ -1,26 +1,22 @@
 """The verifier page in real Chromium: the real SEV-SNP vectors through its DER and
-WebCrypto code, and every check against live gateways — honest, tampered, posing."""
+WebCrypto code, and every check against live gateways — honest, tampered, posing, demo,
+and signing under another audience than the URL the user typed."""
 
 from __future__ import annotations
 
 import base64
-import http.server
-import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from ..processes import serving
+from ..processes import spki_sha256
 from ..unit.tee.vectors import SETS, VectorSet
-from .conftest import Site, Watched, shot
+from .conftest import WEB, Site, Watched, flip, gateway, rewriting_proxy, shot
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+STEPS = 11  # as `saferouter verify` numbers them
 
 
 def b64(data: bytes) -> str:
@@ -69,8 +65,13 @@ def test_real_vectors_verify_in_the_browser(
     assert page.errors == []
 
 
-def run_verifier(page: Page, base: str) -> list[tuple[str, str]]:
+def run_verifier(
+    page: Page, base: str, *, allow_demo: bool = True, audience: str = ""
+) -> list[tuple[str, str]]:
+    """Verify ``base`` on the page; each step's state ("true", "false", "unchecked") and text."""
     page.fill("#url", base)
+    page.fill("#audience", audience)
+    page.set_checked("#allow-demo", allow_demo)
     page.click("#form button")
     expect(page.locator("#verdict")).not_to_have_text("Verifying…", timeout=30_000)
     return [
@@ -79,16 +80,28 @@ def run_verifier(page: Page, base: str) -> list[tuple[str, str]]:
     ]
 
 
-def test_verifier_passes_every_step_against_a_live_gateway(page: Watched, site: Site) -> None:
+def test_a_demo_gateway_is_never_green(page: Watched, site: Site) -> None:
     p = page.page
     p.goto("/verifier")
-    steps = run_verifier(p, site.url)
-    assert [ok for ok, _ in steps] == ["true"] * 10, steps
-    assert "DEMO" in steps[2][1] and p.locator(".badge.warn").count() == 1
-    expect(p.locator("#verdict")).to_have_text("VERIFIED")
-    shot(p, "verifier-pass")
+    steps = run_verifier(p, site.url, allow_demo=False)
+    assert steps[-1][0] == "false" and "(3) report and chain" in steps[-1][1], steps
+    assert "demo gateway: no hardware guarantee" in steps[-1][1]
+    expect(p.locator("#verdict")).to_have_attribute("data-result", "failed")
+    expect(p.locator("#verdict")).to_have_class("verdict bad")
+    shot(p, "verifier-demo-refused")
+
+    steps = run_verifier(p, site.url, allow_demo=True)
+    assert [ok for ok, _ in steps] == ["true"] * STEPS, steps
+    assert "DEMO" in steps[2][1] and p.locator("#steps .badge.warn").count() == 1
+    expect(p.locator("#verdict")).to_have_text("DEMO — no hardware guarantee")
+    expect(p.locator("#verdict")).to_have_class("verdict warn")
+    assert "plain HTTP, no channel binding" in steps[4][1]
+    authority = site.url.removeprefix("http://")
+    assert f"under {authority}/startup" in steps[7][1] and "inclusion proof holds" in steps[7][1]
+    assert f"signed under {authority}/receipts" in steps[10][1]
+    shot(p, "verifier-demo-accepted")
     again = run_verifier(p, site.url)  # the second visit checks consistency
-    assert "consistent with size" in again[8][1]
+    assert "consistent with size" in again[9][1] and "consistent with size" in again[10][1]
     assert page.errors == []
 
 
@@ -96,13 +109,27 @@ def test_verifier_opened_from_disk(page: Watched, site: Site) -> None:
     p = page.page
     p.goto((WEB / "verifier.html").as_uri())
     steps = run_verifier(p, site.url)
-    assert [ok for ok, _ in steps] == ["true"] * 10, steps
+    assert [ok for ok, _ in steps] == ["true"] * STEPS, steps
+
+
+def test_the_log_origin_is_pinned_from_the_url(page: Watched, tmp_path: Path) -> None:
+    """A gateway signing its logs for another audience fails the log step, whatever origin
+    its JSON names; given that audience explicitly (as `--audience`), it passes."""
+    with gateway(tmp_path / "data", audience="elsewhere.example") as served:
+        page.page.goto(served.url + "/verifier")
+        steps = run_verifier(page.page, served.url)
+        authority = served.url.removeprefix("http://")
+        assert steps[-1][0] == "false" and "(8) startup log" in steps[-1][1], steps
+        assert f"pinned to {authority}/startup" in steps[-1][1]
+        assert '"elsewhere.example/startup"' in steps[-1][1]
+        steps = run_verifier(page.page, served.url, audience="elsewhere.example")
+        assert [ok for ok, _ in steps] == ["true"] * STEPS, steps
 
 
 def test_verifier_fails_the_right_step_on_a_tampered_log(page: Watched, tmp_path: Path) -> None:
     data = tmp_path / "data"
     for _ in range(2):
-        with serving(data):
+        with gateway(data):
             pass
     db = sqlite3.connect(data / "saferouter.db")
     (body,) = db.execute("SELECT body FROM log_entries WHERE log='startup' AND idx=0").fetchone()
@@ -112,58 +139,67 @@ def test_verifier_fails_the_right_step_on_a_tampered_log(page: Watched, tmp_path
     )
     db.commit()
     db.close()
-    with serving(data) as served:
+    with gateway(data) as served:
         page.page.goto(served.url + "/verifier")
         steps = run_verifier(page.page, served.url)
-    assert steps[-1][0] == "false" and "(7) startup log" in steps[-1][1], steps
+    assert steps[-1][0] == "false" and "(8) startup log" in steps[-1][1], steps
     shot(page.page, "verifier-tampered")
 
 
-@contextmanager
-def posing_proxy(target: str) -> Iterator[str]:
-    """A real HTTP server in front of the gateway that says its demo reports are AMD's."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            upstream = httpx.request(
-                self.command,
-                target + self.path,
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
-            content = upstream.content
-            if self.path.split("?")[0] in ("/attestation", "/attestation/quote"):
-                data = json.loads(content)
-                data["mode"] = "sev-snp"
-                content = json.dumps(data).encode()
-            self.send_response(upstream.status_code)
-            for name in ("content-type", "content-security-policy"):
-                if name in upstream.headers:
-                    self.send_header(name, upstream.headers[name])
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = _forward
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_verifier_refuses_a_demo_report_posing_as_amd(page: Watched, site: Site) -> None:
-    with posing_proxy(site.url) as proxy:
+    def pose(path: str, data: Any) -> None:
+        if path in ("/attestation", "/attestation/quote"):
+            data["mode"] = "sev-snp"
+
+    with rewriting_proxy(site.url, pose) as proxy:
         page.page.goto(proxy + "/verifier")
-        steps = run_verifier(page.page, proxy)
+        steps = run_verifier(page.page, proxy, allow_demo=False)
     assert steps[-1][0] == "false" and "(3) report and chain" in steps[-1][1]
-    assert "not a genuine AMD" in steps[-1][1]
+    assert "not a genuine AMD" in steps[-1][1] and "demo gateway" not in steps[-1][1]
+
+
+def test_the_newest_startup_entry_needs_its_inclusion_proof(page: Watched, tmp_path: Path) -> None:
+    """Entries, chain and root all hold; only the newest entry's own proof is bent."""
+    data = tmp_path / "data"
+    with gateway(data):
+        pass
+    bent = False
+
+    def bend(path: str, data: Any) -> None:
+        if bent and path == "/attestation/transparency/1":
+            hashes = data["verification"]["inclusionProof"]["hashes"]
+            hashes[0] = flip(hashes[0])
+
+    with gateway(data) as served, rewriting_proxy(served.url, bend) as proxy:
+        # two starts: the newest entry's proof has a hash; the proxy serves under its own
+        # authority, so the gateway's is given as the audience
+        audience = served.url.removeprefix("http://")
+        page.page.goto(proxy + "/verifier")
+        assert run_verifier(page.page, proxy, audience=audience)[7][0] == "true"
+        bent = True
+        steps = run_verifier(page.page, proxy, audience=audience)
+    assert steps[-1][0] == "false" and "(8) startup log" in steps[-1][1], steps
+    assert "the inclusion proof does not lead to the root" in steps[-1][1]
+
+
+def test_over_https_the_tls_key_is_shown_and_not_claimed_checked(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """JavaScript cannot read its connection's certificate: the page shows the attested
+    key, says it did not check it, and where to; it checks what it can (the newest start
+    logged the same key)."""
+    with gateway(tmp_path / "data", "--tls") as served:
+        context = browser.new_context(ignore_https_errors=True)  # self-signed: pinned, not CA
+        try:
+            p = context.new_page()
+            p.goto(served.url + "/verifier")
+            steps = run_verifier(p, served.url)
+            verdict = p.locator("#verdict").inner_text()
+            shot(p, "verifier-https")
+        finally:
+            context.close()
+    assert [ok for ok, _ in steps] == ["true"] * 4 + ["unchecked"] + ["true"] * 6, steps
+    assert spki_sha256(served.certificate) in steps[4][1]
+    assert "cannot read the certificate" in steps[4][1]
+    assert f"saferouter verify {served.url}" in steps[4][1]
+    assert verdict == "DEMO — no hardware guarantee (TLS key not checked in the browser)"

@@ -62,6 +62,13 @@ function messageNode(message) {
   if (message.role === "user") content.textContent = message.content;
   else content.innerHTML = markdown(message.content || "");
   node.append(content);
+  if (message.receipt) {
+    // The verifier page checks it (one implementation of every check, kept in that one
+    // self-contained file); on this gateway it fetches the receipt with this page's key.
+    node.append(el("a", { className: "receipt small", href: `/verifier?receipt=${encodeURIComponent(message.receipt)}`,
+                          target: "_blank", rel: "noopener", textContent: "receipt",
+                          title: "Who saw this prompt, what it cost, verified in your browser" }));
+  }
   return node;
 }
 
@@ -100,6 +107,7 @@ async function ask(text) {
           document.getElementById("fallback").textContent = answer.note;
         }
         answer.model = headers.get("x-saferouter-model") || answer.model;
+        answer.receipt = headers.get("x-saferouter-receipt") || undefined;
       },
       onEvent: (event) => {
         const delta = event.choices?.[0]?.delta || {};
