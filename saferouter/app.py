@@ -6,6 +6,7 @@ import logging
 import secrets
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -40,8 +41,14 @@ log = logging.getLogger("saferouter")
 BODY_TIMEOUT_S = 60.0  # for a request body to arrive, read or drained
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
-    """The gateway application. Without ``store``, the SQLite store in the data dir."""
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    tls_key: EllipticCurvePrivateKey | None = None,
+) -> QuartTrio:
+    """The gateway application. Without ``store``, the SQLite store in the data dir;
+    ``tls_key``: the key TLS is served with (attested), when the server holds it."""
     app = QuartTrio("saferouter", static_folder=None)
     # Quart cuts any response after RESPONSE_TIMEOUT (60 s) without a word: streams of a
     # thinking model run longer. Idle and first-byte timeouts are enforced per stream.
@@ -79,7 +86,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> QuartTrio:
     @app.before_serving
     async def _open_upstreams() -> None:
         app_state.upstreams = Upstreams(settings)
-        app_state.attestation = await AttestationService.open(settings, app_state.store)
+        app_state.attestation = await AttestationService.open(
+            settings, app_state.store, tls_key=tls_key
+        )
         app_state.ports = Ports(
             settings=settings,
             store=app_state.store,

@@ -1,5 +1,5 @@
-"""``saferouter`` commands: ``serve``, ``keys create|list|rename|revoke|topup`` and
-``tee verify-report|report``."""
+"""``saferouter`` commands: ``serve``, ``keys create|list|rename|revoke|topup``,
+``tee verify-report|report`` and ``tls csr``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .keys import generate_key
 from .storage import KeyRole
 from .storage.opening import open_store
 from .tee import commands as tee_commands
+from .tls import commands as tls_commands
 from .verify import commands as verify_commands
 
 
@@ -48,7 +49,20 @@ def _parser() -> argparse.ArgumentParser:
         "--http2",
         action="store_true",
         default=None,
-        help="also speak cleartext HTTP/2 (prior knowledge and Upgrade: h2c); off by default",
+        help="also speak HTTP/2 (cleartext: prior knowledge and Upgrade: h2c; TLS: ALPN h2)",
+    )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="serve HTTPS with the gateway's own TLS key (made inside, never leaves; "
+        "its SPKI hash is in every quote); self-signed unless --tls-cert",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve this certificate chain (PEM, leaf first) for the gateway's TLS key "
+        "(from `saferouter tls csr`); implies --tls",
     )
 
     keys = commands.add_parser("keys", help="manage API keys (works offline)")
@@ -71,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
     revoke.add_argument("key_id")
     tee_commands.add_parsers(commands, common)
+    tls_commands.add_parsers(commands, common)
     verify_commands.add_parsers(commands, common)
     measure_cmd = commands.add_parser(
         "measure", parents=[common, listen], help="print this build's service measurement"
@@ -102,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=getattr(args, "workers", None),
             max_connections=getattr(args, "max_connections", None),
             http2=getattr(args, "http2", None),
+            tls=getattr(args, "tls", None),
+            tls_cert=getattr(args, "tls_cert", None),
         )
         if args.command == "measure":
             measurement = measure(settings)
@@ -113,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "tee":
             return tee_commands.run(args, settings.data_dir)
+        if args.command == "tls":
+            return tls_commands.run(args, settings)
         if args.command == "serve":
             from .server import run
 

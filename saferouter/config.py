@@ -70,7 +70,10 @@ class Settings:
     workers: int = 1
     # client connections one worker holds open; past it the longest-idle one is closed
     max_connections: int = 1000
-    http2: bool = False  # cleartext HTTP/2 (prior knowledge and Upgrade: h2c)
+    http2: bool = False  # cleartext HTTP/2 (prior knowledge and Upgrade: h2c); ALPN h2 on TLS
+    # HTTPS with the process's own TLS key (tls/); the served chain, when not self-signed
+    tls: bool = False
+    tls_cert: Path | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     timeouts: Timeouts = Timeouts()
     # a client that accepts no byte of its response for this long is cut off (and, for a
@@ -103,6 +106,8 @@ def load_settings(
     workers: int | None = None,
     max_connections: int | None = None,
     http2: bool | None = None,
+    tls: bool | None = None,
+    tls_cert: str | Path | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -123,6 +128,11 @@ def load_settings(
     max_body = _int_env(environ, "SAFEROUTER_MAX_BODY_BYTES", 8 * 1024 * 1024)
     listen_host = host or environ.get("SAFEROUTER_HOST") or "127.0.0.1"
     listen_port = port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080)
+    cert = tls_cert or environ.get("SAFEROUTER_TLS_CERT") or None
+    # a certificate to serve means serving TLS: no need to say --tls as well
+    serve_tls = cert is not None or (
+        tls if tls is not None else _flag_env(environ, "SAFEROUTER_TLS", False)
+    )
     return Settings(
         catalog=catalog,
         endpoints=endpoints_from_env(catalog, environ),
@@ -133,6 +143,8 @@ def load_settings(
         workers=n_workers,
         max_connections=n_connections,
         http2=http2 if http2 is not None else _flag_env(environ, "SAFEROUTER_HTTP2", False),
+        tls=serve_tls,
+        tls_cert=Path(cert).expanduser() if cert else None,
         max_body_bytes=max_body,
         send_timeout_s=_send_timeout(environ),
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),

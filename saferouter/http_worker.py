@@ -1,5 +1,5 @@
-"""hypercorn's trio worker, narrowed to what SafeRouter serves: plain TCP sockets, a cap
-on connections (``connections.py``), and cleartext HTTP/2 only when asked for.
+"""hypercorn's trio worker, narrowed to what SafeRouter serves: TCP sockets, plain or
+TLS, a cap on connections (``connections.py``), and HTTP/2 only when asked for.
 
 Why not ``hypercorn.trio.worker_serve``: in hypercorn 0.18 it builds its listeners and
 ``TCPServer`` itself, and ``TCPServer`` picks the protocol classes by name. Every
@@ -8,6 +8,14 @@ HTTP/1.1 connection then switches to HTTP/2 on a ``PRI * HTTP/2.0`` preface or a
 ``TCPServer`` learns whether a connection has a request in flight. So this module
 keeps hypercorn's sans-I/O ``protocol/`` classes and its lifespan handling, and owns
 the thin shell around them (the part of ``worker_serve`` used for plain sockets).
+
+TLS (``serve --tls``) is a layer this shell puts on each accepted stream: the
+connection cap and the idle first-byte wait see the raw socket (a ClientHello is a
+first byte like any other), then the handshake runs under its own deadline, and only a
+connection that completed one gets a protocol and a task group. A client speaking plain
+HTTP to the TLS port, failing the handshake or leaving in the middle of it costs its
+socket for the handshake timeout at most, and ends quietly. ALPN picks HTTP/2 only when
+``http2`` is on (it is offered only then: ``tls/context.py``).
 
 With ``http2`` on, a client may open a stream and reset it at once, over and over
 (CVE-2023-44487, "rapid reset"): each stream costs a request task, the resets cost the
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
+from ssl import SSLContext
 from typing import Any
 
 import attrs
@@ -50,10 +59,13 @@ RESETS_PER_S = 100.0
 
 @attrs.frozen
 class ServeOptions:
-    """What this worker adds to hypercorn's ``Config``."""
+    """What this worker adds to hypercorn's ``Config``: with ``tls``, every socket is
+    served over TLS with that context, and a handshake has ``handshake_timeout_s``."""
 
     max_connections: int
     http2: bool
+    tls: SSLContext | None = None
+    handshake_timeout_s: float = 10.0
 
 
 async def serve_worker(
@@ -64,7 +76,7 @@ async def serve_worker(
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
 ) -> None:
-    """Serve ``app`` on the (bound, listening) plain sockets until ``shutdown_trigger``
+    """Serve ``app`` on the (bound, listening) sockets until ``shutdown_trigger``
     returns, then let requests in flight finish for ``config.graceful_timeout``."""
     config.set_statsd_logger_class(StatsdLogger)
     lifespan_state: LifespanState = {}
@@ -81,7 +93,8 @@ async def serve_worker(
                 listeners.append(CappedListener(listener, table))
                 bind = repr_socket_addr(sock.family, sock.getsockname())
                 # the line scripts (and the browser tests) wait for, as hypercorn's
-                await config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
+                scheme = "https" if options.tls else "http"
+                await config.log.info(f"Running on {scheme}://{bind} (CTRL + C to quit)")
             connection = partial(
                 _serve_connection,
                 partial(
@@ -93,6 +106,7 @@ async def serve_worker(
                     options,
                 ),
                 idle_timeout_s=config.keep_alive_timeout,
+                options=options,
             )
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
@@ -120,10 +134,11 @@ async def serve_worker(
 
 
 async def _serve_connection(
-    connection: Callable[[TrackedStream], _Connection],
+    connection: Callable[[TrackedStream, trio.abc.Stream], _Connection],
     stream: TrackedStream,
     *,
     idle_timeout_s: float,
+    options: ServeOptions,
 ) -> None:
     # hypercorn gives each connection a task group, protocol state and an idle timer;
     # one that has not sent a byte yet (all of a flood) gets none of that, only this
@@ -135,7 +150,20 @@ async def _serve_connection(
             return  # closed to make room, or at shutdown
     if waiting.cancelled_caught:  # silent for a whole keep-alive timeout
         return  # (trio.serve_listeners closes the stream)
-    await connection(stream).run()
+    if options.tls is None:
+        await connection(stream, stream).run()
+        return
+    # https_compatible: closing sends no close_notify (RFC 9110 §9.8 lets HTTPS do
+    # without), so a close never waits on a client that has stopped reading.
+    secure = trio.SSLStream(stream, options.tls, server_side=True, https_compatible=True)
+    with trio.move_on_after(options.handshake_timeout_s) as handshake:
+        try:
+            await secure.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return  # not TLS (plain HTTP), a failed handshake, the client left, or evicted
+    if handshake.cancelled_caught:
+        return  # too slow (trio.serve_listeners closes the stream)
+    await connection(stream, secure).run()
 
 
 def _close_idle(table: ConnectionTable[TrackedStream]) -> None:
@@ -146,8 +174,9 @@ def _close_idle(table: ConnectionTable[TrackedStream]) -> None:
 
 
 class _Connection(TCPServer):
-    """hypercorn's ``TCPServer`` for a plain socket, with our protocol choice, and the
-    HTTP layer's idle/busy events passed on to the connection table."""
+    """hypercorn's ``TCPServer`` for a socket (``tracked``) and the stream HTTP is spoken
+    on (the socket itself, or TLS over it, handshake done), with our protocol choice,
+    and the HTTP layer's idle/busy events passed on to the connection table."""
 
     def __init__(
         self,
@@ -156,11 +185,13 @@ class _Connection(TCPServer):
         context: WorkerContext,
         state: LifespanState,
         options: ServeOptions,
-        stream: TrackedStream,
+        tracked: TrackedStream,
+        stream: trio.abc.Stream,
     ) -> None:
         super().__init__(app, config, context, state, stream)  # type: ignore[arg-type]
-        self.tracked = stream
+        self.tracked = tracked
         self.options = options
+        self.secure = isinstance(stream, trio.SSLStream)
 
     async def run(self) -> None:
         try:
@@ -178,11 +209,12 @@ class _Connection(TCPServer):
                     self.context,
                     task_group,
                     ConnectionState(self.state),
-                    False,
+                    self.secure,  # the ASGI scope's scheme: https or http
                     client,
                     server,
                     self.protocol_send,
                     http2=self.options.http2,
+                    alpn=self.stream.selected_alpn_protocol() if self.secure else None,
                 )
                 self.tracked.awaiting_body = self._awaiting_body
                 await self.protocol.initiate()
@@ -218,13 +250,15 @@ class _Connection(TCPServer):
 
 class _Protocol(ProtocolWrapper):
     """hypercorn's protocol switch, with HTTP/2 refused unless ``http2`` is on, and a
-    bound on stream resets when it is."""
+    bound on stream resets when it is; ``alpn`` is what a TLS handshake agreed on."""
 
-    def __init__(self, *args: Any, http2: bool) -> None:
+    def __init__(self, *args: Any, http2: bool, alpn: str | None) -> None:
         super().__init__(*args)
         self._args = args
         if not http2:
             self.protocol = _HTTP1Only(*args)
+        elif alpn == "h2":  # offered only with http2 on (tls/context.py)
+            self.protocol = _BoundedResets(*args)
 
     async def handle(self, event: Event) -> None:
         try:

@@ -1,8 +1,15 @@
 """Running the app on hypercorn's protocol classes (``http_worker.py``): in process, or in
-N worker processes sharing one listening socket, bound before anything else."""
+N worker processes sharing one listening socket, bound before anything else.
+
+With ``--tls`` the parent loads (or creates) the TLS key and makes the certificate once;
+the workers are handed both (``TlsCredentials``, pickled over their spawn pipe) and
+each builds its own ``ssl.SSLContext``, so every worker presents the same certificate
+and attests the same key.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -15,6 +22,7 @@ from typing import TextIO
 
 import attrs
 import trio
+from cryptography import x509
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
@@ -26,6 +34,8 @@ from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
 from .storage import KeyRole, Store
 from .storage.opening import open_store
+from .tls.certificates import TlsCredentials, credentials
+from .tls.context import read_chain_file, server_context
 
 log = logging.getLogger("saferouter")
 
@@ -55,16 +65,24 @@ async def ensure_admin_key(store: Store, out: TextIO) -> None:
     print(new.secret, file=out, flush=True)
 
 
-async def _prepare_store(settings: Settings, out: TextIO) -> None:
-    """Before any worker serves: the first admin key, and the release of reservations
-    a previous run left open when it was killed mid-request."""
+async def _prepare_store(
+    settings: Settings, chain: list[x509.Certificate] | None, out: TextIO
+) -> TlsCredentials | None:
+    """Before any worker serves: the TLS credentials (with ``--tls``; first, so that a
+    certificate for another key stops the start before anything is written), the first
+    admin key, and the release of reservations a previous run left open when it was
+    killed mid-request."""
     store = open_store(settings)
     try:
+        service = await AttestationService.open(settings, store)
+        tls = None
+        if service.tls_key is not None:
+            now = dt.datetime.now(dt.UTC)
+            tls = credentials(service.tls_key, host=settings.host, chain=chain, now=now)
         await ensure_admin_key(store, out)
         released = await store.recover()
         if released:
             log.warning("released %d reservations left open by the previous run", released)
-        service = await AttestationService.open(settings, store)
         closed = await service.close_abandoned_samples()
         if closed:
             log.warning("closed %d audit samples left open by the previous run", closed)
@@ -74,6 +92,7 @@ async def _prepare_store(settings: Settings, out: TextIO) -> None:
             f"measurement {service.measurement.hex[:16]}…)",
             file=out,
         )
+        return tls
     finally:
         await store.close()
 
@@ -84,6 +103,7 @@ def run(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stder
     The port is bound before anything else: a start that cannot listen must not
     create (and print) the first admin key or add a startup-log entry."""
     config = hypercorn_config(settings)
+    chain = read_chain_file(settings.tls_cert) if settings.tls_cert else None
     try:
         sockets = config.create_sockets()
         for sock in sockets.insecure_sockets:
@@ -94,12 +114,12 @@ def run(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stder
         return 2
     try:
         settings = _raise_file_limit(settings, err)
-        trio.run(_prepare_store, settings, out)
+        tls = trio.run(_prepare_store, settings, chain, out)
         _describe(settings, out)
         if settings.workers == 1:
-            trio.run(_serve_until_signalled, settings, config, sockets, None)
+            trio.run(_serve_until_signalled, settings, config, sockets, tls, None)
             return 0
-        return _run_workers(settings, config, sockets)
+        return _run_workers(settings, config, sockets, tls)
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()
@@ -134,7 +154,7 @@ def _describe(settings: Settings, out: TextIO) -> None:
         state = "ready" if endpoint.available else f"unavailable (set {p.api_key_env})"
         print(f"provider {p.id}: {state}", file=out)
     print(
-        f"SafeRouter on http://{settings.host}:{settings.port}/v1 "
+        f"SafeRouter on {'https' if settings.tls else 'http'}://{settings.host}:{settings.port}/v1 "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
         f"data in {settings.data_dir})",
         file=out,
@@ -143,7 +163,11 @@ def _describe(settings: Settings, out: TextIO) -> None:
 
 
 async def _serve_until_signalled(
-    settings: Settings, config: Config, sockets: Sockets, stop: EventType | None
+    settings: Settings,
+    config: Config,
+    sockets: Sockets,
+    tls: TlsCredentials | None,
+    stop: EventType | None,
 ) -> None:
     shutdown = trio.Event()
 
@@ -159,7 +183,8 @@ async def _serve_until_signalled(
             await trio.sleep(0.1)
         shutdown.set()
 
-    app = create_app(settings)
+    app = create_app(settings, tls_key=tls.private_key() if tls else None)
+    context = server_context(tls, http2=settings.http2) if tls else None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(on_signal)
         if stop is not None:
@@ -168,16 +193,24 @@ async def _serve_until_signalled(
             wrap_app(app, config.wsgi_max_body_size, None),
             config,
             sockets,
-            ServeOptions(max_connections=settings.max_connections, http2=settings.http2),
+            ServeOptions(
+                max_connections=settings.max_connections, http2=settings.http2, tls=context
+            ),
             shutdown_trigger=shutdown.wait,
         )
         nursery.cancel_scope.cancel()
 
 
-def _worker_main(settings: Settings, config: Config, sockets: Sockets, stop: EventType) -> None:
+def _worker_main(
+    settings: Settings,
+    config: Config,
+    sockets: Sockets,
+    tls: TlsCredentials | None,
+    stop: EventType,
+) -> None:
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trio.run(_serve_until_signalled, settings, config, sockets, stop)
+    trio.run(_serve_until_signalled, settings, config, sockets, tls, stop)
 
 
 def _die_with_parent() -> None:
@@ -192,12 +225,14 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _run_workers(settings: Settings, config: Config, sockets: Sockets) -> int:
+def _run_workers(
+    settings: Settings, config: Config, sockets: Sockets, tls: TlsCredentials | None
+) -> int:
     """N processes accept on one socket; SIGINT/SIGTERM to the parent stops them all."""
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     processes = [
-        ctx.Process(target=_worker_main, args=(settings, config, sockets, stop))
+        ctx.Process(target=_worker_main, args=(settings, config, sockets, tls, stop))
         for _ in range(settings.workers)
     ]
     for signum in (signal.SIGINT, signal.SIGTERM):

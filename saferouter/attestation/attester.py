@@ -19,6 +19,7 @@ from ..tee.abi import parse_report
 from ..tee.demo import DemoAttester
 from ..tee.device import AttesterMode
 from ..tee.fetch import HttpxCertFetcher, fetch_chain, fetch_vcek
+from ..tee.seal import DeviceKeySource, Sealer
 
 
 class Attester(Protocol):
@@ -100,3 +101,13 @@ def open_attester(data_dir: Path, *, measurement: bytes) -> Attester:
     if device.detect() == "sev-snp":
         return SevSnpReports(data_dir)
     return DemoReports(data_dir / "tee-demo", measurement=measurement)
+
+
+async def open_sealer(attester: Attester) -> Sealer | None:
+    """What the gateway's keys (``identity.py``) are sealed with: in a SEV-SNP guest, the
+    chip's derived key under this launch's measurement; ``None`` in demo mode, where
+    they are 0600 files (a demo seal would guard them with a secret beside them)."""
+    if attester.mode != "sev-snp":
+        return None
+    launch = parse_report(await attester.report(bytes(64))).measurement
+    return Sealer(DeviceKeySource(device.SevGuestDevice()), measurement=launch)

@@ -2,9 +2,10 @@
 
 A quote binds a client's nonce to this gateway: its REPORT_DATA is the SHA-512 of the
 canonical JSON (RFC 8785) of the claims ``{nonce, identity, measurement, build,
-audience, time}``. Every start appends a signed, hash-chained entry to the startup log;
-sampled requests append salted commitments (never text, never plain hashes) to
-the audit log.
+audience, time, tls_spki_sha256}`` (the last binds the quote to the TLS key served on
+the connection it came over; ``null`` without TLS). Every start appends a signed,
+hash-chained entry to the startup log; sampled requests append salted commitments
+(never text, never plain hashes) to the audit log.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ import time
 from typing import Any
 
 import attrs
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .. import __version__
 from ..canonical import canonical_json
 from ..config import Settings
 from ..storage import LogEntry, Store
-from ..tee import device
-from ..tee.abi import parse_report
-from ..tee.seal import DeviceKeySource, Sealer
+from ..tls.certificates import spki_sha256
 from ..translog.entry import entry_hash
 from ..translog.log import SignedLog
-from .attester import Attester, open_attester
-from .identity import load_or_create_identity, public_bytes
+from .attester import Attester, open_attester, open_sealer
+from .identity import IDENTITY, TLS_KEY, load_or_create_key, public_bytes
 from .measurement import Measurement, measure
 
 STARTUP_KIND = "saferouter-startup"
@@ -54,18 +53,23 @@ class AttestationService:
     attester: Attester
     startup: SignedLog
     audit: SignedLog
+    tls_key: ec.EllipticCurvePrivateKey | None = None  # the served key, with --tls
 
     @classmethod
-    async def open(cls, settings: Settings, store: Store) -> AttestationService:
+    async def open(
+        cls, settings: Settings, store: Store, *, tls_key: ec.EllipticCurvePrivateKey | None = None
+    ) -> AttestationService:
+        """The service, its keys loaded (or created) from the data dir. ``tls_key``: the
+        key this process serves TLS with, when the caller holds it already (a worker,
+        handed it by the parent); with ``settings.tls`` and none given, the data dir's."""
         measurement = measure(settings)
         attester = open_attester(
             settings.data_dir, measurement=demo_launch_measurement(measurement)
         )
-        sealer = None
-        if attester.mode == "sev-snp":
-            launch = parse_report(await attester.report(bytes(64))).measurement
-            sealer = Sealer(DeviceKeySource(device.SevGuestDevice()), measurement=launch)
-        key = load_or_create_identity(settings.data_dir, sealer)
+        sealer = await open_sealer(attester)
+        key = load_or_create_key(IDENTITY, settings.data_dir, sealer)
+        if tls_key is None and settings.tls:
+            tls_key = load_or_create_key(TLS_KEY, settings.data_dir, sealer)
         audience = settings.audience
         return cls(
             settings=settings,
@@ -75,6 +79,7 @@ class AttestationService:
             attester=attester,
             startup=SignedLog(store, name="startup", origin=f"{audience}/startup", key=key),
             audit=SignedLog(store, name="audit", origin=f"{audience}/audit", key=key),
+            tls_key=tls_key,
         )
 
     @property
@@ -85,6 +90,11 @@ class AttestationService:
     def identity(self) -> bytes:
         return public_bytes(self.key)
 
+    @property
+    def tls_spki_sha256(self) -> str | None:
+        """Hex SHA-256 of the served TLS key's SubjectPublicKeyInfo; ``None`` without TLS."""
+        return None if self.tls_key is None else spki_sha256(self.tls_key.public_key())
+
     def claims(self, nonce: bytes, now: float) -> dict[str, Any]:
         return {
             "nonce": nonce.hex(),
@@ -93,6 +103,7 @@ class AttestationService:
             "build": self.build,
             "audience": self.settings.audience,
             "time": int(now),
+            "tls_spki_sha256": self.tls_spki_sha256,
         }
 
     async def quote(self, nonce: bytes) -> dict[str, Any]:
@@ -120,6 +131,7 @@ class AttestationService:
             "tee_mode": self.attester.mode,
             "quote_digest": hashlib.sha256(bytes.fromhex(quote["report"])).hexdigest(),
             "time": int(time.time()),
+            "tls_spki_sha256": self.tls_spki_sha256,
         }
         return await self.startup.append(STARTUP_KIND, spec)
 

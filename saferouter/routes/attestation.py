@@ -46,6 +46,7 @@ async def status() -> Response:
             "identity": svc.identity.hex(),
             "build": svc.build,
             "audience": svc.settings.audience,
+            "tls_spki_sha256": svc.tls_spki_sha256,
             "audit_rate": svc.settings.audit_rate_ppm / 1_000_000,
             "latest_startup": latest,
             "startup_log_size": size,

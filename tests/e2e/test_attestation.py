@@ -42,7 +42,16 @@ async def test_quote_binds_the_nonce_and_verifies_as_demo(gateway: Gateway) -> N
     claims = quote["claims"]
     assert claims["nonce"] == nonce.hex() and claims["identity"] == key["public_key"]
     assert claims["measurement"] == status["measurement"] and status["mode"] == "demo"
-    assert set(claims) == {"nonce", "identity", "measurement", "build", "audience", "time"}
+    assert set(claims) == {
+        "nonce",
+        "identity",
+        "measurement",
+        "build",
+        "audience",
+        "time",
+        "tls_spki_sha256",
+    }
+    assert claims["tls_spki_sha256"] is None and status["tls_spki_sha256"] is None  # no --tls
     report_data = hashlib.sha512(canonical_json(claims)).digest()
     assert quote["report_data"] == report_data.hex()
     certs = {k: load_certificate(v.encode()) for k, v in quote["certificates"].items()}
