@@ -109,13 +109,15 @@ def serving(
     *extra: str,
     env: dict[str, str] | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
     """`saferouter serve` in a child process until the block ends (then SIGTERM);
-    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits).
+    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits);
+    ``port`` to serve again at the same URL (default: a free one).
     With ``--tls`` or ``--tls-cert`` among ``extra``, the URL is https:// and
     ``Served.certificate`` is what the gateway presented."""
     tls = "--tls" in extra or "--tls-cert" in extra
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
