@@ -97,9 +97,7 @@ async def test_a_tls_terminating_proxy_is_caught(tmp_path: Path) -> None:
 
 def chat(client: openai.OpenAI) -> str:
     answer = client.chat.completions.create(model="demo", messages=CHAT["messages"])
-    stream = client.chat.completions.create(
-        model="demo", messages=CHAT["messages"], stream=True
-    )
+    stream = client.chat.completions.create(model="demo", messages=CHAT["messages"], stream=True)
     streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert streamed, "the stream carried no text"
     return answer.choices[0].message.content or ""
