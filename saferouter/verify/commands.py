@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import ParseError
 from .client import run_checks
 from .evidence import Step
 from .receipt import Source, attempts_text, check_receipt
@@ -55,24 +56,30 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``verify`` or ``verify-receipt``; the exit status."""
-    if args.command == "verify":
-        checked = run_checks(
-            args.url,
-            expect_measurement=args.expect_measurement,
-            state_path=Path(args.state) if args.state else None,
-            allow_demo=args.allow_demo,
-            audience=args.audience,
-            cafile=args.cafile,
-            on_step=None if args.json else _show,
-        )
-        if args.json:
-            _print_json(checked.passed, checked.steps, root=checked.root)
-        elif checked.passed and checked.root == "DEMO":
-            print("VERIFIED (DEMO root — no hardware guarantee)")
-        else:
-            print("VERIFIED" if checked.passed else "FAILED")
-        return 0 if checked.passed else 1
-    return _verify_receipt(args)
+    try:
+        return _verify(args) if args.command == "verify" else _verify_receipt(args)
+    except ParseError as exc:  # a URL, state file or receipt file that cannot be read
+        print(f"saferouter: {exc}", file=sys.stderr)
+        return 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    checked = run_checks(
+        args.url,
+        expect_measurement=args.expect_measurement,
+        state_path=Path(args.state) if args.state else None,
+        allow_demo=args.allow_demo,
+        audience=args.audience,
+        cafile=args.cafile,
+        on_step=None if args.json else _show,
+    )
+    if args.json:
+        _print_json(checked.passed, checked.steps, root=checked.root)
+    elif checked.passed and checked.root == "DEMO":
+        print("VERIFIED (DEMO root — no hardware guarantee)")
+    else:
+        print("VERIFIED" if checked.passed else "FAILED")
+    return 0 if checked.passed else 1
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import certifi
 import openai
 import pytest
 import trio
+from cryptography.hazmat.primitives import serialization
 
 from saferouter.client import attested_async_client, attested_client
 from saferouter.verify.channel import TLSKeyMismatch
@@ -30,6 +32,16 @@ def test_a_demo_gateway_fails_unless_demo_is_allowed(tmp_path: Path) -> None:
         refused_json = cli(tmp_path, "verify", served.url, "--json")
         allowed = cli(tmp_path, "verify", served.url, "--allow-demo")
         allowed_json = cli(tmp_path, "verify", served.url, "--allow-demo", "--json")
+        # --cafile adds CA validation on top of the pin: its own certificate as the CA
+        # passes, an unrelated CA fails before anything is believed
+        assert served.certificate is not None
+        own = tmp_path / "own.pem"
+        own.write_bytes(served.certificate.public_bytes(serialization.Encoding.PEM))
+        with_ca = run_checks(served.url, allow_demo=True, cafile=str(own))
+        other_ca = run_checks(served.url, allow_demo=True, cafile=certifi.where())
+    assert with_ca.passed, with_ca.steps
+    assert not other_ca.passed and other_ca.steps[-1].name == "status"
+    assert "CERTIFICATE_VERIFY_FAILED" in other_ca.steps[-1].detail
     assert refused.returncode == 1
     failed, result = last_lines(refused.stdout)
     assert failed.startswith("✗ (3) report and chain") and "DEMO root" in failed
