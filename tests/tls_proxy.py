@@ -9,9 +9,6 @@ test can show that a refused client sent nothing and nothing reached the gateway
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import ipaddress
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
@@ -22,9 +19,9 @@ from pathlib import Path
 import attrs
 import trio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from .http11_server import tls_contexts
+from .processes import spki_sha256
 
 _ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -38,40 +35,6 @@ class Proxy:
     target_connections: int = 0
 
 
-def self_signed(folder: Path) -> tuple[Path, Path, str]:
-    """A P-256 certificate for 127.0.0.1 in ``folder``: (cert, key, SPKI SHA-256 hex)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxy")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "proxy.pem", folder / "proxy.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return cert_path, key_path, hashlib.sha256(spki).hexdigest()
-
-
 @asynccontextmanager
 async def tls_terminating_proxy(target: str) -> AsyncIterator[Proxy]:
     """Serve https://127.0.0.1:<port> in front of ``target`` (an http or https URL)."""
@@ -79,9 +42,9 @@ async def tls_terminating_proxy(target: str) -> AsyncIterator[Proxy]:
     host, _, port = rest.rstrip("/").rpartition(":")
     state = Proxy()
     with tempfile.TemporaryDirectory() as folder:
-        cert, key, state.spki_sha256 = self_signed(Path(folder))
-        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_context.load_cert_chain(cert, key)
+        server_context, _ = tls_contexts(Path(folder))
+        cert = x509.load_pem_x509_certificate((Path(folder) / "cert.pem").read_bytes())
+    state.spki_sha256 = spki_sha256(cert)
     client_context = ssl.create_default_context()
     client_context.check_hostname = False
     client_context.verify_mode = ssl.CERT_NONE

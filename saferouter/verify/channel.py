@@ -197,8 +197,12 @@ class AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
             await httpcore.AnyIOBackend().sleep(seconds)
 
 
-# httpx's own defaults (httpx._config.DEFAULT_LIMITS)
-MAX_CONNECTIONS, MAX_KEEPALIVE_CONNECTIONS, KEEPALIVE_EXPIRY_S = 100, 20, 5.0
+# httpx's own default limits (httpx._config.DEFAULT_LIMITS), for the pools below
+POOL_LIMITS: dict[str, typing.Any] = {
+    "max_connections": 100,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": 5.0,
+}
 
 
 # httpx takes no network backend, so the transports below keep httpx's request and
@@ -208,11 +212,7 @@ def pinned_transport(spki_sha256: str, *, cafile: str | None = None) -> httpx.HT
     context = tls_context(cafile)
     transport = httpx.HTTPTransport(verify=context)
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=context,
-        max_connections=MAX_CONNECTIONS,
-        max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        network_backend=PinnedBackend(spki_sha256),
+        ssl_context=context, network_backend=PinnedBackend(spki_sha256), **POOL_LIMITS
     )
     return transport
 
@@ -224,10 +224,6 @@ def async_pinned_transport(
     context = tls_context(cafile)
     transport = httpx.AsyncHTTPTransport(verify=context)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=context,
-        max_connections=MAX_CONNECTIONS,
-        max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        network_backend=AsyncPinnedBackend(spki_sha256),
+        ssl_context=context, network_backend=AsyncPinnedBackend(spki_sha256), **POOL_LIMITS
     )
     return transport

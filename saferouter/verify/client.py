@@ -41,7 +41,7 @@ from ..tee.demo import DEMO_SUFFIX
 from ..tee.kds import load_certificate
 from . import logs
 from .channel import TLSKeyMismatch, peer_spki_sha256, tls_context
-from .evidence import CHECK_ERRORS, CheckFailed, Evidence, Step, get_json
+from .evidence import CheckFailed, Evidence, Step, get_json, run_steps
 from .origin import url_authority
 from .state import TreeHead, save_state
 
@@ -125,17 +125,9 @@ def run_checks(
         ("history", lambda: logs.history(client, ev)),
         ("receipt log", lambda: logs.receipt_log(client, ev)),
     ]
-    steps: list[Step] = []
-    for number, (name, check) in enumerate(checks, start=1):
-        try:
-            step = Step(number, name, True, check())
-        except CHECK_ERRORS as exc:
-            step = Step(number, name, False, f"{type(exc).__name__}: {exc}")
-        steps.append(step)
-        if on_step is not None:
-            on_step(step)
-        if not step.ok:
-            return Checked(tuple(steps), None, ev.root)
+    steps = run_steps(checks, on_step)
+    if not all(step.ok for step in steps):
+        return Checked(tuple(steps), None, ev.root)
     if state_path is not None:
         save_state(state_path, ev.new_state())
     assert ev.identity is not None and ev.measurement is not None and ev.root is not None
@@ -206,7 +198,7 @@ def _report(ev: Evidence) -> str:
                 "the report chains to a DEMO root, not AMD's: no hardware guarantee "
                 "(allow demo gateways, --allow-demo, to accept it)"
             ) from amd_failure
-    ev.report = verified.report
+    ev.report_data = verified.report.report_data
     label = "DEMO root (NOT AMD hardware)" if ev.root == "DEMO" else "AMD root"
     return f"{label}, {verified.product.value}, report v{verified.report.version}"
 
@@ -214,7 +206,7 @@ def _report(ev: Evidence) -> str:
 def _binding(ev: Evidence) -> str:
     claims = ev.quote["claims"]
     expected = hashlib.sha512(canonical_json(claims)).digest()
-    if ev.report.report_data != expected:
+    if ev.report_data != expected:
         raise CheckFailed("REPORT_DATA is not the SHA-512 of the claims")
     if claims["nonce"] != ev.nonce.hex():
         raise CheckFailed("the quote answers another nonce (a replayed quote)")

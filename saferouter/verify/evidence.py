@@ -7,6 +7,7 @@ None until the step that checks it passed), so no step can rely on something unc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class Evidence:
     quote: dict[str, Any] = attrs.Factory(dict)
     nonce: bytes = b""
     peer_spki_sha256: str | None = None  # of the connection the quote came over
-    report: Any = None
+    report_data: bytes = b""  # of the report, once its signature and chain verified
     root: str | None = None  # "AMD" | "DEMO", decided by the verifier
     tls_spki_sha256: str | None = None
     identity: bytes | None = None
@@ -75,6 +76,25 @@ class Evidence:
             tls_spki_sha256=self.tls_spki_sha256,
             heads=dict(self.heads),
         )
+
+
+def run_steps(
+    checks: Sequence[tuple[str, Callable[[], str]]], on_step: Callable[[Step], None] | None
+) -> list[Step]:
+    """Run ``(name, check)`` pairs in order, numbered from 1, until one fails: a check
+    returns its detail or raises one of :data:`CHECK_ERRORS` (anything else is a bug)."""
+    steps: list[Step] = []
+    for number, (name, check) in enumerate(checks, start=1):
+        try:
+            step = Step(number, name, True, check())
+        except CHECK_ERRORS as exc:
+            step = Step(number, name, False, f"{type(exc).__name__}: {exc}")
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+        if not step.ok:
+            break
+    return steps
 
 
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:

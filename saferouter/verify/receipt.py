@@ -32,7 +32,7 @@ from ..translog import merkle
 from ..translog.receipt import receipt_leaf_hash, response_digest, verify_receipt_signature
 from .channel import tls_context
 from .client import run_checks
-from .evidence import CHECK_ERRORS, CheckFailed, Step
+from .evidence import CheckFailed, Step, run_steps
 from .logs import consistent, verify_signed_checkpoint
 from .origin import log_origin
 from .state import TreeHead, load_state
@@ -70,7 +70,6 @@ def check_receipt(
     base_url = source.gateway.rstrip("/") if source.gateway else ""
     with httpx.Client(base_url=base_url, timeout=30, verify=tls_context(source.cafile)) as client:
         found = _Found()
-        receipt = document.get("receipt")
         checks: list[tuple[str, Callable[[], str]]] = [
             ("signature", lambda: _signature(document)),
             ("attested identity", lambda: _attested(client, source, found)),
@@ -79,24 +78,13 @@ def check_receipt(
             ("consistency", lambda: _consistency(client, source, found)),
             ("response", lambda: _response(document["receipt"], response)),
         ]
-        steps: list[Step] = []
-        for number, (name, check) in enumerate(checks, start=1):
-            try:
-                if not isinstance(receipt, dict):
-                    raise CheckFailed("the file has no 'receipt' object")
-                step = Step(number, name, True, check())
-            except CHECK_ERRORS as exc:
-                step = Step(number, name, False, f"{type(exc).__name__}: {exc}")
-            steps.append(step)
-            if on_step is not None:
-                on_step(step)
-            if not step.ok:
-                break
-        return tuple(steps)
+        return tuple(run_steps(checks, on_step))
 
 
 def _signature(document: dict[str, Any]) -> str:
-    receipt = document["receipt"]
+    receipt = document.get("receipt")
+    if not isinstance(receipt, dict):
+        raise CheckFailed("the file has no 'receipt' object")
     try:
         signature = base64.b64decode(document["signature"], validate=True)
         named = bytes.fromhex(receipt["identity"])
