@@ -11,11 +11,11 @@ the thin shell around them (the part of ``worker_serve`` used for plain sockets)
 
 TLS (``serve --tls``) is a layer this shell puts on each accepted stream: the
 connection cap and the idle first-byte wait see the raw socket (a ClientHello is a
-first byte like any other), then the handshake runs under its own deadline, and only a
-connection that completed one gets a protocol and a task group. A client speaking plain
-HTTP to the TLS port, failing the handshake or leaving in the middle of it costs its
-socket for the handshake timeout at most, and ends quietly. ALPN picks HTTP/2 only when
-``http2`` is on (it is offered only then: ``tls/context.py``).
+first byte like any other), then the handshake runs under its own deadline
+(``tls/handshake.py``), and only a connection that completed one gets a protocol and a
+task group. A client failing the handshake or leaving in the middle of it costs its
+socket for the handshake timeout at most. ALPN picks HTTP/2 only when ``http2`` is on
+(it is offered only then: ``tls/context.py``).
 
 With ``http2`` on, a client may open a stream and reset it at once, over and over
 (CVE-2023-44487, "rapid reset"): each stream costs a request task, the resets cost the
@@ -53,6 +53,7 @@ from hypercorn.utils import ShutdownError, parse_socket_addr, raise_shutdown, re
 
 from .connections import CappedListener, ConnectionTable, TrackedStream
 from .errors import InvalidRequest, SafeRouterError
+from .tls.handshake import start_tls
 
 RESETS_PER_S = 100.0
 
@@ -153,16 +154,9 @@ async def _serve_connection(
     if options.tls is None:
         await connection(stream, stream).run()
         return
-    # https_compatible: closing sends no close_notify (RFC 9110 §9.8 lets HTTPS do
-    # without), so a close never waits on a client that has stopped reading.
-    secure = trio.SSLStream(stream, options.tls, server_side=True, https_compatible=True)
-    with trio.move_on_after(options.handshake_timeout_s) as handshake:
-        try:
-            await secure.do_handshake()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # not TLS (plain HTTP), a failed handshake, the client left, or evicted
-    if handshake.cancelled_caught:
-        return  # too slow (trio.serve_listeners closes the stream)
+    secure = await start_tls(stream, options.tls, timeout_s=options.handshake_timeout_s)
+    if secure is None:
+        return  # not a TLS client, or not within the time (the stream is closed for us)
     await connection(stream, secure).run()
 
 

@@ -54,6 +54,8 @@ def api_key(data_dir: Path) -> str:
 def https(data_dir: Path, api_key: str) -> Iterator[Served]:
     with serving(data_dir, "--tls", "--http2") as served:
         yield served
+    # none of what the tests threw at it (plain HTTP, junk, cut handshakes) crashed a task
+    assert "Traceback" not in served.output and "Running on https://" in served.output
 
 
 def _quote(client: httpx.Client) -> tuple[dict[str, object], str]:
@@ -121,23 +123,36 @@ def _read_all(sock: socket.socket) -> bytes:
     return received
 
 
-def test_plain_http_and_broken_handshakes_cost_nothing(https: Served) -> None:
-    address = ("127.0.0.1", int(https.url.rsplit(":", 1)[1]))
-    with socket.create_connection(address, timeout=10) as sock:  # plain HTTP
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert b"200" not in _read_all(sock)  # the connection is closed, nothing served
-    with socket.create_connection(address, timeout=10) as sock:  # not even HTTP
-        sock.sendall(secrets.token_bytes(600))
+def test_plain_http_is_told_to_use_https(https: Served) -> None:
+    response = httpx.get(https.url.replace("https://", "http://") + "/health", timeout=10)
+    assert response.status_code == 400 and response.headers["connection"] == "close"
+    error = response.json()["error"]
+    assert error["code"] == "https_required" and "https://" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    _alive(https)
+
+
+def test_broken_and_abandoned_handshakes_cost_nothing(https: Served) -> None:
+    address = _address(https)
+    with socket.create_connection(address, timeout=10) as sock:  # neither HTTP nor TLS
+        sock.sendall(b"\x00" + secrets.token_bytes(600))
+        assert _read_all(sock) == b""
+    with socket.create_connection(address, timeout=10) as sock:  # a TLS record of junk
+        sock.sendall(b"\x16\x03\x01\x00\x10" + secrets.token_bytes(16))
         _read_all(sock)
     hello = _client_hello()
-    for cut in (1, 5, len(hello) // 2):  # a ClientHello, then the client leaves
+    for cut in (1, 5, len(hello) // 2):  # a ClientHello cut short, then the client leaves
         with socket.create_connection(address, timeout=10) as sock:
             sock.sendall(hello[:cut])
     _alive(https)
-    with socket.create_connection(address, timeout=10) as sock:  # the whole handshake,
-        sock.sendall(hello)  # then gone with no HTTP
+    with socket.create_connection(address, timeout=10) as sock:  # the whole handshake's
+        sock.sendall(hello)  # first flight, then gone
         sock.recv(4096)
     _alive(https)
+
+
+def _address(served: Served) -> tuple[str, int]:
+    return ("127.0.0.1", int(served.url.rsplit(":", 1)[1]))
 
 
 def _client_hello() -> bytes:
@@ -172,42 +187,48 @@ def test_restarts_keep_the_key_and_a_deleted_key_is_replaced(tmp_path: Path) -> 
     assert renewed != spki and claims["tls_spki_sha256"] == seen == renewed
 
 
+def _issue(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    extension: x509.ExtensionType,
+    *,
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Name] | None = None,
+    signing_key: ec.EllipticCurvePrivateKey | None = None,
+) -> x509.Certificate:
+    """A certificate for ``public_key``, signed by ``issuer`` (its key and name), or
+    self-signed with ``signing_key``; valid from yesterday for a week."""
+    signer, issuer_name = issuer or (signing_key, subject)
+    assert signer is not None
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder(
+            subject_name=subject,
+            issuer_name=issuer_name,
+            public_key=public_key,
+            serial_number=x509.random_serial_number(),
+            not_valid_before=now - dt.timedelta(days=1),
+            not_valid_after=now + dt.timedelta(days=7),
+        )
+        .add_extension(extension, critical=False)
+        .sign(signer, hashes.SHA256())
+    )
+
+
 def _test_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SafeRouter test CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    ca = x509.BasicConstraints(ca=True, path_length=0)
+    return key, _issue(name, key.public_key(), ca, signing_key=key)
 
 
 def _sign(
     csr: x509.CertificateSigningRequest, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 ) -> x509.Certificate:
     """What an ACME CA does with a request: certify its key for the names it asks for."""
-    ca_key, ca_cert = ca
-    now = dt.datetime.now(dt.UTC)
     names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(names, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    public_key = csr.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    return _issue(csr.subject, public_key, names, issuer=(ca[0], ca[1].subject))
 
 
 def _pem(*certificates: x509.Certificate) -> bytes:
@@ -248,11 +269,10 @@ def test_a_certificate_for_another_key_or_no_certificate_is_refused(tmp_path: Pa
     data_dir = tmp_path / "data"
     other = ec.generate_private_key(ec.SECP256R1())
     foreign = tmp_path / "foreign.pem"
-    req = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    )
     ca = _test_ca()
-    foreign.write_bytes(_pem(_sign(_with_san(req).sign(other, hashes.SHA256()), ca)))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    foreign.write_bytes(_pem(_issue(name, other.public_key(), san, issuer=(ca[0], ca[1].subject))))
     said = _refused(data_dir, "--tls-cert", str(foreign))
     assert "not for this gateway's TLS key" in said and "tls csr" in said
     garbage = tmp_path / "garbage.pem"
@@ -260,13 +280,6 @@ def test_a_certificate_for_another_key_or_no_certificate_is_refused(tmp_path: Pa
     assert "not a PEM certificate" in _refused(data_dir, "--tls-cert", str(garbage))
     assert "cannot read" in _refused(data_dir, "--tls-cert", str(tmp_path / "missing.pem"))
     assert _startup_entries(data_dir) == 0
-
-
-def _with_san(
-    builder: x509.CertificateSigningRequestBuilder,
-) -> x509.CertificateSigningRequestBuilder:
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    return builder.add_extension(san, critical=False)
 
 
 def _startup_entries(data_dir: Path) -> int:
@@ -294,3 +307,47 @@ def test_two_workers_serve_the_same_certificate(tmp_path: Path) -> None:
         assert len(workers) == 2, workers
         assert spki_sha256(peer_certificate(served.url)) == spki_sha256(served.certificate)
     assert os.getpid() not in workers
+
+
+def test_the_connection_cap_makes_room_over_tls(tmp_path: Path) -> None:
+    with serving(tmp_path / "data", "--tls", "--max-connections", "4") as served:
+        address, context = _address(served), served.trust()
+        hello = _client_hello()
+        held: list[socket.socket] = []
+        try:
+            for _ in range(4):
+                held.append(socket.create_connection(address, timeout=10))  # silent
+                stuck = socket.create_connection(address, timeout=10)
+                stuck.sendall(hello[: len(hello) // 2])  # mid-handshake
+                held.append(stuck)
+                idle = context.wrap_socket(  # handshake done, no request
+                    socket.create_connection(address, timeout=10), server_hostname="127.0.0.1"
+                )
+                held.append(idle)
+            # twelve connections at a cap of four: the quietest made room, and a new
+            # client (handshake and all) is answered
+            assert httpx.get(served.url + "/health", verify=context, timeout=30).status_code == 200
+            assert _closed_by_peer(held, at_least=8, within_s=15) >= 8
+        finally:
+            for sock in held:
+                sock.close()
+        _alive(served)
+    assert "Traceback" not in served.output
+
+
+def _closed_by_peer(socks: list[socket.socket], *, at_least: int, within_s: float) -> int:
+    closed: set[int] = set()
+    deadline = time.monotonic() + within_s
+    while len(closed) < at_least and time.monotonic() < deadline:
+        for index, sock in enumerate(socks):
+            if index in closed:
+                continue
+            sock.settimeout(0.05)
+            try:
+                if sock.recv(1024) == b"":
+                    closed.add(index)
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                closed.add(index)
+    return len(closed)

@@ -66,6 +66,7 @@ CORES = (
     "saferouter.tee.kds",
     "saferouter.tee.verify",
     "saferouter.tee.validate",
+    "saferouter.tls.certificates",
     "saferouter.storage.rules",
     "saferouter.storage.memory",
 )
