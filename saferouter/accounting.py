@@ -94,12 +94,17 @@ def normalize_usage(raw: Mapping[str, Any]) -> Usage:
 
 def usage_of_body(body: bytes) -> Usage | None:
     """Usage of a non-streaming response body (leading blank lines allowed)."""
+    raw = reported_usage(body)
+    return normalize_usage(raw) if raw is not None else None
+
+
+def reported_usage(body: bytes) -> Mapping[str, Any] | None:
+    """The usage object of a non-streaming response body, as the provider wrote it."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    raw = usage_in(data)
-    return normalize_usage(raw) if raw is not None else None
+    return usage_in(data)
 
 
 def cost_micro_usd(usage: Usage, price: Price) -> int:

@@ -30,8 +30,9 @@ from .errors import (
 from .gateway.auth import Authenticator
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
+from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
-from .routes import activity, attestation, credits, health, keys, metrics, models, web
+from .routes import activity, attestation, credits, health, keys, metrics, models, receipts, web
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.opening import open_store
@@ -96,7 +97,7 @@ def create_app(
             upstreams=app_state.upstreams,
             breaker=app_state.breaker,
             clock=TrioClock(),
-            audit=app_state.attestation,
+            notary=Notary.of(app_state.attestation) if settings.receipts else None,
             attempt_counts=app_state.attempt_counts,
         )
 
@@ -142,6 +143,7 @@ def create_app(
     app.register_blueprint(activity.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(attestation.blueprint)
+    app.register_blueprint(receipts.blueprint)
     app.register_blueprint(web.blueprint)
     return app
 

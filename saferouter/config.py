@@ -88,6 +88,8 @@ class Settings:
     activity_retention_days: float = 30.0
     # probability a request is sampled into the audit log, in parts per million
     audit_rate_ppm: int = 50_000
+    # a signed receipt per request (gateway/receipts.py); off only to measure its cost
+    receipts: bool = True
     # who the logs and quotes are for: the origin prefix of the checkpoints. A verifier
     # pins it from the URL it was given (verify/origin.py), so the default is the
     # listen authority; set SAFEROUTER_AUDIENCE to the public host name behind a proxy
@@ -150,6 +152,7 @@ def load_settings(
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
         audit_rate_ppm=_audit_rate(environ),
+        receipts=_flag_env(environ, "SAFEROUTER_RECEIPTS", True),
         audience=_audience(environ, authority(listen_host, listen_port)),
     )
 

@@ -14,6 +14,7 @@ of SafeRouter's, so the pure cores can raise from it.
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     │   ├── ProofError          [translog.merkle] an inclusion / consistency proof
     │   ├── NoteError           [translog.note] a signed note or checkpoint
+    │   ├── ReceiptError        [translog.receipt] a receipt's signature or response hash
     │   ├── ReportVerificationError [tee.verify] an SNP report; ``.step`` names which of
     │   │                           the eleven steps failed (one subclass per step)
     │   └── TLSKeyMismatch      [verify.channel] a server's TLS key is not the attested one

@@ -71,7 +71,7 @@ async def _prepare_store(
     """Before any worker serves: the TLS credentials (with ``--tls``; first, so that a
     certificate for another key stops the start before anything is written), the first
     admin key, and the release of reservations a previous run left open when it was
-    killed mid-request."""
+    killed mid-request (their receipts: lost)."""
     store = open_store(settings)
     try:
         service = await AttestationService.open(settings, store)
@@ -83,9 +83,6 @@ async def _prepare_store(
         released = await store.recover()
         if released:
             log.warning("released %d reservations left open by the previous run", released)
-        closed = await service.close_abandoned_samples()
-        if closed:
-            log.warning("closed %d audit samples left open by the previous run", closed)
         entry = await service.record_startup()
         print(
             f"startup log entry {entry.index} ({service.attester.mode} attestation, "

@@ -99,6 +99,7 @@ def config_document(settings: Settings) -> dict[str, Any]:
         "models": models,
         "settings": {
             "audit_rate_ppm": settings.audit_rate_ppm,
+            "receipts": settings.receipts,
             "max_attempts": settings.max_attempts,
             "timeouts_ms": {
                 "connect": int(t.connect_s * 1000),

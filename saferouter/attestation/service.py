@@ -1,11 +1,12 @@
-"""The attestation service: identity, measurement, quotes, the startup and audit logs.
+"""The attestation service: identity, measurement, quotes, the startup and receipt logs.
 
 A quote binds a client's nonce to this gateway: its REPORT_DATA is the SHA-512 of the
 canonical JSON (RFC 8785) of the claims ``{nonce, identity, measurement, build,
 audience, time, tls_spki_sha256}`` (the last binds the quote to the TLS key served on
 the connection it came over; ``null`` without TLS). Every start appends a signed,
-hash-chained entry to the startup log; sampled requests append salted commitments
-(never text, never plain hashes) to the audit log.
+hash-chained entry to the startup log; every admitted request's signed receipt goes into
+the receipt log (``gateway/receipts.py``: the log holds only leaf hashes; the audit
+sampler is a view of it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from .identity import IDENTITY, TLS_KEY, load_or_create_key, public_bytes
 from .measurement import Measurement, measure
 
 STARTUP_KIND = "saferouter-startup"
-AUDIT_KIND = "saferouter-audit"
 MIN_NONCE_BYTES, MAX_NONCE_BYTES = 16, 64
 
 
@@ -52,7 +52,7 @@ class AttestationService:
     measurement: Measurement
     attester: Attester
     startup: SignedLog
-    audit: SignedLog
+    receipts: SignedLog  # the audit sampler is a view of it (gateway/receipts.py)
     tls_key: ec.EllipticCurvePrivateKey | None = None  # the served key, with --tls
 
     @classmethod
@@ -78,7 +78,7 @@ class AttestationService:
             measurement=measurement,
             attester=attester,
             startup=SignedLog(store, name="startup", origin=f"{audience}/startup", key=key),
-            audit=SignedLog(store, name="audit", origin=f"{audience}/audit", key=key),
+            receipts=SignedLog(store, name="receipts", origin=f"{audience}/receipts", key=key),
             tls_key=tls_key,
         )
 
@@ -134,46 +134,6 @@ class AttestationService:
             "tls_spki_sha256": self.tls_spki_sha256,
         }
         return await self.startup.append(STARTUP_KIND, spec)
-
-    async def close_abandoned_samples(self) -> int:
-        """Audit entries reserved by a server that stopped before filling them."""
-        stale = await self.store.log_pending(self.audit.name)
-        for entry in stale:
-            await self.audit.fill(
-                entry.index,
-                AUDIT_KIND,
-                {"request_id": entry.request_id, "aborted": True, "time": int(entry.created_at)},
-            )
-        return len(stale)
-
-    def sampled(self) -> bool:
-        """CSPRNG draw at the configured rate (parts per million)."""
-        return secrets.randbelow(1_000_000) < self.settings.audit_rate_ppm
-
-    async def fill_sample(
-        self,
-        index: int,
-        *,
-        request_id: str,
-        model: str,
-        provider: str,
-        commitments: dict[str, str],
-        status: int,
-    ) -> None:
-        """Fill audit entry ``index``: what was served, and the salted commitments to the
-        request and response bytes (``gateway.audit``) — never the bytes or plain hashes."""
-        await self.audit.fill(
-            index,
-            AUDIT_KIND,
-            {
-                "request_id": request_id,
-                "model": model,
-                "provider": provider,
-                "time": int(time.time()),
-                "status": status,
-                **commitments,
-            },
-        )
 
 
 __all__ = ["AttestationService", "entry_hash", "report_data_for"]

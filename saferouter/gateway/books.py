@@ -13,6 +13,7 @@ input have no such bound; a metered key is refused them (400 ``unsupported_conte
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import attrs
 
@@ -23,12 +24,34 @@ from ..accounting import (
     reservation_micro_usd,
     usd_text,
 )
-from ..catalog import Model
+from ..catalog import Model, Price
 from ..clock import Clock
 from ..errors import AuthenticationFailed, InsufficientQuota, InvalidRequest, RateLimited
-from ..storage import ActivityEntry, Admission, AdmissionRequest, KeyIdentity, Settlement, Store
+from ..storage import (
+    ActivityEntry,
+    Admission,
+    AdmissionRequest,
+    KeyIdentity,
+    NewReceipt,
+    Settlement,
+    Store,
+)
 from ..storage.records import ActivityOutcome
 from .request import ChatRequest
+
+
+@attrs.frozen
+class Charge:
+    """What settlement decided, as a receipt states it: the request's status and outcome,
+    the model that served (None when none did) at the price applied, and the cost
+    debited (0 with accounting off: nothing is), estimated when no usage was reported."""
+
+    status: int
+    outcome: ActivityOutcome
+    cost_micro_usd: int = 0
+    estimated: bool = False
+    model: Model | None = None
+    price: Price | None = None
 
 
 @attrs.define
@@ -48,7 +71,7 @@ class RequestBooks:
     admission: Admission | None = None
     attempts: list[ActivityEntry] = attrs.Factory(list)  # finished, not serving
     serving: tuple[int, Model] | None = None  # the attempt number and model that serve
-    settled: bool = False
+    charge: Charge | None = None  # once settled
 
     @classmethod
     async def admit(
@@ -62,9 +85,11 @@ class RequestBooks:
         candidates: list[Model],
         started: float,
         clock: Clock,
+        receipt_id: str | None = None,
     ) -> RequestBooks:
         """Check the key's limits and reserve the worst case of every model the request
-        may end up on; raises 400 (non-text input on a metered key), 402 or 429."""
+        may end up on; raises 400 (non-text input on a metered key), 402 or 429. An
+        admitted request's ``receipt_id`` is recorded pending in the same write."""
         wall = clock.wall()
         now = dt.datetime.fromtimestamp(wall, dt.UTC)
         books = cls(
@@ -96,6 +121,7 @@ class RequestBooks:
                 now=wall,
                 requested_model=chat.model,
                 streamed=chat.stream,
+                receipt_id=receipt_id,
             )
         )
         books.admission = admission
@@ -180,16 +206,19 @@ class RequestBooks:
         estimated_text_bytes: int = 0,
         ttfb_s: float | None = None,
         error_type: str | None = None,
-    ) -> None:
-        """Release, charge and record every attempt, once. Without usage but with text
-        relayed (a cut stream), bill an estimate and mark it so. With no serving attempt
-        (every candidate failed), ``status``/``error_type`` describe the request and
-        nothing is charged."""
-        if self.settled:
-            return
-        self.settled = True
+        seal: Callable[[Charge], NewReceipt] | None = None,
+    ) -> Charge:
+        """Release, charge and record every attempt, once (a second call returns the
+        first's :class:`Charge`). Without usage but with text relayed (a cut stream),
+        bill an estimate and mark it so. With no serving attempt (every candidate
+        failed), ``status``/``error_type`` describe the request and nothing is charged.
+        ``seal`` makes the request's signed receipt from the charge, and the receipt is
+        written in the settlement's transaction (not called with accounting off)."""
+        if self.charge is not None:
+            return self.charge
+        self.charge = charge = Charge(status, outcome)
         if self.store is None:
-            return
+            return charge
         cost = 0
         attempts = list(self.attempts)
         if self.serving is not None:
@@ -202,7 +231,9 @@ class RequestBooks:
                 )
                 estimated = True
             usage = usage or Usage()
-            cost = cost_micro_usd(usage, model.pricing.price_at(self.priced_at))
+            price = model.pricing.price_at(self.priced_at)
+            cost = cost_micro_usd(usage, price)
+            self.charge = charge = Charge(status, outcome, cost, estimated, model, price)
             attempts.append(
                 self._entry(
                     number=number,
@@ -245,8 +276,10 @@ class RequestBooks:
                 tokens=tokens,
                 attempts=tuple(attempts),
                 now=self.clock.wall(),
+                receipt=seal(charge) if seal is not None else None,
             )
         )
+        return charge
 
     def _entry(
         self,

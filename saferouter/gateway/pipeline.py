@@ -13,8 +13,10 @@ stage name):
 4. **admit** — rate limits checked and the worst case of every candidate reserved, in
    one store transaction (:meth:`~saferouter.gateway.books.RequestBooks.admit`); 400,
    402 or 429 here, nothing spent.
-5. **sample** — the CSPRNG decides whether the request is audited; if so its log index
-   is reserved and the request committed to (:class:`~saferouter.gateway.audit.AuditSample`).
+5. **receipt** — the request is committed to (salted) and the CSPRNG decides whether it
+   is an audit sample (:class:`~saferouter.gateway.receipts.Receipt`; its id was
+   recorded pending by the admission). It is fed every byte the client is handed and
+   every attempt, and sealed — signed, into the receipt log — once the response ended.
 6. **race** — candidates are tried under the circuit breaker, with fallback and hedging,
    until one produces a first byte (:class:`~saferouter.gateway.race.Race`); losers are
    recorded, failures mapped to one OpenAI-shaped error.
@@ -23,12 +25,13 @@ stage name):
    :class:`Reply`.
 8. **settle** — the reservation released, the actual cost charged and every attempt
    recorded, durably, before the response counts as complete (a stream settles before
-   its ``[DONE]``, or when the client leaves).
+   its ``[DONE]``, or when the client leaves). A body's or an error's receipt is written
+   in the settlement's transaction; a stream's after its last byte (or the client left).
 
 Ports (:class:`Ports`): the ``Store`` protocol (books), an ``Authenticator``, the
 upstream transports (:class:`~saferouter.gateway.upstream.Upstreams`), the
-:class:`~saferouter.clock.Clock`, the audit log and its signer
-(:class:`~saferouter.attestation.service.AttestationService`) and the
+:class:`~saferouter.clock.Clock`, the receipts' signer
+(:class:`~saferouter.gateway.receipts.Notary`; None: receipts off) and the
 :class:`~saferouter.gateway.breaker.CircuitBreaker`. The HTTP layer's job is only to
 turn a request into a :class:`ChatCall` and a :class:`Reply` (or an ``ApiError``) into
 a response; tests drive :func:`chat` directly, in-process, under trio's ``MockClock``.
@@ -43,8 +46,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from ..accounting import usage_of_body
-from ..attestation.service import AttestationService
+from ..accounting import normalize_usage, reported_usage
 from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
@@ -53,10 +55,10 @@ from ..errors import ApiError, UpstreamError
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
-from .audit import AuditSample
 from .books import RequestBooks
 from .breaker import CircuitBreaker
 from .race import Attempt, Race
+from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
 from .request import UpstreamBody, parse_chat_request
 from .routing import candidates, parse_client_models
@@ -79,7 +81,7 @@ class Ports:
     upstreams: Upstreams
     breaker: CircuitBreaker
     clock: Clock
-    audit: AttestationService | None = None
+    notary: Notary | None = None  # signs receipts; None: receipts off
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
 
@@ -121,6 +123,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     client_models = parse_client_models(request.payload.get("models"))
     requested = settings.catalog.resolve(request.model)  # 3. route
     chain = candidates(settings.catalog, requested, client_models)
+    receipt_id = new_receipt_id() if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
         key=key,
@@ -130,15 +133,21 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         candidates=chain,
         started=call.started_s,
         clock=ports.clock,
+        receipt_id=receipt_id,
     )
-    sample = await AuditSample.maybe(  # 5. sample
-        ports.audit,
-        key_id=key.id,
-        request_id=call.request_id,
-        model=requested.id,
-        provider=requested.provider,
-        request_body=body,
-    )
+    receipt = None
+    if ports.notary is not None and receipt_id is not None:  # 5. receipt
+        receipt = Receipt.draw(
+            ports.notary,
+            ports.store,
+            receipt_id=receipt_id,
+            request_id=call.request_id,
+            key_id=key.id,
+            body=body,
+            requested_model=request.model,
+            stream=request.stream,
+            wall_s=books.created_at,
+        )
     race = Race(  # 6. race
         settings=settings,
         upstreams=ports.upstreams,
@@ -152,21 +161,20 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     try:
         winner = await race.run()
     except UpstreamError as error:
-        await _failed(ports, books, race, sample, error, requested)
+        await _failed(ports, books, race, receipt, error, requested)
         raise
     except BaseException:
-        await _abandoned(ports, books, race, sample)
+        await _abandoned(ports, books, race, receipt)
         raise
-    _record_attempts(ports, books, race.attempts, winner)
+    _record_attempts(ports, books, race.attempts, winner, receipt)
     books.serve(winner.number, winner.model)
     headers = {**served_headers(winner.model, requested), **books.rate_headers()}
-    if sample is not None:
-        sample.model, sample.provider = winner.model.id, winner.model.provider
-        headers.update(sample.header)
+    if receipt is not None:
+        headers.update(receipt.headers)
     if request.stream:  # 7. relay (the stream settles itself: 8.)
         relay = StreamRelay(
             winner,
-            sample=sample,
+            receipt=receipt,
             books=books,
             idle_timeout_s=settings.timeouts.idle_s,
             client_wants_usage=request.include_usage,
@@ -175,17 +183,20 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         headers.update(STREAM_HEADERS)
         return Reply(200, headers, stream=relay)
     assert winner.body is not None
-    usage = usage_of_body(winner.body)
-    await books.settle(  # 8. settle
+    reported = reported_usage(winner.body)
+    if receipt is not None:
+        receipt.sent(winner.body)
+        receipt.usage = reported
+    charge = await books.settle(  # 8. settle (with the receipt, in one write)
         status=winner.status,
         outcome=ActivityOutcome.OK,
-        usage=usage,
-        estimated_text_bytes=len(winner.body) if usage is None else 0,
+        usage=normalize_usage(reported) if reported is not None else None,
+        estimated_text_bytes=len(winner.body) if reported is None else 0,
         ttfb_s=winner.first_byte_at,
+        seal=receipt.seal if receipt is not None else None,
     )
-    if sample is not None:
-        sample.sent(winner.body)
-        await sample.finish(winner.status)
+    if receipt is not None:
+        await receipt.finish(charge)  # written already, unless accounting is off
     return Reply(winner.status, {**headers, **JSON_HEADERS}, body=winner.body)
 
 
@@ -201,38 +212,47 @@ async def _failed(
     ports: Ports,
     books: RequestBooks,
     race: Race,
-    sample: AuditSample | None,
+    receipt: Receipt | None,
     error: UpstreamError,
     requested: Model,
 ) -> None:
     """Every candidate failed (or one failed for good): the error goes to the client with
-    the rate and audit headers, and the request is settled with nothing charged."""
-    _record_attempts(ports, books, race.attempts, winner=None)
+    the rate and receipt headers, and the request is settled with nothing charged (its
+    receipt, over the error body the client gets, in the same write)."""
+    _record_attempts(ports, books, race.attempts, None, receipt)
     error.headers.update(books.rate_headers())
     if race.attempts:
         error.headers.update(served_headers(race.attempts[-1].model, requested))
+    if receipt is not None:
+        error.headers.update(receipt.headers)
+        receipt.sent(error.body())  # what Reply.of_error sends
     with trio.CancelScope(shield=True):
-        if sample is not None:
-            error.headers.update(sample.header)
-            sample.sent(error.body())
-            await sample.finish(error.status)
-        await books.settle(
-            status=error.status, outcome=ActivityOutcome.ERROR, error_type=error.code
+        charge = await books.settle(
+            status=error.status,
+            outcome=ActivityOutcome.ERROR,
+            error_type=error.code,
+            seal=receipt.seal if receipt is not None else None,
         )
+        if receipt is not None:
+            await receipt.finish(charge)
 
 
 async def _abandoned(
-    ports: Ports, books: RequestBooks, race: Race, sample: AuditSample | None
+    ports: Ports, books: RequestBooks, race: Race, receipt: Receipt | None
 ) -> None:
-    """The client left (or a bug struck) before any byte: settled as closed, unsent."""
+    """The client left (or a bug struck) before any byte: settled as closed, unsent (the
+    receipt says so: status 499 over no bytes, and who had been sent the prompt)."""
     # an attempt cut short here lost no race: the client's leaving cancelled it
-    _record_attempts(ports, books, race.attempts, winner=None, cut_by="client_disconnected")
+    _record_attempts(ports, books, race.attempts, None, receipt, cut_by="client_disconnected")
     with trio.CancelScope(shield=True):
-        await books.settle(
-            status=499, outcome=ActivityOutcome.CLIENT_CLOSED, error_type="client_disconnected"
+        charge = await books.settle(
+            status=499,
+            outcome=ActivityOutcome.CLIENT_CLOSED,
+            error_type="client_disconnected",
+            seal=receipt.seal if receipt is not None else None,
         )
-        if sample is not None:
-            await sample.finish(499)
+        if receipt is not None:
+            await receipt.finish(charge)
 
 
 def served_headers(model: Model, requested: Model) -> dict[str, str]:
@@ -249,11 +269,15 @@ def _record_attempts(
     books: RequestBooks,
     attempts: list[Attempt],
     winner: Attempt | None,
+    receipt: Receipt | None,
     *,
     cut_by: str = "lost_race",
 ) -> None:
-    """Count every attempt for /metrics; put each one that does not serve in the books
-    (one cancelled without an error of its own as ``cut_by``: what cancelled it)."""
+    """Count every attempt for /metrics and list it in the receipt; put each one that
+    does not serve in the books (one cancelled without an error of its own as
+    ``cut_by``: what cancelled it)."""
+    if receipt is not None:
+        receipt.record_attempts(attempts)
     counts = ports.attempt_counts
     for attempt in attempts:
         counts[(attempt.model.provider, attempt.outcome)] += 1

@@ -33,9 +33,9 @@ from ..delivery import ClientDelivery
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
 from ..storage.records import ActivityOutcome
-from .audit import AuditSample
 from .books import RequestBooks
 from .race import Attempt
+from .receipts import Receipt
 from .redact import Redactor
 
 # A stream that ends without [DONE] is complete only if its last event says so: the
@@ -51,7 +51,7 @@ class StreamRelay:
         books: RequestBooks,
         idle_timeout_s: float,
         client_wants_usage: bool,
-        sample: AuditSample | None = None,
+        receipt: Receipt | None = None,
         delivery: ClientDelivery | None = None,
     ) -> None:
         assert winner.response is not None and winner.decoder is not None
@@ -71,7 +71,7 @@ class StreamRelay:
         self._last_event: str | None = None
         self.error: str | None = None
         self.error_code = "upstream_stream_failed"
-        self._sample = sample
+        self._receipt = receipt
         self._delivery = delivery
 
     def __aiter__(self) -> StreamRelay:
@@ -81,18 +81,20 @@ class StreamRelay:
         try:
             chunk = await self._next()
         except StopAsyncIteration:
-            await self._finish_sample()
+            await self._finish_receipt()  # every byte was handed over: the end is known
             raise
-        if self._sample is not None:
-            self._sample.sent(chunk)
+        if self._receipt is not None:
+            self._receipt.sent(chunk)
         return chunk
 
-    async def _finish_sample(self) -> None:
-        """The audit sample (if this request is one) is filled: it was fed every byte sent."""
-        sample, self._sample = self._sample, None
-        if sample is not None:
-            with trio.CancelScope(shield=True):
-                await sample.finish(200)
+    async def _finish_receipt(self) -> None:
+        """Seal and write the receipt, fed every byte handed to the client, once the
+        request is settled (shielded inside: it is written even when cancelled)."""
+        receipt, charge = self._receipt, self._books.charge
+        if receipt is not None and charge is not None:
+            self._receipt = None
+            receipt.usage = self._usage.raw_usage
+            await receipt.finish(charge)
 
     async def _next(self) -> bytes:
         if self._prelude is not None:
@@ -205,7 +207,6 @@ class StreamRelay:
 
     async def aclose(self) -> None:
         """The HTTP layer's cleanup: after the end, or when the client went away mid-stream."""
-        await self._finish_sample()
         if not self._finished:
             self._finished = True
             await self._close_upstream()
@@ -218,4 +219,5 @@ class StreamRelay:
                     ),
                     error_type="client_send_timeout" if stalled else "client_disconnected",
                 )
+        await self._finish_receipt()
         await self._close_upstream()

@@ -1,5 +1,7 @@
-"""Public attestation endpoints (CORS open: a verifier page may live anywhere), and the
-key-scoped ``GET /v1/audit/samples``."""
+"""Public attestation endpoints (CORS open: a verifier page may live anywhere): quotes,
+the startup log and the receipt log (``/attestation/audit/…`` answers as its alias: the
+audit sampler is a view of the receipt log). The key-scoped receipt endpoints are in
+:mod:`.receipts`."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from ..attestation.service import AttestationService
 from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound, RateLimited
 from ..state import app_state, json_response
+from ..translog import merkle
 from ..translog.entry import decode_entry
 from ..translog.log import SignedLog
-from .auth import authenticate
 from .body import json_object
 
 blueprint = Blueprint("attestation", __name__)
@@ -62,7 +64,8 @@ async def verifying_key() -> Response:
             "public_key": svc.identity.hex(),
             "algorithm": "ed25519",
             "startup_log_vkey": svc.startup.verifier.vkey(),
-            "audit_log_vkey": svc.audit.verifier.vkey(),
+            "receipt_log_vkey": svc.receipts.verifier.vkey(),
+            "audit_log_vkey": svc.receipts.verifier.vkey(),  # the audit log's alias
         }
     )
 
@@ -104,41 +107,41 @@ async def startup_entry(index: int) -> Response:
     return await _entry(service().startup, index)
 
 
-@blueprint.get("/attestation/audit/head")
-async def audit_head() -> Response:
-    return await _head(service().audit)
+@blueprint.get("/attestation/receipts/head")
+@blueprint.get("/attestation/audit/head", endpoint="audit_head")
+async def receipts_head() -> Response:
+    return await _head(service().receipts)
 
 
-@blueprint.get("/attestation/audit/proof")
-async def audit_proof() -> Response:
-    return await _proof(service().audit)
+@blueprint.get("/attestation/receipts/proof")
+@blueprint.get("/attestation/audit/proof", endpoint="audit_proof")
+async def receipts_proof() -> Response:
+    return await _proof(service().receipts)
 
 
-@blueprint.get("/attestation/audit/<int:index>")
-async def audit_entry(index: int) -> Response:
-    return await _entry(service().audit, index)
-
-
-@blueprint.get("/v1/audit/samples")
-async def audit_samples() -> Response:
-    svc = service()
-    key = await authenticate(app_state())
-    start = parse_count(request.args, "start", default=0)
-    limit = min(parse_count(request.args, "limit", default=100), 500)
-    rows = await svc.store.log_entries(
-        "audit", start, limit, key_id=None if key.is_admin else key.id
-    )
-    data = [
+@blueprint.get("/attestation/receipts/<int:index>")
+@blueprint.get("/attestation/audit/<int:index>", endpoint="audit_entry")
+async def receipts_entry(index: int) -> Response:
+    """A receipt's leaf (never its bytes) with its inclusion proof in the current head."""
+    log = service().receipts
+    head = await log.head()
+    if index >= head.size:
+        raise NotFound(f"No entry {index} in the receipts log.", code="entry_not_found")
+    (entry,) = await log.store.log_entries(log.name, index, 1)
+    assert entry.body is not None
+    proof = await log.inclusion(index, head.size)
+    return json_response(
         {
-            "index": e.index,
-            "request_id": e.request_id,
-            "key_id": e.key_id,
-            "pending": e.body is None,
-            "entry": decode_entry(e.body) if e.body is not None else None,
+            "index": index,
+            "leaf_hash": merkle.leaf_hash(entry.body).hex(),
+            "inclusion_proof": {
+                "tree_size": head.size,
+                "root_hash": head.root_hash.hex(),
+                "hashes": [h.hex() for h in proof],
+                "checkpoint": head.checkpoint,
+            },
         }
-        for e in rows
-    ]
-    return json_response({"object": "list", "data": data})
+    )
 
 
 async def _entries(log: SignedLog) -> Response:

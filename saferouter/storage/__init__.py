@@ -29,9 +29,12 @@ from .records import (
     LogEntry,
     ModelUsage,
     NewLogEntry,
+    NewReceipt,
     RateLimits,
+    ReceiptState,
     Refusal,
     Settlement,
+    StoredReceipt,
 )
 
 __all__ = [
@@ -47,10 +50,13 @@ __all__ = [
     "LogEntry",
     "ModelUsage",
     "NewLogEntry",
+    "NewReceipt",
     "RateLimits",
+    "ReceiptState",
     "Refusal",
     "Settlement",
     "Store",
+    "StoredReceipt",
 ]
 
 
@@ -131,7 +137,8 @@ class Store(Protocol):
 
     async def recover(self) -> int:
         """Release reservations left by a server that stopped mid-request (start-up
-        only, before any worker serves). Returns how many were released."""
+        only, before any worker serves), and mark those requests' pending receipts
+        lost. Returns how many reservations were released."""
         ...
 
     async def books(self, key_id: str) -> Books: ...
@@ -163,16 +170,6 @@ class Store(Protocol):
         leaf hash: the log above computes it, the store only keeps it."""
         ...
 
-    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
-        """Reserve the next index for an entry filled in later."""
-        ...
-
-    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
-        """Fill a reserved index with its entry (and leaf hash); a filled one is kept."""
-        ...
-
-    async def log_pending(self, log: str) -> list[LogEntry]: ...
-
     async def log_leaves(self, log: str) -> list[bytes]:
         """Leaf hashes of the longest prefix of filled entries."""
         ...
@@ -180,6 +177,24 @@ class Store(Protocol):
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[LogEntry]: ...
+
+    # --- receipts -----------------------------------------------------------------
+    async def save_receipt(self, receipt: NewReceipt) -> int:
+        """Append a signed receipt to the ``receipts`` log and mark it done, in one
+        transaction; its log index (once only: saving it again changes nothing). A
+        settlement carries its request's receipt the same way (``Settlement.receipt``)."""
+        ...
+
+    async def receipt(self, receipt_id: str) -> StoredReceipt | None:
+        """The receipt with this id: pending from admission (``AdmissionRequest.receipt_id``)
+        until saved; ``lost`` if a server stopped in between (:meth:`recover`)."""
+        ...
+
+    async def sampled_receipts(
+        self, start: int, limit: int, key_id: str | None = None
+    ) -> list[StoredReceipt]:
+        """Receipts drawn as audit samples, by log index from ``start`` (one key's, or all)."""
+        ...
 
     # --- life ---------------------------------------------------------------------
     async def ping(self) -> None:

@@ -26,7 +26,7 @@ import secrets
 import sqlite3
 
 from ..errors import StorageError
-from . import activity_log, rules
+from . import activity_log, receipts, rules
 from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
 
 
@@ -98,6 +98,10 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
     reserved = admission.reserved_micro_usd
     if reserved:
         _entry(db, request.key_id, LedgerKind.RESERVE, -reserved, request.request_id, request.now)
+    if request.receipt_id is not None:
+        receipts.add_pending(
+            db, request.receipt_id, request.request_id, request.key_id, request.now
+        )
     return admission
 
 
@@ -106,6 +110,8 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge', 'overrun')",
         (s.request_id,),
     ).fetchone()
+    if s.receipt is not None:
+        receipts.save(db, s.receipt, s.now)
     if already is not None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
@@ -133,6 +139,8 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
 
 
 def release_abandoned(db: sqlite3.Connection, now: float) -> int:
+    """Release every open reservation (and say the receipts of those requests are lost)."""
+    receipts.mark_lost(db)
     rows = db.execute(
         "SELECT key_id, request_id, -amount_micro_usd AS open_micro_usd FROM ledger r "
         "WHERE kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger x "

@@ -1,10 +1,9 @@
-"""The SQL of the transparency and audit logs (one table, one row per entry).
+"""The SQL of the logs — startup and receipts — (one table, one row per entry).
 
 An entry's index is assigned inside the write transaction that appends it, so workers
-sharing the database never hand out the same index. An audit entry is *reserved* when
-its request starts (so the response can carry its index) and filled in when the
-response has been sent; the log's tree covers the longest prefix of filled entries.
-Leaf hashes are made by the log above (``translog.log``) and only kept here.
+sharing the database never hand out the same index. Leaf hashes are made by the log
+above (``translog.log``) and only kept here. (Rows of the retired ``audit`` log may
+still be pending from before receipts: the tree covers the longest filled prefix.)
 """
 
 from __future__ import annotations
@@ -33,42 +32,6 @@ def append(
         (log, index, new.body, new.leaf_hash, now),
     )
     return LogEntry(log=log, index=index, body=new.body, created_at=now)
-
-
-def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now: float) -> int:
-    row = db.execute("SELECT max(idx) AS last FROM log_entries WHERE log = ?", (log,)).fetchone()
-    index = 0 if row["last"] is None else row["last"] + 1
-    db.execute(
-        "INSERT INTO log_entries (log, idx, key_id, request_id, created_at) VALUES (?,?,?,?,?)",
-        (log, index, key_id, request_id, now),
-    )
-    return index
-
-
-def fill(db: sqlite3.Connection, log: str, index: int, new: NewLogEntry) -> None:
-    db.execute(
-        "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = ? AND idx = ? AND body IS NULL",
-        (new.body, new.leaf_hash, log, index),
-    )
-
-
-def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
-    rows = db.execute(
-        "SELECT idx, created_at, key_id, request_id FROM log_entries "
-        "WHERE log = ? AND body IS NULL ORDER BY idx",
-        (log,),
-    ).fetchall()
-    return [
-        LogEntry(
-            log=log,
-            index=row["idx"],
-            body=None,
-            created_at=row["created_at"],
-            key_id=row["key_id"],
-            request_id=row["request_id"],
-        )
-        for row in rows
-    ]
 
 
 def leaves(db: sqlite3.Connection, log: str) -> list[bytes]:

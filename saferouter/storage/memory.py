@@ -27,6 +27,7 @@ import attrs
 from ..errors import LastAdminKey, StorageError
 from . import rules
 from .journal import Journal
+from .memory_receipts import ReceiptTable
 from .memory_tables import (
     ActivityTable,
     KeyTable,
@@ -46,8 +47,10 @@ from .records import (
     LogEntry,
     ModelUsage,
     NewLogEntry,
+    NewReceipt,
     RateLimits,
     Settlement,
+    StoredReceipt,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class MemoryStore:
         self._activity = ActivityTable(self._journal)
         self._windows = RateWindows(self._journal)
         self._logs = LogTables(self._journal)
+        self._receipts = ReceiptTable(self._journal, self._logs)
 
     def _write(self) -> contextlib.AbstractContextManager[None]:
         self._check_open()
@@ -205,11 +209,15 @@ class MemoryStore:
             reserved = admission.reserved_micro_usd
             if reserved:
                 self._entry(key.id, "reserve", -reserved, request.request_id, request.now)
+            if request.receipt_id is not None:
+                self._receipts.add_pending(request.receipt_id, request.request_id, key.id)
             return admission
 
     async def settle(self, settlement: Settlement) -> None:
         s = settlement
         with self._write():
+            if s.receipt is not None:
+                self._receipts.save(s.receipt, s.now)
             if any(self._ledger.has(s.request_id, kind) for kind in rules.SETTLED_KINDS):
                 return  # settled before: never charge twice
             if s.reserved_micro_usd:
@@ -254,6 +262,7 @@ class MemoryStore:
     async def recover(self) -> int:
         now = self._clock()
         with self._write():
+            self._receipts.mark_lost()
             abandoned = self._ledger.abandoned()
             for e in abandoned:
                 self._entry(e.key_id, "release", -e.amount_micro_usd, e.request_id, now)
@@ -301,19 +310,6 @@ class MemoryStore:
         with self._write():
             return self._logs.append(log, make_entry, now)
 
-    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
-        now = self._clock()
-        with self._write():
-            return self._logs.reserve(log, key_id, request_id, now)
-
-    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
-        with self._write():
-            self._logs.fill(log, index, entry)
-
-    async def log_pending(self, log: str) -> list[LogEntry]:
-        self._check_open()
-        return self._logs.pending(log)
-
     async def log_leaves(self, log: str) -> list[bytes]:
         self._check_open()
         return self._logs.leaves(log)
@@ -323,6 +319,23 @@ class MemoryStore:
     ) -> list[LogEntry]:
         self._check_open()
         return self._logs.entries(log, start, limit, key_id)
+
+    # --- receipts -----------------------------------------------------------------
+
+    async def save_receipt(self, receipt: NewReceipt) -> int:
+        now = self._clock()
+        with self._write():
+            return self._receipts.save(receipt, now)
+
+    async def receipt(self, receipt_id: str) -> StoredReceipt | None:
+        self._check_open()
+        return self._receipts.get(receipt_id)
+
+    async def sampled_receipts(
+        self, start: int, limit: int, key_id: str | None = None
+    ) -> list[StoredReceipt]:
+        self._check_open()
+        return self._receipts.sampled(start, limit, key_id)
 
     # --- life ---------------------------------------------------------------------
 

@@ -257,25 +257,8 @@ class LogTables:
         self._journal.set(rows, index, LogRow(entry, new.leaf_hash))
         return entry
 
-    def reserve(self, log: str, key_id: str, request_id: str, now: float) -> int:
-        rows = self._rows(log)
-        index = len(rows)
-        entry = LogEntry(log, index, None, now, key_id=key_id, request_id=request_id)
-        self._journal.set(rows, index, LogRow(entry, None))
-        return index
-
-    def fill(self, log: str, index: int, new: NewLogEntry) -> None:
-        rows = self._rows(log)
-        row = rows.get(index)
-        if row is not None and row.entry.body is None:  # a filled one is kept
-            filled = attrs.evolve(row.entry, body=new.body)
-            self._journal.set(rows, index, LogRow(filled, new.leaf_hash))
-
     def _in_order(self, log: str) -> list[tuple[int, LogRow]]:
         return sorted(self._logs.get(log, {}).items())
-
-    def pending(self, log: str) -> list[LogEntry]:
-        return [row.entry for _, row in self._in_order(log) if row.entry.body is None]
 
     def leaves(self, log: str) -> list[bytes]:
         """Leaf hashes of the longest prefix of filled entries."""

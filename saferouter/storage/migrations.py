@@ -149,6 +149,23 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE key_generation SET generation = generation + 1;
     END;
     """,
+    # 7: receipts, one per admitted request (the signed bytes are the ``receipts`` log's
+    # entry; the row says whose it is and whether its response has ended). The audit
+    # log's old rows stay where they are: the audit sampler is now a view of this table.
+    """
+    CREATE TABLE receipts (
+        receipt_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'lost')),
+        log_index INTEGER,
+        signature BLOB,
+        audit_sample INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX receipts_pending ON receipts (state) WHERE state = 'pending';
+    CREATE INDEX receipts_sampled ON receipts (log_index) WHERE audit_sample;
+    """,
 )
 
 

@@ -39,6 +39,15 @@ class Refusal(enum.StrEnum):
     INSUFFICIENT_QUOTA = "insufficient_quota"
 
 
+class ReceiptState(enum.StrEnum):
+    """Where a request's receipt is: written at admission as ``pending``, ``done`` once
+    signed and in the receipt log, ``lost`` when the server stopped before it ended."""
+
+    PENDING = "pending"
+    DONE = "done"
+    LOST = "lost"
+
+
 class KeyRole(enum.StrEnum):
     ADMIN = "admin"
     USER = "user"
@@ -164,6 +173,8 @@ class AdmissionRequest:
     # recorded in the activity log only when the request is refused
     requested_model: str = ""
     streamed: bool = False
+    # an admitted request's receipt, recorded pending in the admission's transaction
+    receipt_id: str | None = None
 
 
 @attrs.frozen
@@ -187,6 +198,36 @@ class Settlement:
     tokens: int
     attempts: tuple[ActivityEntry, ...]
     now: float
+    receipt: NewReceipt | None = None  # written in the same transaction
+
+
+@attrs.frozen
+class NewReceipt:
+    """A signed receipt as the store keeps it: its canonical bytes (the receipt log's
+    entry), the leaf hash the log above computed, and the identity's signature."""
+
+    receipt_id: str
+    request_id: str
+    key_id: str
+    body: bytes
+    leaf_hash: bytes
+    signature: bytes
+    audit_sample: bool
+    created_at: float
+
+
+@attrs.frozen
+class StoredReceipt:
+    """A receipt as read back; ``body``, ``signature`` and ``log_index`` are None
+    unless it is ``done``."""
+
+    receipt_id: str
+    request_id: str
+    key_id: str
+    state: ReceiptState = attrs.field(converter=ReceiptState)
+    log_index: int | None
+    body: bytes | None
+    signature: bytes | None
 
 
 @attrs.frozen

@@ -28,7 +28,7 @@ import trio
 
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
-from . import activity_log, ledger, logs, rules
+from . import activity_log, ledger, logs, receipts, rules
 from .migrations import MIGRATIONS, migration_statements
 from .records import (
     ActivityEntry,
@@ -41,8 +41,10 @@ from .records import (
     LogEntry,
     ModelUsage,
     NewLogEntry,
+    NewReceipt,
     RateLimits,
     Settlement,
+    StoredReceipt,
     columns,
 )
 
@@ -428,16 +430,6 @@ class SQLiteStore:
         now = time.time()
         return await self._writes.run(lambda db: logs.append(db, log, make_entry, now))
 
-    async def log_reserve(self, log: str, key_id: str, request_id: str) -> int:
-        now = time.time()
-        return await self._writes.run(lambda db: logs.reserve(db, log, key_id, request_id, now))
-
-    async def log_fill(self, log: str, index: int, entry: NewLogEntry) -> None:
-        await self._writes.run(lambda db: logs.fill(db, log, index, entry))
-
-    async def log_pending(self, log: str) -> list[LogEntry]:
-        return await self._read(lambda db: logs.pending(db, log))
-
     async def log_leaves(self, log: str) -> list[bytes]:
         return await self._read(lambda db: logs.leaves(db, log))
 
@@ -445,6 +437,23 @@ class SQLiteStore:
         self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[LogEntry]:
         return await self._read(lambda db: logs.entries(db, log, start, limit, key_id))
+
+    # --- receipts -----------------------------------------------------------------
+
+    async def save_receipt(self, receipt: NewReceipt) -> int:
+        now = time.time()
+        return await self._writes.run(lambda db: receipts.save(db, receipt, now))
+
+    async def receipt(self, receipt_id: str) -> StoredReceipt | None:
+        try:
+            return receipts.get(self._db, receipt_id)  # a keyed read: microseconds
+        except sqlite3.Error as exc:
+            raise StorageError(f"receipt lookup failed: {exc}") from exc
+
+    async def sampled_receipts(
+        self, start: int, limit: int, key_id: str | None = None
+    ) -> list[StoredReceipt]:
+        return await self._read(lambda db: receipts.sampled(db, start, limit, key_id))
 
     # --- life ---------------------------------------------------------------------
 

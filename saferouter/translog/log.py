@@ -54,11 +54,6 @@ class SignedLog:
 
         return await self.store.log_append(self.name, make)
 
-    async def fill(self, index: int, kind: str, spec: dict[str, Any]) -> bytes:
-        body = encode_entry(kind, spec, self._key)
-        await self.store.log_fill(self.name, index, _new_entry(body))
-        return body
-
     async def head(self) -> Head:
         """The signed head now."""
         leaves = await self.store.log_leaves(self.name)

@@ -39,7 +39,13 @@ def receipt_bytes(receipt: dict[str, Any]) -> bytes:
 
 def sign_receipt(receipt: dict[str, Any], key: ed25519.Ed25519PrivateKey) -> bytes:
     """The identity's Ed25519 signature over the receipt (64 bytes)."""
-    return key.sign(SIGNING_CONTEXT + receipt_bytes(receipt))
+    return sign_receipt_bytes(receipt_bytes(receipt), key)
+
+
+def sign_receipt_bytes(data: bytes, key: ed25519.Ed25519PrivateKey) -> bytes:
+    """:func:`sign_receipt` over a receipt's bytes already encoded (the gateway encodes
+    once, then signs and hashes the same bytes)."""
+    return key.sign(SIGNING_CONTEXT + data)
 
 
 def verify_receipt_signature(receipt: dict[str, Any], signature: bytes, public_key: bytes) -> None:

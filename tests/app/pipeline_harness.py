@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import trio
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from saferouter.catalog import Model
 from saferouter.config import Settings
@@ -24,6 +25,7 @@ from saferouter.errors import ApiError
 from saferouter.gateway.auth import Authenticator
 from saferouter.gateway.breaker import CircuitBreaker
 from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
+from saferouter.gateway.receipts import Notary
 from saferouter.gateway.upstream import Upstreams
 from saferouter.keys import generate_key
 from saferouter.storage.memory import MemoryStore
@@ -52,6 +54,7 @@ class Harness:
     store: MemoryStore
     upstream: ScriptedUpstream
     secret: str = ""
+    sent: list[bytes] = attrs.Factory(list)  # every request body, as sent
 
     async def new_key(self, **options: Any) -> str:
         new = generate_key()
@@ -75,6 +78,8 @@ class Harness:
             {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
             | fields
         ).encode()
+
+        self.sent.append(body)
 
         async def read_body() -> bytes:
             if while_uploading is not None:
@@ -121,15 +126,19 @@ def fake_model(settings: Settings, model_id: str, upstream: str, **changes: Any)
 
 @asynccontextmanager
 async def running_pipeline(
-    tmp_path: Path, configure: Callable[[Settings], Settings] | None = None
+    tmp_path: Path,
+    configure: Callable[[Settings], Settings] | None = None,
+    *,
+    store: MemoryStore | None = None,
 ) -> AsyncIterator[Harness]:
     """A pipeline whose fake providers are the scripted upstream, on settings the test
-    may ``configure`` (``attrs.evolve`` its breaker, timeouts, catalog …)."""
+    may ``configure`` (``attrs.evolve`` its breaker, timeouts, catalog …); receipts are
+    signed by a fresh identity at the settings' audit rate (off: ``receipts=False``)."""
     settings = gateway_settings(tmp_path, "http://scripted.invalid")
     if configure is not None:
         settings = configure(settings)
     upstream = ScriptedUpstream()
-    store = MemoryStore()
+    store = store or MemoryStore()
     upstreams = Upstreams(settings, transports={"fake": upstream, "fake2": upstream})
     clock = MockWallClock()
     ports = Ports(
@@ -139,6 +148,14 @@ async def running_pipeline(
         upstreams=upstreams,
         breaker=CircuitBreaker(settings.breaker),
         clock=clock,
+        notary=Notary(
+            key=ed25519.Ed25519PrivateKey.generate(),
+            measurement_hex="5e" * 32,
+            tls_spki_sha256=None,
+            audit_rate_ppm=settings.audit_rate_ppm,
+        )
+        if settings.receipts
+        else None,
     )
     harness = Harness(ports=ports, store=store, upstream=upstream)
     harness.secret = await harness.new_key(credits_micro_usd=10_000_000)

@@ -1,5 +1,5 @@
 """The Store contract, records: the activity log (filters, paging, usage by model) and
-the transparency and audit logs (append, reserve and fill, the filled prefix). Runs
+the logs (append, entries, leaves; receipts are in ``test_store_receipts.py``). Runs
 against each store (``stores.py``)."""
 
 from __future__ import annotations
@@ -164,27 +164,3 @@ async def test_a_failed_append_leaves_no_entry(store: Store) -> None:
         await store.log_append("startup", broken)
     assert await store.log_entries("startup", 0, 10) == []
     assert (await store.log_append("startup", lambda i, p: made(b"ok"))).index == 0
-
-
-async def test_reserved_entries_are_filled_once_and_leaves_stop_at_a_gap(store: Store) -> None:
-    first = await store.log_reserve("audit", "key_a", "r0")
-    second = await store.log_reserve("audit", "key_b", "r1")
-    third = await store.log_append("audit", lambda i, previous: made(b"x%d" % i))
-    assert (first, second, third.index) == (0, 1, 2)
-    pending = await store.log_pending("audit")
-    assert [(e.index, e.key_id, e.request_id, e.body) for e in pending] == [
-        (0, "key_a", "r0", None),
-        (1, "key_b", "r1", None),
-    ]
-    assert await store.log_leaves("audit") == []  # nothing before the first gap
-    await store.log_fill("audit", 1, made(b"one"))
-    assert await store.log_leaves("audit") == []
-    await store.log_fill("audit", 0, made(b"zero"))
-    await store.log_fill("audit", 0, made(b"again"))  # a filled one is kept
-    await store.log_fill("audit", 9, made(b"nowhere"))  # no such index: nothing
-    assert await store.log_leaves("audit") == [b"leaf:zero", b"leaf:one", b"leaf:x2"]
-    assert await store.log_pending("audit") == []
-    mine = await store.log_entries("audit", 0, 10, key_id="key_b")
-    assert [(e.index, e.body, e.request_id) for e in mine] == [(1, b"one", "r1")]
-    assert [e.index for e in await store.log_entries("audit", 1, 1)] == [1]
-    assert await store.log_entries("audit", 3, 10) == []

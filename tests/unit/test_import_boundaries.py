@@ -77,7 +77,7 @@ FRAMEWORK_FREE: tuple[str, ...] = (
     "saferouter.gateway.race",
     "saferouter.gateway.relay",
     "saferouter.gateway.books",
-    "saferouter.gateway.audit",
+    "saferouter.gateway.receipts",
     "saferouter.gateway.upstream",
     "saferouter.clock",
     "saferouter.delivery",
