@@ -110,6 +110,11 @@ def _attested(client: httpx.Client, source: Source, found: _Found) -> str:
     state = load_state(source.state_path)
     if state is None:
         raise CheckFailed(f"no state file at {source.state_path}")
+    if state.root != "AMD" and not source.allow_demo:  # the trust decision is made anew
+        raise CheckFailed(
+            f"the gateway saved in {source.state_path} chained to a {state.root} root, not "
+            "AMD's: no hardware guarantee (--allow-demo to accept it)"
+        )
     authority = source.audience or state.authority
     if authority is None:
         raise CheckFailed("the state file names no authority (verify again with --state)")

@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -77,7 +78,7 @@ def saved(tmp_path: Path, key: ed25519.Ed25519PrivateKey, head: TreeHead) -> Sou
         heads={"receipts": head},
     )
     save_state(tmp_path / "state.json", state)
-    return Source(state_path=tmp_path / "state.json")
+    return Source(state_path=tmp_path / "state.json", allow_demo=True)
 
 
 def last(document: dict[str, Any], source: Source, response: bytes | None = RESPONSE) -> str:
@@ -148,6 +149,16 @@ def test_a_fork_of_the_remembered_head_fails(tmp_path: Path, key: Any) -> None:
     document, _ = make_document(key)
     source = saved(tmp_path, key, TreeHead(5, b"\x07" * 32))
     assert last(document, source).startswith("(5) consistency False")
+
+
+def test_a_saved_demo_gateway_is_trusted_only_when_demo_is_allowed(
+    tmp_path: Path, key: Any
+) -> None:
+    document, leaves = make_document(key)
+    source = saved(tmp_path, key, TreeHead(5, merkle.root_hash(leaves)))
+    refused = attrs.evolve(source, allow_demo=False)
+    line = last(document, refused)
+    assert line.startswith("(2) attested identity False") and "DEMO root" in line
 
 
 def test_no_one_to_trust_fails(key: Any) -> None:
