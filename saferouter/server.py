@@ -79,6 +79,7 @@ async def _prepare_store(
         if service.tls_key is not None:
             now = dt.datetime.now(dt.UTC)
             tls = credentials(service.tls_key, host=settings.host, chain=chain, now=now)
+            server_context(tls, http2=settings.http2)  # OpenSSL's word on it, before any write
         await ensure_admin_key(store, out)
         released = await store.recover()
         if released:

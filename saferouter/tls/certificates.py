@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 
 import attrs
 from cryptography import x509
@@ -49,6 +50,23 @@ def decode_p256(der: bytes) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ValueError("not an ECDSA P-256 private key")
     return key
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def parse_server_name(text: str) -> str:
+    """A name a certificate can certify: an IP address, or a DNS name of letter-digit-
+    hyphen labels (RFC 1123 §2.1; an IDN in its ASCII form, RFC 5890); ``ParseError``
+    for anything else."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    labels = text.removesuffix(".").split(".")
+    if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ParseError(f"{text!r} is neither an IP address nor a DNS name (ASCII, LDH)")
+    return text.removesuffix(".")
 
 
 def spki_sha256(public_key: ec.EllipticCurvePublicKey) -> str:

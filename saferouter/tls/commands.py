@@ -20,7 +20,8 @@ from ..attestation.identity import TLS_KEY, load_or_create_key
 from ..attestation.measurement import measure
 from ..attestation.service import demo_launch_measurement
 from ..config import Settings
-from .certificates import signing_request, spki_sha256
+from ..errors import ParseError
+from .certificates import parse_server_name, signing_request, spki_sha256
 
 
 def add_parsers(
@@ -34,7 +35,16 @@ def add_parsers(
         parents=[common],
         help="print a PEM certificate signing request for the TLS key (made if absent)",
     )
-    csr.add_argument("--name", required=True, help="the DNS name (or IP address) to certify")
+    csr.add_argument(
+        "--name", required=True, type=_name, help="the DNS name (or IP address) to certify"
+    )
+
+
+def _name(text: str) -> str:
+    try:
+        return parse_server_name(text)
+    except ParseError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:

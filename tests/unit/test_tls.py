@@ -28,6 +28,7 @@ from saferouter.tls.certificates import (
     TlsCredentials,
     credentials,
     parse_chain,
+    parse_server_name,
     self_signed,
     signing_request,
     spki_sha256,
@@ -257,3 +258,26 @@ def test_tls_settings_from_flags_and_environment(tmp_path: Path) -> None:
     assert load_settings({}, tls_cert="~/c.pem").tls_cert == Path.home() / "c.pem"
     with pytest.raises(ConfigError, match="SAFEROUTER_TLS must be on or off"):
         load_settings({"SAFEROUTER_TLS": "sometimes"})
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("gw.example.org", "gw.example.org"),
+        ("gw.example.org.", "gw.example.org"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("10.0.0.7", "10.0.0.7"),
+        ("::1", "::1"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_a_server_name_is_an_ip_address_or_an_ldh_dns_name(text: str, name: str) -> None:
+    assert parse_server_name(text) == name
+
+
+@pytest.mark.parametrize(
+    "text", ["", "bad name", "bücher.example", "-a.example", "a..example", "a" * 64 + ".org"]
+)
+def test_anything_else_is_not_a_server_name(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_server_name(text)
