@@ -12,7 +12,9 @@ started side by side and measured one at a time, in one run:
   6. `--workers 2` on CPUs 0-1 against 1 worker on CPU 0 (wrk and mock unpinned there),
      billing on and off;
   7. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
-     hedging, and the extra upstream requests hedging costs.
+     hedging, and the extra upstream requests hedging costs;
+  8. receipts on vs off (SAFEROUTER_RECEIPTS=0, billing on in both): CPU per request and
+     stream TTFB in alternating rounds (receipts_cost.py; issue 12 §6).
 Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
 ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on: they
 print as a markdown table, kept with the JSON in bench/results/ (not committed).
@@ -20,7 +22,9 @@ print as a markdown table, kept with the JSON in bench/results/ (not committed).
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
 samples are summed by function and by part (cpu_profile.py).
 
-Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--requests N] [--seconds S] …
+With --receipts-only, only 8.
+
+Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--receipts-only] [--seconds S] …
 Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile.
 """
 
@@ -40,13 +44,14 @@ from typing import Any
 
 import cpu_profile
 import figures
+import receipts_cost
 import trio
 from gateways import MOCK_PORT, catalog_text, gateway, hedging, workers_ratio
 from measure import BODY, PATH, chunk_timings, hold_streams, sequential_latency, ttfb, wrk
 from procs import machine, process, raise_fd_limit, wait_until_answering
 
 HERE = Path(__file__).resolve().parent
-FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
+FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT, RECEIPTS_OFF_PORT = 9101, 9200, 9201, 9202
 STARTED = time.monotonic()
 PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
 
@@ -141,6 +146,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="~4× shorter, for smoke tests")
     parser.add_argument("--profile", action="store_true", help="py-spy profile instead")
+    parser.add_argument("--receipts-only", action="store_true", help="only receipts on vs off (8.)")
+    parser.add_argument("--receipt-rounds", type=int, default=6, help="alternating rounds")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -176,6 +183,7 @@ def main() -> None:
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "upstream-secret"}
         on_cmd, auth = gateway(catalog, work / "on", GATEWAY_PORT, env)
         off_cmd, off_auth = gateway(catalog, work / "off", GATEWAY_OFF_PORT, env)
+        bare_cmd, bare_auth = gateway(catalog, work / "no-receipts", RECEIPTS_OFF_PORT, env)
         floor_cmd = [sys.executable, str(HERE / "floor_app.py"), str(FLOOR_PORT)]
         floor_cmd.append(f"http://127.0.0.1:{MOCK_PORT}/v1")
         with (
@@ -183,10 +191,32 @@ def main() -> None:
             process(floor_cmd, "0", env) as floor,
             process(on_cmd, "0", env) as gateway_on,
             process(off_cmd, "0", {**env, "SAFEROUTER_ACCOUNTING": "off"}) as gateway_off,
+            process(bare_cmd, "0", {**env, "SAFEROUTER_RECEIPTS": "0"}) as no_receipts,
         ):
             for port, headers in ((MOCK_PORT, {}), (FLOOR_PORT, {}), (GATEWAY_PORT, auth)):
                 wait_until_answering(port, PATH, headers, BODY)
             wait_until_answering(GATEWAY_OFF_PORT, PATH, off_auth, BODY)
+            wait_until_answering(RECEIPTS_OFF_PORT, PATH, bare_auth, BODY)
+            receipts = (
+                (GATEWAY_PORT, auth, gateway_on.pid),
+                (
+                    RECEIPTS_OFF_PORT,
+                    bare_auth,
+                    no_receipts.pid,
+                ),
+            )
+            if args.receipts_only:
+                progress("receipts on vs off")
+                cost = receipts_cost.measure(
+                    *receipts,
+                    seconds=args.seconds,
+                    rounds=args.receipt_rounds,
+                    streams=args.ttfb,
+                    work=work,
+                )
+                print(json.dumps(cost, indent=2))
+                print(receipts_cost.markdown(cost))
+                return
             if args.profile:
                 print(
                     record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
@@ -209,8 +239,16 @@ def main() -> None:
             )
             progress("hedging")
             results["hedging"] = hedging(work, env, args.hedge_requests)
+            progress("receipts on vs off")
+            results["receipts"] = receipts_cost.measure(
+                *receipts,
+                seconds=args.seconds,
+                rounds=args.receipt_rounds,
+                streams=args.ttfb,
+                work=work,
+            )
     results["ratios"] = figures.ratio_rows(results)
-    table = figures.markdown(results)
+    table = figures.markdown(results) + "\n" + receipts_cost.markdown(results["receipts"])
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"{when}.json").write_text(json.dumps(results, indent=2))

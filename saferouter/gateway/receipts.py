@@ -239,14 +239,15 @@ def encode_receipt(receipt: dict[str, Any]) -> bytes:
 
 
 def portable(value: Any) -> Any:
-    """A provider's JSON value with only what RFC 8785 encodes alike everywhere: floats
-    and integers beyond 2^53 become their JSON text, as strings."""
-    if isinstance(value, Mapping):
+    """A provider's JSON value (as ``json.loads`` made it) with only what RFC 8785 encodes
+    alike everywhere: floats and integers beyond 2^53 become their JSON text, as strings."""
+    kind = type(value)
+    if kind is dict:
         return {str(k): portable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [portable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if kind is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
         return value
-    if isinstance(value, int) and abs(value) <= _MAX_SAFE_INT:
+    if kind is str or kind is bool or value is None:
         return value
-    return json.dumps(value)
+    return json.dumps(value)  # a float, a huge int

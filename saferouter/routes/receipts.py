@@ -25,6 +25,21 @@ from .auth import authenticate
 
 blueprint = Blueprint("receipts", __name__)
 
+# a receipt not signed (yet, or ever): the answer for its state
+_NOT_SIGNED = {
+    ReceiptState.PENDING: (
+        409,
+        "receipt_pending",
+        "the response has not ended yet; its receipt is signed when it does. Try again shortly.",
+    ),
+    ReceiptState.LOST: (
+        410,
+        "receipt_lost",
+        "the gateway stopped while the response was going out, so what the client was sent "
+        "is unknown and no receipt was signed for it.",
+    ),
+}
+
 
 @blueprint.get("/v1/receipts/<receipt_id>")
 async def receipt(receipt_id: str) -> Response:
@@ -33,20 +48,9 @@ async def receipt(receipt_id: str) -> Response:
     stored = await state.store.receipt(receipt_id)
     if stored is None or not _may_read(key, stored):
         raise NotFound(f"No receipt {receipt_id!r} for this key.", code="receipt_not_found")
-    if stored.state is ReceiptState.PENDING:
-        raise InvalidRequest(
-            f"The response of {receipt_id} has not ended yet; its receipt is signed when "
-            "it does. Try again shortly.",
-            status=409,
-            code="receipt_pending",
-        )
-    if stored.state is ReceiptState.LOST:
-        raise InvalidRequest(
-            f"The gateway stopped while {receipt_id}'s response was going out, so what the "
-            "client was sent is unknown and no receipt was signed for it.",
-            status=410,
-            code="receipt_lost",
-        )
+    if stored.state in _NOT_SIGNED:
+        status, code, why = _NOT_SIGNED[stored.state]
+        raise InvalidRequest(f"{receipt_id}: {why}", status=status, code=code)
     assert stored.body is not None and stored.signature is not None
     assert stored.log_index is not None
     log = service().receipts

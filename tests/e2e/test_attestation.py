@@ -19,6 +19,7 @@ from saferouter.tee.abi import Product
 from saferouter.tee.demo import DEMO_SUFFIX
 from saferouter.tee.kds import load_certificate
 from saferouter.translog import merkle, note
+from saferouter.translog.receipt import receipt_leaf_hash
 
 from ..servers import FakeUpstream, Gateway, gateway_settings, running_gateway
 
@@ -100,10 +101,11 @@ async def samples_of(gateway: Gateway, key: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_sampled_requests_publish_salted_commitments(sampled: Gateway, stream: bool) -> None:
-    """The public entry holds sha256(salt || bytes) with a salt only the requesting
-    client got: its salt and bytes open the commitments, and the plain SHA-256 of the
-    request or response appears in no public (or key-scoped) response."""
+async def test_sampled_requests_publish_only_leaves(sampled: Gateway, stream: bool) -> None:
+    """An audit sample is a receipt drawn as one: its key (and admins) read it with
+    salted commitments that its salt and bytes open; the public log holds its leaf
+    hash only, so the plain SHA-256 of the request or response and the salt appear in
+    no public response."""
     body = (
         b'{"model": "demo", "stream": %s, "messages": [{"role": "user", '
         b'"content": "hash me"}]}' % (b"true" if stream else b"false")
@@ -119,44 +121,37 @@ async def test_sampled_requests_publish_salted_commitments(sampled: Gateway, str
             received = await response.aread()
         head = (await client.get("/attestation/audit/head")).json()
         vkey = (await client.get("/attestation/verifying-key")).json()["audit_log_vkey"]
-    index = int(response.headers["x-saferouter-audit-sample"])
+    receipt_id = response.headers["x-saferouter-audit-sample"]
+    assert receipt_id == response.headers["x-saferouter-receipt"]
     mine = await samples_of(sampled, user)
     everyone = await samples_of(sampled, sampled.admin_key)
-    assert [s["index"] for s in mine] == [index] and len(everyone) >= 1
+    assert [s["receipt_id"] for s in mine] == [receipt_id] and len(everyone) >= 1
+    index = mine[0]["index"]
+    assert isinstance(index, int)
     async with httpx.AsyncClient(base_url=sampled.url) as client:
         entry = (await client.get(f"/attestation/audit/{index}")).json()
-    public = [
-        json.dumps(entry),
-        base64.b64decode(entry["body"]).decode(),
-        json.dumps(mine),
-        json.dumps(everyone),
-        *(await public_texts(sampled, index)),
-    ]
+    public = [json.dumps(entry), *(await public_texts(sampled, index))]
+    receipt = mine[0]["receipt"]
+    assert isinstance(receipt, dict) and receipt["audit_sample"] is True
+    salt = bytes.fromhex(receipt["salt"])
+    assert receipt["request_commitment"] == hashlib.sha256(salt + body).hexdigest()
+    assert receipt["response_sha256"] == hashlib.sha256(received).hexdigest()
+    assert receipt["served_model"] == "demo" and receipt["provider"] == "demo"
     for data in (body, received):
         digest = hashlib.sha256(data).digest()
         for text in public:
             assert digest.hex() not in text and base64.b64encode(digest).decode() not in text
-    salt = bytes.fromhex(response.headers["x-saferouter-audit-salt"])
-    assert len(salt) == 32
-    spec = mine[0]["entry"]["spec"]  # type: ignore[index]
-    assert spec["commitment"] == "sha256(salt||bytes)"
-    assert spec["request_commitment"] == hashlib.sha256(salt + body).hexdigest()
-    assert spec["response_commitment"] == hashlib.sha256(salt + received).hexdigest()
-    assert spec["model"] == "demo" and spec["provider"] == "demo"
+    assert not any(salt.hex() in text for text in public)
     checkpoint = note.verify_checkpoint(head["checkpoint"], [note.parse_vkey(vkey)])
     assert checkpoint.size == index + 1
-    proof = entry["verification"]["inclusionProof"]
+    proof = entry["inclusion_proof"]
     merkle.verify_inclusion(
         index,
-        proof["treeSize"],
-        merkle.leaf_hash(base64.b64decode(entry["body"])),
+        proof["tree_size"],
+        receipt_leaf_hash(receipt),
         [bytes.fromhex(h) for h in proof["hashes"]],
-        bytes.fromhex(proof["rootHash"]),
+        bytes.fromhex(proof["root_hash"]),
     )
-    assert salt.hex() not in "".join(public)
-    for path in sampled.settings.data_dir.rglob("*"):  # the salt is kept nowhere
-        if path.is_file():
-            assert salt not in path.read_bytes() and salt.hex().encode() not in path.read_bytes()
 
 
 async def public_texts(gateway: Gateway, index: int) -> list[str]:
@@ -168,7 +163,9 @@ async def public_texts(gateway: Gateway, index: int) -> list[str]:
             "/attestation",
             "/attestation/transparency",
             "/attestation/audit/head",
+            "/attestation/receipts/head",
             f"/attestation/audit/{index}",
+            f"/attestation/receipts/{index}",
             "/v1/activity",
             "/metrics",
         )
