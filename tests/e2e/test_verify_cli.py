@@ -187,6 +187,12 @@ async def tampering_proxy(target: str, mode: str) -> AsyncIterator[str]:
         if mode == "replay" and path == "attestation/quote":
             first_quote.append(body)
             body = first_quote[0]
+        if mode == "bad-inclusion" and path.startswith("attestation/transparency/"):
+            data = json.loads(body)
+            if "verification" in data:  # an entry, served with its inclusion proof
+                hashes = data["verification"]["inclusionProof"]["hashes"]
+                hashes[0] = "ff" * 32
+                body = json.dumps(data).encode()
         if mode == "as-amd" and path in ("attestation", "attestation/quote"):
             data = json.loads(body)
             data["mode"] = "sev-snp"
@@ -217,3 +223,13 @@ async def test_a_demo_report_presented_as_amd_fails(tmp_path: Path) -> None:
         async with tampering_proxy(served.url, "as-amd") as proxy:
             line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
     assert line.startswith("(3) report and chain") and "not a genuine AMD" in line
+
+
+async def test_a_wrong_inclusion_proof_of_the_newest_entry_fails(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start_and_stop(data, 2)  # the third start's entry has a proof of two hashes
+    with serving(data) as served:
+        audience = served.url.removeprefix("http://")
+        async with tampering_proxy(served.url, "bad-inclusion") as proxy:
+            line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
+    assert line.startswith("(8) startup log") and "entry 2's inclusion proof" in line
