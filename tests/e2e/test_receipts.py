@@ -22,7 +22,7 @@ import pytest
 from saferouter.translog import merkle, note
 from saferouter.translog.receipt import receipt_leaf_hash, verify_receipt_signature
 
-from ..processes import new_key, serving
+from ..processes import new_key, serving, spki_sha256
 from ..servers import (
     FakeUpstream,
     Gateway,
@@ -264,3 +264,21 @@ async def test_a_receipt_in_flight_at_a_sigkill_is_lost_after_the_restart(
         with serving(data, *options, env=env) as restarted:
             lost = await receipt_json(restarted.url, key, receipt_id)
         assert lost.status_code == 410 and lost.json()["error"]["code"] == "receipt_lost"
+
+
+def test_a_receipt_names_the_tls_key_it_was_served_over(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = new_key(data, "--name", "u")
+    with serving(data, "--tls") as https:
+        with httpx.Client(base_url=https.url, verify=https.trust(), timeout=30) as client:
+            chat = client.post(
+                "/v1/chat/completions",
+                json={"model": "demo-mini", "messages": [{"role": "user", "content": "x"}]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            answer = client.get(
+                f"/v1/receipts/{chat.headers[RECEIPT]}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["receipt"]["tls_spki_sha256"] == spki_sha256(https.certificate)
