@@ -10,9 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import attrs
 import trio
 
 from .accounting import usd_text
@@ -25,7 +23,7 @@ from .storage import KeyRole
 from .storage.opening import open_store
 from .tee import commands as tee_commands
 from .tls import commands as tls_commands
-from .verify.client import Step, run_checks
+from .verify import commands as verify_commands
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,9 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", help="where the database lives (~/.saferouter)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", parents=[common], help="run the gateway")
-    serve.add_argument("--host", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (8080)")
+    # the listen address is also the default audience, which the measurement covers
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--host", help="address to listen on (127.0.0.1)")
+    listen.add_argument("--port", type=int, help="port to listen on (8080)")
+    serve = commands.add_parser("serve", parents=[common, listen], help="run the gateway")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     serve.add_argument(
         "--max-connections",
@@ -86,15 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     tee_commands.add_parsers(commands, common)
     tls_commands.add_parsers(commands, common)
-    check = commands.add_parser(
-        "verify", parents=[common], help="verify a running gateway, step by step"
-    )
-    check.add_argument("url", help="the gateway's base URL, e.g. http://127.0.0.1:8080")
-    check.add_argument("--expect-measurement", metavar="HEX")
-    check.add_argument("--state", help="remember the log heads here; check consistency next time")
-    check.add_argument("--json", action="store_true", help="print the steps as JSON")
+    verify_commands.add_parsers(commands, common)
     measure_cmd = commands.add_parser(
-        "measure", parents=[common], help="print this build's service measurement"
+        "measure", parents=[common, listen], help="print this build's service measurement"
     )
     measure_cmd.add_argument("--parts", action="store_true", help="also print what it covers")
     topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
@@ -110,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "verify":
-        return _verify(args)
+    if args.command in ("verify", "verify-receipt"):
+        return verify_commands.run(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings(
@@ -204,26 +198,6 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await store.close()
-
-
-def _verify(args: argparse.Namespace) -> int:
-    def show(step: Step) -> None:
-        if not args.json:
-            mark = "✓" if step.ok else "✗"
-            print(f"{mark} ({step.number}) {step.name}: {step.detail}", flush=True)
-
-    steps = run_checks(
-        args.url,
-        expect_measurement=args.expect_measurement,
-        state_path=Path(args.state) if args.state else None,
-        on_step=show,
-    )
-    passed = len(steps) == 10 and all(s.ok for s in steps)
-    if args.json:
-        print(json.dumps({"passed": passed, "steps": [attrs.asdict(s) for s in steps]}, indent=2))
-    else:
-        print("VERIFIED" if passed else "FAILED")
-    return 0 if passed else 1
 
 
 def _rate_limit(text: str) -> int:

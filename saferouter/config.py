@@ -15,6 +15,7 @@ import attrs
 
 from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
 from .errors import ConfigError
+from .verify.origin import authority
 
 N = TypeVar("N", int, float)
 
@@ -89,8 +90,12 @@ class Settings:
     audit_rate_ppm: int = 50_000
     # a signed receipt per request (gateway/receipts.py); off only to measure its cost
     receipts: bool = True
-    # who the logs and quotes are for: the origin prefix of the checkpoints
-    audience: str = "saferouter.local"
+    # who the logs and quotes are for: the origin prefix of the checkpoints. A verifier
+    # pins it from the URL it was given (verify/origin.py), so the default is the
+    # listen authority; set SAFEROUTER_AUDIENCE to the public host name behind a proxy
+    audience: str = attrs.field(
+        default=attrs.Factory(lambda s: authority(s.host, s.port), takes_self=True)
+    )
 
 
 def load_settings(
@@ -123,6 +128,8 @@ def load_settings(
     if n_connections < 1:
         raise ConfigError("--max-connections (SAFEROUTER_MAX_CONNECTIONS) must be at least 1")
     max_body = _int_env(environ, "SAFEROUTER_MAX_BODY_BYTES", 8 * 1024 * 1024)
+    listen_host = host or environ.get("SAFEROUTER_HOST") or "127.0.0.1"
+    listen_port = port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080)
     cert = tls_cert or environ.get("SAFEROUTER_TLS_CERT") or None
     # a certificate to serve means serving TLS: no need to say --tls as well
     serve_tls = cert is not None or (
@@ -133,8 +140,8 @@ def load_settings(
         endpoints=endpoints_from_env(catalog, environ),
         data_dir=data,
         catalog_path=catalog_path,
-        host=host or environ.get("SAFEROUTER_HOST") or "127.0.0.1",
-        port=port if port is not None else _int_env(environ, "SAFEROUTER_PORT", 8080),
+        host=listen_host,
+        port=listen_port,
         workers=n_workers,
         max_connections=n_connections,
         http2=http2 if http2 is not None else _flag_env(environ, "SAFEROUTER_HTTP2", False),
@@ -146,13 +153,14 @@ def load_settings(
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
         audit_rate_ppm=_audit_rate(environ),
         receipts=_flag_env(environ, "SAFEROUTER_RECEIPTS", True),
-        audience=_audience(environ),
+        audience=_audience(environ, authority(listen_host, listen_port)),
     )
 
 
-def _audience(environ: Mapping[str, str]) -> str:
-    """SAFEROUTER_AUDIENCE: the host name the logs' origins start with (no spaces, no +)."""
-    audience = environ.get("SAFEROUTER_AUDIENCE") or "saferouter.local"
+def _audience(environ: Mapping[str, str], listen_authority: str) -> str:
+    """SAFEROUTER_AUDIENCE: the ``host[:port]`` the logs' origins start with (no spaces,
+    no +); by default the listen authority, which a verifier given the listen URL pins."""
+    audience = environ.get("SAFEROUTER_AUDIENCE") or listen_authority
     if any(c in audience for c in " +\n") or not audience.isprintable():
         raise ConfigError("SAFEROUTER_AUDIENCE must be a host name (no spaces, no '+')")
     return audience

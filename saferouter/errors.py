@@ -15,13 +15,14 @@ of SafeRouter's, so the pure cores can raise from it.
     │   ├── ProofError          [translog.merkle] an inclusion / consistency proof
     │   ├── NoteError           [translog.note] a signed note or checkpoint
     │   ├── ReceiptError        [translog.receipt] a receipt's signature or response hash
-    │   └── ReportVerificationError [tee.verify] an SNP report; ``.step`` names which of
-    │                               the eleven steps failed (one subclass per step)
+    │   ├── ReportVerificationError [tee.verify] an SNP report; ``.step`` names which of
+    │   │                           the eleven steps failed (one subclass per step)
+    │   └── TLSKeyMismatch      [verify.channel] a server's TLS key is not the attested one
     ├── PolicyError             an authentic SNP report that does not meet the policy
     ├── FetchError              a certificate not to be had from AMD KDS or the cache
     ├── DeviceError             the SEV-SNP guest device refused or failed a request
     ├── SealError               a sealed blob that cannot be opened here
-    ├── CheckFailed             [verify.client] a gateway failed one of the client's checks
+    ├── CheckFailed             [verify.evidence] a gateway or receipt failed a verifier step
     ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)
     │   └── LastAdminKey        the store refused to revoke the last active admin key

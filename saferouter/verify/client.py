@@ -1,56 +1,81 @@
 """``saferouter verify``: check a running gateway from the outside, step by step.
 
 No server code runs here: only HTTP calls to the gateway's public endpoints and the
-pure verifiers (``tee.verify``, ``translog.merkle``, ``translog.note``). The steps:
+pure verifiers (``tee.verify``, ``translog.merkle``, ``translog.note``). The trust
+decisions are the verifier's — which root, which origins, which TLS key — never read
+from what the server says about itself. The steps:
 
-  (1) status            GET /attestation
-  (2) quote             POST /attestation/quote with a fresh nonce
-  (3) report and chain  the SNP report against AMD's pinned root (or, in demo mode, the
-                        presented demo root — flagged DEMO, never passed off as AMD)
-  (4) binding           REPORT_DATA = SHA-512(canonical claims), and the nonce is ours
-  (5) identity          the claims' key is the served verifying key
-  (6) measurement       the claims' measurement is the one expected (when given)
-  (7) startup log       every entry signed by the identity, hash-chained, and the
-                        Merkle root equal to the signed checkpoint
-  (8) latest start      the newest entry is this identity and measurement
-  (9) history           consistent with the checkpoint remembered in --state
-  (10) receipt log      its checkpoint is signed, and consistent with --state
+  (1) status              GET /attestation
+  (2) quote               POST /attestation/quote with a fresh nonce
+  (3) report and chain    the SNP report against AMD's pinned root; a report that chains
+                          only to a demo root fails unless demo gateways are allowed
+                          (then it passes, labelled DEMO: no hardware guarantee)
+  (4) REPORT_DATA binding REPORT_DATA = SHA-512(canonical claims), and the nonce is ours
+  (5) TLS key             https: the SPKI hash of the certificate on the connection the
+                          quote came over is the claims' ``tls_spki_sha256``
+  (6) identity            the claims' key is the served verifying key
+  (7) measurement         the claims' measurement is the one expected (when given)
+  (8) startup log         (:mod:`.logs`) checkpoint under the pinned origin; entries
+                          signed, chained, hashing to its root; newest entry's inclusion
+  (9) latest start        the newest entry is this identity and measurement
+  (10) history            consistent with the heads remembered in --state
+  (11) receipt log        its checkpoint under the pinned origin, consistent with --state
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import json
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import attrs
 import httpx
 
 from ..canonical import canonical_json
-from ..errors import ParseError, SafeRouterError
+from ..errors import ParseError
 from ..tee import verify as tee_verify
 from ..tee.abi import Product
 from ..tee.demo import DEMO_SUFFIX
 from ..tee.kds import load_certificate
-from ..translog import merkle, note
-from ..translog.entry import entry_hash, verify_entry
-
-
-class CheckFailed(SafeRouterError):
-    pass
+from . import logs
+from .channel import TLSKeyMismatch, peer_spki_sha256, tls_context
+from .evidence import CheckFailed, Evidence, Step, get_json, run_steps
+from .origin import url_authority
+from .state import TreeHead, save_state
 
 
 @attrs.frozen
-class Step:
-    number: int
-    name: str
-    ok: bool
-    detail: str
+class Attested:
+    """What a passed verification established about the gateway."""
+
+    authority: str
+    root: str  # "AMD" | "DEMO"
+    identity: bytes
+    measurement: str
+    tls_spki_sha256: str | None
+    heads: dict[str, TreeHead]
+
+
+@attrs.frozen
+class Checked:
+    """The steps run, in order, and what they established if every one passed."""
+
+    steps: tuple[Step, ...]
+    attested: Attested | None
+    root: str | None = None  # "AMD" | "DEMO" once the report step found out, pass or fail
+
+    @property
+    def passed(self) -> bool:
+        return self.attested is not None
+
+    def require(self) -> Attested:
+        """What was attested, or :class:`CheckFailed` naming the step that failed."""
+        if self.attested is None:
+            failed = self.steps[-1]
+            raise CheckFailed(f"({failed.number}) {failed.name}: {failed.detail}", step=failed)
+        return self.attested
 
 
 def run_checks(
@@ -58,217 +83,175 @@ def run_checks(
     *,
     expect_measurement: str | None = None,
     state_path: Path | None = None,
+    allow_demo: bool = False,
+    audience: str | None = None,
+    cafile: str | None = None,
     http: httpx.Client | None = None,
     on_step: Callable[[Step], None] | None = None,
-) -> list[Step]:
-    """Every check, in order; stops at the first failure (later ones would mean nothing)."""
+) -> Checked:
+    """Every check, in order; stops at the first failure (later ones would mean nothing).
+    With ``state_path``, the heads are compared with the remembered ones and, when every
+    step passed, remembered for next time."""
     if http is None:
-        with httpx.Client(base_url=base_url.rstrip("/"), timeout=30) as client:
+        url = base_url.rstrip("/")
+        with httpx.Client(base_url=url, timeout=30, verify=tls_context(cafile)) as client:
             return run_checks(
-                base_url,
+                url,
                 expect_measurement=expect_measurement,
                 state_path=state_path,
+                allow_demo=allow_demo,
+                audience=audience,
                 http=client,
                 on_step=on_step,
             )
     client = http
-    steps: list[Step] = []
-    context: dict[str, Any] = {}
+    ev = Evidence(
+        authority=audience or url_authority(base_url),
+        secure=base_url.startswith("https://"),
+        allow_demo=allow_demo,
+        expect_measurement=expect_measurement,
+        state_path=state_path,
+    )
     checks: list[tuple[str, Callable[[], str]]] = [
-        ("status", lambda: _status(client, context)),
-        ("quote", lambda: _quote(client, context)),
-        ("report and chain", lambda: _report(context)),
-        ("REPORT_DATA binding", lambda: _binding(context)),
-        ("identity", lambda: _identity(client, context)),
-        ("measurement", lambda: _measurement(context, expect_measurement)),
-        ("startup log", lambda: _startup_log(client, context)),
-        ("latest start", lambda: _latest(context)),
-        ("history", lambda: _history(client, context, state_path)),
-        ("audit log", lambda: _audit(client, context, state_path)),
+        ("status", lambda: _status(client, ev)),
+        ("quote", lambda: _quote(client, ev)),
+        ("report and chain", lambda: _report(ev)),
+        ("REPORT_DATA binding", lambda: _binding(ev)),
+        ("TLS key", lambda: _tls_key(ev)),
+        ("identity", lambda: _identity(client, ev)),
+        ("measurement", lambda: _measurement(ev)),
+        ("startup log", lambda: logs.startup_log(client, ev)),
+        ("latest start", lambda: logs.latest_start(ev)),
+        ("history", lambda: logs.history(client, ev)),
+        ("receipt log", lambda: logs.receipt_log(client, ev)),
     ]
-    for number, (name, check) in enumerate(checks, start=1):
-        try:
-            detail = check()
-            step = Step(number, name, True, detail)
-        except (CheckFailed, SafeRouterError, httpx.HTTPError, KeyError, ValueError) as exc:
-            step = Step(number, name, False, f"{type(exc).__name__}: {exc}")
-        steps.append(step)
-        if on_step is not None:
-            on_step(step)
-        if not step.ok:
-            return steps
+    steps = run_steps(checks, on_step)
+    if not all(step.ok for step in steps):
+        return Checked(tuple(steps), None, ev.root)
     if state_path is not None:
-        state_path.write_text(json.dumps(context["new_state"], indent=2))
-    return steps
+        save_state(state_path, ev.new_state())
+    assert ev.identity is not None and ev.measurement is not None and ev.root is not None
+    attested = Attested(
+        authority=ev.authority,
+        root=ev.root,
+        identity=ev.identity,
+        measurement=ev.measurement,
+        tls_spki_sha256=ev.tls_spki_sha256,
+        heads=dict(ev.heads),
+    )
+    return Checked(tuple(steps), attested, ev.root)
 
 
-def _get(client: httpx.Client, path: str, **params: Any) -> Any:
-    response = client.get(path, params=params)
-    if response.status_code != 200:
-        raise CheckFailed(f"GET {path} answered {response.status_code}")
-    return response.json()
-
-
-def _status(client: httpx.Client, ctx: dict[str, Any]) -> str:
-    ctx["status"] = status = _get(client, "/attestation")
+def _status(client: httpx.Client, ev: Evidence) -> str:
+    ev.status = status = get_json(client, "/attestation")
     return f"{status['mode']} mode, build {status['build']}"
 
 
-def _quote(client: httpx.Client, ctx: dict[str, Any]) -> str:
+def _quote(client: httpx.Client, ev: Evidence) -> str:
     nonce = secrets.token_bytes(32)
-    response = client.post("/attestation/quote", json={"nonce": nonce.hex()})
+    with client.stream("POST", "/attestation/quote", json={"nonce": nonce.hex()}) as response:
+        # the peer certificate of *this* connection: the one the quote comes over
+        ssl_object = response.extensions["network_stream"].get_extra_info("ssl_object")
+        if ssl_object is not None:
+            ev.peer_spki_sha256 = peer_spki_sha256(ssl_object)
+        response.read()
     if response.status_code != 200:
         raise CheckFailed(f"POST /attestation/quote answered {response.status_code}")
-    ctx["nonce"], ctx["quote"] = nonce, response.json()
+    ev.nonce, ev.quote = nonce, response.json()
     return f"nonce {nonce.hex()[:16]}…"
 
 
-def _report(ctx: dict[str, Any]) -> str:
-    quote = ctx["quote"]
-    certs = quote["certificates"]
+def _report(ev: Evidence) -> str:
+    certs = ev.quote["certificates"]
     vek, ask, ark = (load_certificate(certs[k].encode()) for k in ("vcek", "ask", "ark"))
-    report = bytes.fromhex(quote["report"])
-    demo = ctx["status"]["mode"] == "demo" or quote["mode"] == "demo"
-    root = tee_verify.AMD_ROOT
-    if demo:
-        # the demo root is whatever the gateway presents: it proves the layout and the
-        # binding, not the hardware, and is labelled so
-        pins = {product: tee_verify.fingerprint(ark) for product in Product}
-        ask_pins = {product: tee_verify.fingerprint(ask) for product in Product}
-        root = tee_verify.TrustRoot(
-            name="DEMO", ark=pins, ask=ask_pins, asvk=ask_pins, cn_suffix=DEMO_SUFFIX
-        )
+    report = bytes.fromhex(ev.quote["report"])
+    now = dt.datetime.now(dt.UTC)
     try:
         verified = tee_verify.verify_report(
-            report, vek=vek, ask=ask, ark=ark, now=dt.datetime.now(dt.UTC), root=root
+            report, vek=vek, ask=ask, ark=ark, now=now, root=tee_verify.AMD_ROOT
         )
-    except tee_verify.ReportVerificationError as exc:
-        if not demo:
-            raise CheckFailed(f"not a genuine AMD SEV-SNP report: {exc.step}: {exc}") from exc
-        raise
-    ctx["report"] = verified.report
-    label = "DEMO root (NOT AMD hardware)" if demo else "AMD root"
+        ev.root = "AMD"
+    except tee_verify.ReportVerificationError as amd_failure:
+        # Not AMD's. Whether it is at least a well-formed demo report (the same layout,
+        # signed under the synthetic root the gateway presents) decides the message.
+        pins = {product: tee_verify.fingerprint(ark) for product in Product}
+        ask_pins = {product: tee_verify.fingerprint(ask) for product in Product}
+        demo_root = tee_verify.TrustRoot(
+            name="DEMO", ark=pins, ask=ask_pins, asvk=ask_pins, cn_suffix=DEMO_SUFFIX
+        )
+        try:
+            verified = tee_verify.verify_report(
+                report, vek=vek, ask=ask, ark=ark, now=now, root=demo_root
+            )
+        except tee_verify.ReportVerificationError:
+            raise CheckFailed(
+                f"not a genuine AMD SEV-SNP report: {amd_failure.step}: {amd_failure}"
+            ) from amd_failure
+        if "demo" not in (ev.status.get("mode"), ev.quote.get("mode")):
+            raise CheckFailed(
+                "not a genuine AMD SEV-SNP report: the gateway says sev-snp, "
+                "but its report chains to a DEMO root"
+            ) from amd_failure
+        ev.root = "DEMO"
+        if not ev.allow_demo:
+            raise CheckFailed(
+                "the report chains to a DEMO root, not AMD's: no hardware guarantee "
+                "(allow demo gateways, --allow-demo, to accept it)"
+            ) from amd_failure
+    ev.report_data = verified.report.report_data
+    label = "DEMO root (NOT AMD hardware)" if ev.root == "DEMO" else "AMD root"
     return f"{label}, {verified.product.value}, report v{verified.report.version}"
 
 
-def _binding(ctx: dict[str, Any]) -> str:
-    claims = ctx["quote"]["claims"]
+def _binding(ev: Evidence) -> str:
+    claims = ev.quote["claims"]
     expected = hashlib.sha512(canonical_json(claims)).digest()
-    if ctx["report"].report_data != expected:
+    if ev.report_data != expected:
         raise CheckFailed("REPORT_DATA is not the SHA-512 of the claims")
-    if claims["nonce"] != ctx["nonce"].hex():
+    if claims["nonce"] != ev.nonce.hex():
         raise CheckFailed("the quote answers another nonce (a replayed quote)")
     return "REPORT_DATA = SHA-512(claims), with our nonce"
 
 
-def _identity(client: httpx.Client, ctx: dict[str, Any]) -> str:
-    served = _get(client, "/attestation/verifying-key")["public_key"]
-    claimed = ctx["quote"]["claims"]["identity"]
-    if served != claimed or ctx["status"]["identity"] != claimed:
+def _tls_key(ev: Evidence) -> str:
+    attested = ev.quote["claims"].get("tls_spki_sha256")
+    if not ev.secure:
+        return "plain HTTP, no channel binding"
+    if ev.peer_spki_sha256 is None:
+        raise TLSKeyMismatch("the quote did not come over TLS")
+    if attested is None:
+        raise TLSKeyMismatch(
+            "the gateway attests no TLS key: this TLS connection ends outside the "
+            "attested process (a TLS-terminating proxy?)"
+        )
+    if attested != ev.peer_spki_sha256:
+        raise TLSKeyMismatch(
+            f"the connection's key {ev.peer_spki_sha256[:16]}… is not the attested "
+            f"{attested[:16]}…: the TLS connection ends outside the attested process "
+            "(a TLS-terminating proxy?)"
+        )
+    ev.tls_spki_sha256 = attested
+    return f"the quote came over TLS to the attested key {attested[:16]}…"
+
+
+def _identity(client: httpx.Client, ev: Evidence) -> str:
+    served = get_json(client, "/attestation/verifying-key")["public_key"]
+    claimed = ev.quote["claims"]["identity"]
+    if served != claimed or ev.status["identity"] != claimed:
         raise CheckFailed("the quote's identity is not the served verifying key")
-    ctx["identity"] = bytes.fromhex(claimed)
+    ev.identity = bytes.fromhex(claimed)
     return f"ed25519 {claimed[:16]}…"
 
 
-def _measurement(ctx: dict[str, Any], expected: str | None) -> str:
-    claimed = str(ctx["quote"]["claims"]["measurement"])
-    if claimed != ctx["status"]["measurement"]:
+def _measurement(ev: Evidence) -> str:
+    claimed = str(ev.quote["claims"]["measurement"])
+    if claimed != ev.status["measurement"]:
         raise CheckFailed("the quote's measurement is not the one the gateway reports")
+    expected = ev.expect_measurement
     if expected is not None and claimed != expected.lower():
         raise CheckFailed(f"measurement {claimed} is not the expected {expected}")
-    ctx["measurement"] = claimed
+    ev.measurement = claimed
     return claimed + (" (as expected)" if expected else " (no expectation given)")
 
 
-def _signed_head(
-    client: httpx.Client, ctx: dict[str, Any], path: str
-) -> tuple[note.Checkpoint, dict[str, Any]]:
-    head = _get(client, path)
-    verifier = note.ed25519_verifier(head["origin"], ctx["identity"])
-    return note.verify_checkpoint(head["checkpoint"], [verifier]), head
-
-
-def _startup_log(client: httpx.Client, ctx: dict[str, Any]) -> str:
-    checkpoint, _ = _signed_head(client, ctx, "/attestation/transparency/head")
-    bodies: list[bytes] = []
-    while True:  # every entry served, not only those the head covers
-        page = _get(client, "/attestation/transparency", start=len(bodies), limit=1000)["data"]
-        for served in page:
-            if served["index"] != len(bodies):
-                raise CheckFailed(f"entry {len(bodies)} is missing from the log")
-            bodies.append(base64.b64decode(served["body"]))
-        if len(page) < 1000:
-            break
-    if len(bodies) != checkpoint.size:
-        raise CheckFailed(f"the log serves {len(bodies)} entries, its head says {checkpoint.size}")
-    previous: bytes | None = None
-    for index, body in enumerate(bodies):
-        try:
-            entry = verify_entry(body, ctx["identity"])
-        except note.NoteError as exc:
-            raise CheckFailed(f"entry {index}: {exc}") from exc
-        link = entry["spec"].get("prev_entry_hash")
-        if link != (entry_hash(previous) if previous is not None else None):
-            raise CheckFailed(f"entry {index} does not link to entry {index - 1}")
-        previous = body
-    root = merkle.root_hash([merkle.leaf_hash(b) for b in bodies])
-    if root != checkpoint.root_hash:
-        raise CheckFailed("the entries do not hash to the signed checkpoint's root")
-    ctx["startup"] = {"size": checkpoint.size, "root": checkpoint.root_hash.hex(), "bodies": bodies}
-    return f"{checkpoint.size} entries, signatures, chain and root verified"
-
-
-def _latest(ctx: dict[str, Any]) -> str:
-    bodies = ctx["startup"]["bodies"]
-    if not bodies:
-        raise CheckFailed("the startup log is empty")
-    spec = json.loads(bodies[-1])["spec"]
-    if spec["identity"] != ctx["identity"].hex() or spec["measurement"] != ctx["measurement"]:
-        raise CheckFailed("the newest start is not this identity and measurement")
-    return f"entry {len(bodies) - 1}, {spec['tee_mode']}, {spec['build']}"
-
-
-def _history(client: httpx.Client, ctx: dict[str, Any], state_path: Path | None) -> str:
-    ctx["new_state"] = {
-        "identity": ctx["identity"].hex(),
-        "startup": {k: ctx["startup"][k] for k in ("size", "root")},
-    }
-    if state_path is None or not state_path.exists():
-        return "no remembered checkpoint" + (
-            " (first visit; remembering this one)" if state_path else ""
-        )
-    old = json.loads(state_path.read_text())
-    if old["identity"] != ctx["identity"].hex():
-        raise CheckFailed("the log is signed by a different key than last time")
-    _consistent(client, "/attestation/transparency/proof", old["startup"], ctx["startup"])
-    return f"consistent with size {old['startup']['size']} seen before"
-
-
-def _audit(client: httpx.Client, ctx: dict[str, Any], state_path: Path | None) -> str:
-    checkpoint, _ = _signed_head(client, ctx, "/attestation/receipts/head")
-    current = {"size": checkpoint.size, "root": checkpoint.root_hash.hex()}
-    ctx["new_state"]["audit"] = current
-    if state_path is not None and state_path.exists():
-        old = json.loads(state_path.read_text()).get("audit")
-        if old:
-            _consistent(client, "/attestation/receipts/proof", old, current)
-    return f"{checkpoint.size} receipts, checkpoint signed by the identity"
-
-
-def _consistent(client: httpx.Client, path: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-    if old["size"] > new["size"]:
-        raise CheckFailed(f"the log shrank from {old['size']} to {new['size']} entries")
-    proof = _get(client, path, first=old["size"], second=new["size"])
-    try:
-        merkle.verify_consistency(
-            old["size"],
-            new["size"],
-            [bytes.fromhex(h) for h in proof["hashes"]],
-            bytes.fromhex(old["root"]),
-            bytes.fromhex(new["root"]),
-        )
-    except merkle.ProofError as exc:
-        raise CheckFailed(f"not consistent with the remembered checkpoint: {exc}") from exc
-
-
-__all__ = ["CheckFailed", "ParseError", "Step", "run_checks"]
+__all__ = ["Attested", "CheckFailed", "Checked", "ParseError", "Step", "run_checks"]

@@ -27,15 +27,15 @@ def start_and_stop(data: Path, times: int = 1) -> None:
             pass
 
 
-def verify(url: str, state: Path | None = None) -> tuple[bool, str]:
-    steps = run_checks(url, state_path=state)
-    failed = [s for s in steps if not s.ok]
-    text = "\n".join(f"({s.number}) {s.name}: {s.detail}" for s in steps)
-    return not failed and len(steps) == 10, text
+def verify(url: str, state: Path | None = None, audience: str | None = None) -> tuple[bool, str]:
+    checked = run_checks(url, state_path=state, allow_demo=True, audience=audience)
+    text = "\n".join(f"({s.number}) {s.name}: {s.detail}" for s in checked.steps)
+    assert checked.passed == (len(checked.steps) == 11 and all(s.ok for s in checked.steps))
+    return checked.passed, text
 
 
-def failing_step(url: str, state: Path | None = None) -> str:
-    ok, text = verify(url, state)
+def failing_step(url: str, state: Path | None = None, audience: str | None = None) -> str:
+    ok, text = verify(url, state, audience)
     assert not ok, text
     return text.splitlines()[-1]
 
@@ -50,8 +50,11 @@ def test_passes_fresh_and_after_restarts(tmp_path: Path) -> None:
             assert head["tree_size"] == start + 1
     remembered = json.loads(state.read_text())
     assert remembered["startup"]["size"] == 5
-    result = cli(tmp_path, "measure")  # the CLI prints the measurement the quotes carry
     with serving(data) as served:
+        # the CLI prints the measurement the quotes carry (the listen address is part of
+        # it: it is the default audience)
+        port = served.url.rpartition(":")[2]
+        result = cli(tmp_path, "measure", "--port", port)
         status = httpx.get(served.url + "/attestation").json()
         assert status["measurement"] == result.stdout.strip().splitlines()[-1]
         done = cli(
@@ -62,9 +65,19 @@ def test_passes_fresh_and_after_restarts(tmp_path: Path) -> None:
             status["measurement"],
             "--state",
             str(state),
+            "--allow-demo",
         )
-        assert done.returncode == 0 and done.stdout.strip().endswith("VERIFIED")
-        wrong = cli(tmp_path, "verify", served.url, "--expect-measurement", "00" * 32, "--json")
+        assert done.returncode == 0, done.stdout
+        assert done.stdout.strip().endswith("VERIFIED (DEMO root — no hardware guarantee)")
+        wrong = cli(
+            tmp_path,
+            "verify",
+            served.url,
+            "--expect-measurement",
+            "00" * 32,
+            "--json",
+            "--allow-demo",
+        )
         assert wrong.returncode == 1
         assert json.loads(wrong.stdout)["steps"][-1]["name"] == "measurement"
 
@@ -87,7 +100,7 @@ def test_an_edited_entry_fails(tmp_path: Path) -> None:
     edited = bytes(body).replace(b"saferouter/0.1.0", b"saferouter/6.6.6")
     rewrite(data, "UPDATE log_entries SET body = ? WHERE log = 'startup' AND idx = 1", edited)
     with serving(data) as served:
-        assert failing_step(served.url).startswith("(7) startup log")
+        assert failing_step(served.url).startswith("(8) startup log")
 
 
 def test_a_deleted_entry_fails(tmp_path: Path) -> None:
@@ -98,7 +111,7 @@ def test_a_deleted_entry_fails(tmp_path: Path) -> None:
     rewrite(data, "DELETE FROM log_entries WHERE log = 'startup' AND idx = 1")
     with serving(data) as served:
         assert "missing" in failing_step(served.url)
-        assert failing_step(served.url, state).startswith("(7) startup log")
+        assert failing_step(served.url, state).startswith("(8) startup log")
 
 
 def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
@@ -139,7 +152,7 @@ def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
     with serving(data) as served:
         assert verify(served.url)[0]  # alone, a consistent forgery looks fine …
         line = failing_step(served.url, state)  # … but not to someone who remembers
-        assert line.startswith("(9) history") and "different key" in line
+        assert line.startswith("(10) history") and "different key" in line
 
 
 def test_a_forked_log_fails(tmp_path: Path) -> None:
@@ -152,7 +165,7 @@ def test_a_forked_log_fails(tmp_path: Path) -> None:
         assert verify(served.url, state)[0]
     with serving(b) as served:
         line = failing_step(served.url, state)
-    assert line.startswith("(9) history") and "not consistent" in line
+    assert line.startswith("(10) history") and "not consistent" in line
 
 
 @asynccontextmanager
@@ -174,6 +187,12 @@ async def tampering_proxy(target: str, mode: str) -> AsyncIterator[str]:
         if mode == "replay" and path == "attestation/quote":
             first_quote.append(body)
             body = first_quote[0]
+        if mode == "bad-inclusion" and path.startswith("attestation/transparency/"):
+            data = json.loads(body)
+            if "verification" in data:  # an entry, served with its inclusion proof
+                hashes = data["verification"]["inclusionProof"]["hashes"]
+                hashes[0] = "ff" * 32
+                body = json.dumps(data).encode()
         if mode == "as-amd" and path in ("attestation", "attestation/quote"):
             data = json.loads(body)
             data["mode"] = "sev-snp"
@@ -188,9 +207,10 @@ async def test_a_replayed_quote_fails(tmp_path: Path) -> None:
     data = tmp_path / "data"
     start_and_stop(data, 1)
     with serving(data) as served:
+        audience = served.url.removeprefix("http://")
         async with tampering_proxy(served.url, "replay") as proxy:
-            first = await trio.to_thread.run_sync(verify, proxy)
-            second = await trio.to_thread.run_sync(failing_step, proxy)
+            first = await trio.to_thread.run_sync(verify, proxy, None, audience)
+            second = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
     assert first[0], first[1]
     assert second.startswith("(4) REPORT_DATA binding") and "replayed" in second
 
@@ -199,6 +219,17 @@ async def test_a_demo_report_presented_as_amd_fails(tmp_path: Path) -> None:
     data = tmp_path / "data"
     start_and_stop(data, 1)
     with serving(data) as served:
+        audience = served.url.removeprefix("http://")
         async with tampering_proxy(served.url, "as-amd") as proxy:
-            line = await trio.to_thread.run_sync(failing_step, proxy)
+            line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
     assert line.startswith("(3) report and chain") and "not a genuine AMD" in line
+
+
+async def test_a_wrong_inclusion_proof_of_the_newest_entry_fails(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start_and_stop(data, 2)  # the third start's entry has a proof of two hashes
+    with serving(data) as served:
+        audience = served.url.removeprefix("http://")
+        async with tampering_proxy(served.url, "bad-inclusion") as proxy:
+            line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
+    assert line.startswith("(8) startup log") and "entry 2's inclusion proof" in line

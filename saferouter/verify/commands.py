@@ -1,0 +1,127 @@
+"""The ``saferouter verify`` and ``saferouter verify-receipt`` commands: arguments in,
+numbered steps out, exit 0 when every step passed and 1 naming the step that failed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import ParseError
+from .client import run_checks
+from .evidence import Step
+from .receipt import Source, attempts_text, check_receipt
+
+
+def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``verify`` and ``verify-receipt`` under the top-level subcommands."""
+    trust = argparse.ArgumentParser(add_help=False)
+    trust.add_argument(
+        "--allow-demo",
+        action="store_true",
+        help="accept a gateway whose report chains to a DEMO root (no hardware guarantee)",
+    )
+    trust.add_argument(
+        "--audience",
+        metavar="NAME",
+        help="pin the logs' origins to NAME/<log> instead of the URL's host[:port]",
+    )
+    trust.add_argument(
+        "--cafile",
+        help="also require the TLS certificate to chain to these CAs (the key is pinned anyway)",
+    )
+    trust.add_argument("--json", action="store_true", help="print the steps as JSON")
+    check = commands.add_parser(
+        "verify", parents=[common, trust], help="verify a running gateway, step by step"
+    )
+    check.add_argument("url", help="the gateway's base URL, e.g. https://127.0.0.1:8080")
+    check.add_argument("--expect-measurement", metavar="HEX")
+    check.add_argument("--state", help="remember the log heads here; check consistency next time")
+    receipt = commands.add_parser(
+        "verify-receipt",
+        parents=[common, trust],
+        help="verify a request's receipt (the body of GET /v1/receipts/{id})",
+    )
+    receipt.add_argument("receipt", metavar="RECEIPT.json")
+    receipt.add_argument("--response", metavar="FILE", help="the response bytes as received")
+    whose = receipt.add_mutually_exclusive_group()
+    whose.add_argument("--gateway", metavar="URL", help="verify the gateway now and trust that")
+    whose.add_argument("--state", metavar="FILE", help="trust what `verify --state` saved")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``verify`` or ``verify-receipt``; the exit status."""
+    try:
+        return _verify(args) if args.command == "verify" else _verify_receipt(args)
+    except ParseError as exc:  # a URL, state file or receipt file that cannot be read
+        print(f"saferouter: {exc}", file=sys.stderr)
+        return 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    checked = run_checks(
+        args.url,
+        expect_measurement=args.expect_measurement,
+        state_path=Path(args.state) if args.state else None,
+        allow_demo=args.allow_demo,
+        audience=args.audience,
+        cafile=args.cafile,
+        on_step=None if args.json else _show,
+    )
+    if args.json:
+        _print_json(checked.passed, checked.steps, root=checked.root)
+    elif checked.passed and checked.root == "DEMO":
+        print("VERIFIED (DEMO root — no hardware guarantee)")
+    else:
+        print("VERIFIED" if checked.passed else "FAILED")
+    return 0 if checked.passed else 1
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    try:
+        document = json.loads(Path(args.receipt).read_bytes())
+        response = Path(args.response).read_bytes() if args.response else None
+    except (OSError, ValueError) as exc:
+        print(f"saferouter: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(document, dict):
+        document = {}
+    source = Source(
+        gateway=args.gateway,
+        state_path=Path(args.state) if args.state else None,
+        allow_demo=args.allow_demo,
+        audience=args.audience,
+        cafile=args.cafile,
+    )
+    steps = check_receipt(document, source, response=response, on_step=None if args.json else _show)
+    passed = len(steps) == 6 and all(s.ok for s in steps)
+    receipt = document.get("receipt") if passed else None
+    if args.json:
+        _print_json(passed, steps, receipt=receipt)
+        return 0 if passed else 1
+    if isinstance(receipt, dict):
+        print(
+            f"request {receipt['request_id']}: {receipt['requested_model']} → "
+            f"{receipt['provider']} / {receipt['served_model']}, status {receipt['status']}, "
+            f"cost {receipt['cost_micro_usd']} micro-USD"
+            + (" (estimated)" if receipt["estimated"] else "")
+        )
+        for line in attempts_text(receipt):
+            print("  " + line)
+    print("VERIFIED" if passed else "FAILED")
+    return 0 if passed else 1
+
+
+def _show(step: Step) -> None:
+    mark = "✓" if step.ok else "✗"
+    print(f"{mark} ({step.number}) {step.name}: {step.detail}", flush=True)
+
+
+def _print_json(passed: bool, steps: Sequence[Step], **extra: Any) -> None:
+    body = {"passed": passed, **extra, "steps": [attrs.asdict(s) for s in steps]}
+    print(json.dumps(body, indent=2))
