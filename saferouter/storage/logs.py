@@ -1,17 +1,27 @@
-"""The SQL of the transparency and audit logs (one table, one row per entry).
+"""The SQL of the transparency and audit logs: one row per entry, and the log's Merkle
+tree as stored nodes.
 
 An entry's index is assigned inside the write transaction that appends it, so workers
 sharing the database never hand out the same index. An audit entry is *reserved* when
 its request starts (so the response can carry its index) and filled in when the
 response has been sent; the log's tree covers the longest prefix of filled entries.
 Leaf hashes are made by the log above (``translog.log``) and only kept here.
+
+The tree: a leaf is its entry's ``leaf_hash``; every perfect subtree above the leaves is
+a row of ``log_nodes``, written in the same transaction as the leaf that completes it
+(:func:`~saferouter.translog.merkle.completed_nodes`; amortized one row per entry). A
+node never changes once written, so a head or proof of any size up to the tree's reads
+the O(log n) nodes it needs by key (:func:`nodes`) instead of every leaf.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from ..errors import StorageError
+from ..translog import merkle
+from ..translog.merkle import NodeId
 from .records import LogEntry, NewLogEntry
 from .rules import filled_prefix
 
@@ -24,7 +34,10 @@ def append(
 ) -> LogEntry:
     """Append the entry ``make_entry(index, previous entry's body)`` returns."""
     row = db.execute(
-        "SELECT idx, body FROM log_entries WHERE log = ? ORDER BY idx DESC LIMIT 1", (log,)
+        "SELECT idx, body, leaf_hash, "
+        "(SELECT min(idx) FROM log_entries WHERE log = ?1 AND body IS NULL) AS pending "
+        "FROM log_entries WHERE log = ?1 ORDER BY idx DESC LIMIT 1",
+        (log,),
     ).fetchone()
     index = 0 if row is None else row["idx"] + 1
     new = make_entry(index, None if row is None else row["body"])
@@ -32,7 +45,58 @@ def append(
         "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,?)",
         (log, index, new.body, new.leaf_hash, now),
     )
+    if row is None or row["pending"] is None:  # no gap before it: the tree takes the leaf
+        # The hot path of every request's receipt: half the appends merge with nothing;
+        # the rest merge first with the previous leaf, read above, and a quarter read
+        # the nodes above it too.
+        ids = merkle.merge_ids(index)
+        edge = nodes(db, log, ids[1:])
+        if ids:
+            edge[ids[0]] = row["leaf_hash"]
+        _write_nodes(db, log, merkle.completed_nodes(index, edge, [new.leaf_hash]))
     return LogEntry(log=log, index=index, body=new.body, created_at=now)
+
+
+def size(db: sqlite3.Connection, log: str) -> int:
+    """The tree's size: the length of the longest prefix of filled entries."""
+    (tree_size,) = db.execute(
+        "SELECT coalesce((SELECT min(idx) FROM log_entries WHERE log = ?1 AND body IS NULL), "
+        "(SELECT max(idx) + 1 FROM log_entries WHERE log = ?1), 0)",
+        (log,),
+    ).fetchone()
+    return int(tree_size)
+
+
+def nodes(db: sqlite3.Connection, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    """The hashes of stored nodes ``ids`` (leaves from the entries, the rest from
+    ``log_nodes``), in one query; StorageError when one is not stored."""
+    leaves = [index for level, index in ids if level == 0]
+    inner = [node for node in ids if node[0] > 0]
+    found: dict[NodeId, bytes] = {}
+    if leaves:
+        marks = ",".join("?" * len(leaves))
+        rows = db.execute(
+            f"SELECT idx, leaf_hash FROM log_entries WHERE log = ? AND idx IN ({marks}) "  # noqa: S608
+            "AND leaf_hash IS NOT NULL",
+            [log, *leaves],
+        )
+        found.update(((0, index), bytes(digest)) for index, digest in rows)
+    if inner:
+        # The wanted keys drive the loop (CROSS JOIN fixes the order), each a search of
+        # the primary key: SQLite judged an OR of six keys costlier than walking the
+        # log's whole range of nodes, and read them all.
+        wanted = ",".join(["(?,?)"] * len(inner))
+        rows = db.execute(
+            f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (placeholders)
+            "SELECT w.level, w.idx, n.hash FROM wanted AS w CROSS JOIN log_nodes AS n "
+            "ON n.log = ? AND n.level = w.level AND n.idx = w.idx",
+            [*(value for node in inner for value in node), log],
+        )
+        found.update(((level, index), bytes(digest)) for level, index, digest in rows)
+    if len(found) != len(set(ids)):
+        missing = sorted(set(ids) - found.keys())[:3]
+        raise StorageError(f"the {log} log's tree has no node {missing}")
+    return found
 
 
 def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now: float) -> int:
@@ -46,10 +110,19 @@ def reserve(db: sqlite3.Connection, log: str, key_id: str, request_id: str, now:
 
 
 def fill(db: sqlite3.Connection, log: str, index: int, new: NewLogEntry) -> None:
-    db.execute(
+    """Fill a reserved entry; when it was the first gap, the tree takes every filled
+    entry from it to the next gap."""
+    filled = db.execute(
         "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = ? AND idx = ? AND body IS NULL",
         (new.body, new.leaf_hash, log, index),
-    )
+    ).rowcount
+    if filled and size(db, log) > index:  # it was the first gap: the tree's size was index
+        rows = db.execute(
+            "SELECT idx, leaf_hash FROM log_entries WHERE log = ? AND idx >= ? ORDER BY idx",
+            (log, index),
+        )
+        edge = nodes(db, log, merkle.range_nodes(0, index))
+        _write_nodes(db, log, merkle.completed_nodes(index, edge, filled_prefix(rows, index)))
 
 
 def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
@@ -71,11 +144,23 @@ def pending(db: sqlite3.Connection, log: str) -> list[LogEntry]:
     ]
 
 
-def leaves(db: sqlite3.Connection, log: str) -> list[bytes]:
-    """Leaf hashes of the longest prefix of filled entries."""
-    return filled_prefix(
-        db.execute("SELECT idx, leaf_hash FROM log_entries WHERE log = ? ORDER BY idx", (log,))
-    )
+def rebuild_trees(db: sqlite3.Connection) -> None:
+    """Write every log's tree anew from its leaves (the migration that added stored
+    trees; O(n), run once). Reads rows by position: migrations run on a plain cursor."""
+    db.execute("DELETE FROM log_nodes")
+    for (log,) in db.execute("SELECT DISTINCT log FROM log_entries").fetchall():
+        rows = db.execute(
+            "SELECT idx, leaf_hash FROM log_entries WHERE log = ? ORDER BY idx", (log,)
+        )
+        _write_nodes(db, log, merkle.completed_nodes(0, {}, filled_prefix(rows)))
+
+
+def _write_nodes(db: sqlite3.Connection, log: str, new: dict[NodeId, bytes]) -> None:
+    if new:  # half the appends complete no node: they cost no statement
+        db.executemany(
+            "INSERT INTO log_nodes (log, level, idx, hash) VALUES (?,?,?,?)",
+            [(log, level, index, digest) for (level, index), digest in new.items()],
+        )
 
 
 def entries(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import LastAdminKey, StorageError
+from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
 from .memory_tables import (
@@ -314,9 +315,13 @@ class MemoryStore:
         self._check_open()
         return self._logs.pending(log)
 
-    async def log_leaves(self, log: str) -> list[bytes]:
+    async def log_size(self, log: str) -> int:
         self._check_open()
-        return self._logs.leaves(log)
+        return self._logs.size(log)
+
+    async def log_nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        self._check_open()
+        return self._logs.nodes(log, ids)
 
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None

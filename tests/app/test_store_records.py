@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import attrs
 import pytest
 
+from saferouter.errors import StorageError
 from saferouter.storage import (
     ActivityEntry,
     ActivityFilter,
@@ -17,6 +18,7 @@ from saferouter.storage import (
     Settlement,
     Store,
 )
+from saferouter.translog import merkle
 
 from .stores import entry, make_key
 
@@ -139,6 +141,19 @@ def made(body: bytes) -> NewLogEntry:
     return NewLogEntry(body=body, leaf_hash=b"leaf:" + body)
 
 
+async def leaves(store: Store, log: str) -> list[bytes]:
+    """The leaves of the log's tree, as the store serves its nodes."""
+    size = await store.log_size(log)
+    nodes = await store.log_nodes(log, [(0, i) for i in range(size)])
+    return [nodes[(0, i)] for i in range(size)]
+
+
+async def root(store: Store, log: str) -> bytes:
+    """The root of the log's tree, from the O(log n) stored nodes it needs."""
+    span = (0, await store.log_size(log))
+    return merkle.span_hash(span, await store.log_nodes(log, merkle.node_ids([span])))
+
+
 async def test_log_append_hands_on_the_previous_body(store: Store) -> None:
     seen: list[tuple[int, bytes | None]] = []
 
@@ -151,7 +166,7 @@ async def test_log_append_hands_on_the_previous_body(store: Store) -> None:
     assert (first.index, first.body, second.index) == (0, b"e0", 1)
     assert seen == [(0, None), (1, b"e0")]
     assert (await store.log_append("other", make)).index == 0  # each log its own
-    assert await store.log_leaves("startup") == [b"leaf:e0", b"leaf:e1"]
+    assert await leaves(store, "startup") == [b"leaf:e0", b"leaf:e1"]
     (entry_1,) = await store.log_entries("startup", 1, 10)
     assert (entry_1.body, entry_1.key_id, entry_1.request_id) == (b"e1", None, None)
 
@@ -176,15 +191,55 @@ async def test_reserved_entries_are_filled_once_and_leaves_stop_at_a_gap(store: 
         (0, "key_a", "r0", None),
         (1, "key_b", "r1", None),
     ]
-    assert await store.log_leaves("audit") == []  # nothing before the first gap
+    assert await leaves(store, "audit") == []  # nothing before the first gap
     await store.log_fill("audit", 1, made(b"one"))
-    assert await store.log_leaves("audit") == []
+    assert await leaves(store, "audit") == []
     await store.log_fill("audit", 0, made(b"zero"))
     await store.log_fill("audit", 0, made(b"again"))  # a filled one is kept
     await store.log_fill("audit", 9, made(b"nowhere"))  # no such index: nothing
-    assert await store.log_leaves("audit") == [b"leaf:zero", b"leaf:one", b"leaf:x2"]
+    assert await leaves(store, "audit") == [b"leaf:zero", b"leaf:one", b"leaf:x2"]
+    assert await root(store, "audit") == merkle.root_hash(await leaves(store, "audit"))
     assert await store.log_pending("audit") == []
     mine = await store.log_entries("audit", 0, 10, key_id="key_b")
     assert [(e.index, e.body, e.request_id) for e in mine] == [(1, b"one", "r1")]
     assert [e.index for e in await store.log_entries("audit", 1, 1)] == [1]
     assert await store.log_entries("audit", 3, 10) == []
+
+
+async def test_every_node_of_the_tree_is_stored_as_its_last_leaf_arrives(store: Store) -> None:
+    bodies: list[bytes] = []
+    for size in range(1, 34):
+        await store.log_append("startup", lambda i, previous: made(b"e%d" % i))
+        bodies.append(b"leaf:e%d" % (size - 1))
+        assert await store.log_size("startup") == size
+        # every perfect subtree inside the tree, at every level, holds its leaves' MTH
+        perfect = [
+            (level, index) for level in range(size.bit_length()) for index in range(size >> level)
+        ]
+        nodes = await store.log_nodes("startup", perfect)
+        for level, index in perfect:
+            covered = bodies[index << level : (index + 1) << level]
+            assert nodes[(level, index)] == merkle.root_hash(covered), (size, level, index)
+        assert await root(store, "startup") == merkle.root_hash(bodies)
+        # and nothing beyond it: the next subtree at each level is incomplete
+        for level in range(size.bit_length() + 1):
+            with pytest.raises(StorageError, match="no node"):
+                await store.log_nodes("startup", [(level, size >> level)])
+
+
+async def test_a_fill_that_closes_the_first_gap_grows_the_tree_to_the_next(store: Store) -> None:
+    for _ in range(5):
+        await store.log_reserve("audit", "key_a", "r")
+    await store.log_append("audit", lambda i, previous: made(b"x%d" % i))  # index 5
+    for index in (1, 2, 4):
+        await store.log_fill("audit", index, made(b"f%d" % index))
+    assert await store.log_size("audit") == 0
+    await store.log_fill("audit", 0, made(b"f0"))
+    assert await store.log_size("audit") == 3  # up to the gap at 3
+    assert await root(store, "audit") == merkle.root_hash([b"leaf:f0", b"leaf:f1", b"leaf:f2"])
+    await store.log_fill("audit", 3, made(b"f3"))
+    expected = [b"leaf:f0", b"leaf:f1", b"leaf:f2", b"leaf:f3", b"leaf:f4", b"leaf:x5"]
+    assert await store.log_size("audit") == 6
+    assert await root(store, "audit") == merkle.root_hash(expected)
+    await store.log_append("audit", lambda i, previous: made(b"x%d" % i))  # no gap: grows
+    assert await root(store, "audit") == merkle.root_hash([*expected, b"leaf:x6"])
