@@ -5,10 +5,12 @@ SQLite data dir, and show that heads and proofs cost the same at 1 k and at 1 M 
      request's receipt goes through), one ``BEGIN IMMEDIATE … COMMIT`` per append as a
      request's write does; µs per append, CPU and wall. A second figure batches 1000
      appends per transaction (what the group commit does under load).
-  2. latency at 1 k and at 1 M leaves (median of many, each at a random index / first
-     size): ``SignedLog.head()`` (cached: the signed head of an unchanged log), a head at a
-     new size (it signs), ``inclusion``, ``consistency``; and through the HTTP endpoints
-     of a running gateway on that data dir: ``GET /attestation/<log>/head``,
+  2. latency at 1 k and at 1 M leaves: a copy of the data dir taken at 1 k is measured
+     in turns with the full one, sample by sample, so that a machine whose load changes
+     favours neither (medians; each read at a random index or first size).
+     ``SignedLog.head()`` (cached: the signed head of an unchanged log), a head at a new
+     size (it signs), ``inclusion``, ``consistency``; and through the HTTP endpoints of a
+     gateway running on each data dir: ``GET /attestation/<log>/head``,
      ``/attestation/<log>/{index}`` (the entry with its inclusion proof) and
      ``/attestation/<log>/proof?first=``.
   3. the ratio of each latency at 1 M to the one at 1 k (the target: ≤ 2).
@@ -29,6 +31,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -134,33 +137,54 @@ def median_us(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1e6, 1)
 
 
-async def timed(run: Callable[[], Awaitable[object]], repeats: int) -> float:
-    samples = []
+Read = Callable[[], Awaitable[object]]
+
+
+async def paired(reads: tuple[Read, Read], repeats: int) -> tuple[float, float]:
+    """Median µs of each of two reads, taken in turns (one of each per round): a
+    machine that slows down meanwhile slows both alike."""
+    samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        await run()
-        samples.append(time.perf_counter() - start)
-    return median_us(samples)
+        for read, out in zip(reads, samples, strict=True):
+            start = time.perf_counter()
+            await read()
+            out.append(time.perf_counter() - start)
+    return median_us(samples[0]), median_us(samples[1])
 
 
-async def through_signed_log(path: Path, data: Path, log: str, repeats: int) -> dict[str, float]:
-    """Latency (µs, median) of the log's reads in this process, on the real store."""
-    store = SQLiteStore(path)
-    key = load_or_create_identity(data)
-    signed = SignedLog(store, name=log, origin=f"bench/{log}", key=key)
-    size = (await signed.head()).size
+async def through_signed_log(
+    datas: tuple[Path, Path], log: str, repeats: int
+) -> list[dict[str, float]]:
+    """Latency (µs, median) of the log's reads in this process, on the real store, for
+    each of two data dirs in turns."""
+    stores = [SQLiteStore(data / DB_NAME) for data in datas]
+    key = load_or_create_identity(datas[0])
+    logs_ = [SignedLog(store, name=log, origin=f"bench/{log}", key=key) for store in stores]
+    sizes = [(await signed.head()).size for signed in logs_]
     rng = random.Random(5)
 
-    async def new_head() -> object:
-        return await SignedLog(store, name=log, origin=f"bench/{log}", key=key).head()
+    def reads(make: Callable[[SignedLog, int], Read]) -> tuple[Read, Read]:
+        return make(logs_[0], sizes[0]), make(logs_[1], sizes[1])
 
-    out = {
-        "head_cached_us": await timed(signed.head, repeats),
-        "head_signed_us": await timed(new_head, repeats),
-        "inclusion_us": await timed(lambda: signed.inclusion(rng.randrange(size), size), repeats),
-        "consistency_us": await timed(lambda: signed.consistency(rng.randrange(size)), repeats),
+    def fresh_head(signed: SignedLog, size: int) -> Read:
+        # a new SignedLog has no head cached: it reads the root and signs
+        return lambda: SignedLog(signed.store, name=log, origin=signed.origin, key=key).head()
+
+    figures = {
+        "head_cached_us": reads(lambda signed, size: signed.head),
+        "head_signed_us": reads(fresh_head),
+        "inclusion_us": reads(
+            lambda signed, size: lambda: signed.inclusion(rng.randrange(size), size)
+        ),
+        "consistency_us": reads(
+            lambda signed, size: lambda: signed.consistency(rng.randrange(size))
+        ),
     }
-    await store.close()
+    out: list[dict[str, float]] = [{}, {}]
+    for name, pair in figures.items():
+        out[0][name], out[1][name] = await paired(pair, repeats)
+    for store in stores:
+        await store.close()
     return out
 
 
@@ -201,58 +225,71 @@ def http_status(port: int, path: str) -> int:
         conn.close()
 
 
-def through_http(port: int, log: str, repeats: int) -> dict[str, float]:
-    """Latency (µs, median) of the public GETs, one keep-alive connection."""
+def through_http(ports: tuple[int, int], log: str, repeats: int) -> list[dict[str, float]]:
+    """Latency (µs, median) of the public GETs of two gateways in turns, one keep-alive
+    connection to each."""
     name = HTTP_NAMES.get(log, log)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for port in ports]
 
-    def get(path: str) -> dict[str, Any]:
-        conn.request("GET", f"/attestation/{name}{path}")
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
-        return dict(json.loads(body))
+    def getter(conn: http.client.HTTPConnection) -> Callable[[str], dict[str, Any]]:
+        def get(path: str) -> dict[str, Any]:
+            conn.request("GET", f"/attestation/{name}{path}")
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+            return dict(json.loads(body))
 
-    size = int(get("/head")["tree_size"])
+        return get
+
+    gets = [getter(conn) for conn in conns]
+    sizes = [int(get("/head")["tree_size"]) for get in gets]
     rng = random.Random(7)
-    out = {}
-    for figure, path in (
-        ("http_head_us", lambda: "/head"),
-        ("http_entry_us", lambda: f"/{rng.randrange(size)}"),
-        ("http_proof_us", lambda: f"/proof?first={rng.randrange(size)}"),
-    ):
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            get(path())
-            samples.append(time.perf_counter() - start)
-        out[figure] = median_us(samples)
-    conn.close()
+    paths: dict[str, Callable[[int], str]] = {
+        "http_head_us": lambda size: "/head",
+        "http_entry_us": lambda size: f"/{rng.randrange(size)}",
+        "http_proof_us": lambda size: f"/proof?first={rng.randrange(size)}",
+    }
+    out: list[dict[str, float]] = [{}, {}]
+    for figure, path in paths.items():
+
+        def read(i: int, path: Callable[[int], str] = path) -> Read:
+            async def go() -> object:
+                return gets[i](path(sizes[i]))
+
+            return go
+
+        out[0][figure], out[1][figure] = trio.run(paired, (read(0), read(1)), repeats)
+    for conn in conns:
+        conn.close()
     return out
 
 
-def measure(data: Path, log: str, repeats: int) -> dict[str, float]:
-    figures = trio.run(through_signed_log, data / DB_NAME, data, log, repeats)
-    with gateway(data) as port:
-        figures |= through_http(port, log, repeats)
-    return figures
+def measure(small: Path, full: Path, log: str, repeats: int) -> list[dict[str, float]]:
+    """Every latency figure of the two data dirs, measured in turns."""
+    figures = trio.run(through_signed_log, (small, full), log, repeats)
+    with gateway(small) as small_port, gateway(full) as full_port:
+        http_figures = through_http((small_port, full_port), log, repeats)
+    return [f | h for f, h in zip(figures, http_figures, strict=True)]
 
 
 def run(data: Path, log: str, leaves: int, repeats: int) -> dict[str, Any]:
-    path = data / DB_NAME
+    """Fill ``data`` with ``leaves`` leaves; a copy of it at 1 k is the other arm."""
     load_or_create_identity(data)  # the gateway's own identity, made before it starts
-    trio.run(SQLiteStore(path).close)  # the schema
+    trio.run(SQLiteStore(data / DB_NAME).close)  # the schema
     result: dict[str, Any] = {"log": log, "leaves": leaves, "data_dir": str(data)}
-    result["batched_1000"] = append_leaves(path, "bench-batched", min(leaves, 100_000), batch=1000)
-    result["append"] = append_leaves(path, log, SMALL)
-    result["at_1k"] = measure(data, log, repeats)
-    more = append_leaves(path, log, leaves - SMALL)
-    result["append"] = {  # weighted over every append
-        k: round((result["append"][k] * SMALL + more[k] * (leaves - SMALL)) / leaves, 1)
-        for k in more
-    }
-    result["at_full"] = measure(data, log, repeats)
+    with tempfile.TemporaryDirectory(prefix="saferouter-logs-") as tmp:
+        batched = Path(tmp) / "batched.db"
+        trio.run(SQLiteStore(batched).close)
+        result["batched_1000"] = append_leaves(batched, log, min(leaves, 100_000), batch=1000)
+        first = append_leaves(data / DB_NAME, log, SMALL)
+        small = Path(tmp) / "at-1k"
+        shutil.copytree(data, small)  # no writer is open: the files are the database
+        more = append_leaves(data / DB_NAME, log, leaves - SMALL)
+        result["append"] = {  # over every append
+            k: round((first[k] * SMALL + more[k] * (leaves - SMALL)) / leaves, 1) for k in more
+        }
+        result["at_1k"], result["at_full"] = measure(small, data, log, repeats)
     result["ratio"] = {
         k: round(result["at_full"][k] / result["at_1k"][k], 2) for k in result["at_1k"]
     }

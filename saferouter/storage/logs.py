@@ -7,11 +7,14 @@ its request starts (so the response can carry its index) and filled in when the
 response has been sent; the log's tree covers the longest prefix of filled entries.
 Leaf hashes are made by the log above (``translog.log``) and only kept here.
 
-The tree: a leaf is its entry's ``leaf_hash``; every perfect subtree above the leaves is
-a row of ``log_nodes``, written in the same transaction as the leaf that completes it
-(:func:`~saferouter.translog.merkle.completed_nodes`; amortized one row per entry). A
+The tree: every node, from the leaves (level 0, each entry's ``leaf_hash`` again) up
+through every perfect subtree, is a row of ``log_nodes``, written in the same
+transaction as the leaf that completes it
+(:func:`~saferouter.translog.merkle.completed_nodes`; amortized two rows per entry). A
 node never changes once written, so a head or proof of any size up to the tree's reads
-the O(log n) nodes it needs by key (:func:`nodes`) instead of every leaf.
+the O(log n) nodes it needs by key (:func:`nodes`) instead of every leaf. The leaves are
+kept there as well as in the entries because proofs then read only small rows, packed
+~60 to a page, never the entries' pages (a receipt is ~1 KB).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def append(
 ) -> LogEntry:
     """Append the entry ``make_entry(index, previous entry's body)`` returns."""
     row = db.execute(
-        "SELECT idx, body, leaf_hash, "
+        "SELECT idx, body, "
         "(SELECT min(idx) FROM log_entries WHERE log = ?1 AND body IS NULL) AS pending "
         "FROM log_entries WHERE log = ?1 ORDER BY idx DESC LIMIT 1",
         (log,),
@@ -46,13 +49,8 @@ def append(
         (log, index, new.body, new.leaf_hash, now),
     )
     if row is None or row["pending"] is None:  # no gap before it: the tree takes the leaf
-        # The hot path of every request's receipt: half the appends merge with nothing;
-        # the rest merge first with the previous leaf, read above, and a quarter read
-        # the nodes above it too.
-        ids = merkle.merge_ids(index)
-        edge = nodes(db, log, ids[1:])
-        if ids:
-            edge[ids[0]] = row["leaf_hash"]
+        # half the appends merge with nothing and read nothing; a quarter one node …
+        edge = nodes(db, log, merkle.merge_ids(index))
         _write_nodes(db, log, merkle.completed_nodes(index, edge, [new.leaf_hash]))
     return LogEntry(log=log, index=index, body=new.body, created_at=now)
 
@@ -68,31 +66,21 @@ def size(db: sqlite3.Connection, log: str) -> int:
 
 
 def nodes(db: sqlite3.Connection, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-    """The hashes of stored nodes ``ids`` (leaves from the entries, the rest from
-    ``log_nodes``), in one query; StorageError when one is not stored."""
-    leaves = [index for level, index in ids if level == 0]
-    inner = [node for node in ids if node[0] > 0]
-    found: dict[NodeId, bytes] = {}
-    if leaves:
-        marks = ",".join("?" * len(leaves))
-        rows = db.execute(
-            f"SELECT idx, leaf_hash FROM log_entries WHERE log = ? AND idx IN ({marks}) "  # noqa: S608
-            "AND leaf_hash IS NOT NULL",
-            [log, *leaves],
-        )
-        found.update(((0, index), bytes(digest)) for index, digest in rows)
-    if inner:
-        # The wanted keys drive the loop (CROSS JOIN fixes the order), each a search of
-        # the primary key: SQLite judged an OR of six keys costlier than walking the
-        # log's whole range of nodes, and read them all.
-        wanted = ",".join(["(?,?)"] * len(inner))
-        rows = db.execute(
-            f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (placeholders)
-            "SELECT w.level, w.idx, n.hash FROM wanted AS w CROSS JOIN log_nodes AS n "
-            "ON n.log = ? AND n.level = w.level AND n.idx = w.idx",
-            [*(value for node in inner for value in node), log],
-        )
-        found.update(((level, index), bytes(digest)) for level, index, digest in rows)
+    """The hashes of stored nodes ``ids``, in one query of keyed searches; StorageError
+    when one is not stored."""
+    if not ids:
+        return {}
+    # The wanted keys drive the loop (CROSS JOIN fixes the order), each a search of the
+    # primary key: SQLite judged an OR of six keys costlier than walking the log's
+    # whole range of nodes, and read them all.
+    wanted = ",".join(["(?,?)"] * len(ids))
+    rows = db.execute(
+        f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (placeholders)
+        "SELECT w.level, w.idx, n.hash FROM wanted AS w CROSS JOIN log_nodes AS n "
+        "ON n.log = ? AND n.level = w.level AND n.idx = w.idx",
+        [*(value for node in ids for value in node), log],
+    )
+    found = {(level, index): bytes(digest) for level, index, digest in rows}
     if len(found) != len(set(ids)):
         missing = sorted(set(ids) - found.keys())[:3]
         raise StorageError(f"the {log} log's tree has no node {missing}")
@@ -156,7 +144,7 @@ def rebuild_trees(db: sqlite3.Connection) -> None:
 
 
 def _write_nodes(db: sqlite3.Connection, log: str, new: dict[NodeId, bytes]) -> None:
-    if new:  # half the appends complete no node: they cost no statement
+    if new:
         db.executemany(
             "INSERT INTO log_nodes (log, level, idx, hash) VALUES (?,?,?,?)",
             [(log, level, index, digest) for (level, index), digest in new.items()],

@@ -241,7 +241,7 @@ class LogRow:
 class LogTables:
     """Every log's entries by index; indexes run 0, 1, 2 … with no gap, each new one
     the highest plus one, whether appended or reserved. And each log's tree: its size
-    (the filled prefix) and its nodes above the leaves, grown as :mod:`.logs` grows
+    (the filled prefix) and its nodes, leaves included, grown as :mod:`.logs` grows
     SQLite's."""
 
     def __init__(self, journal: Journal) -> None:
@@ -286,19 +286,15 @@ class LogTables:
         return self._sizes.get(log, 0)
 
     def nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        rows, tree = self._logs.get(log, {}), self._trees.get(log, {})
-        found: dict[NodeId, bytes] = {}
-        for level, index in ids:
-            leaf = rows[index].leaf_hash if index in rows else None
-            digest = tree.get((level, index)) if level else leaf
-            if digest is None:
-                raise StorageError(f"the {log} log's tree has no node {(level, index)}")
-            found[(level, index)] = digest
-        return found
+        tree = self._trees.get(log, {})
+        missing = [node for node in ids if node not in tree]
+        if missing:
+            raise StorageError(f"the {log} log's tree has no node {missing[:3]}")
+        return {node: tree[node] for node in ids}
 
     def _grow(self, log: str, leaves: Sequence[bytes]) -> None:
         size = self.size(log)
-        edge = self.nodes(log, merkle.range_nodes(0, size))
+        edge = self.nodes(log, merkle.range_nodes(0, size))  # a few: memory is cheap
         tree = self._trees.setdefault(log, {})
         for node, digest in merkle.completed_nodes(size, edge, leaves).items():
             self._journal.set(tree, node, digest)

@@ -155,13 +155,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         UPDATE key_generation SET generation = generation + 1;
     END;
     """,
-    # 7: each log's Merkle tree, stored (storage.logs): every perfect subtree above the
-    # leaves, so heads and proofs read O(log n) nodes, not every leaf. Pending (audit)
+    # 7: each log's Merkle tree, stored (storage.logs): its leaves and every perfect
+    # subtree above them, so heads and proofs read O(log n) nodes, not every leaf. Pending (audit)
     # entries get an index of their own, so finding the first gap is a lookup, not a scan.
     """
     CREATE TABLE log_nodes (
         log TEXT NOT NULL,
-        level INTEGER NOT NULL CHECK (level >= 1),
+        level INTEGER NOT NULL CHECK (level >= 0),
         idx INTEGER NOT NULL,
         hash BLOB NOT NULL,
         PRIMARY KEY (log, level, idx)

@@ -2,7 +2,8 @@
 
 Entries are encoded and signed by :mod:`.entry`. Each entry's leaf is
 ``SHA-256(0x00 ‖ entry bytes)`` (:func:`.merkle.leaf_hash`), computed here and handed to
-the store with the entry: the store keeps rows and knows nothing of trees. The log's
+the store with the entry: the store keeps rows, and the tree's nodes (whose hashing is
+:mod:`.merkle`'s), but knows nothing of what a leaf stands for. The log's
 head is a C2SP checkpoint signed by the same key under the log's origin; entries are
 served in Rekor's shape with their inclusion proof and that checkpoint.
 

@@ -12,7 +12,7 @@ nodes (:func:`span_hash` of the spans :func:`inclusion_spans` and
 :func:`consistency_spans` name): O(log n), what a log serves. A node is a perfect
 subtree, ``(level, index)`` covering leaves ``[index·2^level, (index+1)·2^level)``;
 once its leaves exist its hash never changes, so a store writes each node once, when
-its last leaf arrives (:func:`completed_nodes`, amortized one per leaf). Every subtree
+its last leaf arrives (:func:`completed_nodes`: the leaf and, amortized, one more). Every subtree
 of the RFC tree is either perfect (one stored node) or on the right edge of the tree
 (at most ⌊log2 n⌋+1 stored nodes, its compact range, :func:`range_nodes`), so each
 proof hash costs O(log n) stored nodes and a whole proof O(log n) in all — the
@@ -183,14 +183,15 @@ def merge_ids(size: int) -> list[NodeId]:
 def completed_nodes(
     size: int, edge: Mapping[NodeId, bytes], leaves: Iterable[bytes]
 ) -> dict[NodeId, bytes]:
-    """The perfect subtrees above the leaves (level ≥ 1) that appending ``leaves`` to a
-    tree of ``size`` leaves completes. ``edge`` holds the nodes they merge with: for one
-    leaf :func:`merge_ids`, for several the whole right edge ``range_nodes(0, size)``."""
+    """The nodes that appending ``leaves`` to a tree of ``size`` leaves adds: each leaf
+    (level 0) and every perfect subtree above it that the leaf completes. ``edge`` holds
+    the nodes they merge with: for one leaf :func:`merge_ids`, for several the whole
+    right edge ``range_nodes(0, size)``."""
     known = dict(edge)
     new: dict[NodeId, bytes] = {}
     for leaf in leaves:
         h, level, index = leaf, 0, size
-        known[(0, size)] = leaf
+        known[(0, size)] = new[(0, size)] = leaf
         while index & 1:  # a right child: its left sibling is complete, so is their parent
             h = node_hash(known[(level, index - 1)], h)
             level, index = level + 1, index >> 1
