@@ -167,11 +167,21 @@ class Store(Protocol):
         self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]
     ) -> LogEntry:
         """Append ``make_entry(index, previous body)`` atomically. The entry carries its
-        leaf hash: the log above computes it, the store only keeps it."""
+        leaf hash: the log above computes it, the store keeps it and, in the same
+        write, the tree nodes the leaf completes (amortized one)."""
         ...
 
-    async def log_leaves(self, log: str) -> list[bytes]:
-        """Leaf hashes of the longest prefix of filled entries."""
+    async def log_size(self, log: str) -> int:
+        """The size of the log's tree: its longest prefix of filled entries."""
+        ...
+
+    async def log_nodes(
+        self, log: str, ids: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """The hashes of the log's tree nodes ``ids`` (``translog.merkle.NodeId``:
+        ``(level, index)``; level 0 is an entry's leaf hash) in one read, O(len(ids)).
+        Every node of the tree (up to :meth:`log_size`) is stored, written by the write
+        that completed it; asking for one that is not raises StorageError."""
         ...
 
     async def log_entries(

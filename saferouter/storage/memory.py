@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import LastAdminKey, StorageError
+from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
 from .memory_receipts import ReceiptTable
@@ -310,9 +311,13 @@ class MemoryStore:
         with self._write():
             return self._logs.append(log, make_entry, now)
 
-    async def log_leaves(self, log: str) -> list[bytes]:
+    async def log_size(self, log: str) -> int:
         self._check_open()
-        return self._logs.leaves(log)
+        return self._logs.size(log)
+
+    async def log_nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        self._check_open()
+        return self._logs.nodes(log, ids)
 
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None

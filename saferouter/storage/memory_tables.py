@@ -14,6 +14,8 @@ from typing import TypeVar
 import attrs
 
 from ..errors import StorageError
+from ..translog import merkle
+from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
 from .records import ActivityEntry, ActivityFilter, KeyRecord, LogEntry, ModelUsage, NewLogEntry
@@ -238,11 +240,15 @@ class LogRow:
 
 class LogTables:
     """Every log's entries by index; indexes run 0, 1, 2 … with no gap, each new one
-    the highest plus one, whether appended or reserved."""
+    the highest plus one, whether appended or reserved. And each log's tree: its size
+    (the filled prefix) and its nodes, leaves included, grown as :mod:`.logs` grows
+    SQLite's."""
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._logs: dict[str, dict[int, LogRow]] = {}
+        self._trees: dict[str, dict[NodeId, bytes]] = {}
+        self._sizes: dict[str, int] = {}
 
     def _rows(self, log: str) -> dict[int, LogRow]:
         return self._logs.setdefault(log, {})
@@ -255,14 +261,30 @@ class LogTables:
         new = make_entry(index, rows[index - 1].entry.body if rows else None)
         entry = LogEntry(log=log, index=index, body=new.body, created_at=now)
         self._journal.set(rows, index, LogRow(entry, new.leaf_hash))
+        if self.size(log) == index:  # no gap before it: the tree takes the leaf
+            self._grow(log, [new.leaf_hash])
         return entry
+
+    def size(self, log: str) -> int:
+        return self._sizes.get(log, 0)
+
+    def nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        tree = self._trees.get(log, {})
+        missing = [node for node in ids if node not in tree]
+        if missing:
+            raise StorageError(f"the {log} log's tree has no node {missing[:3]}")
+        return {node: tree[node] for node in ids}
+
+    def _grow(self, log: str, leaves: Sequence[bytes]) -> None:
+        size = self.size(log)
+        edge = self.nodes(log, merkle.range_nodes(0, size))  # a few: memory is cheap
+        tree = self._trees.setdefault(log, {})
+        for node, digest in merkle.completed_nodes(size, edge, leaves).items():
+            self._journal.set(tree, node, digest)
+        self._journal.set(self._sizes, log, size + len(leaves))
 
     def _in_order(self, log: str) -> list[tuple[int, LogRow]]:
         return sorted(self._logs.get(log, {}).items())
-
-    def leaves(self, log: str) -> list[bytes]:
-        """Leaf hashes of the longest prefix of filled entries."""
-        return rules.filled_prefix((i, row.leaf_hash) for i, row in self._in_order(log))
 
     def entries(self, log: str, start: int, limit: int, key_id: str | None) -> list[LogEntry]:
         chosen = [

@@ -1,12 +1,18 @@
 """The SQLite schema, as numbered migrations: migration N brings ``PRAGMA user_version``
 from N-1 to N, inside one transaction (:meth:`SQLiteStore._migrate`). A migration is
-never edited once released; a change is a new one at the end."""
+never edited once released; a change is a new one at the end. Most are SQL; one that
+must compute (hash) is a function of the connection."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: tuple[str, ...] = (
+from .logs import rebuild_trees
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: API keys
     """
     CREATE TABLE keys (
@@ -166,6 +172,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX receipts_pending ON receipts (state) WHERE state = 'pending';
     CREATE INDEX receipts_sampled ON receipts (log_index) WHERE audit_sample;
     """,
+    # 8: each log's Merkle tree, stored (storage.logs): its leaves and every perfect
+    # subtree above them, so heads and proofs read O(log n) nodes, not every leaf. Pending (audit)
+    # entries get an index of their own, so finding the first gap is a lookup, not a scan.
+    """
+    CREATE TABLE log_nodes (
+        log TEXT NOT NULL,
+        level INTEGER NOT NULL CHECK (level >= 0),
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (log, level, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX log_entries_pending ON log_entries (log, idx) WHERE body IS NULL;
+    """,
+    # 9: the stored trees of the logs written before 8
+    rebuild_trees,
 )
 
 

@@ -28,6 +28,7 @@ import trio
 
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
+from ..translog.merkle import NodeId
 from . import activity_log, ledger, logs, receipts, rules
 from .migrations import MIGRATIONS, migration_statements
 from .records import (
@@ -227,9 +228,12 @@ class SQLiteStore:
                 raise StorageError(
                     f"database schema version {version} is newer than this build knows"
                 )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in migration_statements(script):
-                    self._db.execute(statement)
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                if callable(migration):
+                    migration(self._db)
+                else:
+                    for statement in migration_statements(migration):
+                        self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -430,8 +434,18 @@ class SQLiteStore:
         now = time.time()
         return await self._writes.run(lambda db: logs.append(db, log, make_entry, now))
 
-    async def log_leaves(self, log: str) -> list[bytes]:
-        return await self._read(lambda db: logs.leaves(db, log))
+    async def log_size(self, log: str) -> int:
+        # keyed reads of microseconds: on the loop's connection, as a key lookup is
+        try:
+            return logs.size(self._db, log)
+        except sqlite3.Error as exc:
+            raise StorageError(f"log read failed: {exc}") from exc
+
+    async def log_nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        try:
+            return logs.nodes(self._db, log, ids)
+        except sqlite3.Error as exc:
+            raise StorageError(f"log read failed: {exc}") from exc
 
     async def log_entries(
         self, log: str, start: int, limit: int, key_id: str | None = None

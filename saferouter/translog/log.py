@@ -2,9 +2,15 @@
 
 Entries are encoded and signed by :mod:`.entry`. Each entry's leaf is
 ``SHA-256(0x00 ‖ entry bytes)`` (:func:`.merkle.leaf_hash`), computed here and handed to
-the store with the entry: the store keeps rows and knows nothing of trees. The log's
+the store with the entry: the store keeps rows, and the tree's nodes (whose hashing is
+:mod:`.merkle`'s), but knows nothing of what a leaf stands for. The log's
 head is a C2SP checkpoint signed by the same key under the log's origin; entries are
 served in Rekor's shape with their inclusion proof and that checkpoint.
+
+Every read is O(log n): the store keeps the tree's nodes (``Store.log_nodes``), and a
+root or proof is the hashes of a few spans of it (:mod:`.merkle`). The heads are public
+and unauthenticated, so the signed head is kept for the tree size it was made at: a
+flood of GETs of an unchanged log costs one size lookup each, and one signature in all.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ..storage import LogEntry, NewLogEntry, Store
 from . import merkle, note
 from .entry import encode_entry, entry_hash
+from .merkle import Span
 
 
 @attrs.frozen
@@ -42,6 +49,7 @@ class SignedLog:
         self.origin = origin
         self._key = key
         self.verifier = note.ed25519_verifier(origin, key.public_key().public_bytes_raw())
+        self._head: Head | None = None  # the last head signed; a log only grows
 
     async def append(self, kind: str, spec: dict[str, Any], *, chained: bool = True) -> LogEntry:
         """Append an entry; with ``chained`` its spec names the previous entry's hash."""
@@ -55,16 +63,26 @@ class SignedLog:
         return await self.store.log_append(self.name, make)
 
     async def head(self) -> Head:
-        """The signed head now."""
-        leaves = await self.store.log_leaves(self.name)
-        root = merkle.root_hash(leaves)
-        text = note.Checkpoint(origin=self.origin, size=len(leaves), root_hash=root).text()
-        return Head(len(leaves), root, note.sign_note(text, self.origin, self._key))
+        """The signed head now (signed once per tree size)."""
+        size = await self.store.log_size(self.name)
+        head = self._head
+        if head is None or head.size != size:
+            (root,) = await self._hashes([(0, size)])
+            text = note.Checkpoint(origin=self.origin, size=size, root_hash=root).text()
+            head = Head(size, root, note.sign_note(text, self.origin, self._key))
+            # a slower head() of an older size must not replace a newer one
+            if self._head is None or self._head.size <= size:
+                self._head = head
+        return head
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``size`` entries."""
-        leaves = await self.store.log_leaves(self.name)
-        return merkle.inclusion_proof(index, leaves[:size])
+        return await self._hashes(merkle.inclusion_spans(index, size))
+
+    async def _hashes(self, spans: list[Span]) -> list[bytes]:
+        """The hashes of ``spans`` of the tree, from its stored nodes in one read."""
+        nodes = await self.store.log_nodes(self.name, merkle.node_ids(spans))
+        return [merkle.span_hash(span, nodes) for span in spans]
 
     async def rekor_entry(self, index: int) -> dict[str, Any] | None:
         """The entry in Rekor's shape, with its inclusion proof in the current head."""
@@ -91,14 +109,19 @@ class SignedLog:
         }
 
     async def consistency(self, first: int, second: int | None = None) -> dict[str, Any] | None:
-        leaves = await self.store.log_leaves(self.name)
-        second = len(leaves) if second is None else second
-        if not 0 <= first <= second <= len(leaves):
+        """The consistency proof from the tree of ``first`` entries to that of ``second``
+        (default: now), with both roots; None unless 0 ≤ first ≤ second ≤ the size."""
+        size = await self.store.log_size(self.name)
+        second = size if second is None else second
+        if not 0 <= first <= second <= size:
             return None
+        first_root, second_root, *proof = await self._hashes(
+            [(0, first), (0, second), *merkle.consistency_spans(first, second)]
+        )
         return {
             "first": first,
             "second": second,
-            "first_root": merkle.root_hash(leaves[:first]).hex(),
-            "second_root": merkle.root_hash(leaves[:second]).hex(),
-            "hashes": [h.hex() for h in merkle.consistency_proof(first, leaves[:second])],
+            "first_root": first_root.hex(),
+            "second_root": second_root.hex(),
+            "hashes": [h.hex() for h in proof],
         }

@@ -128,3 +128,10 @@ async def make_key(
         tpm_limit=tpm,
     )
     return record.id
+
+
+async def leaves(store: Store, log: str) -> list[bytes]:
+    """The leaves of the log's tree, as the store serves its nodes."""
+    size = await store.log_size(log)
+    nodes = await store.log_nodes(log, [(0, i) for i in range(size)])
+    return [nodes[(0, i)] for i in range(size)]

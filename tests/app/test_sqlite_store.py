@@ -11,8 +11,10 @@ import pytest
 import trio
 
 from saferouter.errors import StorageError
+from saferouter.storage import NewLogEntry
 from saferouter.storage.migrations import MIGRATIONS
 from saferouter.storage.sqlite import SQLiteStore
+from saferouter.translog import merkle
 from saferouter.translog.merkle import leaf_hash
 
 # found by what it does, not by number: branches merged later may renumber migrations
@@ -20,6 +22,9 @@ MIGRATION_SALTED_AUDIT = next(
     (n for n, script in enumerate(MIGRATIONS, start=1) if "request_sha256" in script), 0
 )
 MIGRATION_OVERRUN = next(n for n, script in enumerate(MIGRATIONS, start=1) if "overrun" in script)
+MIGRATION_LOG_NODES = next(
+    n for n, script in enumerate(MIGRATIONS, start=1) if "CREATE TABLE log_nodes" in script
+)
 
 
 async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
@@ -97,12 +102,45 @@ async def test_migration_withdraws_the_plain_hashes_of_old_audit_entries(tmp_pat
     store = SQLiteStore(path)
     (audit,) = await store.log_entries("audit", 0, 1)
     (startup,) = await store.log_entries("startup", 0, 1)
-    assert await store.log_leaves("audit") == [leaf_hash(old)]
+    assert await store.log_nodes("audit", [(0, 0)]) == {(0, 0): leaf_hash(old)}
     await store.close()
     assert audit.body is not None and b"ab" * 32 not in audit.body and b"cd" * 32 not in audit.body
     spec = json.loads(audit.body)["spec"]
     assert spec["request_id"] == "req_1" and "request_sha256" in spec["withdrawn"]
     assert startup.body == old  # other logs are untouched
+
+
+async def test_migration_stores_the_trees_of_logs_written_before(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)  # the schema just before stored trees
+    for number, script in enumerate(MIGRATIONS[: MIGRATION_LOG_NODES - 1], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {number}")
+    leaves = [leaf_hash(b"%d" % i) for i in range(37)]
+    db.executemany(
+        "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,1.0)",
+        [("startup", i, b"%d" % i, leaf) for i, leaf in enumerate(leaves)],
+    )
+    # an audit log with a pending entry at 5: its tree is the 5 before it
+    db.executemany(
+        "INSERT INTO log_entries (log, idx, body, leaf_hash, created_at) VALUES (?,?,?,?,1.0)",
+        [("audit", i, None if i == 5 else b"a", None if i == 5 else leaves[i]) for i in range(9)],
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        for log, size in (("startup", 37), ("audit", 5)):
+            assert await store.log_size(log) == size
+            span = (0, size)
+            nodes = await store.log_nodes(log, merkle.node_ids([span]))
+            assert merkle.span_hash(span, nodes) == merkle.root_hash(leaves[:size])
+        await store.log_append("startup", lambda i, p: NewLogEntry(b"37", leaf_hash(b"37")))
+        span = (0, 38)  # the stored tree goes on growing from the backfilled one
+        nodes = await store.log_nodes("startup", merkle.node_ids([span]))
+        assert merkle.span_hash(span, nodes) == merkle.root_hash([*leaves, leaf_hash(b"37")])
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("held_s", [0.004, 0.3], ids=["retried-in-the-loop", "waited-in-a-thread"])

@@ -10,7 +10,7 @@ import pytest
 from saferouter.errors import StorageError
 from saferouter.storage import AdmissionRequest, NewLogEntry, NewReceipt, ReceiptState, Store
 
-from .stores import make_key, settlement
+from .stores import leaves, make_key, settlement
 
 T0 = 1_800_000_000.0
 
@@ -57,8 +57,8 @@ async def test_a_receipt_is_pending_from_admission_until_saved_once(store: Store
         b'{"receipt_id":"rcpt_1"}',
         b"sig:rcpt_1",
     )
-    assert (await store.log_leaves("receipts"))[1] == b'leaf:{"receipt_id":"rcpt_1"}'
-    assert len(await store.log_leaves("receipts")) == 2
+    assert (await leaves(store, "receipts"))[1] == b'leaf:{"receipt_id":"rcpt_1"}'
+    assert len(await leaves(store, "receipts")) == 2
     assert await store.receipt("rcpt_unknown") is None
 
 
@@ -84,7 +84,7 @@ async def test_a_settlement_carries_its_receipt_in_one_write(store: Store) -> No
     with pytest.raises(StorageError):
         await store.settle(broken)
     assert await store.receipt("rcpt_2") is None
-    assert len(await store.log_leaves("receipts")) == 1
+    assert len(await leaves(store, "receipts")) == 1
 
 
 async def test_recovery_marks_pending_receipts_lost(store: Store) -> None:

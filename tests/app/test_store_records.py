@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import attrs
 import pytest
 
+from saferouter.errors import StorageError
 from saferouter.storage import (
     ActivityEntry,
     ActivityFilter,
@@ -17,8 +18,9 @@ from saferouter.storage import (
     Settlement,
     Store,
 )
+from saferouter.translog import merkle
 
-from .stores import entry, make_key
+from .stores import entry, leaves, make_key
 
 T0 = 1_800_000_000.0
 
@@ -139,6 +141,12 @@ def made(body: bytes) -> NewLogEntry:
     return NewLogEntry(body=body, leaf_hash=b"leaf:" + body)
 
 
+async def root(store: Store, log: str) -> bytes:
+    """The root of the log's tree, from the O(log n) stored nodes it needs."""
+    span = (0, await store.log_size(log))
+    return merkle.span_hash(span, await store.log_nodes(log, merkle.node_ids([span])))
+
+
 async def test_log_append_hands_on_the_previous_body(store: Store) -> None:
     seen: list[tuple[int, bytes | None]] = []
 
@@ -151,7 +159,7 @@ async def test_log_append_hands_on_the_previous_body(store: Store) -> None:
     assert (first.index, first.body, second.index) == (0, b"e0", 1)
     assert seen == [(0, None), (1, b"e0")]
     assert (await store.log_append("other", make)).index == 0  # each log its own
-    assert await store.log_leaves("startup") == [b"leaf:e0", b"leaf:e1"]
+    assert await leaves(store, "startup") == [b"leaf:e0", b"leaf:e1"]
     (entry_1,) = await store.log_entries("startup", 1, 10)
     assert (entry_1.body, entry_1.key_id, entry_1.request_id) == (b"e1", None, None)
 
@@ -164,3 +172,24 @@ async def test_a_failed_append_leaves_no_entry(store: Store) -> None:
         await store.log_append("startup", broken)
     assert await store.log_entries("startup", 0, 10) == []
     assert (await store.log_append("startup", lambda i, p: made(b"ok"))).index == 0
+
+
+async def test_every_node_of_the_tree_is_stored_as_its_last_leaf_arrives(store: Store) -> None:
+    bodies: list[bytes] = []
+    for size in range(1, 34):
+        await store.log_append("startup", lambda i, previous: made(b"e%d" % i))
+        bodies.append(b"leaf:e%d" % (size - 1))
+        assert await store.log_size("startup") == size
+        # every perfect subtree inside the tree, at every level, holds its leaves' MTH
+        perfect = [
+            (level, index) for level in range(size.bit_length()) for index in range(size >> level)
+        ]
+        nodes = await store.log_nodes("startup", perfect)
+        for level, index in perfect:
+            covered = bodies[index << level : (index + 1) << level]
+            assert nodes[(level, index)] == merkle.root_hash(covered), (size, level, index)
+        assert await root(store, "startup") == merkle.root_hash(bodies)
+        # and nothing beyond it: the next subtree at each level is incomplete
+        for level in range(size.bit_length() + 1):
+            with pytest.raises(StorageError, match="no node"):
+                await store.log_nodes("startup", [(level, size >> level)])

@@ -147,6 +147,9 @@ def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
             (new, leaf_hash(new), index),
         )
         previous = new
+    from saferouter.storage.logs import rebuild_trees
+
+    rebuild_trees(db)  # and the stored tree over the new leaves
     db.commit()
     db.close()
     with serving(data) as served:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,13 +84,22 @@ FRAMEWORK_FREE: tuple[str, ...] = (
     "saferouter.delivery",
 )
 
+# The store keeps rows, and the log's tree as rows: it may use the pure tree math
+# (translog.merkle: how nodes combine), but what a leaf hash is, entries, notes and
+# signatures belong to the log above it — every other translog module, present or future.
+LOG_ABOVE_THE_STORE = tuple(
+    f"saferouter.translog.{m.name}"
+    for m in pkgutil.iter_modules([str(Path(saferouter.__file__).parent / "translog")])
+    if m.name != "merkle"
+)
+
 # Arrows that point up a layer: the lower module must not import the upper one.
 LAYERS = {
     # Settings sit below everything that reads them.
     "saferouter.config": ("saferouter.gateway", "saferouter.storage", "saferouter.attestation"),
-    # The store keeps rows; what a leaf hash is belongs to the log above it.
-    "saferouter.storage": ("saferouter.translog",),
-    "saferouter.storage.sqlite": ("saferouter.translog", "saferouter.attestation"),
+    "saferouter.storage": LOG_ABOVE_THE_STORE,
+    "saferouter.storage.sqlite": (*LOG_ABOVE_THE_STORE, "saferouter.attestation"),
+    "saferouter.storage.memory": LOG_ABOVE_THE_STORE,
     # The log signs with a key it is given; where the key lives is attestation's business.
     "saferouter.translog.log": ("saferouter.attestation", "saferouter.tee"),
     # The client side checks a gateway from the outside: no server storage, no device.
