@@ -123,7 +123,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     client_models = parse_client_models(request.payload.get("models"))
     requested = settings.catalog.resolve(request.model)  # 3. route
     chain = candidates(settings.catalog, requested, client_models)
-    receipt_id = new_receipt_id() if ports.notary is not None else None
+    receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
         key=key,

@@ -1,9 +1,10 @@
 """The receipt stage: a signed account of one admitted request, in the public receipt log.
 
-At admission the request gets a receipt id (``rcpt_`` + 24 hex, CSPRNG), written pending
-in the admission's own transaction, so any worker answers ``409 receipt_pending`` for it
-until its response has ended. Then :class:`Receipt` is drawn: a fresh 32-byte salt, the
-commitment ``sha256(salt ‖ request body bytes)`` (the bytes as received, so the client
+At admission the request gets a receipt id (``rcpt_`` + 24 hex: its second, then 64
+bits from the CSPRNG), written pending in the admission's own transaction, so any worker
+answers ``409 receipt_pending`` for it until its response has ended. Then
+:class:`Receipt` is drawn: a fresh 32-byte salt, the commitment
+``sha256(salt ‖ request body bytes)`` (the bytes as received, so the client
 can open it with the body it sent; the salt is in the receipt, which only that key and
 admins can read), and the audit-sample draw. While the response goes out it is fed every
 byte the client is handed (:meth:`Receipt.sent`: the body, each relayed stream chunk,
@@ -57,9 +58,16 @@ SALT_BYTES = 32
 _MAX_SAFE_INT = 2**53 - 1  # beyond it a JSON number is not portable (RFC 8785 §3.2.2.3)
 
 
-def new_receipt_id() -> str:
-    """A fresh receipt id: unguessable, so ids cannot be probed."""
-    return "rcpt_" + secrets.token_hex(12)
+def new_receipt_id(wall_s: float) -> str:
+    """A fresh receipt id: the second it was drawn (8 hex), then 64 bits from the CSPRNG.
+
+    Unguessable, so ids cannot be probed (and a guess would still need the key that made
+    the request). The time prefix is for the store: ids are the receipts table's key, and
+    ids in the order they are drawn insert at the right edge of its B-tree — a few hot
+    pages per commit — where purely random ones land on a random leaf each, so every
+    request dirtied (and wrote to the WAL) pages of its own, twice (pending, then done).
+    """
+    return f"rcpt_{int(wall_s) & 0xFFFFFFFF:08x}{secrets.token_hex(8)}"
 
 
 @attrs.frozen
