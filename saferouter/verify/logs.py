@@ -64,6 +64,12 @@ def startup_log(client: httpx.Client, ev: Evidence) -> str:
             if served["index"] != len(bodies):
                 raise CheckFailed(f"entry {len(bodies)} is missing from the log")
             bodies.append(base64.b64decode(served["body"]))
+        # one entry past the signed head already fails, so read no further: a server
+        # that serves a full page for every start would otherwise be read forever
+        if len(bodies) > checkpoint.size:
+            raise CheckFailed(
+                f"the log serves more than the {checkpoint.size} entries its head says"
+            )
         if len(page["data"]) < PAGE:
             break
     if len(bodies) != checkpoint.size:

@@ -196,6 +196,10 @@ async def tampering_proxy(target: str, mode: str) -> AsyncIterator[str]:
                 hashes = data["verification"]["inclusionProof"]["hashes"]
                 hashes[0] = "ff" * 32
                 body = json.dumps(data).encode()
+        if mode == "endless" and path == "attestation/transparency":
+            start = int(request.args.get("start", 0))  # a full page whatever was asked
+            entries = [{"index": start + i, "body": "e30="} for i in range(1000)]
+            body = json.dumps({"object": "list", "data": entries}).encode()
         if mode == "as-amd" and path in ("attestation", "attestation/quote"):
             data = json.loads(body)
             data["mode"] = "sev-snp"
@@ -236,3 +240,18 @@ async def test_a_wrong_inclusion_proof_of_the_newest_entry_fails(tmp_path: Path)
         async with tampering_proxy(served.url, "bad-inclusion") as proxy:
             line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
     assert line.startswith("(8) startup log") and "entry 2's inclusion proof" in line
+
+
+async def test_a_log_that_pages_on_and_on_fails_instead_of_hanging(tmp_path: Path) -> None:
+    """A gateway that serves a full page for every ``start`` never ends the listing: the
+    verifier stops reading once the log holds more entries than its signed head."""
+    data = tmp_path / "data"
+    with serving(data) as served:
+        audience = served.url.removeprefix("http://")
+        async with tampering_proxy(served.url, "endless") as proxy:
+            result = await trio.to_thread.run_sync(
+                lambda: cli(data, "verify", proxy, "--allow-demo", "--audience", audience)
+            )
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = result.stdout.strip().splitlines()[-2]
+    assert failed.startswith("✗ (8) startup log") and "more than the 1 entries" in failed
