@@ -13,7 +13,7 @@ as ``<name>``):
 * ``echo`` — a JSON body describing the request received (body, headers);
 * ``leak:<code>`` — an error status whose JSON (message, code, param) and whose plain
   text quote the request's ``Authorization`` header back; ``leak:stream`` — a stream
-  whose in-band error event quotes it, and whose answer text holds the bare key;
+  whose in-band error event quotes it, and whose answer text and usage hold the bare key;
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
 * ``delay:<ms>`` — after a pause, a small completion (or a 3-chunk stream with a
@@ -215,7 +215,12 @@ def _leak(arg: str, authorization: str) -> Response:
     key = authorization.removeprefix("Bearer ")
     if arg == "stream":
         error = {"error": {"message": f"denied for {authorization}", "code": key}}
-        return _sse(_chunk(f"the key is {key}"), b"data: " + json.dumps(error).encode() + b"\n\n")
+        usage = {"choices": [], "usage": {**USAGE, "billed_to": key}}
+        return _sse(
+            _chunk(f"the key is {key}"),
+            b"data: " + json.dumps(usage).encode() + b"\n\n",
+            b"data: " + json.dumps(error).encode() + b"\n\n",
+        )
     body = {
         "error": {
             "message": f"Invalid request. Headers: Authorization: {authorization}; key={key}",

@@ -122,7 +122,7 @@ class StreamRelay:
         await self._close_upstream()
         rest = None if self.error is not None else self._decoder.close()
         if rest is not None:
-            self._usage.observe(rest.data, rest.event)
+            self._observe(rest)
             self._last_event = rest.event or self._last_event
         complete = self._usage.done or self._last_event in _TERMINAL_EVENTS
         if self.error is None and not complete and not self._usage.error_event:
@@ -143,7 +143,7 @@ class StreamRelay:
         for event in events:
             if event.event is not None:
                 self._last_event = event.event
-            usage_only = self._usage.observe(event.data, event.event)
+            usage_only = self._observe(event)
             if usage_only and not self._client_wants_usage:
                 continue
             if event.data == "[DONE]":
@@ -151,10 +151,19 @@ class StreamRelay:
             parts.append(self._redacted(event))
         return b"".join(parts)
 
+    def _observe(self, event: SSEEvent) -> bool:
+        """Account for the event as redacted: the usage object it may carry goes into the
+        receipt as the provider reported it, so it must hold no credential either."""
+        data = event.data
+        if data is not None:
+            redact = self._redactor.text if _is_error(event) else self._redactor.known_text
+            data = redact(data)
+        return self._usage.observe(data, event.event)
+
     def _redacted(self, event: SSEEvent) -> bytes:
         """The event's bytes without the provider key; an in-band error event (the
         provider's own text, which may quote credentials) without any credential."""
-        if event.event == "error" or (event.data is not None and '"error"' in event.data):
+        if _is_error(event):
             return self._redactor.event(event.raw)
         return self._redactor.known(event.raw)
 
@@ -221,3 +230,8 @@ class StreamRelay:
                 )
         await self._finish_receipt()
         await self._close_upstream()
+
+
+def _is_error(event: SSEEvent) -> bool:
+    """An in-band error event: the provider's own text, which may quote credentials."""
+    return event.event == "error" or (event.data is not None and '"error"' in event.data)

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import trio
 
 from saferouter.gateway.redact import REDACTED
 
@@ -54,6 +55,10 @@ async def test_upstream_text_quoting_the_key_is_redacted(
             )
             seen.append(streamed.text)
             assert streamed.status_code == 200 and REDACTED in streamed.text
+            # its receipt holds the provider's usage object as reported: redacted too
+            receipt = await receipt_when_signed(client, streamed.headers["x-saferouter-receipt"])
+            assert receipt.json()["receipt"]["usage"]["billed_to"] == REDACTED
+            seen.append(receipt.text)
             seen.append((await client.get("/v1/activity")).text)
             seen.append((await client.get("/metrics")).text)
     assert len(upstream.requests) >= 5  # the fake upstream did quote the key back
@@ -63,3 +68,13 @@ async def test_upstream_text_quoting_the_key_is_redacted(
     for path in settings.data_dir.rglob("*"):
         if path.is_file():
             assert provider_key.encode() not in path.read_bytes(), path
+
+
+async def receipt_when_signed(client: httpx.AsyncClient, receipt_id: str) -> httpx.Response:
+    """``GET /v1/receipts/{id}`` once the response has ended (a stream's receipt is
+    written just after its last byte), within a generous bound."""
+    with trio.fail_after(30):
+        while (answer := await client.get(f"/v1/receipts/{receipt_id}")).status_code == 409:
+            await trio.sleep(0.05)
+    assert answer.status_code == 200, answer.text
+    return answer
