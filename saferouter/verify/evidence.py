@@ -28,7 +28,8 @@ class CheckFailed(SafeRouterError):
 
 # What a step's failure may look like: ours, a transport's, or malformed JSON
 # (a missing member, a wrong type, bad hex) — anything else is a bug and propagates.
-CHECK_ERRORS = (SafeRouterError, httpx.HTTPError, KeyError, ValueError, TypeError)
+# A wrong type shows as an AttributeError as often as a TypeError (``None.encode()``).
+CHECK_ERRORS = (SafeRouterError, httpx.HTTPError, KeyError, ValueError, TypeError, AttributeError)
 
 
 @attrs.frozen

@@ -200,6 +200,8 @@ async def tampering_proxy(target: str, mode: str) -> AsyncIterator[str]:
             start = int(request.args.get("start", 0))  # a full page whatever was asked
             entries = [{"index": start + i, "body": "e30="} for i in range(1000)]
             body = json.dumps({"object": "list", "data": entries}).encode()
+        if mode == "null-checkpoint" and path == "attestation/transparency/head":
+            body = json.dumps({**json.loads(body), "checkpoint": None}).encode()
         if mode == "as-amd" and path in ("attestation", "attestation/quote"):
             data = json.loads(body)
             data["mode"] = "sev-snp"
@@ -255,3 +257,14 @@ async def test_a_log_that_pages_on_and_on_fails_instead_of_hanging(tmp_path: Pat
     assert result.returncode == 1, result.stdout + result.stderr
     failed = result.stdout.strip().splitlines()[-2]
     assert failed.startswith("✗ (8) startup log") and "more than the 1 entries" in failed
+
+
+async def test_a_member_of_the_wrong_type_fails_its_step(tmp_path: Path) -> None:
+    """Malformed JSON from a gateway is a failed step, not a traceback: a ``null`` where
+    the signed checkpoint belongs has no string methods (an AttributeError, not a
+    TypeError) and must still fail step 8."""
+    with serving(tmp_path / "data") as served:
+        audience = served.url.removeprefix("http://")
+        async with tampering_proxy(served.url, "null-checkpoint") as proxy:
+            line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
+    assert line.startswith("(8) startup log: AttributeError"), line
