@@ -182,6 +182,24 @@ def test_the_newest_startup_entry_needs_its_inclusion_proof(page: Watched, tmp_p
     assert "the inclusion proof does not lead to the root" in steps[-1][1]
 
 
+def test_a_log_that_pages_on_and_on_fails_instead_of_hanging(page: Watched, tmp_path: Path) -> None:
+    """A gateway that answers every page of its startup log with a full page of entries
+    must not keep the page reading forever: the head's entries are all it checks."""
+    served_pages = [0]
+
+    def endless(path: str, data: Any) -> None:
+        if path == "/attestation/transparency":
+            start = served_pages[0] * 1000
+            served_pages[0] += 1
+            data["data"][:] = [{"index": start + i, "body": "e30="} for i in range(1000)]
+
+    with gateway(tmp_path / "data") as served, rewriting_proxy(served.url, endless) as proxy:
+        page.page.goto(proxy + "/verifier")
+        steps = run_verifier(page.page, proxy, audience=served.url.removeprefix("http://"))
+    assert steps[-1][0] == "false" and "(8) startup log" in steps[-1][1], steps
+    assert served_pages[0] == 1
+
+
 def test_over_https_the_tls_key_is_shown_and_not_claimed_checked(
     browser: Browser, tmp_path: Path
 ) -> None:
