@@ -51,7 +51,8 @@ from measure import BODY, PATH, chunk_timings, hold_streams, sequential_latency,
 from procs import machine, process, raise_fd_limit, wait_until_answering
 
 HERE = Path(__file__).resolve().parent
-FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT, RECEIPTS_OFF_PORT = 9101, 9200, 9201, 9202
+FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
+RECEIPTS_OFF_PORT = 9204  # 9202, 9203: the hedging and 2-worker gateways (gateways.py)
 STARTED = time.monotonic()
 PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
 
