@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -224,24 +225,25 @@ async def test_a_replayed_quote_fails(tmp_path: Path) -> None:
     assert second.startswith("(4) REPORT_DATA binding") and "replayed" in second
 
 
-async def test_a_demo_report_presented_as_amd_fails(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "starts", "step", "why"),
+    [
+        ("as-amd", 1, "(3) report and chain", "not a genuine AMD"),
+        # the third start's entry has an inclusion proof of two hashes
+        ("bad-inclusion", 2, "(8) startup log", "entry 2's inclusion proof"),
+    ],
+)
+async def test_a_tampered_answer_fails_its_step(
+    tmp_path: Path, mode: str, starts: int, step: str, why: str
+) -> None:
+    """A demo report presented as AMD's; a wrong inclusion proof of the newest entry."""
     data = tmp_path / "data"
-    start_and_stop(data, 1)
+    start_and_stop(data, starts)
     with serving(data) as served:
         audience = served.url.removeprefix("http://")
-        async with tampering_proxy(served.url, "as-amd") as proxy:
+        async with tampering_proxy(served.url, mode) as proxy:
             line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
-    assert line.startswith("(3) report and chain") and "not a genuine AMD" in line
-
-
-async def test_a_wrong_inclusion_proof_of_the_newest_entry_fails(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    start_and_stop(data, 2)  # the third start's entry has a proof of two hashes
-    with serving(data) as served:
-        audience = served.url.removeprefix("http://")
-        async with tampering_proxy(served.url, "bad-inclusion") as proxy:
-            line = await trio.to_thread.run_sync(failing_step, proxy, None, audience)
-    assert line.startswith("(8) startup log") and "entry 2's inclusion proof" in line
+    assert line.startswith(step) and why in line
 
 
 async def test_a_log_that_pages_on_and_on_fails_instead_of_hanging(tmp_path: Path) -> None:
