@@ -74,7 +74,7 @@ def nodes(db: sqlite3.Connection, log: str, ids: Sequence[NodeId]) -> dict[NodeI
     # whole range of nodes, and read them all.
     wanted = ",".join(["(?,?)"] * len(ids))
     rows = db.execute(
-        f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (placeholders)
+        f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (only "?" marks are interpolated)
         "SELECT w.level, w.idx, n.hash FROM wanted AS w CROSS JOIN log_nodes AS n "
         "ON n.log = ? AND n.level = w.level AND n.idx = w.idx",
         [*(value for node in ids for value in node), log],

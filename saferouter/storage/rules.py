@@ -236,12 +236,12 @@ def activity_conditions(q: ActivityFilter) -> list[Condition]:
     return conditions
 
 
-def filled_prefix(rows: Iterable[tuple[int, bytes | None]], start: int = 0) -> list[bytes]:
-    """The leaf hashes of the longest run of filled entries from index ``start``, from
-    ``(index, leaf hash or None while pending)`` in index order, starting there."""
+def filled_prefix(rows: Iterable[tuple[int, bytes | None]]) -> list[bytes]:
+    """The leaf hashes of the longest run of filled entries from index 0, from
+    ``(index, leaf hash or None while pending)`` in index order."""
     out: list[bytes] = []
     for index, leaf in rows:
-        if leaf is None or index != start + len(out):
+        if leaf is None or index != len(out):
             break
         out.append(bytes(leaf))
     return out
