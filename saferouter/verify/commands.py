@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ..errors import ParseError
-from .client import run_checks
+from .client import Checked, run_checks
 from .evidence import Step
 from .receipt import Source, attempts_text, check_receipt
 
@@ -71,20 +71,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    checked = run_checks(
-        args.url,
-        expect_measurement=args.expect_measurement,
-        state_path=Path(args.state) if args.state else None,
-        allow_demo=args.allow_demo,
-        audience=args.audience,
-        cafile=args.cafile,
-        on_step=None if args.json else show_step,
-    )
+    checked = check_gateway(args.url, args, on_step=None if args.json else show_step)
     if args.json:
         _print_json(checked.passed, checked.steps, root=checked.root)
     else:
         print(verdict(checked.passed, checked.root))
     return 0 if checked.passed else 1
+
+
+def check_gateway(
+    url: str, args: argparse.Namespace, *, on_step: Callable[[Step], None] | None
+) -> Checked:
+    """Every check of ``verify`` on ``url``, as the command line's trust options,
+    ``--expect-measurement`` and ``--state`` ask."""
+    return run_checks(
+        url,
+        expect_measurement=args.expect_measurement,
+        state_path=Path(args.state) if args.state else None,
+        allow_demo=args.allow_demo,
+        audience=args.audience,
+        cafile=args.cafile,
+        on_step=on_step,
+    )
 
 
 def verdict(passed: bool, root: str | None) -> str:
