@@ -117,9 +117,9 @@ class Store(Protocol):
         ...
 
     # --- BYOK keys (sealed provider keys; each change moves key_generation) ---------
-    async def put_byok_key(self, key: ByokKey) -> None:
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
         """Store ``key`` as its key's one for ``key.provider``: inserted, or replacing
-        the one held (whose ``created_at`` it keeps). Raises
+        the one held (whose ``created_at`` it keeps); what was stored. Raises
         :class:`~saferouter.errors.KeyNotActive` when the key is revoked or unknown."""
         ...
 

@@ -43,8 +43,9 @@ def by_key(db: sqlite3.Connection) -> dict[str, list[ByokKey]]:
     return found
 
 
-def put(db: sqlite3.Connection, key: ByokKey) -> None:
-    """Insert, or replace the key's one for that provider (:func:`.rules.replacing_byok`)."""
+def put(db: sqlite3.Connection, key: ByokKey) -> ByokKey:
+    """Insert, or replace the key's one for that provider (:func:`.rules.replacing_byok`);
+    what was stored."""
     row = db.execute("SELECT revoked_at FROM keys WHERE id = ?", (key.key_id,)).fetchone()
     if row is None or row[0] is not None:
         raise KeyNotActive(f"{key.key_id} is not an active key")
@@ -53,6 +54,7 @@ def put(db: sqlite3.Connection, key: ByokKey) -> None:
     ).fetchone()
     new = rules.replacing_byok(ByokKey(*old) if old else None, key)
     db.execute(_UPSERT, [getattr(new, name) for name in _FIELDS])
+    return new
 
 
 def set_fallback(

@@ -181,7 +181,7 @@ class MemoryStore:
     # --- BYOK keys: in the key's record (KeyIdentity.byok), so KeyTable.put moves the
     # key generation on every change to them, as SQLite's triggers do ----------------
 
-    async def put_byok_key(self, key: ByokKey) -> None:
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
         with self._write():
             record = self._keys.get(key.key_id)
             if record is None or not record.active:  # what byok_keys.put refuses
@@ -189,6 +189,7 @@ class MemoryStore:
             old, others = _split(record, key.provider)
             new = rules.replacing_byok(old, key)
             self._keys.put(attrs.evolve(record, byok=(*others, new)))
+        return new
 
     async def set_byok_fallback(
         self, key_id: str, provider: str, fallback: bool, *, now: float

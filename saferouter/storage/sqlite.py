@@ -386,8 +386,8 @@ class SQLiteStore:
 
     # --- BYOK keys ----------------------------------------------------------------
 
-    async def put_byok_key(self, key: ByokKey) -> None:
-        await self._writes.run(lambda db: byok_keys.put(db, key))
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
+        return await self._writes.run(lambda db: byok_keys.put(db, key))
 
     async def set_byok_fallback(
         self, key_id: str, provider: str, fallback: bool, *, now: float

@@ -73,8 +73,9 @@ async def test_a_replaced_key_keeps_when_it_was_created(store: Store) -> None:
         created_at=200.0,
         updated_at=200.0,
     )
-    await store.put_byok_key(replacement)
-    assert await store.byok_keys(key_id) == [attrs.evolve(replacement, created_at=100.0)]
+    stored = await store.put_byok_key(replacement)
+    assert stored == attrs.evolve(replacement, created_at=100.0)
+    assert await store.byok_keys(key_id) == [stored]
 
 
 async def test_fallback_is_set_in_place(store: Store) -> None:
