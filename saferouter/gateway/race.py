@@ -9,8 +9,8 @@ and every other attempt is cancelled: its upstream socket closes and it is recor
 ``cancelled``. The winner's open response is handed to the relay; once a byte of it has
 gone to the client there is no fallback. An overall deadline bounds the whole race.
 
-The queue holds :class:`~.routing.Plan` s: a model, its endpoint, and whose provider
-key goes with it. An attempt with the operator's key starts only with the circuit
+The queue holds plans (:class:`~.routing.Plan`): a model, its endpoint, and whose
+provider key goes with it. An attempt with the operator's key starts only with the circuit
 breaker's :class:`Admission`, entered into one exit stack that the whole race runs
 inside: whichever way the race ends (a winner, an error, the deadline, the client
 leaving, a bug), every admission no verdict settled gives its half-open probe back. An
