@@ -17,7 +17,16 @@ import pytest
 import trio
 
 from ..processes import new_key
-from .test_byok_use import authorizations, bearer, canary, chat, gateway, in_thread, sdk, upload
+from .test_byok_use import (
+    authorizations,
+    bearer,
+    byok_gateway,
+    canary,
+    chat,
+    in_thread,
+    sdk,
+    upload,
+)
 
 # (model, stream): answers, a refusal quoting the key (401 → 403), a stream that quotes
 # it in its text, its usage and an in-band error event
@@ -66,7 +75,7 @@ async def test_a_canary_key_reaches_the_provider_and_nothing_else(
     # the key as is, and its random half (a prefix changed or cut still shows it)
     needles = (own.encode(), own.removeprefix("sk-canary-").encode())
     seen: list[httpx.Response] = []
-    async with gateway(tmp_path, workers=workers) as (upstream, data, start):
+    async with byok_gateway(tmp_path, workers=workers) as (upstream, data, start):
         user = new_key(data, "--name", "canary")
         with start() as served:
             added = await upload(served.url, user, own)

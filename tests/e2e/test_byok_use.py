@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,10 +88,16 @@ async def activity(url: str, key: str) -> list[dict[str, Any]]:
     return sorted(response.json()["data"], key=lambda e: e["id"])
 
 
+Start = Callable[[], AbstractContextManager[Served]]
+
+
 @asynccontextmanager
-async def gateway(tmp_path: Path, *, fee_percent: str = "0", workers: int = 1) -> Any:
-    """The fake provider, and a gateway serving it from a ``--config`` catalog with this
-    ``byok_fee_percent``; yields (upstream, data dir, start) — start(*keys) serves."""
+async def byok_gateway(
+    tmp_path: Path, *, fee_percent: str = "0", workers: int = 1
+) -> AsyncIterator[tuple[FakeUpstream, Path, Start]]:
+    """The fake provider and a gateway's data dir, its ``--config`` catalog with this
+    ``byok_fee_percent``; yields (upstream, data dir, start): ``with start() as served``
+    serves it (again, after a restart, from the same data dir and catalog file)."""
     async with fake_upstream() as upstream:
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
         text = catalog.read_text().replace(
@@ -100,7 +106,7 @@ async def gateway(tmp_path: Path, *, fee_percent: str = "0", workers: int = 1) -
         catalog.write_text(text)
         args = ("--config", str(catalog), "--workers", str(workers))
 
-        def start() -> Any:
+        def start() -> AbstractContextManager[Served]:
             return serving(tmp_path / "data", *args, env={"FAKE_API_KEY": OPERATOR})
 
         yield upstream, tmp_path / "data", start
@@ -110,7 +116,7 @@ async def test_a_refused_own_key_ends_the_request_unless_fallback_allows_the_ope
     tmp_path: Path,
 ) -> None:
     own = canary()
-    async with gateway(tmp_path) as (upstream, data, start):
+    async with byok_gateway(tmp_path) as (upstream, data, start):
         user, other = new_key(data, "--name", "byok"), new_key(data, "--name", "other")
         with start() as served:
             await upload(served.url, user, own)
@@ -144,7 +150,7 @@ async def test_a_refused_own_key_ends_the_request_unless_fallback_allows_the_ope
 async def test_an_own_key_is_billed_the_fee_and_a_key_without_credits_may_use_it(
     tmp_path: Path,
 ) -> None:
-    async with gateway(tmp_path, fee_percent="10") as (upstream, data, start):
+    async with byok_gateway(tmp_path, fee_percent="10") as (upstream, data, start):
         paying = new_key(data, "--name", "paying", "--credits", "1")
         with start() as served:
             await upload(served.url, paying, canary())
@@ -162,7 +168,7 @@ async def test_an_own_key_is_billed_the_fee_and_a_key_without_credits_may_use_it
             fee,
         )
     (tmp_path / "free").mkdir()
-    async with gateway(tmp_path / "free") as (upstream, data, start):
+    async with byok_gateway(tmp_path / "free") as (upstream, data, start):
         broke = new_key(data, "--name", "broke", "--credits", "0")
         with start() as served:
             await upload(served.url, broke, own := canary())
@@ -184,7 +190,7 @@ async def test_a_key_sealed_for_another_build_is_a_409_naming_that_build(
     tmp_path: Path,
 ) -> None:
     own = canary()
-    async with gateway(tmp_path) as (upstream, data, start):
+    async with byok_gateway(tmp_path) as (upstream, data, start):
         user = new_key(data, "--name", "byok")
         with start() as served:
             added = await upload(served.url, user, own)
