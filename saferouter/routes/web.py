@@ -91,3 +91,10 @@ def _inline_hash(html: str, tag: str) -> str:
 @blueprint.get("/assets/<path:name>")
 async def asset(name: str) -> Response:
     return _file(f"assets/{name}")
+
+
+@blueprint.get("/vendor/<path:name>")
+async def vendored(name: str) -> Response:
+    """Third-party code the pages load (``web/vendor/README.md`` says what, from where,
+    and its SHA-256), served from this origin: a CDN would be code outside the measurement."""
+    return _file(f"vendor/{name}")
