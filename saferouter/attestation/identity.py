@@ -1,4 +1,4 @@
-"""The gateway's persistent private keys: the Ed25519 identity and the TLS key.
+"""The gateway's persistent private keys: the Ed25519 identity, the TLS key, the BYOK key.
 
 Each is created once, inside the process, in the data dir, and never leaves it. In demo
 mode it is a 0600 file; in ``sev-snp`` mode the file holds the key sealed
@@ -10,6 +10,13 @@ The identity signs log entries, checkpoints and receipts; its public key is in e
 quote's claims. The TLS key (ECDSA P-256, what every TLS client accepts) is the key of
 the certificate ``serve --tls`` presents; the SHA-256 of its SubjectPublicKeyInfo is
 in every quote's claims too (``tls/``).
+
+The BYOK key (X25519) opens the provider keys users seal to it (``byok/sealing.py``);
+its public key is the ``byok_public_key`` claim. Unlike the other two, its file is named
+per measurement (:func:`byok_key_kind`): a build with another code or configuration
+makes a key pair of its own and can never open what was sealed to another build's. In
+``sev-snp`` mode the seal under the launch measurement guarantees that already; the name
+gives the same guarantee to demo mode, where keys are plain files any build could read.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import attrs
+import nacl.public
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..datadir import write_private_file
 from ..tee.seal import Sealer
 from ..tls.certificates import decode_p256, encode_pkcs8
+from .measurement import Measurement
 
 K = TypeVar("K")
 
@@ -80,6 +89,18 @@ TLS_KEY: KeyKind[ec.EllipticCurvePrivateKey] = KeyKind(
     encode=encode_pkcs8,
     decode=decode_p256,
 )
+
+BYOK_NAME_HEX_CHARS = 16  # 64 bits of the measurement: no two builds share a file
+
+
+def byok_key_kind(measurement: Measurement) -> KeyKind[nacl.public.PrivateKey]:
+    """The BYOK key of the build ``measurement`` names, in ``byok-<16 hex>.key|.sealed``."""
+    return KeyKind(
+        name=f"byok-{measurement.hex[:BYOK_NAME_HEX_CHARS]}",
+        generate=nacl.public.PrivateKey.generate,
+        encode=bytes,  # the raw 32-byte X25519 scalar
+        decode=nacl.public.PrivateKey,
+    )
 
 
 def load_or_create_identity(

@@ -2,8 +2,10 @@
 
 A quote binds a client's nonce to this gateway: its REPORT_DATA is the SHA-512 of the
 canonical JSON (RFC 8785) of the claims ``{nonce, identity, measurement, build,
-audience, time, tls_spki_sha256}`` (the last binds the quote to the TLS key served on
-the connection it came over; ``null`` without TLS). Every start appends a signed,
+audience, time, tls_spki_sha256, byok_public_key}`` (``tls_spki_sha256`` binds the quote
+to the TLS key served on the connection it came over, ``null`` without TLS;
+``byok_public_key`` is the X25519 key users seal their provider keys to, so a verified
+quote says which build holds its private half). Every start appends a signed,
 hash-chained entry to the startup log; every admitted request's signed receipt goes into
 the receipt log (``gateway/receipts.py``: the log holds only leaf hashes; the audit
 sampler is a view of it).
@@ -17,9 +19,11 @@ import time
 from typing import Any
 
 import attrs
+import nacl.public
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .. import __version__
+from ..byok import sealing
 from ..canonical import canonical_json
 from ..config import Settings
 from ..storage import LogEntry, Store
@@ -27,7 +31,7 @@ from ..tls.certificates import spki_sha256
 from ..translog.entry import entry_hash
 from ..translog.log import SignedLog
 from .attester import Attester, open_attester, open_sealer
-from .identity import IDENTITY, TLS_KEY, load_or_create_key, public_bytes
+from .identity import IDENTITY, TLS_KEY, byok_key_kind, load_or_create_key, public_bytes
 from .measurement import Measurement, measure
 
 STARTUP_KIND = "saferouter-startup"
@@ -53,6 +57,7 @@ class AttestationService:
     attester: Attester
     startup: SignedLog
     receipts: SignedLog  # the audit sampler is a view of it (gateway/receipts.py)
+    byok_key: nacl.public.PrivateKey = attrs.field(repr=False)  # this build's: identity.py
     tls_key: ec.EllipticCurvePrivateKey | None = None  # the served key, with --tls
 
     @classmethod
@@ -68,6 +73,8 @@ class AttestationService:
         )
         sealer = await open_sealer(attester)
         key = load_or_create_key(IDENTITY, settings.data_dir, sealer)
+        # every worker loads the file the parent made before they started: one key pair
+        byok_key = load_or_create_key(byok_key_kind(measurement), settings.data_dir, sealer)
         if tls_key is None and settings.tls:
             tls_key = load_or_create_key(TLS_KEY, settings.data_dir, sealer)
         audience = settings.audience
@@ -79,6 +86,7 @@ class AttestationService:
             attester=attester,
             startup=SignedLog(store, name="startup", origin=f"{audience}/startup", key=key),
             receipts=SignedLog(store, name="receipts", origin=f"{audience}/receipts", key=key),
+            byok_key=byok_key,
             tls_key=tls_key,
         )
 
@@ -95,6 +103,16 @@ class AttestationService:
         """Hex SHA-256 of the served TLS key's SubjectPublicKeyInfo; ``None`` without TLS."""
         return None if self.tls_key is None else spki_sha256(self.tls_key.public_key())
 
+    @property
+    def byok_public_key(self) -> str:
+        """Hex X25519 public key users seal their provider keys to (64 characters)."""
+        return bytes(self.byok_key.public_key).hex()
+
+    def open_sealed(self, sealed: bytes) -> str:
+        """The provider key a user sealed to :attr:`byok_public_key`; raises
+        :class:`~saferouter.byok.sealing.SealedKeyError` when it does not open here."""
+        return sealing.open_sealed(self.byok_key, sealed)
+
     def claims(self, nonce: bytes, now: float) -> dict[str, Any]:
         return {
             "nonce": nonce.hex(),
@@ -104,6 +122,7 @@ class AttestationService:
             "audience": self.settings.audience,
             "time": int(now),
             "tls_spki_sha256": self.tls_spki_sha256,
+            "byok_public_key": self.byok_public_key,
         }
 
     async def quote(self, nonce: bytes) -> dict[str, Any]:
@@ -132,6 +151,7 @@ class AttestationService:
             "quote_digest": hashlib.sha256(bytes.fromhex(quote["report"])).hexdigest(),
             "time": int(time.time()),
             "tls_spki_sha256": self.tls_spki_sha256,
+            "byok_public_key": self.byok_public_key,
         }
         return await self.startup.append(STARTUP_KIND, spec)
 

@@ -49,6 +49,7 @@ async def status() -> Response:
             "build": svc.build,
             "audience": svc.settings.audience,
             "tls_spki_sha256": svc.tls_spki_sha256,
+            "byok_public_key": svc.byok_public_key,
             "audit_rate": svc.settings.audit_rate_ppm / 1_000_000,
             "latest_startup": latest,
             "startup_log_size": size,

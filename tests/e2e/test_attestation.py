@@ -51,6 +51,7 @@ async def test_quote_binds_the_nonce_and_verifies_as_demo(gateway: Gateway) -> N
         "audience",
         "time",
         "tls_spki_sha256",
+        "byok_public_key",
     }
     assert claims["tls_spki_sha256"] is None and status["tls_spki_sha256"] is None  # no --tls
     report_data = hashlib.sha512(canonical_json(claims)).digest()
