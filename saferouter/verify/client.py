@@ -17,7 +17,8 @@ from what the server says about itself. The steps:
   (7) measurement         the claims' measurement is the one expected (when given)
   (8) startup log         (:mod:`.logs`) checkpoint under the pinned origin; entries
                           signed, chained, hashing to its root; newest entry's inclusion
-  (9) latest start        the newest entry is this identity and measurement
+  (9) latest start        the newest entry is this identity and measurement, and (when
+                          it names them) the quote's TLS key and BYOK public key
   (10) history            consistent with the heads remembered in --state
   (11) receipt log        its checkpoint under the pinned origin, consistent with --state
 """
@@ -56,6 +57,9 @@ class Attested:
     measurement: str
     tls_spki_sha256: str | None
     heads: dict[str, TreeHead]
+    # the X25519 key to seal provider keys to (``saferouter byok add``); None for a
+    # gateway whose quotes claim none (a build before BYOK)
+    byok_public_key: str | None = None
 
 
 @attrs.frozen
@@ -138,6 +142,7 @@ def run_checks(
         measurement=ev.measurement,
         tls_spki_sha256=ev.tls_spki_sha256,
         heads=dict(ev.heads),
+        byok_public_key=ev.byok_public_key,
     )
     return Checked(tuple(steps), attested, ev.root)
 

@@ -59,6 +59,7 @@ class Evidence:
     tls_spki_sha256: str | None = None
     identity: bytes | None = None
     measurement: str | None = None
+    byok_public_key: str | None = None  # the quote's claim, once the newest start agrees
     startup_bodies: list[bytes] = attrs.Factory(list)
     heads: dict[str, TreeHead] = attrs.Factory(dict)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import httpx
@@ -122,14 +123,31 @@ def _newest_included(client: httpx.Client, ev: Evidence, index: int, body: bytes
 
 
 def latest_start(ev: Evidence) -> str:
-    """(9) the newest start is the identity and measurement the quote attested."""
+    """(9) the newest start is the identity and measurement the quote attested, and the
+    TLS key and BYOK public key it claims are the ones that start logged (an entry of a
+    build before either names none). A quote from one process over a log of another —
+    two instances sharing an identity, one holding a BYOK key of its own — fails here."""
     bodies = ev.startup_bodies
     spec = json.loads(bodies[-1])["spec"]
     if spec["identity"] != ev.attested_identity().hex() or spec["measurement"] != ev.measurement:
         raise CheckFailed("the newest start is not this identity and measurement")
     if spec.get("tls_spki_sha256", ev.tls_spki_sha256) != ev.tls_spki_sha256:
         raise CheckFailed("the newest start attests another TLS key than the quote")
+    claimed = _byok_claim(ev.quote["claims"])
+    if spec.get("byok_public_key", claimed) != claimed:
+        raise CheckFailed("the newest start logged another BYOK public key than the quote's")
+    ev.byok_public_key = claimed
     return f"entry {len(bodies) - 1}, {spec['tee_mode']}, {spec['build']}"
+
+
+def _byok_claim(claims: dict[str, Any]) -> str | None:
+    """The quote's ``byok_public_key``: 64 lowercase hex (an X25519 key), or absent."""
+    claimed = claims.get("byok_public_key")
+    if claimed is None:
+        return None
+    if not isinstance(claimed, str) or re.fullmatch("[0-9a-f]{64}", claimed) is None:
+        raise CheckFailed("the quote's byok_public_key is not 64 lowercase hex")
+    return claimed
 
 
 def history(client: httpx.Client, ev: Evidence) -> str:
