@@ -32,7 +32,18 @@ from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
-from .routes import activity, attestation, credits, health, keys, metrics, models, receipts, web
+from .routes import (
+    activity,
+    attestation,
+    byok,
+    credits,
+    health,
+    keys,
+    metrics,
+    models,
+    receipts,
+    web,
+)
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
 from .storage.opening import open_store
@@ -144,6 +155,7 @@ def create_app(
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(attestation.blueprint)
     app.register_blueprint(receipts.blueprint)
+    app.register_blueprint(byok.blueprint)
     app.register_blueprint(web.blueprint)
     return app
 

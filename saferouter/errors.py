@@ -25,7 +25,8 @@ of SafeRouter's, so the pure cores can raise from it.
     ├── CheckFailed             [verify.evidence] a gateway or receipt failed a verifier step
     ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)
-    │   └── LastAdminKey        the store refused to revoke the last active admin key
+    │   ├── LastAdminKey        the store refused to revoke the last active admin key
+    │   └── KeyNotActive        the store refused a BYOK key for a revoked or unknown key
     └── ApiError                an error the API renders as an OpenAI error body: carries
         │                       status, ``type``, ``code``, ``param`` and headers
         ├── InvalidRequest      400 invalid_request_error
@@ -105,6 +106,12 @@ class LastAdminKey(StorageError):
     """Revoking this key would leave no active admin key. A store error (not a client
     error) because the store raises it inside its write transaction, where only store
     errors roll one operation back; the route maps it to 409 ``last_admin_key``."""
+
+
+class KeyNotActive(StorageError):
+    """A BYOK key for a key that is revoked (or gone): refused inside the write
+    transaction, so a revocation racing an upload cannot leave a revoked key's provider
+    secret behind. The route maps it to 401 ``revoked_api_key``."""
 
 
 class ApiError(SafeRouterError):

@@ -23,6 +23,7 @@ from .records import (
     Admission,
     AdmissionRequest,
     Books,
+    ByokKey,
     KeyIdentity,
     KeyRecord,
     KeyRole,
@@ -44,6 +45,7 @@ __all__ = [
     "Admission",
     "AdmissionRequest",
     "Books",
+    "ByokKey",
     "KeyIdentity",
     "KeyRecord",
     "KeyRole",
@@ -95,7 +97,8 @@ class Store(Protocol):
         ...
 
     async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
-        """Mark revoked (idempotent); None when no such key. With ``keep_an_admin``,
+        """Mark revoked (idempotent) and delete its BYOK keys, in one transaction; None
+        when no such key. With ``keep_an_admin``,
         raises :class:`~saferouter.errors.LastAdminKey` instead of revoking the last
         active admin key (checked and written in one transaction)."""
         ...
@@ -106,11 +109,34 @@ class Store(Protocol):
 
     async def key_generation(self) -> int:
         """A number that changes whenever any key is created or deleted or changes a
-        field of :class:`KeyIdentity` (name, role, limits, metering, revocation), by any
-        process sharing the store; traffic (admission, settlement, ``touch_key``) leaves
-        it alone. A key read after the generation was read stays true while the
-        generation is unchanged: that order (generation first) is what makes a cache of
-        keys safe. Cheap enough to ask on every request."""
+        field of :class:`KeyIdentity` (name, role, limits, metering, revocation, its BYOK
+        keys), by any process sharing the store; traffic (admission, settlement,
+        ``touch_key``) leaves it alone. A key read after the generation was read stays
+        true while the generation is unchanged: that order (generation first) is what
+        makes a cache of keys safe. Cheap enough to ask on every request."""
+        ...
+
+    # --- BYOK keys (sealed provider keys; each change moves key_generation) ---------
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
+        """Store ``key`` as its key's one for ``key.provider``: inserted, or replacing
+        the one held (whose ``created_at`` it keeps); what was stored. Raises
+        :class:`~saferouter.errors.KeyNotActive` when the key is revoked or unknown."""
+        ...
+
+    async def set_byok_fallback(
+        self, key_id: str, provider: str, fallback: bool, *, now: float
+    ) -> ByokKey | None:
+        """Set whether the operator's key may serve when the provider refuses this one
+        (``updated_at`` becomes ``now`` if it changed); None when there is no such key.
+        One transaction: a replacement uploaded meanwhile is not overwritten."""
+        ...
+
+    async def delete_byok_key(self, key_id: str, provider: str) -> bool:
+        """Delete the key's one for ``provider``; whether there was one."""
+        ...
+
+    async def byok_keys(self, key_id: str) -> list[ByokKey]:
+        """The key's BYOK keys, by provider (the same as ``key_by_id(…).byok``)."""
         ...
 
     # --- money --------------------------------------------------------------------

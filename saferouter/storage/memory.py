@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..errors import LastAdminKey, StorageError
+from ..errors import KeyNotActive, LastAdminKey, StorageError
 from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
@@ -43,6 +43,7 @@ from .records import (
     Admission,
     AdmissionRequest,
     Books,
+    ByokKey,
     KeyRecord,
     KeyRole,
     LogEntry,
@@ -158,7 +159,8 @@ class MemoryStore:
             if keep_an_admin and self._keys.is_last_active_admin(key_id):
                 raise LastAdminKey(f"{key_id} is the last active admin key")
             if key.active:
-                key = attrs.evolve(key, revoked_at=now)
+                # a revoked key's provider secrets are not kept
+                key = attrs.evolve(key, revoked_at=now, byok=())
                 self._keys.put(key)
         return key
 
@@ -175,6 +177,45 @@ class MemoryStore:
     async def count_keys(self) -> int:
         self._check_open()
         return len(self._keys)
+
+    # --- BYOK keys: in the key's record (KeyIdentity.byok), so KeyTable.put moves the
+    # key generation on every change to them, as SQLite's triggers do ----------------
+
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
+        with self._write():
+            record = self._keys.get(key.key_id)
+            if record is None or not record.active:  # what byok_keys.put refuses
+                raise KeyNotActive(f"{key.key_id} is not an active key")
+            old, others = _split(record, key.provider)
+            new = rules.replacing_byok(old, key)
+            self._keys.put(attrs.evolve(record, byok=(*others, new)))
+        return new
+
+    async def set_byok_fallback(
+        self, key_id: str, provider: str, fallback: bool, *, now: float
+    ) -> ByokKey | None:
+        with self._write():
+            record = self._keys.get(key_id)
+            old, others = _split(record, provider)
+            if record is None or old is None:
+                return None
+            new = rules.with_byok_fallback(old, fallback, now)
+            self._keys.put(attrs.evolve(record, byok=(*others, new)))
+        return new
+
+    async def delete_byok_key(self, key_id: str, provider: str) -> bool:
+        with self._write():
+            record = self._keys.get(key_id)
+            old, others = _split(record, provider)
+            if record is None or old is None:
+                return False
+            self._keys.put(attrs.evolve(record, byok=others))
+        return True
+
+    async def byok_keys(self, key_id: str) -> list[ByokKey]:
+        self._check_open()
+        record = self._keys.get(key_id)
+        return [] if record is None else list(record.byok)
 
     # --- money --------------------------------------------------------------------
 
@@ -349,6 +390,13 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._closed = True
+
+
+def _split(record: KeyRecord | None, provider: str) -> tuple[ByokKey | None, tuple[ByokKey, ...]]:
+    """The key's BYOK key for ``provider`` (or None), and its others."""
+    held = () if record is None else record.byok
+    mine = [k for k in held if k.provider == provider]
+    return (mine[0] if mine else None), tuple(k for k in held if k.provider != provider)
 
 
 if TYPE_CHECKING:

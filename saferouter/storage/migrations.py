@@ -189,6 +189,42 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 9: the stored trees of the logs written before 8
     rebuild_trees,
+    # 10: bring your own provider key (issue 13). Only the sealed box is kept, one per
+    # (key, provider). A key's BYOK keys are part of what a cached key holds
+    # (KeyIdentity.byok), so every change to them moves the key generation, by any
+    # writer, as 6's triggers do for the keys table (and, like them, not on a write of
+    # the same values). Each activity entry says whether the key's own provider key
+    # served it.
+    """
+    CREATE TABLE byok_keys (
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        provider TEXT NOT NULL,
+        sealed_key BLOB NOT NULL,
+        sealed_to TEXT NOT NULL,
+        measurement TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        fallback INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (key_id, provider)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER key_generation_byok_insert AFTER INSERT ON byok_keys BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    CREATE TRIGGER key_generation_byok_delete AFTER DELETE ON byok_keys BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    CREATE TRIGGER key_generation_byok_update AFTER UPDATE ON byok_keys
+        WHEN OLD.key_id IS NOT NEW.key_id OR OLD.provider IS NOT NEW.provider
+            OR OLD.sealed_key IS NOT NEW.sealed_key OR OLD.sealed_to IS NOT NEW.sealed_to
+            OR OLD.measurement IS NOT NEW.measurement OR OLD.fingerprint IS NOT NEW.fingerprint
+            OR OLD.fallback IS NOT NEW.fallback OR OLD.created_at IS NOT NEW.created_at
+            OR OLD.updated_at IS NOT NEW.updated_at
+    BEGIN
+        UPDATE key_generation SET generation = generation + 1;
+    END;
+    ALTER TABLE activity ADD COLUMN byok INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

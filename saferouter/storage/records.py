@@ -8,12 +8,14 @@ row, a memory store, a caller still passing strings — can carry a state that i
 
 A record read from SQLite is built from a SELECT of its own field names
 (:func:`columns`), so adding a column to the SELECT means adding a field: the two
-cannot drift apart by position.
+cannot drift apart by position. A field marked :data:`STORED_APART` (a key's BYOK keys)
+lives in a table of its own and is left out of that SELECT.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import attrs
 
@@ -64,9 +66,16 @@ class LedgerKind(enum.StrEnum):
     OVERRUN = "overrun"  # billed beyond the charge: the operator's loss
 
 
+# metadata of a field read from a table of its own, not from the record's own row
+STORED_APART = {"stored_apart": True}
+
+
 def columns(record: type[attrs.AttrsInstance]) -> str:
-    """The SELECT list that reads ``record``: its field names, in field order."""
-    return ", ".join(field.name for field in attrs.fields(record))
+    """The SELECT list that reads ``record``: its field names, in field order, but for
+    those :data:`STORED_APART` (keyword-only, so the row still fills the rest in order)."""
+    return ", ".join(
+        field.name for field in attrs.fields(record) if not field.metadata.get("stored_apart")
+    )
 
 
 # Members by value: a dict lookup, where ``KeyRole(value)`` (Enum.__call__) costs about a
@@ -89,6 +98,28 @@ def _refusal(value: str | None) -> Refusal | None:
     return None if value is None else Refusal(value)
 
 
+def _by_provider(keys: Iterable[ByokKey]) -> tuple[ByokKey, ...]:
+    return tuple(sorted(keys, key=lambda k: k.provider))
+
+
+@attrs.frozen
+class ByokKey:
+    """A provider key a SafeRouter key brought (issue 13), as the store keeps it: only
+    sealed, to the gateway's BYOK public key (:mod:`saferouter.byok.sealing`). One per
+    (key, provider); the plaintext is never a field of anything stored."""
+
+    key_id: str
+    provider: str
+    sealed_key: bytes = attrs.field(repr=False)  # the sealed box, as uploaded
+    sealed_to: str  # hex X25519 public key it is sealed to (the gateway's at upload)
+    measurement: str  # hex measurement of the gateway build that accepted it
+    fingerprint: str  # sealing.fingerprint of the provider key
+    # byok_fallback: may the operator's key serve when the provider refuses this one
+    fallback: bool = attrs.field(default=False, converter=bool)  # SQLite gives 0 / 1
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
 @attrs.frozen
 class KeyIdentity:
     """What a key is and may do: every field that changes only with the store's key
@@ -106,6 +137,11 @@ class KeyIdentity:
     metered: bool = attrs.field(default=False, converter=bool)  # SQLite gives 0 / 1
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    # its BYOK keys, by provider: every change to them moves the key generation too, so
+    # the pipeline reads them from the cached identity with no read of its own
+    byok: tuple[ByokKey, ...] = attrs.field(
+        default=(), converter=_by_provider, kw_only=True, metadata=STORED_APART
+    )
 
     @property
     def is_admin(self) -> bool:
@@ -161,6 +197,7 @@ class ActivityEntry:
     error_type: str | None = None
     # what the provider billed beyond the charge (``cost_micro_usd``): the operator's loss
     overrun_micro_usd: int = 0
+    byok: bool = attrs.field(default=False, converter=bool)  # served with the key's own key
     id: int | None = None
 
 

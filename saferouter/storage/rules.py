@@ -27,6 +27,7 @@ from .records import (
     Admission,
     AdmissionRequest,
     Books,
+    ByokKey,
     LedgerKind,
     Refusal,
     Settlement,
@@ -179,6 +180,23 @@ def books_from_sums(
         topped_up_micro_usd=sums.get(LedgerKind.TOPUP) or 0,
         overrun_micro_usd=-(sums.get(LedgerKind.OVERRUN) or 0),
     )
+
+
+# --- BYOK keys ------------------------------------------------------------------------
+
+
+def replacing_byok(old: ByokKey | None, new: ByokKey) -> ByokKey:
+    """What a put of ``new`` stores where ``old`` was: ``new``, but created when the
+    key's first one for that provider was (a replaced key is updated, not created)."""
+    return new if old is None else attrs.evolve(new, created_at=old.created_at)
+
+
+def with_byok_fallback(key: ByokKey, fallback: bool, now: float) -> ByokKey:
+    """``key`` with its ``fallback`` set; unchanged, ``updated_at`` included, when it
+    already was (no write, so no worker's cached key is dropped for nothing)."""
+    if key.fallback == fallback:
+        return key
+    return attrs.evolve(key, fallback=fallback, updated_at=now)
 
 
 # --- activity -------------------------------------------------------------------------

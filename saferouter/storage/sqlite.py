@@ -24,12 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import attrs
 import trio
 
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
 from ..translog.merkle import NodeId
-from . import activity_log, ledger, logs, receipts, rules
+from . import activity_log, byok_keys, ledger, logs, receipts, rules
 from .migrations import MIGRATIONS, migration_statements
 from .records import (
     ActivityEntry,
@@ -37,6 +38,7 @@ from .records import (
     Admission,
     AdmissionRequest,
     Books,
+    ByokKey,
     KeyRecord,
     KeyRole,
     LogEntry,
@@ -247,11 +249,18 @@ class SQLiteStore:
     # --- keys ---------------------------------------------------------------------
 
     def _key(self, where: str, args: tuple[object, ...]) -> KeyRecord | None:
+        # Two statements, not one snapshot: a BYOK change landing between them has moved
+        # the key generation past the one a cache read before both (gateway/auth.py),
+        # so what is cached from them is dropped at the next request.
         try:
             row = self._db.execute(f"{_SELECT_KEYS} WHERE {where}", args).fetchone()
+            if row is None:
+                return None
+            record = KeyRecord(*row)
+            byok = byok_keys.of_key(self._db, record.id)
         except sqlite3.Error as exc:
             raise StorageError(f"key lookup failed: {exc}") from exc
-        return KeyRecord(*row) if row else None
+        return attrs.evolve(record, byok=byok) if byok else record
 
     async def create_key(
         self,
@@ -298,10 +307,17 @@ class SQLiteStore:
         return self._key("id = ?", (key_id,))
 
     async def list_keys(self) -> list[KeyRecord]:
-        rows = await self._read(
-            lambda db: db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
-        )
-        return [KeyRecord(*row) for row in rows]
+        def query(db: sqlite3.Connection) -> list[KeyRecord]:
+            db.execute("BEGIN")  # one snapshot of both tables
+            try:
+                rows = db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
+                byok = byok_keys.by_key(db)
+            finally:
+                db.execute("COMMIT")
+            records = [KeyRecord(*row) for row in rows]
+            return [attrs.evolve(r, byok=byok[r.id]) if r.id in byok else r for r in records]
+
+        return await self._read(query)
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
@@ -331,6 +347,7 @@ class SQLiteStore:
                 "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (now, key_id),
             )
+            byok_keys.delete_all(db, key_id)  # a revoked key's provider secrets are not kept
 
         await self._writes.run(apply)
         return await self.key_by_id(key_id)
@@ -366,6 +383,27 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"key generation lookup failed: {exc}") from exc
         return int(generation)
+
+    # --- BYOK keys ----------------------------------------------------------------
+
+    async def put_byok_key(self, key: ByokKey) -> ByokKey:
+        return await self._writes.run(lambda db: byok_keys.put(db, key))
+
+    async def set_byok_fallback(
+        self, key_id: str, provider: str, fallback: bool, *, now: float
+    ) -> ByokKey | None:
+        return await self._writes.run(
+            lambda db: byok_keys.set_fallback(db, key_id, provider, fallback, now)
+        )
+
+    async def delete_byok_key(self, key_id: str, provider: str) -> bool:
+        return await self._writes.run(lambda db: byok_keys.delete(db, key_id, provider))
+
+    async def byok_keys(self, key_id: str) -> list[ByokKey]:
+        try:
+            return byok_keys.of_key(self._db, key_id)  # a keyed read: microseconds
+        except sqlite3.Error as exc:
+            raise StorageError(f"BYOK key lookup failed: {exc}") from exc
 
     # --- money --------------------------------------------------------------------
 

@@ -1,0 +1,87 @@
+"""The SQL of BYOK keys: the sealed provider keys a SafeRouter key brought (issue 13).
+
+One row per (key, provider), holding only the sealed box and what describes it. Every
+write here moves the key generation through the table's triggers (migration 10), so a
+worker's cached :class:`~.records.KeyIdentity` — which carries its ``byok`` — is never
+trusted past a change. Writes run inside the store's write transaction; a key that is
+revoked or unknown gets none (:class:`~saferouter.errors.KeyNotActive`), and revoking a
+key deletes its rows in the revocation's transaction (:func:`delete_all`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+
+import attrs
+
+from ..errors import KeyNotActive
+from . import rules
+from .records import ByokKey, columns
+
+_FIELDS = tuple(field.name for field in attrs.fields(ByokKey))
+_SELECT = f"SELECT {columns(ByokKey)} FROM byok_keys"  # noqa: S608 (field names)
+_UPSERT = (
+    f"INSERT INTO byok_keys ({', '.join(_FIELDS)}) "  # noqa: S608 (field names)
+    f"VALUES ({', '.join('?' * len(_FIELDS))}) ON CONFLICT (key_id, provider) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _FIELDS)
+)
+
+
+def of_key(db: sqlite3.Connection, key_id: str) -> list[ByokKey]:
+    """The key's BYOK keys, by provider."""
+    rows = db.execute(f"{_SELECT} WHERE key_id = ? ORDER BY provider", (key_id,)).fetchall()
+    return [ByokKey(*row) for row in rows]
+
+
+def by_key(db: sqlite3.Connection) -> dict[str, list[ByokKey]]:
+    """Every key's BYOK keys, by key id (one read for a list of keys)."""
+    found: dict[str, list[ByokKey]] = defaultdict(list)
+    for row in db.execute(f"{_SELECT} ORDER BY key_id, provider").fetchall():
+        key = ByokKey(*row)
+        found[key.key_id].append(key)
+    return found
+
+
+def put(db: sqlite3.Connection, key: ByokKey) -> ByokKey:
+    """Insert, or replace the key's one for that provider (:func:`.rules.replacing_byok`);
+    what was stored."""
+    row = db.execute("SELECT revoked_at FROM keys WHERE id = ?", (key.key_id,)).fetchone()
+    if row is None or row[0] is not None:
+        raise KeyNotActive(f"{key.key_id} is not an active key")
+    old = db.execute(
+        f"{_SELECT} WHERE key_id = ? AND provider = ?", (key.key_id, key.provider)
+    ).fetchone()
+    new = rules.replacing_byok(ByokKey(*old) if old else None, key)
+    db.execute(_UPSERT, [getattr(new, name) for name in _FIELDS])
+    return new
+
+
+def set_fallback(
+    db: sqlite3.Connection, key_id: str, provider: str, fallback: bool, now: float
+) -> ByokKey | None:
+    """Set one key's ``fallback`` (:func:`.rules.with_byok_fallback`); None when absent."""
+    row = db.execute(f"{_SELECT} WHERE key_id = ? AND provider = ?", (key_id, provider)).fetchone()
+    if row is None:
+        return None
+    old = ByokKey(*row)
+    new = rules.with_byok_fallback(old, fallback, now)
+    if new != old:
+        db.execute(
+            "UPDATE byok_keys SET fallback = ?, updated_at = ? WHERE key_id = ? AND provider = ?",
+            (new.fallback, new.updated_at, key_id, provider),
+        )
+    return new
+
+
+def delete(db: sqlite3.Connection, key_id: str, provider: str) -> bool:
+    """Delete one; whether there was one."""
+    cursor = db.execute(
+        "DELETE FROM byok_keys WHERE key_id = ? AND provider = ?", (key_id, provider)
+    )
+    return cursor.rowcount > 0
+
+
+def delete_all(db: sqlite3.Connection, key_id: str) -> None:
+    """Delete every one of the key's (its revocation: a revoked key's secrets go)."""
+    db.execute("DELETE FROM byok_keys WHERE key_id = ?", (key_id,))
