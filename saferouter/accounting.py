@@ -141,12 +141,13 @@ def reservation_micro_usd(
     when: dt.datetime,
     *,
     choices: int = 1,
+    price: Price | None = None,
 ) -> int:
     """Worst-case cost of a text request: every prompt byte a token at the full input
     price (the prompt is billed once, whatever ``n``), plus ``choices`` × ``max_tokens``
     (or the model's max output) at the output price — each of the ``n`` choices may
-    use the whole limit."""
-    price = price_for(model, when)
+    use the whole limit. ``price``: another than the model's at ``when`` (a BYOK fee)."""
+    price = price if price is not None else price_for(model, when)
     limit = model.max_output or UNKNOWN_MAX_OUTPUT_TOKENS
     output = limit if max_tokens is None else min(max_tokens, limit)
     worst = Usage(prompt_tokens=prompt_token_bound(request_body), output_tokens=choices * output)

@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
+from .byok.keyring import Keyring
 from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
 from .client_input import COUNT_PATTERN, MAX_COUNT
 from .clock import TrioClock
@@ -101,6 +102,7 @@ def create_app(
         app_state.attestation = await AttestationService.open(
             settings, app_state.store, tls_key=tls_key
         )
+        service = app_state.attestation
         app_state.ports = Ports(
             settings=settings,
             store=app_state.store,
@@ -108,6 +110,12 @@ def create_app(
             upstreams=app_state.upstreams,
             breaker=app_state.breaker,
             clock=TrioClock(),
+            keyring=Keyring(
+                open_sealed=service.open_sealed,
+                public_key_hex=service.byok_public_key,
+                measurement_hex=service.measurement.hex,
+                endpoints=settings.endpoints,
+            ),
             notary=Notary.of(app_state.attestation) if settings.receipts else None,
             attempt_counts=app_state.attempt_counts,
         )

@@ -6,6 +6,9 @@ catalog change only: a ``[providers.NAME]`` table and some ``[[models]]``.
 
 Prices are written in the TOML in USD per million tokens and held as integer
 micro-USD per million tokens (``$0.0028`` → ``2800``), so no float reaches the books.
+The ``[settings]`` table holds what applies to every model: ``byok_fee_percent``, what a
+request served with the client's own provider key is charged, as a percentage of the
+model's price (held as integer basis points).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .errors import ConfigError, ModelNotFound
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 CAPABILITIES = frozenset({"reasoning", "tools", "vision", "json"})
 PROVIDER_KINDS = frozenset({"openai", "demo"})
+BASIS_POINTS = 10_000  # 100 %
 
 
 @attrs.frozen
@@ -34,6 +38,20 @@ class Price:
     input: int
     cached_input: int
     output: int
+
+    def fee(self, fee_bp: int) -> Price:
+        """``fee_bp`` basis points of this price, each part rounded up to a whole
+        micro-USD per million tokens: what an attempt with the client's own provider key
+        is billed at (the provider bills the client; the gateway only its fee)."""
+        return Price(
+            input=_bp_of(self.input, fee_bp),
+            cached_input=_bp_of(self.cached_input, fee_bp),
+            output=_bp_of(self.output, fee_bp),
+        )
+
+
+def _bp_of(micro: int, fee_bp: int) -> int:
+    return -(-micro * fee_bp // BASIS_POINTS)
 
 
 @attrs.frozen
@@ -102,6 +120,7 @@ class Model:
 class Catalog:
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
+    byok_fee_bp: int = 0  # [settings] byok_fee_percent, in basis points of a model's price
 
     def resolve(self, model_id: str) -> Model:
         """The model a client's ``model`` names: a catalog id, ``provider/name``, or a
@@ -194,9 +213,15 @@ class _RawModel:
 
 
 @attrs.define
+class _RawSettings:
+    byok_fee_percent: Any = 0
+
+
+@attrs.define
 class _RawCatalog:
     providers: dict[str, _RawProvider]
     models: list[_RawModel] = attrs.Factory(list)
+    settings: _RawSettings = attrs.Factory(_RawSettings)
 
 
 # Prices stay `Any` in the raw shape; usd_per_million_to_micro checks them exactly.
@@ -246,7 +271,8 @@ def parse_catalog(data: Mapping[str, Any], *, source: str = "catalog") -> Catalo
                 raise ConfigError(
                     f"{source}: fallback {fb!r} of {model.id!r} lacks {sorted(missing)}"
                 )
-    return Catalog(providers=providers, models=models)
+    fee_bp = percent_to_bp(raw.settings.byok_fee_percent, f"{source}: settings.byok_fee_percent")
+    return Catalog(providers=providers, models=models, byok_fee_bp=fee_bp)
 
 
 def _provider(pid: str, rp: _RawProvider, source: str) -> Provider:
@@ -314,6 +340,19 @@ def usd_per_million_to_micro(value: object, where: str = "price") -> int:
     if micro < 0 or micro != micro.to_integral_value():
         raise ConfigError(f"{where}: {value!r} must be ≥ 0 with at most 6 decimals")
     return int(micro)
+
+
+def percent_to_bp(value: object, where: str) -> int:
+    """``"2.5"`` (percent, 0 to 100, at most two decimals) → ``250`` basis points, exactly."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{where}: {value!r} is not a percentage")
+    try:
+        bp = Decimal(str(value)) * 100
+    except InvalidOperation as exc:
+        raise ConfigError(f"{where}: {value!r} is not a percentage") from exc
+    if not bp.is_finite() or not 0 <= bp <= BASIS_POINTS or bp != bp.to_integral_value():
+        raise ConfigError(f"{where}: {value!r} must be 0 to 100 with at most 2 decimals")
+    return int(bp)
 
 
 def _price(rp: _RawPrice, where: str) -> Price:

@@ -36,11 +36,13 @@ of SafeRouter's, so the pure cores can raise from it.
         ├── NotFound            404
         │   └── ModelNotFound   404 model_not_found
         ├── MethodNotAllowed    405
+        ├── Conflict            409 (a resource in a state that refuses the request)
         ├── PayloadTooLarge     413
         ├── RateLimited         429 (the key's own requests/tokens per minute)
         ├── InternalError       500 internal_error (see :func:`internal_error`)
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
+            ├── ByokKeyRejected    the provider refused the client's own key → 403
             ├── UpstreamBadGateway 5xx or a malformed answer → 502
             ├── UpstreamUnavailable connect failure, circuit open → 503
             ├── UpstreamRateLimited the provider asked to wait (Retry-After) → 429
@@ -191,6 +193,12 @@ class MethodNotAllowed(ApiError):
     default_code = "method_not_allowed"
 
 
+class Conflict(ApiError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     error_type = "invalid_request_error"
@@ -212,6 +220,15 @@ class UpstreamRejected(UpstreamError):
     """The provider answered with a 4xx; status and message are passed on."""
 
     error_type = "invalid_request_error"
+
+
+class ByokKeyRejected(UpstreamError):
+    """The provider refused the client's own provider key (401/402/403): the client's
+    to fix, so it is told which key, unlike a refusal of the operator's key (a 502)."""
+
+    status = 403
+    error_type = "permission_error"
+    default_code = "byok_key_rejected"
 
 
 class UpstreamBadGateway(UpstreamError):

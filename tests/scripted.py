@@ -9,6 +9,9 @@ The script is the model's upstream name, as for the fake upstream:
 ``ok`` · ``status:<code>`` · ``ratelimit:<retry after s>`` (always 429) ·
 ``slowstart:<ms>`` (wait, then answer) · ``slow:<chunks>:<ms between>`` (stream) ·
 ``stall:<chunks>`` (stream, then silence) · ``nousage`` (a stream without usage).
+Whatever the script, a request whose key is in ``refused_keys`` gets a 401 whose body
+quotes its ``Authorization`` back (a careless provider); ``authorizations`` records the
+header of every request.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 @attrs.define
 class ScriptedUpstream:
     requests: list[dict[str, Any]] = attrs.Factory(list)  # the bodies received, parsed
+    authorizations: list[str] = attrs.Factory(list)  # their Authorization headers
+    refused_keys: set[str] = attrs.Factory(set)  # provider keys answered with a 401
     raw: list[bytes] = attrs.Factory(list)
     opened: int = 0  # responses handed out
     closed: int = 0  # ... and closed by the gateway
@@ -37,6 +42,13 @@ class ScriptedUpstream:
         body = json.loads(raw)
         self.raw.append(raw)
         self.requests.append(body)
+        authorization = next(
+            (v.decode() for k, v in request.headers if k.lower() == b"authorization"), ""
+        )
+        self.authorizations.append(authorization)
+        if authorization.removeprefix("Bearer ") in self.refused_keys:
+            echo = {"error": {"message": f"invalid key {authorization}", "code": "auth"}}
+            return self._response(401, json.dumps(echo).encode())
         mode, _, arg = str(body["model"]).partition(":")
         stream = bool(body.get("stream"))
         try:

@@ -10,9 +10,9 @@ package and every file of the ``web/`` folder beside it, by path. ``config`` is 
 catalog as loaded — providers without keys (their env variable *names* and effective
 base URLs; extra header names, not values), models with prices in micro-USD per 1M
 tokens, peak windows and fallback chains — and the settings that change behaviour
-(audit sampling rate, attempts, timeouts, audience). Changing code, routing or prices changes the
-measurement. ``saferouter measure`` prints it and its parts so anyone can recompute it
-from a checkout and a config.
+(audit sampling rate, attempts, timeouts, audience, the BYOK fee). Changing code,
+routing or prices changes the measurement. ``saferouter measure`` prints it and its
+parts so anyone can recompute it from a checkout and a config.
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def config_document(settings: Settings) -> dict[str, Any]:
             },
             "max_body_bytes": settings.max_body_bytes,
             "audience": settings.audience,
+            # what a request served with the client's own provider key is charged
+            "byok_fee_bp": settings.catalog.byok_fee_bp,
         },
     }
 

@@ -5,9 +5,16 @@ The reservation is an upper bound on what the request can cost: the prompt's byt
 larger token limit for each of ``n`` choices, priced at the dearest model of the whole
 chain. Every candidate is priced, not the first ``max_attempts``: the race skips an
 unconfigured provider or an open circuit without spending an attempt, so any candidate
-can be reached. The race is handed :attr:`RequestBooks.candidates` — exactly the models
+can be reached. The race is handed :attr:`RequestBooks.plans` — exactly the attempts
 priced — so it cannot start one the reservation did not cover. Requests with non-text
 input have no such bound; a metered key is refused them (400 ``unsupported_content``).
+
+An attempt with the client's own provider key is priced at the catalog's
+``byok_fee_percent`` of the model's price (the provider bills the client): in the
+reservation, the charge, the activity entry and the receipt alike. When the whole
+chain's worst case does not fit the key's credits but the attempts with its own keys
+alone do, the store admits those alone, in the same transaction (a key with no credits
+and a fee of 0 is served through its own keys only).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from ..accounting import (
     reservation_micro_usd,
     usd_text,
 )
-from ..catalog import Model, Price
+from ..catalog import Price
 from ..clock import Clock
 from ..errors import AuthenticationFailed, InsufficientQuota, InvalidRequest, RateLimited
 from ..storage import (
@@ -38,19 +45,20 @@ from ..storage import (
 )
 from ..storage.records import ActivityOutcome
 from .request import ChatRequest
+from .routing import Plan
 
 
 @attrs.frozen
 class Charge:
     """What settlement decided, as a receipt states it: the request's status and outcome,
-    the model that served (None when none did) at the price applied, and the cost
+    the attempt that served (None when none did) at the price applied, and the cost
     debited (0 with accounting off: nothing is), estimated when no usage was reported."""
 
     status: int
     outcome: ActivityOutcome
     cost_micro_usd: int = 0
     estimated: bool = False
-    model: Model | None = None
+    plan: Plan | None = None
     price: Price | None = None
 
 
@@ -66,11 +74,12 @@ class RequestBooks:
     started: float  # the request's start (``Clock.now``)
     priced_at: dt.datetime
     created_at: float  # the request's start, on the wall clock
-    candidates: tuple[Model, ...] = ()  # the models the reservation priced: the race's
+    plans: tuple[Plan, ...] = ()  # the attempts the reservation priced: the race's
+    byok_fee_bp: int = 0  # what an attempt with the client's own key pays, of the price
     reserved_micro_usd: int = 0
     admission: Admission | None = None
     attempts: list[ActivityEntry] = attrs.Factory(list)  # finished, not serving
-    serving: tuple[int, Model] | None = None  # the attempt number and model that serve
+    serving: tuple[int, Plan] | None = None  # the attempt number and plan that serve
     charge: Charge | None = None  # once settled
 
     @classmethod
@@ -82,14 +91,16 @@ class RequestBooks:
         request_id: str,
         chat: ChatRequest,
         body: bytes,
-        candidates: list[Model],
+        plans: list[Plan],
         started: float,
         clock: Clock,
+        byok_fee_bp: int = 0,
         receipt_id: str | None = None,
     ) -> RequestBooks:
-        """Check the key's limits and reserve the worst case of every model the request
-        may end up on; raises 400 (non-text input on a metered key), 402 or 429. An
-        admitted request's ``receipt_id`` is recorded pending in the same write."""
+        """Check the key's limits and reserve the worst case of every attempt the request
+        may end up on (or of those with the client's own keys, when only they fit);
+        raises 400 (non-text input on a metered key), 402 or 429. An admitted request's
+        ``receipt_id`` is recorded pending in the same write."""
         wall = clock.wall()
         now = dt.datetime.fromtimestamp(wall, dt.UTC)
         books = cls(
@@ -103,16 +114,28 @@ class RequestBooks:
             started=started,
             priced_at=now,
             created_at=wall,
-            candidates=tuple(candidates),
+            plans=tuple(plans),
+            byok_fee_bp=byok_fee_bp,
         )
         if store is None:
             return books
-        worst = None  # no bound: the store refuses it for a metered key
+        worst = own_worst = None  # no bound: the store refuses it for a metered key
         if not chat.non_text:
-            worst = max(
-                reservation_micro_usd(m, body, chat.max_tokens, now, choices=chat.choices)
-                for m in books.candidates
-            )
+            costs = [
+                reservation_micro_usd(
+                    plan.model,
+                    body,
+                    chat.max_tokens,
+                    now,
+                    choices=chat.choices,
+                    price=books.price_of(plan),
+                )
+                for plan in books.plans
+            ]
+            worst = max(costs)
+            own = [c for c, plan in zip(costs, books.plans, strict=True) if plan.own_key]
+            if own and len(own) < len(costs):  # a narrower set exists: the own keys'
+                own_worst = max(own)
         admission = await store.admit(
             AdmissionRequest(
                 key_id=key.id,
@@ -122,11 +145,14 @@ class RequestBooks:
                 requested_model=chat.model,
                 streamed=chat.stream,
                 receipt_id=receipt_id,
+                own_keys_reserve_micro_usd=own_worst,
             )
         )
         books.admission = admission
         if admission.admitted:
             books.reserved_micro_usd = admission.reserved_micro_usd
+            if admission.own_keys_only:  # only they fit: the race may start no other
+                books.plans = tuple(plan for plan in books.plans if plan.own_key)
             return books
         if admission.refusal == "revoked":  # between authentication and now
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
@@ -153,6 +179,12 @@ class RequestBooks:
             headers={**books.rate_headers(), "Retry-After": str(admission.retry_after_s)},
         )
 
+    def price_of(self, plan: Plan) -> Price:
+        """What ``plan`` is billed at: the model's price at the request's start, or the
+        BYOK fee's share of it when the plan carries the client's own key."""
+        price = plan.model.pricing.price_at(self.priced_at)
+        return price.fee(self.byok_fee_bp) if plan.own_key is not None else price
+
     def rate_headers(self) -> dict[str, str]:
         a = self.admission
         if a is None or a.rate_limit is None:
@@ -167,7 +199,7 @@ class RequestBooks:
         self,
         *,
         number: int,
-        model: Model,
+        plan: Plan,
         status: int,
         outcome: ActivityOutcome,
         error_type: str | None,
@@ -179,7 +211,7 @@ class RequestBooks:
         self.attempts.append(
             self._entry(
                 number=number,
-                model=model,
+                plan=plan,
                 status=status,
                 outcome=outcome,
                 usage=Usage(),
@@ -192,10 +224,10 @@ class RequestBooks:
             )
         )
 
-    def serve(self, number: int, model: Model) -> None:
+    def serve(self, number: int, plan: Plan) -> None:
         """The attempt whose response goes to the client (its latency and time to first
         byte are the client's: from the request's start)."""
-        self.serving = (number, model)
+        self.serving = (number, plan)
 
     async def settle(
         self,
@@ -222,7 +254,7 @@ class RequestBooks:
         cost = 0
         attempts = list(self.attempts)
         if self.serving is not None:
-            number, model = self.serving
+            number, plan = self.serving
             estimated = False
             if usage is None and estimated_text_bytes:
                 usage = Usage(
@@ -231,13 +263,13 @@ class RequestBooks:
                 )
                 estimated = True
             usage = usage or Usage()
-            price = model.pricing.price_at(self.priced_at)
+            price = self.price_of(plan)
             cost = cost_micro_usd(usage, price)
-            self.charge = charge = Charge(status, outcome, cost, estimated, model, price)
+            self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
             attempts.append(
                 self._entry(
                     number=number,
-                    model=model,
+                    plan=plan,
                     status=status,
                     outcome=outcome,
                     usage=usage,
@@ -285,7 +317,7 @@ class RequestBooks:
         self,
         *,
         number: int,
-        model: Model,
+        plan: Plan,
         status: int,
         outcome: ActivityOutcome,
         usage: Usage,
@@ -297,6 +329,7 @@ class RequestBooks:
         ended_at: float | None,
     ) -> ActivityEntry:
         end = ended_at if ended_at is not None else self.clock.now()
+        model = plan.model
         return ActivityEntry(
             request_id=self.request_id,
             attempt=number,
@@ -320,4 +353,5 @@ class RequestBooks:
             streamed=self.streamed,
             estimated=estimated,
             error_type=error_type,
+            byok=plan.own_key is not None,
         )

@@ -9,7 +9,11 @@ stage name):
 2. **parse** — the body is read (the HTTP layer bounds its size) and checked
    (:func:`~saferouter.gateway.request.parse_chat_request`); 400 on anything odd.
 3. **route** — the requested model is resolved in the catalog and its fallback chain
-   built (:func:`~saferouter.gateway.routing.candidates`), with the client's ``models``.
+   built (:func:`~saferouter.gateway.routing.candidates`), with the client's ``models``;
+   then planned (:func:`~saferouter.gateway.routing.plan_attempts`): whose provider key
+   each attempt carries — the client's own, opened by the
+   :class:`~saferouter.byok.keyring.Keyring` (409 when it was sealed to another
+   build), or the operator's. A key with no provider keys of its own skips the keyring.
 4. **admit** — rate limits checked and the worst case of every candidate reserved, in
    one store transaction (:meth:`~saferouter.gateway.books.RequestBooks.admit`); 400,
    402 or 429 here, nothing spent.
@@ -29,7 +33,8 @@ stage name):
    in the settlement's transaction; a stream's after its last byte (or the client left).
 
 Ports (:class:`Ports`): the ``Store`` protocol (books), an ``Authenticator``, the
-upstream transports (:class:`~saferouter.gateway.upstream.Upstreams`), the
+upstream transports (:class:`~saferouter.gateway.upstream.Upstreams`), the clients'
+provider keys (:class:`~saferouter.byok.keyring.Keyring`), the
 :class:`~saferouter.clock.Clock`, the receipts' signer
 (:class:`~saferouter.gateway.receipts.Notary`; None: receipts off) and the
 :class:`~saferouter.gateway.breaker.CircuitBreaker`. The HTTP layer's job is only to
@@ -40,13 +45,15 @@ a response; tests drive :func:`chat` directly, in-process, under trio's ``MockCl
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 import attrs
 import trio
 
 from ..accounting import normalize_usage, reported_usage
+from ..byok.keyring import Keyring, OwnKey
 from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
@@ -61,7 +68,7 @@ from .race import Attempt, Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
 from .request import UpstreamBody, parse_chat_request
-from .routing import candidates, parse_client_models
+from .routing import candidates, parse_client_models, plan_attempts
 from .upstream import Upstreams
 
 
@@ -81,6 +88,7 @@ class Ports:
     upstreams: Upstreams
     breaker: CircuitBreaker
     clock: Clock
+    keyring: Keyring  # opens the provider keys clients brought (BYOK)
     notary: Notary | None = None  # signs receipts; None: receipts off
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
@@ -123,6 +131,10 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     client_models = parse_client_models(request.payload.get("models"))
     requested = settings.catalog.resolve(request.model)  # 3. route
     chain = candidates(settings.catalog, requested, client_models)
+    own_keys = _NONE_OWN
+    if key.byok:  # the common key holds none: no keyring, no set, no lookups
+        own_keys = ports.keyring.own_keys(key.byok, {model.provider for model in chain})
+    plans = plan_attempts(chain, settings.endpoints, own_keys)
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
@@ -130,9 +142,10 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         request_id=call.request_id,
         chat=request,
         body=body,
-        candidates=chain,
+        plans=plans,
         started=call.started_s,
         clock=ports.clock,
+        byok_fee_bp=settings.catalog.byok_fee_bp,
         receipt_id=receipt_id,
     )
     receipt = None
@@ -153,7 +166,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         upstreams=ports.upstreams,
         breaker=ports.breaker,
         clock=ports.clock,
-        candidates=list(books.candidates),  # only what the reservation priced
+        plans=list(books.plans),  # only what the reservation priced
         stream=request.stream,
         body_for=UpstreamBody.of(request).for_model,
         timing=call.timing,  # the upstream's time, kept out of Server-Timing's
@@ -167,7 +180,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         await _abandoned(ports, books, race, receipt)
         raise
     _record_attempts(ports, books, race.attempts, winner, receipt)
-    books.serve(winner.number, winner.model)
+    books.serve(winner.number, winner.plan)
     headers = {**served_headers(winner.model, requested), **books.rate_headers()}
     if receipt is not None:
         headers.update(receipt.headers)
@@ -200,6 +213,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     return Reply(winner.status, {**headers, **JSON_HEADERS}, body=winner.body)
 
 
+_NONE_OWN: Mapping[str, OwnKey] = MappingProxyType({})
 JSON_HEADERS = {"Content-Type": "application/json"}
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -285,7 +299,7 @@ def _record_attempts(
             continue
         books.record_attempt(
             number=attempt.number,
-            model=attempt.model,
+            plan=attempt.plan,
             status=attempt.error.status if attempt.error is not None else attempt.status,
             outcome=ActivityOutcome(attempt.outcome),  # error or cancelled
             error_type=attempt.error.code if attempt.error is not None else cut_by,

@@ -9,10 +9,14 @@ and every other attempt is cancelled: its upstream socket closes and it is recor
 ``cancelled``. The winner's open response is handed to the relay; once a byte of it has
 gone to the client there is no fallback. An overall deadline bounds the whole race.
 
-Each attempt starts only with the circuit breaker's :class:`Admission`, entered into
-one exit stack that the whole race runs inside: whichever way the race ends (a winner,
-an error, the deadline, the client leaving, a bug), every admission no verdict settled
-gives its half-open probe back.
+The queue holds :class:`~.routing.Plan` s: a model, its endpoint, and whose provider
+key goes with it. An attempt with the operator's key starts only with the circuit
+breaker's :class:`Admission`, entered into one exit stack that the whole race runs
+inside: whichever way the race ends (a winner, an error, the deadline, the client
+leaving, a bug), every admission no verdict settled gives its half-open probe back. An
+attempt with the client's own key takes none, and its end is never reported: the
+circuits are shared by every tenant, and one client's key (refused, out of balance,
+rate limited) says nothing about the provider for anyone else.
 
 With a :class:`~saferouter.timing.RequestTiming`, the race records, whichever way it
 ends, how long the request waited on upstreams — from the first upstream request sent to
@@ -46,7 +50,7 @@ from ..sse import SSEDecoder, SSEEvent
 from ..timing import RequestTiming
 from .breaker import Admission, CircuitBreaker, Outcome
 from .redact import Redactor
-from .routing import NotStarted, classify, refused, unavailable
+from .routing import NotStarted, Plan, classify, refused, unavailable
 from .upstream import (
     MAX_RESPONSE_BYTES,
     Upstreams,
@@ -71,9 +75,9 @@ class AttemptOutcome(enum.StrEnum):
 @attrs.define(eq=False)
 class Attempt:
     number: int
-    model: Model
-    endpoint: UpstreamEndpoint
-    admission: Admission  # the breaker's leave; settled once the outcome is known
+    plan: Plan
+    # the breaker's leave, settled once the outcome is known; None: the client's own key
+    admission: Admission | None
     started: float  # on the clock (``Clock.now``), as every time below
     scope: trio.CancelScope
     sent_at: float | None = None  # once its body is encoded and sending
@@ -89,6 +93,19 @@ class Attempt:
     error: UpstreamError | None = None
     outcome: AttemptOutcome = AttemptOutcome.PENDING
 
+    @property
+    def model(self) -> Model:
+        return self.plan.model
+
+    @property
+    def endpoint(self) -> UpstreamEndpoint:
+        return self.plan.endpoint
+
+    @property
+    def byok(self) -> bool:
+        """Whether it carries the client's own provider key."""
+        return self.plan.own_key is not None
+
 
 class Race:
     def __init__(
@@ -98,7 +115,7 @@ class Race:
         upstreams: Upstreams,
         breaker: CircuitBreaker,
         clock: Clock,
-        candidates: list[Model],
+        plans: list[Plan],
         body_for: Callable[[Model], bytes],
         stream: bool,
         timing: RequestTiming | None = None,
@@ -107,12 +124,12 @@ class Race:
         self._upstreams = upstreams
         self._breaker = breaker
         self._clock = clock
-        self._queue = list(candidates)
+        self._queue = list(plans)
         self._body_for = body_for
         self._stream = stream
         self._timing = timing
         self.attempts: list[Attempt] = []
-        self._skipped: set[str] = set()
+        self._skipped: set[tuple[str, bool]] = set()  # Plan.account ruled out
         self._not_started: list[NotStarted] = []
         self._admissions = ExitStack()
 
@@ -137,7 +154,7 @@ class Race:
             self._timing.waited_on_upstream(from_s=min(sent), until_s=self._clock.now())
 
     async def _run(self) -> Attempt:
-        if any(model.hedge_after_ms for model in self._queue):
+        if any(plan.model.hedge_after_ms for plan in self._queue):
             return await self._race()
         return await self._in_turn()
 
@@ -212,18 +229,21 @@ class Race:
         """Settle a finished attempt with the breaker: True if it won; False if the
         request fails over; raises its error when no other candidate may be tried."""
         now = self._clock.now()
+        admission = attempt.admission
         if attempt.outcome is AttemptOutcome.WON:
-            attempt.admission.settle(Outcome.SUCCESS, now)
+            if admission is not None:
+                admission.settle(Outcome.SUCCESS, now)
             return True
         assert attempt.error is not None
-        verdict = classify(attempt.error, attempt.model)
-        attempt.admission.settle(
-            verdict.breaker, now, key=verdict.breaker_key, retry_after_s=verdict.retry_after_s
-        )
+        verdict = classify(attempt.error, attempt.model, attempt.plan.own_key)
+        if admission is not None:
+            admission.settle(
+                verdict.breaker, now, key=verdict.breaker_key, retry_after_s=verdict.retry_after_s
+            )
         if not verdict.failover:
             raise attempt.error
         if verdict.skip_provider:
-            self._skipped.add(attempt.model.provider)
+            self._skipped.add(attempt.plan.account)
         return False
 
     def _no_winner(self, deadline: trio.CancelScope, last: UpstreamError | None) -> UpstreamError:
@@ -247,10 +267,10 @@ class Race:
             if len(self.attempts) >= settings.max_attempts:
                 self._queue.clear()
                 return None
-            model = self._queue.pop(0)
-            endpoint = settings.endpoints[model.provider]
+            plan = self._queue.pop(0)
+            model, endpoint = plan.model, plan.endpoint
             provider = endpoint.provider
-            if model.provider in self._skipped:
+            if plan.account in self._skipped:
                 continue
             if not endpoint.available:
                 self._not_started.append(
@@ -262,20 +282,21 @@ class Race:
                 )
                 continue
             now = self._clock.now()
-            keys = (model.provider, f"{model.provider}/{model.id}")
-            admission = self._breaker.admit(keys, now)
-            if admission is None:
-                standing = self._breaker.standing(keys, now)
-                self._not_started.append(refused(standing, provider.name, model.id))
-                continue
-            self._admissions.enter_context(admission)
+            admission = None
+            if plan.own_key is None:  # the client's own key is not the circuits' business
+                keys = (model.provider, f"{model.provider}/{model.id}")
+                admission = self._breaker.admit(keys, now)
+                if admission is None:
+                    standing = self._breaker.standing(keys, now)
+                    self._not_started.append(refused(standing, provider.name, model.id))
+                    continue
+                self._admissions.enter_context(admission)
             deadline = math.inf
             if self._stream:
                 deadline = trio.current_time() + settings.timeouts.first_byte_s
             attempt = Attempt(
                 number=len(self.attempts) + 1,
-                model=model,
-                endpoint=endpoint,
+                plan=plan,
                 admission=admission,
                 started=now,
                 scope=trio.CancelScope(deadline=deadline),
@@ -332,7 +353,14 @@ class Race:
         redactor = Redactor.for_key(attempt.endpoint.api_key)
         if response.status >= 400:
             body = await read_error_body(response, name)
-            raise upstream_error(response.status, body, response.headers, name, redactor=redactor)
+            raise upstream_error(
+                response.status,
+                body,
+                response.headers,
+                name,
+                redactor=redactor,
+                own_key_fingerprint=own.fingerprint if (own := attempt.plan.own_key) else None,
+            )
         content_type = (header(response, b"content-type") or "").lower()
         if not self._stream:
             attempt.body = redactor.known(

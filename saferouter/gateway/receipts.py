@@ -172,6 +172,7 @@ class Receipt:
                 "model": a.model.id,
                 "outcome": str(a.outcome),
                 "status": (a.error.status if a.error is not None else a.status) or None,
+                "byok": a.byok,
             }
             for a in attempts
         ]
@@ -180,7 +181,8 @@ class Receipt:
         """The signed receipt of the ended response (made once; its bytes never change)."""
         if self.sealed is not None:
             return self.sealed
-        model, price = charge.model, charge.price
+        plan, price = charge.plan, charge.price
+        model = plan.model if plan is not None else None
         receipt = {
             "version": RECEIPT_VERSION,
             "receipt_id": self.receipt_id,
@@ -197,6 +199,8 @@ class Receipt:
             "requested_model": self.requested_model,
             "served_model": model.id if model is not None else None,
             "provider": model.provider if model is not None else None,
+            # whose provider key served: the client's own (billed at the BYOK fee) or not
+            "byok": plan is not None and plan.own_key is not None,
             "attempts": self.attempts,
             "usage": portable(self.usage),
             "prices": None

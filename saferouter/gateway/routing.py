@@ -1,7 +1,9 @@
 """Which models to try, in what order, and what a failed attempt means (pure).
 
 The chain is the requested model then its catalog fallbacks (capability-matched when
-the catalog loads), or the client's own order (OpenRouter's ``models: [...]``). A failed
+the catalog loads), or the client's own order (OpenRouter's ``models: [...]``). Each
+candidate becomes one or two :class:`Plan` s — whose key an attempt carries is part of
+what is planned (:func:`plan_attempts`), not a flag the race passes along. A failed
 attempt either ends the request (the client's own error: 400, 404, 413, 422…) or fails
 over to the next candidate; some failures also rule out the rest of that provider for
 this request (no balance there, a bad provider key, a 429 with ``Retry-After``).
@@ -17,13 +19,16 @@ about that name, not about the provider.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ..catalog import Catalog, Model
 from ..client_input import validate_model_id
+from ..config import UpstreamEndpoint
 from ..errors import (
+    ByokKeyRejected,
     InvalidRequest,
     UpstreamError,
     UpstreamRateLimited,
@@ -31,6 +36,9 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from .breaker import BACKING_OFF, Outcome, Standing
+
+if TYPE_CHECKING:
+    from ..byok.keyring import OwnKey
 
 MAX_CLIENT_MODELS = 10
 # Z.AI business codes (docs.z.ai api-code; ../shared/reference/providers.md)
@@ -73,6 +81,44 @@ def candidates(
     return ordered
 
 
+@attrs.frozen
+class Plan:
+    """One attempt the race may make: a model, the endpoint it goes to, and whose
+    provider key it carries (the endpoint's)."""
+
+    model: Model
+    endpoint: UpstreamEndpoint
+    own_key: OwnKey | None = None  # the client's own provider key; None: the operator's
+
+    @property
+    def account(self) -> tuple[str, bool]:
+        """Whose account at which provider pays: what a failure may rule out for the
+        rest of the request (the client's account failing says nothing of the
+        operator's, and the other way round)."""
+        return self.model.provider, self.own_key is not None
+
+
+def plan_attempts(
+    chain: Sequence[Model],
+    endpoints: Mapping[str, UpstreamEndpoint],
+    own_keys: Mapping[str, OwnKey],
+) -> list[Plan]:
+    """The attempts to make, in order. A candidate whose provider the client holds a key
+    for goes there with that key, then — only if the key allows ``byok_fallback`` —
+    with the operator's; every other candidate with the operator's."""
+    if not own_keys:
+        return [Plan(model, endpoints[model.provider]) for model in chain]
+    plans = []
+    for model in chain:
+        own = own_keys.get(model.provider)
+        if own is not None:
+            plans.append(Plan(model, own.endpoint, own))
+            if not own.fallback:
+                continue
+        plans.append(Plan(model, endpoints[model.provider]))
+    return plans
+
+
 def parse_client_models(value: object) -> list[str] | None:
     """OpenRouter's ``models`` field: a list of model ids to fall back through."""
     if value is None:
@@ -86,9 +132,15 @@ def parse_client_models(value: object) -> list[str] | None:
     return [validate_model_id(v, param=f"models[{i}]") for i, v in enumerate(value)]
 
 
-def classify(error: UpstreamError, model: Model) -> Verdict:
-    """What one failed attempt means for the rest of the request, and for the breaker."""
+def classify(error: UpstreamError, model: Model, own_key: OwnKey | None = None) -> Verdict:
+    """What one failed attempt means for the rest of the request, and for the breaker
+    (an attempt with the client's ``own_key`` has no breaker admission: its verdict's
+    breaker part goes unheard)."""
     provider, model_key = model.provider, f"{model.provider}/{model.id}"
+    if isinstance(error, ByokKeyRejected):
+        # the client's key is refused: the operator's may stand in only if the client
+        # allowed it (the plan lists it next); otherwise the request ends here
+        return Verdict(failover=own_key is not None and own_key.fallback, skip_provider=True)
     if isinstance(error, UpstreamRejected):
         if error.status != 429:
             return Verdict(failover=False)  # the request itself is at fault

@@ -23,6 +23,7 @@ import trio
 from .. import __version__
 from ..config import Settings, Timeouts, UpstreamEndpoint
 from ..errors import (
+    ByokKeyRejected,
     UpstreamBadGateway,
     UpstreamError,
     UpstreamRejected,
@@ -192,6 +193,7 @@ def upstream_error(
     provider_name: str,
     *,
     redactor: Redactor,
+    own_key_fingerprint: str | None = None,
 ) -> UpstreamError:
     """The error a client gets for an upstream error status.
 
@@ -205,19 +207,32 @@ def upstream_error(
 
     Every piece of the provider's text is redacted (``redactor``, required so no caller
     can forget it): a provider or a proxy may quote the gateway's key back.
+
+    With the client's own provider key (``own_key_fingerprint``: the attempt carried
+    it), the same refusals are the client's to fix: a 403 ``byok_key_rejected`` naming
+    the key by its fingerprint and the provider's status (still not its text).
     """
     message, code, param, error_type = _describe(body, redactor)
     retry_after = next(
         (v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), None
     )
     extra = {"Retry-After": retry_after} if retry_after else {}
+    no_balance = status == 402 or (status == 429 and code == ZAI_NO_BALANCE)
+    if own_key_fingerprint is not None and (status in (401, 403) or no_balance):
+        why = "has no balance" if no_balance else "is not accepted"
+        return ByokKeyRejected(
+            f"{provider_name} refused your own provider key (fingerprint "
+            f"{own_key_fingerprint}): status {status}, the key {why}. Fix it at "
+            f"{provider_name} or add another (saferouter byok add); with byok_fallback on, "
+            "the gateway's own key would serve instead."
+        )
     if status in (401, 403):
         return UpstreamBadGateway(
             f"{provider_name} rejected SafeRouter's credentials for it ({status}); "
             "the operator must fix the provider key.",
             code="upstream_auth_failed",
         )
-    if status == 402 or (status == 429 and code == ZAI_NO_BALANCE):
+    if no_balance:
         # DeepSeek says 402, Z.AI says 429 with business code 1113: no money upstream
         return UpstreamBadGateway(
             f"{provider_name} refused the request: the gateway's account there is out of balance.",

@@ -212,12 +212,16 @@ class AdmissionRequest:
     streamed: bool = False
     # an admitted request's receipt, recorded pending in the admission's transaction
     receipt_id: str | None = None
+    # the worst case of the attempts with the key's own provider keys alone: reserved
+    # instead when the whole one does not fit the credits (None: no narrower set)
+    own_keys_reserve_micro_usd: int | None = None
 
 
 @attrs.frozen
 class Admission:
     admitted: bool
     reserved_micro_usd: int = 0
+    own_keys_only: bool = False  # admitted for the attempts with its own keys only
     refusal: Refusal | None = attrs.field(default=None, converter=_refusal)
     balance_micro_usd: int = 0
     rate_limit: int | None = None  # the limit that applies to the headers (rpm)

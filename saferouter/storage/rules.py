@@ -74,17 +74,24 @@ def decide_admission(
     used_tokens: int,
 ) -> Admission:
     """Admit or refuse a request of an active key, given what its rate window holds.
-    An admitted request's ``reserved_micro_usd`` is what the store must reserve."""
+    An admitted request's ``reserved_micro_usd`` is what the store must reserve: the
+    whole worst case, or — when only that of the attempts with the key's own provider
+    keys fits — that one (``own_keys_only``)."""
     reset_s = window_start(request.now) + WINDOW_S - request.now
     refusal = None
+    reserve, own_keys_only = request.reserve_micro_usd or 0, False
+    own_reserve = request.own_keys_reserve_micro_usd
     if metered and request.reserve_micro_usd is None:
         refusal = Refusal.UNSUPPORTED_CONTENT  # no bound on its cost: a metered key can't pay
     elif rpm_limit is not None and used_requests >= rpm_limit:
         refusal = Refusal.REQUESTS_PER_MINUTE
     elif tpm_limit is not None and used_tokens >= tpm_limit:
         refusal = Refusal.TOKENS_PER_MINUTE
-    elif metered and balance_micro_usd < (request.reserve_micro_usd or 0):
-        refusal = Refusal.INSUFFICIENT_QUOTA
+    elif metered and balance_micro_usd < reserve:
+        if own_reserve is not None and balance_micro_usd >= own_reserve:
+            reserve, own_keys_only = own_reserve, True
+        else:
+            refusal = Refusal.INSUFFICIENT_QUOTA
     if refusal is not None:
         return Admission(
             admitted=False,
@@ -95,10 +102,11 @@ def decide_admission(
             rate_limit=rpm_limit,
             rate_reset_s=reset_s,
         )
-    reserved = (request.reserve_micro_usd or 0) if metered else 0
+    reserved = reserve if metered else 0
     return Admission(
         admitted=True,
         reserved_micro_usd=reserved,
+        own_keys_only=own_keys_only,
         balance_micro_usd=balance_micro_usd - reserved,
         rate_remaining=rpm_limit - used_requests - 1 if rpm_limit is not None else None,
         rate_limit=rpm_limit,

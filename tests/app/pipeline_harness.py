@@ -12,13 +12,17 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
+import nacl.public
 import trio
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from saferouter.byok import sealing
+from saferouter.byok.keyring import Keyring
 from saferouter.catalog import Model
 from saferouter.config import Settings
 from saferouter.errors import ApiError
@@ -27,7 +31,8 @@ from saferouter.gateway.breaker import CircuitBreaker
 from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
 from saferouter.gateway.receipts import Notary
 from saferouter.gateway.upstream import Upstreams
-from saferouter.keys import generate_key
+from saferouter.keys import generate_key, hash_key
+from saferouter.storage import ByokKey
 from saferouter.storage.memory import MemoryStore
 from saferouter.timing import RequestTiming
 
@@ -35,6 +40,7 @@ from ..scripted import ScriptedUpstream
 from ..servers import gateway_settings
 
 EPOCH_S = 1_800_000_000.0  # the wall clock at mock time 0: a whole minute
+MEASUREMENT = "5e" * 32  # the build the harness's receipts and keyring name
 
 
 @attrs.frozen
@@ -53,6 +59,7 @@ class Harness:
     ports: Ports
     store: MemoryStore
     upstream: ScriptedUpstream
+    byok_key: nacl.public.PrivateKey  # the gateway's BYOK key pair (attestation's, in prod)
     secret: str = ""
     sent: list[bytes] = attrs.Factory(list)  # every request body, as sent
 
@@ -62,6 +69,37 @@ class Harness:
             name="user", role="user", key_hash=new.hash, prefix=new.display_prefix, **options
         )
         return new.secret
+
+    async def key_id(self, secret: str) -> str:
+        """The id of the key whose secret is ``secret``."""
+        record = await self.store.key_by_hash(hash_key(secret))
+        assert record is not None
+        return record.id
+
+    async def bring_key(
+        self,
+        secret: str,
+        provider: str,
+        provider_key: str,
+        *,
+        fallback: bool = False,
+        sealed_to: nacl.public.PublicKey | None = None,
+        measurement: str = MEASUREMENT,
+    ) -> ByokKey:
+        """Store ``provider_key`` as the key's own for ``provider``, sealed as a client
+        seals it: to this gateway's BYOK public key, or to ``sealed_to`` (another build's)."""
+        public_key = sealed_to or self.byok_key.public_key
+        record = ByokKey(
+            key_id=await self.key_id(secret),
+            provider=provider,
+            sealed_key=sealing.seal(bytes(public_key), provider_key),
+            sealed_to=bytes(public_key).hex(),
+            measurement=measurement,
+            fingerprint=sealing.fingerprint(provider_key),
+            fallback=fallback,
+        )
+        await self.store.put_byok_key(record)
+        return record
 
     async def send(
         self,
@@ -141,6 +179,7 @@ async def running_pipeline(
     store = store or MemoryStore()
     upstreams = Upstreams(settings, transports={"fake": upstream, "fake2": upstream})
     clock = MockWallClock()
+    byok_key = nacl.public.PrivateKey.generate()
     ports = Ports(
         settings=settings,
         store=store,
@@ -148,16 +187,22 @@ async def running_pipeline(
         upstreams=upstreams,
         breaker=CircuitBreaker(settings.breaker),
         clock=clock,
+        keyring=Keyring(
+            open_sealed=partial(sealing.open_sealed, byok_key),
+            public_key_hex=bytes(byok_key.public_key).hex(),
+            measurement_hex=MEASUREMENT,
+            endpoints=settings.endpoints,
+        ),
         notary=Notary(
             key=ed25519.Ed25519PrivateKey.generate(),
-            measurement_hex="5e" * 32,
+            measurement_hex=MEASUREMENT,
             tls_spki_sha256=None,
             audit_rate_ppm=settings.audit_rate_ppm,
         )
         if settings.receipts
         else None,
     )
-    harness = Harness(ports=ports, store=store, upstream=upstream)
+    harness = Harness(ports=ports, store=store, upstream=upstream, byok_key=byok_key)
     harness.secret = await harness.new_key(credits_micro_usd=10_000_000)
     try:
         yield harness

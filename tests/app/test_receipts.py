@@ -85,7 +85,14 @@ async def test_a_body_is_receipted_before_the_reply_returns(
             "fake",
         )
         assert receipt["attempts"] == [
-            {"number": 1, "provider": "fake", "model": "fake/ok", "outcome": "won", "status": 200}
+            {
+                "number": 1,
+                "provider": "fake",
+                "model": "fake/ok",
+                "outcome": "won",
+                "status": 200,
+                "byok": False,
+            }
         ]
         [entry] = await p.store.activity(ActivityFilter())
         assert json.loads(reply.body)["usage"] == receipt["usage"]  # as the provider said

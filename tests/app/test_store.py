@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import attrs
 import pytest
 
 from saferouter.errors import StorageError
@@ -98,6 +99,30 @@ async def test_a_key_with_zero_credits_is_metered(store: Store) -> None:
     assert (await store.admit(ask(key, "free", time.time(), 0))).admitted
     refused = await store.admit(ask(key, "paid", time.time(), 1))
     assert refused.refusal == "insufficient_quota"
+
+
+async def test_only_the_own_keys_worst_case_is_reserved_when_the_whole_does_not_fit(
+    store: Store,
+) -> None:
+    key = await make_key(store, credits=100)
+    now = time.time()
+
+    def narrowable(request_id: str, reserve: int, own: int) -> AdmissionRequest:
+        return attrs.evolve(ask(key, request_id, now, reserve), own_keys_reserve_micro_usd=own)
+
+    whole = await store.admit(narrowable("whole", 60, 10))  # it fits: all of it is held
+    assert (whole.admitted, whole.own_keys_only, whole.reserved_micro_usd) == (True, False, 60)
+    narrowed = await store.admit(narrowable("own", 90, 30))  # 40 left: only 30 fit
+    assert (narrowed.admitted, narrowed.own_keys_only, narrowed.reserved_micro_usd) == (
+        True,
+        True,
+        30,
+    )
+    assert (await store.books(key)).reserved_micro_usd == 90
+    refused = await store.admit(narrowable("none", 90, 20))  # 10 left: not even that
+    assert refused.refusal == "insufficient_quota" and not refused.own_keys_only
+    rows = await store.activity(ActivityFilter(key_id=key))
+    assert [(r.request_id, r.outcome) for r in rows] == [("none", "rejected")]  # one refusal
 
 
 async def test_topping_up_an_unmetered_key_is_explicit(store: Store) -> None:

@@ -56,6 +56,8 @@ def test_measurement_moves_with_prices_routing_and_code(tmp_path: Path) -> None:
     )
     assert measure(attrs.evolve(settings, catalog=rerouted)).digest != base.digest
     assert measure(attrs.evolve(settings, audit_rate_ppm=1)).digest != base.digest
+    with_fee = attrs.evolve(catalog, byok_fee_bp=1)  # a price too: what own keys pay
+    assert measure(attrs.evolve(settings, catalog=with_fee)).digest != base.digest
     # provider keys are not part of it: a key is a secret, not configuration
     keyed = load_settings({"DEEPSEEK_API_KEY": "sk-secret"}, data_dir=tmp_path)
     assert measure(keyed).digest == base.digest

@@ -9,6 +9,7 @@ import pytest
 
 from saferouter.catalog import (
     DEFAULT_CATALOG_PATH,
+    Price,
     load_catalog,
     parse_catalog,
     usd_per_million_to_micro,
@@ -153,3 +154,27 @@ def test_provider_needs_http_base_url_and_known_kind() -> None:
 
 def test_shipped_file_is_plain_toml() -> None:
     assert tomllib.loads(DEFAULT_CATALOG_PATH.read_text())["providers"]["demo"]["kind"] == "demo"
+
+
+@pytest.mark.parametrize(("percent", "bp"), [("0", 0), ("2.5", 250), (5, 500), ("100", 10_000)])
+def test_the_byok_fee_is_held_in_basis_points(percent: object, bp: int) -> None:
+    data = {**minimal(), "settings": {"byok_fee_percent": percent}}
+    assert parse_catalog(data).byok_fee_bp == bp
+
+
+@pytest.mark.parametrize("bad", ["-1", "100.01", "0.001", "nan", "inf", True, "x", [1]])
+def test_a_bad_byok_fee_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match="byok_fee_percent"):
+        parse_catalog({**minimal(), "settings": {"byok_fee_percent": bad}})
+
+
+def test_the_shipped_fee_is_zero_and_unknown_settings_are_refused() -> None:
+    assert SHIPPED.byok_fee_bp == 0 and parse_catalog(minimal()).byok_fee_bp == 0
+    with pytest.raises(ConfigError, match="settings"):
+        parse_catalog({**minimal(), "settings": {"byok_fee": "1"}})
+
+
+def test_a_fee_price_is_each_part_rounded_up() -> None:
+    price = Price(input=150_000, cached_input=3_001, output=7)
+    assert price.fee(250) == Price(input=3_750, cached_input=76, output=1)  # 75.025 → 76
+    assert price.fee(0) == Price(0, 0, 0) and price.fee(10_000) == price

@@ -6,17 +6,31 @@ from __future__ import annotations
 
 import json
 
+import attrs
+
 import pytest
 
+from saferouter.byok.keyring import OwnKey
 from saferouter.catalog import DEFAULT_CATALOG_PATH, load_catalog
+from saferouter.config import endpoints_from_env
 from saferouter.errors import (
+    ByokKeyRejected,
     UpstreamBadGateway,
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
 )
 from saferouter.gateway.breaker import BACKING_OFF, OPEN, Outcome, Standing
-from saferouter.gateway.routing import NotStarted, Verdict, classify, refused, unavailable
+from saferouter.gateway.routing import (
+    NotStarted,
+    Plan,
+    Verdict,
+    candidates,
+    classify,
+    plan_attempts,
+    refused,
+    unavailable,
+)
 
 CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
 LISTED = CATALOG.resolve("glm-4.7")
@@ -122,3 +136,44 @@ def test_an_open_circuit_is_a_503_saying_when_to_try_again() -> None:
     assert (error.status, error.code, error.headers) == (503, "circuit_open", {"Retry-After": "30"})
     error = unavailable([NotStarted("provider_not_configured", "no key")], now=10)
     assert (error.status, error.code, error.headers) == (503, "provider_not_configured", {})
+
+
+ENDPOINTS = endpoints_from_env(CATALOG, {"DEEPSEEK_API_KEY": "sk-operator-ds"})
+
+
+def own(provider: str, *, fallback: bool) -> OwnKey:
+    endpoint = attrs.evolve(ENDPOINTS[provider], api_key=f"sk-own-{provider}")
+    return OwnKey(provider=provider, fingerprint="f" * 12, fallback=fallback, endpoint=endpoint)
+
+
+def test_without_own_keys_every_attempt_is_the_operators() -> None:
+    chain = candidates(CATALOG, CATALOG.resolve("deepseek-flash"), None)
+    plans = plan_attempts(chain, ENDPOINTS, {})
+    assert plans == [Plan(m, ENDPOINTS[m.provider]) for m in chain]
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_an_own_key_goes_first_and_the_operators_only_with_fallback(fallback: bool) -> None:
+    chain = candidates(CATALOG, CATALOG.resolve("deepseek-flash"), None)
+    key = own("deepseek", fallback=fallback)
+    plans = plan_attempts(chain, ENDPOINTS, {"deepseek": key})
+    whose = [(p.model.id, p.own_key is not None, p.endpoint.api_key) for p in plans]
+    then = [("deepseek-flash", False, "sk-operator-ds")] if fallback else []
+    again = [("deepseek-v4-pro", False, "sk-operator-ds")] if fallback else []
+    assert whose == [
+        ("deepseek-flash", True, "sk-own-deepseek"),
+        *then,
+        ("deepseek-v4-pro", True, "sk-own-deepseek"),
+        *again,
+        ("glm-4.7", False, None),  # Z.AI: no own key, the operator's (unset here)
+        ("glm-5.3", False, None),
+    ]
+    assert plans[0].account == ("deepseek", True) and plans[-1].account == ("zai", False)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_refused_own_key_fails_over_only_with_fallback(fallback: bool) -> None:
+    verdict = classify(ByokKeyRejected("refused"), LISTED, own("zai", fallback=fallback))
+    assert verdict == Verdict(failover=fallback, skip_provider=True)
+    # what the breaker would hear goes unheard: an own-key attempt holds no admission
+    assert classify(ByokKeyRejected("refused"), LISTED).failover is False

@@ -94,3 +94,41 @@ def test_a_key_cut_by_the_message_limit_leaks_no_part(status: int) -> None:
         body = ("x" * start + f" key={key} rejected").encode()
         message = upstream_error(status, body, [], "Z.AI", redactor=Redactor.for_key(key)).message
         assert key[:8] not in message, (start, message)
+
+
+def test_refusals_of_the_clients_own_key_are_its_to_fix(testdata: object) -> None:
+    """With the client's own provider key, the same real bodies that are the operator's
+    problem (401/402/403, Z.AI 1113) become 403 ``byok_key_rejected`` naming the key by
+    fingerprint and the provider's status — still never the provider's text, which can
+    quote part of the key; every other answer maps as for the operator's key."""
+    assert RECORDINGS is not None
+    reported = json.loads((RECORDINGS / "errors/reported_in_issues.json").read_text())
+    refused = 0
+    for item in reported["errors"]:
+        if not item["form"].startswith("raw-json") or not item.get("status"):
+            continue
+        try:
+            body = json.loads(item["body"])
+        except ValueError:
+            continue
+        status, raw = int(item["status"]), item["body"].encode()
+        error = upstream_error(
+            status, raw, [], "Provider", redactor=NONE, own_key_fingerprint="0123456789ab"
+        )
+        if status in (401, 402, 403) or str(body["error"].get("code")) == "1113":
+            refused += 1
+            assert (error.status, error.code, error.error_type) == (
+                403,
+                "byok_key_rejected",
+                "permission_error",
+            )
+            assert "0123456789ab" in error.message and f"status {status}" in error.message
+            assert body["error"]["message"] not in error.message and "cd15" not in error.message
+        else:
+            operator = upstream_error(status, raw, [], "Provider", redactor=NONE)
+            assert (error.status, error.code, error.message) == (
+                operator.status,
+                operator.code,
+                operator.message,
+            )
+    assert refused >= 3
