@@ -1,5 +1,6 @@
 """``saferouter`` commands: ``serve``, ``keys create|list|rename|revoke|topup``,
-``tee verify-report|report`` and ``tls csr``."""
+``tee verify-report|report``, ``tls csr``, ``verify``, ``verify-receipt`` and
+``byok add|list|remove``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import trio
 
 from .accounting import usd_text
 from .attestation.measurement import measure
+from .byok import commands as byok_commands
 from .client_input import MAX_RATE_LIMIT, parse_count, parse_usd_micro
 from .config import Settings, load_settings
 from .errors import ConfigError, InvalidRequest, StorageError
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     tee_commands.add_parsers(commands, common)
     tls_commands.add_parsers(commands, common)
     verify_commands.add_parsers(commands, common)
+    byok_commands.add_parsers(commands)
     measure_cmd = commands.add_parser(
         "measure", parents=[common, listen], help="print this build's service measurement"
     )
@@ -106,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("verify", "verify-receipt"):
         return verify_commands.run(args)
+    if args.command == "byok":  # a client of a gateway: no settings, no data dir
+        return byok_commands.run(args, os.environ)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings(

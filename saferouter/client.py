@@ -77,9 +77,17 @@ def attested_client(
     """An ``httpx.Client`` (base URL ``url``) pinned to the gateway's attested TLS key,
     once every check passed. Raises CheckFailed naming the failed step."""
     attested = verify_gateway(url, **expected)
+    return pinned_client(url, attested, cafile=expected.get("cafile"), timeout_s=timeout_s)
+
+
+def pinned_client(
+    url: str, attested: Attested, *, cafile: str | None = None, timeout_s: float = 600.0
+) -> httpx.Client:
+    """An ``httpx.Client`` for a gateway already verified (``attested``): over https,
+    pinned to its attested TLS key; over http, as it is (nothing to pin)."""
     transport = None
     if attested.tls_spki_sha256 is not None:
-        transport = pinned_transport(attested.tls_spki_sha256, cafile=expected.get("cafile"))
+        transport = pinned_transport(attested.tls_spki_sha256, cafile=cafile)
     return httpx.Client(base_url=url.rstrip("/"), transport=transport, timeout=timeout_s)
 
 

@@ -14,22 +14,28 @@ from typing import Any
 import httpx
 
 Rewrite = Callable[[str, Any], None]
+Sent = tuple[str, str, bytes]  # method, path, body of a request the proxy forwarded
 
 
 @contextmanager
-def rewriting_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
+def rewriting_proxy(
+    target: str, rewrite: Rewrite = lambda path, data: None, *, sent: list[Sent] | None = None
+) -> Iterator[str]:
     """A real HTTP server in front of the gateway that rewrites its JSON answers in place:
-    ``rewrite(path, data)``."""
+    ``rewrite(path, data)``. Each request it forwards is appended to ``sent``; its
+    ``Authorization`` is passed on."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            if sent is not None:
+                sent.append((self.command, self.path, body or b""))
+            headers = {"Content-Type": "application/json"}
+            if "Authorization" in self.headers:
+                headers["Authorization"] = self.headers["Authorization"]
             upstream = httpx.request(
-                self.command,
-                target + self.path,
-                content=body,
-                headers={"Content-Type": "application/json"},
+                self.command, target + self.path, content=body, headers=headers
             )
             content = upstream.content
             if upstream.headers.get("content-type", "").startswith("application/json"):
@@ -44,7 +50,7 @@ def rewriting_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(content)
 
-        do_GET = do_POST = _forward
+        do_GET = do_POST = do_PUT = do_DELETE = _forward
 
         def log_message(self, *args: object) -> None:
             pass
@@ -59,4 +65,4 @@ def rewriting_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
         server.server_close()
 
 
-__all__ = ["Rewrite", "rewriting_proxy"]
+__all__ = ["Rewrite", "Sent", "rewriting_proxy"]

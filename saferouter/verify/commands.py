@@ -6,20 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ..errors import ParseError
-from .client import run_checks
+from .client import Checked, run_checks
 from .evidence import Step
 from .receipt import Source, attempts_text, check_receipt
 
 
-def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
-    """``verify`` and ``verify-receipt`` under the top-level subcommands."""
+def trust_options() -> argparse.ArgumentParser:
+    """The options that say what a verifier trusts, for every command that verifies a
+    gateway (``verify``, ``verify-receipt``, ``byok``)."""
     trust = argparse.ArgumentParser(add_help=False)
     trust.add_argument(
         "--allow-demo",
@@ -35,6 +36,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "--cafile",
         help="also require the TLS certificate to chain to these CAs (the key is pinned anyway)",
     )
+    return trust
+
+
+def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``verify`` and ``verify-receipt`` under the top-level subcommands."""
+    trust = trust_options()
     trust.add_argument("--json", action="store_true", help="print the steps as JSON")
     check = commands.add_parser(
         "verify", parents=[common, trust], help="verify a running gateway, step by step"
@@ -64,22 +71,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    checked = run_checks(
-        args.url,
+    checked = check_gateway(args.url, args, on_step=None if args.json else show_step)
+    if args.json:
+        _print_json(checked.passed, checked.steps, root=checked.root)
+    else:
+        print(verdict(checked.passed, checked.root))
+    return 0 if checked.passed else 1
+
+
+def check_gateway(
+    url: str, args: argparse.Namespace, *, on_step: Callable[[Step], None] | None
+) -> Checked:
+    """Every check of ``verify`` on ``url``, as the command line's trust options,
+    ``--expect-measurement`` and ``--state`` ask."""
+    return run_checks(
+        url,
         expect_measurement=args.expect_measurement,
         state_path=Path(args.state) if args.state else None,
         allow_demo=args.allow_demo,
         audience=args.audience,
         cafile=args.cafile,
-        on_step=None if args.json else _show,
+        on_step=on_step,
     )
-    if args.json:
-        _print_json(checked.passed, checked.steps, root=checked.root)
-    elif checked.passed and checked.root == "DEMO":
-        print("VERIFIED (DEMO root — no hardware guarantee)")
-    else:
-        print("VERIFIED" if checked.passed else "FAILED")
-    return 0 if checked.passed else 1
+
+
+def verdict(passed: bool, root: str | None) -> str:
+    """The last line of a gateway's verification: a demo root is never plain VERIFIED."""
+    if not passed:
+        return "FAILED"
+    return "VERIFIED (DEMO root — no hardware guarantee)" if root == "DEMO" else "VERIFIED"
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:
@@ -98,7 +118,9 @@ def _verify_receipt(args: argparse.Namespace) -> int:
         audience=args.audience,
         cafile=args.cafile,
     )
-    steps = check_receipt(document, source, response=response, on_step=None if args.json else _show)
+    steps = check_receipt(
+        document, source, response=response, on_step=None if args.json else show_step
+    )
     passed = len(steps) == 6 and all(s.ok for s in steps)
     receipt = document.get("receipt") if passed else None
     if args.json:
@@ -117,7 +139,8 @@ def _verify_receipt(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def _show(step: Step) -> None:
+def show_step(step: Step) -> None:
+    """Print a step as ``saferouter verify`` does: ✓ or ✗, its number, name and detail."""
     mark = "✓" if step.ok else "✗"
     print(f"{mark} ({step.number}) {step.name}: {step.detail}", flush=True)
 

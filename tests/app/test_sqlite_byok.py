@@ -6,7 +6,6 @@ cached key, which must show a BYOK change on the very next request."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,10 @@ from saferouter.storage import ActivityFilter
 from saferouter.storage.migrations import MIGRATIONS, migration_statements
 from saferouter.storage.sqlite import SQLiteStore
 
+from .test_authenticator import elsewhere, sqlite
 from .test_store_byok import SEALED, byok
+
+__all__ = ["elsewhere", "sqlite"]  # the fixtures: two stores on one file
 
 # found by what it does, not by number: branches merged later may renumber migrations
 MIGRATION_BYOK = next(
@@ -25,21 +27,6 @@ MIGRATION_BYOK = next(
     for n, script in enumerate(MIGRATIONS, start=1)
     if isinstance(script, str) and "CREATE TABLE byok_keys" in script
 )
-
-
-@pytest.fixture
-async def here(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "s.db")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def there(tmp_path: Path, here: SQLiteStore) -> AsyncIterator[SQLiteStore]:
-    """A second store on the same file: its connections are another process's."""
-    other = SQLiteStore(tmp_path / "s.db")
-    yield other
-    await other.close()
 
 
 async def test_an_older_database_gains_byok_keys(tmp_path: Path) -> None:
@@ -72,41 +59,41 @@ async def test_an_older_database_gains_byok_keys(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_the_file_holds_the_sealed_box_as_sent(here: SQLiteStore) -> None:
-    key = await here.create_key(name="k", role="user", key_hash="h", prefix="p")
-    await here.put_byok_key(byok(key.id))
-    db = sqlite3.connect(here.path)
+async def test_the_file_holds_the_sealed_box_as_sent(sqlite: SQLiteStore) -> None:
+    key = await sqlite.create_key(name="k", role="user", key_hash="h", prefix="p")
+    await sqlite.put_byok_key(byok(key.id))
+    db = sqlite3.connect(sqlite.path)
     [(stored, kind)] = db.execute("SELECT sealed_key, typeof(sealed_key) FROM byok_keys")
     db.close()
     assert (stored, kind) == (SEALED, "blob")
 
 
 async def test_a_byok_change_by_another_connection_moves_the_generation(
-    here: SQLiteStore, there: SQLiteStore
+    sqlite: SQLiteStore, elsewhere: SQLiteStore
 ) -> None:
-    key = await here.create_key(name="k", role="user", key_hash="h", prefix="p")
+    key = await sqlite.create_key(name="k", role="user", key_hash="h", prefix="p")
     changes = [
-        there.put_byok_key(byok(key.id)),
-        there.set_byok_fallback(key.id, "deepseek", True, now=1.0),
-        there.delete_byok_key(key.id, "deepseek"),
+        elsewhere.put_byok_key(byok(key.id)),
+        elsewhere.set_byok_fallback(key.id, "deepseek", True, now=1.0),
+        elsewhere.delete_byok_key(key.id, "deepseek"),
     ]
     for change in changes:
-        before = await here.key_generation()
+        before = await sqlite.key_generation()
         await change
-        assert await here.key_generation() != before
+        assert await sqlite.key_generation() != before
 
 
 @pytest.mark.parametrize("writer", ["this store", "another connection"])
 async def test_the_cached_key_shows_a_byok_change_on_the_next_request(
-    here: SQLiteStore, there: SQLiteStore, writer: str
+    sqlite: SQLiteStore, elsewhere: SQLiteStore, writer: str
 ) -> None:
     """The pipeline reads a key's BYOK keys from the Authenticator's cached
     ``KeyIdentity``: a put, a fallback switch or a delete — by this worker or another —
     must be in it from the next request on."""
-    store = here if writer == "this store" else there
-    auth = Authenticator(here)
+    store = sqlite if writer == "this store" else elsewhere
+    auth = Authenticator(sqlite)
     secret = generate_key()
-    key = await here.create_key(
+    key = await sqlite.create_key(
         name="k", role="user", key_hash=secret.hash, prefix=secret.display_prefix
     )
     header = f"Bearer {secret.secret}"
