@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..state import AppState, app_state, json_response
 from ..storage import ByokKey
+from .attestation import service as attested_service
 from .auth import authenticate
 
 blueprint = Blueprint("byok", __name__)
@@ -51,7 +52,7 @@ HOW_TO_SEAL = (
 async def list_byok() -> Response:
     state = app_state()
     key = await authenticate(state)
-    service = _service(state)
+    service = attested_service()
     held = await state.store.byok_keys(key.id)
     return json_response(
         {
@@ -68,7 +69,7 @@ async def list_byok() -> Response:
 async def put_byok(provider: str) -> Response:
     state = app_state()
     key = await authenticate(state)
-    service = _service(state)
+    service = attested_service()
     _check_provider(state, provider)
     data = await _body({"sealed_key", "byok_fallback"})
     fallback = _fallback(data)
@@ -103,7 +104,7 @@ async def put_byok(provider: str) -> Response:
 async def patch_byok(provider: str) -> Response:
     state = app_state()
     key = await authenticate(state)
-    service = _service(state)
+    service = attested_service()
     data = await _body({"byok_fallback"})
     if "byok_fallback" not in data:
         raise InvalidRequest(
@@ -173,12 +174,6 @@ def _not_held(state: AppState, provider_id: str) -> NotFound:
     return NotFound(
         f"This API key holds no provider key for {provider_id}.", code="byok_key_not_found"
     )
-
-
-def _service(state: AppState) -> AttestationService:
-    if state.attestation is None:
-        raise NotFound("Attestation is not running on this gateway.", code="no_attestation")
-    return state.attestation
 
 
 async def _body(fields: set[str]) -> dict[str, Any]:

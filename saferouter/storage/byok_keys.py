@@ -1,9 +1,11 @@
 """The SQL of BYOK keys: the sealed provider keys a SafeRouter key brought (issue 13).
 
-One row per (key, provider), holding only the sealed box and what describes it. Every
-write here moves the key generation through the table's triggers (migration 10), so a
-worker's cached :class:`~.records.KeyIdentity` — which carries its ``byok`` — is never
-trusted past a change. Writes run inside the store's write transaction; a key that is
+One row per (key, provider), holding only the sealed box and what describes it. A key
+is read with its BYOK keys in one statement (:func:`key_where`, a join on the primary
+key): one snapshot, and a cache miss costs one read, not two. Every write here moves
+the key generation through the table's triggers (migration 10), so a worker's cached
+:class:`~.records.KeyIdentity` — which carries its ``byok`` — is never trusted past a
+change. Writes run inside the store's write transaction; a key that is
 revoked or unknown gets none (:class:`~saferouter.errors.KeyNotActive`), and revoking a
 key deletes its rows in the revocation's transaction (:func:`delete_all`).
 """
@@ -13,19 +15,35 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 
-import attrs
-
 from ..errors import KeyNotActive
 from . import rules
-from .records import ByokKey, columns
+from .records import ByokKey, KeyRecord, columns, stored_fields
 
-_FIELDS = tuple(field.name for field in attrs.fields(ByokKey))
+_FIELDS = tuple(stored_fields(ByokKey))
 _SELECT = f"SELECT {columns(ByokKey)} FROM byok_keys"  # noqa: S608 (field names)
+# a key and its BYOK keys in one statement: one row per BYOK key (one with NULLs for
+# none), the key's columns first
+_KEY_FIELDS = len(stored_fields(KeyRecord))
+_BOTH = f"{columns(KeyRecord, table='k')}, {columns(ByokKey, table='b')}"
+_SELECT_KEY = f"SELECT {_BOTH} FROM keys k LEFT JOIN byok_keys b ON b.key_id = k.id"  # noqa: S608
 _UPSERT = (
     f"INSERT INTO byok_keys ({', '.join(_FIELDS)}) "  # noqa: S608 (field names)
     f"VALUES ({', '.join('?' * len(_FIELDS))}) ON CONFLICT (key_id, provider) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _FIELDS)
 )
+
+
+def key_where(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | None:
+    """The key whose ``column`` (``id`` or ``key_hash``, both unique) is ``value``, its
+    ``byok`` filled, read in one statement: one snapshot, one keyed read."""
+    if column not in ("id", "key_hash"):
+        raise ValueError(f"a key is found by id or key_hash, not {column!r}")
+    rows = db.execute(f"{_SELECT_KEY} WHERE k.{column} = ? ORDER BY b.provider", (value,))
+    found = rows.fetchall()
+    if not found:
+        return None
+    byok = [ByokKey(*row[_KEY_FIELDS:]) for row in found if row[_KEY_FIELDS] is not None]
+    return KeyRecord(*found[0][:_KEY_FIELDS], byok=byok)
 
 
 def of_key(db: sqlite3.Connection, key_id: str) -> list[ByokKey]:

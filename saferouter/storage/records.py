@@ -70,12 +70,17 @@ class LedgerKind(enum.StrEnum):
 STORED_APART = {"stored_apart": True}
 
 
-def columns(record: type[attrs.AttrsInstance]) -> str:
-    """The SELECT list that reads ``record``: its field names, in field order, but for
-    those :data:`STORED_APART` (keyword-only, so the row still fills the rest in order)."""
-    return ", ".join(
-        field.name for field in attrs.fields(record) if not field.metadata.get("stored_apart")
-    )
+def stored_fields(record: type[attrs.AttrsInstance]) -> list[str]:
+    """The names of ``record``'s fields that are columns of its own row, in field order:
+    all but those :data:`STORED_APART` (keyword-only, so a row fills the rest in order)."""
+    return [f.name for f in attrs.fields(record) if not f.metadata.get("stored_apart")]
+
+
+def columns(record: type[attrs.AttrsInstance], *, table: str = "") -> str:
+    """The SELECT list that reads ``record``: its :func:`stored_fields`, each qualified
+    by ``table`` when given (``k.id``, in a join)."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(prefix + name for name in stored_fields(record))
 
 
 # Members by value: a dict lookup, where ``KeyRole(value)`` (Enum.__call__) costs about a

@@ -248,19 +248,11 @@ class SQLiteStore:
 
     # --- keys ---------------------------------------------------------------------
 
-    def _key(self, where: str, args: tuple[object, ...]) -> KeyRecord | None:
-        # Two statements, not one snapshot: a BYOK change landing between them has moved
-        # the key generation past the one a cache read before both (gateway/auth.py),
-        # so what is cached from them is dropped at the next request.
+    def _key(self, column: str, value: str) -> KeyRecord | None:
         try:
-            row = self._db.execute(f"{_SELECT_KEYS} WHERE {where}", args).fetchone()
-            if row is None:
-                return None
-            record = KeyRecord(*row)
-            byok = byok_keys.of_key(self._db, record.id)
+            return byok_keys.key_where(self._db, column, value)
         except sqlite3.Error as exc:
             raise StorageError(f"key lookup failed: {exc}") from exc
-        return attrs.evolve(record, byok=byok) if byok else record
 
     async def create_key(
         self,
@@ -301,10 +293,10 @@ class SQLiteStore:
         return record
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return self._key("key_hash = ?", (key_hash,))
+        return self._key("key_hash", key_hash)
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        return self._key("id = ?", (key_id,))
+        return self._key("id", key_id)
 
     async def list_keys(self) -> list[KeyRecord]:
         def query(db: sqlite3.Connection) -> list[KeyRecord]:

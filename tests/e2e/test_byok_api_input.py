@@ -125,6 +125,9 @@ def test_patch_needs_a_boolean(user: tuple[str, Api], attested: dict[str, Any]) 
         refused = api("PATCH", "/v1/byok/deepseek", json=body)
         assert error(refused) == (400, code, "byok_fallback")
     assert api("GET", "/v1/byok").json()["data"][0]["byok_fallback"] is False
+    # no Content-Type at all is read as JSON (only a wrong one is refused)
+    unlabelled = api("PATCH", "/v1/byok/deepseek", content=b'{"byok_fallback": true}')
+    assert unlabelled.status_code == 200 and unlabelled.json()["byok_fallback"] is True
 
 
 def test_no_key_no_answer(served: Served) -> None:
