@@ -331,12 +331,7 @@ def _model(rm: _RawModel, source: str) -> Model:
 
 def usd_per_million_to_micro(value: object, where: str = "price") -> int:
     """``"0.0028"`` (USD per 1M tokens) → ``2800`` (micro-USD per 1M tokens), exactly."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{where}: {value!r} is not a price")
-    try:
-        micro = Decimal(str(value)) * 1_000_000
-    except InvalidOperation as exc:
-        raise ConfigError(f"{where}: {value!r} is not a price") from exc
+    micro = _scaled(value, 1_000_000, where, "price")
     if micro < 0 or micro != micro.to_integral_value():
         raise ConfigError(f"{where}: {value!r} must be ≥ 0 with at most 6 decimals")
     return int(micro)
@@ -344,15 +339,25 @@ def usd_per_million_to_micro(value: object, where: str = "price") -> int:
 
 def percent_to_bp(value: object, where: str) -> int:
     """``"2.5"`` (percent, 0 to 100, at most two decimals) → ``250`` basis points, exactly."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{where}: {value!r} is not a percentage")
-    try:
-        bp = Decimal(str(value)) * 100
-    except InvalidOperation as exc:
-        raise ConfigError(f"{where}: {value!r} is not a percentage") from exc
-    if not bp.is_finite() or not 0 <= bp <= BASIS_POINTS or bp != bp.to_integral_value():
+    bp = _scaled(value, 100, where, "percentage")
+    if not 0 <= bp <= BASIS_POINTS or bp != bp.to_integral_value():
         raise ConfigError(f"{where}: {value!r} must be 0 to 100 with at most 2 decimals")
     return int(bp)
+
+
+def _scaled(value: object, scale: int, where: str, what: str) -> Decimal:
+    """A TOML string or number, read exactly as written (a float by its shortest text),
+    times ``scale``; a :class:`ConfigError` naming ``what`` for anything else, NaN and
+    infinities included."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{where}: {value!r} is not a {what}")
+    try:
+        scaled = Decimal(str(value)) * scale
+    except InvalidOperation as exc:
+        raise ConfigError(f"{where}: {value!r} is not a {what}") from exc
+    if not scaled.is_finite():
+        raise ConfigError(f"{where}: {value!r} is not a {what}")
+    return scaled
 
 
 def _price(rp: _RawPrice, where: str) -> Price:

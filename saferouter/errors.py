@@ -22,6 +22,7 @@ of SafeRouter's, so the pure cores can raise from it.
     ├── FetchError              a certificate not to be had from AMD KDS or the cache
     ├── DeviceError             the SEV-SNP guest device refused or failed a request
     ├── SealError               a sealed blob that cannot be opened here
+    │   └── SealedKeyError      [byok.sealing] a sealed provider key that does not open
     ├── CheckFailed             [verify.evidence] a gateway or receipt failed a verifier step
     ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)

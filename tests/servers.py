@@ -31,6 +31,9 @@ as ``<name>``):
 * ``slowstart:<ms>`` — like ``delay``; a pause cut short by the gateway is recorded as
   ``cancelled:slowstart`` (``cancelled:delay`` for delay);
 * any other name — a small chat completion naming that model.
+
+Whatever the name, a request whose bearer key is in ``FakeUpstream.refused_keys`` gets a
+401 quoting its ``Authorization`` back (a provider refusing a key, carelessly).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class FakeUpstream:
     url: str = ""
     requests: list[dict[str, Any]] = attrs.Factory(list)
     events: list[str] = attrs.Factory(list)
+    refused_keys: set[str] = attrs.Factory(set)  # bearer keys answered with a 401
 
 
 def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
@@ -96,6 +100,9 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
         body = json.loads(raw)
         state.requests.append({"body": body, "raw": raw, "headers": dict(request.headers)})
         mode, _, arg = str(body["model"]).partition(":")
+        authorization = request.headers.get("Authorization", "")
+        if authorization.removeprefix("Bearer ") in state.refused_keys:
+            return _leak("401", authorization)
         if mode == "replay":
             path, _, seed = arg.partition("@")
             return _replay(stream_bytes(path), int(seed or 0))

@@ -26,6 +26,7 @@ import attrs
 from ..config import UpstreamEndpoint
 from ..errors import Conflict
 from ..storage.records import ByokKey
+from .sealing import SealedKeyError
 
 # the 409's header: SDKs retry a 409 by default, and no retry can open this key
 NO_RETRY = {"x-should-retry": "false"}
@@ -100,7 +101,7 @@ class Keyring:
             )
         try:
             provider_key = self._open_sealed(record.sealed_key)
-        except ValueError:  # SealedKeyError: sealed to this key, yet altered since
+        except SealedKeyError:  # sealed to this key, yet altered since
             raise Conflict(
                 f"Your {name} key (fingerprint {record.fingerprint}) no longer opens on "
                 "this gateway. Add it again (saferouter byok add, or the Keys page).",

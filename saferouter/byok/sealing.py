@@ -15,6 +15,8 @@ import hashlib
 import nacl.exceptions
 import nacl.public
 
+from ..errors import SealError
+
 PUBLIC_KEY_BYTES = 32
 SEAL_OVERHEAD_BYTES = 48  # the ephemeral public key (32) and the Poly1305 tag (16)
 PROVIDER_KEY_MAX_BYTES = 1024  # provider keys are ~50 characters; a JWT-style one fits
@@ -22,7 +24,7 @@ SEALED_KEY_MAX_BYTES = PROVIDER_KEY_MAX_BYTES + SEAL_OVERHEAD_BYTES
 FINGERPRINT_HEX_CHARS = 12
 
 
-class SealedKeyError(ValueError):
+class SealedKeyError(SealError):
     """The sealed key does not open with this key, or what it holds is not a key."""
 
 

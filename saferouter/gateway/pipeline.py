@@ -62,9 +62,10 @@ from ..errors import ApiError, UpstreamError
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
+from .attempt import Attempt
 from .books import RequestBooks
 from .breaker import CircuitBreaker
-from .race import Attempt, Race
+from .race import Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
 from .request import UpstreamBody, parse_chat_request

@@ -9,8 +9,8 @@ and every other attempt is cancelled: its upstream socket closes and it is recor
 ``cancelled``. The winner's open response is handed to the relay; once a byte of it has
 gone to the client there is no fallback. An overall deadline bounds the whole race.
 
-The queue holds :class:`~.routing.Plan` s: a model, its endpoint, and whose provider
-key goes with it. An attempt with the operator's key starts only with the circuit
+The queue holds plans (:class:`~.routing.Plan`): a model, its endpoint, and whose
+provider key goes with it. An attempt with the operator's key starts only with the circuit
 breaker's :class:`Admission`, entered into one exit stack that the whole race runs
 inside: whichever way the race ends (a winner, an error, the deadline, the client
 leaving, a bug), every admission no verdict settled gives its half-open probe back. An
@@ -27,28 +27,27 @@ the other.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import ExitStack
 
-import attrs
 import httpcore
 import trio
 
 from ..catalog import Model
 from ..clock import Clock
-from ..config import Settings, UpstreamEndpoint
+from ..config import Settings
 from ..errors import (
     ParseError,
     UpstreamBadGateway,
     UpstreamError,
     UpstreamTimeout,
 )
-from ..sse import SSEDecoder, SSEEvent
+from ..sse import SSEDecoder
 from ..timing import RequestTiming
-from .breaker import Admission, CircuitBreaker, Outcome
+from .attempt import Attempt, AttemptOutcome
+from .breaker import CircuitBreaker, Outcome
 from .redact import Redactor
 from .routing import NotStarted, Plan, classify, refused, unavailable
 from .upstream import (
@@ -61,50 +60,6 @@ from .upstream import (
 )
 
 _NETWORK_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
-
-
-class AttemptOutcome(enum.StrEnum):
-    """How an upstream attempt ended (the activity log's outcome for one that lost)."""
-
-    PENDING = "pending"  # still running
-    WON = "won"  # produced the first byte: it serves the response
-    ERROR = "error"  # failed (its ``error`` says how)
-    CANCELLED = "cancelled"  # stopped: another attempt won, or the request ended
-
-
-@attrs.define(eq=False)
-class Attempt:
-    number: int
-    plan: Plan
-    # the breaker's leave, settled once the outcome is known; None: the client's own key
-    admission: Admission | None
-    started: float  # on the clock (``Clock.now``), as every time below
-    scope: trio.CancelScope
-    sent_at: float | None = None  # once its body is encoded and sending
-    response: httpcore.Response | None = None
-    status: int = 0
-    # stream: what was read before winning, and where reading goes on
-    decoder: SSEDecoder | None = None
-    chunks: AsyncIterator[bytes] | None = None
-    prelude: list[SSEEvent] = attrs.Factory(list)
-    body: bytes | None = None  # non-stream
-    first_byte_at: float | None = None
-    ended_at: float | None = None
-    error: UpstreamError | None = None
-    outcome: AttemptOutcome = AttemptOutcome.PENDING
-
-    @property
-    def model(self) -> Model:
-        return self.plan.model
-
-    @property
-    def endpoint(self) -> UpstreamEndpoint:
-        return self.plan.endpoint
-
-    @property
-    def byok(self) -> bool:
-        """Whether it carries the client's own provider key."""
-        return self.plan.own_key is not None
 
 
 class Race:

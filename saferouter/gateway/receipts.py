@@ -44,8 +44,8 @@ from ..canonical import canonical_json
 from ..storage import NewReceipt, Store
 from ..translog import merkle
 from ..translog.receipt import RECEIPT_VERSION, sign_receipt_bytes
+from .attempt import Attempt
 from .books import Charge
-from .race import Attempt
 
 if TYPE_CHECKING:
     from hashlib import _Hash

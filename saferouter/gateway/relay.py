@@ -33,8 +33,8 @@ from ..delivery import ClientDelivery
 from ..errors import ParseError, encode_error_body
 from ..sse import SSEEvent
 from ..storage.records import ActivityOutcome
+from .attempt import Attempt
 from .books import RequestBooks
-from .race import Attempt
 from .receipts import Receipt
 from .redact import Redactor
 

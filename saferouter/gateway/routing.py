@@ -2,8 +2,8 @@
 
 The chain is the requested model then its catalog fallbacks (capability-matched when
 the catalog loads), or the client's own order (OpenRouter's ``models: [...]``). Each
-candidate becomes one or two :class:`Plan` s — whose key an attempt carries is part of
-what is planned (:func:`plan_attempts`), not a flag the race passes along. A failed
+candidate becomes one or two plans (:class:`Plan`): whose key an attempt carries is part
+of what is planned (:func:`plan_attempts`), not a flag the race passes along. A failed
 attempt either ends the request (the client's own error: 400, 404, 413, 422…) or fails
 over to the next candidate; some failures also rule out the rest of that provider for
 this request (no balance there, a bad provider key, a 429 with ``Retry-After``).

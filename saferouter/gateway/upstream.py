@@ -223,8 +223,8 @@ def upstream_error(
         return ByokKeyRejected(
             f"{provider_name} refused your own provider key (fingerprint "
             f"{own_key_fingerprint}): status {status}, the key {why}. Fix it at "
-            f"{provider_name} or add another (saferouter byok add); with byok_fallback on, "
-            "the gateway's own key would serve instead."
+            f"{provider_name} or add another (saferouter byok add); byok_fallback lets the "
+            "gateway's own key for it, if it has one, serve when yours is refused."
         )
     if status in (401, 403):
         return UpstreamBadGateway(

@@ -48,7 +48,7 @@ def test_prices_convert_exactly(text: object, micro: int) -> None:
     assert usd_per_million_to_micro(text) == micro
 
 
-@pytest.mark.parametrize("bad", ["0.0000001", "-1", "abc", True, None, [1]])
+@pytest.mark.parametrize("bad", ["0.0000001", "-1", "abc", True, None, [1], "nan", "-inf"])
 def test_bad_prices_are_refused(bad: object) -> None:
     with pytest.raises(ConfigError):
         usd_per_million_to_micro(bad)

@@ -76,6 +76,7 @@ FRAMEWORK_FREE: tuple[str, ...] = (
     "saferouter.gateway.pipeline",
     "saferouter.gateway.auth",
     "saferouter.gateway.race",
+    "saferouter.gateway.attempt",
     "saferouter.gateway.relay",
     "saferouter.gateway.books",
     "saferouter.gateway.receipts",

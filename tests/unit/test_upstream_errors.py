@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,14 +25,10 @@ def test_deepseek_octet_stream_error_keeps_its_message(testdata: object) -> None
     assert error.code == "invalid_request_error"
 
 
-def test_bodies_reported_in_issues(testdata: object) -> None:
-    """Real DeepSeek and Z.AI error bodies quoted in GitHub issues: a client error keeps
-    the provider's message; the operator's own problems (bad provider key, empty provider
-    account — DeepSeek 402, Z.AI 1113) become 502 and never echo the provider's text,
-    which can quote part of the gateway's key ("Your api key: ****cd15")."""
+def reported_errors() -> Iterator[tuple[int, bytes, Any]]:
+    """The complete raw-JSON error bodies quoted in GitHub issues: status, bytes, JSON."""
     assert RECORDINGS is not None
     reported = json.loads((RECORDINGS / "errors/reported_in_issues.json").read_text())
-    checked = 0
     for item in reported["errors"]:
         if not item["form"].startswith("raw-json") or not item.get("status"):
             continue
@@ -38,8 +36,17 @@ def test_bodies_reported_in_issues(testdata: object) -> None:
             body = json.loads(item["body"])
         except ValueError:
             continue  # truncated in the issue
-        status = int(item["status"])
-        error = upstream_error(status, item["body"].encode(), [], "Provider", redactor=NONE)
+        yield int(item["status"]), item["body"].encode(), body
+
+
+def test_bodies_reported_in_issues(testdata: object) -> None:
+    """Real DeepSeek and Z.AI error bodies quoted in GitHub issues: a client error keeps
+    the provider's message; the operator's own problems (bad provider key, empty provider
+    account — DeepSeek 402, Z.AI 1113) become 502 and never echo the provider's text,
+    which can quote part of the gateway's key ("Your api key: ****cd15")."""
+    checked = 0
+    for status, raw, body in reported_errors():
+        error = upstream_error(status, raw, [], "Provider", redactor=NONE)
         code = str(body["error"].get("code"))
         if status in (401, 402, 403) or code == "1113":
             assert error.status == 502
@@ -101,17 +108,8 @@ def test_refusals_of_the_clients_own_key_are_its_to_fix(testdata: object) -> Non
     problem (401/402/403, Z.AI 1113) become 403 ``byok_key_rejected`` naming the key by
     fingerprint and the provider's status — still never the provider's text, which can
     quote part of the key; every other answer maps as for the operator's key."""
-    assert RECORDINGS is not None
-    reported = json.loads((RECORDINGS / "errors/reported_in_issues.json").read_text())
     refused = 0
-    for item in reported["errors"]:
-        if not item["form"].startswith("raw-json") or not item.get("status"):
-            continue
-        try:
-            body = json.loads(item["body"])
-        except ValueError:
-            continue
-        status, raw = int(item["status"]), item["body"].encode()
+    for status, raw, body in reported_errors():
         error = upstream_error(
             status, raw, [], "Provider", redactor=NONE, own_key_fingerprint="0123456789ab"
         )
