@@ -71,13 +71,15 @@ for _path, _name in PAGES.items():
 @blueprint.get("/verifier")
 async def verifier() -> Response:
     """The verifier is one self-contained file (it must also work opened from disk), so
-    its inline script and style are allowed by hash, and it may call any gateway."""
+    its inline script and style are allowed by hash, and it may call any gateway. Only
+    this origin may frame it: the Keys page runs its checks in a hidden frame rather than
+    keep a second copy of them."""
     response = _file("verifier.html")
     html = (WEB_DIR / "verifier.html").read_text()
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src {_inline_hash(html, 'script')}; "
         f"style-src {_inline_hash(html, 'style')}; connect-src *; img-src data:; "
-        "base-uri 'none'; frame-ancestors 'none'"
+        "base-uri 'none'; frame-ancestors 'self'"
     )
     return response
 
@@ -91,3 +93,10 @@ def _inline_hash(html: str, tag: str) -> str:
 @blueprint.get("/assets/<path:name>")
 async def asset(name: str) -> Response:
     return _file(f"assets/{name}")
+
+
+@blueprint.get("/vendor/<path:name>")
+async def vendored(name: str) -> Response:
+    """Third-party code the pages load (``web/vendor/README.md`` says what, from where,
+    and its SHA-256), served from this origin: a CDN would be code outside the measurement."""
+    return _file(f"vendor/{name}")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import trio
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwright, sync_playwright
 
 from ..processes import Served, free_port, serving
 from ..rewriting_proxy import rewriting_proxy as rewriting_proxy  # the page tests import it here
+from ..servers import FakeUpstream, fake_upstream
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
 WEB = Path(__file__).resolve().parents[2] / "web"  # the pages, as opened from disk
@@ -55,11 +59,13 @@ class Site:
 
 
 @contextmanager
-def gateway(data: Path, *extra: str, audience: str | None = None) -> Iterator[Served]:
+def gateway(
+    data: Path, *extra: str, audience: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Served]:
     """`saferouter serve` whose audience is the authority of its URL — the origin prefix a
     verifier pins for its logs — unless another ``audience`` is given."""
     port = free_port()
-    env = {"SAFEROUTER_AUDIENCE": audience or f"127.0.0.1:{port}"}
+    env = {**(env or {}), "SAFEROUTER_AUDIENCE": audience or f"127.0.0.1:{port}"}
     with serving(data, *extra, env=env, port=port) as served:
         yield served
 
@@ -112,6 +118,35 @@ def page(browser: Browser, site: Site) -> Iterator[Watched]:
     page.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
     yield Watched(page)
     context.close()
+
+
+@contextmanager
+def upstream_on_a_thread() -> Iterator[FakeUpstream]:
+    """The fake upstream of tests/servers.py (a trio app, a real HTTP server) on a thread
+    of its own, for these synchronous tests; stopped when the block ends."""
+    started: queue.Queue[tuple[FakeUpstream, trio.Event, trio.lowlevel.TrioToken]] = queue.Queue()
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with fake_upstream() as state:
+            started.put((state, stop, trio.lowlevel.current_trio_token()))
+            await stop.wait()
+
+    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    thread.start()
+    state, stop, token = started.get(timeout=30)
+    try:
+        yield state
+    finally:
+        trio.from_thread.run_sync(stop.set, trio_token=token)
+        thread.join(timeout=30)
+
+
+def step_rows(page: Page, selector: str) -> list[tuple[str, str]]:
+    """Each listed check's state ("true", "false", "unchecked") and text."""
+    return [
+        (li.get_attribute("data-ok") or "", li.inner_text()) for li in page.locator(selector).all()
+    ]
 
 
 def flip(hex_hash: str) -> str:

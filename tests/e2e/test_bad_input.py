@@ -215,6 +215,8 @@ async def test_a_query_number_not_in_ascii_digits_is_a_400(
         "/assets/" + "a" * 5000 + ".js",  # OSError: file name too long
         "/assets/%2e%2e/%2e%2e/pyproject.toml",
         "/assets/app.js%00.css",
+        "/vendor/%2e%2e/assets/app.js",  # vendored code is served from web/vendor/ only
+        "/vendor/tweetnacl/nacl-fast.min.js",  # npm's name: two dots are no asset name
         "/attestation/transparency/99999999999999999999",
         "/attestation/transparency/١٢",
         "/attestation/audit/²",
@@ -224,8 +226,9 @@ async def test_an_odd_path_is_a_404(gateway: Gateway, path: str) -> None:
     assert_openai_error(await get(gateway, path), 404, "unknown_url")
 
 
-async def test_the_real_assets_are_still_served(gateway: Gateway) -> None:
-    response = await get(gateway, "/assets/app.js")
+@pytest.mark.parametrize("path", ["/assets/app.js", "/vendor/noble-hashes/blake2.js"])
+async def test_the_real_assets_are_still_served(gateway: Gateway, path: str) -> None:
+    response = await get(gateway, path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
 

@@ -5,13 +5,18 @@ const created = document.getElementById("created");
 
 function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "never"; }
 
+// Only admins manage SafeRouter keys; every key has its provider keys (byok.js).
 async function load() {
   try {
+    const admin = (await api("/v1/credits")).role === "admin";
+    document.getElementById("admin").hidden = !admin;
+    if (!admin) return;
     const keys = (await api("/v1/keys")).data;
     status.replaceChildren();
     document.querySelector("#keys tbody").replaceChildren(...keys.map(row));
   } catch (error) {
-    showError(status, error.status === 403 ? new Error("This page needs an admin key.") : error);
+    document.getElementById("admin").hidden = error.status === 401; // no key: byok.js says so
+    showError(status, error);
   }
 }
 
