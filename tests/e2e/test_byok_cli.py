@@ -15,6 +15,7 @@ import nacl.public
 import pytest
 
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 
 from ..processes import CLI, clean_env, new_key, serving
 from ..rewriting_proxy import Sent, rewriting_proxy
@@ -75,7 +76,8 @@ def test_add_uploads_only_the_sealed_key_and_list_and_remove_see_it(tmp_path: Pa
     sealed = base64.b64decode(json.loads(upload)["sealed_key"])
     (key_file,) = data.glob("byok-*.key")  # demo mode: the gateway's key, a plain file
     private = nacl.public.PrivateKey(key_file.read_bytes())
-    assert sealing.open_sealed(private, sealed) == provider_key  # sealed to the gateway
+    binding = sealing.Binding(hash_key(user), "deepseek")  # bound to the uploading key
+    assert sealing.open_sealed(private, sealed, binding) == provider_key  # sealed to the gateway
     assert json.loads(upload)["byok_fallback"] is False
     for method, _, body in sent:
         assert provider_key.encode() not in body, method
