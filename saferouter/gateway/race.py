@@ -312,7 +312,9 @@ class Race:
         attempt.response = response
         attempt.status = response.status
         redactor = Redactor.for_key(attempt.endpoint.api_key)
-        if response.status >= 400:
+        # only a 2xx is an answer: a redirect (httpcore follows none) would be relayed,
+        # and billed, as one — its Location unseen, its body whatever the provider chose
+        if not 200 <= response.status < 300:
             body = await read_error_body(response, name)
             raise upstream_error(
                 response.status,

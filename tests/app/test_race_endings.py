@@ -1,10 +1,14 @@
-"""A hedged race that ends in an error meant for the client (attack on issue 13).
+"""How a race ends when no answer comes (attack on issue 13).
 
-With hedging, attempts run in a trio nursery; an error that ends the request (an own
-key refused without ``byok_fallback``, a provider's 400) used to be raised inside it,
-where trio wraps it in an ``ExceptionGroup``: the pipeline's ``except UpstreamError``
-missed it, the request was settled as if the client had left (499) and the client got a
-500. It must reach the client as itself, with the other attempts cancelled.
+A hedged race that ends in an error meant for the client: with hedging, attempts run in
+a trio nursery; an error that ends the request (an own key refused without
+``byok_fallback``, a provider's 400) used to be raised inside it, where trio wraps it in
+an ``ExceptionGroup``: the pipeline's ``except UpstreamError`` missed it, the request
+was settled as if the client had left (499) and the client got a 500. It must reach
+the client as itself, with the other attempts cancelled.
+
+A redirect from a provider: no answer, so nothing to relay or bill (it was relayed as a
+302 without its ``Location`` and billed an estimate of its body).
 """
 
 from __future__ import annotations
@@ -60,3 +64,16 @@ async def test_a_providers_400_in_a_hedge_is_the_clients_400(
         assert error.status == 400
         outcomes = [e.outcome for e in await entries(p)]
         assert outcomes == [ActivityOutcome.CANCELLED, ActivityOutcome.ERROR]
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+async def test_a_redirect_is_no_answer_and_costs_nothing(
+    tmp_path: Path, autojump_clock: object, status: int, stream: bool
+) -> None:
+    async with running_pipeline(tmp_path, chains) as p:
+        await p.bring_key(p.secret, "fake", OWN)
+        error = await p.error(f"fake/status:{status}", stream=stream)
+        assert (error.status, error.code) == (502, "upstream_error")
+        [entry] = await entries(p)
+        assert (entry.byok, entry.outcome, entry.cost_micro_usd) == (True, "error", 0)
