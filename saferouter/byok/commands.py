@@ -33,6 +33,7 @@ from ..keys import hash_key
 from ..verify.client import Attested
 from ..verify.commands import check_gateway, show_step, trust_options, verdict
 from . import sealing
+from .destination import DestinationError, provider_destination
 
 API_KEY_ENV = "SAFEROUTER_API_KEY"
 TIMEOUT_S = 60.0
@@ -135,6 +136,15 @@ def _add(
     except sealing.SealedKeyError as exc:
         _error(f"{exc}; nothing was sent")
         return 2
+    measured = _answer(http.get("/attestation/measurement"))
+    if measured is None:
+        return 1
+    try:  # where the key will go, as measured: shown before it leaves this machine
+        destination = provider_destination(measured.get("document"), attested.measurement, provider)
+    except DestinationError as exc:
+        _error(f"{exc}; nothing was sent")
+        return 1
+    print(f"{provider} requests with this key go to {destination} (as measured)", flush=True)
     sealed = sealing.seal(bytes.fromhex(attested.byok_public_key), provider_key, binding)
     answer = _answer(
         http.put(
