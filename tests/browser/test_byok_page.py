@@ -75,6 +75,8 @@ def verify_gateway(p: Page, *, allow_demo: bool) -> list[tuple[str, str]]:
 def add_provider_key(p: Page, provider: str, provider_key: str, *, fallback: bool = False) -> None:
     """Verify this (demo) gateway, then seal and upload ``provider_key`` on the page."""
     verify_gateway(p, allow_demo=True)
+    # where keys go, read from the measured document and shown before anything is sealed
+    expect(p.locator("#byok-status")).to_contain_text("As measured, requests with them go to")
     p.select_option("#byok-provider", provider)
     p.fill("#byok-key", provider_key)
     p.set_checked("#byok-fallback", fallback)
@@ -150,8 +152,9 @@ def test_fallback_toggles_and_a_key_is_removed(browser: Browser, byok_site: Byok
     add_provider_key(p, "fake2", "sk-second-key-41", fallback=True)
     row = p.locator("#byok-keys tr[data-provider=fake2]")
     expect(row.locator("input[type=checkbox]")).to_be_checked()
-    row.locator("input[type=checkbox]").set_checked(False)
-    p.wait_for_load_state("networkidle")
+    # the PATCH answered before reloading ("networkidle" was reached at load already)
+    with p.expect_response(lambda r: r.request.method == "PATCH" and r.ok):
+        row.locator("input[type=checkbox]").set_checked(False)
     p.reload()
     expect(row.locator("input[type=checkbox]")).not_to_be_checked()
     p.once("dialog", lambda dialog: dialog.accept())
@@ -184,3 +187,26 @@ def test_a_key_sealed_to_another_build_says_re_add(browser: Browser, tmp_path: P
             expect(row).to_contain_text(sealing.fingerprint("sk-old-build-key"))
             shot(page.page, "keys-byok-stale")
             page.page.context.close()
+
+
+def test_a_build_that_would_send_a_key_in_the_clear_gets_nothing(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """DeepSeek pointed at a plain-http host: the page reads it from the measured document,
+    shows it, and refuses to seal a key for it."""
+    env = {"DEEPSEEK_BASE_URL": "http://collector.example/v1"}
+    with gateway(tmp_path / "data", env=env) as served:
+        admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
+        page, _ = open_keys_page(browser, served.url, admin)
+        p = page.page
+        verify_gateway(p, allow_demo=True)
+        expect(p.locator("#byok-status")).to_contain_text("→ http://collector.example/v1")
+        p.select_option("#byok-provider", "deepseek")
+        p.fill("#byok-key", CANARY)
+        p.click("#byok-add button[type=submit]")
+        expect(p.locator("#byok-status")).to_contain_text("would cross the network in the clear")
+        expect(p.locator("#byok-key")).to_have_value("")
+        listing = httpx.get(served.url + "/v1/byok", headers={"Authorization": f"Bearer {admin}"})
+        assert listing.json()["data"] == []
+        assert page.errors == []
+        p.context.close()

@@ -11,7 +11,7 @@ import { base64, fingerprint, ownerOf, publicKeyFromHex, seal } from "/assets/se
 
 const $ = (id) => document.getElementById(id);
 const status = $("byok-status");
-let verified = null; // what the last passing verification attested: { publicKey, measurement }
+let verified = null; // what the last passing verification attested: { publicKey, measurement, destinations }
 let names = {}; // provider id → name
 
 // The verifier page's API, from a hidden frame loaded once.
@@ -76,7 +76,8 @@ async function verify(event) {
     const here = await api("/v1/byok");
     if (here.byok_public_key !== attested.byok_public_key)
       throw new Error(`The gateway verified holds BYOK key ${attested.byok_public_key.slice(0, 16)}…, the one this page uploads to (${location.origin}) ${String(here.byok_public_key).slice(0, 16)}…: open the Keys page of the gateway you verified.`);
-    verified = { publicKey, measurement: attested.measurement };
+    const destinations = await measuredDestinations(await openVerifier(), base, attested.measurement);
+    verified = { publicKey, measurement: attested.measurement, destinations };
   } catch (error) {
     showError(status, error);
     return setVerdict("failed", "FAILED: nothing will be sealed to this gateway", "bad");
@@ -84,15 +85,44 @@ async function verify(event) {
   const notes = ctx.unchecked ? " (TLS key not checked in the browser)" : "";
   if (ctx.root === "DEMO") setVerdict("demo", `DEMO — no hardware guarantee${notes}`, "warn");
   else setVerdict("verified", `VERIFIED${notes}`, "ok");
-  status.replaceChildren(el("p", { className: "small", textContent: `Keys you add are sealed to ${attested.byok_public_key.slice(0, 16)}…, held by measurement ${attested.measurement.slice(0, 16)}….` }));
+  const where = Object.entries(verified.destinations).map(([id, url]) => `${names[id] || id} → ${url}`).join("; ");
+  status.replaceChildren(el("p", { className: "small", textContent: `Keys you add are sealed to ${attested.byok_public_key.slice(0, 16)}…, held by measurement ${attested.measurement.slice(0, 16)}…. As measured, requests with them go to: ${where}.` }));
   $("byok-add").hidden = false;
+}
+
+// Where the attested build sends each provider's requests — and so a key: read from the
+// measured document once it hashes to the attested measurement (as `saferouter byok add`
+// does, saferouter/byok/destination.py), so an operator cannot point a build elsewhere
+// unseen. Providers that take no key (the demo) are left out.
+async function measuredDestinations(verifier, base, measurement) {
+  const response = await fetch(`${base}/attestation/measurement`);
+  if (!response.ok) throw new Error(`/attestation/measurement answered ${response.status}`);
+  const { document: measured } = await response.json();
+  const digest = verifier.hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier.canonical(measured))));
+  if (digest !== measurement) throw new Error(`The measured document hashes to ${digest.slice(0, 16)}…, not the attested measurement ${measurement.slice(0, 16)}….`);
+  const destinations = {};
+  for (const [id, provider] of Object.entries(measured.config.providers))
+    if (provider.api_key_env) destinations[id] = provider.base_url;
+  return destinations;
+}
+
+// https anywhere, or plain http to this machine (as destination.may_carry_a_key).
+function mayCarryAKey(url) {
+  let parsed;
+  try { parsed = new URL(url); } catch { return false; }
+  if (parsed.protocol === "https:") return Boolean(parsed.hostname);
+  const host = parsed.hostname;
+  return parsed.protocol === "http:" && (host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
 async function add(event) {
   event.preventDefault();
   const input = $("byok-key"), provider = $("byok-provider").value;
   let sealed, computed;
+  const destination = verified.destinations[provider];
   try {
+    if (destination === undefined) throw new Error(`The attested build takes no key for ${names[provider] || provider}.`);
+    if (!mayCarryAKey(destination)) throw new Error(`The attested build sends ${names[provider] || provider} requests to ${destination}: your key would cross the network in the clear. Nothing was sealed.`);
     const providerKey = input.value.trim();
     // bound to the SafeRouter key that uploads it and to this provider
     sealed = seal(verified.publicKey, providerKey, { owner: await ownerOf(apiKey()), provider }); // refuses a malformed key first
@@ -103,7 +133,7 @@ async function add(event) {
     input.value = "";
     $("byok-fingerprint").textContent = "";
   }
-  status.replaceChildren(el("p", { className: "small", textContent: `Sealed ${computed} for ${names[provider] || provider} to measurement ${verified.measurement.slice(0, 16)}…; uploading…` }));
+  status.replaceChildren(el("p", { className: "small", textContent: `Sealed ${computed} for ${names[provider] || provider} to measurement ${verified.measurement.slice(0, 16)}…; its requests go to ${destination} (as measured); uploading…` }));
   try {
     const stored = await api(`/v1/byok/${encodeURIComponent(provider)}`, { method: "PUT",
       body: { sealed_key: base64(sealed), byok_fallback: $("byok-fallback").checked } });
