@@ -152,8 +152,9 @@ def test_fallback_toggles_and_a_key_is_removed(browser: Browser, byok_site: Byok
     add_provider_key(p, "fake2", "sk-second-key-41", fallback=True)
     row = p.locator("#byok-keys tr[data-provider=fake2]")
     expect(row.locator("input[type=checkbox]")).to_be_checked()
-    # the PATCH answered before reloading ("networkidle" was reached at load already)
-    with p.expect_response(lambda r: r.request.method == "PATCH" and r.ok):
+    # the PATCH, and the list read after it, answered before reloading ("networkidle" was
+    # reached at load already: waiting for it waited for nothing)
+    with p.expect_response(lambda r: r.request.method == "GET" and r.url.endswith("/v1/byok")):
         row.locator("input[type=checkbox]").set_checked(False)
     p.reload()
     expect(row.locator("input[type=checkbox]")).not_to_be_checked()

@@ -117,8 +117,9 @@ def test_key_flow(page: Watched, site: Site) -> None:
     row = p.locator("#keys tbody tr", has_text=secret[:10])
     name = row.locator("input")
     name.fill("renamed user")
-    # the rename answered before reloading ("networkidle" was reached at load already)
-    with p.expect_response(lambda r: r.request.method == "PATCH" and r.ok):
+    # the rename, and the list read after it, answered before reloading ("networkidle"
+    # was reached at load already: waiting for it waited for nothing)
+    with p.expect_response(lambda r: r.request.method == "GET" and r.url.endswith("/v1/keys")):
         name.press("Tab")
     p.reload()
     expect(p.locator("#keys tbody tr", has_text=secret[:10]).locator("input")).to_have_value(
