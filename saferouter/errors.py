@@ -17,7 +17,9 @@ of SafeRouter's, so the pure cores can raise from it.
     │   ├── ReceiptError        [translog.receipt] a receipt's signature or response hash
     │   ├── ReportVerificationError [tee.verify] an SNP report; ``.step`` names which of
     │   │                           the eleven steps failed (one subclass per step)
-    │   └── TLSKeyMismatch      [verify.channel] a server's TLS key is not the attested one
+    │   ├── TLSKeyMismatch      [verify.channel] a server's TLS key is not the attested one
+    │   └── DestinationError    [byok.destination] a provider key would go somewhere unmeasured
+    │                           or in the clear
     ├── PolicyError             an authentic SNP report that does not meet the policy
     ├── FetchError              a certificate not to be had from AMD KDS or the cache
     ├── DeviceError             the SEV-SNP guest device refused or failed a request

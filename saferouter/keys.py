@@ -32,6 +32,12 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def owner_of(authorization: str | None) -> str:
+    """The owner a sealed provider key is bound to (``byok.sealing.Binding``): the hash
+    of the secret an authenticated request presented — its key's ``key_hash``."""
+    return hash_key(parse_bearer(authorization) or "")
+
+
 def parse_bearer(header: str | None) -> str | None:
     """The secret in an ``Authorization: Bearer …`` header, or None."""
     if not header:

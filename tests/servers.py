@@ -11,8 +11,9 @@ as ``<name>``):
 * ``status:<code>:<errors/file>`` or ``status:<code>`` — an error status with that
   recorded body (served with the recorded content type) or a generic one;
 * ``echo`` — a JSON body describing the request received (body, headers);
-* ``leak:<code>`` — an error status whose JSON (message, code, param) and whose plain
-  text quote the request's ``Authorization`` header back; ``leak:stream`` — a stream
+* ``leak:<code>`` — an error status whose JSON (message, code, param), plain text and
+  headers (``WWW-Authenticate``, ``Location``, ``Retry-After``) quote the request's
+  ``Authorization`` header back; ``leak:stream`` — a stream
   whose in-band error event quotes it, and whose answer text and usage hold the bare key;
 * ``slow:<n>:<interval_ms>`` — n chunks spaced out; records ``cancelled`` if the gateway
   hangs up first;
@@ -237,7 +238,15 @@ def _leak(arg: str, authorization: str) -> Response:
         },
         "debug": f"{authorization} as text: {key}",
     }
-    return Response(json.dumps(body), status=int(arg), content_type="application/json")
+    # and in the headers a provider or its proxy may set: none may reach a client
+    headers = {
+        "WWW-Authenticate": f'Bearer error="invalid_token", token="{key}"',
+        "Location": f"https://provider.invalid/login?key={key}",
+        "Retry-After": key,
+    }
+    return Response(
+        json.dumps(body), status=int(arg), content_type="application/json", headers=headers
+    )
 
 
 def _completion(model: str) -> dict[str, Any]:

@@ -41,6 +41,12 @@ class Measurement:
     def hex(self) -> str:
         return self.digest.hex()
 
+    def document(self) -> dict[str, Any]:
+        """What the digest is the SHA-256 of (as canonical JSON): served whole, so a
+        client can read what the attested build is configured to do — where a provider's
+        requests go, at what prices — once it hashes to the attested measurement."""
+        return {"version": 1, "code": self.code, "config": self.config}
+
 
 def measure(settings: Settings) -> Measurement:
     code = code_manifest()

@@ -108,10 +108,11 @@ class AttestationService:
         """Hex X25519 public key users seal their provider keys to (64 characters)."""
         return bytes(self.byok_key.public_key).hex()
 
-    def open_sealed(self, sealed: bytes) -> str:
-        """The provider key a user sealed to :attr:`byok_public_key`; raises
-        :class:`~saferouter.byok.sealing.SealedKeyError` when it does not open here."""
-        return sealing.open_sealed(self.byok_key, sealed)
+    def open_sealed(self, sealed: bytes, binding: sealing.Binding) -> str:
+        """The provider key a user sealed to :attr:`byok_public_key`, bound to
+        ``binding``; raises :class:`~saferouter.byok.sealing.SealedKeyError` when it does
+        not open here, or is another key's or provider's."""
+        return sealing.open_sealed(self.byok_key, sealed, binding)
 
     def claims(self, nonce: bytes, now: float) -> dict[str, Any]:
         return {

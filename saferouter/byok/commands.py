@@ -30,9 +30,11 @@ import httpx
 
 from ..client import pinned_client
 from ..errors import ParseError, VerificationError
+from ..keys import hash_key
 from ..verify.client import Attested
 from ..verify.commands import check_gateway, show_step, trust_options, verdict
 from . import sealing
+from .destination import DestinationError, provider_destination
 
 API_KEY_ENV = "SAFEROUTER_API_KEY"
 TIMEOUT_S = 60.0
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO = sy
         http.headers["Authorization"] = f"Bearer {api_key}"
         try:
             if args.byok_command == "add":
-                return _add(http, attested, args.provider, args.fallback, provider_key)
+                return _add(http, attested, args.provider, args.fallback, provider_key, api_key)
             if args.byok_command == "list":
                 return _list(http)
             return _remove(http, args.provider)
@@ -125,7 +127,12 @@ def read_provider_key(stdin: TextIO) -> str:
 
 
 def _add(
-    http: httpx.Client, attested: Attested, provider: str, fallback: bool, provider_key: str
+    http: httpx.Client,
+    attested: Attested,
+    provider: str,
+    fallback: bool,
+    provider_key: str,
+    api_key: str,
 ) -> int:
     if attested.byok_public_key is None:
         _error(
@@ -133,7 +140,21 @@ def _add(
             "a sealed key, so nothing was sent"
         )
         return 1
-    sealed = sealing.seal(bytes.fromhex(attested.byok_public_key), provider_key)
+    try:  # bound to the SafeRouter key that uploads it: no other key can make it serve
+        binding = sealing.Binding(hash_key(api_key), provider)
+    except sealing.SealedKeyError as exc:
+        _error(f"{exc}; nothing was sent")
+        return 2
+    measured = _answer(http.get("/attestation/measurement"))
+    if measured is None:
+        return 1
+    try:  # where the key will go, as measured: shown before it leaves this machine
+        destination = provider_destination(measured.get("document"), attested.measurement, provider)
+    except DestinationError as exc:
+        _error(f"{exc}; nothing was sent")
+        return 1
+    print(f"{provider} requests with this key go to {destination} (as measured)", flush=True)
+    sealed = sealing.seal(bytes.fromhex(attested.byok_public_key), provider_key, binding)
     answer = _answer(
         http.put(
             f"/v1/byok/{quote(provider, safe='')}",

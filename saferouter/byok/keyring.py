@@ -26,7 +26,7 @@ import attrs
 from ..config import UpstreamEndpoint
 from ..errors import Conflict
 from ..storage.records import ByokKey
-from .sealing import SealedKeyError
+from .sealing import Binding, SealedKeyError
 
 # the 409's header: SDKs retry a 409 by default, and no retry can open this key
 NO_RETRY = {"x-should-retry": "false"}
@@ -49,7 +49,7 @@ class Keyring:
     def __init__(
         self,
         *,
-        open_sealed: Callable[[bytes], str],
+        open_sealed: Callable[[bytes, Binding], str],
         public_key_hex: str,
         measurement_hex: str,
         endpoints: Mapping[str, UpstreamEndpoint],
@@ -60,21 +60,26 @@ class Keyring:
         self._measurement_hex = measurement_hex
         self._endpoints = endpoints
         self._cache_size = cache_size
-        # (provider, sealed box) → its endpoint with the opened key; LRU
-        self._opened: OrderedDict[tuple[str, bytes], UpstreamEndpoint] = OrderedDict()
+        # (owner, provider, sealed box) → its endpoint with the opened key; LRU. The owner
+        # is in the slot: a box is opened, and served, only for the key it is bound to.
+        self._opened: OrderedDict[tuple[str, str, bytes], UpstreamEndpoint] = OrderedDict()
 
-    def own_keys(self, byok: Sequence[ByokKey], providers: Collection[str]) -> dict[str, OwnKey]:
+    def own_keys(
+        self, byok: Sequence[ByokKey], providers: Collection[str], *, owner: str
+    ) -> dict[str, OwnKey]:
         """The client's own keys for ``providers`` (the request's candidates'), by
-        provider, opened. Raises :class:`~saferouter.errors.Conflict` (409) when one of
-        them cannot be opened here: sealed to another build, or damaged."""
+        provider, opened for ``owner`` (the hex SHA-256 of the secret the request
+        presented). Raises :class:`~saferouter.errors.Conflict` (409) when one of them
+        cannot be opened here: sealed to another build, damaged, or bound to another
+        SafeRouter key or provider (a row moved in the database)."""
         return {
-            record.provider: self._own(record)
+            record.provider: self._own(record, owner)
             for record in byok
             if record.provider in providers and record.provider in self._endpoints
         }
 
-    def _own(self, record: ByokKey) -> OwnKey:
-        endpoint = self._endpoint(record)
+    def _own(self, record: ByokKey, owner: str) -> OwnKey:
+        endpoint = self._endpoint(record, owner)
         return OwnKey(
             provider=record.provider,
             fingerprint=record.fingerprint,
@@ -82,8 +87,8 @@ class Keyring:
             endpoint=endpoint,
         )
 
-    def _endpoint(self, record: ByokKey) -> UpstreamEndpoint:
-        slot = (record.provider, record.sealed_key)
+    def _endpoint(self, record: ByokKey, owner: str) -> UpstreamEndpoint:
+        slot = (owner, record.provider, record.sealed_key)
         endpoint = self._opened.get(slot)
         if endpoint is not None:
             self._opened.move_to_end(slot)
@@ -100,8 +105,8 @@ class Keyring:
                 headers=dict(NO_RETRY),
             )
         try:
-            provider_key = self._open_sealed(record.sealed_key)
-        except SealedKeyError:  # sealed to this key, yet altered since
+            provider_key = self._open_sealed(record.sealed_key, Binding(owner, record.provider))
+        except SealedKeyError:  # sealed to this key, yet altered or moved since
             raise Conflict(
                 f"Your {name} key (fingerprint {record.fingerprint}) no longer opens on "
                 "this gateway. Add it again (saferouter byok add, or the Keys page).",

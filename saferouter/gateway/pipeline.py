@@ -59,6 +59,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import ApiError, UpstreamError
+from ..keys import owner_of
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
@@ -134,7 +135,9 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
     chain = candidates(settings.catalog, requested, client_models)
     own_keys = _NONE_OWN
     if key.byok:  # the common key holds none: no keyring, no set, no lookups
-        own_keys = ports.keyring.own_keys(key.byok, {model.provider for model in chain})
+        own_keys = ports.keyring.own_keys(
+            key.byok, {model.provider for model in chain}, owner=owner_of(call.authorization)
+        )
     plans = plan_attempts(chain, settings.endpoints, own_keys)
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit

@@ -131,6 +131,9 @@ class Race:
         send, receive = trio.open_memory_channel[Attempt](len(self._queue) + 1)
         winner: Attempt | None = None
         last: UpstreamError | None = None
+        # an error that ends the request is raised once the nursery has closed: raised
+        # inside it, trio would wrap it in an ExceptionGroup no ``except`` of ours names
+        final: UpstreamError | None = None
         with trio.move_on_after(self._settings.timeouts.request_deadline_s) as deadline:
             async with trio.open_nursery() as nursery:
 
@@ -165,9 +168,10 @@ class Race:
                     running -= 1
                     try:
                         won = self._judge(attempt)
-                    except UpstreamError:
+                    except UpstreamError as error:
+                        final = error
                         nursery.cancel_scope.cancel()
-                        raise
+                        break
                     if won:
                         winner = attempt
                         nursery.cancel_scope.cancel()
@@ -176,6 +180,8 @@ class Race:
                     if running == 0:
                         running += start_next()
         await self._close_late_winners(receive, winner)
+        if final is not None:
+            raise final
         if winner is not None:
             return winner
         raise self._no_winner(deadline, last)
@@ -306,7 +312,9 @@ class Race:
         attempt.response = response
         attempt.status = response.status
         redactor = Redactor.for_key(attempt.endpoint.api_key)
-        if response.status >= 400:
+        # only a 2xx is an answer: a redirect (httpcore follows none) would be relayed,
+        # and billed, as one — its Location unseen, its body whatever the provider chose
+        if not 200 <= response.status < 300:
             body = await read_error_body(response, name)
             raise upstream_error(
                 response.status,

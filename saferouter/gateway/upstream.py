@@ -12,8 +12,10 @@ httpcore's own timeout only bounds the connect.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -213,9 +215,7 @@ def upstream_error(
     the key by its fingerprint and the provider's status (still not its text).
     """
     message, code, param, error_type = _describe(body, redactor)
-    retry_after = next(
-        (v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), None
-    )
+    retry_after = _retry_after(headers)
     extra = {"Retry-After": retry_after} if retry_after else {}
     no_balance = status == 402 or (status == 429 and code == ZAI_NO_BALANCE)
     if own_key_fingerprint is not None and (status in (401, 403) or no_balance):
@@ -255,6 +255,21 @@ def upstream_error(
     if status == 504:
         return UpstreamTimeout(f"{provider_name} timed out (504){detail}")
     return UpstreamBadGateway(f"{provider_name} failed ({status}){detail}")
+
+
+def _retry_after(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The provider's ``Retry-After``, passed on only when it is one (RFC 9110 §10.2.3:
+    delay-seconds or an HTTP-date). It is the one upstream header a client gets, and a
+    careless provider or proxy may put anything there — the key it was sent included."""
+    value = next((v for k, v in headers if k.lower() == b"retry-after"), b"").strip()
+    if value.replace(b".", b"", 1).isdigit():  # seconds (some providers send "1.5")
+        return value.decode("ascii")
+    try:
+        when = parsedate_to_datetime(value.decode("ascii"))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None  # not a time: nothing of it reaches the client
+    # the date as we write it, not as it came: the parser skips what it does not know
+    return format_datetime(when.replace(tzinfo=when.tzinfo or dt.UTC).astimezone(dt.UTC), True)
 
 
 def _describe(

@@ -57,6 +57,17 @@ async def status() -> Response:
     )
 
 
+@blueprint.get("/attestation/measurement")
+async def measurement() -> Response:
+    """The document the measurement is the SHA-256 of: code manifest and configuration
+    (no secrets: provider key *names*, header names). Nothing here is trusted by itself;
+    a client hashes it and compares with the measurement a verified quote attests."""
+    svc = service()
+    return json_response(
+        {"measurement": svc.measurement.hex, "document": svc.measurement.document()}
+    )
+
+
 @blueprint.get("/attestation/verifying-key")
 async def verifying_key() -> Response:
     svc = service()

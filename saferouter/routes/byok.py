@@ -31,6 +31,7 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
 )
+from ..keys import owner_of
 from ..state import AppState, app_state, json_response
 from ..storage import ByokKey
 from .attestation import service as attested_service
@@ -76,7 +77,8 @@ async def put_byok(provider: str) -> Response:
     sealed = _sealed_key(data.get("sealed_key"))
     try:
         # the plaintext lives for this statement only: what is kept is its fingerprint
-        fingerprint = sealing.fingerprint(service.open_sealed(sealed))
+        binding = sealing.Binding(owner_of(request.headers.get("Authorization")), provider)
+        fingerprint = sealing.fingerprint(service.open_sealed(sealed, binding))
     except sealing.SealedKeyError as exc:
         raise _invalid_sealed_key(str(exc)) from None
     now = time.time()

@@ -92,7 +92,9 @@ class Harness:
         record = ByokKey(
             key_id=await self.key_id(secret),
             provider=provider,
-            sealed_key=sealing.seal(bytes(public_key), provider_key),
+            sealed_key=sealing.seal(
+                bytes(public_key), provider_key, sealing.Binding(hash_key(secret), provider)
+            ),
             sealed_to=bytes(public_key).hex(),
             measurement=measurement,
             fingerprint=sealing.fingerprint(provider_key),

@@ -10,16 +10,20 @@ import nacl.public
 import pytest
 
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 
 from .conftest import Watched
 
-SEAL = """async ([publicKey, providerKey]) => {
+SEAL = """async ([publicKey, providerKey, secret, provider]) => {
   const box = await import("/assets/sealedbox.js");
   try {
-    const sealed = box.seal(box.publicKeyFromHex(publicKey), providerKey);
+    const owner = await box.ownerOf(secret);
+    const sealed = box.seal(box.publicKeyFromHex(publicKey), providerKey, { owner, provider });
     return { sealed: box.base64(sealed), fingerprint: await box.fingerprint(providerKey) };
   } catch (error) { return { error: error.message }; }
 }"""
+SECRET = "sk-sr-the-uploading-key"  # the SafeRouter key a box is bound to
+BINDING = sealing.Binding(hash_key(SECRET), "deepseek")
 
 KEYS = [
     "k",
@@ -29,8 +33,10 @@ KEYS = [
 ]
 
 
-def seal_in_chromium(page: Watched, public_key: str, provider_key: str) -> dict[str, str]:
-    result: dict[str, str] = page.page.evaluate(SEAL, [public_key, provider_key])
+def seal_in_chromium(
+    page: Watched, public_key: str, provider_key: str, provider: str = BINDING.provider
+) -> dict[str, str]:
+    result: dict[str, str] = page.page.evaluate(SEAL, [public_key, provider_key, SECRET, provider])
     return result
 
 
@@ -41,12 +47,15 @@ def test_a_key_sealed_in_chromium_opens_with_open_sealed(page: Watched, provider
     first = seal_in_chromium(page, public, provider_key)
     again = seal_in_chromium(page, public, provider_key)
     sealed = base64.b64decode(first["sealed"], validate=True)
-    assert len(sealed) == len(provider_key) + sealing.SEAL_OVERHEAD_BYTES
-    assert sealing.open_sealed(gateway_key, sealed) == provider_key
+    header = len(f"{sealing.PAYLOAD_TAG}\n{BINDING.owner}\n{BINDING.provider}\n")
+    assert len(sealed) == sealing.SEAL_OVERHEAD_BYTES + header + len(provider_key)
+    assert sealing.open_sealed(gateway_key, sealed, BINDING) == provider_key
     assert first["fingerprint"] == sealing.fingerprint(provider_key)
     # a fresh ephemeral key each time: the same key never seals to the same bytes
     assert first["sealed"] != again["sealed"]
-    assert sealing.open_sealed(gateway_key, base64.b64decode(again["sealed"])) == provider_key
+    assert sealing.open_sealed(gateway_key, base64.b64decode(again["sealed"]), BINDING) == (
+        provider_key
+    )
     assert page.errors == []
 
 
@@ -56,12 +65,16 @@ def test_only_the_recipient_opens_it_and_nobody_alters_it_unseen(page: Watched) 
         seal_in_chromium(page, bytes(gateway_key.public_key).hex(), KEYS[1])["sealed"]
     )
     with pytest.raises(sealing.SealedKeyError, match="does not open"):
-        sealing.open_sealed(nacl.public.PrivateKey.generate(), sealed)
+        sealing.open_sealed(nacl.public.PrivateKey.generate(), sealed, BINDING)
     for at in (0, 32, len(sealed) - 1):  # the ephemeral key, the tag, the ciphertext
         bent = bytearray(sealed)
         bent[at] ^= 1
         with pytest.raises(sealing.SealedKeyError, match="does not open"):
-            sealing.open_sealed(gateway_key, bytes(bent))
+            sealing.open_sealed(gateway_key, bytes(bent), BINDING)
+    # what the browser sealed is bound: for another SafeRouter key or provider it does not serve
+    for other in (sealing.Binding("ab" * 32, "deepseek"), sealing.Binding(BINDING.owner, "zai")):
+        with pytest.raises(sealing.SealedKeyError, match="another SafeRouter key"):
+            sealing.open_sealed(gateway_key, sealed, other)
 
 
 @pytest.mark.parametrize(
@@ -80,4 +93,13 @@ def test_the_page_refuses_what_the_gateway_refuses(page: Watched, provider_key: 
 def test_only_a_64_hex_digit_public_key_is_sealed_to(page: Watched, public_key: str) -> None:
     assert seal_in_chromium(page, public_key, KEYS[1]) == {
         "error": "the BYOK public key is not 64 lowercase hex digits"
+    }
+
+
+def test_the_page_binds_only_a_provider_the_gateway_can_name(page: Watched) -> None:
+    with pytest.raises(sealing.SealedKeyError) as python:
+        sealing.Binding(BINDING.owner, "no such/provider")
+    public = bytes(nacl.public.PrivateKey.generate().public_key).hex()
+    assert seal_in_chromium(page, public, KEYS[1], provider="no such/provider") == {
+        "error": str(python.value)
     }

@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from saferouter.byok import sealing
-from saferouter.keys import generate_key
+from saferouter.keys import generate_key, hash_key
 from saferouter.storage import ByokKey
 from saferouter.storage.sqlite import SQLiteStore
 
@@ -68,6 +68,7 @@ class Api:
     error, for OpenAI's shape."""
 
     def __init__(self, served: Served, secret: str) -> None:
+        self.secret = secret
         self.http = httpx.Client(
             base_url=served.url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
         )
@@ -98,8 +99,13 @@ def user(served: Served, data_dir: Path) -> Iterator[tuple[str, Api]]:
         yield key_id, api
 
 
-def sealed_for(attested: dict[str, Any], provider_key: str = CANARY) -> bytes:
-    return sealing.seal(bytes.fromhex(attested["byok_public_key"]), provider_key)
+def sealed_for(
+    attested: dict[str, Any], api: Api, provider: str, provider_key: str = CANARY
+) -> bytes:
+    """``provider_key`` sealed as a client seals it: to the gateway's attested BYOK key,
+    bound to ``api``'s SafeRouter key and to ``provider``."""
+    binding = sealing.Binding(hash_key(api.secret), provider)
+    return sealing.seal(bytes.fromhex(attested["byok_public_key"]), provider_key, binding)
 
 
 def error(response: httpx.Response) -> tuple[int, str, str | None]:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 from saferouter.storage import ActivityEntry, ByokKey, Settlement
 from saferouter.storage.sqlite import SQLiteStore
 
@@ -37,7 +38,7 @@ def test_put_list_switch_and_delete(
     user: tuple[str, Api], attested: dict[str, Any], data_dir: Path
 ) -> None:
     key_id, api = user
-    sealed = sealed_for(attested)
+    sealed = sealed_for(attested, api, "deepseek")
     put = api.put("deepseek", sealed)
     assert put.status_code == 200, put.text
     added = put.json()
@@ -82,12 +83,17 @@ def test_a_key_sees_and_changes_only_its_own(
 ) -> None:
     (_, alice_secret), (bob_id, bob_secret) = new_user(data_dir), new_user(data_dir)
     with Api(served, alice_secret) as alice, Api(served, bob_secret) as bob:
-        assert alice.put("deepseek", sealed_for(attested)).status_code == 200
+        assert alice.put("deepseek", sealed_for(attested, alice, "deepseek")).status_code == 200
         assert bob("GET", "/v1/byok").json()["data"] == []
         assert error(bob("DELETE", "/v1/byok/deepseek")) == (404, "byok_key_not_found", None)
         patched = bob("PATCH", "/v1/byok/deepseek", json={"byok_fallback": True})
         assert error(patched) == (404, "byok_key_not_found", None)
-        assert bob.put("deepseek", sealed_for(attested, "sk-bobs-own-key")).status_code == 200
+        assert (
+            bob.put(
+                "deepseek", sealed_for(attested, bob, "deepseek", "sk-bobs-own-key")
+            ).status_code
+            == 200
+        )
         [mine] = alice("GET", "/v1/byok").json()["data"]
     assert (mine["fingerprint"], mine["byok_fallback"]) == (sealing.fingerprint(CANARY), False)
     assert [k.fingerprint for k in stored(data_dir, bob_id)] == [
@@ -99,13 +105,16 @@ def test_a_revoked_key_is_refused_and_its_keys_are_gone(
     user: tuple[str, Api], data_dir: Path, attested: dict[str, Any]
 ) -> None:
     key_id, api = user
-    assert api.put("zai", sealed_for(attested)).status_code == 200
+    assert api.put("zai", sealed_for(attested, api, "zai")).status_code == 200
     revoked = cli(data_dir, "keys", "revoke", key_id)  # another process, as an operator would
     assert revoked.returncode == 0, revoked.stderr
     assert stored(data_dir, key_id) == []
     for method, options in (
         ("GET", {}),
-        ("PUT", {"json": {"sealed_key": base64.b64encode(sealed_for(attested)).decode()}}),
+        (
+            "PUT",
+            {"json": {"sealed_key": base64.b64encode(sealed_for(attested, api, "zai")).decode()}},
+        ),
         ("PATCH", {"json": {"byok_fallback": True}}),
         ("DELETE", {}),
     ):
@@ -118,11 +127,13 @@ def test_a_replaced_key_keeps_created_at_and_moves_the_fingerprint(
     user: tuple[str, Api], attested: dict[str, Any]
 ) -> None:
     _, api = user
-    first = api.put("zai", sealed_for(attested, "sk-first-zai-key"), byok_fallback=True).json()
+    first = api.put(
+        "zai", sealed_for(attested, api, "zai", "sk-first-zai-key"), byok_fallback=True
+    ).json()
     deadline = time.monotonic() + 30
     while int(time.time()) <= first["created_at"] and time.monotonic() < deadline:
         time.sleep(0.05)  # until the clock shows a later second than the first put's
-    second = api.put("zai", sealed_for(attested, "sk-second-zai-key")).json()
+    second = api.put("zai", sealed_for(attested, api, "zai", "sk-second-zai-key")).json()
     assert second["created_at"] == first["created_at"]
     assert second["updated_at"] > first["updated_at"]
     assert (first["fingerprint"], second["fingerprint"]) == (
@@ -146,7 +157,9 @@ async def test_a_key_sealed_to_another_build_shows_unusable(
             ByokKey(
                 key_id=key_id,
                 provider="deepseek",
-                sealed_key=sealing.seal(elsewhere, CANARY),
+                sealed_key=sealing.seal(
+                    elsewhere, CANARY, sealing.Binding(hash_key(api.secret), "deepseek")
+                ),
                 sealed_to=elsewhere.hex(),
                 measurement="ab" * 32,
                 fingerprint=sealing.fingerprint(CANARY),
@@ -156,7 +169,7 @@ async def test_a_key_sealed_to_another_build_shows_unusable(
         )
     finally:
         await store.close()
-    assert api.put("zai", sealed_for(attested)).status_code == 200
+    assert api.put("zai", sealed_for(attested, api, "zai")).status_code == 200
     old, new = api("GET", "/v1/byok").json()["data"]
     assert (old["provider"], old["usable"], old["sealed_to"]) == (
         "deepseek",
@@ -175,7 +188,7 @@ def test_the_data_dir_never_holds_the_provider_key(tmp_path: Path) -> None:
         _, secret = new_user(data)
         status = httpx.get(gateway.url + "/attestation", timeout=30).json()
         with Api(gateway, secret) as api:
-            assert api.put("deepseek", sealed_for(status)).status_code == 200
+            assert api.put("deepseek", sealed_for(status, api, "deepseek")).status_code == 200
             assert api("GET", "/v1/byok").json()["data"][0]["usable"] is True
     assert CANARY not in gateway.output
     files = [p for p in data.rglob("*") if p.is_file()]

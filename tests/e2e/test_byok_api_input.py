@@ -6,6 +6,7 @@ body that is not the JSON object asked for: always an OpenAI-shaped 4xx, never a
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 
 from ..processes import Served
 from .byok_api import (
@@ -38,7 +40,14 @@ def test_only_a_catalog_provider_with_a_key_can_have_one(
 ) -> None:
     _, api = user
     for method, options in (
-        ("PUT", {"json": {"sealed_key": base64.b64encode(sealed_for(attested)).decode()}}),
+        (
+            "PUT",
+            {
+                "json": {
+                    "sealed_key": base64.b64encode(sealed_for(attested, api, "deepseek")).decode()
+                }
+            },
+        ),
         ("PATCH", {"json": {"byok_fallback": True}}),
         ("DELETE", {}),
     ):
@@ -49,18 +58,31 @@ def test_only_a_catalog_provider_with_a_key_can_have_one(
     assert api("GET", "/v1/byok").json()["data"] == []
 
 
-BAD_SEALED_KEYS = {
-    "not base64": lambda a: "not*base64!",
-    "url-safe base64": lambda a: base64.urlsafe_b64encode(b"\xfb\xff" * 40).decode(),
-    "no padding": lambda a: base64.b64encode(sealed_for(a)).decode().rstrip("="),
-    "too long": lambda a: base64.b64encode(bytes(sealing.SEALED_KEY_MAX_BYTES + 1)).decode(),
-    "too short": lambda a: base64.b64encode(bytes(sealing.SEAL_OVERHEAD_BYTES)).decode(),
-    "sealed to another public key": lambda a: sealing.seal(other_public_key(), CANARY),
-    "empty plaintext": lambda a: sealed_raw(a, b""),
-    "altered": lambda a: sealed_for(a)[:-1] + bytes([sealed_for(a)[-1] ^ 1]),
-    "a space in the key": lambda a: sealed_raw(a, b"sk with space"),
-    "missing": lambda a: "",
-    "not a string": lambda a: 12345,
+def altered(sealed: bytes) -> bytes:
+    return sealed[:-1] + bytes([sealed[-1] ^ 1])
+
+
+BAD_SEALED_KEYS: dict[str, Callable[[dict[str, Any], Api], object]] = {
+    "not base64": lambda a, api: "not*base64!",
+    "url-safe base64": lambda a, api: base64.urlsafe_b64encode(b"\xfb\xff" * 40).decode(),
+    "no padding": lambda a, api: (
+        base64.b64encode(sealed_for(a, api, "deepseek")).decode().rstrip("=")
+    ),
+    "too long": lambda a, api: base64.b64encode(bytes(sealing.SEALED_KEY_MAX_BYTES + 1)).decode(),
+    "too short": lambda a, api: base64.b64encode(bytes(sealing.SEAL_OVERHEAD_BYTES)).decode(),
+    "sealed to another public key": lambda a, api: sealing.seal(
+        other_public_key(), CANARY, sealing.Binding(hash_key(api.secret), "deepseek")
+    ),
+    "sealed by another SafeRouter key": lambda a, api: sealing.seal(
+        bytes.fromhex(a["byok_public_key"]), CANARY, sealing.Binding("ab" * 32, "deepseek")
+    ),
+    "sealed for another provider": lambda a, api: sealed_for(a, api, "zai"),
+    "no binding (a bare key)": lambda a, api: sealed_raw(a, CANARY.encode()),
+    "empty plaintext": lambda a, api: sealed_raw(a, b""),
+    "altered": lambda a, api: altered(sealed_for(a, api, "deepseek")),
+    "a space in the key": lambda a, api: sealed_raw(a, b"sk with space"),
+    "missing": lambda a, api: "",
+    "not a string": lambda a, api: 12345,
 }
 
 
@@ -69,7 +91,7 @@ def test_a_sealed_key_that_cannot_serve_is_refused_and_nothing_stored(
     user: tuple[str, Api], attested: dict[str, Any], data_dir: Path, case: str
 ) -> None:
     key_id, api = user
-    value = BAD_SEALED_KEYS[case](attested)
+    value = BAD_SEALED_KEYS[case](attested, api)
     if isinstance(value, bytes):
         value = base64.b64encode(value).decode()
     refused = api("PUT", "/v1/byok/deepseek", json={"sealed_key": value})
@@ -120,7 +142,7 @@ def test_a_bad_body_is_an_openai_shaped_4xx(
 
 def test_patch_needs_a_boolean(user: tuple[str, Api], attested: dict[str, Any]) -> None:
     _, api = user
-    assert api.put("deepseek", sealed_for(attested)).status_code == 200
+    assert api.put("deepseek", sealed_for(attested, api, "deepseek")).status_code == 200
     for body, code in (({}, "missing_required_parameter"), ({"byok_fallback": 1}, "invalid_type")):
         refused = api("PATCH", "/v1/byok/deepseek", json=body)
         assert error(refused) == (400, code, "byok_fallback")

@@ -15,6 +15,7 @@ import nacl.public
 import pytest
 
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 
 from ..processes import CLI, clean_env, new_key, serving
 from ..rewriting_proxy import Sent, rewriting_proxy
@@ -66,6 +67,10 @@ def test_add_uploads_only_the_sealed_key_and_list_and_remove_see_it(tmp_path: Pa
     mine = sealing.fingerprint(provider_key)
     assert "✓ (11) receipt log" in added.stdout and "VERIFIED (DEMO root" in added.stdout
     assert f"added deepseek key {mine}" in added.stdout
+    # where the key goes, read from the measured configuration before it was sealed
+    assert "deepseek requests with this key go to https://api.deepseek.com (as measured)" in (
+        added.stdout
+    )
     assert f"sealed for measurement {status['measurement']}" in added.stdout
     assert [(k["provider"], k["fingerprint"], k["usable"]) for k in held] == [
         ("deepseek", mine, True)
@@ -75,7 +80,8 @@ def test_add_uploads_only_the_sealed_key_and_list_and_remove_see_it(tmp_path: Pa
     sealed = base64.b64decode(json.loads(upload)["sealed_key"])
     (key_file,) = data.glob("byok-*.key")  # demo mode: the gateway's key, a plain file
     private = nacl.public.PrivateKey(key_file.read_bytes())
-    assert sealing.open_sealed(private, sealed) == provider_key  # sealed to the gateway
+    binding = sealing.Binding(hash_key(user), "deepseek")  # bound to the uploading key
+    assert sealing.open_sealed(private, sealed, binding) == provider_key  # sealed to the gateway
     assert json.loads(upload)["byok_fallback"] is False
     for method, _, body in sent:
         assert provider_key.encode() not in body, method
@@ -148,8 +154,8 @@ def test_the_gateways_error_is_printed(tmp_path: Path) -> None:
             key=user, stdin=canary(),
         )  # fmt: skip
         wrong_key = byok("list", "--gateway", served.url, "--allow-demo", key="sk-sr-wrong")
-    assert unknown.returncode == 1
-    assert "the gateway answered 404" in unknown.stderr and "deepseek" in unknown.stderr
+    assert unknown.returncode == 1  # refused from the measured configuration, before sealing
+    assert "the attested build has no provider 'nosuch'; nothing was sent" in unknown.stderr
     assert wrong_key.returncode == 1 and "the gateway answered 401" in wrong_key.stderr
 
 
@@ -168,3 +174,19 @@ def test_an_https_gateway_is_used_through_the_pinned_channel(tmp_path: Path) -> 
     assert [(k["provider"], k["fingerprint"], k["byok_fallback"]) for k in held] == [
         ("zai", sealing.fingerprint(provider_key), True)
     ]
+
+
+def test_a_build_that_would_send_the_key_in_the_clear_gets_nothing(tmp_path: Path) -> None:
+    """The operator points DeepSeek at a plain-http host: the measurement covers it, and
+    `add` reads it from the measured document and refuses before sealing anything."""
+    data = tmp_path / "data"
+    with serving(data, env={"DEEPSEEK_BASE_URL": "http://collector.example/v1"}) as served:
+        user = new_key(data, "--name", "user")
+        added = byok(
+            "add", "--gateway", served.url, "--provider", "deepseek", "--allow-demo",
+            key=user, stdin=canary(),
+        )  # fmt: skip
+        held = listed(served.url, user)
+    assert added.returncode == 1
+    assert "sends deepseek requests to http://collector.example/v1" in added.stderr
+    assert "nothing was sent" in added.stderr and held == []

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import trio
 
 from saferouter.accounting import Usage, cost_micro_usd
 from saferouter.byok import sealing
+from saferouter.keys import hash_key
 
 from ..processes import Served, new_key, serving
 from ..servers import FAKE_PRICE, USAGE, FakeUpstream, fake_upstream, write_catalog
@@ -49,7 +51,8 @@ async def upload(url: str, key: str, provider_key: str, *, fallback: bool = Fals
     PUT it as ``key``'s own key for the fake provider; the stored key's description."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         public_key = bytes.fromhex((await client.get("/attestation")).json()["byok_public_key"])
-        sealed = base64.b64encode(sealing.seal(public_key, provider_key)).decode()
+        binding = sealing.Binding(hash_key(key), "fake")
+        sealed = base64.b64encode(sealing.seal(public_key, provider_key, binding)).decode()
         body = {"sealed_key": sealed, "byok_fallback": fallback}
         response = await client.put("/v1/byok/fake", json=body, headers=bearer(key))
     assert response.status_code == 200, response.text
@@ -217,3 +220,57 @@ async def test_a_key_sealed_for_another_build_is_a_409_naming_that_build(
         assert first in error.message and second in error.message
         assert upstream.requests == []  # nothing was sent with anyone's key
         assert json.loads(error.response.text)["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_sealed_key_copied_to_another_key_in_the_database_never_serves(
+    tmp_path: Path,
+) -> None:
+    """The operator (or anyone who writes the database) copies a user's sealed key to a
+    key of their own: the box names its owner, the copy's requests are refused before
+    anything is sent, and the user's provider key is never used for them."""
+    own = canary()
+    async with byok_gateway(tmp_path) as (upstream, data, start):
+        victim, thief = new_key(data, "--name", "victim"), new_key(data, "--name", "thief")
+        with start() as served:
+            await upload(served.url, victim, own)
+            async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+                copied = await client.put(  # the same bytes, uploaded by the thief: refused
+                    "/v1/byok/fake",
+                    json={"sealed_key": stored_box(data, victim)},
+                    headers=bearer(thief),
+                )
+            assert copied.status_code == 400 and "another SafeRouter key" in copied.text
+            copy_row(data, victim, thief)  # and written straight into the database
+            with sdk(served, thief) as client, pytest.raises(openai.ConflictError) as refused:
+                await in_thread(lambda: chat(client, "fake/anything"))
+            assert refused.value.code == "byok_key_unusable"
+            with sdk(served, victim) as client:
+                assert await in_thread(lambda: chat(client, "fake/anything"))
+    assert authorizations(upstream) == [f"Bearer {own}"]  # the victim's request only
+
+
+def stored_box(data: Path, secret: str) -> str:
+    """The key's sealed box as the database holds it, in base64."""
+    with closing(sqlite3.connect(data / "saferouter.db")) as db:
+        (box,) = db.execute(
+            "SELECT sealed_key FROM byok_keys JOIN keys ON keys.id = byok_keys.key_id "
+            "WHERE keys.key_hash = ?",
+            (hash_key(secret),),
+        ).fetchone()
+    return base64.b64encode(box).decode()
+
+
+def copy_row(data: Path, source: str, target: str) -> None:
+    """Copy ``source``'s BYOK rows to ``target`` in the database, as its writer could."""
+    with closing(sqlite3.connect(data / "saferouter.db")) as db, db:
+        (target_id,) = db.execute(
+            "SELECT id FROM keys WHERE key_hash = ?", (hash_key(target),)
+        ).fetchone()
+        db.execute(
+            "INSERT INTO byok_keys (key_id, provider, sealed_key, sealed_to, measurement, "
+            "fingerprint, fallback, created_at, updated_at) SELECT ?, b.provider, "
+            "b.sealed_key, b.sealed_to, b.measurement, b.fingerprint, b.fallback, "
+            "b.created_at, b.updated_at FROM byok_keys AS b JOIN keys ON keys.id = b.key_id "
+            "WHERE keys.key_hash = ?",
+            (target_id, hash_key(source)),
+        )

@@ -20,6 +20,7 @@ def measurement(name: str) -> Measurement:
 
 
 BUILD_A, BUILD_B = measurement("build a"), measurement("build b")
+BINDING = sealing.Binding("0f" * 32, "deepseek")  # whose provider key, for which provider
 
 
 def test_the_key_file_is_named_for_its_measurement_and_private(tmp_path: Path) -> None:
@@ -32,10 +33,10 @@ def test_the_key_file_is_named_for_its_measurement_and_private(tmp_path: Path) -
 
 def test_a_reload_is_the_same_key_and_opens_what_was_sealed_to_it(tmp_path: Path) -> None:
     first = load_or_create_key(byok_key_kind(BUILD_A), tmp_path)
-    sealed = sealing.seal(bytes(first.public_key), "sk-provider-key")
+    sealed = sealing.seal(bytes(first.public_key), "sk-provider-key", BINDING)
     again = load_or_create_key(byok_key_kind(BUILD_A), tmp_path)
     assert bytes(again.public_key) == bytes(first.public_key)
-    assert sealing.open_sealed(again, sealed) == "sk-provider-key"
+    assert sealing.open_sealed(again, sealed, BINDING) == "sk-provider-key"
 
 
 def test_another_measurement_makes_its_own_key_that_cannot_open_the_first(
@@ -46,7 +47,9 @@ def test_another_measurement_makes_its_own_key_that_cannot_open_the_first(
     assert bytes(a.public_key) != bytes(b.public_key)
     assert len(list(tmp_path.iterdir())) == 2  # a's file stays: going back opens a's keys
     with pytest.raises(sealing.SealedKeyError):
-        sealing.open_sealed(b, sealing.seal(bytes(a.public_key), "sk-provider-key"))
+        sealing.open_sealed(
+            b, sealing.seal(bytes(a.public_key), "sk-provider-key", BINDING), BINDING
+        )
 
 
 def test_a_sealed_key_opens_only_under_its_launch_measurement(tmp_path: Path) -> None:

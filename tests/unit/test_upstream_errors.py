@@ -130,3 +130,27 @@ def test_refusals_of_the_clients_own_key_are_its_to_fix(testdata: object) -> Non
                 operator.message,
             )
     assert refused >= 3
+
+
+@pytest.mark.parametrize(
+    ("sent", "passed_on"),
+    [
+        (b"3", "3"),
+        (b" 12 ", "12"),
+        (b"1.5", "1.5"),
+        (b"Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        (b"21 Oct 2015 09:28:00 +0200", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        # what a careless provider or proxy may put there: the key it was sent
+        (b"sk-canary-0123456789abcdef", None),
+        (b"Bearer sk-canary-0123456789abcdef", None),
+        # a date the parser accepts whatever follows it: written anew, the rest dropped
+        (b"Wed, 21 Oct 2015 07:28:00 sk-canary-0123456789", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_only_a_time_in_retry_after_reaches_the_client(sent: bytes, passed_on: str | None) -> None:
+    """``Retry-After`` is the one provider header a client is handed, so only a time
+    (RFC 9110 §10.2.3) gets through it, never text the provider chose."""
+    for status in (429, 503, 400):
+        error = upstream_error(status, b"{}", [(b"Retry-After", sent)], "X", redactor=NONE)
+        assert error.headers.get("Retry-After") == passed_on

@@ -6,8 +6,8 @@
 // nowhere else). The provider key is held only by its input and add()'s locals: never in
 // localStorage, the URL (the inputs have no name, so a form submitted without script
 // carries none of them) or the console; the input is emptied as soon as it is sealed.
-import { api, el, showError } from "/assets/app.js";
-import { base64, fingerprint, publicKeyFromHex, seal } from "/assets/sealedbox.js";
+import { api, apiKey, el, showError } from "/assets/app.js";
+import { base64, fingerprint, ownerOf, publicKeyFromHex, seal } from "/assets/sealedbox.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("byok-status");
@@ -94,7 +94,8 @@ async function add(event) {
   let sealed, computed;
   try {
     const providerKey = input.value.trim();
-    sealed = seal(verified.publicKey, providerKey); // refuses a malformed key first
+    // bound to the SafeRouter key that uploads it and to this provider
+    sealed = seal(verified.publicKey, providerKey, { owner: await ownerOf(apiKey()), provider }); // refuses a malformed key first
     computed = await fingerprint(providerKey);
   } catch (error) {
     return showError(status, error);

@@ -5,6 +5,9 @@
 // The ephemeral secret is wiped once used: nobody, this page included, can open the box
 // afterwards; only the holder of the recipient's private key (the attested gateway) can.
 // The parts are vendored, audited code (web/vendor/README.md): nothing here is new crypto.
+// What is sealed binds the key to its owner (sealing.Binding), four lines of ASCII:
+// "saferouter-byok/v1", the hex SHA-256 of the SafeRouter key's secret, the provider id,
+// the provider key — so nobody who copies the box can make it serve another key.
 import "/vendor/tweetnacl/nacl-fast-min.js"; // a UMD script: as a module it sets globalThis.nacl
 import { blake2b } from "/vendor/noble-hashes/blake2.js";
 
@@ -13,6 +16,7 @@ export const PUBLIC_KEY_BYTES = 32;
 export const PROVIDER_KEY_MAX_BYTES = 1024; // as sealing.PROVIDER_KEY_MAX_BYTES
 const NONCE_BYTES = 24;
 const FINGERPRINT_HEX_CHARS = 12;
+const PAYLOAD_TAG = "saferouter-byok/v1"; // as sealing.PAYLOAD_TAG
 
 export class SealError extends Error {}
 
@@ -31,11 +35,14 @@ export function publicKeyFromHex(text) {
   return Uint8Array.from(text.match(/../g), (h) => parseInt(h, 16));
 }
 
-// The sealed box of providerKey to publicKey (32 bytes), as bytes.
-export function seal(publicKey, providerKey) {
+// The sealed box of providerKey, bound to { owner, provider } (see ownerOf), to publicKey
+// (32 bytes), as bytes.
+export function seal(publicKey, providerKey, { owner, provider }) {
   checkProviderKey(providerKey);
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_BYTES) throw new SealError("the public key is not 32 bytes");
-  const message = new TextEncoder().encode(providerKey);
+  if (typeof owner !== "string" || !/^[0-9a-f]{64}$/.test(owner)) throw new SealError("the owner is not the 64 hex digits of a key's SHA-256");
+  if (typeof provider !== "string" || !/^[A-Za-z0-9_.-]{1,64}$/.test(provider)) throw new SealError("the provider id is not 1 to 64 of A-Z a-z 0-9 _ . -");
+  const message = new TextEncoder().encode(`${PAYLOAD_TAG}\n${owner}\n${provider}\n${providerKey}`);
   const ephemeral = nacl.box.keyPair(); // from crypto.getRandomValues
   const nonce = blake2b(concat(ephemeral.publicKey, publicKey), { dkLen: NONCE_BYTES });
   const box = nacl.box(message, nonce, publicKey, ephemeral.secretKey);
@@ -49,11 +56,21 @@ export function base64(bytes) {
   return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
 }
 
+// The owner a sealed key is bound to: the hex SHA-256 of the SafeRouter key's secret
+// (keys.hash_key), what the gateway compares with the secret each request presents.
+export async function ownerOf(saferouterKey) {
+  return sha256Hex(saferouterKey);
+}
+
 // sealing.fingerprint: the first 12 hex digits of the key's SHA-256, what the gateway and
 // `saferouter byok add` show, so a user can tell which key a gateway holds.
 export async function fingerprint(providerKey) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(providerKey)));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, FINGERPRINT_HEX_CHARS);
+  return (await sha256Hex(providerKey)).slice(0, FINGERPRINT_HEX_CHARS);
+}
+
+async function sha256Hex(text) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function concat(a, b) {
