@@ -1,6 +1,7 @@
 """The edges of the sealed box the gateway opens (``sealing.open_sealed``): what a key
 may hold, its size limits exactly, and boxes made with a low-order ephemeral point —
-whose X25519 shared secret is all zeros, so anybody could have made (and opened) them."""
+whose X25519 shared secret is all zeros, so anybody could have made (and opened) them.
+Payloads are built here by hand (``binding.payload`` refuses a bad key first)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import pytest
 from saferouter.byok import sealing
 
 RECIPIENT = nacl.public.PrivateKey.generate()
+BINDING = sealing.Binding(owner="ab" * 32, provider="deepseek")
+HEADER = f"{sealing.PAYLOAD_TAG}\n{BINDING.owner}\n{BINDING.provider}\n".encode()
 
 
 def sealed(plaintext: bytes) -> bytes:
-    return nacl.public.SealedBox(RECIPIENT.public_key).encrypt(plaintext)
+    """The box of a well-bound payload holding ``plaintext`` as the provider key."""
+    return nacl.public.SealedBox(RECIPIENT.public_key).encrypt(HEADER + plaintext)
 
 
 @pytest.mark.parametrize(
@@ -25,22 +29,22 @@ def sealed(plaintext: bytes) -> bytes:
     [
         (b"x", True),  # one byte
         (b"k" * sealing.PROVIDER_KEY_MAX_BYTES, True),  # exactly the most
-        (b"k" * (sealing.PROVIDER_KEY_MAX_BYTES + 1), False),  # one over: the box too long
+        (b"k" * (sealing.PROVIDER_KEY_MAX_BYTES + 1), False),  # one over
         (b"sk-abc\n", False),  # a newline would end the Authorization header early
         (b"sk-abc\r\n", False),
         (b"sk\x00abc", False),
         (b"sk-\xc3\xa9", False),  # UTF-8, not ASCII
-        (b"\xff\xfe", False),  # not UTF-8
+        (b"\xff\xfe", False),  # not UTF-8 (nor ASCII)
         (b"", False),
     ],
 )
 def test_what_a_sealed_key_may_hold(plaintext: bytes, opens: bool) -> None:
     box = sealed(plaintext)
     if opens:
-        assert sealing.open_sealed(RECIPIENT, box) == plaintext.decode()
+        assert sealing.open_sealed(RECIPIENT, box, BINDING) == plaintext.decode()
     else:
         with pytest.raises(sealing.SealedKeyError):
-            sealing.open_sealed(RECIPIENT, box)
+            sealing.open_sealed(RECIPIENT, box, BINDING)
 
 
 def _hsalsa20(key: bytes, nonce16: bytes) -> bytes:
@@ -89,8 +93,9 @@ def test_a_box_from_a_low_order_ephemeral_point_is_refused(point: str) -> None:
     ephemeral = LOW_ORDER_POINTS[point]
     nonce = hashlib.blake2b(ephemeral + bytes(RECIPIENT.public_key), digest_size=24).digest()
     zero_key = _hsalsa20(bytes(32), bytes(16))  # what such a point shares with anyone
-    box = ephemeral + nacl.bindings.crypto_secretbox(b"sk-anyone-made-this", nonce, zero_key)
+    payload = BINDING.payload("sk-anyone-made-this")
+    box = ephemeral + nacl.bindings.crypto_secretbox(payload, nonce, zero_key)
     # the box is well made for an all-zero secret: a check-free X25519 would open it
-    assert nacl.bindings.crypto_secretbox_open(box[32:], nonce, zero_key) == b"sk-anyone-made-this"
+    assert nacl.bindings.crypto_secretbox_open(box[32:], nonce, zero_key) == payload
     with pytest.raises(sealing.SealedKeyError, match="does not open"):
-        sealing.open_sealed(RECIPIENT, box)
+        sealing.open_sealed(RECIPIENT, box, BINDING)
