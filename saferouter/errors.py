@@ -29,7 +29,8 @@ of SafeRouter's, so the pure cores can raise from it.
     ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)
     │   ├── LastAdminKey        the store refused to revoke the last active admin key
-    │   └── KeyNotActive        the store refused a BYOK key for a revoked or unknown key
+    │   ├── KeyNotActive        the store refused a BYOK key for a revoked or unknown key
+    │   └── KeyFileError        a key file of the data dir that does not read as its key
     └── ApiError                an error the API renders as an OpenAI error body: carries
         │                       status, ``type``, ``code``, ``param`` and headers
         ├── InvalidRequest      400 invalid_request_error
@@ -117,6 +118,13 @@ class KeyNotActive(StorageError):
     """A BYOK key for a key that is revoked (or gone): refused inside the write
     transaction, so a revocation racing an upload cannot leave a revoked key's provider
     secret behind. The route maps it to 401 ``revoked_api_key``."""
+
+
+class KeyFileError(StorageError):
+    """A key file of the data dir (identity, TLS, BYOK) that does not read as its key:
+    damaged, or sealed by another build or machine. The start stops, naming the file:
+    the key is never replaced, since logs, certificates and users' sealed provider keys
+    hang on it."""
 
 
 class ApiError(SafeRouterError):

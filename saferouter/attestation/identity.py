@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..datadir import write_private_file
+from ..errors import KeyFileError, SealError
 from ..tee.seal import Sealer
 from ..tls.certificates import decode_p256, encode_pkcs8
 from .measurement import Measurement
@@ -56,7 +57,8 @@ def load_or_create_key(kind: KeyKind[K], data_dir: Path, sealer: Sealer | None =
     """The key of ``kind``; created on first use. With ``sealer`` it is kept sealed.
 
     A key is never overwritten (``write_private_file`` refuses an existing name), so
-    two processes starting at once cannot end up with different keys in one data dir."""
+    two processes starting at once cannot end up with different keys in one data dir.
+    Raises KeyFileError, naming the file, when it does not read as a key of ``kind``."""
     path = kind.path(data_dir, sealed=sealer is not None)
     if not path.exists():
         key = kind.generate()
@@ -67,7 +69,13 @@ def load_or_create_key(kind: KeyKind[K], data_dir: Path, sealer: Sealer | None =
         except FileExistsError:
             pass  # made meanwhile by another process: that one is the key
     raw = path.read_bytes()
-    return kind.decode(sealer.unseal(raw) if sealer else raw)
+    try:
+        return kind.decode(sealer.unseal(raw) if sealer else raw)
+    except (SealError, ValueError, TypeError) as exc:
+        # A key file appears whole or not at all, so this one was damaged or comes from
+        # elsewhere. Said once, here, for every kind: the decoders (nacl, cryptography)
+        # raise their own ValueError/TypeError, which would end a start in a traceback.
+        raise KeyFileError(f"the key file {path} cannot be used: {exc}") from None
 
 
 def _ed25519_raw(key: ed25519.Ed25519PrivateKey) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -37,6 +38,7 @@ from .destination import DestinationError, provider_destination
 
 API_KEY_ENV = "SAFEROUTER_API_KEY"
 TIMEOUT_S = 60.0
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a key in ``Authorization: Bearer`` may hold
 
 
 def add_parsers(commands: Any) -> None:
@@ -71,6 +73,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO = sy
     api_key = environ.get(API_KEY_ENV, "")
     if not api_key:
         _error(f"set {API_KEY_ENV} to your SafeRouter key (it is never read from the arguments)")
+        return 2
+    if not _HEADER_TOKEN.fullmatch(api_key):
+        # refused here, unnamed: httpx's refusal of such a header quotes it, key and all
+        _error(f"{API_KEY_ENV} holds a space, a control or a non-ASCII character (a newline?)")
         return 2
     provider_key = ""
     if args.byok_command == "add":
@@ -108,7 +114,10 @@ def read_provider_key(stdin: TextIO) -> str:
     if stdin.isatty():
         text = getpass.getpass("provider key (not shown): ")
     else:  # a key is at most PROVIDER_KEY_MAX_BYTES: read no more than can be refused
-        text = stdin.read(sealing.PROVIDER_KEY_MAX_BYTES + 3)
+        try:
+            text = stdin.read(sealing.PROVIDER_KEY_MAX_BYTES + 3)
+        except UnicodeDecodeError:  # a strict locale's stdin given bytes that are no text
+            raise sealing.SealedKeyError("the provider key is not UTF-8 text") from None
     for newline in ("\r\n", "\n"):
         if text.endswith(newline):
             text = text.removesuffix(newline)

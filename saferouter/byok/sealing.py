@@ -108,10 +108,12 @@ def check_provider_key(provider_key: str) -> None:
     without spaces, 1 to :data:`PROVIDER_KEY_MAX_BYTES` bytes."""
     if not provider_key:
         raise SealedKeyError("the provider key is empty")
-    if len(provider_key.encode()) > PROVIDER_KEY_MAX_BYTES:
-        raise SealedKeyError(f"the provider key is over {PROVIDER_KEY_MAX_BYTES} bytes")
+    # the characters first: a str read with surrogateescape (stdin in a C or C.UTF-8
+    # locale) holds lone surrogates for bytes that are not UTF-8, and .encode() raises
     if not all("!" <= ch <= "~" for ch in provider_key):
         raise SealedKeyError("the provider key holds a space, a control or a non-ASCII character")
+    if len(provider_key) > PROVIDER_KEY_MAX_BYTES:  # ASCII: one byte a character
+        raise SealedKeyError(f"the provider key is over {PROVIDER_KEY_MAX_BYTES} bytes")
 
 
 def fingerprint(provider_key: str) -> str:

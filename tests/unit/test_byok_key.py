@@ -11,7 +11,7 @@ import pytest
 from saferouter.attestation.identity import byok_key_kind, load_or_create_key
 from saferouter.attestation.measurement import Measurement
 from saferouter.byok import sealing
-from saferouter.errors import SealError
+from saferouter.errors import KeyFileError
 from saferouter.tee.seal import DemoKeySource, Sealer
 
 
@@ -65,7 +65,7 @@ def test_a_sealed_key_opens_only_under_its_launch_measurement(tmp_path: Path) ->
     assert bytes(key) not in sealed
     again = load_or_create_key(byok_key_kind(BUILD_A), data, sealer(b"A" * 48))
     assert bytes(again.public_key) == bytes(key.public_key)
-    with pytest.raises(SealError):
+    with pytest.raises(KeyFileError, match="sealed under another measurement"):
         load_or_create_key(byok_key_kind(BUILD_A), data, sealer(b"B" * 48))
 
 

@@ -22,7 +22,7 @@ from saferouter.attestation.identity import (
 )
 from saferouter.config import load_settings
 from saferouter.datadir import write_private_file
-from saferouter.errors import ConfigError, ParseError, SealError
+from saferouter.errors import ConfigError, KeyFileError, ParseError
 from saferouter.tee.seal import DemoKeySource, Sealer
 from saferouter.tls.certificates import (
     TlsCredentials,
@@ -169,7 +169,7 @@ def test_a_sealed_tls_key_opens_only_under_its_measurement(tmp_path: Path) -> No
     assert TLS_KEY.encode(key) not in sealed
     again = load_or_create_key(TLS_KEY, tmp_path / "data", sealer(b"A" * 48))
     assert spki_sha256(again.public_key()) == spki_sha256(key.public_key())
-    with pytest.raises(SealError):
+    with pytest.raises(KeyFileError, match="sealed under another measurement"):
         load_or_create_key(TLS_KEY, tmp_path / "data", sealer(b"B" * 48))
 
 
@@ -191,7 +191,7 @@ def test_a_key_made_meanwhile_by_another_process_is_the_key(tmp_path: Path) -> N
 def test_a_tls_key_file_of_another_kind_does_not_load(tmp_path: Path) -> None:
     other = ec.generate_private_key(ec.SECP384R1())
     write_private_file(TLS_KEY.path(tmp_path, sealed=False), TLS_KEY.encode(other))
-    with pytest.raises(ValueError, match="P-256"):
+    with pytest.raises(KeyFileError, match="P-256"):
         load_or_create_key(TLS_KEY, tmp_path)
 
 
