@@ -35,6 +35,7 @@ from ..errors import SealError
 PUBLIC_KEY_BYTES = 32
 SEAL_OVERHEAD_BYTES = 48  # the ephemeral public key (32) and the Poly1305 tag (16)
 PROVIDER_KEY_MAX_BYTES = 1024  # provider keys are ~50 characters; a JWT-style one fits
+PROVIDER_KEY_MIN_BYTES = 8  # the shortest the redactor strips from upstream answers
 PAYLOAD_TAG = "saferouter-byok/v1"
 PROVIDER_ID_MAX_CHARS = 64
 # the tag, the owner (64 hex) and the provider id, each with its newline
@@ -105,7 +106,9 @@ def open_sealed(private_key: nacl.public.PrivateKey, sealed: bytes, binding: Bin
 
 def check_provider_key(provider_key: str) -> None:
     """A provider key goes into an ``Authorization: Bearer`` header: printable ASCII
-    without spaces, 1 to :data:`PROVIDER_KEY_MAX_BYTES` bytes."""
+    without spaces, :data:`PROVIDER_KEY_MIN_BYTES` to :data:`PROVIDER_KEY_MAX_BYTES`
+    bytes (a shorter one could not be told from ordinary text, so an upstream echoing it
+    could not have it redacted: ``gateway.redact.MIN_KEY_CHARS``)."""
     if not provider_key:
         raise SealedKeyError("the provider key is empty")
     # the characters first: a str read with surrogateescape (stdin in a C or C.UTF-8
@@ -114,6 +117,8 @@ def check_provider_key(provider_key: str) -> None:
         raise SealedKeyError("the provider key holds a space, a control or a non-ASCII character")
     if len(provider_key) > PROVIDER_KEY_MAX_BYTES:  # ASCII: one byte a character
         raise SealedKeyError(f"the provider key is over {PROVIDER_KEY_MAX_BYTES} bytes")
+    if len(provider_key) < PROVIDER_KEY_MIN_BYTES:
+        raise SealedKeyError(f"the provider key is under {PROVIDER_KEY_MIN_BYTES} characters")
 
 
 def fingerprint(provider_key: str) -> str:

@@ -26,7 +26,7 @@ SECRET = "sk-sr-the-uploading-key"  # the SafeRouter key a box is bound to
 BINDING = sealing.Binding(hash_key(SECRET), "deepseek")
 
 KEYS = [
-    "k",
+    "k" * sealing.PROVIDER_KEY_MIN_BYTES,
     "sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
     string.punctuation + string.ascii_letters + string.digits,  # every character a key may hold
     "x" * sealing.PROVIDER_KEY_MAX_BYTES,
@@ -40,7 +40,7 @@ def seal_in_chromium(
     return result
 
 
-@pytest.mark.parametrize("provider_key", KEYS, ids=["one", "typical", "charset", "longest"])
+@pytest.mark.parametrize("provider_key", KEYS, ids=["shortest", "typical", "charset", "longest"])
 def test_a_key_sealed_in_chromium_opens_with_open_sealed(page: Watched, provider_key: str) -> None:
     gateway_key = nacl.public.PrivateKey.generate()
     public = bytes(gateway_key.public_key).hex()
@@ -79,8 +79,16 @@ def test_only_the_recipient_opens_it_and_nobody_alters_it_unseen(page: Watched) 
 
 @pytest.mark.parametrize(
     "provider_key",
-    ["", "sk with space", "sk-\t", "sk-é", "sk-\x7f", "x" * (sealing.PROVIDER_KEY_MAX_BYTES + 1)],
-    ids=["empty", "space", "tab", "non-ascii", "del", "too-long"],
+    [
+        "",
+        "sk with space",
+        "sk-\t",
+        "sk-é",
+        "sk-\x7f",
+        "x" * (sealing.PROVIDER_KEY_MAX_BYTES + 1),
+        "k" * (sealing.PROVIDER_KEY_MIN_BYTES - 1),
+    ],
+    ids=["empty", "space", "tab", "non-ascii", "del", "too-long", "too-short"],
 )
 def test_the_page_refuses_what_the_gateway_refuses(page: Watched, provider_key: str) -> None:
     with pytest.raises(sealing.SealedKeyError) as python:

@@ -13,7 +13,7 @@ from saferouter.byok.sealing import PROVIDER_KEY_MAX_BYTES, SealedKeyError
 
 @pytest.mark.parametrize(
     ("piped", "key"),
-    [("sk-abc", "sk-abc"), ("sk-abc\n", "sk-abc"), ("sk-abc\r\n", "sk-abc")],
+    [("sk-abc123", "sk-abc123"), ("sk-abc123\n", "sk-abc123"), ("sk-abc123\r\n", "sk-abc123")],
 )
 def test_valid(piped: str, key: str) -> None:
     assert read_provider_key(io.StringIO(piped)) == key
@@ -24,7 +24,8 @@ def test_valid(piped: str, key: str) -> None:
     [
         ("", "empty"),
         ("\n", "empty"),
-        ("sk-abc\n\n", "control"),  # only one newline is the terminal's
+        ("sk-abc123\n\n", "control"),  # only one newline is the terminal's
+        ("sk-abc\n", "under 8"),  # too short to be told from text, so to be redacted
         (" sk-abc", "space"),
         ("sk-abc é", "space"),
         ("k" * (PROVIDER_KEY_MAX_BYTES + 1), "over"),

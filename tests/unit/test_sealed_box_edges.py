@@ -27,7 +27,8 @@ def sealed(plaintext: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("plaintext", "opens"),
     [
-        (b"x", True),  # one byte
+        (b"x" * sealing.PROVIDER_KEY_MIN_BYTES, True),  # the shortest
+        (b"x" * (sealing.PROVIDER_KEY_MIN_BYTES - 1), False),  # one under
         (b"k" * sealing.PROVIDER_KEY_MAX_BYTES, True),  # exactly the most
         (b"k" * (sealing.PROVIDER_KEY_MAX_BYTES + 1), False),  # one over
         (b"sk-abc\n", False),  # a newline would end the Authorization header early

@@ -14,6 +14,7 @@ import { blake2b } from "/vendor/noble-hashes/blake2.js";
 const nacl = globalThis.nacl;
 export const PUBLIC_KEY_BYTES = 32;
 export const PROVIDER_KEY_MAX_BYTES = 1024; // as sealing.PROVIDER_KEY_MAX_BYTES
+export const PROVIDER_KEY_MIN_BYTES = 8; // as sealing.PROVIDER_KEY_MIN_BYTES
 const NONCE_BYTES = 24;
 const FINGERPRINT_HEX_CHARS = 12;
 const PAYLOAD_TAG = "saferouter-byok/v1"; // as sealing.PAYLOAD_TAG
@@ -25,8 +26,9 @@ export class SealError extends Error {}
 // so the user hears it before anything is sent).
 export function checkProviderKey(providerKey) {
   if (!providerKey) throw new SealError("the provider key is empty");
-  if (providerKey.length > PROVIDER_KEY_MAX_BYTES) throw new SealError(`the provider key is over ${PROVIDER_KEY_MAX_BYTES} bytes`);
   if (!/^[!-~]+$/.test(providerKey)) throw new SealError("the provider key holds a space, a control or a non-ASCII character");
+  if (providerKey.length > PROVIDER_KEY_MAX_BYTES) throw new SealError(`the provider key is over ${PROVIDER_KEY_MAX_BYTES} bytes`);
+  if (providerKey.length < PROVIDER_KEY_MIN_BYTES) throw new SealError(`the provider key is under ${PROVIDER_KEY_MIN_BYTES} characters`);
 }
 
 // The 32 bytes of a hex X25519 public key (as a quote's byok_public_key claim gives it).
