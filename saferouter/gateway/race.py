@@ -16,7 +16,10 @@ inside: whichever way the race ends (a winner, an error, the deadline, the clien
 leaving, a bug), every admission no verdict settled gives its half-open probe back. An
 attempt with the client's own key takes none, and its end is never reported: the
 circuits are shared by every tenant, and one client's key (refused, out of balance,
-rate limited) says nothing about the provider for anyone else.
+rate limited) says nothing about the provider for anyone else. The operator's key
+standing in for the client's (``byok_fallback``, :attr:`~.routing.Plan.stand_in`) is
+held back until the provider refuses the client's key: no other failure of it, and no
+hedge while it is slow, hands the request to the operator's account.
 
 With a :class:`~saferouter.timing.RequestTiming`, the race records, whichever way it
 ends, how long the request waited on upstreams — from the first upstream request sent to
@@ -39,6 +42,7 @@ from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
 from ..errors import (
+    ByokKeyRejected,
     ParseError,
     UpstreamBadGateway,
     UpstreamError,
@@ -85,6 +89,8 @@ class Race:
         self._timing = timing
         self.attempts: list[Attempt] = []
         self._skipped: set[tuple[str, bool]] = set()  # Plan.account ruled out
+        self._refused: set[str] = set()  # providers that refused the client's own key
+        self._held_back: list[Plan] = []  # stand-ins waiting for such a refusal
         self._not_started: list[NotStarted] = []
         self._admissions = ExitStack()
 
@@ -196,7 +202,9 @@ class Race:
                 admission.settle(Outcome.SUCCESS, now)
             return True
         assert attempt.error is not None
-        verdict = classify(attempt.error, attempt.model, attempt.plan.own_key)
+        own_key = attempt.plan.own_key
+        fallback = own_key is not None and own_key.fallback
+        verdict = classify(attempt.error, attempt.model, byok_fallback=fallback)
         if admission is not None:
             admission.settle(
                 verdict.breaker, now, key=verdict.breaker_key, retry_after_s=verdict.retry_after_s
@@ -205,7 +213,17 @@ class Race:
             raise attempt.error
         if verdict.skip_provider:
             self._skipped.add(attempt.plan.account)
+        if fallback and isinstance(attempt.error, ByokKeyRejected):
+            self._call_stand_ins(attempt.model.provider)
         return False
+
+    def _call_stand_ins(self, provider: str) -> None:
+        """The provider refused the client's own key: the operator's stand-ins for it,
+        held back until now, go to the front of the queue (the same model next)."""
+        called = [plan for plan in self._held_back if plan.model.provider == provider]
+        self._held_back = [plan for plan in self._held_back if plan not in called]
+        self._refused.add(provider)
+        self._queue[:0] = called
 
     def _no_winner(self, deadline: trio.CancelScope, last: UpstreamError | None) -> UpstreamError:
         """The error for a race nobody won: the deadline, the last failure, or why no
@@ -232,6 +250,9 @@ class Race:
             model, endpoint = plan.model, plan.endpoint
             provider = endpoint.provider
             if plan.account in self._skipped:
+                continue
+            if plan.stand_in and model.provider not in self._refused:
+                self._held_back.append(plan)  # until the client's key is refused, if ever
                 continue
             if not endpoint.available:
                 self._not_started.append(

@@ -89,6 +89,10 @@ class Plan:
     model: Model
     endpoint: UpstreamEndpoint
     own_key: OwnKey | None = None  # the client's own provider key; None: the operator's
+    # the operator's key standing in for the client's (``byok_fallback``): started only
+    # once the provider refused the client's key in this request — not after any other
+    # failure of it, and never by a hedge while it is merely slow
+    stand_in: bool = False
 
     @property
     def account(self) -> tuple[str, bool]:
@@ -105,7 +109,8 @@ def plan_attempts(
 ) -> list[Plan]:
     """The attempts to make, in order. A candidate whose provider the client holds a key
     for goes there with that key, then — only if the key allows ``byok_fallback`` —
-    with the operator's; every other candidate with the operator's."""
+    with the operator's as a stand-in (started only after a refusal; priced all the
+    same, so the reservation covers it); every other candidate with the operator's."""
     if not own_keys:
         return [Plan(model, endpoints[model.provider]) for model in chain]
     plans = []
@@ -115,7 +120,7 @@ def plan_attempts(
             plans.append(Plan(model, own.endpoint, own))
             if not own.fallback:
                 continue
-        plans.append(Plan(model, endpoints[model.provider]))
+        plans.append(Plan(model, endpoints[model.provider], stand_in=own is not None))
     return plans
 
 
@@ -132,15 +137,15 @@ def parse_client_models(value: object) -> list[str] | None:
     return [validate_model_id(v, param=f"models[{i}]") for i, v in enumerate(value)]
 
 
-def classify(error: UpstreamError, model: Model, own_key: OwnKey | None = None) -> Verdict:
+def classify(error: UpstreamError, model: Model, *, byok_fallback: bool = False) -> Verdict:
     """What one failed attempt means for the rest of the request, and for the breaker
-    (an attempt with the client's ``own_key`` has no breaker admission: its verdict's
-    breaker part goes unheard)."""
+    (an attempt with the client's own key has no breaker admission: its verdict's
+    breaker part goes unheard; ``byok_fallback`` is that key's setting)."""
     provider, model_key = model.provider, f"{model.provider}/{model.id}"
     if isinstance(error, ByokKeyRejected):
         # the client's key is refused: the operator's may stand in only if the client
         # allowed it (the plan lists it next); otherwise the request ends here
-        return Verdict(failover=own_key is not None and own_key.fallback, skip_provider=True)
+        return Verdict(failover=byok_fallback, skip_provider=True)
     if isinstance(error, UpstreamRejected):
         if error.status != 429:
             return Verdict(failover=False)  # the request itself is at fault

@@ -238,3 +238,32 @@ async def test_credits_for_the_fee_but_not_the_price_reserve_the_fee(
         assert held == [own_worst] and 0 < own_worst <= 100 < full_worst
         [entry] = await entries(p)
         assert entry.byok and entry.cost_micro_usd == cost_micro_usd(USED, fee_price)
+
+
+async def test_with_byok_fallback_only_a_refusal_lets_the_operator_key_stand_in(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    """The operator's key stands in for the client's only when the provider refused it:
+    a 5xx of the client's key fails over to the next model, and a hedge while the
+    client's key is slow starts the next model, never the operator's for the same one."""
+
+    def configure(settings: Settings) -> Settings:
+        hedged = fake_model(settings, "hedged", "slowstart:1000", fallbacks=("theirs",))
+        return with_models(chains(settings), hedged=attrs.evolve(hedged, hedge_after_ms=100))
+
+    async with running_pipeline(tmp_path, configure) as p:
+        await p.bring_key(p.secret, "fake", OWN, fallback=True)
+        reply = await p.send("down")  # a 503 through the client's key
+        assert reply.headers["X-SafeRouter-Model"] == "theirs"
+        reply = await p.send("hedged")  # slow: the hedge starts `theirs`, which wins
+        assert reply.headers["X-SafeRouter-Model"] == "theirs"
+        sent = [
+            (r["model"], a)
+            for r, a in zip(p.upstream.requests, p.upstream.authorizations, strict=True)
+        ]
+        assert sent == [
+            ("status:503", f"Bearer {OWN}"),
+            ("ok", OPERATOR),  # `theirs`, the next model: not `down` with the operator's key
+            ("slowstart:1000", f"Bearer {OWN}"),
+            ("ok", OPERATOR),  # the hedge: `theirs`, not `hedged` with the operator's key
+        ]

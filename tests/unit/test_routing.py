@@ -168,11 +168,15 @@ def test_an_own_key_goes_first_and_the_operators_only_with_fallback(fallback: bo
         ("glm-5.3", False, None),
     ]
     assert plans[0].account == ("deepseek", True) and plans[-1].account == ("zai", False)
+    # the operator's plan for a model the own key serves only stands in after a refusal
+    assert [p.stand_in for p in plans] == [
+        p.own_key is None and p.model.provider == "deepseek" for p in plans
+    ]
 
 
 @pytest.mark.parametrize("fallback", [False, True])
 def test_a_refused_own_key_fails_over_only_with_fallback(fallback: bool) -> None:
-    verdict = classify(ByokKeyRejected("refused"), LISTED, own("zai", fallback=fallback))
+    verdict = classify(ByokKeyRejected("refused"), LISTED, byok_fallback=fallback)
     assert verdict == Verdict(failover=fallback, skip_provider=True)
     # what the breaker would hear goes unheard: an own-key attempt holds no admission
     assert classify(ByokKeyRejected("refused"), LISTED).failover is False
