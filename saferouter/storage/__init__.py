@@ -135,10 +135,6 @@ class Store(Protocol):
         """Delete the key's one for ``provider``; whether there was one."""
         ...
 
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        """The key's BYOK keys, by provider (the same as ``key_by_id(…).byok``)."""
-        ...
-
     # --- money --------------------------------------------------------------------
     async def admit(self, request: AdmissionRequest) -> Admission:
         """Atomically check the key's rate limits and reserve the request's worst-case

@@ -46,12 +46,6 @@ def key_where(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | No
     return KeyRecord(*found[0][:_KEY_FIELDS], byok=byok)
 
 
-def of_key(db: sqlite3.Connection, key_id: str) -> list[ByokKey]:
-    """The key's BYOK keys, by provider."""
-    rows = db.execute(f"{_SELECT} WHERE key_id = ? ORDER BY provider", (key_id,)).fetchall()
-    return [ByokKey(*row) for row in rows]
-
-
 def by_key(db: sqlite3.Connection) -> dict[str, list[ByokKey]]:
     """Every key's BYOK keys, by key id (one read for a list of keys)."""
     found: dict[str, list[ByokKey]] = defaultdict(list)

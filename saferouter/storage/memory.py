@@ -212,11 +212,6 @@ class MemoryStore:
             self._keys.put(attrs.evolve(record, byok=others))
         return True
 
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        self._check_open()
-        record = self._keys.get(key_id)
-        return [] if record is None else list(record.byok)
-
     # --- money --------------------------------------------------------------------
 
     def _entry(self, key_id: str, kind: str, amount: int, request_id: str, now: float) -> None:

@@ -391,12 +391,6 @@ class SQLiteStore:
     async def delete_byok_key(self, key_id: str, provider: str) -> bool:
         return await self._writes.run(lambda db: byok_keys.delete(db, key_id, provider))
 
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        try:
-            return byok_keys.of_key(self._db, key_id)  # a keyed read: microseconds
-        except sqlite3.Error as exc:
-            raise StorageError(f"BYOK key lookup failed: {exc}") from exc
-
     # --- money --------------------------------------------------------------------
 
     async def admit(self, request: AdmissionRequest) -> Admission:
