@@ -87,7 +87,8 @@ class Store(Protocol):
     async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
 
     async def list_keys(self) -> list[KeyRecord]:
-        """All keys, oldest first, revoked included."""
+        """All keys, oldest first, revoked included; their ``byok`` left empty (no
+        listing shows provider keys: :meth:`key_by_id` carries them)."""
         ...
 
     async def update_key(

@@ -132,7 +132,7 @@ class MemoryStore:
 
     async def list_keys(self) -> list[KeyRecord]:
         self._check_open()
-        return self._keys.oldest_first()
+        return [attrs.evolve(k, byok=()) for k in self._keys.oldest_first()]  # as SQLite
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
