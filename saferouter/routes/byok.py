@@ -147,7 +147,7 @@ def describe(key: ByokKey, service: AttestationService) -> dict[str, Any]:
         "sealed_to": key.sealed_to,
         "sealed_for_measurement": key.measurement,
         # a key sealed to another build's BYOK key cannot be opened here: re-add it
-        "usable": key.sealed_to == service.byok_public_key,
+        "usable": key.sealed_for(service.byok_public_key),
         "created_at": int(key.created_at),
         "updated_at": int(key.updated_at),
     }
