@@ -13,7 +13,6 @@ and again in a trailing chunk, OpenAI sends a moderation chunk after it
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Mapping
@@ -118,10 +117,6 @@ def cost_micro_usd(usage: Usage, price: Price) -> int:
     return -(-numerator // MICRO_PER_MILLION)
 
 
-def price_for(model: Model, when: dt.datetime) -> Price:
-    return model.pricing.price_at(when)
-
-
 def prompt_token_bound(request_body: bytes) -> int:
     """An upper bound on the prompt's tokens: one per byte of the request body.
 
@@ -138,16 +133,14 @@ def reservation_micro_usd(
     model: Model,
     request_body: bytes,
     max_tokens: int | None,
-    when: dt.datetime,
     *,
+    price: Price,
     choices: int = 1,
-    price: Price | None = None,
 ) -> int:
-    """Worst-case cost of a text request: every prompt byte a token at the full input
-    price (the prompt is billed once, whatever ``n``), plus ``choices`` × ``max_tokens``
-    (or the model's max output) at the output price — each of the ``n`` choices may
-    use the whole limit. ``price``: another than the model's at ``when`` (a BYOK fee)."""
-    price = price if price is not None else price_for(model, when)
+    """Worst-case cost of a text request at ``price`` (the model's at admission, or a
+    BYOK fee): every prompt byte a token at the full input price (the prompt is billed
+    once, whatever ``n``), plus ``choices`` × ``max_tokens`` (or the model's max output)
+    at the output price — each of the ``n`` choices may use the whole limit."""
     limit = model.max_output or UNKNOWN_MAX_OUTPUT_TOKENS
     output = limit if max_tokens is None else min(max_tokens, limit)
     worst = Usage(prompt_tokens=prompt_token_bound(request_body), output_tokens=choices * output)

@@ -94,7 +94,7 @@ class Keyring:
             self._opened.move_to_end(slot)
             return endpoint
         name = self._endpoints[record.provider].provider.name
-        if record.sealed_to != self._public_key_hex:
+        if not record.sealed_for(self._public_key_hex):
             raise Conflict(
                 f"Your {name} key (fingerprint {record.fingerprint}) was sealed for the "
                 f"gateway build with measurement {record.measurement}; this gateway runs "

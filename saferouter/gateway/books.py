@@ -126,9 +126,8 @@ class RequestBooks:
                     plan.model,
                     body,
                     chat.max_tokens,
-                    now,
-                    choices=chat.choices,
                     price=books.price_of(plan),
+                    choices=chat.choices,
                 )
                 for plan in books.plans
             ]

@@ -23,19 +23,18 @@ from quart import Blueprint, Response, request
 from ..attestation.service import AttestationService
 from ..byok import sealing
 from ..catalog import Provider
-from ..client_input import parse_json_body
 from ..errors import (
     AuthenticationFailed,
     InvalidRequest,
     KeyNotActive,
     NotFound,
-    PayloadTooLarge,
 )
 from ..keys import owner_of
 from ..state import AppState, app_state, json_response
 from ..storage import ByokKey
 from .attestation import service as attested_service
 from .auth import authenticate
+from .body import json_object, optional_bool
 
 blueprint = Blueprint("byok", __name__)
 
@@ -54,11 +53,12 @@ async def list_byok() -> Response:
     state = app_state()
     key = await authenticate(state)
     service = attested_service()
-    held = await state.store.byok_keys(key.id)
     return json_response(
         {
             "object": "list",
-            "data": [describe(k, service) for k in held],
+            # the identity authenticate() returned carries them, checked against the key
+            # generation like the rest of it: no read of our own
+            "data": [describe(k, service) for k in key.byok],
             "providers": [{"id": p.id, "name": p.name} for p in byok_providers(state)],
             "byok_public_key": service.byok_public_key,
             "measurement": service.measurement.hex,
@@ -72,8 +72,10 @@ async def put_byok(provider: str) -> Response:
     key = await authenticate(state)
     service = attested_service()
     _check_provider(state, provider)
-    data = await _body({"sealed_key", "byok_fallback"})
-    fallback = _fallback(data)
+    data = await json_object(
+        fields={"sealed_key", "byok_fallback"}, max_bytes=MAX_BODY_BYTES, json_content_type=True
+    )
+    fallback = optional_bool(data, "byok_fallback")
     sealed = _sealed_key(data.get("sealed_key"))
     try:
         # the plaintext lives for this statement only: what is kept is its fingerprint
@@ -107,7 +109,9 @@ async def patch_byok(provider: str) -> Response:
     state = app_state()
     key = await authenticate(state)
     service = attested_service()
-    data = await _body({"byok_fallback"})
+    data = await json_object(
+        fields={"byok_fallback"}, max_bytes=MAX_BODY_BYTES, json_content_type=True
+    )
     if "byok_fallback" not in data:
         raise InvalidRequest(
             "'byok_fallback' is required.",
@@ -115,7 +119,7 @@ async def patch_byok(provider: str) -> Response:
             code="missing_required_parameter",
         )
     changed = await state.store.set_byok_fallback(
-        key.id, provider, _fallback(data), now=time.time()
+        key.id, provider, optional_bool(data, "byok_fallback"), now=time.time()
     )
     if changed is None:
         raise _not_held(state, provider)
@@ -143,7 +147,7 @@ def describe(key: ByokKey, service: AttestationService) -> dict[str, Any]:
         "sealed_to": key.sealed_to,
         "sealed_for_measurement": key.measurement,
         # a key sealed to another build's BYOK key cannot be opened here: re-add it
-        "usable": key.sealed_to == service.byok_public_key,
+        "usable": key.sealed_for(service.byok_public_key),
         "created_at": int(key.created_at),
         "updated_at": int(key.updated_at),
     }
@@ -178,32 +182,6 @@ def _not_held(state: AppState, provider_id: str) -> NotFound:
     )
 
 
-async def _body(fields: set[str]) -> dict[str, Any]:
-    """The JSON object body, holding no field but ``fields``."""
-    content_type = request.headers.get("Content-Type")
-    if content_type is not None and content_type.split(";")[0].strip().lower() != (
-        "application/json"
-    ):
-        raise InvalidRequest(
-            "The body must be JSON, sent with Content-Type: application/json.",
-            code="unsupported_media_type",
-            status=415,
-        )
-    raw = await request.get_data(cache=False, as_text=False)
-    assert isinstance(raw, bytes)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"A BYOK request body is at most {MAX_BODY_BYTES} bytes.")
-    data = parse_json_body(raw or b"{}")
-    if not isinstance(data, dict):
-        raise InvalidRequest("The body must be a JSON object.", code="invalid_body")
-    unknown = set(data) - fields
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_body"
-        )
-    return data
-
-
 def _sealed_key(value: object) -> bytes:
     """The sealed box from its standard base64 (with padding)."""
     if not isinstance(value, str) or not value:
@@ -222,12 +200,3 @@ def _invalid_sealed_key(reason: str) -> InvalidRequest:
         param="sealed_key",
         code="invalid_sealed_key",
     )
-
-
-def _fallback(data: dict[str, Any]) -> bool:
-    value = data.get("byok_fallback", False)
-    if not isinstance(value, bool):
-        raise InvalidRequest(
-            "'byok_fallback' must be true or false.", param="byok_fallback", code="invalid_type"
-        )
-    return value

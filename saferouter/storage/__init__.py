@@ -87,7 +87,8 @@ class Store(Protocol):
     async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
 
     async def list_keys(self) -> list[KeyRecord]:
-        """All keys, oldest first, revoked included."""
+        """All keys, oldest first, revoked included; their ``byok`` left empty (no
+        listing shows provider keys: :meth:`key_by_id` carries them)."""
         ...
 
     async def update_key(
@@ -133,10 +134,6 @@ class Store(Protocol):
 
     async def delete_byok_key(self, key_id: str, provider: str) -> bool:
         """Delete the key's one for ``provider``; whether there was one."""
-        ...
-
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        """The key's BYOK keys, by provider (the same as ``key_by_id(…).byok``)."""
         ...
 
     # --- money --------------------------------------------------------------------

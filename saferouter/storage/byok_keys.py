@@ -13,7 +13,6 @@ key deletes its rows in the revocation's transaction (:func:`delete_all`).
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
 
 from ..errors import KeyNotActive
 from . import rules
@@ -44,21 +43,6 @@ def key_where(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | No
         return None
     byok = [ByokKey(*row[_KEY_FIELDS:]) for row in found if row[_KEY_FIELDS] is not None]
     return KeyRecord(*found[0][:_KEY_FIELDS], byok=byok)
-
-
-def of_key(db: sqlite3.Connection, key_id: str) -> list[ByokKey]:
-    """The key's BYOK keys, by provider."""
-    rows = db.execute(f"{_SELECT} WHERE key_id = ? ORDER BY provider", (key_id,)).fetchall()
-    return [ByokKey(*row) for row in rows]
-
-
-def by_key(db: sqlite3.Connection) -> dict[str, list[ByokKey]]:
-    """Every key's BYOK keys, by key id (one read for a list of keys)."""
-    found: dict[str, list[ByokKey]] = defaultdict(list)
-    for row in db.execute(f"{_SELECT} ORDER BY key_id, provider").fetchall():
-        key = ByokKey(*row)
-        found[key.key_id].append(key)
-    return found
 
 
 def put(db: sqlite3.Connection, key: ByokKey) -> ByokKey:

@@ -132,7 +132,7 @@ class MemoryStore:
 
     async def list_keys(self) -> list[KeyRecord]:
         self._check_open()
-        return self._keys.oldest_first()
+        return [attrs.evolve(k, byok=()) for k in self._keys.oldest_first()]  # as SQLite
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
@@ -211,11 +211,6 @@ class MemoryStore:
                 return False
             self._keys.put(attrs.evolve(record, byok=others))
         return True
-
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        self._check_open()
-        record = self._keys.get(key_id)
-        return [] if record is None else list(record.byok)
 
     # --- money --------------------------------------------------------------------
 

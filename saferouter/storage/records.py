@@ -124,6 +124,11 @@ class ByokKey:
     created_at: float = 0.0
     updated_at: float = 0.0
 
+    def sealed_for(self, public_key_hex: str) -> bool:
+        """Whether it is sealed to ``public_key_hex``, a gateway's BYOK public key: only
+        that gateway can open it (another build, another key pair, shows it unusable)."""
+        return self.sealed_to == public_key_hex
+
 
 @attrs.frozen
 class KeyIdentity:

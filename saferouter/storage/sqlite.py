@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import attrs
 import trio
 
 from ..datadir import prepare_private_database
@@ -299,17 +298,10 @@ class SQLiteStore:
         return self._key("id", key_id)
 
     async def list_keys(self) -> list[KeyRecord]:
-        def query(db: sqlite3.Connection) -> list[KeyRecord]:
-            db.execute("BEGIN")  # one snapshot of both tables
-            try:
-                rows = db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
-                byok = byok_keys.by_key(db)
-            finally:
-                db.execute("COMMIT")
-            records = [KeyRecord(*row) for row in rows]
-            return [attrs.evolve(r, byok=byok[r.id]) if r.id in byok else r for r in records]
-
-        return await self._read(query)
+        rows = await self._read(
+            lambda db: db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
+        )
+        return [KeyRecord(*row) for row in rows]
 
     async def update_key(
         self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
@@ -390,12 +382,6 @@ class SQLiteStore:
 
     async def delete_byok_key(self, key_id: str, provider: str) -> bool:
         return await self._writes.run(lambda db: byok_keys.delete(db, key_id, provider))
-
-    async def byok_keys(self, key_id: str) -> list[ByokKey]:
-        try:
-            return byok_keys.of_key(self._db, key_id)  # a keyed read: microseconds
-        except sqlite3.Error as exc:
-            raise StorageError(f"BYOK key lookup failed: {exc}") from exc
 
     # --- money --------------------------------------------------------------------
 

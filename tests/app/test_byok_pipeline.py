@@ -233,8 +233,10 @@ async def test_credits_for_the_fee_but_not_the_price_reserve_the_fee(
             held.append((await p.store.books(await p.key_id(key))).reserved_micro_usd)
         model = p.ports.settings.catalog.models["slow"]
         fee_price = model.pricing.base.fee(100)
-        own_worst = reservation_micro_usd(model, p.sent[-1], None, START, price=fee_price)
-        full_worst = reservation_micro_usd(model, p.sent[-1], None, START)
+        own_worst = reservation_micro_usd(model, p.sent[-1], None, price=fee_price)
+        full_worst = reservation_micro_usd(
+            model, p.sent[-1], None, price=model.pricing.price_at(START)
+        )
         assert held == [own_worst] and 0 < own_worst <= 100 < full_worst
         [entry] = await entries(p)
         assert entry.byok and entry.cost_micro_usd == cost_micro_usd(USED, fee_price)

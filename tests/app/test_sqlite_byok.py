@@ -55,7 +55,8 @@ async def test_an_older_database_gains_byok_keys(tmp_path: Path) -> None:
     before = await store.key_generation()
     await store.put_byok_key(byok("k"))
     assert await store.key_generation() != before
-    assert [k.provider for k in await store.byok_keys("k")] == ["deepseek"]
+    record = await store.key_by_id("k")
+    assert record is not None and [k.provider for k in record.byok] == ["deepseek"]
     await store.close()
 
 

@@ -72,17 +72,35 @@ def verify_gateway(p: Page, *, allow_demo: bool) -> list[tuple[str, str]]:
     return step_rows(p, "#byok-steps li")
 
 
+def settle_fingerprints(p: Page) -> None:
+    """Return once a fingerprint the page started computing would be on screen: one
+    computed after it (Chromium finishes digests in the order asked), then a rendered frame."""
+    p.evaluate(
+        """async () => {
+          const { fingerprint } = await import("/assets/sealedbox.js");
+          await fingerprint("settle");
+          await new Promise((done) => requestAnimationFrame(() => done()));
+        }"""
+    )
+
+
 def add_provider_key(p: Page, provider: str, provider_key: str, *, fallback: bool = False) -> None:
     """Verify this (demo) gateway, then seal and upload ``provider_key`` on the page."""
     verify_gateway(p, allow_demo=True)
     # where keys go, read from the measured document and shown before anything is sealed
     expect(p.locator("#byok-status")).to_contain_text("As measured, requests with them go to")
     p.select_option("#byok-provider", provider)
+    # while a key is typed (input events, no change) no fingerprint shows: one per prefix
+    # would spell the key out to a screen recording
+    p.fill("#byok-key", provider_key[:4])
+    settle_fingerprints(p)
+    assert p.locator("#byok-fingerprint").text_content() == ""
     p.fill("#byok-key", provider_key)
-    p.set_checked("#byok-fallback", fallback)
+    p.press("#byok-key", "Tab")  # leaving the field: its `change`, the whole key
     expect(p.locator("#byok-fingerprint")).to_have_text(
         f"fingerprint {sealing.fingerprint(provider_key)}"
     )  # computed in the browser, shown before anything is sent
+    p.set_checked("#byok-fallback", fallback)
     p.click("#byok-add button[type=submit]")
     expect(p.locator("#byok-status")).to_contain_text(
         f"fingerprint {sealing.fingerprint(provider_key)} (as computed in this browser)"

@@ -53,6 +53,10 @@ async def test_key_lifecycle(gateway: Gateway) -> None:
         )
         assert patched.json()["name"] == "alice2" and patched.json()["rpm_limit"] is None
         assert patched.json()["tpm_limit"] == 50000
+        misspelt = await admin.patch(f"/v1/keys/{alice['id']}", json={"rpm_limt": 5})
+        assert misspelt.status_code == 400, misspelt.text  # refused, not silently ignored
+        assert misspelt.json()["error"]["code"] == "invalid_body"
+        assert misspelt.json()["error"]["message"] == "Unknown field(s): rpm_limt."
 
         topped = await admin.post(
             "/v1/credits/topup", json={"key_id": alice["id"], "amount_usd": "1.5"}

@@ -37,7 +37,8 @@ def funding(gateway_catalog: Path) -> int:
     from saferouter.catalog import load_catalog
 
     model = load_catalog(gateway_catalog).resolve("fake/delay:2500")
-    one = reservation_micro_usd(model, request_body(0), 100, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    one = reservation_micro_usd(model, request_body(0), 100, price=model.pricing.price_at(now))
     return one * FUNDED_FOR
 
 

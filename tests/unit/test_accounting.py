@@ -121,24 +121,25 @@ def test_reservation_is_a_worst_case() -> None:
     flash = CATALOG.models["deepseek-flash"]
     when = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # peak
     body = b'{"model":"deepseek-flash","messages":[{"role":"user","content":"hi"}]}'
-    assert reservation_micro_usd(flash, body, 100, when) == -(
+    assert reservation_micro_usd(flash, body, 100, price=flash.pricing.price_at(when)) == -(
         -(len(body) * 300_000 + 100 * 1_200_000) // 1_000_000
     )
-    no_limit = reservation_micro_usd(flash, body, None, when)
+    no_limit = reservation_micro_usd(flash, body, None, price=flash.pricing.price_at(when))
     assert no_limit == -(-(len(body) * 300_000 + 384_000 * 1_200_000) // 1_000_000)
-    assert reservation_micro_usd(flash, body, 10**9, when) == no_limit
+    assert reservation_micro_usd(flash, body, 10**9, price=flash.pricing.price_at(when)) == no_limit
 
 
 def test_reservation_covers_every_choice() -> None:
     flash = CATALOG.models["deepseek-flash"]
     when = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)  # off-peak: 0.15 in, 0.60 out
     body = b'{"model":"deepseek-flash","n":100,"max_tokens":8000,"messages":[]}'
+    price = flash.pricing.price_at(when)
     # the prompt is billed once; each of the 100 choices may use all 8000 tokens
-    assert reservation_micro_usd(flash, body, 8000, when, choices=100) == -(
+    assert reservation_micro_usd(flash, body, 8000, price=price, choices=100) == -(
         -(len(body) * 150_000 + 100 * 8000 * 600_000) // 1_000_000
     )
-    one = reservation_micro_usd(flash, body, 8000, when)
-    assert reservation_micro_usd(flash, body, 8000, when, choices=100) > 99 * one
+    one = reservation_micro_usd(flash, body, 8000, price=price)
+    assert reservation_micro_usd(flash, body, 8000, price=price, choices=100) > 99 * one
 
 
 @pytest.mark.parametrize(

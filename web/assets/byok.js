@@ -147,7 +147,9 @@ async function add(event) {
   await list();
 }
 
-// What the key being typed will be known by, before anything is sent.
+// What the key will be known by, before anything is sent: shown for the whole key only
+// (on `change`), never per keystroke — a fingerprint of every prefix would let a screen
+// recording rebuild the key a character at a time against the 48-bit tag.
 async function preview() {
   const typed = $("byok-key").value.trim();
   const shown = typed ? `fingerprint ${await fingerprint(typed)}` : "";
@@ -194,6 +196,7 @@ $("byok-url").addEventListener("input", forget);
 $("byok-allow-demo").addEventListener("change", forget);
 $("byok-verify").addEventListener("submit", verify);
 $("byok-add").addEventListener("submit", add);
-$("byok-key").addEventListener("input", preview);
+$("byok-key").addEventListener("input", () => { $("byok-fingerprint").textContent = ""; }); // no longer that key's
+$("byok-key").addEventListener("change", preview);
 document.addEventListener("keychange", () => { forget(); list(); });
 list();
