@@ -38,7 +38,7 @@ from .body import json_object, optional_bool
 
 blueprint = Blueprint("byok", __name__)
 
-# A body holds one sealed key (≤ 1,072 bytes, ~1.4 KiB in base64) and a flag: anything
+# A body holds one sealed key (≤ 1,221 bytes, ~1.6 KiB in base64) and a flag: anything
 # much larger is refused before it is parsed.
 MAX_BODY_BYTES = 16 * 1024
 SEALED_KEY_MAX_CHARS = 4 * math.ceil(sealing.SEALED_KEY_MAX_BYTES / 3)  # its base64
