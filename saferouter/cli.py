@@ -32,7 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saferouter", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="catalog TOML replacing the shipped one")
-    common.add_argument("--data-dir", help="where the database lives (~/.saferouter)")
+    common.add_argument(
+        "--data-dir", help="where the keys and the default database live (~/.saferouter)"
+    )
+    common.add_argument(
+        "--database",
+        metavar="URL",
+        help="the store: postgresql://… (replicas share it) or sqlite:///path; "
+        "default: saferouter.db in the data dir (or SAFEROUTER_DATABASE_URL)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     # the listen address is also the default audience, which the measurement covers
@@ -124,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             http2=getattr(args, "http2", None),
             tls=getattr(args, "tls", None),
             tls_cert=getattr(args, "tls_cert", None),
+            database=getattr(args, "database", None),
         )
         if args.command == "measure":
             measurement = measure(settings)

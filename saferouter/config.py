@@ -65,6 +65,10 @@ class Settings:
     endpoints: Mapping[str, UpstreamEndpoint]
     data_dir: Path
     catalog_path: Path
+    # the shared store (storage/opening.py): postgresql://… for replicas, sqlite:///path
+    # for a file of one's choosing; None is the SQLite file in the data dir. It may hold a
+    # password: it is never printed, logged or measured.
+    database_url: str | None = attrs.field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -110,6 +114,7 @@ def load_settings(
     http2: bool | None = None,
     tls: bool | None = None,
     tls_cert: str | Path | None = None,
+    database: str | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -140,6 +145,7 @@ def load_settings(
         endpoints=endpoints_from_env(catalog, environ),
         data_dir=data,
         catalog_path=catalog_path,
+        database_url=database or environ.get("SAFEROUTER_DATABASE_URL") or None,
         host=listen_host,
         port=listen_port,
         workers=n_workers,

@@ -18,10 +18,14 @@ empty parameter set is a collection error (``empty_parameter_set_mark`` in pypro
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.postgres import Cluster, running_cluster
+from tests.postgres import binaries as postgres_binaries
 
 REPO = Path(__file__).resolve().parent.parent
 MISSING_TESTDATA = (
@@ -102,3 +106,29 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def testdata() -> Path:
     """Real recorded data; skipped where absent, a failure under CI=true."""
     return require_testdata()
+
+
+# --- PostgreSQL (tests/postgres.py) -------------------------------------------------
+
+MISSING_POSTGRES = (
+    "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL store's tests skip"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway cluster for the whole run; skipped where PostgreSQL is missing (a
+    failure under CI=true, which installs it). Tests that stop it start their own."""
+    bin_dir = postgres_binaries()
+    if bin_dir is None:
+        if in_ci():
+            pytest.fail(f"CI=true: {MISSING_POSTGRES}", pytrace=False)
+        pytest.skip(MISSING_POSTGRES)
+    with running_cluster(bin_dir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """The URL of a new, empty database of its own for this test."""
+    return pg_cluster.create_database()

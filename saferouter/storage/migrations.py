@@ -225,6 +225,46 @@ MIGRATIONS: tuple[Migration, ...] = (
     END;
     ALTER TABLE activity ADD COLUMN byok INTEGER NOT NULL DEFAULT 0;
     """,
+    # 11: replicas (issue 14). Every open reservation is a row of ``reservations``, and
+    # every pending receipt names its ``owner``: the serving process that admitted it,
+    # which holds a lease (``leases``) while it lives. Recovery releases what is held by
+    # an owner whose lease has lapsed (storage.leases), never a live process's. The
+    # reservations open now belonged to a run from before leases: owner NULL, released
+    # by the next recovery. Each replica (a TEE of its own identity) keeps its own
+    # startup and receipt logs in the shared database: ``receipts.log`` says which log
+    # a receipt is in, ``log_heads`` holds each log's newest head signed by its replica
+    # (so any replica can prove another's receipt), ``replicas`` who has served.
+    """
+    CREATE TABLE leases (
+        owner TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE reservations (
+        request_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(id),
+        amount_micro_usd INTEGER NOT NULL CHECK (amount_micro_usd > 0),
+        owner TEXT,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX reservations_owner ON reservations (owner);
+    INSERT INTO reservations (request_id, key_id, amount_micro_usd, owner, created_at)
+        SELECT request_id, key_id, -amount_micro_usd, NULL, created_at FROM ledger r
+        WHERE kind = 'reserve' AND amount_micro_usd < 0 AND NOT EXISTS (
+            SELECT 1 FROM ledger x WHERE x.request_id = r.request_id AND x.kind = 'release');
+    ALTER TABLE receipts ADD COLUMN owner TEXT;
+    ALTER TABLE receipts ADD COLUMN log TEXT NOT NULL DEFAULT 'receipts';
+    CREATE TABLE log_heads (
+        log TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        checkpoint TEXT NOT NULL,
+        published_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE replicas (
+        identity TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        last_seen REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
