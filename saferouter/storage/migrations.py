@@ -9,8 +9,9 @@ import sqlite3
 from collections.abc import Callable
 
 from .logs import rebuild_trees
+from .sql import Db
 
-Migration = str | Callable[[sqlite3.Connection], None]
+Migration = str | Callable[[Db], None]
 
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: API keys

@@ -12,10 +12,12 @@ middle of: :func:`mark_lost` says so for good, since its response bytes are unkn
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from . import logs
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
+from .sql import Db
 
 LOG = "receipts"
 
@@ -25,9 +27,7 @@ _SELECT = (
 )
 
 
-def add_pending(
-    db: sqlite3.Connection, receipt_id: str, request_id: str, key_id: str, now: float
-) -> None:
+def add_pending(db: Db, receipt_id: str, request_id: str, key_id: str, now: float) -> None:
     """The receipt of a request just admitted: pending until its response ends."""
     db.execute(
         "INSERT INTO receipts (receipt_id, request_id, key_id, created_at, state) "
@@ -36,7 +36,7 @@ def add_pending(
     )
 
 
-def save(db: sqlite3.Connection, receipt: NewReceipt, now: float) -> int:
+def save(db: Db, receipt: NewReceipt, now: float) -> int:
     """Append the receipt to the receipt log and mark its row done; its log index.
     Saving a receipt twice appends it once."""
     row = db.execute(
@@ -65,14 +65,12 @@ def save(db: sqlite3.Connection, receipt: NewReceipt, now: float) -> int:
     return entry.index
 
 
-def get(db: sqlite3.Connection, receipt_id: str) -> StoredReceipt | None:
+def get(db: Db, receipt_id: str) -> StoredReceipt | None:
     row = db.execute(_SELECT + " WHERE r.receipt_id = ?", (receipt_id,)).fetchone()
     return _stored(row) if row is not None else None
 
 
-def sampled(
-    db: sqlite3.Connection, start: int, limit: int, key_id: str | None
-) -> list[StoredReceipt]:
+def sampled(db: Db, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
     """The audit samples (receipts drawn as such) from log index ``start``, oldest first."""
     sql = _SELECT + " WHERE r.audit_sample AND r.log_index >= ?"
     args: list[object] = [start]
@@ -83,11 +81,11 @@ def sampled(
     return [_stored(row) for row in rows]
 
 
-def mark_lost(db: sqlite3.Connection) -> int:
+def mark_lost(db: Db) -> int:
     """Every receipt still pending (start-up only: their requests died with the server)."""
     return db.execute("UPDATE receipts SET state = 'lost' WHERE state = 'pending'").rowcount
 
 
-def _stored(row: sqlite3.Row) -> StoredReceipt:
+def _stored(row: Sequence[Any]) -> StoredReceipt:
     # in the SELECT's order, which is StoredReceipt's field order
     return StoredReceipt(*tuple(row))
