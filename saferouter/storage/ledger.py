@@ -92,7 +92,7 @@ def admit(db: Db, request: AdmissionRequest) -> Admission:
         return admission
     db.execute(
         "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
-        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
+        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_windows.requests + 1",
         (request.key_id, window),
     )
     reserved = admission.reserved_micro_usd
@@ -133,8 +133,9 @@ def settle(db: Db, s: Settlement) -> None:
     if s.tokens:
         db.execute(
             "INSERT INTO rate_windows (key_id, window_start, tokens) VALUES (?, ?, ?) "
-            "ON CONFLICT (key_id, window_start) DO UPDATE SET tokens = tokens + ?",
-            (s.key_id, rules.window_start(s.now), s.tokens, s.tokens),
+            "ON CONFLICT (key_id, window_start) DO UPDATE "
+            "SET tokens = rate_windows.tokens + excluded.tokens",
+            (s.key_id, rules.window_start(s.now), s.tokens),
         )
 
 

@@ -29,6 +29,10 @@ def open_store(settings: Settings) -> Store:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         return SQLiteStore(sqlite_path(url), activity_retention_days=retention)
+    if scheme in POSTGRES_SCHEMES:
+        from .postgres import PostgresStore  # psycopg is loaded only by who needs it
+
+        return PostgresStore(url, activity_retention_days=retention)
     raise ConfigError(
         f"--database (SAFEROUTER_DATABASE_URL) must be postgresql://… or sqlite:///path, "
         f"not a {scheme or 'scheme-less'} URL"

@@ -81,9 +81,12 @@ def _row_type(names: tuple[str, ...]) -> type[Row]:
 
 def _rows(cursor: psycopg.Cursor[Any]) -> Any:
     """psycopg's row factory making :class:`Row` s."""
-    description = cursor.description
-    row_type = _row_type(tuple(column.name for column in description or ()))
-    return row_type
+    return _row_type(tuple(column.name for column in cursor.description or ()))
+
+
+def configure(connection: psycopg.Connection[Any]) -> None:
+    """Make a new psycopg connection's rows :class:`Row` s (the pool's ``configure``)."""
+    connection.row_factory = _rows
 
 
 @functools.lru_cache(maxsize=1024)
@@ -100,13 +103,12 @@ def placeholders(sql: str) -> str:
 
 
 class PostgresDb:
-    """:class:`Db` on a psycopg connection (rows are :class:`Row` s)."""
+    """:class:`Db` on a psycopg connection made by :func:`configure`."""
 
     dialect: ClassVar[Dialect] = "postgresql"
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.connection = connection
-        connection.row_factory = _rows
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         """Run one statement; its cursor."""
