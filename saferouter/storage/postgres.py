@@ -129,7 +129,8 @@ def _op_error(exc: Exception) -> Exception:
 
 class PostgresStore(SqlStore):
     """:class:`~saferouter.storage.Store` on a PostgreSQL database (its methods:
-    :class:`SqlStore`). Opening it migrates the schema if no replica has yet."""
+    :class:`SqlStore`), for ``owner`` (as :class:`~.sqlite.SQLiteStore`). Opening it
+    migrates the schema if no replica has yet."""
 
     def __init__(
         self,
@@ -142,9 +143,8 @@ class PostgresStore(SqlStore):
         pool_timeout_s: float = 2.5,
         statement_timeout_s: float = 3.0,
     ) -> None:
-        super().__init__(activity_retention_days=activity_retention_days)
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
         self.url = url  # never logged nor put in an error: it may hold a password
-        self.owner = owner
         self._limiter = trio.CapacityLimiter(pool_size)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url,

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from ..errors import LastAdminKey
 from ..translog.merkle import NodeId
-from . import activity_log, byok_keys, ledger, logs, receipts, rules
+from . import activity_log, byok_keys, leases, ledger, logs, receipts, rules
 from .group_commit import GroupCommit
 from .records import (
     ActivityEntry,
@@ -52,7 +52,8 @@ class SqlStore:
 
     _writes: GroupCommit
 
-    def __init__(self, *, activity_retention_days: float) -> None:
+    def __init__(self, *, activity_retention_days: float, owner: str | None) -> None:
+        self.owner = owner or leases.lone_owner()
         self._retention_s = activity_retention_days * 86400
         self._prune = rules.PruneSchedule()
 
@@ -177,7 +178,7 @@ class SqlStore:
     # --- money --------------------------------------------------------------------
 
     async def admit(self, request: AdmissionRequest) -> Admission:
-        return await self._writes.run(lambda db: ledger.admit(db, request))
+        return await self._writes.run(lambda db: ledger.admit(db, request, self.owner))
 
     async def settle(self, settlement: Settlement) -> None:
         prune = self._prune.due(settlement.now)
@@ -206,8 +207,15 @@ class SqlStore:
         found = await self._writes.run(apply)
         return await self.key_by_id(key_id) if found else None
 
-    async def recover(self) -> int:
-        return await self._writes.run(lambda db: ledger.release_abandoned(db, time.time()))
+    async def renew_lease(self, until: float) -> None:
+        await self._writes.run(lambda db: leases.renew(db, self.owner, until))
+
+    async def end_lease(self) -> None:
+        await self._writes.run(lambda db: leases.end(db, self.owner))
+
+    async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
+        at = time.time() if now is None else now
+        return await self._writes.run(lambda db: ledger.release_abandoned(db, at, replica))
 
     async def books(self, key_id: str) -> Books:
         return await self._read(lambda db: ledger.books(db, key_id))

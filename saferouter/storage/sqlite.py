@@ -144,10 +144,14 @@ def _storage_error(exc: Exception) -> Exception:
 
 
 class SQLiteStore(SqlStore):
-    """:class:`~saferouter.storage.Store` on a SQLite file (its methods: :class:`SqlStore`)."""
+    """:class:`~saferouter.storage.Store` on a SQLite file (its methods: :class:`SqlStore`),
+    for ``owner`` (the serving process it admits for, :mod:`.leases`; by default a random
+    one)."""
 
-    def __init__(self, path: Path, *, activity_retention_days: float = 30.0) -> None:
-        super().__init__(activity_retention_days=activity_retention_days)
+    def __init__(
+        self, path: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> None:
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
         self.path = path
         try:
             prepare_private_database(path)
@@ -161,8 +165,10 @@ class SQLiteStore(SqlStore):
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, *, activity_retention_days: float = 30.0) -> SQLiteStore:
-        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days)
+    def in_data_dir(
+        cls, data_dir: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> SQLiteStore:
+        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days, owner=owner)
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")

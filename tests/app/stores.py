@@ -2,10 +2,11 @@
 
 Every store is real: the memory store, the SQLite store on a file in the test's
 ``tmp_path``, and the PostgreSQL store on a fresh database of the test's own in the
-throwaway cluster (``pg_url``; skipped on one line where PostgreSQL is missing). A test
-that holds for one must hold for the others; what only SQLite has (files, migrations)
-is tested in ``test_sqlite_store.py``, what only PostgreSQL has in
-``test_postgres_store.py``.
+throwaway cluster (``pg_url``; skipped on one line where PostgreSQL is missing). The
+stores one test opens share their data (one memory database, one file, one PostgreSQL
+database), as the processes sharing a database do. A test that holds for one must hold
+for the others; what only SQLite has (files, migrations) is tested in
+``test_sqlite_store.py``, what only PostgreSQL has in ``test_postgres_store.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 import pytest
 
 from saferouter.storage import ActivityEntry, Settlement, Store
-from saferouter.storage.memory import MemoryStore
+from saferouter.storage.memory import MemoryDatabase, MemoryStore
 from saferouter.storage.postgres import PostgresStore
 from saferouter.storage.sqlite import SQLiteStore
 
@@ -35,13 +36,14 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Opens the store under test (``**options`` as the constructors take them); every
     store opened is closed after the test."""
     opened: list[Store] = []
+    database = MemoryDatabase()
     # one database for every store the test opens (as one file is for SQLite)
     pg_url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
 
-    def open_(**options: float) -> Store:
+    def open_(**options: Any) -> Store:
         store: Store
         if request.param == "memory":
-            store = MemoryStore(**options)
+            store = MemoryStore(database=database, **options)
         elif request.param == "postgres":
             store = PostgresStore(pg_url, **options)
         else:
