@@ -29,6 +29,7 @@ from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
 from .memory_receipts import ReceiptTable
+from .memory_replicas import ReplicaTables
 from .memory_tables import (
     ActivityTable,
     KeyTable,
@@ -50,7 +51,9 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
+    Replica,
     Settlement,
     StoredReceipt,
 )
@@ -78,6 +81,7 @@ class MemoryStore:
         self._windows = RateWindows(self._journal)
         self._logs = LogTables(self._journal)
         self._receipts = ReceiptTable(self._journal, self._logs)
+        self._replicas = ReplicaTables(self._journal)
 
     def _write(self) -> contextlib.AbstractContextManager[None]:
         self._check_open()
@@ -377,6 +381,24 @@ class MemoryStore:
     ) -> list[StoredReceipt]:
         self._check_open()
         return self._receipts.sampled(start, limit, key_id)
+
+    # --- replicas -----------------------------------------------------------------
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        with self._write():
+            self._replicas.publish_head(log, size, checkpoint, now)
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        self._check_open()
+        return self._replicas.published_head(log)
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        with self._write():
+            self._replicas.see_replica(identity, now)
+
+    async def replicas(self) -> list[Replica]:
+        self._check_open()
+        return self._replicas.replicas()
 
     # --- life ---------------------------------------------------------------------
 

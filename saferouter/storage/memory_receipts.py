@@ -1,8 +1,9 @@
 """The memory store's receipts table: :mod:`.receipts` (SQL) answered in Python.
 
 A row is pending from admission until its signed receipt is saved; the receipt's bytes
-are the ``receipts`` log's entry, appended through the memory store's log tables in
-the same journal transaction, as SQLite does in one write transaction.
+are an entry of its signer's receipt log (``NewReceipt.log``), appended through the
+memory store's log tables in the same journal transaction, as SQLite does in one write
+transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from .journal import Journal
 from .memory_tables import LogTables, first
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
 
-LOG = "receipts"
+# a pending row's log until it is saved: the column's default in SQLite (migration 11)
+PENDING_LOG = "receipts"
 
 
 @attrs.frozen
@@ -25,6 +27,7 @@ class _Row:
     log_index: int | None = None
     signature: bytes | None = None
     audit_sample: bool = False
+    log: str = PENDING_LOG
 
 
 class ReceiptTable:
@@ -45,7 +48,9 @@ class ReceiptTable:
             assert row.log_index is not None
             return row.log_index
         entry = self._logs.append(
-            LOG, lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash), now
+            receipt.log,
+            lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash),
+            now,
         )
         done = _Row(
             receipt.receipt_id,
@@ -55,6 +60,7 @@ class ReceiptTable:
             entry.index,
             receipt.signature,
             receipt.audit_sample,
+            receipt.log,
         )
         self._journal.set(self._rows, receipt.receipt_id, done)
         return entry.index
@@ -88,7 +94,7 @@ class ReceiptTable:
     def _stored(self, row: _Row) -> StoredReceipt:
         body = None
         if row.log_index is not None:
-            (entry,) = self._logs.entries(LOG, row.log_index, 1, None)
+            (entry,) = self._logs.entries(row.log, row.log_index, 1, None)
             body = entry.body
         return StoredReceipt(
             receipt_id=row.receipt_id,
@@ -98,4 +104,5 @@ class ReceiptTable:
             log_index=row.log_index,
             body=body,
             signature=row.signature,
+            log=row.log,
         )

@@ -29,7 +29,7 @@ import trio
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
 from ..translog.merkle import NodeId
-from . import activity_log, byok_keys, ledger, logs, receipts, rules
+from . import activity_log, byok_keys, ledger, logs, receipts, replicas, rules
 from .migrations import MIGRATIONS, migration_statements
 from .records import (
     ActivityEntry,
@@ -44,7 +44,9 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
+    Replica,
     Settlement,
     StoredReceipt,
     columns,
@@ -484,6 +486,23 @@ class SQLiteStore:
         self, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         return await self._read(lambda db: receipts.sampled(db, start, limit, key_id))
+
+    # --- replicas -----------------------------------------------------------------
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        await self._writes.run(lambda db: replicas.publish_head(db, log, size, checkpoint, now))
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        try:
+            return replicas.published_head(self._db, log)  # a keyed read: microseconds
+        except sqlite3.Error as exc:
+            raise StorageError(f"head lookup failed: {exc}") from exc
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        await self._writes.run(lambda db: replicas.see_replica(db, identity, now))
+
+    async def replicas(self) -> list[Replica]:
+        return await self._read(replicas.replicas)
 
     # --- life ---------------------------------------------------------------------
 
