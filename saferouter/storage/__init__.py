@@ -36,9 +36,11 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
     ReceiptState,
     Refusal,
+    Replica,
     Settlement,
     StoredReceipt,
 )
@@ -58,9 +60,11 @@ __all__ = [
     "ModelUsage",
     "NewLogEntry",
     "NewReceipt",
+    "PublishedHead",
     "RateLimits",
     "ReceiptState",
     "Refusal",
+    "Replica",
     "Settlement",
     "Store",
     "StoredReceipt",
@@ -232,7 +236,7 @@ class Store(Protocol):
 
     # --- receipts -----------------------------------------------------------------
     async def save_receipt(self, receipt: NewReceipt) -> int:
-        """Append a signed receipt to the ``receipts`` log and mark it done, in one
+        """Append a signed receipt to its log (``receipt.log``) and mark it done, in one
         transaction; its log index (once only: saving it again changes nothing). A
         settlement carries its request's receipt the same way (``Settlement.receipt``)."""
         ...
@@ -246,6 +250,26 @@ class Store(Protocol):
         self, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         """Receipts drawn as audit samples, by log index from ``start`` (one key's, or all)."""
+        ...
+
+    # --- replicas sharing the store (storage/replicas.py) -----------------------------
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        """Publish the log's signed head ``checkpoint`` of ``size`` entries, so that
+        other replicas can prove its entries; kept only when larger than the one
+        published before."""
+        ...
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        """The log's newest published head; None when none was published."""
+        ...
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        """Record that replica ``identity`` (hex) is alive at ``now`` (its first sight
+        stays its ``started_at``)."""
+        ...
+
+    async def replicas(self) -> list[Replica]:
+        """Every replica that has served from this store, first started first."""
         ...
 
     # --- life ---------------------------------------------------------------------

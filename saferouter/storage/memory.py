@@ -34,6 +34,7 @@ from . import leases, rules
 from .journal import Journal
 from .memory_leases import LeaseTable, Reservation
 from .memory_receipts import ReceiptTable
+from .memory_replicas import ReplicaTables
 from .memory_tables import (
     ActivityTable,
     KeyTable,
@@ -55,7 +56,9 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
+    Replica,
     Settlement,
     StoredReceipt,
 )
@@ -78,6 +81,7 @@ class MemoryDatabase:
         self.logs = LogTables(self.journal)
         self.receipts = ReceiptTable(self.journal, self.logs)
         self.leases = LeaseTable(self.journal)
+        self.replicas = ReplicaTables(self.journal)
 
 
 class MemoryStore:
@@ -106,6 +110,7 @@ class MemoryStore:
         self._logs = self.database.logs
         self._receipts = self.database.receipts
         self._leases = self.database.leases
+        self._replicas = self.database.replicas
 
     def _write(self) -> contextlib.AbstractContextManager[None]:
         self._check_open()
@@ -425,6 +430,24 @@ class MemoryStore:
     ) -> list[StoredReceipt]:
         self._check_open()
         return self._receipts.sampled(start, limit, key_id)
+
+    # --- replicas -----------------------------------------------------------------
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        with self._write():
+            self._replicas.publish_head(log, size, checkpoint, now)
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        self._check_open()
+        return self._replicas.published_head(log)
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        with self._write():
+            self._replicas.see_replica(identity, now)
+
+    async def replicas(self) -> list[Replica]:
+        self._check_open()
+        return self._replicas.replicas()
 
     # --- life ---------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The memory store's receipts table: :mod:`.receipts` (SQL) answered in Python.
 
 A row is pending from admission until its signed receipt is saved; the receipt's bytes
-are the ``receipts`` log's entry, appended through the memory store's log tables in
-the same journal transaction, as SQLite does in one write transaction.
+are an entry of its signer's receipt log (``NewReceipt.log``), appended through the
+memory store's log tables in the same journal transaction, as SQLite does in one write
+transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .journal import Journal
 from .memory_tables import LogTables, first
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
 
-LOG = "receipts"
+# a pending row's log until it is saved: the column's default in SQLite (migration 11)
+PENDING_LOG = "receipts"
 
 
 @attrs.frozen
@@ -28,6 +30,7 @@ class _Row:
     signature: bytes | None = None
     audit_sample: bool = False
     owner: str | None = None  # while pending: who admitted it (storage.leases)
+    log: str = PENDING_LOG
 
 
 class ReceiptTable:
@@ -48,7 +51,9 @@ class ReceiptTable:
             assert row.log_index is not None
             return row.log_index
         entry = self._logs.append(
-            LOG, lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash), now
+            receipt.log,
+            lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash),
+            now,
         )
         done = _Row(
             receipt.receipt_id,
@@ -58,6 +63,7 @@ class ReceiptTable:
             entry.index,
             receipt.signature,
             receipt.audit_sample,
+            log=receipt.log,
         )
         self._journal.set(self._rows, receipt.receipt_id, done)
         return entry.index
@@ -98,7 +104,7 @@ class ReceiptTable:
     def _stored(self, row: _Row) -> StoredReceipt:
         body = None
         if row.log_index is not None:
-            (entry,) = self._logs.entries(LOG, row.log_index, 1, None)
+            (entry,) = self._logs.entries(row.log, row.log_index, 1, None)
             body = entry.body
         return StoredReceipt(
             receipt_id=row.receipt_id,
@@ -108,4 +114,5 @@ class ReceiptTable:
             log_index=row.log_index,
             body=body,
             signature=row.signature,
+            log=row.log,
         )

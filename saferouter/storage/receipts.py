@@ -19,11 +19,9 @@ from . import leases, logs
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
 from .sql import Db
 
-LOG = "receipts"
-
 _SELECT = (
-    "SELECT r.receipt_id, r.request_id, r.key_id, r.state, r.log_index, e.body, r.signature "
-    "FROM receipts r LEFT JOIN log_entries e ON e.log = 'receipts' AND e.idx = r.log_index"
+    "SELECT r.receipt_id, r.request_id, r.key_id, r.state, r.log_index, e.body, r.signature, "
+    "r.log FROM receipts r LEFT JOIN log_entries e ON e.log = r.log AND e.idx = r.log_index"
 )
 
 
@@ -47,13 +45,14 @@ def save(db: Db, receipt: NewReceipt, now: float) -> int:
     if row is not None and row[0] == ReceiptState.DONE:
         return int(row[1])
     entry = logs.append(
-        db, LOG, lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash), now
+        db, receipt.log, lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash), now
     )
     db.execute(
         "INSERT INTO receipts (receipt_id, request_id, key_id, created_at, state, log_index, "
-        "signature, audit_sample) VALUES (?,?,?,?,'done',?,?,?) ON CONFLICT (receipt_id) "
+        "signature, audit_sample, log) VALUES (?,?,?,?,'done',?,?,?,?) ON CONFLICT (receipt_id) "
         "DO UPDATE SET state = 'done', log_index = excluded.log_index, "
-        "signature = excluded.signature, audit_sample = excluded.audit_sample",
+        "signature = excluded.signature, audit_sample = excluded.audit_sample, "
+        "log = excluded.log",
         (
             receipt.receipt_id,
             receipt.request_id,
@@ -62,6 +61,7 @@ def save(db: Db, receipt: NewReceipt, now: float) -> int:
             entry.index,
             receipt.signature,
             receipt.audit_sample,
+            receipt.log,
         ),
     )
     return entry.index

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from ..errors import LastAdminKey
 from ..translog.merkle import NodeId
-from . import activity_log, byok_keys, leases, ledger, logs, receipts, rules
+from . import activity_log, byok_keys, leases, ledger, logs, receipts, replicas, rules
 from .group_commit import GroupCommit
 from .records import (
     ActivityEntry,
@@ -35,7 +35,9 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
+    Replica,
     Settlement,
     StoredReceipt,
     columns,
@@ -273,6 +275,20 @@ class SqlStore:
         self, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         return await self._read(lambda db: receipts.sampled(db, start, limit, key_id))
+
+    # --- replicas -----------------------------------------------------------------
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        await self._writes.run(lambda db: replicas.publish_head(db, log, size, checkpoint, now))
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        return await self._read_keyed(lambda db: replicas.published_head(db, log))
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        await self._writes.run(lambda db: replicas.see_replica(db, identity, now))
+
+    async def replicas(self) -> list[Replica]:
+        return await self._read(replicas.replicas)
 
 
 def _is_last_active_admin(db: Db, key_id: str) -> bool:
