@@ -16,7 +16,7 @@ from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
 from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
-from .client_input import COUNT_PATTERN, MAX_COUNT
+from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
 from .clock import TrioClock
 from .config import Settings
 from .errors import (
@@ -130,6 +130,10 @@ def create_app(
     async def _start() -> None:
         g.request_id = "req_" + secrets.token_hex(12)
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
+        # every path parameter and query value may reach the store (client_input)
+        validate_storable(request.path, param="path")
+        for name, value in request.args.items(multi=True):
+            validate_storable(name + value, param="query")
 
     @app.after_request
     async def _stamp(response: Response) -> Response:
