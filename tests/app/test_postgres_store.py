@@ -8,13 +8,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 import trio
 
+from saferouter.config import load_settings
 from saferouter.errors import StorageError, StorageUnavailable
 from saferouter.storage import AdmissionRequest, KeyRole
+from saferouter.storage.opening import describe, open_store
 from saferouter.storage.pg_migrations import MIGRATIONS
 from saferouter.storage.postgres import PostgresStore
 from tests.postgres import Cluster, running_cluster
@@ -170,19 +173,6 @@ async def test_a_stopped_database_is_unavailable_within_a_bound_then_recovers(
         await store.close()
 
 
-async def test_odd_text_round_trips_as_on_sqlite(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
-    try:
-        for name in ("é\u0301 ✓ 🙂", "\u202eevil", "\u2028\uffff\U0010ffff", "'; --", "%s ? $1"):
-            record = await store.create_key(
-                name=name, role=KeyRole.USER, key_hash=f"h-{name}", prefix="p"
-            )
-            assert (await store.key_by_id(record.id)) == record
-            assert record.name == name
-    finally:
-        await store.close()
-
-
 async def test_connections_a_restart_dropped_are_not_a_failed_request(
     own_cluster: Cluster,
 ) -> None:
@@ -207,3 +197,23 @@ async def test_connections_a_restart_dropped_are_not_a_failed_request(
         assert admission.admitted
     finally:
         await store.close()
+
+
+async def test_open_store_opens_postgresql_and_names_it_without_its_password(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # the test cluster trusts local connections: any password is accepted, and must
+    # never be repeated
+    url = pg_url.replace("saferouter@", "saferouter:hunter2@")
+    for scheme in ("postgresql", "postgres"):
+        settings = load_settings(
+            {}, data_dir=tmp_path, database=url.replace("postgresql:", f"{scheme}:")
+        )
+        store = open_store(settings, owner="replica/owner")
+        try:
+            assert isinstance(store, PostgresStore) and store.owner == "replica/owner"
+            await store.ping()
+        finally:
+            await store.close()
+        assert "hunter2" not in describe(settings)
+        assert describe(settings).startswith("PostgreSQL at 127.0.0.1:")
