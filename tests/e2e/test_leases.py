@@ -56,6 +56,15 @@ def holders(database: Path) -> dict[str, str]:
         db.close()
 
 
+def leases(database: Path) -> list[str]:
+    """The owners holding a lease."""
+    db = sqlite3.connect(database)
+    try:
+        return [owner for (owner,) in db.execute("SELECT owner FROM leases")]
+    finally:
+        db.close()
+
+
 def replica(data_dir: Path) -> str:
     return (data_dir / "replica-id").read_text().strip()
 
@@ -121,6 +130,7 @@ async def test_a_dead_replicas_reservation_is_released_by_the_live_ones_heartbea
             assert await receipt_status(live, key, kept.headers[RECEIPT]) == 200
     assert "released 1 reservations of processes whose lease lapsed" in live.output
     assert holders(database) == {}
+    assert leases(database) == []  # the dead one's swept, the live one's ended at its stop
     assert charges(database) == [kept_id]  # settled normally; the lost one charged nothing
     assert await check_books(database) == []
 
@@ -155,6 +165,7 @@ async def test_a_restart_releases_its_own_previous_run_at_once_and_no_one_elses(
     assert "released 1 reservations left open by the previous run" in restarted.output
     assert "released" not in live.output
     assert holders(database) == {}
+    assert leases(database) == []  # the killed run's dropped, the others ended at their stop
     assert charges(database) == [kept_id]
     assert await check_books(database) == []
 
