@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 # a batch that keeps losing serialization conflicts fails after this many runs
 MAX_ATTEMPTS = 12
-FIRST_BACKOFF_S = 0.001  # doubled each retry (jittered): 1 ms … ~1 s in all
+FIRST_BACKOFF_S = 0.001  # doubled each retry, jittered: at most ~4 s of pauses in all
 _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 

@@ -217,3 +217,18 @@ async def test_open_store_opens_postgresql_and_names_it_without_its_password(
             await store.close()
         assert "hunter2" not in describe(settings)
         assert describe(settings).startswith("PostgreSQL at 127.0.0.1:")
+
+
+async def test_a_key_revoked_through_one_replica_is_revoked_for_the_other(pg_url: str) -> None:
+    first, second = PostgresStore(pg_url), PostgresStore(pg_url)
+    try:
+        record = await first.create_key(name="k", role=KeyRole.USER, key_hash="h", prefix="p")
+        generation = await second.key_generation()
+        assert await second.key_by_hash("h") == record
+        await first.revoke_key(record.id)
+        assert await second.key_generation() != generation  # its cache of keys is stale
+        revoked = await second.key_by_hash("h")
+        assert revoked is not None and revoked.revoked_at is not None
+    finally:
+        await first.close()
+        await second.close()
