@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .asgi import ClientGuard
@@ -148,10 +149,12 @@ def create_app(
     async def _start() -> None:
         g.request_id = "req_" + secrets.token_hex(12)
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
-        # every path parameter and query value may reach the store (client_input)
-        validate_storable(request.path, param="path")
+        # What may reach the store holds no NUL (client_input.validate_storable): no
+        # resource is named with one (404), and a query value with one is bad input.
+        if "\x00" in request.path:
+            raise UnknownUrl()
         for name, value in request.args.items(multi=True):
-            validate_storable(name + value, param="query")
+            validate_storable(value, param=name)
 
     @app.after_request
     async def _stamp(response: Response) -> Response:

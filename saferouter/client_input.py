@@ -13,8 +13,9 @@ OpenAI-shaped), so bad input ends before admission and never as a 500 further on
   headers, where a newline is refused only after the request was admitted and billed);
 * a count or an amount is ASCII digits only, with a bounded number of them, so
   ``int``/``Decimal`` never see ``"5_000"``, ``"١٢"``, ``"²"`` or ``"1e999999"``;
-* text that may reach the store (a key's name, a path segment, a query value) holds no
-  NUL: PostgreSQL's text cannot hold U+0000, so every store refuses it alike, here.
+* text that may reach the store (a key's name, a query value) holds no NUL:
+  PostgreSQL's text cannot hold U+0000, so every store refuses it alike, here (a path
+  holding one names nothing: a 404, before any route looks it up).
 """
 
 from __future__ import annotations
@@ -94,15 +95,10 @@ def validate_sendable(value: Any) -> None:
 def validate_storable(value: str, *, param: str) -> str:
     """Text the store may keep or search for: no NUL (U+0000), which PostgreSQL's text
     cannot hold (SQLite's can; refused for both, so the stores never disagree). Raises
-    InvalidRequest (``invalid_value``, or ``invalid_url`` for a path or query)."""
+    InvalidRequest (``invalid_value``)."""
     if "\x00" in value:
-        in_url = param in ("path", "query")
         raise InvalidRequest(
-            f"The request's {param} must not contain NUL (U+0000)."
-            if in_url
-            else f"'{param}' must not contain NUL (U+0000).",
-            param=None if in_url else param,
-            code="invalid_url" if in_url else "invalid_value",
+            f"'{param}' must not contain NUL (U+0000).", param=param, code="invalid_value"
         )
     return value
 
