@@ -29,7 +29,6 @@ The URL (it may hold a password) is never put in an error or a log line.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -39,16 +38,16 @@ import trio
 from psycopg_pool import ConnectionPool
 
 from ..errors import StorageError, StorageUnavailable
-from . import pg_migrations
+from . import leases, pg_migrations
 from .group_commit import GroupCommit, Op, apply_in_savepoints
 from .sql import Db, PostgresDb, configure
 from .sql_store import SqlStore
 
 T = TypeVar("T")
 
-# a batch that keeps losing serialization conflicts fails after this many runs
+# an op that keeps losing serialization conflicts fails after this many runs (its
+# jittered pauses between them, group_commit.FIRST_PAUSE_S doubled: ~2 s on average)
 MAX_ATTEMPTS = 12
-FIRST_BACKOFF_S = 0.001  # doubled each retry, jittered: at most ~4 s of pauses in all
 _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -75,16 +74,13 @@ class _SerializableCommit(GroupCommit):
 
     async def commit_queue(self) -> None:
         batch = self.take_queue()
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
-                return
-            except _Conflict:
-                for op in batch:
-                    op.reset()
-                await trio.sleep(random.uniform(0, FIRST_BACKOFF_S * 2**attempt))  # noqa: S311
-        for op in batch:
-            op.fail(StorageUnavailable("write: kept conflicting with other replicas' writes"))
+        try:
+            await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
+        except _Conflict:
+            for op in batch:  # each pauses, then joins the queue again (GroupCommit.run)
+                op.lose_conflict()
+                if op.conflicts >= MAX_ATTEMPTS:
+                    op.fail(StorageUnavailable("write: kept conflicting with other writes"))
 
     def _commit(self, batch: list[Op[Any]]) -> None:
         """Run and commit ``batch`` (in a worker thread). Raises _Conflict to be run again;
@@ -110,9 +106,8 @@ class _SerializableCommit(GroupCommit):
         except _RETRYABLE as exc:  # at COMMIT, or from an op (_op_error let it through)
             raise _Conflict from exc
         except psycopg.Error as exc:  # the connection, the pool, or the COMMIT itself
-            error = _error(exc, "write")
-            for op in batch:
-                op.fail(error)
+            for op in batch:  # an instance each: their tracebacks are their callers'
+                op.fail(_error(exc, "write"))
             return
         for op in batch:
             op.finished = True
@@ -201,6 +196,15 @@ class PostgresStore(SqlStore):
             lambda db: int(db.execute("SELECT generation FROM key_generation").fetchone()[0])
         )
 
+    async def renew_lease(self, until: float) -> None:
+        # One upsert of this owner's own row, a transaction by itself: not queued behind
+        # other writes, nor rolled back with a batch that lost a conflict on a hot key,
+        # so a live replica's lease never lapses because traffic is busy.
+        await self._read(lambda db: leases.renew(db, self.owner, until))
+
+    async def end_lease(self) -> None:
+        await self._read(lambda db: leases.end(db, self.owner))
+
     # --- life ---------------------------------------------------------------------
 
     async def _read(self, query: Callable[[Db], T]) -> T:
@@ -210,8 +214,9 @@ class PostgresStore(SqlStore):
         return await trio.to_thread.run_sync(self._run_read, query, limiter=self._limiter)
 
     def _run_read(self, query: Callable[[Db], T]) -> T:
-        """``query`` on a pooled connection (in a worker thread); tried once more on a
-        fresh one when the pooled one turns out dropped by the server (a restart)."""
+        """``query`` on a pooled connection in autocommit (in a worker thread): reads, or
+        one idempotent statement; tried once more on a fresh connection when the pooled
+        one turns out dropped by the server (a restart)."""
         for attempt in (1, 2):
             try:
                 with self._pool.connection() as connection:

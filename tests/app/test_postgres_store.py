@@ -232,3 +232,38 @@ async def test_a_key_revoked_through_one_replica_is_revoked_for_the_other(pg_url
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_lease_is_renewed_while_the_writes_wait_on_a_row(pg_url: str) -> None:
+    """The store's writes are stuck behind another transaction's lock on a key's row
+    (a replica mid-commit): the lease renewal is not queued behind them, so a busy
+    replica's lease cannot lapse for want of a turn."""
+    store = PostgresStore(pg_url)
+    try:
+        key = await make_key(store, credits=1000)
+        with psycopg.connect(pg_url) as other:  # a transaction holding the key's row
+            other.execute("SELECT 1 FROM keys WHERE id = %s FOR UPDATE", (key,))
+            result: list[bool] = []
+
+            async def admit() -> None:
+                request = AdmissionRequest(
+                    key_id=key, request_id="r", reserve_micro_usd=10, now=time.time()
+                )
+                result.append((await store.admit(request)).admitted)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(admit)
+                with psycopg.connect(pg_url, autocommit=True) as watch, trio.fail_after(10):
+                    while not watch.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    ).fetchone():
+                        await trio.sleep(0.01)
+                with trio.fail_after(2):  # well within the statement timeout the admit waits
+                    await store.renew_lease(time.time() + 30)
+                other.rollback()
+            assert result == [True]
+        with psycopg.connect(pg_url) as db:
+            (owner,) = db.execute("SELECT owner FROM leases").fetchone()
+            assert owner == store.owner
+    finally:
+        await store.close()
