@@ -14,9 +14,12 @@ differs is below it:
   the queued ops run in one ``SERIALIZABLE`` transaction, a savepoint each. SQLite
   serializes writers with a file lock; here concurrent transactions of other replicas
   run side by side and PostgreSQL aborts one that could not have run alone (40001) or
-  deadlocked (40P01). The whole batch is then rolled back and run again after a
-  jittered pause, a bounded number of times, so SQL written for SQLite's one writer at
-  a time (check the balance, then reserve) stays correct across replicas.
+  deadlocked (40P01). The whole batch is then rolled back, and each of its ops runs
+  again after a jittered pause of its own (outside the commit lock, so the queue moves
+  on meanwhile), at most ``MAX_ATTEMPTS`` times; so SQL written for SQLite's one writer
+  at a time (check the balance, then reserve) stays correct across replicas. A batch of
+  one op needs no savepoint (two round trips fewer). The lease renewal is no batch's:
+  one upsert of its own row, in autocommit, so traffic never makes a lease lapse.
 * **Outages** are bounded: a connect, a wait for a pooled connection and a statement
   each have a timeout of a few seconds, and any of them failing is
   :class:`~saferouter.errors.StorageUnavailable` (503 ``storage_unavailable``), never a
