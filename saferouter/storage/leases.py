@@ -78,7 +78,9 @@ def let_go(db: Db, request_id: str) -> None:
     db.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,))
 
 
-def abandoned(db: Db, now: float, replica: str | None) -> list[str | None]:
+def abandoned(
+    db: Db, now: float, replica: str | None, caller: str | None = None
+) -> list[str | None]:
     """The owners holding reservations or pending receipts that are gone at ``now``
     (:func:`.rules.owner_is_gone`); their lapsed leases are deleted on the way."""
     expiries = {row[0]: row[1] for row in db.execute("SELECT owner, expires_at FROM leases")}
@@ -88,10 +90,10 @@ def abandoned(db: Db, now: float, replica: str | None) -> list[str | None]:
     gone = [
         row[0]
         for row in holders
-        if rules.owner_is_gone(row[0], expiries.get(row[0]), now, replica=replica)
+        if rules.owner_is_gone(row[0], expiries.get(row[0]), now, replica=replica, caller=caller)
     ]
     for owner, expires_at in expiries.items():
-        if rules.owner_is_gone(owner, expires_at, now, replica=replica):
+        if rules.owner_is_gone(owner, expires_at, now, replica=replica, caller=caller):
             end(db, owner)
     return gone
 

@@ -145,12 +145,12 @@ def settle(db: Db, s: Settlement) -> None:
         )
 
 
-def release_abandoned(db: Db, now: float, replica: str | None) -> int:
+def release_abandoned(db: Db, now: float, replica: str | None, caller: str | None = None) -> int:
     """Release the reservations of every owner that is gone at ``now`` (with ``replica``:
     and of every owner of that replica), as a settlement would but charging nothing, and
     mark those owners' pending receipts lost; how many reservations were released. A
     request settled later is settled already: it is not charged (``settle``)."""
-    gone = leases.abandoned(db, now, replica)
+    gone = leases.abandoned(db, now, replica, caller)
     held = leases.held_by(db, gone)
     for request_id, key_id, amount_micro_usd in held:
         _entry(db, key_id, LedgerKind.RELEASE, amount_micro_usd, request_id, now)

@@ -345,7 +345,9 @@ class MemoryStore:
     async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
         at = self._clock() if now is None else now
         with self._write():
-            gone = self._leases.abandoned(self._receipts.pending_owners(), at, replica)
+            gone = self._leases.abandoned(
+                self._receipts.pending_owners(), at, replica, caller=self.owner
+            )
             held = self._leases.held_by(gone)
             for r in held:
                 self._entry(r.key_id, "release", r.amount_micro_usd, r.request_id, at)

@@ -48,7 +48,12 @@ class LeaseTable:
             self._journal.delete(self._reservations, request_id)
 
     def abandoned(
-        self, pending_owners: Iterable[str | None], now: float, replica: str | None
+        self,
+        pending_owners: Iterable[str | None],
+        now: float,
+        replica: str | None,
+        *,
+        caller: str | None = None,
     ) -> list[str | None]:
         """The owners gone at ``now`` among those holding reservations or pending
         receipts (``pending_owners``); their lapsed leases are deleted on the way."""
@@ -57,11 +62,15 @@ class LeaseTable:
             owner
             for owner in holders
             if rules.owner_is_gone(
-                owner, None if owner is None else self._expiries.get(owner), now, replica=replica
+                owner,
+                None if owner is None else self._expiries.get(owner),
+                now,
+                replica=replica,
+                caller=caller,
             )
         ]
         for owner, expires_at in list(self._expiries.items()):
-            if rules.owner_is_gone(owner, expires_at, now, replica=replica):
+            if rules.owner_is_gone(owner, expires_at, now, replica=replica, caller=caller):
                 self.end(owner)
         return gone
 

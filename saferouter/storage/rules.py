@@ -194,13 +194,22 @@ def books_from_sums(
 
 
 def owner_is_gone(
-    owner: str | None, lease_expires_at: float | None, now: float, *, replica: str | None
+    owner: str | None,
+    lease_expires_at: float | None,
+    now: float,
+    *,
+    replica: str | None,
+    caller: str | None = None,
 ) -> bool:
     """Whether what ``owner`` holds (open reservations, pending receipts) is abandoned:
     it has no lease valid at ``now`` (none taken, ended, expired, or no owner at all, a
     run from before leases), or it is one of ``replica``'s processes, which the caller
     vouches are all gone (a restart holding the data dir's lock). A lease running at
-    ``now`` is never overruled otherwise: that process is serving."""
+    ``now`` is never overruled otherwise: that process is serving. Nor is the
+    ``caller``'s own: a process sweeping is alive, whatever its lease (a renewal held up
+    by a busy database) says."""
+    if owner is not None and owner == caller:
+        return False
     if owner is None:
         return True
     if replica is not None and owner.startswith(replica + "/"):

@@ -217,7 +217,9 @@ class SqlStore:
 
     async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
         at = time.time() if now is None else now
-        return await self._writes.run(lambda db: ledger.release_abandoned(db, at, replica))
+        return await self._writes.run(
+            lambda db: ledger.release_abandoned(db, at, replica, self.owner)
+        )
 
     async def books(self, key_id: str) -> Books:
         return await self._read(lambda db: ledger.books(db, key_id))

@@ -7,6 +7,7 @@ as processes share one), each for its own owner."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import psycopg
 import pytest
@@ -186,3 +187,20 @@ def drop_reservation_rows(store: Store) -> None:
         assert isinstance(store, PostgresStore)
         with psycopg.connect(store.url, autocommit=True) as db:
             db.execute("DELETE FROM reservations")
+
+
+async def test_a_sweep_never_releases_its_own_callers_reservations(
+    open_store: OpenStore,
+) -> None:
+    """A store whose own lease lapsed (its renewal held up) is still alive when it
+    sweeps: its own reservations stay; another's sweep releases them."""
+    mine, other = open_store(owner=new_owner("a")), open_store(owner=new_owner("b"))
+    key = await make_key(mine, credits=1000)
+    now = time.time()
+    await mine.renew_lease(now - 1)  # lapsed
+    request = AdmissionRequest(key_id=key, request_id="r", reserve_micro_usd=100, now=now)
+    assert (await mine.admit(request)).admitted
+    assert await mine.recover(now) == 0
+    assert (await mine.books(key)).reserved_micro_usd == 100
+    assert await other.recover(now) == 1
+    assert (await mine.books(key)).reserved_micro_usd == 0
