@@ -269,3 +269,38 @@ async def test_a_lease_is_renewed_while_the_writes_wait_on_a_row(pg_url: str) ->
             assert owner == store.owner
     finally:
         await store.close()
+
+
+async def test_the_pool_bounds_the_connections_a_store_opens(pg_url: str) -> None:
+    """Many concurrent reads and writes of one store share its pool: it never holds more
+    connections than ``pool_size`` (the database's ``max_connections`` is shared by
+    every replica and worker), and every caller is answered."""
+    store = PostgresStore(pg_url, pool_size=2)
+    seen: list[int] = []
+    try:
+        key = await make_key(store, credits=10**9)
+
+        async def one(n: int) -> None:
+            await store.books(key)
+            await store.admit(
+                AdmissionRequest(key_id=key, request_id=f"r{n}", reserve_micro_usd=1, now=1.0)
+            )
+
+        async def count() -> None:
+            with psycopg.connect(pg_url, autocommit=True) as watch:
+                for _ in range(20):
+                    (n,) = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name = 'saferouter'"
+                    ).fetchone()
+                    seen.append(n)
+                    await trio.sleep(0.01)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(count)
+            for n in range(60):
+                nursery.start_soon(one, n)
+        assert (await store.books(key)).reserved_micro_usd == 60
+        assert seen and max(seen) <= 2
+    finally:
+        await store.close()
