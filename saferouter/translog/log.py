@@ -50,6 +50,12 @@ def log_name(kind: str, identity: bytes) -> str:
     return f"{kind}/{identity.hex()}"
 
 
+def log_signer(name: str) -> str | None:
+    """The hex identity a :func:`log_name` names (None for a name of no replica's)."""
+    _, _, identity = name.partition("/")
+    return identity or None
+
+
 async def inclusion_proof(store: Store, log: str, index: int, size: int) -> list[bytes]:
     """The inclusion proof (RFC 9162 §2.1.3.1) of entry ``index`` in the tree of the
     first ``size`` entries of ``log`` — any replica's log: proofs need no key."""
