@@ -13,10 +13,13 @@ connecting to that replica proves it runs what its entries say.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..storage import PublishedHead, Store
 from ..translog.log import log_name
+
+if TYPE_CHECKING:
+    from ..state import AppState
 
 REPLICAS_NOTE = (
     "The other replicas sharing this gateway's database, as read from that database: "
@@ -62,3 +65,11 @@ def published_json(head: PublishedHead) -> dict[str, Any]:
         "checkpoint": head.checkpoint,
         "published_at": head.published_at,
     }
+
+
+async def announce_replica(state: AppState, now: float) -> None:
+    """A heartbeat round's step (``heartbeat.ROUND_STEPS``): this replica is alive at
+    ``now``, and its logs' current heads are published — so the newest heads of a
+    replica that dies stay behind for the others to prove its receipts against."""
+    if state.attestation is not None:
+        await state.attestation.announce(now)

@@ -2,7 +2,9 @@
 the ledger (the activity log's SQL is :mod:`.activity_log`; what is decided in Python —
 the admission, the settlement's split — is :mod:`.rules`, shared with the memory store).
 Every function takes a connection inside a write transaction (or a read connection) and
-does no I/O of its own beyond it.
+does no I/O of its own beyond it. An open reservation is also a row of
+``reservations`` naming its owner (:mod:`.leases`), so recovery can release the
+reservations of processes that are gone and only theirs.
 
 Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
 at admission; ``release`` +the same at settlement; ``charge`` −actual cost, at most the
@@ -26,7 +28,7 @@ import secrets
 import sqlite3
 
 from ..errors import StorageError
-from . import activity_log, receipts, rules
+from . import activity_log, leases, receipts, rules
 from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
 
 
@@ -65,7 +67,9 @@ def start_metering(db: sqlite3.Connection, key_id: str, now: float) -> None:
     db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
 
 
-def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
+def admit(db: sqlite3.Connection, request: AdmissionRequest, owner: str) -> Admission:
+    """Admit or refuse ``request``; an admitted one's reservation and pending receipt
+    are ``owner``'s."""
     row = db.execute(
         "SELECT metered, balance_micro_usd, rpm_limit, tpm_limit, revoked_at FROM keys "
         "WHERE id = ?",
@@ -98,9 +102,10 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
     reserved = admission.reserved_micro_usd
     if reserved:
         _entry(db, request.key_id, LedgerKind.RESERVE, -reserved, request.request_id, request.now)
+        leases.hold(db, request.request_id, request.key_id, reserved, owner, request.now)
     if request.receipt_id is not None:
         receipts.add_pending(
-            db, request.receipt_id, request.request_id, request.key_id, request.now
+            db, request.receipt_id, request.request_id, request.key_id, owner, request.now
         )
     return admission
 
@@ -116,6 +121,7 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
         _entry(db, s.key_id, LedgerKind.RELEASE, s.reserved_micro_usd, s.request_id, s.now)
+        leases.let_go(db, s.request_id)
     row = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
@@ -138,17 +144,18 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         )
 
 
-def release_abandoned(db: sqlite3.Connection, now: float) -> int:
-    """Release every open reservation (and say the receipts of those requests are lost)."""
-    receipts.mark_lost(db)
-    rows = db.execute(
-        "SELECT key_id, request_id, -amount_micro_usd AS open_micro_usd FROM ledger r "
-        "WHERE kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger x "
-        "WHERE x.request_id = r.request_id AND x.kind = 'release')"
-    ).fetchall()
-    for row in rows:
-        _entry(db, row["key_id"], LedgerKind.RELEASE, row["open_micro_usd"], row["request_id"], now)
-    return len(rows)
+def release_abandoned(db: sqlite3.Connection, now: float, replica: str | None) -> int:
+    """Release the reservations of every owner that is gone at ``now`` (with ``replica``:
+    and of every owner of that replica), as a settlement would but charging nothing, and
+    mark those owners' pending receipts lost; how many reservations were released. A
+    request settled later is settled already: it is not charged (``settle``)."""
+    gone = leases.abandoned(db, now, replica)
+    held = leases.held_by(db, gone)
+    for request_id, key_id, amount_micro_usd in held:
+        _entry(db, key_id, LedgerKind.RELEASE, amount_micro_usd, request_id, now)
+        leases.let_go(db, request_id)
+    receipts.mark_lost(db, gone)
+    return len(held)
 
 
 def prune(db: sqlite3.Connection, now: float, retention_s: float) -> None:
@@ -195,6 +202,8 @@ def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
         "  AS open FROM ledger GROUP BY key_id) l ON l.key_id = k.id "
         "WHERE k.balance_micro_usd != COALESCE(l.total, 0) "
         "OR k.reserved_micro_usd != COALESCE(l.open, 0) "
+        "OR k.reserved_micro_usd != COALESCE((SELECT CAST(SUM(r.amount_micro_usd) AS BIGINT) "
+        "FROM reservations r WHERE r.key_id = k.id), 0) "
         "OR (k.metered AND k.balance_micro_usd < 0) "
         "OR EXISTS (SELECT 1 FROM ledger o WHERE o.key_id = k.id AND o.kind = 'overrun' "
         "AND o.amount_micro_usd >= 0)"

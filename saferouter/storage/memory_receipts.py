@@ -8,6 +8,8 @@ transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from .journal import Journal
@@ -27,6 +29,7 @@ class _Row:
     log_index: int | None = None
     signature: bytes | None = None
     audit_sample: bool = False
+    owner: str | None = None  # while pending: who admitted it (storage.leases)
     log: str = PENDING_LOG
 
 
@@ -36,10 +39,10 @@ class ReceiptTable:
         self._logs = logs
         self._rows: dict[str, _Row] = {}
 
-    def add_pending(self, receipt_id: str, request_id: str, key_id: str) -> None:
+    def add_pending(self, receipt_id: str, request_id: str, key_id: str, owner: str) -> None:
         if receipt_id in self._rows:  # SQLite's PRIMARY KEY
             raise ValueError(f"receipt {receipt_id} exists")
-        row = _Row(receipt_id, request_id, key_id, ReceiptState.PENDING)
+        row = _Row(receipt_id, request_id, key_id, ReceiptState.PENDING, owner=owner)
         self._journal.set(self._rows, receipt_id, row)
 
     def save(self, receipt: NewReceipt, now: float) -> int:
@@ -60,7 +63,7 @@ class ReceiptTable:
             entry.index,
             receipt.signature,
             receipt.audit_sample,
-            receipt.log,
+            log=receipt.log,
         )
         self._journal.set(self._rows, receipt.receipt_id, done)
         return entry.index
@@ -83,8 +86,15 @@ class ReceiptTable:
         )
         return [self._stored(row) for row in first(rows, limit)]
 
-    def mark_lost(self) -> int:
-        pending = [r for r in self._rows.values() if r.state is ReceiptState.PENDING]
+    def pending_owners(self) -> set[str | None]:
+        return {r.owner for r in self._rows.values() if r.state is ReceiptState.PENDING}
+
+    def mark_lost(self, owners: Iterable[str | None]) -> int:
+        """The receipts ``owners`` left pending; how many."""
+        wanted = set(owners)
+        pending = [
+            r for r in self._rows.values() if r.state is ReceiptState.PENDING and r.owner in wanted
+        ]
         for row in pending:
             self._journal.set(
                 self._rows, row.receipt_id, attrs.evolve(row, state=ReceiptState.LOST)

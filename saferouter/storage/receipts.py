@@ -6,15 +6,16 @@ its own), so every worker sharing the database can tell a request still in fligh
 receipt is saved: its canonical bytes are appended to the ``receipts`` log through
 :func:`.logs.append` — the one function every append goes through — and the row points
 at that entry, in one transaction (the settlement's, when it can carry it). A row still
-pending when a server starts belonged to a request the previous run was killed in the
-middle of: :func:`mark_lost` says so for good, since its response bytes are unknown.
+pending names its owner (:mod:`.leases`): once that owner is gone, the request died with
+it, and :func:`mark_lost` says so for good, since its response bytes are unknown.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
-from . import logs
+from . import leases, logs
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
 
 _SELECT = (
@@ -24,13 +25,13 @@ _SELECT = (
 
 
 def add_pending(
-    db: sqlite3.Connection, receipt_id: str, request_id: str, key_id: str, now: float
+    db: sqlite3.Connection, receipt_id: str, request_id: str, key_id: str, owner: str, now: float
 ) -> None:
-    """The receipt of a request just admitted: pending until its response ends."""
+    """The receipt of a request ``owner`` just admitted: pending until its response ends."""
     db.execute(
-        "INSERT INTO receipts (receipt_id, request_id, key_id, created_at, state) "
-        "VALUES (?,?,?,?,'pending')",
-        (receipt_id, request_id, key_id, now),
+        "INSERT INTO receipts (receipt_id, request_id, key_id, created_at, state, owner) "
+        "VALUES (?,?,?,?,'pending',?)",
+        (receipt_id, request_id, key_id, now, owner),
     )
 
 
@@ -83,9 +84,17 @@ def sampled(
     return [_stored(row) for row in rows]
 
 
-def mark_lost(db: sqlite3.Connection) -> int:
-    """Every receipt still pending (start-up only: their requests died with the server)."""
-    return db.execute("UPDATE receipts SET state = 'lost' WHERE state = 'pending'").rowcount
+def mark_lost(db: sqlite3.Connection, owners: Iterable[str | None]) -> int:
+    """The receipts ``owners`` left pending (owners that are gone: their requests died
+    with them); how many. Another owner's pending receipt is never touched."""
+    lost = 0
+    for owner in owners:
+        lost += db.execute(
+            "UPDATE receipts SET state = 'lost' WHERE state = 'pending' "
+            "AND COALESCE(owner, '') = ?",
+            (leases.owner_value(owner),),
+        ).rowcount
+    return lost
 
 
 def _stored(row: sqlite3.Row) -> StoredReceipt:

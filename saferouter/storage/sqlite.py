@@ -29,7 +29,7 @@ import trio
 from ..datadir import prepare_private_database
 from ..errors import LastAdminKey, StorageError
 from ..translog.merkle import NodeId
-from . import activity_log, byok_keys, ledger, logs, receipts, replicas, rules
+from . import activity_log, byok_keys, leases, ledger, logs, receipts, replicas, rules
 from .migrations import MIGRATIONS, migration_statements
 from .records import (
     ActivityEntry,
@@ -202,10 +202,14 @@ class _Op(Generic[T]):
 
 
 class SQLiteStore:
-    """:class:`~saferouter.storage.Store` on a SQLite file."""
+    """:class:`~saferouter.storage.Store` on a SQLite file, for ``owner`` (the serving
+    process it admits for, :mod:`.leases`; by default a random one)."""
 
-    def __init__(self, path: Path, *, activity_retention_days: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> None:
         self.path = path
+        self.owner = owner or leases.lone_owner()
         self._retention_s = activity_retention_days * 86400
         self._prune = rules.PruneSchedule()
         try:
@@ -220,8 +224,10 @@ class SQLiteStore:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, *, activity_retention_days: float = 30.0) -> SQLiteStore:
-        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days)
+    def in_data_dir(
+        cls, data_dir: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> SQLiteStore:
+        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days, owner=owner)
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -388,7 +394,7 @@ class SQLiteStore:
     # --- money --------------------------------------------------------------------
 
     async def admit(self, request: AdmissionRequest) -> Admission:
-        return await self._writes.run(lambda db: ledger.admit(db, request))
+        return await self._writes.run(lambda db: ledger.admit(db, request, self.owner))
 
     async def settle(self, settlement: Settlement) -> None:
         prune = self._prune.due(settlement.now)
@@ -417,8 +423,15 @@ class SQLiteStore:
         found = await self._writes.run(apply)
         return await self.key_by_id(key_id) if found else None
 
-    async def recover(self) -> int:
-        return await self._writes.run(lambda db: ledger.release_abandoned(db, time.time()))
+    async def renew_lease(self, until: float) -> None:
+        await self._writes.run(lambda db: leases.renew(db, self.owner, until))
+
+    async def end_lease(self) -> None:
+        await self._writes.run(lambda db: leases.end(db, self.owner))
+
+    async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
+        at = time.time() if now is None else now
+        return await self._writes.run(lambda db: ledger.release_abandoned(db, at, replica))
 
     async def books(self, key_id: str) -> Books:
         return await self._read(lambda db: ledger.books(db, key_id))

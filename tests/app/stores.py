@@ -1,8 +1,9 @@
 """The stores the Store contract suite runs against, and builders for its inputs.
 
 Every store is real: the memory store, and the SQLite store on a file in the test's
-``tmp_path``. A test that holds for one must hold for the other; what only SQLite has
-(files, migrations) is tested in ``test_sqlite_store.py``.
+``tmp_path``. The stores one test opens share their data (one memory database, one
+file), as the processes sharing a database do. A test that holds for one must hold for
+the other; what only SQLite has (files, migrations) is tested in ``test_sqlite_store.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from saferouter.storage import ActivityEntry, Settlement, Store
-from saferouter.storage.memory import MemoryStore
+from saferouter.storage.memory import MemoryDatabase, MemoryStore
 from saferouter.storage.sqlite import SQLiteStore
 
 STORES = ("memory", "sqlite")
@@ -30,11 +31,12 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Opens the store under test (``**options`` as the constructors take them); every
     store opened is closed after the test."""
     opened: list[Store] = []
+    database = MemoryDatabase()
 
-    def open_(**options: float) -> Store:
+    def open_(**options: Any) -> Store:
         store: Store
         if request.param == "memory":
-            store = MemoryStore(**options)
+            store = MemoryStore(database=database, **options)
         else:
             store = SQLiteStore(tmp_path / "s.db", **options)
         opened.append(store)

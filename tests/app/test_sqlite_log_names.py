@@ -64,7 +64,7 @@ async def test_the_logs_of_the_gateway_before_replicas_become_its_own(tmp_path: 
         logs.append(db, "startup", lambda i, previous, k=signer: startup_entry(k, previous), 1.0)
     for n in range(3):
         receipts.save(db, legacy_receipt(f"rcpt_{n}"), 1.0)
-    receipts.add_pending(db, "rcpt_pending", "req_p", "key_1", 1.0)
+    receipts.add_pending(db, "rcpt_pending", "req_p", "key_1", "replica/owner", 1.0)
     logs.append(db, "audit", lambda i, p: logs.NewLogEntry(b"a", merkle.leaf_hash(b"a")), 1.0)
     db.close()
 
