@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -30,12 +31,21 @@ ENV = {"SAFEROUTER_AUDIENCE": AUDIENCE, "SAFEROUTER_LEASE_SECONDS": "600"}
 
 
 @contextmanager
-def two_replicas(tmp_path: Path) -> Iterator[tuple[Served, Served, str]]:
+def two_replicas(tmp_path: Path, **env: str) -> Iterator[tuple[Served, Served, str]]:
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     with ExitStack() as stack:
-        a = stack.enter_context(serving(tmp_path / "a", "--database", shared, env=ENV))
-        b = stack.enter_context(serving(tmp_path / "b", "--database", shared, env=ENV))
+        a = stack.enter_context(serving(tmp_path / "a", "--database", shared, env=ENV | env))
+        b = stack.enter_context(serving(tmp_path / "b", "--database", shared, env=ENV | env))
         yield a, b, shared
+
+
+def chat(served: Served, secret: str) -> str:
+    """One request through the openai SDK; its receipt id."""
+    with openai.OpenAI(base_url=served.url + "/v1", api_key=secret, max_retries=0) as sdk:
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="demo", messages=[{"role": "user", "content": "hi"}]
+        )
+    return raw.headers["x-saferouter-receipt"]
 
 
 def get(served: Served, path: str, secret: str | None = None) -> httpx.Response:
@@ -69,11 +79,7 @@ def test_two_replicas_on_one_database_each_sign_their_own_logs(tmp_path: Path) -
             assert verify_entry(body, bytes.fromhex(me))["spec"]["identity"] == me
 
         secret = new_key(tmp_path / "a", "--name", "user", "--database", shared)
-        with openai.OpenAI(base_url=a.url + "/v1", api_key=secret, max_retries=0) as sdk:
-            raw = sdk.chat.completions.with_raw_response.create(
-                model="demo", messages=[{"role": "user", "content": "hi"}]
-            )
-        receipt_id = raw.headers["x-saferouter-receipt"]
+        receipt_id = chat(a, secret)
         # B cannot sign A's head: until A publishes one covering the receipt, it waits
         pending = get(b, f"/v1/receipts/{receipt_id}", secret)
         assert pending.status_code == 409, pending.text
@@ -116,3 +122,24 @@ def test_two_replicas_on_one_database_each_sign_their_own_logs(tmp_path: Path) -
             history, _receipts, peers = result.steps[-3:]
             assert peers.name == "replicas" and other[:16] in peers.detail
         assert "consistent with size 1 seen before" in history.detail  # A, remembered
+
+
+def test_a_dead_replicas_receipts_stay_provable_by_its_published_head(tmp_path: Path) -> None:
+    """The heartbeat publishes each replica's heads with no one asking it: a receipt A
+    signed is served by B once A's next round has run, and still after A is SIGKILLed."""
+    with two_replicas(tmp_path, SAFEROUTER_LEASE_SECONDS="1") as (a, b, shared):
+        me_a = get(a, "/attestation").json()["replica"]
+        secret = new_key(tmp_path / "b", "--name", "user", "--database", shared)
+        receipt_id = chat(a, secret)
+        deadline = time.monotonic() + 60  # a round every third of a second; generous
+        while (served := get(b, f"/v1/receipts/{receipt_id}", secret)).status_code == 409:
+            assert time.monotonic() < deadline, served.text
+            time.sleep(0.1)
+        assert served.status_code == 200, served.text
+        a.process.kill()
+        a.process.wait()
+        again = get(b, f"/v1/receipts/{receipt_id}", secret)
+        assert again.status_code == 200 and again.json()["signer"] == me_a
+        assert again.json()["tree_size"] >= 1
+        (listed,) = get(b, "/attestation").json()["replicas"]
+        assert listed["identity"] == me_a and listed["startup_head"]["tree_size"] == 1
