@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from . import rules
-
-if TYPE_CHECKING:
-    from sqlite3 import Connection
+from .sql import Db
 
 OWNER_RANDOM_BYTES = 6
 
@@ -51,7 +48,7 @@ def owner_replica(owner: str) -> str:
     return owner.rpartition("/")[0]
 
 
-def renew(db: Connection, owner: str, until: float) -> None:
+def renew(db: Db, owner: str, until: float) -> None:
     """Take or extend ``owner``'s lease, to ``until``."""
     db.execute(
         "INSERT INTO leases (owner, expires_at) VALUES (?, ?) "
@@ -60,13 +57,13 @@ def renew(db: Connection, owner: str, until: float) -> None:
     )
 
 
-def end(db: Connection, owner: str) -> None:
+def end(db: Db, owner: str) -> None:
     """Give ``owner``'s lease up: what it still holds is anyone's to recover."""
     db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
 
 
 def hold(
-    db: Connection, request_id: str, key_id: str, amount_micro_usd: int, owner: str, now: float
+    db: Db, request_id: str, key_id: str, amount_micro_usd: int, owner: str, now: float
 ) -> None:
     """The row of a reservation just made (with the ledger's ``reserve`` entry)."""
     db.execute(
@@ -76,12 +73,12 @@ def hold(
     )
 
 
-def let_go(db: Connection, request_id: str) -> None:
+def let_go(db: Db, request_id: str) -> None:
     """Delete a reservation's row (with the ledger's ``release`` entry)."""
     db.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,))
 
 
-def abandoned(db: Connection, now: float, replica: str | None) -> list[str | None]:
+def abandoned(db: Db, now: float, replica: str | None) -> list[str | None]:
     """The owners holding reservations or pending receipts that are gone at ``now``
     (:func:`.rules.owner_is_gone`); their lapsed leases are deleted on the way."""
     expiries = {row[0]: row[1] for row in db.execute("SELECT owner, expires_at FROM leases")}
@@ -99,7 +96,7 @@ def abandoned(db: Connection, now: float, replica: str | None) -> list[str | Non
     return gone
 
 
-def held_by(db: Connection, owners: Iterable[str | None]) -> list[tuple[str, str, int]]:
+def held_by(db: Db, owners: Iterable[str | None]) -> list[tuple[str, str, int]]:
     """``(request_id, key_id, amount_micro_usd)`` of every reservation of ``owners``."""
     held: list[tuple[str, str, int]] = []
     for owner in owners:

@@ -25,15 +25,15 @@ being hidden by a capped charge.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 
 from ..errors import StorageError
 from . import activity_log, leases, receipts, rules
 from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
+from .sql import Db
 
 
 def _entry(
-    db: sqlite3.Connection,
+    db: Db,
     key_id: str,
     kind: LedgerKind,
     amount: int,
@@ -54,20 +54,20 @@ def _entry(
         )
 
 
-def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
+def top_up(db: Db, key_id: str, amount: int, now: float) -> None:
     _entry(db, key_id, LedgerKind.TOPUP, amount, "topup_" + secrets.token_hex(12), now)
 
 
-def start_metering(db: sqlite3.Connection, key_id: str, now: float) -> None:
+def start_metering(db: Db, key_id: str, now: float) -> None:
     """Make an unmetered key metered, starting at a zero balance: what it spent while
     unmetered (its negative balance) is written off by a ``metering`` entry."""
     row = db.execute("SELECT balance_micro_usd FROM keys WHERE id = ?", (key_id,)).fetchone()
     if balance := row["balance_micro_usd"]:
         _entry(db, key_id, LedgerKind.METERING, -balance, "metering_" + secrets.token_hex(12), now)
-    db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+    db.execute("UPDATE keys SET metered = TRUE WHERE id = ?", (key_id,))
 
 
-def admit(db: sqlite3.Connection, request: AdmissionRequest, owner: str) -> Admission:
+def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
     """Admit or refuse ``request``; an admitted one's reservation and pending receipt
     are ``owner``'s."""
     row = db.execute(
@@ -96,7 +96,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest, owner: str) -> Admi
         return admission
     db.execute(
         "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
-        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
+        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_windows.requests + 1",
         (request.key_id, window),
     )
     reserved = admission.reserved_micro_usd
@@ -110,7 +110,7 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest, owner: str) -> Admi
     return admission
 
 
-def settle(db: sqlite3.Connection, s: Settlement) -> None:
+def settle(db: Db, s: Settlement) -> None:
     already = db.execute(
         "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge', 'overrun')",
         (s.request_id,),
@@ -139,12 +139,13 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
     if s.tokens:
         db.execute(
             "INSERT INTO rate_windows (key_id, window_start, tokens) VALUES (?, ?, ?) "
-            "ON CONFLICT (key_id, window_start) DO UPDATE SET tokens = tokens + ?",
-            (s.key_id, rules.window_start(s.now), s.tokens, s.tokens),
+            "ON CONFLICT (key_id, window_start) DO UPDATE "
+            "SET tokens = rate_windows.tokens + excluded.tokens",
+            (s.key_id, rules.window_start(s.now), s.tokens),
         )
 
 
-def release_abandoned(db: sqlite3.Connection, now: float, replica: str | None) -> int:
+def release_abandoned(db: Db, now: float, replica: str | None) -> int:
     """Release the reservations of every owner that is gone at ``now`` (with ``replica``:
     and of every owner of that replica), as a settlement would but charging nothing, and
     mark those owners' pending receipts lost; how many reservations were released. A
@@ -158,12 +159,12 @@ def release_abandoned(db: sqlite3.Connection, now: float, replica: str | None) -
     return len(held)
 
 
-def prune(db: sqlite3.Connection, now: float, retention_s: float) -> None:
+def prune(db: Db, now: float, retention_s: float) -> None:
     db.execute("DELETE FROM activity WHERE created_at < ?", (now - retention_s,))
     db.execute("DELETE FROM rate_windows WHERE window_start < ?", (now - rules.WINDOW_KEEP_S,))
 
 
-def books(db: sqlite3.Connection, key_id: str) -> Books:
+def books(db: Db, key_id: str) -> Books:
     row = db.execute(
         "SELECT metered, balance_micro_usd, reserved_micro_usd FROM keys WHERE id = ?", (key_id,)
     ).fetchone()
@@ -172,7 +173,8 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     sums = {
         sum_row["kind"]: sum_row["total"]
         for sum_row in db.execute(
-            "SELECT kind, SUM(amount_micro_usd) AS total FROM ledger WHERE key_id = ? "
+            "SELECT kind, CAST(SUM(amount_micro_usd) AS BIGINT) AS total FROM ledger "
+            "WHERE key_id = ? "
             "GROUP BY kind",
             (key_id,),
         )
@@ -185,15 +187,16 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     )
 
 
-def overrun_total(db: sqlite3.Connection) -> int:
+def overrun_total(db: Db) -> int:
     """What providers billed beyond every key's charges, all keys together."""
     (total,) = db.execute(
-        "SELECT -COALESCE(SUM(amount_micro_usd), 0) FROM ledger WHERE kind = 'overrun'"
+        "SELECT -CAST(COALESCE(SUM(amount_micro_usd), 0) AS BIGINT) FROM ledger "
+        "WHERE kind = 'overrun'"
     ).fetchone()
     return int(total)
 
 
-def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
+def unbalanced_keys(db: Db) -> list[str]:
     rows = db.execute(
         "SELECT k.id FROM keys k LEFT JOIN ("
         "  SELECT key_id, SUM(CASE WHEN kind = 'overrun' THEN 0 ELSE amount_micro_usd END)"

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 from ..translog.log import log_name
 from .logs import rebuild_trees
+from .sql import Db
 
-Migration = str | Callable[[sqlite3.Connection], None]
+Migration = str | Callable[[Db], None]
 
 LEGACY_LOGS = ("startup", "receipts")  # their names before each replica had its own
 
 
-def name_logs_by_identity(db: sqlite3.Connection) -> None:
+def name_logs_by_identity(db: Db) -> None:
     """Migration 12 (issue 14): the logs of the one gateway before replicas become that
     replica's own — ``startup`` and ``receipts`` are renamed ``<log>/<identity>``
     (:func:`~saferouter.translog.log.log_name`), in the entries, the tree nodes and the

@@ -32,6 +32,10 @@ def open_store(settings: Settings, *, owner: str | None = None) -> Store:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         return SQLiteStore(sqlite_path(url), activity_retention_days=retention, owner=owner)
+    if scheme in POSTGRES_SCHEMES:
+        from .postgres import PostgresStore  # psycopg is loaded only by who needs it
+
+        return PostgresStore(url, activity_retention_days=retention, owner=owner)
     raise ConfigError(
         f"--database (SAFEROUTER_DATABASE_URL) must be postgresql://… or sqlite:///path, "
         f"not a {scheme or 'scheme-less'} URL"

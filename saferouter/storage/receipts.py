@@ -12,11 +12,12 @@ it, and :func:`mark_lost` says so for good, since its response bytes are unknown
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from . import leases, logs
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
+from .sql import Db
 
 _SELECT = (
     "SELECT r.receipt_id, r.request_id, r.key_id, r.state, r.log_index, e.body, r.signature, "
@@ -25,7 +26,7 @@ _SELECT = (
 
 
 def add_pending(
-    db: sqlite3.Connection, receipt_id: str, request_id: str, key_id: str, owner: str, now: float
+    db: Db, receipt_id: str, request_id: str, key_id: str, owner: str, now: float
 ) -> None:
     """The receipt of a request ``owner`` just admitted: pending until its response ends."""
     db.execute(
@@ -35,7 +36,7 @@ def add_pending(
     )
 
 
-def save(db: sqlite3.Connection, receipt: NewReceipt, now: float) -> int:
+def save(db: Db, receipt: NewReceipt, now: float) -> int:
     """Append the receipt to the receipt log and mark its row done; its log index.
     Saving a receipt twice appends it once."""
     row = db.execute(
@@ -66,14 +67,12 @@ def save(db: sqlite3.Connection, receipt: NewReceipt, now: float) -> int:
     return entry.index
 
 
-def get(db: sqlite3.Connection, receipt_id: str) -> StoredReceipt | None:
+def get(db: Db, receipt_id: str) -> StoredReceipt | None:
     row = db.execute(_SELECT + " WHERE r.receipt_id = ?", (receipt_id,)).fetchone()
     return _stored(row) if row is not None else None
 
 
-def sampled(
-    db: sqlite3.Connection, start: int, limit: int, key_id: str | None
-) -> list[StoredReceipt]:
+def sampled(db: Db, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
     """The audit samples (receipts drawn as such) from log index ``start``, oldest first."""
     sql = _SELECT + " WHERE r.audit_sample AND r.log_index >= ?"
     args: list[object] = [start]
@@ -84,7 +83,7 @@ def sampled(
     return [_stored(row) for row in rows]
 
 
-def mark_lost(db: sqlite3.Connection, owners: Iterable[str | None]) -> int:
+def mark_lost(db: Db, owners: Iterable[str | None]) -> int:
     """The receipts ``owners`` left pending (owners that are gone: their requests died
     with them); how many. Another owner's pending receipt is never touched."""
     lost = 0
@@ -97,6 +96,6 @@ def mark_lost(db: sqlite3.Connection, owners: Iterable[str | None]) -> int:
     return lost
 
 
-def _stored(row: sqlite3.Row) -> StoredReceipt:
+def _stored(row: Sequence[Any]) -> StoredReceipt:
     # in the SELECT's order, which is StoredReceipt's field order
     return StoredReceipt(*tuple(row))

@@ -14,15 +14,14 @@ UPDATE``, ``excluded.``), and every write is one statement, safe to run again.
 
 from __future__ import annotations
 
-import sqlite3
-
 from .records import PublishedHead, Replica, columns
+from .sql import Db
 
 _SELECT_HEAD = f"SELECT {columns(PublishedHead)} FROM log_heads WHERE log = ?"  # noqa: S608 (field names)
 _SELECT_REPLICAS = f"SELECT {columns(Replica)} FROM replicas"  # noqa: S608 (field names)
 
 
-def publish_head(db: sqlite3.Connection, log: str, size: int, checkpoint: str, now: float) -> None:
+def publish_head(db: Db, log: str, size: int, checkpoint: str, now: float) -> None:
     """Keep ``checkpoint`` (of ``size`` entries) as the log's published head, unless
     one at least as large is kept already."""
     db.execute(
@@ -34,13 +33,13 @@ def publish_head(db: sqlite3.Connection, log: str, size: int, checkpoint: str, n
     )
 
 
-def published_head(db: sqlite3.Connection, log: str) -> PublishedHead | None:
+def published_head(db: Db, log: str) -> PublishedHead | None:
     """The log's newest published head; None when none was published."""
     row = db.execute(_SELECT_HEAD, (log,)).fetchone()
     return None if row is None else PublishedHead(*row)
 
 
-def see_replica(db: sqlite3.Connection, identity: str, now: float) -> None:
+def see_replica(db: Db, identity: str, now: float) -> None:
     """Record that the replica ``identity`` (hex) is alive at ``now``: its first sight
     is its ``started_at``, kept ever after."""
     db.execute(
@@ -50,7 +49,7 @@ def see_replica(db: sqlite3.Connection, identity: str, now: float) -> None:
     )
 
 
-def replicas(db: sqlite3.Connection) -> list[Replica]:
+def replicas(db: Db) -> list[Replica]:
     """Every replica seen, first started first."""
     rows = db.execute(_SELECT_REPLICAS + " ORDER BY started_at, identity").fetchall()
     return [Replica(*row) for row in rows]
