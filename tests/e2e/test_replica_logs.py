@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from saferouter.translog import merkle, note
 from saferouter.translog.entry import verify_entry
@@ -30,9 +31,16 @@ AUDIENCE = "replicas.test"  # replicas behind one load balancer share its name
 ENV = {"SAFEROUTER_AUDIENCE": AUDIENCE, "SAFEROUTER_LEASE_SECONDS": "600"}
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database the replicas share: one SQLite file, or a fresh PostgreSQL one."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
 @contextmanager
-def two_replicas(tmp_path: Path, **env: str) -> Iterator[tuple[Served, Served, str]]:
-    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+def two_replicas(shared: str, tmp_path: Path, **env: str) -> Iterator[tuple[Served, Served, str]]:
     with ExitStack() as stack:
         a = stack.enter_context(serving(tmp_path / "a", "--database", shared, env=ENV | env))
         b = stack.enter_context(serving(tmp_path / "b", "--database", shared, env=ENV | env))
@@ -58,8 +66,10 @@ def startup_bodies(served: Served) -> list[bytes]:
     return [base64.b64decode(e["body"]) for e in data]
 
 
-def test_two_replicas_on_one_database_each_sign_their_own_logs(tmp_path: Path) -> None:
-    with two_replicas(tmp_path) as (a, b, shared):
+def test_two_replicas_on_one_database_each_sign_their_own_logs(
+    database: str, tmp_path: Path
+) -> None:
+    with two_replicas(database, tmp_path) as (a, b, shared):
         status_a, status_b = get(a, "/attestation").json(), get(b, "/attestation").json()
         me_a, me_b = status_a["replica"], status_b["replica"]
         assert me_a == status_a["identity"] != me_b == status_b["identity"]
@@ -127,7 +137,8 @@ def test_two_replicas_on_one_database_each_sign_their_own_logs(tmp_path: Path) -
 def test_a_dead_replicas_receipts_stay_provable_by_its_published_head(tmp_path: Path) -> None:
     """The heartbeat publishes each replica's heads with no one asking it: a receipt A
     signed is served by B once A's next round has run, and still after A is SIGKILLed."""
-    with two_replicas(tmp_path, SAFEROUTER_LEASE_SECONDS="1") as (a, b, shared):
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    with two_replicas(shared, tmp_path, SAFEROUTER_LEASE_SECONDS="1") as (a, b, _):
         me_a = get(a, "/attestation").json()["replica"]
         secret = new_key(tmp_path / "b", "--name", "user", "--database", shared)
         receipt_id = chat(a, secret)
