@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import StorageError
 from ..storage import LogEntry, NewLogEntry, Store
+from ..storage.replicas import log_name, log_signer
 from . import merkle, note
 from .entry import encode_entry, entry_hash
 from .merkle import Span
@@ -45,19 +46,6 @@ class Head:
     size: int
     root_hash: bytes
     checkpoint: str
-
-
-def log_name(kind: str, identity: bytes) -> str:
-    """The store's name for the ``kind`` log (``startup``, ``receipts``) of the replica
-    whose identity key is ``identity``: each replica is a TEE of its own, and its logs
-    are its own, signed by it alone, even when replicas share one database."""
-    return f"{kind}/{identity.hex()}"
-
-
-def log_signer(name: str) -> str | None:
-    """The hex identity a :func:`log_name` names (None for a name of no replica's)."""
-    _, _, identity = name.partition("/")
-    return identity or None
 
 
 async def inclusion_proof(store: Store, log: str, index: int, size: int) -> list[bytes]:
@@ -191,3 +179,6 @@ class SignedLog:
             "second_root": second_root.hex(),
             "hashes": [h.hex() for h in proof],
         }
+
+
+__all__ = ["Head", "SignedLog", "inclusion_proof", "log_name", "log_signer"]
