@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,15 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 async def gateway(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Gateway]:
     async with running_gateway(gateway_settings(tmp_path, upstream.url)) as gw:
         yield gw
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database that replicas share: a SQLite file two local servers
+    open, or a PostgreSQL database of its own (``pg_url``)."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'shared.db'}"
+    # until the PostgreSQL store is merged (issue 14), its half skips on one line
+    if find_spec("saferouter.storage.postgres") is None:
+        pytest.skip("saferouter.storage.postgres is not there yet")
+    return str(request.getfixturevalue("pg_url"))
