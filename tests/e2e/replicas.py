@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,27 @@ def create_key(database_url: str, data_dir: Path, name: str, *options: str) -> C
     return CreatedKey(id=lines[0].split()[3], secret=lines[-1])
 
 
+def replica(
+    tmp_path: Path,
+    number: int,
+    database_url: str,
+    catalog: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+) -> AbstractContextManager[Served]:
+    """Replica ``number``: `saferouter serve` on ``database_url`` with its own data dir
+    ``tmp_path/replica<number>`` (the same again on a restart) and ``catalog`` (default:
+    the shipped one)."""
+    config = ("--config", str(catalog)) if catalog is not None else ()
+    return serving(
+        tmp_path / f"replica{number}",
+        "--database",
+        database_url,
+        *config,
+        env={"FAKE_API_KEY": UPSTREAM_KEY, **(env or {})},
+    )
+
+
 @contextmanager
 def replicas(
     tmp_path: Path,
@@ -49,21 +70,11 @@ def replicas(
     count: int = 2,
     env: dict[str, str] | None = None,
 ) -> Iterator[list[Served]]:
-    """``count`` servers on ``database_url``, each with its data dir ``tmp_path/replica<i>``
-    (started one after another: each is ready before the next starts), with ``catalog``
-    (default: the shipped one); SIGTERM at the end."""
-    config = ("--config", str(catalog)) if catalog is not None else ()
+    """``count`` :func:`replica` s, started one after another (each is ready before the
+    next starts); SIGTERM at the end."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(
-                serving(
-                    tmp_path / f"replica{i}",
-                    "--database",
-                    database_url,
-                    *config,
-                    env={"FAKE_API_KEY": UPSTREAM_KEY, **(env or {})},
-                )
-            )
+            stack.enter_context(replica(tmp_path, i, database_url, catalog, env=env))
             for i in range(count)
         ]
 
