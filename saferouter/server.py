@@ -85,6 +85,7 @@ async def _prepare_store(
         if released:
             log.warning("released %d reservations left open by the previous run", released)
         entry = await service.record_startup()
+        await service.announce()  # seen by the replicas sharing the store at once
         print(
             f"startup log entry {entry.index} ({service.attester.mode} attestation, "
             f"measurement {service.measurement.hex[:16]}…)",
