@@ -11,6 +11,7 @@ of SafeRouter's, so the pure cores can raise from it.
     │   ├── ReportFormatError   [tee.abi] not a well-formed ATTESTATION_REPORT
     │   └── ExtensionError      [tee.kds] a VCEK/VLEK extension missing or malformed
     ├── ConfigError             a catalog or setting that cannot be used
+    │   └── DataDirInUse        another ``saferouter serve`` holds the data dir's lock
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     │   ├── ProofError          [translog.merkle] an inclusion / consistency proof
     │   ├── NoteError           [translog.note] a signed note or checkpoint
@@ -84,6 +85,10 @@ class ParseError(SafeRouterError):
 
 class ConfigError(SafeRouterError):
     """A catalog or setting that cannot be used."""
+
+
+class DataDirInUse(ConfigError):
+    """Another ``saferouter serve`` (or a worker of one) holds the data dir's lock."""
 
 
 class VerificationError(SafeRouterError):
