@@ -10,12 +10,14 @@ wrote them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
+import trio
 
 from saferouter.config import load_settings
 from saferouter.storage.opening import open_store
@@ -145,3 +147,40 @@ class SharedDb:
             "FROM keys k WHERE k.metered"
         )
         return [r for r in rows if r[1] != r[3] or r[1] < 0 or r[2] != 0]
+
+
+class Held:
+    """A stream held open at the fake upstream (``gate:<name>``) until the test lets it end."""
+
+    def __init__(self, served: Served, key: CreatedKey, gate: str) -> None:
+        self.served, self.key, self.gate = served, key, gate
+        self.request_id = ""
+        self.payload: bytes | None = None  # once it ended; None while open
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        body = {
+            "model": f"fake/gate:{self.gate}",
+            "stream": True,
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        headers = {"Authorization": f"Bearer {self.key.secret}"}
+        async with httpx.AsyncClient(base_url=self.served.url, timeout=None) as client:
+            try:
+                async with client.stream(
+                    "POST", "/v1/chat/completions", json=body, headers=headers
+                ) as response:
+                    self.request_id = response.headers["x-saferouter-request-id"]
+                    chunks = response.aiter_bytes()
+                    first = await chunks.__anext__()  # admitted, reserved, relaying
+                    task_status.started()
+                    self.payload = first + b"".join([chunk async for chunk in chunks])
+            except httpx.TransportError:
+                self.payload = b""  # its replica died under it
+
+
+async def wait_until(condition: Callable[[], bool], within_s: float = 120) -> None:
+    """Poll ``condition`` until it holds (TooSlowError after ``within_s``)."""
+    with trio.fail_after(within_s):
+        while not condition():
+            await trio.sleep(0.05)
