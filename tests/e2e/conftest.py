@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,4 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     open, or a PostgreSQL database of its own (``pg_url``)."""
     if request.param == "sqlite":
         return f"sqlite://{tmp_path / 'shared.db'}"
-    # until the PostgreSQL store is merged (issue 14), its half skips on one line
-    if find_spec("saferouter.storage.postgres") is None:
-        pytest.skip("saferouter.storage.postgres is not there yet")
     return str(request.getfixturevalue("pg_url"))
