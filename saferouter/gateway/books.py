@@ -250,13 +250,17 @@ class RequestBooks:
         ttfb_s: float | None = None,
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
+        relayed: bool = True,
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
         bill an estimate and mark it so. With no serving attempt (every candidate
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
-        written in the settlement's transaction (not called with accounting off)."""
+        written in the settlement's transaction (not called with accounting off).
+        A settlement the store refuses (StorageError, raised) is kept to write when it
+        answers (``unsettled.py``): as it is, or — unless its answer was ``relayed``
+        already (a body goes out after this) — charging nothing."""
         if self.charge is not None:
             return self.charge
         self.charge = charge = Charge(status, outcome)
@@ -323,11 +327,12 @@ class RequestBooks:
         try:
             await self.store.settle(settlement)
         except StorageError:
-            # the client will not be told it completed; its reservation is written off
-            # once the store answers (unsettled.py); settled it stays: never twice
+            # the client will not be told it completed; the settlement is written once
+            # the store answers (unsettled.py); settled it stays here: never twice
             self.unsettled = True
             if self.keep_unsettled is not None:
-                self.keep_unsettled(voided(settlement, served=self.serving is not None))
+                served = self.serving is not None
+                self.keep_unsettled(settlement if relayed else voided(settlement, served=served))
             raise
         return charge
 

@@ -215,6 +215,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         estimated_text_bytes=len(winner.body) if reported is None else 0,
         ttfb_s=winner.first_byte_at,
         seal=receipt.seal if receipt is not None else None,
+        relayed=False,  # the body goes out after: refused, the client gets a 503 instead
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off

@@ -25,8 +25,6 @@ no ``[DONE]``.
 
 from __future__ import annotations
 
-import logging
-
 import httpcore
 import trio
 
@@ -39,8 +37,6 @@ from .attempt import Attempt
 from .books import RequestBooks
 from .receipts import Receipt
 from .redact import Redactor
-
-log = logging.getLogger("saferouter")
 
 # A stream that ends without [DONE] is complete only if its last event says so: the
 # Responses API's terminal events (chat completions always end with [DONE]).
@@ -206,8 +202,8 @@ class StreamRelay:
     async def _settle(
         self, *, status: int, outcome: ActivityOutcome, error_type: str | None = None
     ) -> None:
-        """Settle; when the store refuses it (``books.unsettled``: kept to write off once
-        it answers), the stream ends with an error event instead of its end."""
+        """Settle; when the store refuses it (``books.unsettled``: kept to write once it
+        answers), the stream ends with an error event instead of its end."""
         try:
             await self._books.settle(
                 status=status,
@@ -217,11 +213,13 @@ class StreamRelay:
                 ttfb_s=self._first_byte_at,
                 error_type=error_type,
             )
-        except StorageError as exc:
-            log.warning("settlement of %s not written: %s", self._books.request_id, exc)
+        except StorageError:  # kept by the books; the heartbeat logs the outage
             self._finished = True
             await self._close_upstream()
-            self.error = "The gateway could not record this request; it is not charged."
+            self.error = (
+                "The gateway could not record this request: its database is unreachable. "
+                "What was relayed is billed once it is back."
+            )
             self.error_code = ServiceUnavailable.default_code
             self.error_type = ServiceUnavailable.error_type
 

@@ -9,15 +9,17 @@ this process is alive: its lease is renewed, so no sweep (``heartbeat.py``) will
 release it, and nothing else knows of the request. Left there, a transient outage
 would hold a key's credit until the replica restarts.
 
-So the refused settlement is kept here, *voided*: the client never got an answer it
-could count as complete, so nothing is charged; the reservation is released and the
-serving attempt recorded as ``storage_unavailable``. The heartbeat writes what is kept
-every round (:func:`write_unsettled`, one of its ``ROUND_STEPS``) until the store takes
-it. Settling is idempotent per request id, so a settlement whose commit did reach the
-database before the connection broke stays as it was written.
+So the refused settlement is kept here, and the heartbeat writes what is kept every
+round (:func:`write_unsettled`, one of its ``ROUND_STEPS``) until the store takes it.
+It is the same settlement: a stream's client was relayed those tokens, and what was
+relayed is billed everywhere else (a client that leaves or stalls). A body the client
+never got (its 503 went out instead) is kept :func:`voided`: nothing relayed, nothing
+charged. Settling is idempotent per request id, so a settlement whose commit did reach
+the database before the connection broke stays as it was written.
 
-If the process dies first, its lease lapses and the sweep releases the reservation the
-same way (nothing charged): the two paths agree.
+At most :data:`MAX_KEPT` are kept (memory is bounded through a long outage); one
+refused beyond that keeps its reservation until the replica restarts (its start
+releases its own). Logs carry counts only.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("saferouter")
 
 VOID_ERROR = "storage_unavailable"
+MAX_KEPT = 10_000
 
 
 def voided(settlement: Settlement, *, served: bool) -> Settlement:
-    """``settlement`` as written once the store is back: nothing charged, no receipt (it
+    """``settlement`` for a body its client never got: nothing charged, no receipt (it
     stays pending: its request never ended for the client), and — when an attempt
     ``served`` (the last entry) — that attempt recorded as a 503 ``storage_unavailable``
     error, the answer its client got."""
@@ -60,14 +63,19 @@ def voided(settlement: Settlement, *, served: bool) -> Settlement:
 class Unsettled:
     """One worker's refused settlements, by request id, until written."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_kept: int = MAX_KEPT) -> None:
         self._kept: dict[str, Settlement] = {}
+        self._max_kept = max_kept
+        self.dropped = 0  # refused beyond max_kept: left for the replica's restart
 
     def __len__(self) -> int:
         return len(self._kept)
 
     def keep(self, settlement: Settlement) -> None:
-        """Keep ``settlement`` (already :func:`voided`) to write later."""
+        """Keep ``settlement`` to write later (not beyond ``max_kept``: counted dropped)."""
+        if len(self._kept) >= self._max_kept and settlement.request_id not in self._kept:
+            self.dropped += 1
+            return
         self._kept[settlement.request_id] = settlement
 
     async def write(self, store: Store) -> int:
@@ -86,4 +94,8 @@ async def write_unsettled(state: AppState, now: float) -> None:
     StorageError: the store is still away; the heartbeat logs it, the next round retries)."""
     if len(state.unsettled):
         written = await state.unsettled.write(state.store)
-        log.warning("wrote %d settlements the database had refused (nothing charged)", written)
+        log.warning(
+            "wrote %d settlements the database had refused (%d dropped over the bound)",
+            written,
+            state.unsettled.dropped,
+        )

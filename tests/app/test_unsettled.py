@@ -1,7 +1,7 @@
 """A settlement the store refuses (the database away at the moment a request ends): the
-client is not told the request completed, and the worker writes it off — released,
-nothing charged, recorded as the 503 it was — once the store answers again
-(saferouter/gateway/unsettled.py). On PostgreSQL stopped for real:
+client is not told the request completed, and the worker writes it once the store
+answers again — a stream's as it was (what was relayed is billed), a body's, which never
+went out, as the 503 it was (saferouter/gateway/unsettled.py). On PostgreSQL stopped for real:
 tests/e2e/test_database_faults.py."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 from saferouter.errors import StorageUnavailable
+from saferouter.gateway.unsettled import Unsettled
 from saferouter.storage import ActivityFilter, Settlement
 from saferouter.storage.memory import MemoryStore
 
@@ -44,7 +45,7 @@ async def books_of(p: Harness) -> tuple[int, int, int]:
     return books.reserved_micro_usd, books.spent_micro_usd, len(await p.store.check_books())
 
 
-async def test_a_stream_whose_settlement_fails_ends_in_an_error_and_is_written_off_later(
+async def test_a_stream_whose_settlement_fails_ends_in_an_error_and_is_settled_later(
     tmp_path: Path, autojump_clock: object
 ) -> None:
     outage = OutageStore()
@@ -66,18 +67,14 @@ async def test_a_stream_whose_settlement_fails_ends_in_an_error_and_is_written_o
         with pytest.raises(StorageUnavailable):
             await p.ports.unsettled.write(outage)  # type: ignore[arg-type]
         assert len(p.ports.unsettled) == 1
-        # (4) back: released, nothing charged, recorded as what the client got
+        # (4) back: written as it was: released, and what was relayed charged
         outage.down = False
         assert await p.ports.unsettled.write(outage) == 1  # type: ignore[arg-type]
         assert len(p.ports.unsettled) == 0
-        assert await books_of(p) == (0, 0, 0)
         [entry] = await p.store.activity(ActivityFilter(limit=10))
-        assert (entry.status, entry.outcome, entry.error_type) == (
-            503,
-            "error",
-            "storage_unavailable",
-        )
-        assert entry.cost_micro_usd == 0
+        assert (entry.status, entry.outcome, entry.completion_tokens) == (200, "ok", 2)
+        assert entry.cost_micro_usd > 0
+        assert await books_of(p) == (0, entry.cost_micro_usd, 0)
 
 
 async def test_a_body_whose_settlement_fails_is_a_503_and_is_written_off_later(
@@ -89,6 +86,34 @@ async def test_a_body_whose_settlement_fails_is_a_503_and_is_written_off_later(
         with pytest.raises(StorageUnavailable):
             await p.send("fake/ok")
         assert len(p.ports.unsettled) == 1 and (await books_of(p))[0] > 0
+        # back: the body never went out, so nothing is charged; it is recorded as the
+        # 503 its client got
         outage.down = False
         assert await p.ports.unsettled.write(outage) == 1  # type: ignore[arg-type]
         assert await books_of(p) == (0, 0, 0)
+        [entry] = await p.store.activity(ActivityFilter(limit=10))
+        assert (entry.status, entry.outcome, entry.error_type) == (
+            503,
+            "error",
+            "storage_unavailable",
+        )
+
+
+def test_what_is_kept_is_bounded() -> None:
+    unsettled = Unsettled(max_kept=2)
+    for i in range(3):
+        unsettled.keep(settlement(f"req_{i}"))
+    unsettled.keep(settlement("req_0"))  # one kept already: replaced, not counted
+    assert (len(unsettled), unsettled.dropped) == (2, 1)
+
+
+def settlement(request_id: str) -> Settlement:
+    return Settlement(
+        key_id="key_x",
+        request_id=request_id,
+        reserved_micro_usd=1,
+        cost_micro_usd=0,
+        tokens=0,
+        attempts=(),
+        now=0.0,
+    )

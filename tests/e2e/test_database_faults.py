@@ -45,10 +45,11 @@ async def test_postgresql_down_gets_503_then_the_replica_recovers_by_itself(
                 ) as client:
                     assert (await chat(client, "fake/x")).status_code == 200
                     held = Held(served, key, "outage")
+                    body_ids: list[str] = []
                     async with trio.open_nursery() as nursery:
                         # caught mid-way: a stream relaying, a body awaited upstream
                         await nursery.start(held.run)
-                        nursery.start_soon(_in_flight_body, client)
+                        nursery.start_soon(_in_flight_body, client, body_ids)
                         await wait_until(lambda: len(upstream.requests) == 3, WITHIN_S)
                         cluster.stop()
                         await _check_unavailable(client)
@@ -62,16 +63,19 @@ async def test_postgresql_down_gets_503_then_the_replica_recovers_by_itself(
                     )
                     cluster.start()
                     await _check_recovered(client)
-                # (with the database back) what the outage caught is written off by the
-                # replica itself: released, not charged, recorded as the 503 it was
+                # (with the database back) the replica itself settles what the outage
+                # caught: the stream as relayed (charged), the body that never went out
+                # as the 503 its client got (nothing charged)
                 with SharedDb(url) as db:
                     await wait_until(lambda: db.open_reservations() == set(), WITHIN_S)
                     assert _unrecorded(db) == []
-                    voided = db.rows(
-                        "SELECT request_id FROM activity WHERE error_type = 'storage_unavailable'"
-                    )
-                    assert held.request_id in {r for (r,) in voided}
-                    assert db.entries(held.request_id) == ["release", "reserve"]
+                    assert db.entries(held.request_id) == ["charge", "release", "reserve"]
+                    [body_id] = body_ids
+                    assert db.entries(body_id) == ["release", "reserve"]
+                    assert db.rows(
+                        "SELECT status, outcome, error_type FROM activity WHERE request_id = ?",
+                        (body_id,),
+                    ) == [(503, "error", "storage_unavailable")]
                     assert db.unbalanced_keys() == []
             assert "Traceback" not in served.output
         assert await check_books(url, tmp_path / "cli") == []
@@ -104,10 +108,12 @@ def assert_storage_unavailable(response: httpx.Response) -> None:
     assert error["code"] == "storage_unavailable"
 
 
-async def _in_flight_body(client: httpx.AsyncClient) -> None:
+async def _in_flight_body(client: httpx.AsyncClient, request_ids: list[str]) -> None:
     """A request the upstream answers after the database went: it cannot be settled, so
     its answer is not handed over (an unbilled answer), and the client is told why."""
-    assert_storage_unavailable(await chat(client, "fake/delay:3000"))
+    response = await chat(client, "fake/delay:3000")
+    request_ids.append(response.headers["x-saferouter-request-id"])
+    assert_storage_unavailable(response)
 
 
 async def _check_unavailable(client: httpx.AsyncClient) -> None:
