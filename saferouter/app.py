@@ -11,13 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
 from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
-from .client_input import COUNT_PATTERN, MAX_COUNT
+from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
 from .clock import TrioClock
 from .config import Settings
 from .datadir import replica_id
@@ -149,6 +150,12 @@ def create_app(
     async def _start() -> None:
         g.request_id = "req_" + secrets.token_hex(12)
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
+        # What may reach the store holds no NUL (client_input.validate_storable): no
+        # resource is named with one (404), and a query value with one is bad input.
+        if "\x00" in request.path:
+            raise UnknownUrl()
+        for name, value in request.args.items(multi=True):
+            validate_storable(value, param=name)
 
     @app.after_request
     async def _stamp(response: Response) -> Response:

@@ -8,12 +8,17 @@ one op's failure undoes that op alone and reaches its own caller. How a batch re
 the database — SQLite's lock fast path, PostgreSQL's retried SERIALIZABLE transaction —
 is each store's :meth:`GroupCommit.commit_queue`.
 
-An ``apply`` may run more than once (PostgreSQL retries a batch that lost a
-serialization conflict), so it does nothing outside the database but compute.
+An ``apply`` may run more than once (PostgreSQL rolls back a batch that lost a
+serialization conflict), so it does nothing outside the database but compute. Each op
+of such a batch waits a jittered pause of its own, doubling with its conflicts, then
+joins the queue again — *outside* the commit lock, so the writes queued behind it (a
+lease renewal among them) are not held up by its pauses, and a hot row's conflicting
+ops spread out into batches of their own.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +27,8 @@ import trio
 from .sql import Db
 
 T = TypeVar("T")
+
+FIRST_PAUSE_S = 0.001  # after an op's first lost conflict; doubled after each next one
 
 
 class Op(Generic[T]):
@@ -32,14 +39,19 @@ class Op(Generic[T]):
         self.value: T | None = None
         self.error: Exception | None = None
         self.finished = False
+        self.again = False  # its transaction lost a conflict: run it again
+        self.conflicts = 0
 
     def fail(self, error: Exception) -> None:
         self.error = error
         self.finished = True
+        self.again = False
 
-    def reset(self) -> None:
-        """Forget the outcome of an attempt whose transaction was rolled back."""
-        self.value, self.error, self.finished = None, None, False
+    def lose_conflict(self) -> None:
+        """Its batch's transaction lost a conflict and was rolled back: nothing of it was
+        written, and it is to run again (:meth:`GroupCommit.run`)."""
+        self.value, self.error, self.finished, self.again = None, None, True, True
+        self.conflicts += 1
 
     def result(self) -> T:
         if self.error is not None:
@@ -59,14 +71,21 @@ class GroupCommit:
         """Run ``apply(db)`` in a write transaction (with whatever else is queued); what
         it returned, or what it (or the commit) raised."""
         op: Op[T] = Op(apply)
-        self.queue.append(op)
         # Shielded: once queued, the write happens whatever happens to the request, so
         # a cancelled caller never leaves a batch half-recorded. (The commit's own time
-        # is bounded by the store: SQLite's busy timeout, PostgreSQL's timeouts.)
+        # is bounded by the store: SQLite's busy timeout, PostgreSQL's timeouts and its
+        # bound on conflicts.)
         with trio.CancelScope(shield=True):
-            async with self._lock:
-                if not op.finished:
-                    await self.commit_queue()
+            while True:
+                self.queue.append(op)
+                async with self._lock:
+                    if not op.finished:
+                        await self.commit_queue()
+                if not op.again:
+                    break
+                op.again, op.finished = False, False
+                pause_s = FIRST_PAUSE_S * 2 ** (op.conflicts - 1)
+                await trio.sleep(random.uniform(0, pause_s))  # noqa: S311 (jitter)
         return op.result()
 
     def take_queue(self) -> list[Op[Any]]:

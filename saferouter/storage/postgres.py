@@ -14,9 +14,12 @@ differs is below it:
   the queued ops run in one ``SERIALIZABLE`` transaction, a savepoint each. SQLite
   serializes writers with a file lock; here concurrent transactions of other replicas
   run side by side and PostgreSQL aborts one that could not have run alone (40001) or
-  deadlocked (40P01). The whole batch is then rolled back and run again after a
-  jittered pause, a bounded number of times, so SQL written for SQLite's one writer at
-  a time (check the balance, then reserve) stays correct across replicas.
+  deadlocked (40P01). The whole batch is then rolled back, and each of its ops runs
+  again after a jittered pause of its own (outside the commit lock, so the queue moves
+  on meanwhile), at most ``MAX_ATTEMPTS`` times; so SQL written for SQLite's one writer
+  at a time (check the balance, then reserve) stays correct across replicas. A batch of
+  one op needs no savepoint (two round trips fewer). The lease renewal is no batch's:
+  one upsert of its own row, in autocommit, so traffic never makes a lease lapse.
 * **Outages** are bounded: a connect, a wait for a pooled connection and a statement
   each have a timeout of a few seconds, and any of them failing is
   :class:`~saferouter.errors.StorageUnavailable` (503 ``storage_unavailable``), never a
@@ -29,7 +32,6 @@ The URL (it may hold a password) is never put in an error or a log line.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -39,16 +41,16 @@ import trio
 from psycopg_pool import ConnectionPool
 
 from ..errors import StorageError, StorageUnavailable
-from . import pg_migrations
+from . import leases, pg_migrations
 from .group_commit import GroupCommit, Op, apply_in_savepoints
 from .sql import Db, PostgresDb, configure
 from .sql_store import SqlStore
 
 T = TypeVar("T")
 
-# a batch that keeps losing serialization conflicts fails after this many runs
+# an op that keeps losing serialization conflicts fails after this many runs (its
+# jittered pauses between them, group_commit.FIRST_PAUSE_S doubled: ~2 s on average)
 MAX_ATTEMPTS = 12
-FIRST_BACKOFF_S = 0.001  # doubled each retry (jittered): 1 ms … ~1 s in all
 _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -75,16 +77,13 @@ class _SerializableCommit(GroupCommit):
 
     async def commit_queue(self) -> None:
         batch = self.take_queue()
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
-                return
-            except _Conflict:
-                for op in batch:
-                    op.reset()
-                await trio.sleep(random.uniform(0, FIRST_BACKOFF_S * 2**attempt))  # noqa: S311
-        for op in batch:
-            op.fail(StorageUnavailable("write: kept conflicting with other replicas' writes"))
+        try:
+            await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
+        except _Conflict:
+            for op in batch:  # each pauses, then joins the queue again (GroupCommit.run)
+                op.lose_conflict()
+                if op.conflicts >= MAX_ATTEMPTS:
+                    op.fail(StorageUnavailable("write: kept conflicting with other writes"))
 
     def _commit(self, batch: list[Op[Any]]) -> None:
         """Run and commit ``batch`` (in a worker thread). Raises _Conflict to be run again;
@@ -101,8 +100,7 @@ class _SerializableCommit(GroupCommit):
                             continue
                         raise
                     try:
-                        apply_in_savepoints(db, batch, _op_error)
-                        db.execute("COMMIT")
+                        db.execute(_apply(db, batch))
                     except BaseException:
                         if not connection.broken:
                             db.execute("ROLLBACK")
@@ -111,12 +109,27 @@ class _SerializableCommit(GroupCommit):
         except _RETRYABLE as exc:  # at COMMIT, or from an op (_op_error let it through)
             raise _Conflict from exc
         except psycopg.Error as exc:  # the connection, the pool, or the COMMIT itself
-            error = _error(exc, "write")
-            for op in batch:
-                op.fail(error)
+            for op in batch:  # an instance each: their tracebacks are their callers'
+                op.fail(_error(exc, "write"))
             return
         for op in batch:
             op.finished = True
+
+
+def _apply(db: Db, batch: list[Op[Any]]) -> str:
+    """Run the batch's ops in the open transaction; the statement that ends it. An op
+    alone needs no savepoint (two round trips of the ten an admission takes): if it
+    fails, the whole transaction is rolled back instead of committed."""
+    if len(batch) > 1:
+        apply_in_savepoints(db, batch, _op_error)
+        return "COMMIT"
+    (op,) = batch
+    try:
+        op.value = op.apply(db)
+    except Exception as exc:
+        op.fail(_op_error(exc))
+        return "ROLLBACK"
+    return "COMMIT"
 
 
 def _op_error(exc: Exception) -> Exception:
@@ -186,6 +199,15 @@ class PostgresStore(SqlStore):
             lambda db: int(db.execute("SELECT generation FROM key_generation").fetchone()[0])
         )
 
+    async def renew_lease(self, until: float) -> None:
+        # One upsert of this owner's own row, a transaction by itself: not queued behind
+        # other writes, nor rolled back with a batch that lost a conflict on a hot key,
+        # so a live replica's lease never lapses because traffic is busy.
+        await self._read(lambda db: leases.renew(db, self.owner, until))
+
+    async def end_lease(self) -> None:
+        await self._read(lambda db: leases.end(db, self.owner))
+
     # --- life ---------------------------------------------------------------------
 
     async def _read(self, query: Callable[[Db], T]) -> T:
@@ -195,8 +217,9 @@ class PostgresStore(SqlStore):
         return await trio.to_thread.run_sync(self._run_read, query, limiter=self._limiter)
 
     def _run_read(self, query: Callable[[Db], T]) -> T:
-        """``query`` on a pooled connection (in a worker thread); tried once more on a
-        fresh one when the pooled one turns out dropped by the server (a restart)."""
+        """``query`` on a pooled connection in autocommit (in a worker thread): reads, or
+        one idempotent statement; tried once more on a fresh connection when the pooled
+        one turns out dropped by the server (a restart)."""
         for attempt in (1, 2):
             try:
                 with self._pool.connection() as connection:

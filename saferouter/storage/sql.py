@@ -5,17 +5,17 @@ The SQL of the books, logs, receipts and keys (:mod:`.ledger`, :mod:`.logs`, …
 written once, in the portable subset both databases run unchanged: ``?`` placeholders,
 booleans bound as Python bools or written TRUE/FALSE, ``CAST(SUM(x) AS BIGINT)`` where a
 sum is read as an int, ``ON CONFLICT`` upserts. A :class:`sqlite3.Connection` made by
-:func:`~.sqlite.connect` satisfies :class:`Db` as it is (:class:`SQLiteDb`, which only
-names its dialect); a psycopg connection is wrapped in :class:`PostgresDb`, which turns
+:func:`~.sqlite.connect` satisfies :class:`Db` as it is (a :class:`~.sqlite.SQLiteDb`,
+which only names its dialect); a psycopg connection is wrapped in :class:`PostgresDb`, which turns
 ``?`` into psycopg's ``%s`` and reads rows by name *and* by position, as
 :class:`sqlite3.Row` does, so no module can tell which database it writes to. Where a
 statement truly must differ, ``db.dialect`` says which it is; nothing needs it yet.
+(This module imports neither driver: the memory store's imports stay free of both.)
 """
 
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -47,13 +47,6 @@ class Db(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
-
-
-class SQLiteDb(sqlite3.Connection):
-    """A SQLite connection that says it is one (``sqlite3.connect(..., factory=SQLiteDb)``);
-    otherwise the plain connection, at the plain connection's speed."""
-
-    dialect: ClassVar[Dialect] = "sqlite"
 
 
 class Row(tuple[Any, ...]):

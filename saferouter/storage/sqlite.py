@@ -20,7 +20,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import trio
 
@@ -28,11 +28,18 @@ from ..datadir import prepare_private_database
 from ..errors import StorageError
 from .group_commit import GroupCommit, Op, apply_in_savepoints
 from .migrations import MIGRATIONS, migration_statements
-from .sql import Db, SQLiteDb
+from .sql import Db, Dialect
 from .sql_store import SqlStore
 
 T = TypeVar("T")
 DB_NAME = "saferouter.db"
+
+
+class SQLiteDb(sqlite3.Connection):
+    """A SQLite connection that says it is one (:class:`~.sql.Db`'s ``dialect``);
+    otherwise the plain connection, at the plain connection's speed."""
+
+    dialect: ClassVar[Dialect] = "sqlite"
 
 
 def connect(path: Path, *, busy_timeout_ms: int = 30_000, named_rows: bool = True) -> SQLiteDb:

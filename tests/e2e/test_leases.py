@@ -47,13 +47,23 @@ async def open_stream(url: str, key: str, model: str) -> AsyncIterator[tuple[htt
             yield response, chunks
 
 
-def holders(database: Path) -> dict[str, str]:
-    """The open reservations' owners, by request id."""
+def rows(database: Path, query: str) -> list[Any]:
+    """The rows of ``query``, read by a connection of the test's own."""
     db = sqlite3.connect(database)
     try:
-        return dict(db.execute("SELECT request_id, owner FROM reservations").fetchall())
+        return db.execute(query).fetchall()
     finally:
         db.close()
+
+
+def holders(database: Path) -> dict[str, str]:
+    """The open reservations' owners, by request id."""
+    return dict(rows(database, "SELECT request_id, owner FROM reservations"))
+
+
+def leases(database: Path) -> list[str]:
+    """The owners holding a lease."""
+    return [owner for (owner,) in rows(database, "SELECT owner FROM leases")]
 
 
 def replica(data_dir: Path) -> str:
@@ -83,23 +93,27 @@ async def check_books(database: Path) -> list[str]:
 
 
 def charges(database: Path) -> list[str]:
-    db = sqlite3.connect(database)
-    try:
-        return [r for (r,) in db.execute("SELECT request_id FROM ledger WHERE kind = 'charge'")]
-    finally:
-        db.close()
+    """The request ids charged, once each time."""
+    return [r for (r,) in rows(database, "SELECT request_id FROM ledger WHERE kind = 'charge'")]
+
+
+def replicas_of(
+    database: Path, tmp_path: Path, upstream_url: str, *, lease_s: int
+) -> tuple[tuple[str, ...], dict[str, str], str]:
+    """What replicas on ``database`` are served with (options, environment), and a
+    key with credits in it."""
+    shared = ("--database", f"sqlite:///{database}")
+    options = ("--config", str(write_catalog(tmp_path / "c.toml", upstream_url)), *shared)
+    key = new_key(tmp_path / "keys", "--name", "u", "--credits", "5", *shared)
+    return options, {"FAKE_API_KEY": "k", "SAFEROUTER_LEASE_SECONDS": str(lease_s)}, key
 
 
 async def test_a_dead_replicas_reservation_is_released_by_the_live_ones_heartbeat(
     tmp_path: Path,
 ) -> None:
-    database = tmp_path / "shared.db"
-    shared = ("--database", f"sqlite:///{database}")
-    first, second = tmp_path / "first", tmp_path / "second"
+    database, first, second = tmp_path / "shared.db", tmp_path / "first", tmp_path / "second"
     async with fake_upstream() as upstream:
-        options = ("--config", str(write_catalog(tmp_path / "c.toml", upstream.url)), *shared)
-        key = new_key(first, "--name", "u", "--credits", "5", *shared)
-        env = {"FAKE_API_KEY": "k", "SAFEROUTER_LEASE_SECONDS": "2"}
+        options, env, key = replicas_of(database, tmp_path, upstream.url, lease_s=2)
         with serving(first, *options, env=env) as dying, serving(second, *options, env=env) as live:
             async with (
                 open_stream(dying.url, key, "fake/stall:1") as (lost, _),
@@ -121,6 +135,7 @@ async def test_a_dead_replicas_reservation_is_released_by_the_live_ones_heartbea
             assert await receipt_status(live, key, kept.headers[RECEIPT]) == 200
     assert "released 1 reservations of processes whose lease lapsed" in live.output
     assert holders(database) == {}
+    assert leases(database) == []  # the dead one's swept, the live one's ended at its stop
     assert charges(database) == [kept_id]  # settled normally; the lost one charged nothing
     assert await check_books(database) == []
 
@@ -130,13 +145,9 @@ async def test_a_restart_releases_its_own_previous_run_at_once_and_no_one_elses(
 ) -> None:
     """Leases far longer than the test: only the restart's own replica id can release
     the killed run's reservation, and the other replica's lease protects its own."""
-    database = tmp_path / "shared.db"
-    shared = ("--database", f"sqlite:///{database}")
-    first, second = tmp_path / "first", tmp_path / "second"
+    database, first, second = tmp_path / "shared.db", tmp_path / "first", tmp_path / "second"
     async with fake_upstream() as upstream:
-        options = ("--config", str(write_catalog(tmp_path / "c.toml", upstream.url)), *shared)
-        key = new_key(first, "--name", "u", "--credits", "5", *shared)
-        env = {"FAKE_API_KEY": "k", "SAFEROUTER_LEASE_SECONDS": "600"}
+        options, env, key = replicas_of(database, tmp_path, upstream.url, lease_s=600)
         with serving(second, *options, env=env) as live:
             async with open_stream(live.url, key, "fake/gate:live") as (kept, rest):
                 kept_id = kept.headers[REQUEST_ID]
@@ -155,6 +166,7 @@ async def test_a_restart_releases_its_own_previous_run_at_once_and_no_one_elses(
     assert "released 1 reservations left open by the previous run" in restarted.output
     assert "released" not in live.output
     assert holders(database) == {}
+    assert leases(database) == []  # the killed run's dropped, the others ended at their stop
     assert charges(database) == [kept_id]
     assert await check_books(database) == []
 
