@@ -29,10 +29,10 @@ from .replicas import (
     wait_until,
 )
 
-# SAFEROUTER_LEASE_SECONDS: the sweep comes this long after the kill. Not shorter: under
-# this load a PostgreSQL replica's lease renewal (a write queued with the traffic's, whose
-# SERIALIZABLE batches conflict across replicas and are retried) was measured taking up
-# to 5 s, and a lease lapsing while its replica lives gets the live one's requests swept.
+# SAFEROUTER_LEASE_SECONDS: the sweep comes this long after the kill. Not 2: on PostgreSQL
+# under this load a heartbeat round's sweep (a write batch) was measured taking up to
+# 2.6 s, and the next renewal waits for it, so a 2 s lease lapsed while its replica lived
+# and the other replica swept its in-flight requests (reported in status14.md).
 LEASE_S = 10
 KILL_AFTER_COMPLETED = 60
 WITHIN_S = 120  # a bound for anything stuck, far above any loaded machine's pace
