@@ -23,6 +23,7 @@ from saferouter.config import load_settings
 from saferouter.storage.opening import open_store
 
 from ..processes import Served, cli, serving
+from .load import chat_body
 
 UPSTREAM_KEY = "sk-upstream-secret-replicas"
 
@@ -158,12 +159,7 @@ class Held:
         self.payload: bytes | None = None  # once it ended; None while open
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        body = {
-            "model": f"fake/gate:{self.gate}",
-            "stream": True,
-            "max_tokens": 10,
-            "messages": [{"role": "user", "content": "x"}],
-        }
+        body = chat_body(f"fake/gate:{self.gate}", stream=True)
         headers = {"Authorization": f"Bearer {self.key.secret}"}
         async with httpx.AsyncClient(base_url=self.served.url, timeout=None) as client:
             try:

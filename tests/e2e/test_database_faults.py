@@ -22,6 +22,7 @@ import trio
 from ..postgres import Cluster, running_cluster
 from ..processes import CLI, clean_env, free_port
 from ..servers import fake_upstream, write_catalog
+from .load import chat_body
 from .replicas import Held, SharedDb, check_books, create_key, replica, wait_until
 
 LEASE_S = 3  # SAFEROUTER_LEASE_SECONDS: a heartbeat round every second
@@ -91,13 +92,7 @@ def _unrecorded(db: SharedDb) -> list[str]:
 
 
 async def chat(client: httpx.AsyncClient, model: str, *, stream: bool = False) -> httpx.Response:
-    body = {
-        "model": model,
-        "stream": stream,
-        "max_tokens": 10,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    return await client.post("/v1/chat/completions", json=body)
+    return await client.post("/v1/chat/completions", json=chat_body(model, stream=stream))
 
 
 def assert_storage_unavailable(response: httpx.Response) -> None:

@@ -6,20 +6,17 @@ neither that sweep nor the dead one's restart touches the live one's in-flight r
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
 import time
 from pathlib import Path
 
-import httpx
 import trio
 
 from ..processes import Served
 from ..servers import FakeUpstream, fake_upstream, write_catalog
+from .load import Load
 from .replicas import (
-    CreatedKey,
     Held,
     SharedDb,
     check_books,
@@ -38,48 +35,12 @@ KILL_AFTER_COMPLETED = 60
 WITHIN_S = 120  # a bound for anything stuck, far above any loaded machine's pace
 
 
-class Load:
-    """Clients looping on one replica each; what they saw complete, by request id."""
-
-    def __init__(self, keys: list[CreatedKey]) -> None:
-        self.keys = keys
-        self.completed: set[str] = set()
-
-    async def loop(self, served: Served, seed: int, stop: trio.Event) -> None:
-        """Requests (half of them streams) until ``stop`` or the replica is gone."""
-        rng = random.Random(seed)
-        async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
-            while not stop.is_set():
-                stream = rng.random() < 0.5
-                body = {
-                    "model": f"fake/delay:{rng.randint(0, 40)}",
-                    "stream": stream,
-                    "max_tokens": 10,
-                    "messages": [{"role": "user", "content": "x"}],
-                }
-                headers = {"Authorization": f"Bearer {rng.choice(self.keys).secret}"}
-                try:
-                    async with client.stream(
-                        "POST", "/v1/chat/completions", json=body, headers=headers
-                    ) as response:
-                        request_id = response.headers["x-saferouter-request-id"]
-                        payload = await response.aread()
-                except httpx.TransportError:
-                    return  # the replica is gone
-                assert response.status_code == 200, payload
-                if not stream:
-                    json.loads(payload)  # a whole body
-                    self.completed.add(request_id)
-                elif payload.endswith(b"data: [DONE]\n\n"):
-                    self.completed.add(request_id)
-
-
 async def test_sigkill_of_one_replica_under_load(tmp_path: Path, database_url: str) -> None:
     env = {"SAFEROUTER_LEASE_SECONDS": str(LEASE_S)}
     keys = [
         create_key(database_url, tmp_path / "cli", f"k{i}", "--credits", "50") for i in range(3)
     ]
-    load = Load(keys)
+    load = Load([key.secret for key in keys])
     async with fake_upstream() as upstream:
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
         with (
@@ -115,11 +76,11 @@ async def test_sigkill_of_one_replica_under_load(tmp_path: Path, database_url: s
 async def _load_then_kill(load: Load, a: Served, b: Served) -> float:
     """8 clients on each replica; SIGKILL to A once enough requests completed; B's
     clients stop after their current request. Returns when A was killed (wall clock)."""
-    stop_b, never = trio.Event(), trio.Event()
+    stop_b = trio.Event()
     async with trio.open_nursery() as nursery:
         for seed in range(8):
-            nursery.start_soon(load.loop, a, seed, never)
-            nursery.start_soon(load.loop, b, 100 + seed, stop_b)
+            nursery.start_soon(load.loop, a.url, seed)
+            nursery.start_soon(load.loop, b.url, 100 + seed, stop_b)
         # after a count of completed requests, not a time: the pace of a loaded machine varies
         with trio.fail_after(WITHIN_S):
             while len(load.completed) < KILL_AFTER_COMPLETED:
