@@ -131,6 +131,7 @@ def create_app(
             ),
             notary=Notary.of(app_state.attestation) if settings.receipts else None,
             attempt_counts=app_state.attempt_counts,
+            unsettled=app_state.unsettled,
         )
         # the lease before the first request: nothing is admitted without one
         await heartbeat.take_lease()

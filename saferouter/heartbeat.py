@@ -10,8 +10,9 @@ it takes the lease; then, every ``lease_s / 3``, one round:
 2. ``recover(now)``: release the reservations of owners whose lease lapsed, anywhere —
    a replica SIGKILLed (or a worker killed alone) is swept by whichever live process
    looks first, within ``lease_s`` plus a round;
-3. the extra steps of :data:`ROUND_STEPS` (publishing log heads, saying this replica
-   is alive), each given the app state and the time.
+3. the extra steps of :data:`ROUND_STEPS` (writing the settlements the store refused,
+   publishing log heads, saying this replica is alive), each given the app state and
+   the time.
 
 At a graceful stop, once in-flight requests have ended, the lease is given up
 (``end_lease``): a request cut short at the graceful timeout is then released by the
@@ -32,6 +33,7 @@ import trio
 
 from .attestation.peers import announce_replica
 from .errors import StorageError
+from .gateway.unsettled import write_unsettled
 from .storage import Store
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ AppStep = Callable[["AppState", float], Awaitable[None]]
 
 # The steps every round runs after renewing and sweeping, in this order (app.py binds
 # each to the worker's state). Add to this tuple; the loop below stays as it is.
-ROUND_STEPS: tuple[AppStep, ...] = (announce_replica,)
+ROUND_STEPS: tuple[AppStep, ...] = (write_unsettled, announce_replica)
 
 
 class Heartbeat:

@@ -15,6 +15,7 @@ from .errors import ApiError
 from .gateway.auth import Authenticator
 from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
+from .gateway.unsettled import Unsettled
 from .gateway.upstream import Upstreams
 from .storage import Store
 
@@ -32,6 +33,8 @@ class AppState:
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     ports: Ports | None = None  # the chat pipeline's, once serving
+    # settlements the store refused, for the pipeline and the heartbeat (unsettled.py)
+    unsettled: Unsettled = attrs.Factory(Unsettled)
     authenticator: Authenticator = attrs.field(kw_only=True)  # over ``store``, this worker's
 
 

@@ -33,7 +33,13 @@ from ..accounting import (
 )
 from ..catalog import Price
 from ..clock import Clock
-from ..errors import AuthenticationFailed, InsufficientQuota, InvalidRequest, RateLimited
+from ..errors import (
+    AuthenticationFailed,
+    InsufficientQuota,
+    InvalidRequest,
+    RateLimited,
+    StorageError,
+)
 from ..storage import (
     ActivityEntry,
     Admission,
@@ -46,6 +52,7 @@ from ..storage import (
 from ..storage.records import ActivityOutcome
 from .request import ChatRequest
 from .routing import Plan
+from .unsettled import voided
 
 
 @attrs.frozen
@@ -81,6 +88,9 @@ class RequestBooks:
     attempts: list[ActivityEntry] = attrs.Factory(list)  # finished, not serving
     serving: tuple[int, Plan] | None = None  # the attempt number and plan that serve
     charge: Charge | None = None  # once settled
+    # where a settlement the store refused goes (unsettled.py); None: nowhere
+    keep_unsettled: Callable[[Settlement], None] | None = None
+    unsettled: bool = False  # the store refused the settlement
 
     @classmethod
     async def admit(
@@ -96,6 +106,7 @@ class RequestBooks:
         clock: Clock,
         byok_fee_bp: int = 0,
         receipt_id: str | None = None,
+        keep_unsettled: Callable[[Settlement], None] | None = None,
     ) -> RequestBooks:
         """Check the key's limits and reserve the worst case of every attempt the request
         may end up on (or of those with the client's own keys, when only they fit);
@@ -116,6 +127,7 @@ class RequestBooks:
             created_at=wall,
             plans=tuple(plans),
             byok_fee_bp=byok_fee_bp,
+            keep_unsettled=keep_unsettled,
         )
         if store is None:
             return books
@@ -238,13 +250,17 @@ class RequestBooks:
         ttfb_s: float | None = None,
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
+        relayed: bool = True,
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
         bill an estimate and mark it so. With no serving attempt (every candidate
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
-        written in the settlement's transaction (not called with accounting off)."""
+        written in the settlement's transaction (not called with accounting off).
+        A settlement the store refuses (StorageError, raised) is kept to write when it
+        answers (``unsettled.py``): as it is, or — unless its answer was ``relayed``
+        already (a body goes out after this) — charging nothing."""
         if self.charge is not None:
             return self.charge
         self.charge = charge = Charge(status, outcome)
@@ -298,18 +314,26 @@ class RequestBooks:
                 )
             )
         tokens = sum(e.prompt_tokens + e.completion_tokens for e in attempts)
-        await self.store.settle(
-            Settlement(
-                key_id=self.key.id,
-                request_id=self.request_id,
-                reserved_micro_usd=self.reserved_micro_usd,
-                cost_micro_usd=cost,
-                tokens=tokens,
-                attempts=tuple(attempts),
-                now=self.clock.wall(),
-                receipt=seal(charge) if seal is not None else None,
-            )
+        settlement = Settlement(
+            key_id=self.key.id,
+            request_id=self.request_id,
+            reserved_micro_usd=self.reserved_micro_usd,
+            cost_micro_usd=cost,
+            tokens=tokens,
+            attempts=tuple(attempts),
+            now=self.clock.wall(),
+            receipt=seal(charge) if seal is not None else None,
         )
+        try:
+            await self.store.settle(settlement)
+        except StorageError:
+            # the client will not be told it completed; the settlement is written once
+            # the store answers (unsettled.py); settled it stays here: never twice
+            self.unsettled = True
+            if self.keep_unsettled is not None:
+                served = self.serving is not None
+                self.keep_unsettled(settlement if relayed else voided(settlement, served=served))
+            raise
         return charge
 
     def _entry(

@@ -71,6 +71,7 @@ from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
 from .request import UpstreamBody, parse_chat_request
 from .routing import candidates, parse_client_models, plan_attempts
+from .unsettled import Unsettled
 from .upstream import Upstreams
 
 
@@ -92,6 +93,8 @@ class Ports:
     clock: Clock
     keyring: Keyring  # opens the provider keys clients brought (BYOK)
     notary: Notary | None = None  # signs receipts; None: receipts off
+    # settlements the store refused, written by the heartbeat once it answers
+    unsettled: Unsettled = attrs.Factory(Unsettled)
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
 
@@ -151,6 +154,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         clock=ports.clock,
         byok_fee_bp=settings.catalog.byok_fee_bp,
         receipt_id=receipt_id,
+        keep_unsettled=ports.unsettled.keep,
     )
     receipt = None
     if ports.notary is not None and receipt_id is not None:  # 5. receipt
@@ -211,6 +215,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         estimated_text_bytes=len(winner.body) if reported is None else 0,
         ttfb_s=winner.first_byte_at,
         seal=receipt.seal if receipt is not None else None,
+        relayed=False,  # the body goes out after: refused, the client gets a 503 instead
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off

@@ -30,7 +30,7 @@ import trio
 
 from ..accounting import StreamUsage
 from ..delivery import ClientDelivery
-from ..errors import ParseError, encode_error_body
+from ..errors import ParseError, ServiceUnavailable, StorageError, encode_error_body
 from ..sse import SSEEvent
 from ..storage.records import ActivityOutcome
 from .attempt import Attempt
@@ -71,6 +71,7 @@ class StreamRelay:
         self._last_event: str | None = None
         self.error: str | None = None
         self.error_code = "upstream_stream_failed"
+        self.error_type = "upstream_error"
         self._receipt = receipt
         self._delivery = delivery
 
@@ -91,7 +92,8 @@ class StreamRelay:
         """Seal and write the receipt, fed every byte handed to the client, once the
         request is settled (shielded inside: it is written even when cancelled)."""
         receipt, charge = self._receipt, self._books.charge
-        if receipt is not None and charge is not None:
+        # an unsettled request's receipt stays pending: there is no charge to state
+        if receipt is not None and charge is not None and not self._books.unsettled:
             self._receipt = None
             receipt.usage = self._usage.raw_usage
             await receipt.finish(charge)
@@ -134,12 +136,14 @@ class StreamRelay:
             )
             return (self._redacted(rest) if rest is not None else b"") + self._error_event()
         await self._settle_end()
+        if self._books.unsettled:  # not in the books: not complete
+            return (self._redacted(rest) if rest is not None else b"") + self._error_event()
         if rest is not None:
             return self._redacted(rest)
         raise StopAsyncIteration
 
     async def _relay_events(self, events: list[SSEEvent]) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         for event in events:
             if event.event is not None:
                 self._last_event = event.event
@@ -148,6 +152,8 @@ class StreamRelay:
                 continue
             if event.data == "[DONE]":
                 await self._settle_end()
+                if self._books.unsettled:  # not in the books: not complete, no [DONE]
+                    return b"".join(parts) + self._error_event()
             parts.append(self._redacted(event))
         return b"".join(parts)
 
@@ -196,18 +202,30 @@ class StreamRelay:
     async def _settle(
         self, *, status: int, outcome: ActivityOutcome, error_type: str | None = None
     ) -> None:
-        await self._books.settle(
-            status=status,
-            outcome=outcome,
-            usage=self._usage.usage,
-            estimated_text_bytes=self._usage.text_bytes,
-            ttfb_s=self._first_byte_at,
-            error_type=error_type,
-        )
+        """Settle; when the store refuses it (``books.unsettled``: kept to write once it
+        answers), the stream ends with an error event instead of its end."""
+        try:
+            await self._books.settle(
+                status=status,
+                outcome=outcome,
+                usage=self._usage.usage,
+                estimated_text_bytes=self._usage.text_bytes,
+                ttfb_s=self._first_byte_at,
+                error_type=error_type,
+            )
+        except StorageError:  # kept by the books; the heartbeat logs the outage
+            self._finished = True
+            await self._close_upstream()
+            self.error = (
+                "The gateway could not record this request: its database is unreachable. "
+                "What was relayed is billed once it is back."
+            )
+            self.error_code = ServiceUnavailable.default_code
+            self.error_type = ServiceUnavailable.error_type
 
     def _error_event(self) -> bytes:
         assert self.error is not None
-        body = encode_error_body(self.error, error_type="upstream_error", code=self.error_code)
+        body = encode_error_body(self.error, error_type=self.error_type, code=self.error_code)
         return b"data: " + body + b"\n\n"
 
     async def _close_upstream(self) -> None:

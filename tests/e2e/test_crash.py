@@ -3,9 +3,7 @@ charged twice, every balance is its ledger's sum, no reservation stays open."""
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
 import sqlite3
 from pathlib import Path
@@ -15,55 +13,26 @@ import trio
 
 from ..processes import new_key, serving
 from ..servers import fake_upstream, write_catalog
+from .load import Load
 
 KILL_AFTER_COMPLETED = 60
 KILL_WITHIN_S = 120  # a bound for a stuck server, far above any loaded machine's pace
 
 
 async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> None:
-    completed: set[str] = set()
-    started: set[str] = set()
     async with fake_upstream() as upstream:
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
         data = tmp_path / "data"
         keys = [new_key(data, "--name", f"k{i}", "--credits", "50") for i in range(3)]
+        load = Load(keys)
         with serving(data, "--config", str(catalog), env={"FAKE_API_KEY": "k"}) as served:
-
-            async def client_loop(seed: int) -> None:
-                rng = random.Random(seed)
-                async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
-                    while True:
-                        stream = rng.random() < 0.5
-                        body = {
-                            "model": f"fake/delay:{rng.randint(0, 40)}",
-                            "stream": stream,
-                            "max_tokens": 10,
-                            "messages": [{"role": "user", "content": "x"}],
-                        }
-                        headers = {"Authorization": f"Bearer {rng.choice(keys)}"}
-                        try:
-                            async with client.stream(
-                                "POST", "/v1/chat/completions", json=body, headers=headers
-                            ) as response:
-                                request_id = response.headers["x-saferouter-request-id"]
-                                started.add(request_id)
-                                payload = await response.aread()
-                        except httpx.TransportError:
-                            return  # the server is gone
-                        assert response.status_code == 200, payload
-                        if not stream:
-                            json.loads(payload)
-                            completed.add(request_id)
-                        elif payload.endswith(b"data: [DONE]\n\n"):
-                            completed.add(request_id)
-
             async with trio.open_nursery() as nursery:
                 for seed in range(16):
-                    nursery.start_soon(client_loop, seed)
+                    nursery.start_soon(load.loop, served.url, seed)
                 # kill after a count of completed requests, not after a time: on a loaded
                 # 2-core machine 1.5 s was sometimes too few requests (3 runs out of 4)
                 with trio.fail_after(KILL_WITHIN_S):
-                    while len(completed) < KILL_AFTER_COMPLETED:
+                    while len(load.completed) < KILL_AFTER_COMPLETED:
                         await trio.sleep(0.02)
                 os.kill(served.process.pid, signal.SIGKILL)
         assert served.process.returncode == -signal.SIGKILL
@@ -73,6 +42,7 @@ async def test_sigkill_mid_load_loses_no_completed_request(tmp_path: Path) -> No
         # 16 clients looping: some were between admission and settlement at the kill
         assert "released" in restarted.output and "reservations left open" in restarted.output
 
+    completed = load.completed
     assert len(completed) >= KILL_AFTER_COMPLETED
     db = sqlite3.connect(data / "saferouter.db")
     try:
