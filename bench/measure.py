@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -113,23 +114,51 @@ def wrk(
 ) -> dict[str, float]:
     """``wrk -t1 -c50`` on ``cpus`` (a taskset list): requests/s, and the CPU seconds the
     server (``server_pid`` and its descendants) used meanwhile per request served."""
-    script = workdir / f"post-{port}.lua"
+    return wrk_spread([port], headers, seconds, workdir, server_pids=[server_pid], cpus=cpus)
+
+
+def wrk_spread(
+    ports: Sequence[int],
+    headers: dict[str, str],
+    seconds: int,
+    workdir: Path,
+    *,
+    server_pids: Sequence[int],
+    cpus: str = "1",
+    database_pid: int | None = None,
+) -> dict[str, float]:
+    """``wrk -c50`` with one thread per entry of ``ports``, thread i's 50/len connections
+    all to ``ports[i]``: the connections spread evenly over several servers, as a load
+    balancer's round robin over connections would (``(p, p)`` loads one server in the same
+    shape). Requests/s, and the CPU the servers (``server_pids`` and their descendants)
+    and the database server (``database_pid``, if any) used per request served."""
+    script = workdir / f"post-{'-'.join(map(str, ports))}.lua"
     lines = [
         'wrk.method = "POST"',
         f"wrk.body = {json.dumps(BODY)}",
         'wrk.headers["Content-Type"] = "application/json"',
     ]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    # setup() runs once per thread, in order, before any connection opens (wrk's SCRIPTING)
+    lines += [
+        f"local ports = {{{', '.join(map(str, ports))}}}",
+        "local threads = 0",
+        "function setup(thread)",
+        "  threads = threads + 1",
+        '  thread.addr = wrk.lookup("127.0.0.1", tostring(ports[threads]))[1]',
+        "end",
+    ]
     script.write_text("\n".join(lines) + "\n")
-    command = ["wrk", "-t1", "-c50", f"-d{seconds}s", "-s", str(script)]
-    cpu_before = cpu_seconds(server_pid)
+    command = ["wrk", f"-t{len(ports)}", "-c50", f"-d{seconds}s", "-s", str(script)]
+    cpu_before = sum(cpu_seconds(pid) for pid in server_pids)
+    database_before = cpu_seconds(database_pid) if database_pid else 0.0
     out = subprocess.run(
-        ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{port}{PATH}"],
+        ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{PATH}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    cpu_s = cpu_seconds(server_pid) - cpu_before
+    cpu_s = sum(cpu_seconds(pid) for pid in server_pids) - cpu_before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"wrk saw {non2xx.group(1)} errors:\n{out}")
@@ -138,13 +167,17 @@ def wrk(
     assert rps and served, out
     requests = int(served.group(1))
     if not requests:
-        raise SystemExit(f"wrk got no answer from {port} in {seconds} s:\n{out}")
-    return {
+        raise SystemExit(f"wrk got no answer from {ports} in {seconds} s:\n{out}")
+    result = {
         "rps": float(rps.group(1)),
         "requests": requests,
         "cpu_s": round(cpu_s, 3),
         "cpu_ms_per_request": round(cpu_s * 1000 / requests, 3),
     }
+    if database_pid:
+        database_s = cpu_seconds(database_pid) - database_before
+        result["database_cpu_ms_per_request"] = round(database_s * 1000 / requests, 3)
+    return result
 
 
 async def hold_streams(

@@ -1,0 +1,268 @@
+"""Replicas on one database (issue 14 §6): requests/s through 1 and 2 `saferouter serve`
+processes — each its own data dir (identity, TLS, lock), as replicas on separate hosts
+have — on PostgreSQL and on SQLite, and the latency each store adds to the direct call,
+beside the floor measured in the same minutes.
+
+  - SQLite, 1: one server on its data dir's default file (the embedded default);
+    SQLite, 2: two servers sharing one file (``--database sqlite:///…``, one host only);
+  - PostgreSQL, 1 and 2: servers on one database of a throwaway cluster (the recipe of
+    tests/postgres.py: initdb in a temp dir, a free port, no system service);
+  - billing on everywhere (a metered key: reserve, settle, activity entry per request),
+    the same node mock upstream as the rest of the bench.
+
+No load balancer: wrk runs two threads of 25 connections, each thread's connections to
+one replica (measure.wrk_spread) — a round robin over connections; one replica's arm
+sends both threads to it, so every arm has the same load generator. Each replica's
+upstream attempts (its /metrics) before and after tell the share it served.
+
+Pinning, as for `--workers 2` (gateways.workers_ratio): replica i on CPU i, the floor on
+CPU 0; wrk, the mock and PostgreSQL on CPUs 0-1 (the database competes for the cores as
+it would on a host of its own only if it had one). The arms alternate in rounds (order
+reversed every other round) so that a machine whose load drifts favours none.
+Sequential latency goes through one replica per store, on one keep-alive connection, in
+alternating rounds with the direct call and the floor.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import scaling
+from figures import percentile
+from gateways import catalog_text, gateway, serve_command
+from measure import BODY, PATH, sequential_latency, wrk_spread
+from procs import process, repin, wait_until_answering
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNING = "replica i on CPU i, the floor on CPU 0; wrk, mock and PostgreSQL on CPUs 0-1"
+BALANCING = "wrk -t2 -c50, each thread's 25 connections to one replica (no load balancer)"
+WARM_S = 2
+NO_POSTGRES = "not measured: no PostgreSQL binaries (apt-get install postgresql)"
+Target = tuple[int, dict[str, str], int]  # port, headers, pid
+
+
+class Arm(NamedTuple):
+    """What one throughput arm loads: wrk's thread i goes to ``ports[i]``."""
+
+    ports: tuple[int, int]
+    headers: dict[str, str]
+    pids: tuple[int, ...]  # the servers, for their CPU time
+    database_pid: int | None = None  # PostgreSQL's postmaster, for the database's CPU time
+
+
+class Replicas(NamedTuple):
+    ports: tuple[int, ...]
+    pids: tuple[int, ...]
+    headers: dict[str, str]
+
+
+def run(
+    work: Path, env: dict[str, str], *, stores: Sequence[str], **options: Any
+) -> dict[str, Any]:
+    """:func:`measure`, on a throwaway PostgreSQL cluster when ``stores`` names it."""
+    with postgres_database() if "postgresql" in stores else nullcontext() as database:
+        return measure(work, env, stores=stores, postgres=database, **options)
+
+
+def measure(
+    work: Path,
+    env: dict[str, str],
+    *,
+    direct: Target,
+    floor: Target,
+    mock_port: int,
+    ports: Sequence[int],
+    stores: Sequence[str],
+    postgres: tuple[str, int] | None,
+    seconds: int,
+    rounds: int,
+    requests: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """The section's figures (``ports``: five free ones for the replicas; ``stores``: any
+    of ``sqlite``, ``postgresql``; ``postgres``: an empty database's URL and its
+    postmaster's pid, or None where there is none), with their ratios (scaling.compare)."""
+    catalog = work / "replicas.toml"
+    catalog.write_text(catalog_text(mock_port))
+    section: dict[str, Any] = {"pinning": PINNING, "balancing": BALANCING}
+    arms = {"floor": Arm((floor[0], floor[0]), floor[1], (floor[2],))}
+    timed = {"direct": direct[:2], "floor": floor[:2]}
+    with ExitStack() as stack:
+        if "sqlite" in stores:
+            progress("replicas: SQLite, 1 server on its default file, 2 on a shared file")
+            one = stack.enter_context(serving(catalog, work / "sqlite-1", ports[:1], env, None))
+            shared = f"sqlite:///{work / 'shared.db'}"
+            two = stack.enter_context(serving(catalog, work / "sqlite-2", ports[1:3], env, shared))
+            arms |= one_and_two("sqlite", one, two)
+            timed["sqlite"] = (one.ports[0], one.headers)
+        if "postgresql" in stores and postgres is None:
+            section["postgresql_skipped"] = NO_POSTGRES
+        elif "postgresql" in stores and postgres is not None:
+            progress("replicas: PostgreSQL, 2 servers on one database")
+            url, postmaster = postgres
+            pg = stack.enter_context(serving(catalog, work / "postgresql", ports[3:5], env, url))
+            arms |= one_and_two("postgresql", pg, pg, database_pid=postmaster)
+            timed["postgresql"] = (pg.ports[0], pg.headers)
+        progress("replicas: requests/s at 50 connections")
+        section["throughput"] = throughput(arms, work, direct[2], seconds=seconds, rounds=rounds)
+        progress("replicas: sequential latency")
+        section["latency"] = latency(timed, requests=requests, rounds=rounds)
+    section["compared"] = scaling.compare(section["throughput"], section["latency"])
+    return section
+
+
+def one_and_two(
+    store: str, one: Replicas, two: Replicas, *, database_pid: int | None = None
+) -> dict[str, Arm]:
+    """The arms of ``store``: wrk's both threads to ``one``'s first replica, then one
+    thread to each of ``two``'s first two."""
+    first = one.ports[0]
+    return {
+        scaling.arm(store, 1): Arm((first, first), one.headers, one.pids[:1], database_pid),
+        scaling.arm(store, 2): Arm(
+            (two.ports[0], two.ports[1]), two.headers, two.pids[:2], database_pid
+        ),
+    }
+
+
+@contextmanager
+def serving(
+    catalog: Path, data: Path, ports: Sequence[int], env: dict[str, str], database: str | None
+) -> Iterator[Replicas]:
+    """One `saferouter serve` per port, each with its own data dir under ``data``, all on
+    ``database`` (a --database URL; None: the one server's own default file); replica i
+    pinned to CPU i. The key is made through the first; every replica must accept it."""
+    dirs = [data / f"replica-{i}" for i in range(len(ports))]
+    first, headers = gateway(catalog, dirs[0], ports[0], env, database=database)
+    commands = [first]
+    commands += [
+        serve_command(catalog, d, p, database=database)
+        for d, p in zip(dirs[1:], ports[1:], strict=True)
+    ]
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(process(command, str(i % 2), env))
+            for i, command in enumerate(commands)
+        ]
+        for port in ports:
+            wait_until_answering(port, PATH, headers, BODY)
+        yield Replicas(tuple(ports), tuple(s.pid for s in servers), headers)
+
+
+@contextmanager
+def postgres_database() -> Iterator[tuple[str, int] | None]:
+    """A fresh database on a throwaway cluster, on CPUs 0-1: its URL and the postmaster's
+    pid; None where PostgreSQL is not installed."""
+    # the one cluster recipe lives with the tests (tests/postgres.py); this script runs
+    # from bench/, so the repository's root joins the path to reach it
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from tests.postgres import binaries, running_cluster
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        yield None
+        return
+    with running_cluster(bin_dir) as cluster:
+        postmaster = postmaster_pid(cluster.data)
+        repin(postmaster, "0-1", descendants=True)
+        yield cluster.create_database(), postmaster
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The pid of the PostgreSQL server of ``data_dir``: the first line of its
+    postmaster.pid (PostgreSQL, "Database File Layout"). Its server processes are its
+    children, new sessions forked from it, so its process tree holds the database's CPU."""
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def throughput(
+    arms: dict[str, Arm], work: Path, mock_pid: int, *, seconds: int, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Requests/s of each arm under wrk (see the module's docstring), with the CPU per
+    request of its servers and database, and the share each replica served."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in arms}
+    served: dict[str, list[int]] = {name: [0] * len(set(arm.ports)) for name, arm in arms.items()}
+    each_s = max(1, seconds // 2)
+    repin(mock_pid, "0-1")
+    try:
+        for arm in arms.values():  # warm: pools, caches, the first requests' imports
+            warm_s = min(WARM_S, each_s)
+            wrk_spread(arm.ports, arm.headers, warm_s, work, server_pids=arm.pids, cpus="0-1")
+        for round_ in range(rounds):
+            for name in list(arms) if round_ % 2 == 0 else list(reversed(arms)):
+                arm = arms[name]
+                replica_ports = sorted(set(arm.ports)) if name != "floor" else []
+                before = [upstream_attempts(port) for port in replica_ports]
+                runs[name].append(
+                    wrk_spread(
+                        arm.ports,
+                        arm.headers,
+                        each_s,
+                        work,
+                        server_pids=arm.pids,
+                        cpus="0-1",
+                        database_pid=arm.database_pid,
+                    )
+                )
+                for i, port in enumerate(replica_ports):
+                    served[name][i] += upstream_attempts(port) - before[i]
+    finally:
+        repin(mock_pid, "1")
+    return {name: arm_figures(runs[name], served[name]) for name in arms}
+
+
+def arm_figures(runs: list[dict[str, float]], served: list[int]) -> dict[str, Any]:
+    """One arm over its rounds: mean requests/s, median CPU per request, replicas' shares."""
+    figures: dict[str, Any] = {
+        "rps": round(statistics.mean(r["rps"] for r in runs), 2),
+        "rounds_rps": [r["rps"] for r in runs],
+        "cpu_ms_per_request": round(statistics.median(r["cpu_ms_per_request"] for r in runs), 3),
+    }
+    if "database_cpu_ms_per_request" in runs[0]:
+        database = statistics.median(r["database_cpu_ms_per_request"] for r in runs)
+        figures["database_cpu_ms_per_request"] = round(database, 3)
+    if len(served) > 1:
+        figures["served_share"] = [round(n / sum(served), 3) for n in served]
+    return figures
+
+
+def upstream_attempts(port: int) -> int:
+    """How many upstream attempts the gateway on ``port`` made (its /metrics)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        text = response.read().decode()
+        assert response.status == 200, (response.status, text)
+    finally:
+        conn.close()
+    prefix = "saferouter_upstream_attempts_total{"
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def latency(
+    targets: dict[str, tuple[int, dict[str, str]]], *, requests: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """p50/p90/p99 of ``requests`` sequential requests per target, sent in ``rounds``
+    alternating rounds (order reversed every other round)."""
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    each = max(10, requests // rounds)
+    for round_ in range(rounds):
+        for name in list(targets) if round_ % 2 == 0 else list(reversed(targets)):
+            port, headers = targets[name]
+            times[name] += sequential_latency(port, headers, each, warmup=20)
+    return {
+        name: {
+            "p50_ms": round(statistics.median(values), 3),
+            "p90_ms": round(percentile(values, 90), 3),
+            "p99_ms": round(percentile(values, 99), 3),
+        }
+        for name, values in times.items()
+    }

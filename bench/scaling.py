@@ -1,0 +1,152 @@
+"""The replica section's arithmetic, free of I/O (issue 14 §6): from the figures
+bench/replicas.py measured, the ratios that say what scaling out costs and gains — each
+arm's requests/s to the floor's, 2 replicas to 1 per store, PostgreSQL to SQLite — the
+latency each store adds to the direct call, and the markdown table.
+
+Only ratios of figures from the same run mean anything across days (the machines change
+speed several-fold), so every absolute figure is printed beside one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+STORES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+# throughput arms: a store and a replica count; "floor" is the one-process reference
+ARMS = ("floor", "sqlite_1", "sqlite_2", "postgresql_1", "postgresql_2")
+Figures = Mapping[str, Mapping[str, Any]]
+
+
+def arm(store: str, replicas: int) -> str:
+    """The name of the throughput arm of ``replicas`` servers on ``store``."""
+    return f"{store}_{replicas}"
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 2) if denominator else float("inf")
+
+
+def compare(throughput: Figures, latency: Figures) -> dict[str, Any]:
+    """The ratios of the section. ``throughput`` holds an ``rps`` per arm (``floor`` and
+    any of ``<store>_<1|2>``); ``latency`` a ``p50_ms`` and ``p90_ms`` per target
+    (``direct``, ``floor`` and any store). A store that was not measured has no entries
+    and gets no ratios."""
+    floor_rps = throughput["floor"]["rps"]
+    out: dict[str, Any] = {
+        "rps_to_floor": {
+            name: _ratio(figures["rps"], floor_rps)
+            for name, figures in throughput.items()
+            if name != "floor"
+        },
+        "two_to_one": {
+            store: _ratio(throughput[arm(store, 2)]["rps"], throughput[arm(store, 1)]["rps"])
+            for store in STORES
+            if arm(store, 1) in throughput and arm(store, 2) in throughput
+        },
+    }
+    if arm("postgresql", 1) in throughput and arm("sqlite", 1) in throughput:
+        out["postgresql_to_sqlite_rps"] = {
+            str(n): _ratio(
+                throughput[arm("postgresql", n)]["rps"], throughput[arm("sqlite", n)]["rps"]
+            )
+            for n in (1, 2)
+            if arm("postgresql", n) in throughput and arm("sqlite", n) in throughput
+        }
+    direct = latency["direct"]
+    added = {
+        target: {
+            f"added_{pct}_ms": round(figures[f"{pct}_ms"] - direct[f"{pct}_ms"], 3)
+            for pct in ("p50", "p90")
+        }
+        for target, figures in latency.items()
+        if target != "direct"
+    }
+    for store in STORES:
+        if store in added:
+            floor_added = added["floor"]["added_p50_ms"]
+            added[store]["added_p50_to_floor"] = _ratio(added[store]["added_p50_ms"], floor_added)
+    out["added_latency"] = added
+    if "postgresql" in added and "sqlite" in added:
+        out["postgresql_minus_sqlite"] = {
+            key: round(added["postgresql"][key] - added["sqlite"][key], 3)
+            for key in ("added_p50_ms", "added_p90_ms")
+        }
+    return out
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
+def markdown(section: Mapping[str, Any]) -> str:
+    """The section's tables: requests/s per store and replica count (with its ratio to the
+    floor, 2 replicas to 1, PostgreSQL to SQLite), CPU per request of the gateways and the
+    database, and sequential latency with what each store adds to the direct call."""
+    throughput, latency = section["throughput"], section["latency"]
+    compared = section["compared"]
+    lines = [
+        f"Replicas on one database: {section['balancing']}; {section['pinning']}.",
+        *(
+            [f"PostgreSQL {section['postgresql_skipped']}."]
+            if section.get("postgresql_skipped")
+            else []
+        ),
+        "",
+        "| requests/s at 50 connections | 1 replica | 2 replicas | 2 / 1 |",
+        "|---|---|---|---|",
+        f"| floor (one process) | {_num(throughput['floor']['rps'])} | | |",
+    ]
+    for store, label in STORES.items():
+        cells = []
+        for n in (1, 2):
+            figures = throughput.get(arm(store, n))
+            ratio = compared["rps_to_floor"].get(arm(store, n))
+            cells.append(f"{_num(figures['rps'])} ({ratio:.2f}× floor)" if figures else "")
+        two_to_one = compared["two_to_one"].get(store)
+        lines.append(
+            f"| {label} | {cells[0]} | {cells[1]} | "
+            f"{'' if two_to_one is None else f'{two_to_one:.2f}×'} |"
+        )
+    if "postgresql_to_sqlite_rps" in compared:
+        ratios = compared["postgresql_to_sqlite_rps"]
+        cells = [f"{ratios[n]:.2f}×" if n in ratios else "" for n in ("1", "2")]
+        lines.append(f"| PostgreSQL / SQLite | {cells[0]} | {cells[1]} | |")
+    lines += [
+        "",
+        "| CPU per request (ms): gateways + database | 1 replica | 2 replicas |",
+        "|---|---|---|",
+        f"| floor (one process) | {throughput['floor']['cpu_ms_per_request']:.3f} | |",
+    ]
+    for store, label in STORES.items():
+        cells = []
+        for n in (1, 2):
+            figures = throughput.get(arm(store, n), {})
+            cell = f"{figures['cpu_ms_per_request']:.3f}" if figures else ""
+            if "database_cpu_ms_per_request" in figures:
+                cell += f" + {figures['database_cpu_ms_per_request']:.3f}"
+            cells.append(cell)
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    lines += [
+        "",
+        "| sequential latency, 1 replica (ms) | p50 | p90 | added p50 | added p90 "
+        "| added p50 / floor's |",
+        "|---|---|---|---|---|---|",
+    ]
+    added = compared["added_latency"]
+    for target, label in (("direct", "direct"), ("floor", "floor"), *STORES.items()):
+        if target not in latency:
+            continue
+        row = [_num(latency[target]["p50_ms"]), _num(latency[target]["p90_ms"])]
+        more = added.get(target, {})
+        row += [f"{more[k]:.3f}" if k in more else "" for k in ("added_p50_ms", "added_p90_ms")]
+        to_floor = more.get("added_p50_to_floor")
+        row.append("" if to_floor is None else f"{to_floor:.2f}×")
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    if "postgresql_minus_sqlite" in compared:
+        diff = compared["postgresql_minus_sqlite"]
+        lines.append(
+            f"| PostgreSQL − SQLite | | | {diff['added_p50_ms']:+.3f} "
+            f"| {diff['added_p90_ms']:+.3f} | |"
+        )
+    return "\n".join(lines) + "\n"
