@@ -63,9 +63,11 @@ def gateway(
         [*SAFEROUTER, *create, *store_args(data, database)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env=env,
     )
+    if created.returncode != 0:  # the CLI says why on stderr (never the URL's password)
+        raise SystemExit(f"keys create in {data}: {created.stderr.strip()}")
     key = created.stdout.strip().splitlines()[-1]
     command = serve_command(catalog, data, port, workers=workers, database=database)
     return command, {"Authorization": f"Bearer {key}"}
@@ -168,9 +170,9 @@ def hedging(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
     return results
 
 
-def upstream_requests() -> int:
-    """How many chat requests the mock has served."""
-    conn = http.client.HTTPConnection("127.0.0.1", MOCK_PORT)
+def upstream_requests(mock_port: int = MOCK_PORT) -> int:
+    """How many chat requests the mock on ``mock_port`` has served."""
+    conn = http.client.HTTPConnection("127.0.0.1", mock_port)
     conn.request("GET", "/stats")
     count = int(json.loads(conn.getresponse().read())["requests"])
     conn.close()

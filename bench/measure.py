@@ -114,24 +114,30 @@ def wrk(
 ) -> dict[str, float]:
     """``wrk -t1 -c50`` on ``cpus`` (a taskset list): requests/s, and the CPU seconds the
     server (``server_pid`` and its descendants) used meanwhile per request served."""
-    return wrk_spread([port], headers, seconds, workdir, server_pids=[server_pid], cpus=cpus)
+    cpu_before = cpu_seconds(server_pid)
+    out = subprocess.run(
+        wrk_command([port], headers, seconds, workdir, cpus=cpus),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu_s = cpu_seconds(server_pid) - cpu_before
+    rps, requests = wrk_counts(out)
+    return {
+        "rps": rps,
+        "requests": requests,
+        "cpu_s": round(cpu_s, 3),
+        "cpu_ms_per_request": round(cpu_s * 1000 / requests, 3),
+    }
 
 
-def wrk_spread(
-    ports: Sequence[int],
-    headers: dict[str, str],
-    seconds: int,
-    workdir: Path,
-    *,
-    server_pids: Sequence[int],
-    cpus: str = "1",
-    database_pid: int | None = None,
-) -> dict[str, float]:
-    """``wrk -c50`` with one thread per entry of ``ports``, thread i's 50/len connections
-    all to ``ports[i]``: the connections spread evenly over several servers, as a load
-    balancer's round robin over connections would (``(p, p)`` loads one server in the same
-    shape). Requests/s, and the CPU the servers (``server_pids`` and their descendants)
-    and the database server (``database_pid``, if any) used per request served."""
+def wrk_command(
+    ports: Sequence[int], headers: dict[str, str], seconds: float, workdir: Path, *, cpus: str
+) -> list[str]:
+    """``wrk -c50`` on ``cpus`` posting the bench's request with ``headers``, one thread
+    per entry of ``ports`` whose 50/len connections all go to that port: several entries
+    spread the connections evenly over several servers, as a load balancer's round robin
+    over connections would (``(p, p)`` loads one server in the same shape)."""
     script = workdir / f"post-{'-'.join(map(str, ports))}.lua"
     lines = [
         'wrk.method = "POST"',
@@ -150,15 +156,13 @@ def wrk_spread(
     ]
     script.write_text("\n".join(lines) + "\n")
     command = ["wrk", f"-t{len(ports)}", "-c50", f"-d{seconds}s", "-s", str(script)]
-    cpu_before = sum(cpu_seconds(pid) for pid in server_pids)
-    database_before = cpu_seconds(database_pid) if database_pid else 0.0
-    out = subprocess.run(
-        ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{PATH}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cpu_s = sum(cpu_seconds(pid) for pid in server_pids) - cpu_before
+    return ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{PATH}"]
+
+
+def wrk_counts(out: str, *, warming: bool = False) -> tuple[float, int]:
+    """wrk's requests/s and answers from its report ``out``. Any answer but a 2xx fails
+    the run, and so does no answer at all unless ``warming`` (fresh connections' first
+    answers may come late)."""
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"wrk saw {non2xx.group(1)} errors:\n{out}")
@@ -166,18 +170,9 @@ def wrk_spread(
     served = re.search(r"(\d+) requests in", out)
     assert rps and served, out
     requests = int(served.group(1))
-    if not requests:
-        raise SystemExit(f"wrk got no answer from {ports} in {seconds} s:\n{out}")
-    result = {
-        "rps": float(rps.group(1)),
-        "requests": requests,
-        "cpu_s": round(cpu_s, 3),
-        "cpu_ms_per_request": round(cpu_s * 1000 / requests, 3),
-    }
-    if database_pid:
-        database_s = cpu_seconds(database_pid) - database_before
-        result["database_cpu_ms_per_request"] = round(database_s * 1000 / requests, 3)
-    return result
+    if not requests and not warming:
+        raise SystemExit(f"wrk got no answer:\n{out}")
+    return float(rps.group(1)), requests
 
 
 async def hold_streams(

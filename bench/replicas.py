@@ -11,9 +11,10 @@ beside the floor measured in the same minutes.
     the same node mock upstream as the rest of the bench.
 
 No load balancer: wrk runs two threads of 25 connections, each thread's connections to
-one replica (measure.wrk_spread) — a round robin over connections; one replica's arm
-sends both threads to it, so every arm has the same load generator. Each replica's
-upstream attempts (its /metrics) before and after tell the share it served.
+one replica (measure.wrk_command) — a round robin over connections; one replica's arm
+sends both threads to it, so every arm has the same load generator. Requests/s are read
+in the steady part of each run, from the mock's count (:func:`steady_load` says why);
+each replica's upstream attempts (its /metrics) tell the share it served.
 
 Pinning, as for `--workers 2` (gateways.workers_ratio): replica i on CPU i, the floor on
 CPU 0; wrk, the mock and PostgreSQL on CPUs 0-1 (the database competes for the cores as
@@ -27,7 +28,9 @@ from __future__ import annotations
 
 import http.client
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -35,9 +38,9 @@ from typing import Any, NamedTuple
 
 import scaling
 from figures import percentile
-from gateways import catalog_text, gateway, serve_command
-from measure import BODY, PATH, sequential_latency, wrk_spread
-from procs import process, repin, wait_until_answering
+from gateways import catalog_text, gateway, serve_command, upstream_requests
+from measure import BODY, PATH, sequential_latency, wrk_command, wrk_counts
+from procs import cpu_seconds, process, repin, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNING = "replica i on CPU i, the floor on CPU 0; wrk, mock and PostgreSQL on CPUs 0-1"
@@ -54,6 +57,7 @@ class Arm(NamedTuple):
     headers: dict[str, str]
     pids: tuple[int, ...]  # the servers, for their CPU time
     database_pid: int | None = None  # PostgreSQL's postmaster, for the database's CPU time
+    replica_ports: tuple[int, ...] = ()  # the gateways among ``ports`` (/metrics)
 
 
 class Replicas(NamedTuple):
@@ -110,7 +114,7 @@ def measure(
             arms |= one_and_two("postgresql", pg, pg, database_pid=postmaster)
             timed["postgresql"] = (pg.ports[0], pg.headers)
         progress("replicas: requests/s at 50 connections")
-        section["throughput"] = throughput(arms, work, direct[2], seconds=seconds, rounds=rounds)
+        section["throughput"] = throughput(arms, work, direct, seconds=seconds, rounds=rounds)
         progress("replicas: sequential latency")
         section["latency"] = latency(timed, requests=requests, rounds=rounds)
     section["compared"] = scaling.compare(section["throughput"], section["latency"])
@@ -122,12 +126,12 @@ def one_and_two(
 ) -> dict[str, Arm]:
     """The arms of ``store``: wrk's both threads to ``one``'s first replica, then one
     thread to each of ``two``'s first two."""
-    first = one.ports[0]
+    first, pair = one.ports[0], (two.ports[0], two.ports[1])
     return {
-        scaling.arm(store, 1): Arm((first, first), one.headers, one.pids[:1], database_pid),
-        scaling.arm(store, 2): Arm(
-            (two.ports[0], two.ports[1]), two.headers, two.pids[:2], database_pid
+        scaling.arm(store, 1): Arm(
+            (first, first), one.headers, one.pids[:1], database_pid, (first,)
         ),
+        scaling.arm(store, 2): Arm(pair, two.headers, two.pids[:2], database_pid, pair),
     }
 
 
@@ -183,53 +187,100 @@ def postmaster_pid(data_dir: Path) -> int:
 
 
 def throughput(
-    arms: dict[str, Arm], work: Path, mock_pid: int, *, seconds: int, rounds: int
+    arms: dict[str, Arm], work: Path, mock: Target, *, seconds: int, rounds: int
 ) -> dict[str, dict[str, Any]]:
-    """Requests/s of each arm under wrk (see the module's docstring), with the CPU per
-    request of its servers and database, and the share each replica served."""
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in arms}
-    served: dict[str, list[int]] = {name: [0] * len(set(arm.ports)) for name, arm in arms.items()}
-    each_s = max(1, seconds // 2)
-    repin(mock_pid, "0-1")
+    """Requests/s of each arm under wrk in its steady state (:func:`steady_load`), with the
+    CPU per request of its servers and database, and the share each replica served."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
+    each_s = max(3, seconds // 2)
+    repin(mock[2], "0-1")
     try:
         for arm in arms.values():  # warm: pools, caches, the first requests' imports
-            warm_s = min(WARM_S, each_s)
-            wrk_spread(arm.ports, arm.headers, warm_s, work, server_pids=arm.pids, cpus="0-1")
+            steady_load(arm, WARM_S, work, mock[0], warming=True)
         for round_ in range(rounds):
             for name in list(arms) if round_ % 2 == 0 else list(reversed(arms)):
-                arm = arms[name]
-                replica_ports = sorted(set(arm.ports)) if name != "floor" else []
-                before = [upstream_attempts(port) for port in replica_ports]
-                runs[name].append(
-                    wrk_spread(
-                        arm.ports,
-                        arm.headers,
-                        each_s,
-                        work,
-                        server_pids=arm.pids,
-                        cpus="0-1",
-                        database_pid=arm.database_pid,
-                    )
-                )
-                for i, port in enumerate(replica_ports):
-                    served[name][i] += upstream_attempts(port) - before[i]
+                runs[name].append(steady_load(arms[name], each_s, work, mock[0]))
     finally:
-        repin(mock_pid, "1")
-    return {name: arm_figures(runs[name], served[name]) for name in arms}
+        repin(mock[2], "1")
+    return {name: arm_figures(runs[name]) for name in arms}
 
 
-def arm_figures(runs: list[dict[str, float]], served: list[int]) -> dict[str, Any]:
-    """One arm over its rounds: mean requests/s, median CPU per request, replicas' shares."""
+class Reading(NamedTuple):
+    at_s: float
+    answered: int  # chat requests the mock has served
+    server_cpu_s: float
+    database_cpu_s: float
+    attempts: tuple[int, ...]  # each replica's upstream attempts
+
+
+def reading(arm: Arm, mock_port: int) -> Reading:
+    """The counters of ``arm``'s servers, its database and the mock, now."""
+    return Reading(
+        time.monotonic(),
+        upstream_requests(mock_port),
+        sum(cpu_seconds(pid) for pid in arm.pids),
+        cpu_seconds(arm.database_pid) if arm.database_pid else 0.0,
+        tuple(upstream_attempts(port) for port in arm.replica_ports),
+    )
+
+
+def steady_load(
+    arm: Arm, seconds: float, work: Path, mock_port: int, *, warming: bool = False
+) -> dict[str, Any]:
+    """wrk on ``arm`` for ``seconds``, read over its steady part (from a third of the run
+    to near its end): answers per second as the mock counts them (one counter for every
+    arm, the floor's too), the CPU of the servers and of the database per answer; and
+    each replica's upstream attempts over the whole run (its share of the load).
+
+    Not wrk's own figure (kept as ``wrk_rps``): it counts from the first connection, and
+    50 fresh connections' first answers are late by a whole queue — 2 s on PostgreSQL
+    under load, a third of a 5 s run, against a tenth of that for SQLite — while the
+    CPU spent on the requests still open at the end counts for no answer."""
+    command = wrk_command(arm.ports, arm.headers, seconds, work, cpus="0-1")
+    start = reading(arm, mock_port)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as wrk:
+        time.sleep(seconds / 3)
+        first = reading(arm, mock_port)
+        time.sleep(seconds * 0.6)
+        last = reading(arm, mock_port)
+        out, err = wrk.communicate(timeout=seconds + 60)
+    end = reading(arm, mock_port)
+    if wrk.returncode != 0:
+        raise SystemExit(f"wrk failed: {err}")
+    wrk_rps, _ = wrk_counts(out, warming=warming)
+    answered = last.answered - first.answered
+    if not answered and not warming:
+        raise SystemExit(f"no answer from {arm.ports} in the steady part of the run:\n{out}")
+    answered = max(answered, 1)
+    figures = {
+        "rps": round(answered / (last.at_s - first.at_s), 2),
+        "wrk_rps": wrk_rps,
+        "cpu_ms_per_request": (last.server_cpu_s - first.server_cpu_s) * 1000 / answered,
+        "attempts": [b - a for a, b in zip(start.attempts, end.attempts, strict=True)],
+    }
+    if arm.database_pid:
+        database_s = last.database_cpu_s - first.database_cpu_s
+        figures["database_cpu_ms_per_request"] = database_s * 1000 / answered
+    return figures
+
+
+def arm_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One arm over its rounds: mean requests/s (steady, and wrk's), median CPU per
+    request, and — for several replicas — the share of the answers each served."""
     figures: dict[str, Any] = {
         "rps": round(statistics.mean(r["rps"] for r in runs), 2),
         "rounds_rps": [r["rps"] for r in runs],
+        "wrk_rps": round(statistics.mean(r["wrk_rps"] for r in runs), 2),
         "cpu_ms_per_request": round(statistics.median(r["cpu_ms_per_request"] for r in runs), 3),
     }
     if "database_cpu_ms_per_request" in runs[0]:
         database = statistics.median(r["database_cpu_ms_per_request"] for r in runs)
         figures["database_cpu_ms_per_request"] = round(database, 3)
+    served = [sum(column) for column in zip(*(r["attempts"] for r in runs), strict=True)]
     if len(served) > 1:
-        figures["served_share"] = [round(n / sum(served), 3) for n in served]
+        figures["served_share"] = [round(n / max(1, sum(served)), 3) for n in served]
     return figures
 
 
