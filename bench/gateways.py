@@ -58,6 +58,13 @@ def gateway(
 ) -> tuple[list[str], dict[str, str]]:
     """A key with ample credits in ``data``'s store (or ``database``, a --database URL);
     the command serving ``catalog`` there, and the headers that authenticate with the key."""
+    headers = new_key(data, env, database=database)
+    return serve_command(catalog, data, port, workers=workers, database=database), headers
+
+
+def new_key(data: Path, env: dict[str, str], *, database: str | None = None) -> dict[str, str]:
+    """A new key with ample credits in ``data``'s store (or ``database``); the headers
+    that authenticate with it."""
     create = ["keys", "create", "--name", "bench", "--credits", "1000000"]
     created = subprocess.run(
         [*SAFEROUTER, *create, *store_args(data, database)],
@@ -68,9 +75,7 @@ def gateway(
     )
     if created.returncode != 0:  # the CLI says why on stderr (never the URL's password)
         raise SystemExit(f"keys create in {data}: {created.stderr.strip()}")
-    key = created.stdout.strip().splitlines()[-1]
-    command = serve_command(catalog, data, port, workers=workers, database=database)
-    return command, {"Authorization": f"Bearer {key}"}
+    return {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
 
 
 def serve_command(

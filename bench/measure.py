@@ -116,7 +116,7 @@ def wrk(
     server (``server_pid`` and its descendants) used meanwhile per request served."""
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
-        wrk_command([port], headers, seconds, workdir, cpus=cpus),
+        wrk_command([port], [headers], seconds, workdir, cpus=cpus),
         capture_output=True,
         text=True,
         check=True,
@@ -132,26 +132,40 @@ def wrk(
 
 
 def wrk_command(
-    ports: Sequence[int], headers: dict[str, str], seconds: float, workdir: Path, *, cpus: str
+    ports: Sequence[int],
+    headers: Sequence[dict[str, str]],
+    seconds: float,
+    workdir: Path,
+    *,
+    cpus: str,
 ) -> list[str]:
-    """``wrk -c50`` on ``cpus`` posting the bench's request with ``headers``, one thread
-    per entry of ``ports`` whose 50/len connections all go to that port: several entries
-    spread the connections evenly over several servers, as a load balancer's round robin
-    over connections would (``(p, p)`` loads one server in the same shape)."""
+    """``wrk -c50`` on ``cpus`` posting the bench's request, one thread per entry of
+    ``ports`` whose 50/len connections all go to that port with that entry's ``headers``:
+    several entries spread the connections evenly over several servers, as a load
+    balancer's round robin over connections would (``(p, p)`` loads one server in the
+    same shape), and over several keys if their headers differ."""
     script = workdir / f"post-{'-'.join(map(str, ports))}.lua"
     lines = [
         'wrk.method = "POST"',
         f"wrk.body = {json.dumps(BODY)}",
         'wrk.headers["Content-Type"] = "application/json"',
-    ]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    # setup() runs once per thread, in order, before any connection opens (wrk's SCRIPTING)
-    lines += [
         f"local ports = {{{', '.join(map(str, ports))}}}",
+        "local headers = {"
+        + ", ".join(
+            "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in h.items()) + "}"
+            for h in headers
+        )
+        + "}",
         "local threads = 0",
+        # setup() runs once per thread, in order, before any connection opens; init() then
+        # in the thread itself, before wrk builds the request it sends (wrk's SCRIPTING)
         "function setup(thread)",
         "  threads = threads + 1",
         '  thread.addr = wrk.lookup("127.0.0.1", tostring(ports[threads]))[1]',
+        '  thread:set("index", threads)',
+        "end",
+        "function init(args)",
+        "  for name, value in pairs(headers[index]) do wrk.headers[name] = value end",
         "end",
     ]
     script.write_text("\n".join(lines) + "\n")

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import scaling
 from figures import percentile
-from gateways import catalog_text, gateway, serve_command, upstream_requests
+from gateways import catalog_text, gateway, new_key, serve_command, upstream_requests
 from measure import BODY, PATH, sequential_latency, wrk_command, wrk_counts
 from procs import cpu_seconds, process, repin, wait_until_answering
 
@@ -51,10 +51,11 @@ Target = tuple[int, dict[str, str], int]  # port, headers, pid
 
 
 class Arm(NamedTuple):
-    """What one throughput arm loads: wrk's thread i goes to ``ports[i]``."""
+    """What one throughput arm loads: wrk's thread i goes to ``ports[i]`` with the key
+    of ``headers[i]``."""
 
     ports: tuple[int, int]
-    headers: dict[str, str]
+    headers: tuple[dict[str, str], dict[str, str]]
     pids: tuple[int, ...]  # the servers, for their CPU time
     database_pid: int | None = None  # PostgreSQL's postmaster, for the database's CPU time
     replica_ports: tuple[int, ...] = ()  # the gateways among ``ports`` (/metrics)
@@ -63,7 +64,7 @@ class Arm(NamedTuple):
 class Replicas(NamedTuple):
     ports: tuple[int, ...]
     pids: tuple[int, ...]
-    headers: dict[str, str]
+    keys: tuple[dict[str, str], dict[str, str]]  # headers of two keys that all accept
 
 
 def run(
@@ -95,7 +96,7 @@ def measure(
     catalog = work / "replicas.toml"
     catalog.write_text(catalog_text(mock_port))
     section: dict[str, Any] = {"pinning": PINNING, "balancing": BALANCING}
-    arms = {"floor": Arm((floor[0], floor[0]), floor[1], (floor[2],))}
+    arms = {"floor": Arm((floor[0], floor[0]), (floor[1], floor[1]), (floor[2],))}
     timed = {"direct": direct[:2], "floor": floor[:2]}
     with ExitStack() as stack:
         if "sqlite" in stores:
@@ -104,7 +105,7 @@ def measure(
             shared = f"sqlite:///{work / 'shared.db'}"
             two = stack.enter_context(serving(catalog, work / "sqlite-2", ports[1:3], env, shared))
             arms |= one_and_two("sqlite", one, two)
-            timed["sqlite"] = (one.ports[0], one.headers)
+            timed["sqlite"] = (one.ports[0], one.keys[0])
         if "postgresql" in stores and postgres is None:
             section["postgresql_skipped"] = NO_POSTGRES
         elif "postgresql" in stores and postgres is not None:
@@ -112,7 +113,7 @@ def measure(
             url, postmaster = postgres
             pg = stack.enter_context(serving(catalog, work / "postgresql", ports[3:5], env, url))
             arms |= one_and_two("postgresql", pg, pg, database_pid=postmaster)
-            timed["postgresql"] = (pg.ports[0], pg.headers)
+            timed["postgresql"] = (pg.ports[0], pg.keys[0])
         progress("replicas: requests/s at 50 connections")
         section["throughput"] = throughput(arms, work, direct, seconds=seconds, rounds=rounds)
         progress("replicas: sequential latency")
@@ -124,15 +125,22 @@ def measure(
 def one_and_two(
     store: str, one: Replicas, two: Replicas, *, database_pid: int | None = None
 ) -> dict[str, Arm]:
-    """The arms of ``store``: wrk's both threads to ``one``'s first replica, then one
-    thread to each of ``two``'s first two."""
-    first, pair = one.ports[0], (two.ports[0], two.ports[1])
-    return {
-        scaling.arm(store, 1): Arm(
-            (first, first), one.headers, one.pids[:1], database_pid, (first,)
-        ),
-        scaling.arm(store, 2): Arm(pair, two.headers, two.pids[:2], database_pid, pair),
-    }
+    """The arms of ``store``: wrk's both threads to ``one``'s first replica, or one thread
+    to each of ``two``'s first two; every thread with the same key (one hot balance, the
+    worst case for replicas: every write of every replica updates its row), or each
+    thread with a key of its own."""
+    arms = {}
+    for keys in (1, 2):
+        single, pair = (one.keys[0], one.keys[0]), (two.keys[0], two.keys[0])
+        if keys == 2:
+            single, pair = one.keys, two.keys
+        first = one.ports[0]
+        arms[scaling.arm(store, 1, keys)] = Arm(
+            (first, first), single, one.pids[:1], database_pid, (first,)
+        )
+        ports = (two.ports[0], two.ports[1])
+        arms[scaling.arm(store, 2, keys)] = Arm(ports, pair, two.pids[:2], database_pid, ports)
+    return arms
 
 
 @contextmanager
@@ -144,6 +152,7 @@ def serving(
     pinned to CPU i. The key is made through the first; every replica must accept it."""
     dirs = [data / f"replica-{i}" for i in range(len(ports))]
     first, headers = gateway(catalog, dirs[0], ports[0], env, database=database)
+    keys = (headers, new_key(dirs[0], env, database=database))
     commands = [first]
     commands += [
         serve_command(catalog, d, p, database=database)
@@ -155,8 +164,9 @@ def serving(
             for i, command in enumerate(commands)
         ]
         for port in ports:
-            wait_until_answering(port, PATH, headers, BODY)
-        yield Replicas(tuple(ports), tuple(s.pid for s in servers), headers)
+            for key in keys:
+                wait_until_answering(port, PATH, key, BODY)
+        yield Replicas(tuple(ports), tuple(s.pid for s in servers), keys)
 
 
 @contextmanager

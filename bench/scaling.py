@@ -13,14 +13,25 @@ from collections.abc import Mapping
 from typing import Any
 
 STORES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-# throughput arms: a store and a replica count; "floor" is the one-process reference
-ARMS = ("floor", "sqlite_1", "sqlite_2", "postgresql_1", "postgresql_2")
+KEYS = {1: "one key", 2: "a key per wrk thread"}
 Figures = Mapping[str, Mapping[str, Any]]
 
 
-def arm(store: str, replicas: int) -> str:
-    """The name of the throughput arm of ``replicas`` servers on ``store``."""
-    return f"{store}_{replicas}"
+def series(store: str, keys: int = 1) -> str:
+    """The name of ``store``'s arms loaded with ``keys`` keys (1: all connections on one
+    key; 2: each of wrk's two threads on a key of its own)."""
+    return store if keys == 1 else f"{store}_{keys}keys"
+
+
+def shape(replicas: int, keys: int = 1) -> str:
+    """``replicas`` servers loaded with ``keys`` keys, whatever the store."""
+    return f"{replicas}" if keys == 1 else f"{replicas}_{keys}keys"
+
+
+def arm(store: str, replicas: int, keys: int = 1) -> str:
+    """The name of the throughput arm of ``replicas`` servers on ``store``, ``keys`` keys
+    (``floor`` is the one-process reference)."""
+    return f"{store}_{shape(replicas, keys)}"
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -29,30 +40,25 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def compare(throughput: Figures, latency: Figures) -> dict[str, Any]:
     """The ratios of the section. ``throughput`` holds an ``rps`` per arm (``floor`` and
-    any of ``<store>_<1|2>``); ``latency`` a ``p50_ms`` and ``p90_ms`` per target
+    any of :func:`arm`'s names); ``latency`` a ``p50_ms`` and ``p90_ms`` per target
     (``direct``, ``floor`` and any store). A store that was not measured has no entries
     and gets no ratios."""
-    floor_rps = throughput["floor"]["rps"]
+    rps = {name: figures["rps"] for name, figures in throughput.items()}
     out: dict[str, Any] = {
-        "rps_to_floor": {
-            name: _ratio(figures["rps"], floor_rps)
-            for name, figures in throughput.items()
-            if name != "floor"
-        },
+        "rps_to_floor": {n: _ratio(r, rps["floor"]) for n, r in rps.items() if n != "floor"},
         "two_to_one": {
-            store: _ratio(throughput[arm(store, 2)]["rps"], throughput[arm(store, 1)]["rps"])
+            series(store, keys): _ratio(rps[arm(store, 2, keys)], rps[arm(store, 1, keys)])
             for store in STORES
-            if arm(store, 1) in throughput and arm(store, 2) in throughput
+            for keys in KEYS
+            if arm(store, 1, keys) in rps and arm(store, 2, keys) in rps
+        },
+        "postgresql_to_sqlite_rps": {
+            shape(n, keys): _ratio(rps[arm("postgresql", n, keys)], rps[arm("sqlite", n, keys)])
+            for keys in KEYS
+            for n in (1, 2)
+            if arm("postgresql", n, keys) in rps and arm("sqlite", n, keys) in rps
         },
     }
-    if arm("postgresql", 1) in throughput and arm("sqlite", 1) in throughput:
-        out["postgresql_to_sqlite_rps"] = {
-            str(n): _ratio(
-                throughput[arm("postgresql", n)]["rps"], throughput[arm("sqlite", n)]["rps"]
-            )
-            for n in (1, 2)
-            if arm("postgresql", n) in throughput and arm("sqlite", n) in throughput
-        }
     direct = latency["direct"]
     added = {
         target: {
@@ -80,55 +86,66 @@ def _num(value: float) -> str:
 
 
 def markdown(section: Mapping[str, Any]) -> str:
-    """The section's tables: requests/s per store and replica count (with its ratio to the
-    floor, 2 replicas to 1, PostgreSQL to SQLite), CPU per request of the gateways and the
-    database, and sequential latency with what each store adds to the direct call."""
-    throughput, latency = section["throughput"], section["latency"]
-    compared = section["compared"]
+    """The section's tables: requests/s per store, keys and replica count (with its ratio
+    to the floor, 2 replicas to 1, PostgreSQL to SQLite), CPU per request of the gateways
+    and the database, and sequential latency with what each store adds to the direct
+    call."""
+    throughput, compared = section["throughput"], section["compared"]
+    skipped = section.get("postgresql_skipped")
     lines = [
         f"Replicas on one database: {section['balancing']}; {section['pinning']}.",
-        *(
-            [f"PostgreSQL {section['postgresql_skipped']}."]
-            if section.get("postgresql_skipped")
-            else []
-        ),
+        *([f"PostgreSQL {skipped}."] if skipped else []),
         "",
         "| requests/s at 50 connections | 1 replica | 2 replicas | 2 / 1 |",
         "|---|---|---|---|",
         f"| floor (one process) | {_num(throughput['floor']['rps'])} | | |",
     ]
     for store, label in STORES.items():
-        cells = []
-        for n in (1, 2):
-            figures = throughput.get(arm(store, n))
-            ratio = compared["rps_to_floor"].get(arm(store, n))
-            cells.append(f"{_num(figures['rps'])} ({ratio:.2f}× floor)" if figures else "")
-        two_to_one = compared["two_to_one"].get(store)
-        lines.append(
-            f"| {label} | {cells[0]} | {cells[1]} | "
-            f"{'' if two_to_one is None else f'{two_to_one:.2f}×'} |"
-        )
-    if "postgresql_to_sqlite_rps" in compared:
-        ratios = compared["postgresql_to_sqlite_rps"]
-        cells = [f"{ratios[n]:.2f}×" if n in ratios else "" for n in ("1", "2")]
-        lines.append(f"| PostgreSQL / SQLite | {cells[0]} | {cells[1]} | |")
-    lines += [
-        "",
+        for keys, keys_label in KEYS.items():
+            cells = []
+            for n in (1, 2):
+                figures = throughput.get(arm(store, n, keys))
+                ratio = compared["rps_to_floor"].get(arm(store, n, keys))
+                cells.append(f"{_num(figures['rps'])} ({ratio:.2f}× floor)" if figures else "")
+            two_to_one = compared["two_to_one"].get(series(store, keys))
+            lines.append(
+                f"| {label}, {keys_label} | {cells[0]} | {cells[1]} | "
+                f"{'' if two_to_one is None else f'{two_to_one:.2f}×'} |"
+            )
+    ratios = compared["postgresql_to_sqlite_rps"]
+    for keys, keys_label in KEYS.items():
+        cells = [ratios.get(shape(n, keys)) for n in (1, 2)]
+        if any(cells):
+            text = ["" if c is None else f"{c:.2f}×" for c in cells]
+            lines.append(f"| PostgreSQL / SQLite, {keys_label} | {text[0]} | {text[1]} | |")
+    lines += ["", *_cpu_rows(throughput), "", *_latency_rows(section)]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_rows(throughput: Figures) -> list[str]:
+    """CPU per request of the gateways, and of PostgreSQL's processes where they ran."""
+    lines = [
         "| CPU per request (ms): gateways + database | 1 replica | 2 replicas |",
         "|---|---|---|",
         f"| floor (one process) | {throughput['floor']['cpu_ms_per_request']:.3f} | |",
     ]
     for store, label in STORES.items():
-        cells = []
-        for n in (1, 2):
-            figures = throughput.get(arm(store, n), {})
-            cell = f"{figures['cpu_ms_per_request']:.3f}" if figures else ""
-            if "database_cpu_ms_per_request" in figures:
-                cell += f" + {figures['database_cpu_ms_per_request']:.3f}"
-            cells.append(cell)
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    lines += [
-        "",
+        for keys, keys_label in KEYS.items():
+            cells = []
+            for n in (1, 2):
+                figures = throughput.get(arm(store, n, keys), {})
+                cell = f"{figures['cpu_ms_per_request']:.3f}" if figures else ""
+                if "database_cpu_ms_per_request" in figures:
+                    cell += f" + {figures['database_cpu_ms_per_request']:.3f}"
+                cells.append(cell)
+            lines.append(f"| {label}, {keys_label} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _latency_rows(section: Mapping[str, Any]) -> list[str]:
+    """Sequential latency through one replica of each store, and what each adds."""
+    latency, compared = section["latency"], section["compared"]
+    lines = [
         "| sequential latency, 1 replica (ms) | p50 | p90 | added p50 | added p90 "
         "| added p50 / floor's |",
         "|---|---|---|---|---|---|",
@@ -149,4 +166,4 @@ def markdown(section: Mapping[str, Any]) -> str:
             f"| PostgreSQL − SQLite | | | {diff['added_p50_ms']:+.3f} "
             f"| {diff['added_p90_ms']:+.3f} | |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
