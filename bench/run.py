@@ -164,6 +164,7 @@ def parse_args() -> argparse.Namespace:
         help="the stores the replicas run on (comma-separated: sqlite, postgresql)",
     )
     parser.add_argument("--replica-rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--replica-requests", type=int, default=1000, help="sequential, each")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -176,7 +177,14 @@ def parse_args() -> argparse.Namespace:
     if not set(args.replica_stores) <= set(scaling.STORES):
         parser.error(f"--replica-stores takes {', '.join(scaling.STORES)}")
     if args.quick:
-        for name in ("requests", "ttfb", "chunk_streams", "streams", "hedge_requests"):
+        for name in (
+            "requests",
+            "ttfb",
+            "chunk_streams",
+            "streams",
+            "hedge_requests",
+            "replica_requests",
+        ):
             setattr(args, name, max(10, getattr(args, name) // 4))
         args.seconds = max(3, args.seconds // 4)
     return args
@@ -247,7 +255,7 @@ def main() -> None:
                 stores=args.replica_stores,
                 seconds=args.seconds,
                 rounds=args.replica_rounds,
-                requests=args.requests,
+                requests=args.replica_requests,
                 progress=progress,
             )
             if args.replicas_only:

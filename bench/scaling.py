@@ -9,7 +9,7 @@ speed several-fold), so every absolute figure is printed beside one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 STORES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -100,18 +100,16 @@ def markdown(section: Mapping[str, Any]) -> str:
         "|---|---|---|---|",
         f"| floor (one process) | {_num(throughput['floor']['rps'])} | | |",
     ]
-    for store, label in STORES.items():
-        for keys, keys_label in KEYS.items():
-            cells = []
-            for n in (1, 2):
-                figures = throughput.get(arm(store, n, keys))
-                ratio = compared["rps_to_floor"].get(arm(store, n, keys))
-                cells.append(f"{_num(figures['rps'])} ({ratio:.2f}× floor)" if figures else "")
-            two_to_one = compared["two_to_one"].get(series(store, keys))
-            lines.append(
-                f"| {label}, {keys_label} | {cells[0]} | {cells[1]} | "
-                f"{'' if two_to_one is None else f'{two_to_one:.2f}×'} |"
-            )
+
+    def rps(name: str, figures: Mapping[str, Any]) -> str:
+        return f"{_num(figures['rps'])} ({compared['rps_to_floor'][name]:.2f}× floor)"
+
+    for label, name, cells in _rows(throughput, rps):
+        two_to_one = compared["two_to_one"].get(name)
+        lines.append(
+            f"| {label} | {cells[0]} | {cells[1]} | "
+            f"{'' if two_to_one is None else f'{two_to_one:.2f}×'} |"
+        )
     ratios = compared["postgresql_to_sqlite_rps"]
     for keys, keys_label in KEYS.items():
         cells = [ratios.get(shape(n, keys)) for n in (1, 2)]
@@ -122,23 +120,34 @@ def markdown(section: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpu_rows(throughput: Figures) -> list[str]:
+def _rows(
+    throughput: Figures, cell: Callable[[str, Mapping[str, Any]], str]
+) -> Iterator[tuple[str, str, list[str]]]:
+    """For each store and keys: the row's label, its series, and ``cell(arm, figures)``
+    for 1 and 2 replicas (empty where the arm was not measured)."""
+    for store, label in STORES.items():
+        for keys, keys_label in KEYS.items():
+            names = [arm(store, n, keys) for n in (1, 2)]
+            cells = [cell(n, throughput[n]) if n in throughput else "" for n in names]
+            yield f"{label}, {keys_label}", series(store, keys), cells
+
+
+def _cpu(name: str, figures: Mapping[str, Any]) -> str:
     """CPU per request of the gateways, and of PostgreSQL's processes where they ran."""
+    cell = f"{figures['cpu_ms_per_request']:.3f}"
+    if "database_cpu_ms_per_request" in figures:
+        cell += f" + {figures['database_cpu_ms_per_request']:.3f}"
+    return cell
+
+
+def _cpu_rows(throughput: Figures) -> list[str]:
+    """CPU per request of the gateways (+ the database) for every arm."""
     lines = [
         "| CPU per request (ms): gateways + database | 1 replica | 2 replicas |",
         "|---|---|---|",
         f"| floor (one process) | {throughput['floor']['cpu_ms_per_request']:.3f} | |",
     ]
-    for store, label in STORES.items():
-        for keys, keys_label in KEYS.items():
-            cells = []
-            for n in (1, 2):
-                figures = throughput.get(arm(store, n, keys), {})
-                cell = f"{figures['cpu_ms_per_request']:.3f}" if figures else ""
-                if "database_cpu_ms_per_request" in figures:
-                    cell += f" + {figures['database_cpu_ms_per_request']:.3f}"
-                cells.append(cell)
-            lines.append(f"| {label}, {keys_label} | {cells[0]} | {cells[1]} |")
+    lines += [f"| {label} | {c[0]} | {c[1]} |" for label, _, c in _rows(throughput, _cpu)]
     return lines
 
 
