@@ -129,16 +129,14 @@ def one_and_two(
     to each of ``two``'s first two; every thread with the same key (one hot balance, the
     worst case for replicas: every write of every replica updates its row), or each
     thread with a key of its own."""
+    first, ports = one.ports[0], (two.ports[0], two.ports[1])
     arms = {}
     for keys in (1, 2):
-        single, pair = (one.keys[0], one.keys[0]), (two.keys[0], two.keys[0])
-        if keys == 2:
-            single, pair = one.keys, two.keys
-        first = one.ports[0]
+        single = one.keys if keys == 2 else (one.keys[0], one.keys[0])
+        pair = two.keys if keys == 2 else (two.keys[0], two.keys[0])
         arms[scaling.arm(store, 1, keys)] = Arm(
             (first, first), single, one.pids[:1], database_pid, (first,)
         )
-        ports = (two.ports[0], two.ports[1])
         arms[scaling.arm(store, 2, keys)] = Arm(ports, pair, two.pids[:2], database_pid, ports)
     return arms
 
@@ -149,7 +147,8 @@ def serving(
 ) -> Iterator[Replicas]:
     """One `saferouter serve` per port, each with its own data dir under ``data``, all on
     ``database`` (a --database URL; None: the one server's own default file); replica i
-    pinned to CPU i. The key is made through the first; every replica must accept it."""
+    pinned to CPU i. Two keys are made through the first; every replica must accept both
+    (a replica that did not share the first one's store would not know them)."""
     dirs = [data / f"replica-{i}" for i in range(len(ports))]
     first, headers = gateway(catalog, dirs[0], ports[0], env, database=database)
     keys = (headers, new_key(dirs[0], env, database=database))
