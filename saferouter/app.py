@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 import secrets
+from functools import partial
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
 from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
-from .client_input import COUNT_PATTERN, MAX_COUNT
+from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
 from .clock import TrioClock
 from .config import Settings
+from .datadir import replica_id
 from .errors import (
     ApiError,
     InternalError,
@@ -33,6 +36,7 @@ from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
+from .heartbeat import ROUND_STEPS, Heartbeat
 from .routes import (
     activity,
     attestation,
@@ -47,6 +51,7 @@ from .routes import (
 )
 from .state import EXTENSION, AppState, app_state, error_response
 from .storage import Store
+from .storage.leases import new_owner
 from .storage.opening import open_store
 
 log = logging.getLogger("saferouter")
@@ -60,8 +65,10 @@ def create_app(
     store: Store | None = None,
     tls_key: EllipticCurvePrivateKey | None = None,
 ) -> QuartTrio:
-    """The gateway application. Without ``store``, the SQLite store in the data dir;
-    ``tls_key``: the key TLS is served with (attested), when the server holds it."""
+    """The gateway application. Without ``store``, the configured one (by default the
+    SQLite store in the data dir), for an owner of this data dir's replica; ``tls_key``:
+    the key TLS is served with (attested), when the server holds it. While it serves,
+    its store's owner holds a lease (:mod:`.heartbeat`)."""
     app = QuartTrio("saferouter", static_folder=None)
     # Quart cuts any response after RESPONSE_TIMEOUT (60 s) without a word: streams of a
     # thinking model run longer. Idle and first-byte timeouts are enforced per stream.
@@ -72,7 +79,7 @@ def create_app(
     # is no OpenAI-shaped answer, and an API client should not resend a POST elsewhere.
     app.url_map.merge_slashes = False
     app.url_map.converters["int"] = CountConverter
-    store = store or open_store(settings)
+    store = store or open_store(settings, owner=new_owner(replica_id(settings.data_dir)))
     app_state = AppState(
         breaker=CircuitBreaker(settings.breaker),
         settings=settings,
@@ -80,6 +87,12 @@ def create_app(
         authenticator=Authenticator(store),
     )
     app.extensions[EXTENSION] = app_state
+    heartbeat = Heartbeat(
+        store,
+        lease_s=settings.lease_s,
+        steps=[(step.__name__, partial(step, app_state)) for step in ROUND_STEPS],
+        wall=TrioClock().wall,
+    )
     # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
     # Chat completions are answered in front of Quart, by ChatEndpoint; the rest by Quart.
     # Twice the body limit may be drained: a body just over it (a 413) keeps its
@@ -119,9 +132,15 @@ def create_app(
             notary=Notary.of(app_state.attestation) if settings.receipts else None,
             attempt_counts=app_state.attempt_counts,
         )
+        # the lease before the first request: nothing is admitted without one
+        await heartbeat.take_lease()
+        await app.nursery.start(heartbeat.run)
 
     @app.after_serving
     async def _close() -> None:
+        # hypercorn runs this once the requests in flight have ended (or were cut off at
+        # the graceful timeout): what those left open is for the next sweep to release
+        await heartbeat.stop()
         if app_state.upstreams is not None:
             await app_state.upstreams.aclose()
         await app_state.store.close()
@@ -130,6 +149,12 @@ def create_app(
     async def _start() -> None:
         g.request_id = "req_" + secrets.token_hex(12)
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
+        # What may reach the store holds no NUL (client_input.validate_storable): no
+        # resource is named with one (404), and a query value with one is bad input.
+        if "\x00" in request.path:
+            raise UnknownUrl()
+        for name, value in request.args.items(multi=True):
+            validate_storable(value, param=name)
 
     @app.after_request
     async def _stamp(response: Response) -> Response:

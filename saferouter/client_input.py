@@ -12,7 +12,10 @@ OpenAI-shaped), so bad input ends before admission and never as a 500 further on
 * a model id is printable ASCII without spaces (it is echoed in ``X-SafeRouter-*``
   headers, where a newline is refused only after the request was admitted and billed);
 * a count or an amount is ASCII digits only, with a bounded number of them, so
-  ``int``/``Decimal`` never see ``"5_000"``, ``"١٢"``, ``"²"`` or ``"1e999999"``.
+  ``int``/``Decimal`` never see ``"5_000"``, ``"١٢"``, ``"²"`` or ``"1e999999"``;
+* text that may reach the store (a key's name, a query value) holds no NUL:
+  PostgreSQL's text cannot hold U+0000, so every store refuses it alike, here (a path
+  holding one names nothing: a 404, before any route looks it up).
 """
 
 from __future__ import annotations
@@ -87,6 +90,17 @@ def validate_sendable(value: Any) -> None:
         ) from None
     except RecursionError:
         raise InvalidRequest("The JSON body is nested too deeply.", code="invalid_json") from None
+
+
+def validate_storable(value: str, *, param: str) -> str:
+    """Text the store may keep or search for: no NUL (U+0000), which PostgreSQL's text
+    cannot hold (SQLite's can; refused for both, so the stores never disagree). Raises
+    InvalidRequest (``invalid_value``)."""
+    if "\x00" in value:
+        raise InvalidRequest(
+            f"'{param}' must not contain NUL (U+0000).", param=param, code="invalid_value"
+        )
+    return value
 
 
 def validate_model_id(value: object, *, param: str) -> str:

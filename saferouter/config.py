@@ -92,6 +92,9 @@ class Settings:
     activity_retention_days: float = 30.0
     # probability a request is sampled into the audit log, in parts per million
     audit_rate_ppm: int = 50_000
+    # each serving process holds a lease on what it has reserved, renewed every third of
+    # this (heartbeat.py); once it lapses, any replica's heartbeat releases what is held
+    lease_s: float = 30.0
     # a signed receipt per request (gateway/receipts.py); off only to measure its cost
     receipts: bool = True
     # who the logs and quotes are for: the origin prefix of the checkpoints. A verifier
@@ -158,6 +161,7 @@ def load_settings(
         accounting=environ.get("SAFEROUTER_ACCOUNTING", "on").lower() not in ("off", "0", "false"),
         activity_retention_days=_float_env(environ, "SAFEROUTER_ACTIVITY_RETENTION_DAYS", 30.0),
         audit_rate_ppm=_audit_rate(environ),
+        lease_s=_lease(environ),
         receipts=_flag_env(environ, "SAFEROUTER_RECEIPTS", True),
         audience=_audience(environ, authority(listen_host, listen_port)),
     )
@@ -178,6 +182,16 @@ def _send_timeout(environ: Mapping[str, str]) -> float:
     if not 0.0 < timeout_s < float("inf"):
         raise ConfigError("SAFEROUTER_SEND_TIMEOUT_S must be a positive number of seconds")
     return timeout_s
+
+
+def _lease(environ: Mapping[str, str]) -> float:
+    """SAFEROUTER_LEASE_SECONDS, how long a process's hold on its reservations outlives
+    its last renewal (default 30): at least 1 s, so renewing every third of it is no
+    busy loop, and finite, so a dead process's reservations are released at all."""
+    lease_s = _float_env(environ, "SAFEROUTER_LEASE_SECONDS", 30.0)
+    if not 1.0 <= lease_s < float("inf"):
+        raise ConfigError("SAFEROUTER_LEASE_SECONDS must be a number of seconds, at least 1")
+    return lease_s
 
 
 def _audit_rate(environ: Mapping[str, str]) -> int:

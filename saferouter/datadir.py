@@ -17,8 +17,16 @@ behind are tightened too.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
+import secrets
+from multiprocessing import reduction
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, DataDirInUse
 
 DIR_MODE = 0o700
 # Folders above the data dir that the gateway has to create: traversable, but writable
@@ -27,6 +35,9 @@ DIR_MODE = 0o700
 PARENT_DIR_MODE = 0o755
 FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+REPLICA_ID_FILE = "replica-id"
+REPLICA_ID = re.compile(r"[0-9a-f]{16}")
+LOCK_FILE = "serve.lock"
 
 
 def make_private_dir(path: Path) -> Path:
@@ -84,3 +95,78 @@ def prepare_private_database(path: Path) -> None:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.chmod(side, FILE_MODE)
+
+
+def replica_id(data_dir: Path) -> str:
+    """This data dir's replica id: 16 random hex digits, made once and kept in
+    ``replica-id``. Every process serving from the data dir is of this replica (its
+    store's owner names it, ``storage.leases``), so a restart can release what the
+    previous run held, and only that."""
+    path = data_dir / REPLICA_ID_FILE
+    if not path.exists():
+        # FileExistsError: made just now by another process of this data dir
+        with contextlib.suppress(FileExistsError):
+            write_private_file(path, (secrets.token_hex(8) + "\n").encode())
+    text = path.read_text().strip()
+    if not REPLICA_ID.fullmatch(text):
+        raise ConfigError(f"{path} holds no replica id (16 hex digits): remove it to make one")
+    return text
+
+
+class DataDirLock:
+    """An exclusive ``flock`` on ``<data_dir>/serve.lock``: one ``saferouter serve`` per
+    data dir. Recovery at start-up releases every reservation of this data dir's
+    replica (``storage.leases``), which is right only while no process of it serves.
+
+    The lock belongs to the open file, not to a process: a worker process is handed the
+    same open file (pickled for ``multiprocessing``'s spawn as the descriptor itself,
+    passed to the child, as sockets are), so the lock is held until the last process
+    of the server has exited — a parent killed while its workers finish their requests
+    does not let a restart release what they still hold.
+    """
+
+    def __init__(self, fd: int, data_dir: Path) -> None:
+        self._fd: int | None = fd
+        self.data_dir = data_dir
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._fd is None:
+            raise ValueError("the data dir lock is released")
+        return (_inherited_lock, (reduction.DupFd(self._fd), self.data_dir))
+
+    def release(self) -> None:
+        """Close this process's hold (the lock goes with the last one)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DataDirLock:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+def _inherited_lock(fd: Any, data_dir: Path) -> DataDirLock:
+    return DataDirLock(fd.detach(), data_dir)
+
+
+def lock_data_dir(data_dir: Path) -> DataDirLock:
+    """Take the data dir's lock (making the data dir if need be), or raise
+    :class:`~saferouter.errors.DataDirInUse` at once when another server holds it."""
+    make_private_dir(data_dir)
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(
+            f"the data dir {data_dir} is in use by another saferouter serve "
+            f"(it holds {path}); stop it, or give this one its own --data-dir"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return DataDirLock(fd, data_dir)

@@ -11,6 +11,7 @@ of SafeRouter's, so the pure cores can raise from it.
     │   ├── ReportFormatError   [tee.abi] not a well-formed ATTESTATION_REPORT
     │   └── ExtensionError      [tee.kds] a VCEK/VLEK extension missing or malformed
     ├── ConfigError             a catalog or setting that cannot be used
+    │   └── DataDirInUse        another ``saferouter serve`` holds the data dir's lock
     ├── VerificationError       cryptographic evidence that does not hold (reports, logs)
     │   ├── ProofError          [translog.merkle] an inclusion / consistency proof
     │   ├── NoteError           [translog.note] a signed note or checkpoint
@@ -28,6 +29,9 @@ of SafeRouter's, so the pure cores can raise from it.
     ├── CheckFailed             [verify.evidence] a gateway or receipt failed a verifier step
     ├── _HTTP2Refused           [http_worker] an HTTP/2 preface to a server with it off
     ├── StorageError            the store failed (rendered as a 500 with the request id)
+    │   ├── StorageUnavailable  the database cannot be reached → 503 storage_unavailable
+    │   ├── _Conflict           [storage.postgres] a write batch lost a serialization
+    │   │                       conflict: run again (never leaves the store)
     │   ├── LastAdminKey        the store refused to revoke the last active admin key
     │   ├── KeyNotActive        the store refused a BYOK key for a revoked or unknown key
     │   └── KeyFileError        a key file of the data dir that does not read as its key
@@ -44,6 +48,7 @@ of SafeRouter's, so the pure cores can raise from it.
         ├── PayloadTooLarge     413
         ├── RateLimited         429 (the key's own requests/tokens per minute)
         ├── InternalError       500 internal_error (see :func:`internal_error`)
+        ├── ServiceUnavailable  503 storage_unavailable (the store's StorageUnavailable)
         └── UpstreamError       the provider failed; status 4xx passed on, or 502/503/504
             ├── UpstreamRejected   the provider answered 4xx; its status and message go back
             ├── ByokKeyRejected    the provider refused the client's own key → 403
@@ -66,6 +71,8 @@ import traceback
 from typing import ClassVar
 
 log = logging.getLogger("saferouter")
+# how long a client is told to wait when the database is unreachable
+STORAGE_RETRY_AFTER_S = 1
 
 
 class SafeRouterError(Exception):
@@ -78,6 +85,10 @@ class ParseError(SafeRouterError):
 
 class ConfigError(SafeRouterError):
     """A catalog or setting that cannot be used."""
+
+
+class DataDirInUse(ConfigError):
+    """Another ``saferouter serve`` (or a worker of one) holds the data dir's lock."""
 
 
 class VerificationError(SafeRouterError):
@@ -106,6 +117,13 @@ class SealError(SafeRouterError):
 
 class StorageError(SafeRouterError):
     """The store could not do what was asked."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached: connection refused or lost, no pooled connection
+    within the pool's timeout, a statement past its timeout. Not a bug but an outage the
+    client can wait out: rendered as 503 ``storage_unavailable`` with ``Retry-After``
+    (:func:`internal_error`), logged without a traceback."""
 
 
 class LastAdminKey(StorageError):
@@ -222,6 +240,14 @@ class InternalError(ApiError):
     default_code = "internal_error"
 
 
+class ServiceUnavailable(ApiError):
+    """503: the gateway cannot serve now (its database is unreachable); ask again soon."""
+
+    status = 503
+    error_type = "server_error"
+    default_code = "storage_unavailable"
+
+
 class UpstreamError(ApiError):
     status = 502
     error_type = "upstream_error"
@@ -265,11 +291,18 @@ class UpstreamTimeout(UpstreamError):
     default_code = "upstream_timeout"
 
 
-def internal_error(error: BaseException, request_id: str) -> InternalError:
-    """The 500 a client gets for ``error``, an exception no route turned into an
-    :class:`ApiError`. It says whether the store failed (the operator's first question)
-    and quotes the request id, and never the error's own text: that may quote request
-    data or name tables and files."""
+def internal_error(error: BaseException, request_id: str) -> ApiError:
+    """The error a client gets for ``error``, an exception no route turned into an
+    :class:`ApiError`: a 503 with ``Retry-After`` while the database is unreachable (an
+    outage, not a bug), else a 500. The 500 says whether the store failed (the
+    operator's first question) and quotes the request id; neither quotes the error's own
+    text: that may quote request data or name tables, files and hosts."""
+    if isinstance(error, StorageUnavailable):
+        return ServiceUnavailable(
+            "The gateway cannot reach its database right now. Retry shortly; quote "
+            f"request id {request_id} if it persists.",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+        )
     kind = "a storage" if isinstance(error, StorageError) else "an internal"
     return InternalError(
         f"The server had {kind} error while processing your request. "
@@ -291,12 +324,14 @@ def encode_error_body(
     ).encode()
 
 
-def unexpected_error(
-    error: BaseException, *, method: str, path: str, request_id: str
-) -> InternalError:
-    """Log an error no code expected and return the 500 its client gets. The message of
-    such an error may quote request data: the log has its type and where it happened,
-    never its text; the client gets the request id to quote."""
+def unexpected_error(error: BaseException, *, method: str, path: str, request_id: str) -> ApiError:
+    """Log an error no code expected and return the error its client gets
+    (:func:`internal_error`). The message of such an error may quote request data: the
+    log has its type and where it happened, never its text; the client gets the request
+    id to quote. An unreachable database is an outage, not a bug: one line, no frames."""
+    if isinstance(error, StorageUnavailable):
+        log.warning("database unreachable in %s %s (request %s): 503", method, path, request_id)
+        return internal_error(error, request_id)
     frames = "".join(traceback.format_tb(error.__traceback__))
     log.error(
         "unexpected %s in %s %s (request %s)\n%s",

@@ -30,6 +30,8 @@ from .app import create_app
 from .attestation.service import AttestationService
 from .config import Settings
 from .connections import plan_file_limit
+from .datadir import DataDirLock, lock_data_dir, replica_id
+from .errors import DataDirInUse
 from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
 from .storage import KeyRole, Store
@@ -70,8 +72,10 @@ async def _prepare_store(
 ) -> TlsCredentials | None:
     """Before any worker serves: the TLS credentials (with ``--tls``; first, so that a
     certificate for another key stops the start before anything is written), the first
-    admin key, and the release of reservations a previous run left open when it was
-    killed mid-request (their receipts: lost)."""
+    admin key, and the release of reservations a previous run of this data dir left
+    open when it was killed mid-request (their receipts: lost). The data dir's lock says
+    that no process of that run still serves, so all of its replica's are released at
+    once, whatever their leases; other replicas' stay theirs."""
     store = open_store(settings)
     try:
         service = await AttestationService.open(settings, store)
@@ -81,10 +85,11 @@ async def _prepare_store(
             tls = credentials(service.tls_key, host=settings.host, chain=chain, now=now)
             server_context(tls, http2=settings.http2)  # OpenSSL's word on it, before any write
         await ensure_admin_key(store, out)
-        released = await store.recover()
+        released = await store.recover(replica=replica_id(settings.data_dir))
         if released:
             log.warning("released %d reservations left open by the previous run", released)
         entry = await service.record_startup()
+        await service.announce()  # seen by the replicas sharing the store at once
         print(
             f"startup log entry {entry.index} ({service.attester.mode} attestation, "
             f"measurement {service.measurement.hex[:16]}…)",
@@ -98,8 +103,19 @@ async def _prepare_store(
 def run(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Serve until SIGINT or SIGTERM; returns the process exit code.
 
-    The port is bound before anything else: a start that cannot listen must not
-    create (and print) the first admin key or add a startup-log entry."""
+    The data dir's lock is taken first (a second server on it stops there), then the
+    port is bound before anything else: a start that cannot listen must not create
+    (and print) the first admin key or add a startup-log entry."""
+    try:
+        lock = lock_data_dir(settings.data_dir)
+    except DataDirInUse as exc:
+        print(f"saferouter: {exc}", file=err)
+        return 2
+    with lock:
+        return _run_locked(settings, lock, out, err)
+
+
+def _run_locked(settings: Settings, lock: DataDirLock, out: TextIO, err: TextIO) -> int:
     config = hypercorn_config(settings)
     chain = read_chain_file(settings.tls_cert) if settings.tls_cert else None
     try:
@@ -117,7 +133,7 @@ def run(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stder
         if settings.workers == 1:
             trio.run(_serve_until_signalled, settings, config, sockets, tls, None)
             return 0
-        return _run_workers(settings, config, sockets, tls)
+        return _run_workers(settings, config, sockets, tls, lock)
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()
@@ -205,10 +221,13 @@ def _worker_main(
     sockets: Sockets,
     tls: TlsCredentials | None,
     stop: EventType,
+    lock: DataDirLock,
 ) -> None:
+    # ``lock``: this worker's hold on the data dir's lock, kept until it exits
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trio.run(_serve_until_signalled, settings, config, sockets, tls, stop)
+    with lock:
+        trio.run(_serve_until_signalled, settings, config, sockets, tls, stop)
 
 
 def _die_with_parent() -> None:
@@ -224,13 +243,17 @@ def _die_with_parent() -> None:
 
 
 def _run_workers(
-    settings: Settings, config: Config, sockets: Sockets, tls: TlsCredentials | None
+    settings: Settings,
+    config: Config,
+    sockets: Sockets,
+    tls: TlsCredentials | None,
+    lock: DataDirLock,
 ) -> int:
     """N processes accept on one socket; SIGINT/SIGTERM to the parent stops them all."""
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     processes = [
-        ctx.Process(target=_worker_main, args=(settings, config, sockets, tls, stop))
+        ctx.Process(target=_worker_main, args=(settings, config, sockets, tls, stop, lock))
         for _ in range(settings.workers)
     ]
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -238,7 +261,7 @@ def _run_workers(
     for process in processes:
         process.start()
     # A worker that dies alone (a crash, the OOM killer) is not replaced: the requests it
-    # held keep their reservations until the next start releases them. So the others are
+    # held keep their reservations until its lease lapses (heartbeat.py). So the others are
     # stopped too and the exit code says so, for the service manager to restart it all,
     # rather than serving on short-handed without a word.
     multiprocessing.connection.wait([process.sentinel for process in processes])

@@ -23,6 +23,8 @@ as ``<name>``):
 * ``usage:<tokens>`` — a small completion reporting that many completion tokens,
   whatever the request allowed (a provider overrunning ``max_tokens``);
 * ``hang`` — no answer at all; ``stall:<n>`` — n chunks, then silence;
+* ``gate:<name>`` — a chunk, then silence until the test opens the gate
+  (``FakeUpstream.gate(name).set()``), then the end of a normal stream;
 * ``busy`` (429, no Retry-After), ``zai1113`` / ``zai1302`` / ``zai1305`` (Z.AI's 429
   business codes), ``blanks`` (blank lines / keep-alives first), ``malformed`` (a data
   line that is not JSON), ``oversized-first`` / ``oversized-mid`` (a 5 MiB SSE line),
@@ -89,6 +91,11 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = attrs.Factory(list)
     events: list[str] = attrs.Factory(list)
     refused_keys: set[str] = attrs.Factory(set)  # bearer keys answered with a 401
+    gates: dict[str, trio.Event] = attrs.Factory(dict)
+
+    def gate(self, name: str) -> trio.Event:
+        """What ``gate:<name>`` streams wait for."""
+        return self.gates.setdefault(name, trio.Event())
 
 
 def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
@@ -158,6 +165,8 @@ def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
             await trio.sleep_forever()
         if mode == "stall":
             return _slow(state, int(arg), 0.0, then_stall=True)
+        if mode == "gate":
+            return _slow(state, 1, 0.0, then_wait=state.gate(arg), usage=USAGE)
         return Response(
             json.dumps(_completion(str(body["model"]))), content_type="application/json"
         )
@@ -305,6 +314,7 @@ def _slow(
     interval_s: float,
     *,
     then_stall: bool = False,
+    then_wait: trio.Event | None = None,
     usage: dict[str, int] | None = None,
 ) -> Response:
     async def chunks() -> AsyncIterator[bytes]:
@@ -315,6 +325,8 @@ def _slow(
                 await trio.sleep(interval_s)
             if then_stall:
                 await trio.sleep_forever()
+            if then_wait is not None:
+                await then_wait.wait()
             if usage:
                 yield b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"

@@ -8,7 +8,9 @@ to the TLS key served on the connection it came over, ``null`` without TLS;
 quote says which build holds its private half). Every start appends a signed,
 hash-chained entry to the startup log; every admitted request's signed receipt goes into
 the receipt log (``gateway/receipts.py``: the log holds only leaf hashes; the audit
-sampler is a view of it).
+sampler is a view of it). Both logs are this replica's own (``startup/<identity>``,
+``receipts/<identity>``), even when replicas share a database: :meth:`announce`
+publishes their heads for the others.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..config import Settings
 from ..storage import LogEntry, Store
 from ..tls.certificates import spki_sha256
 from ..translog.entry import entry_hash
-from ..translog.log import SignedLog
+from ..translog.log import SignedLog, log_name
 from .attester import Attester, open_attester, open_sealer
 from .identity import IDENTITY, TLS_KEY, byok_key_kind, load_or_create_key, public_bytes
 from .measurement import Measurement, measure
@@ -77,15 +79,20 @@ class AttestationService:
         byok_key = load_or_create_key(byok_key_kind(measurement), settings.data_dir, sealer)
         if tls_key is None and settings.tls:
             tls_key = load_or_create_key(TLS_KEY, settings.data_dir, sealer)
-        audience = settings.audience
+        audience, identity = settings.audience, public_bytes(key)
+        # each replica's own logs (the origins name the audience, the key the replica)
+        startup, receipts = (
+            SignedLog(store, name=log_name(kind, identity), origin=f"{audience}/{kind}", key=key)
+            for kind in ("startup", "receipts")
+        )
         return cls(
             settings=settings,
             store=store,
             key=key,
             measurement=measurement,
             attester=attester,
-            startup=SignedLog(store, name="startup", origin=f"{audience}/startup", key=key),
-            receipts=SignedLog(store, name="receipts", origin=f"{audience}/receipts", key=key),
+            startup=startup,
+            receipts=receipts,
             byok_key=byok_key,
             tls_key=tls_key,
         )
@@ -155,6 +162,14 @@ class AttestationService:
             "byok_public_key": self.byok_public_key,
         }
         return await self.startup.append(STARTUP_KIND, spec)
+
+    async def announce(self) -> None:
+        """Tell the replicas sharing the store that this one lives, and publish both
+        logs' current heads: at start, then every heartbeat round, so that what a
+        replica leaves behind when it dies is its newest heads."""
+        await self.store.see_replica(self.identity.hex(), time.time())
+        await self.startup.publish()
+        await self.receipts.publish()
 
 
 __all__ = ["AttestationService", "entry_hash", "report_data_for"]

@@ -78,6 +78,7 @@ class Notary:
     measurement_hex: str
     tls_spki_sha256: str | None
     audit_rate_ppm: int  # the audit-sample draw's rate, parts per million
+    receipt_log: str  # the store's name of this replica's receipt log
     identity_hex: str = attrs.field(init=False)
 
     @identity_hex.default
@@ -92,6 +93,7 @@ class Notary:
             measurement_hex=service.measurement.hex,
             tls_spki_sha256=service.tls_spki_sha256,
             audit_rate_ppm=service.settings.audit_rate_ppm,
+            receipt_log=service.receipts.name,
         )
 
     def sampled(self) -> bool:
@@ -228,6 +230,7 @@ class Receipt:
             signature=sign_receipt_bytes(data, self.notary.key),
             audit_sample=self.audit_sample,
             created_at=float(self.time_s),
+            log=self.notary.receipt_log,
         )
         return self.sealed
 

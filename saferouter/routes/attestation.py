@@ -38,7 +38,7 @@ async def status() -> Response:
     latest = None
     size = (await svc.startup.head()).size
     if size:
-        (entry,) = await svc.store.log_entries("startup", size - 1, 1)
+        (entry,) = await svc.store.log_entries(svc.startup.name, size - 1, 1)
         assert entry.body is not None
         latest = {"index": entry.index, **decode_entry(entry.body)["spec"]}
     return json_response(

@@ -16,6 +16,7 @@ from ..client_input import (
     parse_json_body,
     parse_usd_micro,
     validate_json_count,
+    validate_storable,
 )
 from ..errors import InvalidRequest, PayloadTooLarge
 
@@ -82,7 +83,7 @@ def optional_str(data: dict[str, Any], name: str, *, max_len: int = 200) -> str 
             param=name,
             code="invalid_value",
         )
-    return value.strip()
+    return validate_storable(value.strip(), param=name)
 
 
 def optional_limit(data: dict[str, Any], name: str) -> int | None:

@@ -7,6 +7,11 @@ takes microseconds, and runs writes in a worker thread, several requests' writes
 group-committed in one transaction. Every method may raise
 :class:`~saferouter.errors.StorageError`; none leaves a partial write behind.
 
+A store is opened for an *owner*, the serving process it admits for (constructor keyword
+``owner``; :mod:`.leases`): each open reservation and pending receipt names it, and it
+holds a lease while it lives, so recovery releases what processes that are gone held
+and never what a live one holds, whichever replica runs it.
+
 Money is integer micro-USD. The ledger is append-only; a key's balance is always the
 sum of its ledger entries (``check_books`` proves it).
 """
@@ -31,9 +36,11 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
     ReceiptState,
     Refusal,
+    Replica,
     Settlement,
     StoredReceipt,
 )
@@ -53,9 +60,11 @@ __all__ = [
     "ModelUsage",
     "NewLogEntry",
     "NewReceipt",
+    "PublishedHead",
     "RateLimits",
     "ReceiptState",
     "Refusal",
+    "Replica",
     "Settlement",
     "Store",
     "StoredReceipt",
@@ -158,18 +167,32 @@ class Store(Protocol):
         None when there is no such key."""
         ...
 
-    async def recover(self) -> int:
-        """Release reservations left by a server that stopped mid-request (start-up
-        only, before any worker serves), and mark those requests' pending receipts
-        lost. Returns how many reservations were released."""
+    async def renew_lease(self, until: float) -> None:
+        """Take or extend this store's owner's lease, to ``until`` (wall-clock seconds)."""
+        ...
+
+    async def end_lease(self) -> None:
+        """Give the owner's lease up (a graceful stop, once no request is in flight):
+        anything it still holds is released by the next :meth:`recover`."""
+        ...
+
+    async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
+        """Release (as a settlement does, charging nothing) every open reservation whose
+        owner has no lease valid at ``now`` (default: the time now) — expired, ended,
+        never taken, or no owner at all — and with ``replica`` every one of that
+        replica's owners, whatever their lease (the caller vouches that none of its
+        processes lives: a restart holding the data dir's lock); mark those owners'
+        pending receipts lost, and no other. A live owner's are never touched. Returns
+        how many reservations were released."""
         ...
 
     async def books(self, key_id: str) -> Books: ...
 
     async def check_books(self) -> list[str]:
         """Every key whose books do not hold (empty when sound): balance ≠ the sum of
-        its balance entries, reserved ≠ its open reservations, a metered key below zero,
-        or an overrun entry of the wrong sign."""
+        its balance entries, reserved ≠ its open reservations (reserve entries not yet
+        released, and the rows of ``reservations``), a metered key below zero, or an
+        overrun entry of the wrong sign."""
         ...
 
     async def overrun_micro_usd(self) -> int:
@@ -213,7 +236,7 @@ class Store(Protocol):
 
     # --- receipts -----------------------------------------------------------------
     async def save_receipt(self, receipt: NewReceipt) -> int:
-        """Append a signed receipt to the ``receipts`` log and mark it done, in one
+        """Append a signed receipt to its log (``receipt.log``) and mark it done, in one
         transaction; its log index (once only: saving it again changes nothing). A
         settlement carries its request's receipt the same way (``Settlement.receipt``)."""
         ...
@@ -227,6 +250,26 @@ class Store(Protocol):
         self, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         """Receipts drawn as audit samples, by log index from ``start`` (one key's, or all)."""
+        ...
+
+    # --- replicas sharing the store (storage/replicas.py) -----------------------------
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        """Publish the log's signed head ``checkpoint`` of ``size`` entries, so that
+        other replicas can prove its entries; kept only when larger than the one
+        published before."""
+        ...
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        """The log's newest published head; None when none was published."""
+        ...
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        """Record that replica ``identity`` (hex) is alive at ``now`` (its first sight
+        stays its ``started_at``)."""
+        ...
+
+    async def replicas(self) -> list[Replica]:
+        """Every replica that has served from this store, first started first."""
         ...
 
     # --- life ---------------------------------------------------------------------

@@ -3,18 +3,27 @@ transaction that admits or settles it (:mod:`.ledger`), read newest first."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import attrs
 
 from . import rules
 from .records import ActivityEntry, ActivityFilter, ModelUsage, columns
+from .sql import Db
 
 # every field but the row id, which SQLite assigns
 _WRITTEN = tuple(field.name for field in attrs.fields(ActivityEntry) if field.name != "id")
 _INSERT = (
-    f"INSERT OR IGNORE INTO activity ({', '.join(_WRITTEN)}) "  # noqa: S608 (field names)
-    f"VALUES ({', '.join('?' * len(_WRITTEN))})"
+    f"INSERT INTO activity ({', '.join(_WRITTEN)}) "  # noqa: S608 (field names)
+    f"VALUES ({', '.join('?' * len(_WRITTEN))}) ON CONFLICT (request_id, attempt) DO NOTHING"
+)
+# sums cast to BIGINT: PostgreSQL's sum of a bigint is a numeric (a Decimal in Python)
+_USAGE = (
+    "SELECT coalesce(served_model, requested_model) AS model, count(*) AS requests, "
+    "CAST(sum(prompt_tokens) AS BIGINT) AS prompt_tokens, "
+    "CAST(sum(completion_tokens) AS BIGINT) AS completion_tokens, "
+    "CAST(sum(cached_tokens) AS BIGINT) AS cached_tokens, "
+    "CAST(sum(reasoning_tokens) AS BIGINT) AS reasoning_tokens, "
+    "CAST(sum(cost_micro_usd) AS BIGINT) AS cost_micro_usd FROM activity "
+    "WHERE key_id = ? AND attempt >= 1 GROUP BY model ORDER BY cost_micro_usd DESC, model"
 )
 # the SQL of each field a filter tests (:func:`.rules.activity_conditions`); constants
 # only, so the text built from them holds no input
@@ -29,11 +38,11 @@ _COLUMN: dict[rules.ActivityField, str] = {
 }
 
 
-def record(db: sqlite3.Connection, e: ActivityEntry) -> None:
+def record(db: Db, e: ActivityEntry) -> None:
     db.execute(_INSERT, [getattr(e, name) for name in _WRITTEN])
 
 
-def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
+def activity(db: Db, q: ActivityFilter) -> list[ActivityEntry]:
     conditions = rules.activity_conditions(q)
     where = " AND ".join(["1 = 1", *(f"{_COLUMN[c.field]} {c.op} ?" for c in conditions)])
     rows = db.execute(
@@ -44,13 +53,6 @@ def activity(db: sqlite3.Connection, q: ActivityFilter) -> list[ActivityEntry]:
     return [ActivityEntry(*row) for row in rows]
 
 
-def usage_by_model(db: sqlite3.Connection, key_id: str) -> list[ModelUsage]:
-    rows = db.execute(
-        "SELECT coalesce(served_model, requested_model) AS model, count(*) AS requests, "
-        "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
-        "sum(cached_tokens) AS cached_tokens, sum(reasoning_tokens) AS reasoning_tokens, "
-        "sum(cost_micro_usd) AS cost_micro_usd FROM activity "
-        "WHERE key_id = ? AND attempt >= 1 GROUP BY model ORDER BY cost_micro_usd DESC, model",
-        (key_id,),
-    ).fetchall()
+def usage_by_model(db: Db, key_id: str) -> list[ModelUsage]:
+    rows = db.execute(_USAGE, (key_id,)).fetchall()
     return [ModelUsage(**dict(zip(row.keys(), row, strict=True))) for row in rows]

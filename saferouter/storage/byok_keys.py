@@ -12,11 +12,10 @@ key deletes its rows in the revocation's transaction (:func:`delete_all`).
 
 from __future__ import annotations
 
-import sqlite3
-
 from ..errors import KeyNotActive
 from . import rules
 from .records import ByokKey, KeyRecord, columns, stored_fields
+from .sql import Db
 
 _FIELDS = tuple(stored_fields(ByokKey))
 _SELECT = f"SELECT {columns(ByokKey)} FROM byok_keys"  # noqa: S608 (field names)
@@ -32,7 +31,7 @@ _UPSERT = (
 )
 
 
-def key_where(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | None:
+def key_where(db: Db, column: str, value: str) -> KeyRecord | None:
     """The key whose ``column`` (``id`` or ``key_hash``, both unique) is ``value``, its
     ``byok`` filled, read in one statement: one snapshot, one keyed read."""
     if column not in ("id", "key_hash"):
@@ -45,7 +44,7 @@ def key_where(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | No
     return KeyRecord(*found[0][:_KEY_FIELDS], byok=byok)
 
 
-def put(db: sqlite3.Connection, key: ByokKey) -> ByokKey:
+def put(db: Db, key: ByokKey) -> ByokKey:
     """Insert, or replace the key's one for that provider (:func:`.rules.replacing_byok`);
     what was stored."""
     row = db.execute("SELECT revoked_at FROM keys WHERE id = ?", (key.key_id,)).fetchone()
@@ -59,9 +58,7 @@ def put(db: sqlite3.Connection, key: ByokKey) -> ByokKey:
     return new
 
 
-def set_fallback(
-    db: sqlite3.Connection, key_id: str, provider: str, fallback: bool, now: float
-) -> ByokKey | None:
+def set_fallback(db: Db, key_id: str, provider: str, fallback: bool, now: float) -> ByokKey | None:
     """Set one key's ``fallback`` (:func:`.rules.with_byok_fallback`); None when absent."""
     row = db.execute(f"{_SELECT} WHERE key_id = ? AND provider = ?", (key_id, provider)).fetchone()
     if row is None:
@@ -76,7 +73,7 @@ def set_fallback(
     return new
 
 
-def delete(db: sqlite3.Connection, key_id: str, provider: str) -> bool:
+def delete(db: Db, key_id: str, provider: str) -> bool:
     """Delete one; whether there was one."""
     cursor = db.execute(
         "DELETE FROM byok_keys WHERE key_id = ? AND provider = ?", (key_id, provider)
@@ -84,6 +81,6 @@ def delete(db: sqlite3.Connection, key_id: str, provider: str) -> bool:
     return cursor.rowcount > 0
 
 
-def delete_all(db: sqlite3.Connection, key_id: str) -> None:
+def delete_all(db: Db, key_id: str) -> None:
     """Delete every one of the key's (its revocation: a revoked key's secrets go)."""
     db.execute("DELETE FROM byok_keys WHERE key_id = ?", (key_id,))

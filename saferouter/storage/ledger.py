@@ -2,7 +2,9 @@
 the ledger (the activity log's SQL is :mod:`.activity_log`; what is decided in Python —
 the admission, the settlement's split — is :mod:`.rules`, shared with the memory store).
 Every function takes a connection inside a write transaction (or a read connection) and
-does no I/O of its own beyond it.
+does no I/O of its own beyond it. An open reservation is also a row of
+``reservations`` naming its owner (:mod:`.leases`), so recovery can release the
+reservations of processes that are gone and only theirs.
 
 Ledger entries (amounts signed, micro-USD): ``topup`` +credit; ``reserve`` −worst case
 at admission; ``release`` +the same at settlement; ``charge`` −actual cost, at most the
@@ -23,15 +25,15 @@ being hidden by a capped charge.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 
 from ..errors import StorageError
-from . import activity_log, receipts, rules
+from . import activity_log, leases, receipts, rules
 from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
+from .sql import Db
 
 
 def _entry(
-    db: sqlite3.Connection,
+    db: Db,
     key_id: str,
     kind: LedgerKind,
     amount: int,
@@ -52,20 +54,22 @@ def _entry(
         )
 
 
-def top_up(db: sqlite3.Connection, key_id: str, amount: int, now: float) -> None:
+def top_up(db: Db, key_id: str, amount: int, now: float) -> None:
     _entry(db, key_id, LedgerKind.TOPUP, amount, "topup_" + secrets.token_hex(12), now)
 
 
-def start_metering(db: sqlite3.Connection, key_id: str, now: float) -> None:
+def start_metering(db: Db, key_id: str, now: float) -> None:
     """Make an unmetered key metered, starting at a zero balance: what it spent while
     unmetered (its negative balance) is written off by a ``metering`` entry."""
     row = db.execute("SELECT balance_micro_usd FROM keys WHERE id = ?", (key_id,)).fetchone()
     if balance := row["balance_micro_usd"]:
         _entry(db, key_id, LedgerKind.METERING, -balance, "metering_" + secrets.token_hex(12), now)
-    db.execute("UPDATE keys SET metered = 1 WHERE id = ?", (key_id,))
+    db.execute("UPDATE keys SET metered = TRUE WHERE id = ?", (key_id,))
 
 
-def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
+def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
+    """Admit or refuse ``request``; an admitted one's reservation and pending receipt
+    are ``owner``'s."""
     row = db.execute(
         "SELECT metered, balance_micro_usd, rpm_limit, tpm_limit, revoked_at FROM keys "
         "WHERE id = ?",
@@ -92,20 +96,21 @@ def admit(db: sqlite3.Connection, request: AdmissionRequest) -> Admission:
         return admission
     db.execute(
         "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
-        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = requests + 1",
+        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_windows.requests + 1",
         (request.key_id, window),
     )
     reserved = admission.reserved_micro_usd
     if reserved:
         _entry(db, request.key_id, LedgerKind.RESERVE, -reserved, request.request_id, request.now)
+        leases.hold(db, request.request_id, request.key_id, reserved, owner, request.now)
     if request.receipt_id is not None:
         receipts.add_pending(
-            db, request.receipt_id, request.request_id, request.key_id, request.now
+            db, request.receipt_id, request.request_id, request.key_id, owner, request.now
         )
     return admission
 
 
-def settle(db: sqlite3.Connection, s: Settlement) -> None:
+def settle(db: Db, s: Settlement) -> None:
     already = db.execute(
         "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge', 'overrun')",
         (s.request_id,),
@@ -116,6 +121,7 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
         return  # settled before: never charge twice
     if s.reserved_micro_usd:
         _entry(db, s.key_id, LedgerKind.RELEASE, s.reserved_micro_usd, s.request_id, s.now)
+        leases.let_go(db, s.request_id)
     row = db.execute(
         "SELECT metered, balance_micro_usd FROM keys WHERE id = ?", (s.key_id,)
     ).fetchone()
@@ -133,30 +139,32 @@ def settle(db: sqlite3.Connection, s: Settlement) -> None:
     if s.tokens:
         db.execute(
             "INSERT INTO rate_windows (key_id, window_start, tokens) VALUES (?, ?, ?) "
-            "ON CONFLICT (key_id, window_start) DO UPDATE SET tokens = tokens + ?",
-            (s.key_id, rules.window_start(s.now), s.tokens, s.tokens),
+            "ON CONFLICT (key_id, window_start) DO UPDATE "
+            "SET tokens = rate_windows.tokens + excluded.tokens",
+            (s.key_id, rules.window_start(s.now), s.tokens),
         )
 
 
-def release_abandoned(db: sqlite3.Connection, now: float) -> int:
-    """Release every open reservation (and say the receipts of those requests are lost)."""
-    receipts.mark_lost(db)
-    rows = db.execute(
-        "SELECT key_id, request_id, -amount_micro_usd AS open_micro_usd FROM ledger r "
-        "WHERE kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger x "
-        "WHERE x.request_id = r.request_id AND x.kind = 'release')"
-    ).fetchall()
-    for row in rows:
-        _entry(db, row["key_id"], LedgerKind.RELEASE, row["open_micro_usd"], row["request_id"], now)
-    return len(rows)
+def release_abandoned(db: Db, now: float, replica: str | None) -> int:
+    """Release the reservations of every owner that is gone at ``now`` (with ``replica``:
+    and of every owner of that replica), as a settlement would but charging nothing, and
+    mark those owners' pending receipts lost; how many reservations were released. A
+    request settled later is settled already: it is not charged (``settle``)."""
+    gone = leases.abandoned(db, now, replica)
+    held = leases.held_by(db, gone)
+    for request_id, key_id, amount_micro_usd in held:
+        _entry(db, key_id, LedgerKind.RELEASE, amount_micro_usd, request_id, now)
+        leases.let_go(db, request_id)
+    receipts.mark_lost(db, gone)
+    return len(held)
 
 
-def prune(db: sqlite3.Connection, now: float, retention_s: float) -> None:
+def prune(db: Db, now: float, retention_s: float) -> None:
     db.execute("DELETE FROM activity WHERE created_at < ?", (now - retention_s,))
     db.execute("DELETE FROM rate_windows WHERE window_start < ?", (now - rules.WINDOW_KEEP_S,))
 
 
-def books(db: sqlite3.Connection, key_id: str) -> Books:
+def books(db: Db, key_id: str) -> Books:
     row = db.execute(
         "SELECT metered, balance_micro_usd, reserved_micro_usd FROM keys WHERE id = ?", (key_id,)
     ).fetchone()
@@ -165,7 +173,8 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     sums = {
         sum_row["kind"]: sum_row["total"]
         for sum_row in db.execute(
-            "SELECT kind, SUM(amount_micro_usd) AS total FROM ledger WHERE key_id = ? "
+            "SELECT kind, CAST(SUM(amount_micro_usd) AS BIGINT) AS total FROM ledger "
+            "WHERE key_id = ? "
             "GROUP BY kind",
             (key_id,),
         )
@@ -178,15 +187,16 @@ def books(db: sqlite3.Connection, key_id: str) -> Books:
     )
 
 
-def overrun_total(db: sqlite3.Connection) -> int:
+def overrun_total(db: Db) -> int:
     """What providers billed beyond every key's charges, all keys together."""
     (total,) = db.execute(
-        "SELECT -COALESCE(SUM(amount_micro_usd), 0) FROM ledger WHERE kind = 'overrun'"
+        "SELECT -CAST(COALESCE(SUM(amount_micro_usd), 0) AS BIGINT) FROM ledger "
+        "WHERE kind = 'overrun'"
     ).fetchone()
     return int(total)
 
 
-def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
+def unbalanced_keys(db: Db) -> list[str]:
     rows = db.execute(
         "SELECT k.id FROM keys k LEFT JOIN ("
         "  SELECT key_id, SUM(CASE WHEN kind = 'overrun' THEN 0 ELSE amount_micro_usd END)"
@@ -195,6 +205,8 @@ def unbalanced_keys(db: sqlite3.Connection) -> list[str]:
         "  AS open FROM ledger GROUP BY key_id) l ON l.key_id = k.id "
         "WHERE k.balance_micro_usd != COALESCE(l.total, 0) "
         "OR k.reserved_micro_usd != COALESCE(l.open, 0) "
+        "OR k.reserved_micro_usd != COALESCE((SELECT CAST(SUM(r.amount_micro_usd) AS BIGINT) "
+        "FROM reservations r WHERE r.key_id = k.id), 0) "
         "OR (k.metered AND k.balance_micro_usd < 0) "
         "OR EXISTS (SELECT 1 FROM ledger o WHERE o.key_id = k.id AND o.kind = 'overrun' "
         "AND o.amount_micro_usd >= 0)"

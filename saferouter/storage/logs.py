@@ -18,7 +18,6 @@ kept there as well as in the entries because proofs then read only small rows, p
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 
 from ..errors import StorageError
@@ -26,10 +25,11 @@ from ..translog import merkle
 from ..translog.merkle import NodeId
 from .records import LogEntry, NewLogEntry
 from .rules import filled_prefix
+from .sql import Db
 
 
 def append(
-    db: sqlite3.Connection,
+    db: Db,
     log: str,
     make_entry: Callable[[int, bytes | None], NewLogEntry],
     now: float,
@@ -37,9 +37,9 @@ def append(
     """Append the entry ``make_entry(index, previous entry's body)`` returns."""
     row = db.execute(
         "SELECT idx, body, "
-        "(SELECT min(idx) FROM log_entries WHERE log = ?1 AND body IS NULL) AS pending "
-        "FROM log_entries WHERE log = ?1 ORDER BY idx DESC LIMIT 1",
-        (log,),
+        "(SELECT min(idx) FROM log_entries WHERE log = ? AND body IS NULL) AS pending "
+        "FROM log_entries WHERE log = ? ORDER BY idx DESC LIMIT 1",
+        (log, log),
     ).fetchone()
     index = 0 if row is None else row["idx"] + 1
     new = make_entry(index, None if row is None else row["body"])
@@ -54,29 +54,30 @@ def append(
     return LogEntry(log=log, index=index, body=new.body, created_at=now)
 
 
-def size(db: sqlite3.Connection, log: str) -> int:
+def size(db: Db, log: str) -> int:
     """The tree's size: the length of the longest prefix of filled entries."""
     (tree_size,) = db.execute(
-        "SELECT coalesce((SELECT min(idx) FROM log_entries WHERE log = ?1 AND body IS NULL), "
-        "(SELECT max(idx) + 1 FROM log_entries WHERE log = ?1), 0)",
-        (log,),
+        "SELECT coalesce((SELECT min(idx) FROM log_entries WHERE log = ? AND body IS NULL), "
+        "(SELECT max(idx) + 1 FROM log_entries WHERE log = ?), 0)",
+        (log, log),
     ).fetchone()
     return int(tree_size)
 
 
-def nodes(db: sqlite3.Connection, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+def nodes(db: Db, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
     """The hashes of stored nodes ``ids``, in one query of keyed searches; StorageError
     when one is not stored."""
     if not ids:
         return {}
     # The wanted keys drive the loop (CROSS JOIN fixes the order), each a search of the
     # primary key: SQLite judged an OR of six keys costlier than walking the log's
-    # whole range of nodes, and read them all.
+    # whole range of nodes, and read them all. The join's condition is in WHERE, not
+    # ON: SQLite keeps the order either way, and PostgreSQL has no CROSS JOIN … ON.
     wanted = ",".join(["(?,?)"] * len(ids))
     rows = db.execute(
         f"WITH wanted(level, idx) AS (VALUES {wanted}) "  # noqa: S608 (only "?" marks are interpolated)
         "SELECT w.level, w.idx, n.hash FROM wanted AS w CROSS JOIN log_nodes AS n "
-        "ON n.log = ? AND n.level = w.level AND n.idx = w.idx",
+        "WHERE n.log = ? AND n.level = w.level AND n.idx = w.idx",
         [*(value for node in ids for value in node), log],
     )
     found = {(level, index): bytes(digest) for level, index, digest in rows}
@@ -86,7 +87,7 @@ def nodes(db: sqlite3.Connection, log: str, ids: Sequence[NodeId]) -> dict[NodeI
     return found
 
 
-def rebuild_trees(db: sqlite3.Connection) -> None:
+def rebuild_trees(db: Db) -> None:
     """Write every log's tree anew from its leaves (the migration that added stored
     trees; O(n), run once). Reads rows by position: migrations run on a plain cursor."""
     db.execute("DELETE FROM log_nodes")
@@ -97,7 +98,7 @@ def rebuild_trees(db: sqlite3.Connection) -> None:
         _write_nodes(db, log, merkle.completed_nodes(0, {}, filled_prefix(rows)))
 
 
-def _write_nodes(db: sqlite3.Connection, log: str, new: dict[NodeId, bytes]) -> None:
+def _write_nodes(db: Db, log: str, new: dict[NodeId, bytes]) -> None:
     if new:
         db.executemany(
             "INSERT INTO log_nodes (log, level, idx, hash) VALUES (?,?,?,?)",
@@ -105,9 +106,7 @@ def _write_nodes(db: sqlite3.Connection, log: str, new: dict[NodeId, bytes]) -> 
         )
 
 
-def entries(
-    db: sqlite3.Connection, log: str, start: int, limit: int, key_id: str | None = None
-) -> list[LogEntry]:
+def entries(db: Db, log: str, start: int, limit: int, key_id: str | None = None) -> list[LogEntry]:
     sql = (
         "SELECT idx, body, created_at, key_id, request_id FROM log_entries "
         "WHERE log = ? AND idx >= ?"

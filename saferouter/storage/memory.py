@@ -12,6 +12,10 @@ Atomicity: no method awaits, and trio switches tasks only at an await, so each m
 runs alone. A method that fails halfway leaves nothing behind, as SQLite's savepoint
 does: every write goes through a :class:`~.journal.Journal` transaction. The clock
 (``created_at`` of keys, revocations, top-ups, log entries) is a parameter.
+
+Several stores may share one :class:`MemoryDatabase`, each for its own owner
+(:mod:`.leases`), as several processes share a SQLite file: that is how the contract
+suite shows that recovery by one owner never touches another's reservations.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import attrs
 
 from ..errors import KeyNotActive, LastAdminKey, StorageError
 from ..translog.merkle import NodeId
-from . import rules
+from . import leases, rules
 from .journal import Journal
+from .memory_leases import LeaseTable, Reservation
 from .memory_receipts import ReceiptTable
+from .memory_replicas import ReplicaTables
 from .memory_tables import (
     ActivityTable,
     KeyTable,
@@ -50,7 +56,9 @@ from .records import (
     ModelUsage,
     NewLogEntry,
     NewReceipt,
+    PublishedHead,
     RateLimits,
+    Replica,
     Settlement,
     StoredReceipt,
 )
@@ -61,23 +69,48 @@ if TYPE_CHECKING:
 _ROLES = frozenset(role.value for role in KeyRole)
 
 
+class MemoryDatabase:
+    """The tables: what one SQLite file holds, for one store or several sharing it."""
+
+    def __init__(self) -> None:
+        self.journal = Journal()
+        self.keys = KeyTable(self.journal)
+        self.ledger = Ledger(self.journal)
+        self.activity = ActivityTable(self.journal)
+        self.windows = RateWindows(self.journal)
+        self.logs = LogTables(self.journal)
+        self.receipts = ReceiptTable(self.journal, self.logs)
+        self.leases = LeaseTable(self.journal)
+        self.replicas = ReplicaTables(self.journal)
+
+
 class MemoryStore:
-    """:class:`~saferouter.storage.Store` in this process's memory."""
+    """:class:`~saferouter.storage.Store` in this process's memory: on ``database`` (a
+    new one by default), for ``owner`` (by default a random one)."""
 
     def __init__(
-        self, *, activity_retention_days: float = 30.0, clock: Callable[[], float] = time.time
+        self,
+        *,
+        activity_retention_days: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+        database: MemoryDatabase | None = None,
     ) -> None:
         self._clock = clock
         self._retention_s = activity_retention_days * 86400
         self._prune = rules.PruneSchedule()
-        self._journal = Journal()
+        self.owner = owner or leases.lone_owner()
+        self.database = database or MemoryDatabase()
         self._closed = False
-        self._keys = KeyTable(self._journal)
-        self._ledger = Ledger(self._journal)
-        self._activity = ActivityTable(self._journal)
-        self._windows = RateWindows(self._journal)
-        self._logs = LogTables(self._journal)
-        self._receipts = ReceiptTable(self._journal, self._logs)
+        self._journal = self.database.journal
+        self._keys = self.database.keys
+        self._ledger = self.database.ledger
+        self._activity = self.database.activity
+        self._windows = self.database.windows
+        self._logs = self.database.logs
+        self._receipts = self.database.receipts
+        self._leases = self.database.leases
+        self._replicas = self.database.replicas
 
     def _write(self) -> contextlib.AbstractContextManager[None]:
         self._check_open()
@@ -246,8 +279,12 @@ class MemoryStore:
             reserved = admission.reserved_micro_usd
             if reserved:
                 self._entry(key.id, "reserve", -reserved, request.request_id, request.now)
+                held = Reservation(request.request_id, key.id, reserved, self.owner, request.now)
+                self._leases.hold(held)
             if request.receipt_id is not None:
-                self._receipts.add_pending(request.receipt_id, request.request_id, key.id)
+                self._receipts.add_pending(
+                    request.receipt_id, request.request_id, key.id, self.owner
+                )
             return admission
 
     async def settle(self, settlement: Settlement) -> None:
@@ -259,6 +296,7 @@ class MemoryStore:
                 return  # settled before: never charge twice
             if s.reserved_micro_usd:
                 self._entry(s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
+                self._leases.let_go(s.request_id)
             key = self._keys.get(s.key_id)
             if key is None:
                 raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
@@ -296,14 +334,24 @@ class MemoryStore:
             self._top_up(key_id, amount_micro_usd, now)
         return self._keys[key_id]
 
-    async def recover(self) -> int:
-        now = self._clock()
+    async def renew_lease(self, until: float) -> None:
         with self._write():
-            self._receipts.mark_lost()
-            abandoned = self._ledger.abandoned()
-            for e in abandoned:
-                self._entry(e.key_id, "release", -e.amount_micro_usd, e.request_id, now)
-        return len(abandoned)
+            self._leases.renew(self.owner, until)
+
+    async def end_lease(self) -> None:
+        with self._write():
+            self._leases.end(self.owner)
+
+    async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
+        at = self._clock() if now is None else now
+        with self._write():
+            gone = self._leases.abandoned(self._receipts.pending_owners(), at, replica)
+            held = self._leases.held_by(gone)
+            for r in held:
+                self._entry(r.key_id, "release", r.amount_micro_usd, r.request_id, at)
+                self._leases.let_go(r.request_id)
+            self._receipts.mark_lost(gone)
+        return len(held)
 
     async def books(self, key_id: str) -> Books:
         self._check_open()
@@ -319,7 +367,12 @@ class MemoryStore:
 
     async def check_books(self) -> list[str]:
         self._check_open()
-        return [k.id for k in self._keys.oldest_first() if not self._ledger.holds_for(k)]
+        return [
+            k.id
+            for k in self._keys.oldest_first()
+            if not self._ledger.holds_for(k)
+            or k.reserved_micro_usd != self._leases.reserved_micro_usd(k.id)
+        ]
 
     async def overrun_micro_usd(self) -> int:
         self._check_open()
@@ -377,6 +430,24 @@ class MemoryStore:
     ) -> list[StoredReceipt]:
         self._check_open()
         return self._receipts.sampled(start, limit, key_id)
+
+    # --- replicas -----------------------------------------------------------------
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        with self._write():
+            self._replicas.publish_head(log, size, checkpoint, now)
+
+    async def published_head(self, log: str) -> PublishedHead | None:
+        self._check_open()
+        return self._replicas.published_head(log)
+
+    async def see_replica(self, identity: str, now: float) -> None:
+        with self._write():
+            self._replicas.see_replica(identity, now)
+
+    async def replicas(self) -> list[Replica]:
+        self._check_open()
+        return self._replicas.replicas()
 
     # --- life ---------------------------------------------------------------------
 

@@ -1,11 +1,14 @@
 """The memory store's receipts table: :mod:`.receipts` (SQL) answered in Python.
 
 A row is pending from admission until its signed receipt is saved; the receipt's bytes
-are the ``receipts`` log's entry, appended through the memory store's log tables in
-the same journal transaction, as SQLite does in one write transaction.
+are an entry of its signer's receipt log (``NewReceipt.log``), appended through the
+memory store's log tables in the same journal transaction, as SQLite does in one write
+transaction.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import attrs
 
@@ -13,7 +16,8 @@ from .journal import Journal
 from .memory_tables import LogTables, first
 from .records import NewLogEntry, NewReceipt, ReceiptState, StoredReceipt
 
-LOG = "receipts"
+# a pending row's log until it is saved: the column's default in SQLite (migration 11)
+PENDING_LOG = "receipts"
 
 
 @attrs.frozen
@@ -25,6 +29,8 @@ class _Row:
     log_index: int | None = None
     signature: bytes | None = None
     audit_sample: bool = False
+    owner: str | None = None  # while pending: who admitted it (storage.leases)
+    log: str = PENDING_LOG
 
 
 class ReceiptTable:
@@ -33,10 +39,10 @@ class ReceiptTable:
         self._logs = logs
         self._rows: dict[str, _Row] = {}
 
-    def add_pending(self, receipt_id: str, request_id: str, key_id: str) -> None:
+    def add_pending(self, receipt_id: str, request_id: str, key_id: str, owner: str) -> None:
         if receipt_id in self._rows:  # SQLite's PRIMARY KEY
             raise ValueError(f"receipt {receipt_id} exists")
-        row = _Row(receipt_id, request_id, key_id, ReceiptState.PENDING)
+        row = _Row(receipt_id, request_id, key_id, ReceiptState.PENDING, owner=owner)
         self._journal.set(self._rows, receipt_id, row)
 
     def save(self, receipt: NewReceipt, now: float) -> int:
@@ -45,7 +51,9 @@ class ReceiptTable:
             assert row.log_index is not None
             return row.log_index
         entry = self._logs.append(
-            LOG, lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash), now
+            receipt.log,
+            lambda index, previous: NewLogEntry(receipt.body, receipt.leaf_hash),
+            now,
         )
         done = _Row(
             receipt.receipt_id,
@@ -55,6 +63,7 @@ class ReceiptTable:
             entry.index,
             receipt.signature,
             receipt.audit_sample,
+            log=receipt.log,
         )
         self._journal.set(self._rows, receipt.receipt_id, done)
         return entry.index
@@ -77,8 +86,15 @@ class ReceiptTable:
         )
         return [self._stored(row) for row in first(rows, limit)]
 
-    def mark_lost(self) -> int:
-        pending = [r for r in self._rows.values() if r.state is ReceiptState.PENDING]
+    def pending_owners(self) -> set[str | None]:
+        return {r.owner for r in self._rows.values() if r.state is ReceiptState.PENDING}
+
+    def mark_lost(self, owners: Iterable[str | None]) -> int:
+        """The receipts ``owners`` left pending; how many."""
+        wanted = set(owners)
+        pending = [
+            r for r in self._rows.values() if r.state is ReceiptState.PENDING and r.owner in wanted
+        ]
         for row in pending:
             self._journal.set(
                 self._rows, row.receipt_id, attrs.evolve(row, state=ReceiptState.LOST)
@@ -88,7 +104,7 @@ class ReceiptTable:
     def _stored(self, row: _Row) -> StoredReceipt:
         body = None
         if row.log_index is not None:
-            (entry,) = self._logs.entries(LOG, row.log_index, 1, None)
+            (entry,) = self._logs.entries(row.log, row.log_index, 1, None)
             body = entry.body
         return StoredReceipt(
             receipt_id=row.receipt_id,
@@ -98,4 +114,5 @@ class ReceiptTable:
             log_index=row.log_index,
             body=body,
             signature=row.signature,
+            log=row.log,
         )

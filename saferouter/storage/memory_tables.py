@@ -143,14 +143,6 @@ class Ledger:
             and not wrong_overrun
         )
 
-    def abandoned(self) -> list[LedgerEntry]:
-        """Reservations never released."""
-        return [
-            e
-            for e in self._entries
-            if e.kind == "reserve" and not self.has(e.request_id, "release")
-        ]
-
     def overrun_micro_usd(self) -> int:
         return -sum(e.amount_micro_usd for e in self._entries if e.kind == "overrun")
 

@@ -5,12 +5,45 @@ must compute (hash) is a function of the connection."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
+from ..translog.log import log_name
 from .logs import rebuild_trees
+from .sql import Db
 
-Migration = str | Callable[[sqlite3.Connection], None]
+Migration = str | Callable[[Db], None]
+
+LEGACY_LOGS = ("startup", "receipts")  # their names before each replica had its own
+
+
+def name_logs_by_identity(db: Db) -> None:
+    """Migration 12 (issue 14): the logs of the one gateway before replicas become that
+    replica's own — ``startup`` and ``receipts`` are renamed ``<log>/<identity>``
+    (:func:`~saferouter.translog.log.log_name`), in the entries, the tree nodes and the
+    receipts naming them. The identity is the one of the newest startup entry (every
+    entry names its signer's; the gateway signing now is the one that started last). A
+    database with no startup entry naming an identity changes nothing (the logs keep
+    their old names, which no replica signs again). Reads rows by position: migrations
+    run on a plain cursor."""
+    row = db.execute(
+        "SELECT body FROM log_entries WHERE log = 'startup' AND body IS NOT NULL "
+        "ORDER BY idx DESC LIMIT 1"
+    ).fetchone()
+    try:
+        identity = bytes.fromhex(json.loads(bytes(row[0]))["spec"]["identity"])
+    except (TypeError, ValueError, KeyError):  # no row, or not an entry of ours
+        return
+    if len(identity) != 32:  # not an Ed25519 public key
+        return
+    for kind in LEGACY_LOGS:
+        for table in ("log_entries", "log_nodes", "receipts"):
+            db.execute(
+                f"UPDATE {table} SET log = ? WHERE log = ?",  # noqa: S608 (names above)
+                (log_name(kind, identity), kind),
+            )
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: API keys
@@ -265,6 +298,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         last_seen REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 12: each replica's logs are named by its identity: the single gateway's become its own
+    name_logs_by_identity,
 )
 
 

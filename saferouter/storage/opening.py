@@ -20,15 +20,22 @@ from .sqlite import SQLiteStore
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def open_store(settings: Settings) -> Store:
-    """The configured store, opened (closed with ``await store.close()``)."""
+def open_store(settings: Settings, *, owner: str | None = None) -> Store:
+    """The configured store, opened for ``owner`` (:mod:`.leases`; a random one by
+    default: fine for whatever admits no request) and closed with ``await store.close()``."""
     retention = settings.activity_retention_days
     url = settings.database_url
     if url is None:
-        return SQLiteStore.in_data_dir(settings.data_dir, activity_retention_days=retention)
+        return SQLiteStore.in_data_dir(
+            settings.data_dir, activity_retention_days=retention, owner=owner
+        )
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
-        return SQLiteStore(sqlite_path(url), activity_retention_days=retention)
+        return SQLiteStore(sqlite_path(url), activity_retention_days=retention, owner=owner)
+    if scheme in POSTGRES_SCHEMES:
+        from .postgres import PostgresStore  # psycopg is loaded only by who needs it
+
+        return PostgresStore(url, activity_retention_days=retention, owner=owner)
     raise ConfigError(
         f"--database (SAFEROUTER_DATABASE_URL) must be postgresql://… or sqlite:///path, "
         f"not a {scheme or 'scheme-less'} URL"

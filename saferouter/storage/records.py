@@ -265,12 +265,14 @@ class NewReceipt:
     signature: bytes
     audit_sample: bool
     created_at: float
+    log: str  # the receipt log it goes into: its signer's (translog.log.log_name)
 
 
 @attrs.frozen
 class StoredReceipt:
     """A receipt as read back; ``body``, ``signature`` and ``log_index`` are None
-    unless it is ``done``."""
+    unless it is ``done``. ``log`` is the receipt log it is in (once done): the log of
+    the replica that signed it, which need not be the one reading it."""
 
     receipt_id: str
     request_id: str
@@ -279,6 +281,28 @@ class StoredReceipt:
     log_index: int | None
     body: bytes | None
     signature: bytes | None
+    log: str
+
+
+@attrs.frozen
+class PublishedHead:
+    """A log's newest head as its replica published it to the shared store: what any
+    replica proves that replica's entries against (``checkpoint``: the signed note)."""
+
+    log: str
+    size: int
+    checkpoint: str
+    published_at: float
+
+
+@attrs.frozen
+class Replica:
+    """A replica (by its hex identity) that has served from the shared store: when it
+    first started, and when its heartbeat was last seen."""
+
+    identity: str
+    started_at: float
+    last_seen: float
 
 
 @attrs.frozen

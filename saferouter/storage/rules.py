@@ -190,6 +190,24 @@ def books_from_sums(
     )
 
 
+# --- leases ---------------------------------------------------------------------------
+
+
+def owner_is_gone(
+    owner: str | None, lease_expires_at: float | None, now: float, *, replica: str | None
+) -> bool:
+    """Whether what ``owner`` holds (open reservations, pending receipts) is abandoned:
+    it has no lease valid at ``now`` (none taken, ended, expired, or no owner at all, a
+    run from before leases), or it is one of ``replica``'s processes, which the caller
+    vouches are all gone (a restart holding the data dir's lock). A lease running at
+    ``now`` is never overruled otherwise: that process is serving."""
+    if owner is None:
+        return True
+    if replica is not None and owner.startswith(replica + "/"):
+        return True
+    return lease_expires_at is None or lease_expires_at <= now
+
+
 # --- BYOK keys ------------------------------------------------------------------------
 
 

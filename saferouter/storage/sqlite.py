@@ -17,48 +17,32 @@ cut, which would need ``FULL``). Schema changes are the numbered migrations of
 from __future__ import annotations
 
 import contextlib
-import secrets
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import trio
 
 from ..datadir import prepare_private_database
-from ..errors import LastAdminKey, StorageError
-from ..translog.merkle import NodeId
-from . import activity_log, byok_keys, ledger, logs, receipts, rules
+from ..errors import StorageError
+from .group_commit import GroupCommit, Op, apply_in_savepoints
 from .migrations import MIGRATIONS, migration_statements
-from .records import (
-    ActivityEntry,
-    ActivityFilter,
-    Admission,
-    AdmissionRequest,
-    Books,
-    ByokKey,
-    KeyRecord,
-    KeyRole,
-    LogEntry,
-    ModelUsage,
-    NewLogEntry,
-    NewReceipt,
-    RateLimits,
-    Settlement,
-    StoredReceipt,
-    columns,
-)
+from .sql import Db, Dialect
+from .sql_store import SqlStore
 
 T = TypeVar("T")
 DB_NAME = "saferouter.db"
 
-_SELECT_KEYS = f"SELECT {columns(KeyRecord)} FROM keys"  # noqa: S608 (field names)
+
+class SQLiteDb(sqlite3.Connection):
+    """A SQLite connection that says it is one (:class:`~.sql.Db`'s ``dialect``);
+    otherwise the plain connection, at the plain connection's speed."""
+
+    dialect: ClassVar[Dialect] = "sqlite"
 
 
-def connect(
-    path: Path, *, busy_timeout_ms: int = 30_000, named_rows: bool = True
-) -> sqlite3.Connection:
+def connect(path: Path, *, busy_timeout_ms: int = 30_000, named_rows: bool = True) -> SQLiteDb:
     """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on.
 
     Rows are read by name (``row["balance_micro_usd"]``, a :class:`sqlite3.Row`), and a
@@ -67,7 +51,7 @@ def connect(
     ``named_rows=False`` gives plain tuples, for a connection that only reads whole
     records: sqlite3.Row added ~0.5 µs to the per-request key read (11.1 → 11.7 µs).
     """
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=SQLiteDb)
     if named_rows:
         db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -77,7 +61,7 @@ def connect(
     return db
 
 
-class _GroupCommit:
+class _GroupCommit(GroupCommit):
     """Commits queued write operations together, one transaction at a time.
 
     Fast path: when the database's write lock is free, the batch commits right here in
@@ -92,26 +76,17 @@ class _GroupCommit:
     BUSY_PAUSES_S = (0.0, 0.0005, 0.001, 0.002)  # then the waiting connection, in a thread
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self._fast = connect(path, busy_timeout_ms=0)
         self._fast.execute("PRAGMA wal_autocheckpoint = 0")
         self._waiting = connect(path)
-        self._queue: list[_Op[Any]] = []
-        self._lock = trio.Lock()
         self._commits = 0
 
-    async def run(self, apply: Callable[[sqlite3.Connection], T]) -> T:
-        op: _Op[T] = _Op(apply)
-        self._queue.append(op)
-        # Shielded: once queued, the write happens whatever happens to the request, so
-        # a cancelled caller never leaves a batch half-recorded.
-        with trio.CancelScope(shield=True):
-            async with self._lock:
-                if not op.finished:
-                    await self._commit_queue()
-                    self._commits += 1
-                    if self._commits % self.CHECKPOINT_EVERY == 0:
-                        await trio.to_thread.run_sync(self._checkpoint)
-        return op.result()
+    async def commit_queue(self) -> None:
+        await self._commit_queue()
+        self._commits += 1
+        if self._commits % self.CHECKPOINT_EVERY == 0:
+            await trio.to_thread.run_sync(self._checkpoint)
 
     async def _commit_queue(self) -> None:
         """Commit everything queued. When another process holds the write lock, wait a
@@ -119,13 +94,13 @@ class _GroupCommit:
         batch — before handing the batch to a worker thread that waits on the lock:
         a thread hop and SQLite's own busy back-off (1 ms, 2 ms, 5 ms …) cost more than
         a commit, and with several workers on one file the lock is often just taken."""
-        batch: list[_Op[Any]] = []
+        batch: list[Op[Any]] = []
         for pause_s in self.BUSY_PAUSES_S:
-            batch, self._queue = batch + self._queue, []
+            batch += self.take_queue()
             if _commit(self._fast, batch):
                 return
             await trio.sleep(pause_s)
-        batch, self._queue = batch + self._queue, []
+        batch += self.take_queue()
         await trio.to_thread.run_sync(_commit, self._waiting, batch)
 
     def _checkpoint(self) -> None:
@@ -138,7 +113,7 @@ class _GroupCommit:
         self._waiting.close()
 
 
-def _commit(db: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
+def _commit(db: SQLiteDb, batch: list[Op[Any]]) -> bool:
     """Apply and commit a batch in one transaction, each op in its own savepoint.
     False (nothing done) when the write lock is taken and this connection won't wait."""
     try:
@@ -153,17 +128,7 @@ def _commit(db: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
         for op in batch:
             op.fail(StorageError(f"cannot start a write: {exc}"))
         return True
-    for op in batch:
-        db.execute("SAVEPOINT op")
-        try:
-            op.value = op.apply(db)
-            db.execute("RELEASE op")
-        except Exception as exc:
-            # Any failure, a caller's own included (a ``make_entry`` that raises), undoes
-            # this op alone and reaches its caller: no transaction is ever left open.
-            db.execute("ROLLBACK TO op")
-            db.execute("RELEASE op")
-            op.fail(StorageError(str(exc)) if isinstance(exc, sqlite3.Error) else exc)
+    apply_in_savepoints(db, batch, _storage_error)
     try:
         db.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -181,31 +146,20 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
-class _Op(Generic[T]):
-    def __init__(self, apply: Callable[[sqlite3.Connection], T]) -> None:
-        self.apply = apply
-        self.value: T | None = None
-        self.error: Exception | None = None
-        self.finished = False
-
-    def fail(self, error: Exception) -> None:
-        self.error = error
-        self.finished = True
-
-    def result(self) -> T:
-        if self.error is not None:
-            raise self.error
-        assert self.finished
-        return self.value  # type: ignore[return-value]
+def _storage_error(exc: Exception) -> Exception:
+    return StorageError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
 
 
-class SQLiteStore:
-    """:class:`~saferouter.storage.Store` on a SQLite file."""
+class SQLiteStore(SqlStore):
+    """:class:`~saferouter.storage.Store` on a SQLite file (its methods: :class:`SqlStore`),
+    for ``owner`` (the serving process it admits for, :mod:`.leases`; by default a random
+    one)."""
 
-    def __init__(self, path: Path, *, activity_retention_days: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> None:
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
         self.path = path
-        self._retention_s = activity_retention_days * 86400
-        self._prune = rules.PruneSchedule()
         try:
             prepare_private_database(path)
             # only whole records and counts are read here (the key read, per request)
@@ -213,13 +167,15 @@ class SQLiteStore:
             self._migrate()
             # (data_version when last read, the generation read then); see key_generation
             self._key_generation_seen = (-1, 0)
-            self._writes = _GroupCommit(path)
+            self._writes: _GroupCommit = _GroupCommit(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, *, activity_retention_days: float = 30.0) -> SQLiteStore:
-        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days)
+    def in_data_dir(
+        cls, data_dir: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+    ) -> SQLiteStore:
+        return cls(data_dir / DB_NAME, activity_retention_days=activity_retention_days, owner=owner)
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -245,105 +201,7 @@ class SQLiteStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         return int(version)
 
-    # --- keys ---------------------------------------------------------------------
-
-    def _key(self, column: str, value: str) -> KeyRecord | None:
-        try:
-            return byok_keys.key_where(self._db, column, value)
-        except sqlite3.Error as exc:
-            raise StorageError(f"key lookup failed: {exc}") from exc
-
-    async def create_key(
-        self,
-        *,
-        name: str,
-        role: KeyRole,
-        key_hash: str,
-        prefix: str,
-        credits_micro_usd: int | None = None,
-        rpm_limit: int | None = None,
-        tpm_limit: int | None = None,
-    ) -> KeyRecord:
-        key_id = "key_" + secrets.token_hex(8)
-        now = time.time()
-
-        def apply(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO keys (id, name, prefix, key_hash, role, created_at, metered, "
-                "rpm_limit, tpm_limit) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    key_id,
-                    name,
-                    prefix,
-                    key_hash,
-                    role,
-                    now,
-                    credits_micro_usd is not None,
-                    rpm_limit,
-                    tpm_limit,
-                ),
-            )
-            if credits_micro_usd:
-                ledger.top_up(db, key_id, credits_micro_usd, now)
-
-        await self._writes.run(apply)
-        record = await self.key_by_id(key_id)
-        assert record is not None
-        return record
-
-    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return self._key("key_hash", key_hash)
-
-    async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        return self._key("id", key_id)
-
-    async def list_keys(self) -> list[KeyRecord]:
-        rows = await self._read(
-            lambda db: db.execute(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
-        )
-        return [KeyRecord(*row) for row in rows]
-
-    async def update_key(
-        self, key_id: str, *, name: str | None = None, limits: RateLimits | None = None
-    ) -> KeyRecord | None:
-        def apply(db: sqlite3.Connection) -> None:
-            if name is not None:
-                db.execute("UPDATE keys SET name = ? WHERE id = ?", (name, key_id))
-            if limits is not None:
-                db.execute(
-                    "UPDATE keys SET rpm_limit = ?, tpm_limit = ? WHERE id = ?",
-                    (limits.requests_per_minute, limits.tokens_per_minute, key_id),
-                )
-
-        await self._writes.run(apply)
-        return await self.key_by_id(key_id)
-
-    async def revoke_key(self, key_id: str, *, keep_an_admin: bool = False) -> KeyRecord | None:
-        now = time.time()
-
-        def apply(db: sqlite3.Connection) -> None:
-            # The count and the revocation share one write transaction (BEGIN IMMEDIATE,
-            # serialized across workers): two admins revoking each other at once cannot
-            # both see the other still active and leave none.
-            if keep_an_admin and _is_last_active_admin(db, key_id):
-                raise LastAdminKey(f"{key_id} is the last active admin key")
-            db.execute(
-                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, key_id),
-            )
-            byok_keys.delete_all(db, key_id)  # a revoked key's provider secrets are not kept
-
-        await self._writes.run(apply)
-        return await self.key_by_id(key_id)
-
-    async def touch_key(self, key_id: str, when: float) -> None:
-        await self._writes.run(
-            lambda db: db.execute("UPDATE keys SET last_used_at = ? WHERE id = ?", (when, key_id))
-        )
-
-    async def count_keys(self) -> int:
-        (count,) = self._db.execute("SELECT count(*) FROM keys").fetchone()
-        return int(count)
+    # --- keys ------------------------------------------------------------------------
 
     async def key_generation(self) -> int:
         """The key generation row, read only when ``PRAGMA data_version`` says another
@@ -368,126 +226,9 @@ class SQLiteStore:
             raise StorageError(f"key generation lookup failed: {exc}") from exc
         return int(generation)
 
-    # --- BYOK keys ----------------------------------------------------------------
-
-    async def put_byok_key(self, key: ByokKey) -> ByokKey:
-        return await self._writes.run(lambda db: byok_keys.put(db, key))
-
-    async def set_byok_fallback(
-        self, key_id: str, provider: str, fallback: bool, *, now: float
-    ) -> ByokKey | None:
-        return await self._writes.run(
-            lambda db: byok_keys.set_fallback(db, key_id, provider, fallback, now)
-        )
-
-    async def delete_byok_key(self, key_id: str, provider: str) -> bool:
-        return await self._writes.run(lambda db: byok_keys.delete(db, key_id, provider))
-
-    # --- money --------------------------------------------------------------------
-
-    async def admit(self, request: AdmissionRequest) -> Admission:
-        return await self._writes.run(lambda db: ledger.admit(db, request))
-
-    async def settle(self, settlement: Settlement) -> None:
-        prune = self._prune.due(settlement.now)
-
-        def apply(db: sqlite3.Connection) -> None:
-            ledger.settle(db, settlement)
-            if prune:
-                ledger.prune(db, settlement.now, self._retention_s)
-
-        await self._writes.run(apply)
-
-    async def top_up(
-        self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
-    ) -> KeyRecord | None:
-        def apply(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT metered FROM keys WHERE id = ?", (key_id,)).fetchone()
-            if row is None:
-                return False
-            if not row["metered"]:
-                if not make_metered:
-                    return True  # unmetered stays unmetered: the caller sees metered False
-                ledger.start_metering(db, key_id, time.time())
-            ledger.top_up(db, key_id, amount_micro_usd, time.time())
-            return True
-
-        found = await self._writes.run(apply)
-        return await self.key_by_id(key_id) if found else None
-
-    async def recover(self) -> int:
-        return await self._writes.run(lambda db: ledger.release_abandoned(db, time.time()))
-
-    async def books(self, key_id: str) -> Books:
-        return await self._read(lambda db: ledger.books(db, key_id))
-
-    async def check_books(self) -> list[str]:
-        return await self._read(ledger.unbalanced_keys)
-
-    async def overrun_micro_usd(self) -> int:
-        return await self._read(ledger.overrun_total)
-
-    # --- activity -----------------------------------------------------------------
-
-    async def activity(self, query: ActivityFilter) -> list[ActivityEntry]:
-        return await self._read(lambda db: activity_log.activity(db, query))
-
-    async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
-        return await self._read(
-            lambda db: activity_log.activity(
-                db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
-            )
-        )
-
-    async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
-        return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
-
-    # --- logs ---------------------------------------------------------------------
-
-    async def log_append(
-        self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]
-    ) -> LogEntry:
-        now = time.time()
-        return await self._writes.run(lambda db: logs.append(db, log, make_entry, now))
-
-    async def log_size(self, log: str) -> int:
-        # keyed reads of microseconds: on the loop's connection, as a key lookup is
-        try:
-            return logs.size(self._db, log)
-        except sqlite3.Error as exc:
-            raise StorageError(f"log read failed: {exc}") from exc
-
-    async def log_nodes(self, log: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        try:
-            return logs.nodes(self._db, log, ids)
-        except sqlite3.Error as exc:
-            raise StorageError(f"log read failed: {exc}") from exc
-
-    async def log_entries(
-        self, log: str, start: int, limit: int, key_id: str | None = None
-    ) -> list[LogEntry]:
-        return await self._read(lambda db: logs.entries(db, log, start, limit, key_id))
-
-    # --- receipts -----------------------------------------------------------------
-
-    async def save_receipt(self, receipt: NewReceipt) -> int:
-        now = time.time()
-        return await self._writes.run(lambda db: receipts.save(db, receipt, now))
-
-    async def receipt(self, receipt_id: str) -> StoredReceipt | None:
-        try:
-            return receipts.get(self._db, receipt_id)  # a keyed read: microseconds
-        except sqlite3.Error as exc:
-            raise StorageError(f"receipt lookup failed: {exc}") from exc
-
-    async def sampled_receipts(
-        self, start: int, limit: int, key_id: str | None = None
-    ) -> list[StoredReceipt]:
-        return await self._read(lambda db: receipts.sampled(db, start, limit, key_id))
-
     # --- life ---------------------------------------------------------------------
 
-    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, query: Callable[[Db], T]) -> T:
         """A read that may scan: in a thread, on a connection of its own."""
 
         def run() -> T:
@@ -502,6 +243,13 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"read failed: {exc}") from exc
 
+    async def _read_keyed(self, query: Callable[[Db], T]) -> T:
+        """A keyed read takes microseconds: on the loop's connection, in the loop."""
+        try:
+            return query(self._db)
+        except sqlite3.Error as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
     async def ping(self) -> None:
         try:
             self._db.execute("SELECT 1").fetchone()
@@ -511,14 +259,3 @@ class SQLiteStore:
     async def close(self) -> None:
         self._db.close()
         self._writes.close()
-
-
-def _is_last_active_admin(db: sqlite3.Connection, key_id: str) -> bool:
-    """Whether ``key_id`` is an active admin key and no other admin key is active."""
-    row = db.execute(
-        "SELECT role = 'admin' AND revoked_at IS NULL AS active_admin, "
-        "(SELECT count(*) FROM keys WHERE role = 'admin' AND revoked_at IS NULL AND id != ?) "
-        "AS other_admins FROM keys WHERE id = ?",
-        (key_id, key_id),
-    ).fetchone()
-    return row is not None and bool(row["active_admin"]) and row["other_admins"] == 0

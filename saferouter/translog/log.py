@@ -11,11 +11,18 @@ Every read is O(log n): the store keeps the tree's nodes (``Store.log_nodes``), 
 root or proof is the hashes of a few spans of it (:mod:`.merkle`). The heads are public
 and unauthenticated, so the signed head is kept for the tree size it was made at: a
 flood of GETs of an unchanged log costs one size lookup each, and one signature in all.
+
+Replicas sharing a database each sign their own logs (:func:`log_name`); only the
+signer can make a head, so every head signed is published to the store
+(``Store.publish_head``) for the other replicas to prove this log's entries against —
+and :meth:`SignedLog.publish` does it again each heartbeat, should one have failed.
 """
 
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -36,18 +43,44 @@ class Head:
     checkpoint: str
 
 
+def log_name(kind: str, identity: bytes) -> str:
+    """The store's name for the ``kind`` log (``startup``, ``receipts``) of the replica
+    whose identity key is ``identity``: each replica is a TEE of its own, and its logs
+    are its own, signed by it alone, even when replicas share one database."""
+    return f"{kind}/{identity.hex()}"
+
+
+async def inclusion_proof(store: Store, log: str, index: int, size: int) -> list[bytes]:
+    """The inclusion proof (RFC 9162 §2.1.3.1) of entry ``index`` in the tree of the
+    first ``size`` entries of ``log`` — any replica's log: proofs need no key."""
+    return await _tree_hashes(store, log, merkle.inclusion_spans(index, size))
+
+
+async def _tree_hashes(store: Store, log: str, spans: list[Span]) -> list[bytes]:
+    """The hashes of ``spans`` of the log's tree, from its stored nodes in one read."""
+    nodes = await store.log_nodes(log, merkle.node_ids(spans))
+    return [merkle.span_hash(span, nodes) for span in spans]
+
+
 def _new_entry(body: bytes) -> NewLogEntry:
     return NewLogEntry(body=body, leaf_hash=merkle.leaf_hash(body))
 
 
 class SignedLog:
     def __init__(
-        self, store: Store, *, name: str, origin: str, key: ed25519.Ed25519PrivateKey
+        self,
+        store: Store,
+        *,
+        name: str,
+        origin: str,
+        key: ed25519.Ed25519PrivateKey,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.name = name
         self.origin = origin
         self._key = key
+        self._clock = clock  # wall time, for when a head was published
         self.verifier = note.ed25519_verifier(origin, key.public_key().public_bytes_raw())
         self._head: Head | None = None  # the last head signed; a log only grows
 
@@ -63,26 +96,43 @@ class SignedLog:
         return await self.store.log_append(self.name, make)
 
     async def head(self) -> Head:
-        """The signed head now (signed once per tree size)."""
+        """The signed head now (signed once per tree size, and published when signed)."""
+        head, _ = await self._current()
+        return head
+
+    async def publish(self) -> Head:
+        """Publish the current head to the store (a heartbeat's step: it republishes
+        one whose publication failed, and leaves this log's newest head behind for the
+        other replicas should this one die)."""
+        head, published = await self._current()
+        if not published:
+            await self._publish(head)
+        return head
+
+    async def _current(self) -> tuple[Head, bool]:
+        """The signed head now, and whether it was just signed (and so published)."""
         size = await self.store.log_size(self.name)
         head = self._head
-        if head is None or head.size != size:
-            (root,) = await self._hashes([(0, size)])
-            text = note.Checkpoint(origin=self.origin, size=size, root_hash=root).text()
-            head = Head(size, root, note.sign_note(text, self.origin, self._key))
-            # a slower head() of an older size must not replace a newer one
-            if self._head is None or self._head.size <= size:
-                self._head = head
-        return head
+        if head is not None and head.size == size:
+            return head, False
+        (root,) = await self._hashes([(0, size)])
+        text = note.Checkpoint(origin=self.origin, size=size, root_hash=root).text()
+        head = Head(size, root, note.sign_note(text, self.origin, self._key))
+        # a slower head() of an older size must not replace a newer one
+        if self._head is None or self._head.size <= size:
+            self._head = head
+        await self._publish(head)
+        return head, True
+
+    async def _publish(self, head: Head) -> None:
+        await self.store.publish_head(self.name, head.size, head.checkpoint, self._clock())
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``size`` entries."""
-        return await self._hashes(merkle.inclusion_spans(index, size))
+        return await inclusion_proof(self.store, self.name, index, size)
 
     async def _hashes(self, spans: list[Span]) -> list[bytes]:
-        """The hashes of ``spans`` of the tree, from its stored nodes in one read."""
-        nodes = await self.store.log_nodes(self.name, merkle.node_ids(spans))
-        return [merkle.span_hash(span, nodes) for span in spans]
+        return await _tree_hashes(self.store, self.name, spans)
 
     async def rekor_entry(self, index: int) -> dict[str, Any] | None:
         """The entry in Rekor's shape, with its inclusion proof in the current head."""

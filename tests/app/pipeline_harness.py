@@ -35,12 +35,15 @@ from saferouter.keys import generate_key, hash_key
 from saferouter.storage import ByokKey
 from saferouter.storage.memory import MemoryStore
 from saferouter.timing import RequestTiming
+from saferouter.translog.log import log_name
 
 from ..scripted import ScriptedUpstream
 from ..servers import gateway_settings
 
 EPOCH_S = 1_800_000_000.0  # the wall clock at mock time 0: a whole minute
 MEASUREMENT = "5e" * 32  # the build the harness's receipts and keyring name
+notary_key = ed25519.Ed25519PrivateKey.generate()  # the identity signing its receipts
+RECEIPT_LOG = log_name("receipts", notary_key.public_key().public_bytes_raw())
 
 
 @attrs.frozen
@@ -196,10 +199,11 @@ async def running_pipeline(
             endpoints=settings.endpoints,
         ),
         notary=Notary(
-            key=ed25519.Ed25519PrivateKey.generate(),
+            key=notary_key,
             measurement_hex=MEASUREMENT,
             tls_spki_sha256=None,
             audit_rate_ppm=settings.audit_rate_ppm,
+            receipt_log=RECEIPT_LOG,
         )
         if settings.receipts
         else None,

@@ -1,8 +1,12 @@
 """The stores the Store contract suite runs against, and builders for its inputs.
 
-Every store is real: the memory store, and the SQLite store on a file in the test's
-``tmp_path``. A test that holds for one must hold for the other; what only SQLite has
-(files, migrations) is tested in ``test_sqlite_store.py``.
+Every store is real: the memory store, the SQLite store on a file in the test's
+``tmp_path``, and the PostgreSQL store on a fresh database of the test's own in the
+throwaway cluster (``pg_url``; skipped on one line where PostgreSQL is missing). The
+stores one test opens share their data (one memory database, one file, one PostgreSQL
+database), as the processes sharing a database do. A test that holds for one must hold
+for the others; what only SQLite has (files, migrations) is tested in
+``test_sqlite_store.py``, what only PostgreSQL has in ``test_postgres_store.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from saferouter.storage import ActivityEntry, Settlement, Store
-from saferouter.storage.memory import MemoryStore
+from saferouter.storage.memory import MemoryDatabase, MemoryStore
+from saferouter.storage.postgres import PostgresStore
 from saferouter.storage.sqlite import SQLiteStore
 
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "postgres")
 OpenStore = Callable[..., Store]
 _hashes = itertools.count()
 
@@ -30,11 +36,16 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Opens the store under test (``**options`` as the constructors take them); every
     store opened is closed after the test."""
     opened: list[Store] = []
+    database = MemoryDatabase()
+    # one database for every store the test opens (as one file is for SQLite)
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
 
-    def open_(**options: float) -> Store:
+    def open_(**options: Any) -> Store:
         store: Store
         if request.param == "memory":
-            store = MemoryStore(**options)
+            store = MemoryStore(database=database, **options)
+        elif request.param == "postgres":
+            store = PostgresStore(pg_url, **options)
         else:
             store = SQLiteStore(tmp_path / "s.db", **options)
         opened.append(store)
@@ -63,6 +74,12 @@ def corrupt_balance(store: Store, key_id: str, by_micro_usd: int) -> None:
                 (by_micro_usd, key_id),
             )
         db.close()
+    elif isinstance(store, PostgresStore):
+        with psycopg.connect(store.url, autocommit=True) as pg:
+            pg.execute(
+                "UPDATE keys SET balance_micro_usd = balance_micro_usd + %s WHERE id = %s",
+                (by_micro_usd, key_id),
+            )
     else:
         assert isinstance(store, MemoryStore)
         with store._journal.transaction():  # the tables take writes only in a transaction

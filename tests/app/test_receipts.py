@@ -23,7 +23,15 @@ from saferouter.storage.memory import MemoryStore
 from saferouter.translog import merkle
 from saferouter.translog.receipt import receipt_bytes, verify_receipt_signature
 
-from .pipeline_harness import EPOCH_S, Harness, fake_model, read_all, running_pipeline, with_models
+from .pipeline_harness import (
+    EPOCH_S,
+    RECEIPT_LOG,
+    Harness,
+    fake_model,
+    read_all,
+    running_pipeline,
+    with_models,
+)
 from .stores import leaves
 
 
@@ -38,7 +46,7 @@ async def receipt_of(p: Harness, receipt_id: str) -> dict[str, Any]:
     assert notary is not None
     verify_receipt_signature(receipt, stored.signature, bytes.fromhex(notary.identity_hex))
     assert stored.log_index is not None
-    tree = await leaves(p.store, "receipts")
+    tree = await leaves(p.store, RECEIPT_LOG)
     assert tree[stored.log_index] == merkle.leaf_hash(stored.body)
     return receipt
 
@@ -218,7 +226,7 @@ async def test_refusals_before_admission_get_no_receipt(
         poor = await p.new_key(credits_micro_usd=0)
         refused: ApiError = await p.error("fake/ok", key=poor)
         assert refused.status == 402 and RECEIPT_HEADER not in refused.headers
-        assert await leaves(p.store, "receipts") == []
+        assert await leaves(p.store, RECEIPT_LOG) == []
 
 
 async def test_a_stream_the_client_leaves_is_receipted_over_what_it_was_handed(
@@ -246,8 +254,8 @@ async def test_the_client_leaving_before_a_byte_is_receipted_too(
             await p.send("fake/slowstart:5000")
         [stored] = await p.store.sampled_receipts(0, 10) or [None]  # not a sample
         assert stored is None
-        [leaf] = await leaves(p.store, "receipts")
-        (entry,) = await p.store.log_entries("receipts", 0, 1)
+        [leaf] = await leaves(p.store, RECEIPT_LOG)
+        (entry,) = await p.store.log_entries(RECEIPT_LOG, 0, 1)
         assert entry.body is not None and merkle.leaf_hash(entry.body) == leaf
         receipt = json.loads(entry.body)
         assert (receipt["status"], receipt["outcome"], receipt["response_bytes"]) == (
@@ -285,4 +293,4 @@ async def test_receipts_off_means_no_header_and_no_log(
     async with running_pipeline(tmp_path, off) as p:
         reply = await p.send("fake/ok")
         assert reply.status == 200 and RECEIPT_HEADER not in reply.headers
-        assert await leaves(p.store, "receipts") == []
+        assert await leaves(p.store, RECEIPT_LOG) == []

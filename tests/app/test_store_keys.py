@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from saferouter.errors import LastAdminKey, StorageError
-from saferouter.storage import RateLimits, Store
+from saferouter.storage import ActivityFilter, KeyRole, RateLimits, Settlement, Store
 
-from .stores import make_key
+from .stores import entry, make_key
 
 
 async def test_a_key_is_found_by_its_hash_and_id(store: Store) -> None:
@@ -104,3 +104,27 @@ async def test_a_closed_store_does_not_answer(store: Store) -> None:
     await store.close()
     with pytest.raises(StorageError):
         await store.ping()
+
+
+async def test_odd_text_reads_back_as_written(store: Store) -> None:
+    """Text of any script, direction marks, separators, the last code points, SQL and
+    placeholder look-alikes: kept and found as written, by every store alike (NUL,
+    which PostgreSQL cannot hold, is refused before any store: client_input)."""
+    for n, text in enumerate(
+        ["é\u0301 ✓ 🙂", "\u202eevil", "\u2028\uffff\U0010ffff", "'; --", "%s ? $1"]
+    ):
+        record = await store.create_key(name=text, role=KeyRole.USER, key_hash=f"h{n}", prefix="p")
+        assert (await store.key_by_id(record.id)) == record and record.name == text
+        await store.settle(
+            Settlement(
+                key_id=record.id,
+                request_id=f"r{n}",
+                reserved_micro_usd=0,
+                cost_micro_usd=0,
+                tokens=0,
+                attempts=(entry(f"r{n}", record.id, 1.0, requested_model=text, served_model=text),),
+                now=1.0,
+            )
+        )
+        (found,) = await store.activity(ActivityFilter(model=text))
+        assert (found.requested_model, found.served_model) == (text, text)

@@ -13,6 +13,7 @@ from saferouter.storage import AdmissionRequest, NewLogEntry, NewReceipt, Receip
 from .stores import leaves, make_key, settlement
 
 T0 = 1_800_000_000.0
+LOG = "receipts/" + "aa" * 32  # the receipt log of the replica signing these
 
 
 def admission(key: str, request_id: str, receipt_id: str, reserve: int = 0) -> AdmissionRequest:
@@ -21,7 +22,9 @@ def admission(key: str, request_id: str, receipt_id: str, reserve: int = 0) -> A
     )
 
 
-def signed(key: str, request_id: str, receipt_id: str, *, sample: bool = False) -> NewReceipt:
+def signed(
+    key: str, request_id: str, receipt_id: str, *, sample: bool = False, log: str = LOG
+) -> NewReceipt:
     body = b'{"receipt_id":"%s"}' % receipt_id.encode()
     return NewReceipt(
         receipt_id=receipt_id,
@@ -32,6 +35,7 @@ def signed(key: str, request_id: str, receipt_id: str, *, sample: bool = False) 
         signature=b"sig:" + receipt_id.encode(),
         audit_sample=sample,
         created_at=T0,
+        log=log,
     )
 
 
@@ -47,7 +51,7 @@ async def test_a_receipt_is_pending_from_admission_until_saved_once(store: Store
         None,
     )
     first = signed(key, "r0", "rcpt_0")
-    await store.log_append("receipts", lambda i, p: NewLogEntry(first.body, first.leaf_hash))
+    await store.log_append(LOG, lambda i, p: NewLogEntry(first.body, first.leaf_hash))
     assert await store.save_receipt(signed(key, "r1", "rcpt_1")) == 1
     assert await store.save_receipt(signed(key, "r1", "rcpt_1")) == 1  # once: no new leaf
     done = await store.receipt("rcpt_1")
@@ -57,8 +61,8 @@ async def test_a_receipt_is_pending_from_admission_until_saved_once(store: Store
         b'{"receipt_id":"rcpt_1"}',
         b"sig:rcpt_1",
     )
-    assert (await leaves(store, "receipts"))[1] == b'leaf:{"receipt_id":"rcpt_1"}'
-    assert len(await leaves(store, "receipts")) == 2
+    assert (await leaves(store, LOG))[1] == b'leaf:{"receipt_id":"rcpt_1"}'
+    assert len(await leaves(store, LOG)) == 2
     assert await store.receipt("rcpt_unknown") is None
 
 
@@ -84,7 +88,7 @@ async def test_a_settlement_carries_its_receipt_in_one_write(store: Store) -> No
     with pytest.raises(StorageError):
         await store.settle(broken)
     assert await store.receipt("rcpt_2") is None
-    assert len(await leaves(store, "receipts")) == 1
+    assert len(await leaves(store, LOG)) == 1
 
 
 async def test_recovery_marks_pending_receipts_lost(store: Store) -> None:
@@ -114,3 +118,18 @@ async def test_audit_samples_are_the_sampled_receipts_by_key(store: Store) -> No
     ]
     assert [r.receipt_id for r in await store.sampled_receipts(1, 1)] == ["rcpt_1"]
     assert everyone[2].body == b'{"receipt_id":"rcpt_3"}'
+
+
+async def test_each_replica_saves_into_its_own_receipt_log(store: Store) -> None:
+    key = await make_key(store)
+    other = "receipts/" + "bb" * 32
+    await store.admit(admission(key, "r1", "rcpt_1"))
+    assert await store.save_receipt(signed(key, "r0", "rcpt_0")) == 0
+    # another replica's receipt is entry 0 of its own log, not entry 1 of this one's
+    assert await store.save_receipt(signed(key, "r1", "rcpt_1", log=other)) == 0
+    mine, theirs = await store.receipt("rcpt_0"), await store.receipt("rcpt_1")
+    assert mine is not None and (mine.log, mine.log_index) == (LOG, 0)
+    assert theirs is not None and (theirs.log, theirs.log_index) == (other, 0)
+    assert theirs.body == b'{"receipt_id":"rcpt_1"}'  # read from its own log's entry
+    assert await leaves(store, LOG) == [b'leaf:{"receipt_id":"rcpt_0"}']
+    assert await leaves(store, other) == [b'leaf:{"receipt_id":"rcpt_1"}']

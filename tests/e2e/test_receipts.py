@@ -224,15 +224,17 @@ async def open_stream(url: str, key: str, model: str) -> AsyncIterator[tuple[str
 
 
 async def test_a_stream_is_pending_on_every_worker_until_it_ends(tmp_path: Path) -> None:
-    """Two server processes on one data dir (what workers are): a stream open on one
-    answers 409 on the other, and 200 on both once it has ended."""
+    """Two server processes on one database (as workers, or replicas, share one; a data
+    dir serves one server at a time): a stream open on one answers 409 on the other, and
+    200 on both once it has ended."""
     async with fake_upstream() as upstream:
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
-        data = tmp_path / "data"
-        key = new_key(data, "--name", "u")
-        options = ("--config", str(catalog))
+        data, other = tmp_path / "data", tmp_path / "other"
+        shared = ("--database", f"sqlite:///{tmp_path / 'shared.db'}")
+        key = new_key(data, "--name", "u", *shared)
+        options = ("--config", str(catalog), *shared)
         env = {"FAKE_API_KEY": "k"}
-        with serving(data, *options, env=env) as first, serving(data, *options, env=env) as second:
+        with serving(data, *options, env=env) as first, serving(other, *options, env=env) as second:
             async with open_stream(first.url, key, "fake/slow:4:300") as (receipt_id, chunks):
                 for server in (first, second):  # the stream is open
                     pending = await receipt_json(server.url, key, receipt_id)

@@ -95,11 +95,11 @@ def test_an_edited_entry_fails(tmp_path: Path) -> None:
     start_and_stop(data, 3)
     db = sqlite3.connect(data / "saferouter.db")
     (body,) = db.execute(
-        "SELECT body FROM log_entries WHERE log = 'startup' AND idx = 1"
+        "SELECT body FROM log_entries WHERE log LIKE 'startup/%' AND idx = 1"
     ).fetchone()
     db.close()
     edited = bytes(body).replace(b"saferouter/0.1.0", b"saferouter/6.6.6")
-    rewrite(data, "UPDATE log_entries SET body = ? WHERE log = 'startup' AND idx = 1", edited)
+    rewrite(data, "UPDATE log_entries SET body = ? WHERE log LIKE 'startup/%' AND idx = 1", edited)
     with serving(data) as served:
         assert failing_step(served.url).startswith("(8) startup log")
 
@@ -109,7 +109,7 @@ def test_a_deleted_entry_fails(tmp_path: Path) -> None:
     start_and_stop(data, 2)
     with serving(data) as served:
         assert verify(served.url, state)[0]
-    rewrite(data, "DELETE FROM log_entries WHERE log = 'startup' AND idx = 1")
+    rewrite(data, "DELETE FROM log_entries WHERE log LIKE 'startup/%' AND idx = 1")
     with serving(data) as served:
         assert "missing" in failing_step(served.url)
         assert failing_step(served.url, state).startswith("(8) startup log")
@@ -133,7 +133,7 @@ def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
     db = sqlite3.connect(data / "saferouter.db")
     previous = None
     for index, body in db.execute(
-        "SELECT idx, body FROM log_entries WHERE log = 'startup' ORDER BY idx"
+        "SELECT idx, body FROM log_entries WHERE log LIKE 'startup/%' ORDER BY idx"
     ).fetchall():
         spec = {
             **json.loads(body)["spec"],
@@ -144,7 +144,7 @@ def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
         from saferouter.translog.merkle import leaf_hash
 
         db.execute(
-            "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log = 'startup' AND idx = ?",
+            "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log LIKE 'startup/%' AND idx = ?",
             (new, leaf_hash(new), index),
         )
         previous = new

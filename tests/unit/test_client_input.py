@@ -17,6 +17,7 @@ from saferouter.client_input import (
     parse_usd_micro,
     validate_json_count,
     validate_model_id,
+    validate_storable,
 )
 from saferouter.errors import InvalidRequest
 from saferouter.gateway.request import parse_chat_request
@@ -241,3 +242,15 @@ def test_json_counts_are_bounded_integers(bad: object) -> None:
     assert validate_json_count(60, param="rpm_limit", high=2**31 - 1) == 60
     with pytest.raises(InvalidRequest):
         validate_json_count(bad, param="rpm_limit", high=2**31 - 1)
+
+
+@pytest.mark.parametrize("text", ["é\u0301 🙂", "\u2028", "\uffff", "'; --", "%s ?", ""])
+def test_storable_text_is_returned_as_it_is(text: str) -> None:
+    assert validate_storable(text, param="name") == text
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x00", "\x00b", "a\x00b"])
+def test_a_nul_which_postgresql_cannot_store_is_refused(text: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        validate_storable(text, param="name")
+    assert (refused.value.code, refused.value.param) == ("invalid_value", "name")

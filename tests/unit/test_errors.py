@@ -16,7 +16,14 @@ import pytest
 
 import saferouter
 from saferouter import errors
-from saferouter.errors import ApiError, SafeRouterError, StorageError, internal_error
+from saferouter.errors import (
+    ApiError,
+    SafeRouterError,
+    StorageError,
+    StorageUnavailable,
+    internal_error,
+    unexpected_error,
+)
 
 # "    │   ├── ProofError          [translog.merkle] an inclusion ..."
 DRAWN = re.compile(
@@ -115,7 +122,11 @@ def test_api_errors_render_their_own_status_and_code() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "kind"),
-    [(cls, "a storage" if issubclass(cls, StorageError) else "an internal") for cls in OURS]
+    [
+        (cls, "a storage" if issubclass(cls, StorageError) else "an internal")
+        for cls in OURS
+        if not issubclass(cls, StorageUnavailable)  # an outage: a 503, below
+    ]
     + [(ValueError, "an internal"), (KeyError, "an internal")],
     ids=lambda value: getattr(value, "__name__", value),
 )
@@ -136,3 +147,21 @@ def test_an_unrendered_error_is_a_500_naming_only_its_kind(
         f"The server had {kind} error while processing your request. "
         "Quote request id req_0123 when reporting it."
     )
+
+
+def test_an_unreachable_database_is_a_503_to_retry_naming_nothing_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = StorageUnavailable("read: postgresql://u:hunter2@db.internal:5432/x")
+    rendered = unexpected_error(error, method="GET", path="/v1/keys", request_id="req_0123")
+    assert (rendered.status, rendered.code, rendered.error_type) == (
+        503,
+        "storage_unavailable",
+        "server_error",
+    )
+    assert rendered.headers == {"Retry-After": "1"}
+    assert b'"param": null' in rendered.body() and b"req_0123" in rendered.body()
+    # an outage, not a bug: one line, no frames, nothing of the error's own text
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "hunter2" not in caplog.text and "db.internal" not in caplog.text
+    assert "hunter2" not in rendered.message and "Traceback" not in caplog.text

@@ -1,0 +1,125 @@
+"""The heartbeat: every serving process's lease on what it holds, kept alive, and the
+sweep that releases what dead processes held.
+
+A serving process (each worker of ``saferouter serve``, or the one process) opens its
+store for an owner of its own (``storage.leases``) and holds a lease. Before it serves,
+it takes the lease; then, every ``lease_s / 3``, one round:
+
+1. renew the lease to ``now + lease_s`` — two rounds may fail in a row (the database
+   briefly away) before another replica may take this one for dead;
+2. ``recover(now)``: release the reservations of owners whose lease lapsed, anywhere —
+   a replica SIGKILLed (or a worker killed alone) is swept by whichever live process
+   looks first, within ``lease_s`` plus a round;
+3. the extra steps of :data:`ROUND_STEPS` (publishing log heads, saying this replica
+   is alive), each given the app state and the time.
+
+At a graceful stop, once in-flight requests have ended, the lease is given up
+(``end_lease``): a request cut short at the graceful timeout is then released by the
+next sweep at once. A round's :class:`~saferouter.errors.StorageError` (the database
+away) is logged and the next round tries again: it never stops a worker that may well
+serve its requests meanwhile. Leases are wall-clock times, compared across hosts: the
+replicas' clocks must agree to well within ``lease_s`` (NTP does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from .errors import StorageError
+from .storage import Store
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("saferouter")
+
+RENEWALS_PER_LEASE = 3
+
+Step = Callable[[float], Awaitable[None]]
+"""A round's extra work, given the wall-clock time of the round."""
+AppStep = Callable[["AppState", float], Awaitable[None]]
+"""A step that needs the worker's state (its store, its attestation service)."""
+
+# The steps every round runs after renewing and sweeping, in this order (app.py binds
+# each to the worker's state). Add to this tuple; the loop below stays as it is.
+ROUND_STEPS: tuple[AppStep, ...] = ()
+
+
+class Heartbeat:
+    """The lease of ``store``'s owner, renewed every ``lease_s / 3`` while :meth:`run`
+    runs; ``wall`` is the clock leases are written in (seconds since the epoch)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease_s: float,
+        steps: Sequence[tuple[str, Step]] = (),
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self.lease_s = lease_s
+        self._steps = tuple(steps)
+        self._wall = wall
+        self._scope = trio.CancelScope()
+        self._ended: trio.Event | None = None  # while run() runs: set when it has ended
+
+    @property
+    def every_s(self) -> float:
+        """How often a round runs."""
+        return self.lease_s / RENEWALS_PER_LEASE
+
+    async def take_lease(self) -> None:
+        """Before serving. A store that cannot take it stops the start (StorageError):
+        a process without a lease would have its reservations swept under it."""
+        await self._store.renew_lease(self._wall() + self.lease_s)
+
+    async def beat(self) -> None:
+        """One round; every part runs, and a failed one is logged, not raised."""
+        now = self._wall()
+        parts: list[tuple[str, Step]] = [
+            ("renew the lease", lambda now: self._store.renew_lease(now + self.lease_s)),
+            ("release dead processes' reservations", self._sweep),
+            *self._steps,
+        ]
+        for name, part in parts:
+            try:
+                await part(now)
+            except StorageError as exc:
+                # the message is the store's: it names no URL and no secret
+                log.warning(
+                    "heartbeat: cannot %s, trying again in %.0f s: %s", name, self.every_s, exc
+                )
+
+    async def _sweep(self, now: float) -> None:
+        released = await self._store.recover(now)
+        if released:
+            log.warning("released %d reservations of processes whose lease lapsed", released)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run a round every :attr:`every_s` until :meth:`stop`."""
+        self._ended = ended = trio.Event()
+        try:
+            with self._scope:
+                task_status.started()
+                while True:
+                    await trio.sleep(self.every_s)
+                    await self.beat()
+        finally:
+            ended.set()
+
+    async def stop(self) -> None:
+        """Stop the rounds (waiting for one in progress to end), then give the lease up;
+        after the in-flight requests have ended."""
+        self._scope.cancel()
+        if self._ended is not None:
+            await self._ended.wait()
+        try:
+            await self._store.end_lease()
+        except StorageError as exc:  # it lapses by itself within lease_s
+            log.warning("heartbeat: cannot end the lease: %s", exc)

@@ -1,0 +1,84 @@
+"""The data dir's replica id and its serve lock, and the lease setting."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+
+import pytest
+
+from saferouter.attestation.measurement import measure
+from saferouter.config import load_settings
+from saferouter.datadir import REPLICA_ID_FILE, DataDirLock, lock_data_dir, replica_id
+from saferouter.errors import ConfigError, DataDirInUse
+
+
+def test_the_replica_id_is_made_once_and_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = replica_id(data)
+    assert len(first) == 16 and int(first, 16) >= 0
+    assert replica_id(data) == first
+    assert stat.S_IMODE((data / REPLICA_ID_FILE).stat().st_mode) == 0o600
+    assert replica_id(tmp_path / "elsewhere") != first
+
+
+def test_a_damaged_replica_id_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / REPLICA_ID_FILE).write_text("not hex\n")
+    with pytest.raises(ConfigError, match=REPLICA_ID_FILE):
+        replica_id(tmp_path)
+
+
+def test_one_lock_per_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with lock_data_dir(data):
+        # flock belongs to the open file: a second open is refused even in this process
+        with pytest.raises(DataDirInUse, match=str(data)):
+            lock_data_dir(data)
+        with lock_data_dir(tmp_path / "other"):  # another data dir is another lock
+            pass
+    with lock_data_dir(data):  # released with the block
+        pass
+
+
+def _hold(lock: DataDirLock, release: EventType) -> None:
+    release.wait(60)
+
+
+def test_a_worker_holds_the_lock_after_the_parent_lets_go(tmp_path: Path) -> None:
+    """A spawned worker is handed the same open file: the lock lasts while it lives."""
+    ctx = multiprocessing.get_context("spawn")
+    release = ctx.Event()
+    lock = lock_data_dir(tmp_path)
+    worker = ctx.Process(target=_hold, args=(lock, release))
+    worker.start()
+    try:
+        lock.release()
+        with pytest.raises(DataDirInUse):
+            lock_data_dir(tmp_path)
+    finally:
+        release.set()
+        worker.join(60)
+    assert worker.exitcode == 0
+    with lock_data_dir(tmp_path):
+        pass
+
+
+def test_the_lease_setting(tmp_path: Path) -> None:
+    default = load_settings({}, data_dir=tmp_path)
+    assert default.lease_s == 30
+    short = load_settings({"SAFEROUTER_LEASE_SECONDS": "1.5"}, data_dir=tmp_path)
+    assert short.lease_s == 1.5
+    # how long a lease runs is how this deployment runs, not what it computes
+    assert measure(short).digest == measure(default).digest
+    for bad in ("0.5", "0", "-3", "nan", "inf", "soon"):
+        with pytest.raises(ConfigError, match="SAFEROUTER_LEASE_SECONDS"):
+            load_settings({"SAFEROUTER_LEASE_SECONDS": bad}, data_dir=tmp_path)
+
+
+def test_the_lock_file_is_private(tmp_path: Path) -> None:
+    with lock_data_dir(tmp_path / "data"):
+        mode = os.stat(tmp_path / "data" / "serve.lock").st_mode
+    assert stat.S_IMODE(mode) == 0o600
