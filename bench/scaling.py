@@ -92,9 +92,15 @@ def markdown(section: Mapping[str, Any]) -> str:
     call."""
     throughput, compared = section["throughput"], section["compared"]
     skipped = section.get("postgresql_skipped")
+    failed = [
+        f"{name} {figures['errors']} of {figures['wrk_answers']}"
+        for name, figures in throughput.items()
+        if figures.get("errors")
+    ]
     lines = [
         f"Replicas on one database: {section['balancing']}; {section['pinning']}.",
         *([f"PostgreSQL {skipped}."] if skipped else []),
+        *([f"Answers but a 2xx (all rounds): {'; '.join(failed)}."] if failed else []),
         "",
         "| requests/s at 50 connections | 1 replica | 2 replicas | 2 / 1 |",
         "|---|---|---|---|",

@@ -21,6 +21,8 @@ THROUGHPUT = {
     },
     "postgresql_2": {
         "rps": 400.0,
+        "errors": 3,
+        "wrk_answers": 2000,
         "cpu_ms_per_request": 1.0,
         "database_cpu_ms_per_request": 0.35,
         "served_share": [0.52, 0.48],
@@ -106,13 +108,16 @@ def test_a_store_not_measured_gets_no_ratio_and_empty_cells() -> None:
     skipped = "not measured: no PostgreSQL binaries"
     table = scaling.markdown(section(throughput, latency, postgresql_skipped=skipped))
     assert f"PostgreSQL {skipped}." in table
+    assert "Answers but a 2xx" not in table
     assert "| PostgreSQL, one key |  |  |  |" in table
     assert "PostgreSQL / SQLite" not in table
 
 
 def test_the_table_gives_every_figure_with_its_ratio() -> None:
     table = scaling.markdown(section(THROUGHPUT, LATENCY))
-    assert table.startswith("Replicas on one database: two threads; pinned.")
+    assert table.startswith("Replicas on one database: two threads; pinned.\n")
+    # an arm's errors (PostgreSQL's 503 to a write that kept losing conflicts) are said
+    assert "\nAnswers but a 2xx (all rounds): postgresql_2 3 of 2000.\n" in table
     assert "| floor (one process) | 500 | | |" in table
     assert "| SQLite, one key | 1,000 (2.00× floor) | 1,200 (2.40× floor) | 1.20× |" in table
     assert "| PostgreSQL, one key | 800 (1.60× floor) | 400 (0.80× floor) | 0.50× |" in table
