@@ -18,12 +18,12 @@ MOCK_PORT = 9100
 SAFEROUTER = [sys.executable, "-m", "saferouter.cli"]
 
 
-def provider_toml(name: str) -> str:
-    """A provider entry for the mock, under ``name``."""
+def provider_toml(name: str, mock_port: int = MOCK_PORT) -> str:
+    """A provider entry for the mock on ``mock_port``, under ``name``."""
     return f"""
 [providers.{name}]
 name = "Bench mock {name}"
-base_url = "http://127.0.0.1:{MOCK_PORT}/v1"
+base_url = "http://127.0.0.1:{mock_port}/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 """
 
@@ -42,28 +42,54 @@ price = {{ input = "1", output = "2" }}
 """
 
 
-def catalog_text() -> str:
-    """One provider (the mock) and one model, ``bench``."""
-    return provider_toml("bench") + model_toml("bench", "bench")
+def catalog_text(mock_port: int = MOCK_PORT) -> str:
+    """One provider (the mock on ``mock_port``) and one model, ``bench``."""
+    return provider_toml("bench", mock_port) + model_toml("bench", "bench")
 
 
 def gateway(
-    catalog: Path, data: Path, port: int, env: dict[str, str], *, workers: int = 1
+    catalog: Path,
+    data: Path,
+    port: int,
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    database: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """A key with ample credits in ``data``; the command serving ``catalog`` there, and
-    the headers that authenticate with the key."""
+    """A key with ample credits in ``data``'s store (or ``database``, a --database URL);
+    the command serving ``catalog`` there, and the headers that authenticate with the key."""
+    headers = new_key(data, env, database=database)
+    return serve_command(catalog, data, port, workers=workers, database=database), headers
+
+
+def new_key(data: Path, env: dict[str, str], *, database: str | None = None) -> dict[str, str]:
+    """A new key with ample credits in ``data``'s store (or ``database``); the headers
+    that authenticate with it."""
     create = ["keys", "create", "--name", "bench", "--credits", "1000000"]
     created = subprocess.run(
-        [*SAFEROUTER, *create, "--data-dir", str(data)],
+        [*SAFEROUTER, *create, *store_args(data, database)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env=env,
     )
-    command = [*SAFEROUTER, "serve", "--config", str(catalog), "--data-dir", str(data)]
-    command += ["--port", str(port), "--workers", str(workers)]
-    key = created.stdout.strip().splitlines()[-1]
-    return command, {"Authorization": f"Bearer {key}"}
+    if created.returncode != 0:  # the CLI says why on stderr (never the URL's password)
+        raise SystemExit(f"keys create in {data}: {created.stderr.strip()}")
+    return {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
+
+
+def serve_command(
+    catalog: Path, data: Path, port: int, *, workers: int = 1, database: str | None = None
+) -> list[str]:
+    """``saferouter serve`` of ``catalog`` on ``port`` with its own data dir ``data``, on
+    ``database`` (a --database URL) or the data dir's SQLite file."""
+    command = [*SAFEROUTER, "serve", "--config", str(catalog), *store_args(data, database)]
+    return [*command, "--port", str(port), "--workers", str(workers)]
+
+
+def store_args(data: Path, database: str | None) -> list[str]:
+    """The CLI's arguments naming the data dir and, if any, the shared database."""
+    return ["--data-dir", str(data)] + (["--database", database] if database else [])
 
 
 def workers_ratio(
@@ -149,9 +175,9 @@ def hedging(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
     return results
 
 
-def upstream_requests() -> int:
-    """How many chat requests the mock has served."""
-    conn = http.client.HTTPConnection("127.0.0.1", MOCK_PORT)
+def upstream_requests(mock_port: int = MOCK_PORT) -> int:
+    """How many chat requests the mock on ``mock_port`` has served."""
+    conn = http.client.HTTPConnection("127.0.0.1", mock_port)
     conn.request("GET", "/stats")
     count = int(json.loads(conn.getresponse().read())["requests"])
     conn.close()

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -113,38 +114,84 @@ def wrk(
 ) -> dict[str, float]:
     """``wrk -t1 -c50`` on ``cpus`` (a taskset list): requests/s, and the CPU seconds the
     server (``server_pid`` and its descendants) used meanwhile per request served."""
-    script = workdir / f"post-{port}.lua"
-    lines = [
-        'wrk.method = "POST"',
-        f"wrk.body = {json.dumps(BODY)}",
-        'wrk.headers["Content-Type"] = "application/json"',
-    ]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    script.write_text("\n".join(lines) + "\n")
-    command = ["wrk", "-t1", "-c50", f"-d{seconds}s", "-s", str(script)]
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
-        ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{port}{PATH}"],
+        wrk_command([port], [headers], seconds, workdir, cpus=cpus),
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     cpu_s = cpu_seconds(server_pid) - cpu_before
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"wrk saw {non2xx.group(1)} errors:\n{out}")
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    served = re.search(r"(\d+) requests in", out)
-    assert rps and served, out
-    requests = int(served.group(1))
-    if not requests:
-        raise SystemExit(f"wrk got no answer from {port} in {seconds} s:\n{out}")
+    rps, requests = wrk_counts(out)
     return {
-        "rps": float(rps.group(1)),
+        "rps": rps,
         "requests": requests,
         "cpu_s": round(cpu_s, 3),
         "cpu_ms_per_request": round(cpu_s * 1000 / requests, 3),
     }
+
+
+def wrk_command(
+    ports: Sequence[int],
+    headers: Sequence[dict[str, str]],
+    seconds: float,
+    workdir: Path,
+    *,
+    cpus: str,
+) -> list[str]:
+    """``wrk -c50`` on ``cpus`` posting the bench's request, one thread per entry of
+    ``ports`` whose 50/len connections all go to that port with that entry's ``headers``:
+    several entries spread the connections evenly over several servers, as a load
+    balancer's round robin over connections would (``(p, p)`` loads one server in the
+    same shape), and over several keys if their headers differ."""
+    script = workdir / f"post-{'-'.join(map(str, ports))}.lua"
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(BODY)}",
+        'wrk.headers["Content-Type"] = "application/json"',
+        f"local ports = {{{', '.join(map(str, ports))}}}",
+        "local headers = {"
+        + ", ".join(
+            "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in h.items()) + "}"
+            for h in headers
+        )
+        + "}",
+        "local threads = 0",
+        # setup() runs once per thread, in order, before any connection opens; init() then
+        # in the thread itself, before wrk builds the request it sends (wrk's SCRIPTING)
+        "function setup(thread)",
+        "  threads = threads + 1",
+        '  thread.addr = wrk.lookup("127.0.0.1", tostring(ports[threads]))[1]',
+        '  thread:set("index", threads)',
+        "end",
+        "function init(args)",
+        "  for name, value in pairs(headers[index]) do wrk.headers[name] = value end",
+        "end",
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    command = ["wrk", f"-t{len(ports)}", "-c50", f"-d{seconds}s", "-s", str(script)]
+    return ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{PATH}"]
+
+
+def wrk_counts(out: str, *, warming: bool = False, errors_ok: bool = False) -> tuple[float, int]:
+    """wrk's requests/s and answers from its report ``out``. Any answer but a 2xx fails
+    the run unless ``errors_ok`` (the caller reports :func:`wrk_errors`), and so does no
+    answer at all unless ``warming`` (fresh connections' first answers may come late)."""
+    if wrk_errors(out) and not errors_ok:
+        raise SystemExit(f"wrk saw {wrk_errors(out)} errors:\n{out}")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    served = re.search(r"(\d+) requests in", out)
+    assert rps and served, out
+    requests = int(served.group(1))
+    if not requests and not warming:
+        raise SystemExit(f"wrk got no answer:\n{out}")
+    return float(rps.group(1)), requests
+
+
+def wrk_errors(out: str) -> int:
+    """How many answers but a 2xx wrk's report ``out`` counts."""
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return int(non2xx.group(1)) if non2xx else 0
 
 
 async def hold_streams(

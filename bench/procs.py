@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,23 +29,26 @@ def process(
     args: list[str], cpus: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``args`` pinned to ``cpus`` (a taskset list, "0" or "0-1"), terminated on exit.
-    taskset execs the command, so the pid is the command's own."""
-    proc = subprocess.Popen(
-        ["taskset", "-c", cpus, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=raise_fd_limit,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
+    taskset execs the command, so the pid is the command's own. Its stderr goes to a
+    temporary file, not a pipe nobody reads: a server that logged 64 KiB into a pipe
+    would block in the middle of a measurement."""
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            ["taskset", "-c", cpus, *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=raise_fd_limit,
+        )
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def wait_until_answering(port: int, path: str, headers: dict[str, str], body: str) -> None:
@@ -74,8 +78,8 @@ def parse_stat(text: str) -> tuple[int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by ``pid`` and its live descendants."""
+def _stats() -> dict[int, tuple[int, int]]:
+    """(parent pid, CPU ticks) of every live process."""
     stats: dict[int, tuple[int, int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -83,12 +87,23 @@ def cpu_seconds(pid: int) -> float:
                 stats[int(entry.name)] = parse_stat((entry / "stat").read_text())
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited while we looked
+    return stats
+
+
+def _tree(pid: int, stats: dict[int, tuple[int, int]]) -> set[int]:
+    """``pid`` and its live descendants in ``stats``."""
     tree: set[int] = set()
     grown = {pid}
     while grown != tree:  # grandchildren too: grow until nothing new joins
         tree = grown
         grown = tree | {p for p, (ppid, _) in stats.items() if ppid in tree}
-    return sum(stats[p][1] for p in tree if p in stats) / CLOCK_TICKS_PER_S
+    return {p for p in tree if p in stats}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants."""
+    stats = _stats()
+    return sum(stats[p][1] for p in _tree(pid, stats)) / CLOCK_TICKS_PER_S
 
 
 def rss_kib(pid: int) -> int:
@@ -98,9 +113,14 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
-def repin(pid: int, cpus: str) -> None:
-    """Move every thread of a running process to ``cpus`` (node runs several)."""
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
+def repin(pid: int, cpus: str, *, descendants: bool = False) -> None:
+    """Move every thread of a running process to ``cpus`` (node runs several); with
+    ``descendants``, of its live child processes too (PostgreSQL's server processes)."""
+    for each in sorted(_tree(pid, _stats())) if descendants else [pid]:
+        done = subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(each)], capture_output=True)
+        # a child may end between the listing and its turn (a closed database session)
+        if done.returncode != 0 and Path(f"/proc/{each}").exists():
+            raise RuntimeError(f"taskset {cpus} {each}: {done.stderr.decode().strip()}")
 
 
 def machine() -> dict[str, object]:

@@ -14,7 +14,9 @@ started side by side and measured one at a time, in one run:
   7. against a heavy-tailed mock (5 % of answers after 2 s): p50/p99 without and with
      hedging, and the extra upstream requests hedging costs;
   8. receipts on vs off (SAFEROUTER_RECEIPTS=0, billing on in both): CPU per request and
-     stream TTFB in alternating rounds (receipts_cost.py; issue 12 §6).
+     stream TTFB in alternating rounds (receipts_cost.py; issue 12 §6);
+  9. replicas on one database: requests/s through 1 and 2 `saferouter serve` processes on
+     SQLite and on PostgreSQL, and the latency each store adds (replicas.py; issue 14 §6).
 Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
 ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on: they
 print as a markdown table, kept with the JSON in bench/results/ (not committed).
@@ -22,10 +24,12 @@ print as a markdown table, kept with the JSON in bench/results/ (not committed).
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
 samples are summed by function and by part (cpu_profile.py).
 
-With --receipts-only, only 8.
+With --receipts-only, only 8; with --replicas-only, only 9 (beside the floor and direct).
 
 Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--receipts-only] [--seconds S] …
-Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile.
+Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile; PostgreSQL's
+binaries for 9's PostgreSQL rows (`apt-get install postgresql`; skipped, and said so,
+without them).
 """
 
 from __future__ import annotations
@@ -39,12 +43,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cpu_profile
 import figures
 import receipts_cost
+import replicas
+import scaling
 import trio
 from gateways import MOCK_PORT, catalog_text, gateway, hedging, workers_ratio
 from measure import BODY, PATH, chunk_timings, hold_streams, sequential_latency, ttfb, wrk
@@ -53,6 +60,7 @@ from procs import machine, process, raise_fd_limit, wait_until_answering
 HERE = Path(__file__).resolve().parent
 FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
 RECEIPTS_OFF_PORT = 9204  # 9202, 9203: the hedging and 2-worker gateways (gateways.py)
+REPLICA_PORTS = (9210, 9211, 9212, 9213, 9214)
 STARTED = time.monotonic()
 PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
 
@@ -149,6 +157,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="py-spy profile instead")
     parser.add_argument("--receipts-only", action="store_true", help="only receipts on vs off (8.)")
     parser.add_argument("--receipt-rounds", type=int, default=6, help="alternating rounds")
+    parser.add_argument("--replicas-only", action="store_true", help="only replicas (9.)")
+    parser.add_argument(
+        "--replica-stores",
+        default="sqlite,postgresql",
+        help="the stores the replicas run on (comma-separated: sqlite, postgresql)",
+    )
+    parser.add_argument("--replica-rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--replica-requests", type=int, default=1000, help="sequential, each")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -157,8 +173,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hedge-requests", type=int, default=400)
     parser.add_argument("--profile-seconds", type=int, default=20)
     args = parser.parse_args()
+    args.replica_stores = args.replica_stores.split(",")
+    if not set(args.replica_stores) <= set(scaling.STORES):
+        parser.error(f"--replica-stores takes {', '.join(scaling.STORES)}")
     if args.quick:
-        for name in ("requests", "ttfb", "chunk_streams", "streams", "hedge_requests"):
+        for name in (
+            "requests",
+            "ttfb",
+            "chunk_streams",
+            "streams",
+            "hedge_requests",
+            "replica_requests",
+        ):
             setattr(args, name, max(10, getattr(args, name) // 4))
         args.seconds = max(3, args.seconds // 4)
     return args
@@ -218,6 +244,24 @@ def main() -> None:
                 print(json.dumps(cost, indent=2))
                 print(receipts_cost.markdown(cost))
                 return
+            replica_section = partial(
+                replicas.run,
+                work,
+                env,
+                direct=(MOCK_PORT, {}, mock.pid),
+                floor=(FLOOR_PORT, {}, floor.pid),
+                mock_port=MOCK_PORT,
+                ports=REPLICA_PORTS,
+                stores=args.replica_stores,
+                seconds=args.seconds,
+                rounds=args.replica_rounds,
+                requests=args.replica_requests,
+                progress=progress,
+            )
+            if args.replicas_only:
+                section = replica_section()
+                report({"when": when, "machine": results["machine"], "replicas": section})
+                return
             if args.profile:
                 print(
                     record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
@@ -248,12 +292,24 @@ def main() -> None:
                 streams=args.ttfb,
                 work=work,
             )
+            results["replicas"] = replica_section()
     results["ratios"] = figures.ratio_rows(results)
-    table = figures.markdown(results) + "\n" + receipts_cost.markdown(results["receipts"])
+    report(results)
+
+
+def report(results: dict[str, Any]) -> None:
+    """Print the results as JSON and as markdown tables, and keep both in bench/results/
+    (a --replicas-only run's under a ``-replicas`` suffix)."""
+    tables = []
+    if "ratios" in results:
+        tables += [figures.markdown(results), receipts_cost.markdown(results["receipts"])]
+    tables.append(scaling.markdown(results["replicas"]))
+    table = "\n".join(tables)
+    name = results["when"] + ("" if "ratios" in results else "-replicas")
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"{when}.json").write_text(json.dumps(results, indent=2))
-    (out_dir / f"{when}.md").write_text(table)
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"{name}.md").write_text(table)
     print(json.dumps(results, indent=2))
     print(table)
 
