@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .attestation.peers import announce_replica
 from .errors import StorageError
 from .storage import Store
 
@@ -47,7 +48,7 @@ AppStep = Callable[["AppState", float], Awaitable[None]]
 
 # The steps every round runs after renewing and sweeping, in this order (app.py binds
 # each to the worker's state). Add to this tuple; the loop below stays as it is.
-ROUND_STEPS: tuple[AppStep, ...] = ()
+ROUND_STEPS: tuple[AppStep, ...] = (announce_replica,)
 
 
 class Heartbeat:

@@ -16,6 +16,7 @@ import multiprocessing.connection
 import resource
 import signal
 import sys
+import time
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from typing import TextIO
@@ -89,7 +90,7 @@ async def _prepare_store(
         if released:
             log.warning("released %d reservations left open by the previous run", released)
         entry = await service.record_startup()
-        await service.announce()  # seen by the replicas sharing the store at once
+        await service.announce(time.time())  # seen by the replicas sharing the store at once
         print(
             f"startup log entry {entry.index} ({service.attester.mode} attestation, "
             f"measurement {service.measurement.hex[:16]}…)",

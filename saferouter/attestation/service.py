@@ -163,11 +163,11 @@ class AttestationService:
         }
         return await self.startup.append(STARTUP_KIND, spec)
 
-    async def announce(self) -> None:
-        """Tell the replicas sharing the store that this one lives, and publish both
-        logs' current heads: at start, then every heartbeat round, so that what a
-        replica leaves behind when it dies is its newest heads."""
-        await self.store.see_replica(self.identity.hex(), time.time())
+    async def announce(self, now: float) -> None:
+        """Tell the replicas sharing the store that this one lives at ``now`` (wall
+        time), and publish both logs' current heads: at start, then every heartbeat
+        round, so that what a replica leaves behind when it dies is its newest heads."""
+        await self.store.see_replica(self.identity.hex(), now)
         await self.startup.publish()
         await self.receipts.publish()
 

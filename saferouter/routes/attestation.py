@@ -11,6 +11,7 @@ from collections import deque
 
 from quart import Blueprint, Response, request
 
+from ..attestation.peers import REPLICAS_NOTE, other_replicas
 from ..attestation.service import AttestationService
 from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound, RateLimited
@@ -53,6 +54,10 @@ async def status() -> Response:
             "audit_rate": svc.settings.audit_rate_ppm / 1_000_000,
             "latest_startup": latest,
             "startup_log_size": size,
+            # the replica that answered; the others sharing its database, as read there
+            "replica": svc.identity.hex(),
+            "replicas": await other_replicas(svc.store, svc.identity),
+            "replicas_note": REPLICAS_NOTE,
         }
     )
 

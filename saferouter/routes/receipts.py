@@ -7,6 +7,13 @@ response has not ended answers 409 ``receipt_pending`` (the pending row is writt
 admission, so every worker sharing the store says so); one that was in flight when the
 gateway was killed answers 410 ``receipt_lost``: its response bytes were never known
 in full, so no receipt will ever be signed for it.
+
+Replicas sharing a database each sign their own receipt log; any of them serves any
+receipt. One of this replica's is proved against its current head; one of another's
+(``signer``: whose it is) against that replica's newest *published* head (only it can
+sign one), and is ``409 receipt_pending`` until a head covering it has been published —
+at that replica's next heartbeat. Such a receipt's signature and inclusion can be
+checked against the signer's key; its attestation is not this replica's to prove.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound
 from ..state import app_state, json_response
 from ..storage import KeyIdentity, ReceiptState, StoredReceipt
+from ..translog.log import inclusion_proof, log_signer
 from .attestation import service
 from .auth import authenticate
 
@@ -53,20 +61,41 @@ async def receipt(receipt_id: str) -> Response:
         raise InvalidRequest(f"{receipt_id}: {why}", status=status, code=code)
     assert stored.body is not None and stored.signature is not None
     assert stored.log_index is not None
-    log = service().receipts
-    head = await log.head()
-    proof = await log.inclusion(stored.log_index, head.size)
+    size, checkpoint, origin = await _covering_head(stored)
+    proof = await inclusion_proof(state.store, stored.log, stored.log_index, size)
     return json_response(
         {
             "receipt": json.loads(stored.body),
             "signature": base64.b64encode(stored.signature).decode(),
             "log_index": stored.log_index,
             "inclusion_proof": [h.hex() for h in proof],
-            "tree_size": head.size,
-            "checkpoint": head.checkpoint,
-            "origin": log.origin,
+            "tree_size": size,
+            "checkpoint": checkpoint,
+            "origin": origin,
+            "signer": log_signer(stored.log),
         }
     )
+
+
+async def _covering_head(stored: StoredReceipt) -> tuple[int, str, str]:
+    """The head to prove the receipt against: (size, checkpoint, origin) — this
+    replica's own now, or the newest its signer published."""
+    log = service().receipts
+    if stored.log == log.name:
+        head = await log.head()
+        return head.size, head.checkpoint, log.origin
+    assert stored.log_index is not None
+    published = await app_state().store.published_head(stored.log)
+    if published is None or published.size <= stored.log_index:
+        raise InvalidRequest(
+            f"{stored.receipt_id}: signed by replica {log_signer(stored.log)}, which has not "
+            "yet published a head of its receipt log covering it; it publishes one at its "
+            "next heartbeat. Try again shortly.",
+            status=409,
+            code="receipt_pending",
+        )
+    # a checkpoint's first line is the origin it is signed under (C2SP tlog-checkpoint)
+    return published.size, published.checkpoint, published.checkpoint.partition("\n")[0]
 
 
 @blueprint.get("/v1/audit/samples")

@@ -9,8 +9,8 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from ..translog.log import log_name
 from .logs import rebuild_trees
+from .replicas import log_name
 from .sql import Db
 
 Migration = str | Callable[[Db], None]
@@ -21,7 +21,7 @@ LEGACY_LOGS = ("startup", "receipts")  # their names before each replica had its
 def name_logs_by_identity(db: Db) -> None:
     """Migration 12 (issue 14): the logs of the one gateway before replicas become that
     replica's own — ``startup`` and ``receipts`` are renamed ``<log>/<identity>``
-    (:func:`~saferouter.translog.log.log_name`), in the entries, the tree nodes and the
+    (:func:`.replicas.log_name`), in the entries, the tree nodes and the
     receipts naming them. The identity is the one of the newest startup entry (every
     entry names its signer's; the gateway signing now is the one that started last). A
     database with no startup entry naming an identity changes nothing (the logs keep

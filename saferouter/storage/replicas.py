@@ -1,7 +1,7 @@
 """The SQL of replicas sharing one database: each log's published head, and who serves.
 
 Every replica is a TEE of its own identity and signs its own logs (``startup/<id>``,
-``receipts/<id>``: :func:`~saferouter.translog.log.log_name`). Only it can sign a head
+``receipts/<id>``: :func:`log_name`). Only it can sign a head
 of them, so to let any replica prove a receipt of another's log, each publishes the
 heads it signs here (``log_heads``), and its heartbeat publishes its current ones: a
 replica that dies leaves its newest head behind. A published head only ever grows: a
@@ -16,6 +16,21 @@ from __future__ import annotations
 
 from .records import PublishedHead, Replica, columns
 from .sql import Db
+
+
+def log_name(kind: str, identity: bytes) -> str:
+    """The store's name for the ``kind`` log (``startup``, ``receipts``) of the replica
+    whose identity key is ``identity``: each replica is a TEE of its own, and its logs
+    are its own, signed by it alone, even when replicas share one database. (The store
+    names its rows; the log above, ``translog.log``, signs them.)"""
+    return f"{kind}/{identity.hex()}"
+
+
+def log_signer(name: str) -> str | None:
+    """The hex identity a :func:`log_name` names (None for a name of no replica's)."""
+    _, _, identity = name.partition("/")
+    return identity or None
+
 
 _SELECT_HEAD = f"SELECT {columns(PublishedHead)} FROM log_heads WHERE log = ?"  # noqa: S608 (field names)
 _SELECT_REPLICAS = f"SELECT {columns(Replica)} FROM replicas"  # noqa: S608 (field names)

@@ -21,6 +21,7 @@ and :meth:`SignedLog.publish` does it again each heartbeat, should one have fail
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,14 @@ from typing import Any
 import attrs
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..errors import StorageError
 from ..storage import LogEntry, NewLogEntry, Store
+from ..storage.replicas import log_name, log_signer
 from . import merkle, note
 from .entry import encode_entry, entry_hash
 from .merkle import Span
+
+log = logging.getLogger("saferouter")
 
 
 @attrs.frozen
@@ -41,13 +46,6 @@ class Head:
     size: int
     root_hash: bytes
     checkpoint: str
-
-
-def log_name(kind: str, identity: bytes) -> str:
-    """The store's name for the ``kind`` log (``startup``, ``receipts``) of the replica
-    whose identity key is ``identity``: each replica is a TEE of its own, and its logs
-    are its own, signed by it alone, even when replicas share one database."""
-    return f"{kind}/{identity.hex()}"
 
 
 async def inclusion_proof(store: Store, log: str, index: int, size: int) -> list[bytes]:
@@ -121,7 +119,13 @@ class SignedLog:
         # a slower head() of an older size must not replace a newer one
         if self._head is None or self._head.size <= size:
             self._head = head
-        await self._publish(head)
+        try:
+            await self._publish(head)
+        except StorageError as exc:
+            # The head is this replica's to serve all the same; the next heartbeat round
+            # publishes it (publish()), so a failed write costs the others a round's wait.
+            log.warning("cannot publish the %s head of size %d yet: %s", self.name, size, exc)
+            return head, False
         return head, True
 
     async def _publish(self, head: Head) -> None:
@@ -175,3 +179,6 @@ class SignedLog:
             "second_root": second_root.hex(),
             "hashes": [h.hex() for h in proof],
         }
+
+
+__all__ = ["Head", "SignedLog", "inclusion_proof", "log_name", "log_signer"]

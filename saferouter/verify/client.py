@@ -21,6 +21,9 @@ from what the server says about itself. The steps:
                           it names them) the quote's TLS key and BYOK public key
   (10) history            consistent with the heads remembered in --state
   (11) receipt log        its checkpoint under the pinned origin, consistent with --state
+  (12) replicas           names the other replicas sharing the gateway's database (not
+                          proved: each is verified by connecting to it); their listed
+                          startup entries and heads are signed by their own identities
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ..tee import verify as tee_verify
 from ..tee.abi import Product
 from ..tee.demo import DEMO_SUFFIX
 from ..tee.kds import load_certificate
-from . import logs
+from . import logs, peers
 from .channel import TLSKeyMismatch, peer_spki_sha256, tls_context
 from .evidence import CheckFailed, Evidence, Step, get_json, run_steps
 from .origin import url_authority
@@ -60,6 +63,9 @@ class Attested:
     # the X25519 key to seal provider keys to (``saferouter byok add``); None for a
     # gateway whose quotes claim none (a build before BYOK)
     byok_public_key: str | None = None
+    # the hex identities of the other replicas it listed as sharing its database (step
+    # 12): whose receipts it may serve, against their own published heads
+    peers: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -128,6 +134,7 @@ def run_checks(
         ("latest start", lambda: logs.latest_start(ev)),
         ("history", lambda: logs.history(client, ev)),
         ("receipt log", lambda: logs.receipt_log(client, ev)),
+        ("replicas", lambda: peers.peers(ev)),
     ]
     steps = run_steps(checks, on_step)
     if not all(step.ok for step in steps):
@@ -143,6 +150,7 @@ def run_checks(
         tls_spki_sha256=ev.tls_spki_sha256,
         heads=dict(ev.heads),
         byok_public_key=ev.byok_public_key,
+        peers=tuple(peer["identity"] for peer in ev.status.get("replicas") or []),
     )
     return Checked(tuple(steps), attested, ev.root)
 

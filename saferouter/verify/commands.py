@@ -15,7 +15,7 @@ import attrs
 from ..errors import ParseError
 from .client import Checked, run_checks
 from .evidence import Step
-from .receipt import Source, attempts_text, check_receipt
+from .receipt import Source, attempts_text, verify_receipt
 
 
 def trust_options() -> argparse.ArgumentParser:
@@ -118,13 +118,14 @@ def _verify_receipt(args: argparse.Namespace) -> int:
         audience=args.audience,
         cafile=args.cafile,
     )
-    steps = check_receipt(
+    checked = verify_receipt(
         document, source, response=response, on_step=None if args.json else show_step
     )
+    steps, other = checked.steps, checked.other_replica
     passed = len(steps) == 6 and all(s.ok for s in steps)
     receipt = document.get("receipt") if passed else None
     if args.json:
-        _print_json(passed, steps, receipt=receipt)
+        _print_json(passed, steps, receipt=receipt, other_replica=other)
         return 0 if passed else 1
     if isinstance(receipt, dict):
         print(
@@ -135,7 +136,13 @@ def _verify_receipt(args: argparse.Namespace) -> int:
         )
         for line in attempts_text(receipt):
             print("  " + line)
-    print("VERIFIED" if passed else "FAILED")
+    if passed and other is not None:
+        print(
+            f"VERIFIED (signed by another replica, {other[:16]}…: its signature and "
+            "inclusion hold, its attestation is not what this verification proved)"
+        )
+    else:
+        print("VERIFIED" if passed else "FAILED")
     return 0 if passed else 1
 
 

@@ -20,7 +20,7 @@ from ..translog import merkle, note
 from ..translog.entry import entry_hash, verify_entry
 from .evidence import CheckFailed, Evidence, get_json
 from .origin import log_origin
-from .state import TreeHead, load_state
+from .state import TreeHead, load_state, load_states
 
 PAGE = 1000
 
@@ -151,16 +151,20 @@ def _byok_claim(claims: dict[str, Any]) -> str | None:
 
 
 def history(client: httpx.Client, ev: Evidence) -> str:
-    """(10) the startup log is consistent with the head remembered in --state."""
+    """(10) the startup log is consistent with the head remembered in --state for this
+    replica (its identity: replicas are remembered apart, so landing on another one
+    behind a load balancer is a first visit of that one, while a fork of one replica's
+    log still fails here)."""
+    identity = ev.attested_identity()
     if ev.state_path is not None:
-        ev.remembered = load_state(ev.state_path)
+        ev.remembered = load_state(ev.state_path, identity)
     old = ev.remembered
     if old is None:
-        return "no remembered checkpoint" + (
-            " (first visit; remembering this one)" if ev.state_path else ""
-        )
-    if old.identity != ev.attested_identity():
-        raise CheckFailed("the log is signed by a different key than last time")
+        if ev.state_path is None:
+            return "no remembered checkpoint"
+        others = len(load_states(ev.state_path))
+        seen = f"; {others} other replica(s) remembered" if others else ""
+        return f"first visit of replica {identity.hex()[:16]}…{seen}; remembering this one"
     remembered = old.heads.get("startup")
     if remembered is not None:
         consistent(client, "/attestation/transparency/proof", remembered, ev.heads["startup"])

@@ -7,6 +7,12 @@ consistency proof (RFC 9162 §2.1.4) and ``verify-receipt --state`` can check a 
 offline against the identity attested here. Files written before the receipt log
 existed carry an ``audit`` head instead of ``receipts``: it is ignored (the audit log is
 now a view of the receipt log), never an error.
+
+Replicas behind one load balancer are each a TEE of its own identity with logs of its
+own, so the file remembers each replica apart, by identity (``{"replicas": [...]}``,
+the one verified last, last): a run that lands on another replica compares with what
+was seen of *that* one, and a replica never seen before is a first visit — not a fork.
+A file written before replicas (one state at the top level) reads as one replica.
 """
 
 from __future__ import annotations
@@ -69,22 +75,45 @@ class VerifyState:
         }
 
 
-def load_state(path: Path) -> VerifyState | None:
-    """The remembered state, or None when the file does not exist. Raises ParseError."""
+def load_states(path: Path) -> list[VerifyState]:
+    """Every replica remembered, the one verified last, last; none when the file does
+    not exist. Raises ParseError."""
     if not path.exists():
-        return None
+        return []
     try:
         value = json.loads(path.read_text())
-        identity = bytes.fromhex(value["identity"])
-    except (OSError, ValueError, KeyError, TypeError):
+        listed = value.get("replicas", [value])  # a file from before replicas: one state
+        if not isinstance(listed, list):
+            raise TypeError
+        return [_state(item) for item in listed]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ParseError(f"{path} is not a saferouter verify state file") from None
-    text = {k: value.get(k) for k in ("authority", "measurement", "root", "tls_spki_sha256")}
-    if not all(v is None or isinstance(v, str) for v in text.values()):
-        raise ParseError(f"{path} is not a saferouter verify state file")
-    heads = {name: TreeHead.from_json(value[name]) for name in LOGS if value.get(name)}
-    return VerifyState(identity=identity, heads=heads, **text)
+
+
+def load_state(path: Path, identity: bytes | None = None) -> VerifyState | None:
+    """What is remembered of the replica ``identity`` (default: the one verified
+    last), or None when nothing is. Raises ParseError."""
+    states = load_states(path)
+    if identity is None:
+        return states[-1] if states else None
+    return next((s for s in states if s.identity == identity), None)
 
 
 def save_state(path: Path, state: VerifyState) -> None:
-    """Write the state file (the whole file, replaced)."""
-    path.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+    """Remember ``state`` as its replica's (replacing what was remembered of it, and
+    keeping the other replicas'); the whole file is rewritten."""
+    others = [s for s in load_states(path) if s.identity != state.identity]
+    replicas = [s.to_json() for s in (*others, state)]
+    path.write_text(json.dumps({"replicas": replicas}, indent=2) + "\n")
+
+
+def _state(value: Any) -> VerifyState:
+    identity = bytes.fromhex(value["identity"])
+    text = {k: value.get(k) for k in ("authority", "measurement", "root", "tls_spki_sha256")}
+    if not all(v is None or isinstance(v, str) for v in text.values()):
+        raise TypeError("a text field is not text")
+    try:
+        heads = {name: TreeHead.from_json(value[name]) for name in LOGS if value.get(name)}
+    except ParseError as exc:
+        raise ValueError(str(exc)) from None
+    return VerifyState(identity=identity, heads=heads, **text)

@@ -13,9 +13,10 @@ import pytest
 from saferouter.gateway.auth import Authenticator
 from saferouter.keys import generate_key
 from saferouter.storage import ActivityFilter
-from saferouter.storage.migrations import MIGRATIONS, migration_statements
+from saferouter.storage.migrations import MIGRATIONS
 from saferouter.storage.sqlite import SQLiteStore
 
+from .old_schemas import schema_at
 from .test_authenticator import elsewhere, sqlite
 from .test_store_byok import SEALED, byok
 
@@ -30,14 +31,7 @@ MIGRATION_BYOK = next(
 
 
 async def test_an_older_database_gains_byok_keys(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
-    for number, migration in enumerate(MIGRATIONS[: MIGRATION_BYOK - 1], start=1):
-        if callable(migration):
-            migration(db)
-        else:
-            for statement in migration_statements(migration):
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
+    db = schema_at(tmp_path / "s.db", MIGRATION_BYOK - 1)
     db.execute(
         "INSERT INTO keys (id, name, prefix, key_hash, role, created_at) "
         "VALUES ('k', 'old', 'p', 'h', 'user', 0)"

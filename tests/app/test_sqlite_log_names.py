@@ -10,28 +10,20 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from saferouter.storage import NewReceipt, ReceiptState, logs, receipts
-from saferouter.storage.migrations import MIGRATIONS, migration_statements, name_logs_by_identity
+from saferouter.storage.migrations import MIGRATIONS, name_logs_by_identity
 from saferouter.storage.sqlite import SQLiteStore
 from saferouter.translog import merkle
 from saferouter.translog.entry import encode_entry, entry_hash
 from saferouter.translog.log import SignedLog, log_name
 
+from .old_schemas import schema_at
 from .stores import leaves
 
 BEFORE = MIGRATIONS.index(name_logs_by_identity)  # the schema version just before it
 
 
 def schema_before(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.row_factory = sqlite3.Row  # the store's SQL modules read rows by name
-    for number, migration in enumerate(MIGRATIONS[:BEFORE], start=1):
-        if callable(migration):
-            migration(db)
-        else:
-            for statement in migration_statements(migration):
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
-    return db
+    return schema_at(path, BEFORE)
 
 
 def startup_entry(key: ed25519.Ed25519PrivateKey, previous: bytes | None) -> logs.NewLogEntry:

@@ -4,8 +4,11 @@ and SignedLog publishing every head it signs, and again when asked (a heartbeat)
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from saferouter.errors import StorageError
 from saferouter.storage import PublishedHead, Replica, Store
 from saferouter.translog import note
 from saferouter.translog.log import SignedLog, log_name
@@ -56,3 +59,35 @@ async def test_a_signed_log_publishes_each_head_it_signs(store: Store) -> None:
     assert (await log.publish()).size == 3  # a heartbeat round: signs and publishes
     published = await store.published_head(name)
     assert published is not None and published.size == 3
+
+
+class RefusingPublish:
+    """The store under test, refusing the first ``refusals`` head publications (the
+    database briefly away)."""
+
+    def __init__(self, store: Store, refusals: int) -> None:
+        self._store = store
+        self.refusals = refusals
+
+    async def publish_head(self, log: str, size: int, checkpoint: str, now: float) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise StorageError("the database is away")
+        await self._store.publish_head(log, size, checkpoint, now)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_head_not_published_when_signed_is_by_the_next_publish(store: Store) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    refusing = RefusingPublish(store, refusals=1)
+    log = SignedLog(refusing, name=LOG, origin="gw.test/receipts", key=key)  # type: ignore[arg-type]
+    await log.append("k", {"n": 0})
+    head = await log.head()  # served all the same
+    assert head.size == 1 and await store.published_head(LOG) is None
+    assert await log.head() == head  # signed once: a GET does not publish it again …
+    assert await store.published_head(LOG) is None
+    await log.publish()  # … the heartbeat's round does
+    published = await store.published_head(LOG)
+    assert published is not None and published.checkpoint == head.checkpoint

@@ -132,9 +132,11 @@ def test_verifier_fails_the_right_step_on_a_tampered_log(page: Watched, tmp_path
         with gateway(data):
             pass
     db = sqlite3.connect(data / "saferouter.db")
-    (body,) = db.execute("SELECT body FROM log_entries WHERE log='startup' AND idx=0").fetchone()
+    (body,) = db.execute(
+        "SELECT body FROM log_entries WHERE log LIKE 'startup/%' AND idx=0"
+    ).fetchone()
     db.execute(
-        "UPDATE log_entries SET body = ? WHERE log='startup' AND idx=0",
+        "UPDATE log_entries SET body = ? WHERE log LIKE 'startup/%' AND idx=0",
         (bytes(body).replace(b"saferouter/0.1.0", b"saferouter/9.9.9"),),
     )
     db.commit()

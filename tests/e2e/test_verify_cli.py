@@ -15,7 +15,6 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from saferouter.translog.entry import encode_entry, entry_hash
 from saferouter.verify.client import run_checks
 
 from ..processes import cli, serving
@@ -31,7 +30,7 @@ def start_and_stop(data: Path, times: int = 1) -> None:
 def verify(url: str, state: Path | None = None, audience: str | None = None) -> tuple[bool, str]:
     checked = run_checks(url, state_path=state, allow_demo=True, audience=audience)
     text = "\n".join(f"({s.number}) {s.name}: {s.detail}" for s in checked.steps)
-    assert checked.passed == (len(checked.steps) == 11 and all(s.ok for s in checked.steps))
+    assert checked.passed == (len(checked.steps) == 12 and all(s.ok for s in checked.steps))
     return checked.passed, text
 
 
@@ -49,7 +48,7 @@ def test_passes_fresh_and_after_restarts(tmp_path: Path) -> None:
             assert ok, text
             head = httpx.get(served.url + "/attestation/transparency/head").json()
             assert head["tree_size"] == start + 1
-    remembered = json.loads(state.read_text())
+    (remembered,) = json.loads(state.read_text())["replicas"]  # one replica, five starts
     assert remembered["startup"]["size"] == 5
     with serving(data) as served:
         # the CLI prints the measurement the quotes carry (the listen address is part of
@@ -115,48 +114,35 @@ def test_a_deleted_entry_fails(tmp_path: Path) -> None:
         assert failing_step(served.url, state).startswith("(8) startup log")
 
 
-def test_a_log_re_signed_with_another_key_fails(tmp_path: Path) -> None:
+def test_another_key_is_another_replica_not_the_remembered_one(tmp_path: Path) -> None:
+    """Issue 14: replicas behind one load balancer each sign with their own identity, so
+    a verifier that remembers one and meets a new key meets a new replica — its own log
+    and attestation, a first visit — and no history signed by the remembered key is
+    ever served as the new key's (before, one log was re-signed under the new key)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     data, state = tmp_path / "data", tmp_path / "state.json"
-    start_and_stop(data, 1)
+    start_and_stop(data, 2)
     with serving(data) as served:
         assert verify(served.url, state)[0]
-    # the attacker swaps in a key of their own and re-signs every entry consistently
-    key = ed25519.Ed25519PrivateKey.generate()
+    key = ed25519.Ed25519PrivateKey.generate()  # the data dir's identity, swapped
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
     (data / "identity.key").write_bytes(raw)
     identity = key.public_key().public_bytes_raw().hex()
-    db = sqlite3.connect(data / "saferouter.db")
-    previous = None
-    for index, body in db.execute(
-        "SELECT idx, body FROM log_entries WHERE log LIKE 'startup/%' ORDER BY idx"
-    ).fetchall():
-        spec = {
-            **json.loads(body)["spec"],
-            "identity": identity,
-            "prev_entry_hash": entry_hash(previous) if previous else None,
-        }
-        new = encode_entry("saferouter-startup", spec, key)
-        from saferouter.translog.merkle import leaf_hash
-
-        db.execute(
-            "UPDATE log_entries SET body = ?, leaf_hash = ? WHERE log LIKE 'startup/%' AND idx = ?",
-            (new, leaf_hash(new), index),
-        )
-        previous = new
-    from saferouter.storage.logs import rebuild_trees
-
-    rebuild_trees(db)  # and the stored tree over the new leaves
-    db.commit()
-    db.close()
     with serving(data) as served:
-        assert verify(served.url)[0]  # alone, a consistent forgery looks fine …
-        line = failing_step(served.url, state)  # … but not to someone who remembers
-        assert line.startswith("(10) history") and "different key" in line
+        ok, text = verify(served.url, state)
+        assert ok, text
+        assert f"first visit of replica {identity[:16]}…; 1 other replica(s) remembered" in text
+        head = httpx.get(served.url + "/attestation/transparency/head").json()
+        assert head["tree_size"] == 1  # its own start only: the old key's three are not its
+        status = httpx.get(served.url + "/attestation").json()
+        assert status["replica"] == identity
+        assert [r["startup_head"]["tree_size"] for r in status["replicas"]] == [3]
+    remembered = [s["identity"] for s in json.loads(state.read_text())["replicas"]]
+    assert len(remembered) == 2 and remembered[-1] == identity
 
 
 def test_a_forked_log_fails(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_a_demo_gateway_fails_unless_demo_is_allowed(tmp_path: Path) -> None:
     assert "✓ (5) TLS key: the quote came over TLS to the attested key" in allowed.stdout
     assert last_lines(allowed.stdout, 1) == ["VERIFIED (DEMO root — no hardware guarantee)"]
     body = json.loads(allowed_json.stdout)
-    assert body["passed"] is True and body["root"] == "DEMO" and len(body["steps"]) == 11
+    assert body["passed"] is True and body["root"] == "DEMO" and len(body["steps"]) == 12
 
 
 def test_an_audience_other_than_the_url_fails_the_pinned_origin(tmp_path: Path) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
 from saferouter.config import load_settings
 from saferouter.errors import ParseError
 from saferouter.verify.origin import authority, log_origin, url_authority
-from saferouter.verify.state import TreeHead, VerifyState, load_state, save_state
+from saferouter.verify.state import TreeHead, VerifyState, load_state, load_states, save_state
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,22 @@ def test_a_broken_state_file_is_a_parse_error(tmp_path: Path, text: str) -> None
     (tmp_path / "bad.json").write_text(text)
     with pytest.raises(ParseError):
         load_state(tmp_path / "bad.json")
+
+
+def test_each_replica_is_remembered_apart(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    a = VerifyState(identity=b"\xaa" * 32, heads={"startup": TreeHead(1, b"\x01" * 32)})
+    b = VerifyState(identity=b"\xbb" * 32, heads={"startup": TreeHead(7, b"\x02" * 32)})
+    save_state(path, a)
+    save_state(path, b)
+    newer_a = attrs.evolve(a, heads={"startup": TreeHead(2, b"\x03" * 32)})
+    save_state(path, newer_a)  # replaces what was remembered of a, keeps b
+    assert load_states(path) == [b, newer_a]  # the one verified last, last
+    assert load_state(path, b"\xbb" * 32) == b
+    assert load_state(path) == newer_a
+    assert load_state(path, b"\xcc" * 32) is None
+
+
+def test_a_state_file_from_before_replicas_reads_as_one(tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text(json.dumps({"identity": "aa" * 32}))
+    assert load_states(tmp_path / "old.json") == [VerifyState(identity=b"\xaa" * 32)]
