@@ -81,11 +81,16 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
-def prepare_private_database(path: Path) -> None:
+def prepare_private_database(path: Path, *, own_folder: bool = True) -> None:
     """Before SQLite opens ``path``: its folder ``0700``; the database file created (empty,
     which SQLite takes for a new database) or tightened to ``0600``, and so are the
-    WAL, shared-memory and journal files SQLite derives their modes from it for."""
-    make_private_dir(path.parent)
+    WAL, shared-memory and journal files SQLite derives their modes from it for.
+
+    Without ``own_folder`` (a file the operator named, ``--database sqlite:///…``) an
+    existing folder is left as it is: it may be anyone's (``/tmp``); one made here is
+    made private."""
+    if own_folder or not path.parent.exists():
+        make_private_dir(path.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
         os.fchmod(descriptor, FILE_MODE)

@@ -31,7 +31,9 @@ def open_store(settings: Settings, *, owner: str | None = None) -> Store:
         )
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
-        return SQLiteStore(sqlite_path(url), activity_retention_days=retention, owner=owner)
+        return SQLiteStore(
+            sqlite_path(url), activity_retention_days=retention, owner=owner, own_folder=False
+        )
     if scheme in POSTGRES_SCHEMES:
         from .postgres import PostgresStore  # psycopg is loaded only by who needs it
 

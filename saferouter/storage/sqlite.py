@@ -156,12 +156,19 @@ class SQLiteStore(SqlStore):
     one)."""
 
     def __init__(
-        self, path: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+        self,
+        path: Path,
+        *,
+        activity_retention_days: float = 30.0,
+        owner: str | None = None,
+        own_folder: bool = True,
     ) -> None:
+        """``own_folder``: the file's folder is SafeRouter's (the data dir), made 0700;
+        False for a file the operator named, whose existing folder is left alone."""
         super().__init__(activity_retention_days=activity_retention_days, owner=owner)
         self.path = path
         try:
-            prepare_private_database(path)
+            prepare_private_database(path, own_folder=own_folder)
             # only whole records and counts are read here (the key read, per request)
             self._db = connect(path, named_rows=False)
             self._migrate()

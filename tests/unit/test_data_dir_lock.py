@@ -82,3 +82,23 @@ def test_the_lock_file_is_private(tmp_path: Path) -> None:
     with lock_data_dir(tmp_path / "data"):
         mode = os.stat(tmp_path / "data" / "serve.lock").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+async def test_a_named_sqlite_file_leaves_its_existing_folder_as_it_was(tmp_path: Path) -> None:
+    """``--database sqlite:///tmp/x.db`` must not make /tmp 0700 (it did: every other
+    user of /tmp, PostgreSQL's initdb among them, then failed); a folder it has to make
+    is made private, and the data dir's own database keeps its private folder."""
+    from saferouter.storage.opening import open_store
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    made = tmp_path / "made" / "here"
+    for url in (f"sqlite:///{shared}/s.db", f"sqlite:///{made}/s.db"):
+        settings = load_settings({}, data_dir=tmp_path / "data", database=url)
+        await open_store(settings).close()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "s.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    await open_store(load_settings({}, data_dir=tmp_path / "data")).close()
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
