@@ -431,10 +431,10 @@ class MemoryStore:
         return self._receipts.get(receipt_id)
 
     async def sampled_receipts(
-        self, start: int, limit: int, key_id: str | None = None
+        self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         self._check_open()
-        return self._receipts.sampled(start, limit, key_id)
+        return self._receipts.sampled(log, start, limit, key_id)
 
     # --- replicas -----------------------------------------------------------------
 
