@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from quart import Blueprint, Response, request
 
@@ -27,11 +28,14 @@ from ..client_input import parse_count
 from ..errors import InvalidRequest, NotFound
 from ..state import app_state, json_response
 from ..storage import KeyIdentity, ReceiptState, StoredReceipt
-from ..translog.log import inclusion_proof, log_signer
+from ..translog.log import inclusion_proof, log_name, log_signer
 from .attestation import service
 from .auth import authenticate
 
 blueprint = Blueprint("receipts", __name__)
+
+# a replica's identity as /attestation writes it: a raw Ed25519 public key, in hex
+_IDENTITY_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 # a receipt not signed (yet, or ever): the answer for its state
 _NOT_SIGNED = {
@@ -100,15 +104,23 @@ async def _covering_head(stored: StoredReceipt) -> tuple[int, str, str]:
 
 @blueprint.get("/v1/audit/samples")
 async def audit_samples() -> Response:
-    """The receipts drawn as audit samples (``SAFEROUTER_AUDIT_RATE``), by log index."""
+    """The receipts drawn as audit samples (``SAFEROUTER_AUDIT_RATE``) of one replica's
+    receipt log (``replica``: its identity; this one's by default), by index in that
+    log from ``start``. A page never mixes logs: each replica's indexes start at 0."""
     state = app_state()
     key = await authenticate(state)
+    identity = await _sampled_replica(request.args.get("replica"))
     start = parse_count(request.args, "start", default=0)
     limit = min(parse_count(request.args, "limit", default=100), 500)
-    rows = await state.store.sampled_receipts(start, limit, key_id=None if key.is_admin else key.id)
+    log = log_name("receipts", bytes.fromhex(identity))
+    rows = await state.store.sampled_receipts(
+        log, start, limit, key_id=None if key.is_admin else key.id
+    )
     data = [
         {
             "index": r.log_index,
+            "log": r.log,
+            "signer": log_signer(r.log),
             "request_id": r.request_id,
             "key_id": r.key_id,
             "receipt_id": r.receipt_id,
@@ -116,7 +128,31 @@ async def audit_samples() -> Response:
         }
         for r in rows
     ]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "replica": identity, "data": data})
+
+
+async def _sampled_replica(text: str | None) -> str:
+    """The hex identity of the replica whose samples are asked for: this one's when
+    ``text`` is absent, else one that shares the database (``/attestation`` lists them)."""
+    mine = service().identity.hex()
+    if text is None or text == "":
+        return mine
+    if _IDENTITY_HEX.fullmatch(text) is None:
+        raise InvalidRequest(
+            "'replica' must be a replica's identity: 64 hex digits, as /attestation names it.",
+            param="replica",
+            code="invalid_value",
+        )
+    identity = text.lower()
+    if identity != mine and identity not in {
+        r.identity for r in await app_state().store.replicas()
+    }:
+        raise NotFound(
+            f"No replica {identity} shares this gateway's database (see /attestation).",
+            param="replica",
+            code="replica_not_found",
+        )
+    return identity
 
 
 def _may_read(key: KeyIdentity, stored: StoredReceipt) -> bool:

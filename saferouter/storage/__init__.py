@@ -247,9 +247,10 @@ class Store(Protocol):
         ...
 
     async def sampled_receipts(
-        self, start: int, limit: int, key_id: str | None = None
+        self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
-        """Receipts drawn as audit samples, by log index from ``start`` (one key's, or all)."""
+        """Receipts drawn as audit samples in the receipt log ``log`` (one replica's: log
+        indexes are per log), by log index from ``start`` (one key's, or all keys')."""
         ...
 
     # --- replicas sharing the store (storage/replicas.py) -----------------------------

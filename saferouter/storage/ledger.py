@@ -111,15 +111,19 @@ def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
 
 
 def settle(db: Db, s: Settlement) -> None:
-    already = db.execute(
-        "SELECT 1 FROM ledger WHERE request_id = ? AND kind IN ('release', 'charge', 'overrun')",
-        (s.request_id,),
+    """Release the request's reservation and charge it (:func:`.rules.prior_settlement`:
+    once; a request whose reservation recovery released is charged out of what its key
+    holds now)."""
+    kinds = db.execute("SELECT kind FROM ledger WHERE request_id = ?", (s.request_id,)).fetchall()
+    recorded = db.execute(
+        "SELECT 1 FROM activity WHERE request_id = ? LIMIT 1", (s.request_id,)
     ).fetchone()
+    prior = rules.prior_settlement((row[0] for row in kinds), recorded=recorded is not None)
     if s.receipt is not None:
         receipts.save(db, s.receipt, s.now)
-    if already is not None:
-        return  # settled before: never charge twice
-    if s.reserved_micro_usd:
+    if prior is rules.Prior.SETTLED:
+        return  # never charge twice
+    if s.reserved_micro_usd and prior is rules.Prior.OPEN:
         _entry(db, s.key_id, LedgerKind.RELEASE, s.reserved_micro_usd, s.request_id, s.now)
         leases.let_go(db, s.request_id)
     row = db.execute(
@@ -128,7 +132,7 @@ def settle(db: Db, s: Settlement) -> None:
     if row is None:
         raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
     charges = rules.split_settlement(
-        s, metered=bool(row["metered"]), balance_micro_usd=row["balance_micro_usd"]
+        s, metered=bool(row["metered"]), balance_micro_usd=row["balance_micro_usd"], prior=prior
     )
     if charges.charge_micro_usd > 0:
         _entry(db, s.key_id, LedgerKind.CHARGE, -charges.charge_micro_usd, s.request_id, s.now)
@@ -149,7 +153,7 @@ def release_abandoned(db: Db, now: float, replica: str | None, caller: str | Non
     """Release the reservations of every owner that is gone at ``now`` (with ``replica``:
     and of every owner of that replica), as a settlement would but charging nothing, and
     mark those owners' pending receipts lost; how many reservations were released. A
-    request settled later is settled already: it is not charged (``settle``)."""
+    request that completes after all is charged when it settles (``settle``)."""
     gone = leases.abandoned(db, now, replica, caller)
     held = leases.held_by(db, gone)
     for request_id, key_id, amount_micro_usd in held:

@@ -290,18 +290,21 @@ class MemoryStore:
     async def settle(self, settlement: Settlement) -> None:
         s = settlement
         with self._write():
+            prior = rules.prior_settlement(
+                self._ledger.kinds(s.request_id), recorded=self._activity.recorded(s.request_id)
+            )
             if s.receipt is not None:
                 self._receipts.save(s.receipt, s.now)
-            if any(self._ledger.has(s.request_id, kind) for kind in rules.SETTLED_KINDS):
-                return  # settled before: never charge twice
-            if s.reserved_micro_usd:
+            if prior is rules.Prior.SETTLED:
+                return  # never charge twice
+            if s.reserved_micro_usd and prior is rules.Prior.OPEN:
                 self._entry(s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
                 self._leases.let_go(s.request_id)
             key = self._keys.get(s.key_id)
             if key is None:
                 raise StorageError(f"no key {s.key_id} to settle {s.request_id}")
             charges = rules.split_settlement(
-                s, metered=key.metered, balance_micro_usd=key.balance_micro_usd
+                s, metered=key.metered, balance_micro_usd=key.balance_micro_usd, prior=prior
             )
             if charges.charge_micro_usd > 0:
                 self._entry(s.key_id, "charge", -charges.charge_micro_usd, s.request_id, s.now)
@@ -428,10 +431,10 @@ class MemoryStore:
         return self._receipts.get(receipt_id)
 
     async def sampled_receipts(
-        self, start: int, limit: int, key_id: str | None = None
+        self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
         self._check_open()
-        return self._receipts.sampled(start, limit, key_id)
+        return self._receipts.sampled(log, start, limit, key_id)
 
     # --- replicas -----------------------------------------------------------------
 

@@ -72,12 +72,13 @@ class ReceiptTable:
         row = self._rows.get(receipt_id)
         return self._stored(row) if row is not None else None
 
-    def sampled(self, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
+    def sampled(self, log: str, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
         rows = sorted(
             (
                 row
                 for row in self._rows.values()
                 if row.audit_sample
+                and row.log == log
                 and row.log_index is not None
                 and row.log_index >= start
                 and (key_id is None or row.key_id == key_id)

@@ -18,7 +18,15 @@ from ..translog import merkle
 from ..translog.merkle import NodeId
 from . import rules
 from .journal import Journal
-from .records import ActivityEntry, ActivityFilter, KeyRecord, LogEntry, ModelUsage, NewLogEntry
+from .records import (
+    ActivityEntry,
+    ActivityFilter,
+    KeyRecord,
+    LedgerKind,
+    LogEntry,
+    ModelUsage,
+    NewLogEntry,
+)
 
 T = TypeVar("T")
 
@@ -112,6 +120,10 @@ class Ledger:
     def has(self, request_id: str, kind: str) -> bool:
         return (request_id, kind) in self._by_request
 
+    def kinds(self, request_id: str) -> list[str]:
+        """The kinds of the request's entries."""
+        return [kind for kind in LedgerKind if (request_id, kind) in self._by_request]
+
     def add(self, entry: LedgerEntry) -> None:
         if self.has(entry.request_id, entry.kind):
             raise StorageError(f"the ledger already has a {entry.kind} for {entry.request_id}")
@@ -163,6 +175,10 @@ class ActivityTable:
         self._last_id += 1  # a rolled-back id is skipped, never reused
         self._journal.set(self._entries, self._last_id, attrs.evolve(entry, id=self._last_id))
         self._journal.set(self._ids, (entry.request_id, entry.attempt), self._last_id)
+
+    def recorded(self, request_id: str) -> bool:
+        """Whether an attempt of the request is recorded (a scan: the test store)."""
+        return any(rid == request_id for rid, _ in self._ids)
 
     def select(self, query: ActivityFilter) -> list[ActivityEntry]:
         """Newest first."""

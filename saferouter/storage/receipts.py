@@ -72,10 +72,11 @@ def get(db: Db, receipt_id: str) -> StoredReceipt | None:
     return _stored(row) if row is not None else None
 
 
-def sampled(db: Db, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
-    """The audit samples (receipts drawn as such) from log index ``start``, oldest first."""
-    sql = _SELECT + " WHERE r.audit_sample AND r.log_index >= ?"
-    args: list[object] = [start]
+def sampled(db: Db, log: str, start: int, limit: int, key_id: str | None) -> list[StoredReceipt]:
+    """The audit samples (receipts drawn as such) of the receipt log ``log`` from its
+    index ``start``, oldest first. One log: indexes repeat across replicas' logs."""
+    sql = _SELECT + " WHERE r.audit_sample AND r.log = ? AND r.log_index >= ?"
+    args: list[object] = [log, start]
     if key_id is not None:
         sql += " AND r.key_id = ?"
         args.append(key_id)

@@ -12,6 +12,7 @@ tokens at settlement. A ledger entry moves a key's balance when its kind is one 
 
 from __future__ import annotations
 
+import enum
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -39,8 +40,9 @@ WINDOW_KEEP_S = 2 * WINDOW_S
 PRUNE_EVERY_S = 600
 # the kinds that move a key's balance; ``overrun`` is the operator's, outside it
 BALANCE_KINDS = frozenset(LedgerKind) - {LedgerKind.OVERRUN}
-# a request with one of these in the ledger is settled: settling it again does nothing
-SETTLED_KINDS = (LedgerKind.RELEASE, LedgerKind.CHARGE, LedgerKind.OVERRUN)
+# a request with one of these in the ledger (or an attempt in the activity log) is
+# settled: settling it again does nothing. Not a ``release`` alone: recovery writes one
+CHARGED_KINDS = frozenset({LedgerKind.CHARGE, LedgerKind.OVERRUN})
 REFUSAL_STATUS = {
     Refusal.INSUFFICIENT_QUOTA: 402,
     Refusal.REQUESTS_PER_MINUTE: 429,
@@ -132,6 +134,26 @@ def refusal_entry(request: AdmissionRequest, refusal: Refusal) -> ActivityEntry:
     )
 
 
+class Prior(enum.Enum):
+    """What the books already hold of a request a settlement comes for."""
+
+    OPEN = "open"  # its reservation (if any) still open: release it, then charge
+    SETTLED = "settled"  # settled before: never charge twice
+    # its reservation released by recovery (its process looked dead: a lease that
+    # lapsed in a database outage, a stalled process), yet it completed: charge it
+    # now, out of what the key holds, and record its activity
+    RECOVERED = "recovered"
+
+
+def prior_settlement(kinds: Iterable[str], *, recorded: bool) -> Prior:
+    """Where a settlement stands, from the kinds of ledger entries of its request and
+    whether the activity log has an attempt of it (every settlement writes one)."""
+    present = set(kinds)
+    if recorded or present & CHARGED_KINDS:
+        return Prior.SETTLED
+    return Prior.RECOVERED if LedgerKind.RELEASE in present else Prior.OPEN
+
+
 @attrs.frozen
 class Charges:
     """What a settlement writes once its reservation is released."""
@@ -141,15 +163,18 @@ class Charges:
     attempts: tuple[ActivityEntry, ...]
 
 
-def split_settlement(s: Settlement, *, metered: bool, balance_micro_usd: int) -> Charges:
+def split_settlement(
+    s: Settlement, *, metered: bool, balance_micro_usd: int, prior: Prior = Prior.OPEN
+) -> Charges:
     """Split the cost into the key's charge and the operator's overrun, given the key's
     balance after the release; the serving attempt's entry carries the split."""
     # A metered key pays at most what was reserved for the request (if nothing was, it
-    # was unmetered at admission: at most its balance), so it never goes below zero.
+    # was unmetered at admission; if recovery released it, it was spent elsewhere
+    # meanwhile: at most its balance), so it never goes below zero.
     cap = None
     if metered:
         cap = max(balance_micro_usd, 0)
-        if s.reserved_micro_usd:
+        if s.reserved_micro_usd and prior is Prior.OPEN:
             cap = min(cap, s.reserved_micro_usd)
     charge, overrun = split_charge(s.cost_micro_usd, cap)
     attempts = tuple(

@@ -274,9 +274,9 @@ class SqlStore:
         return await self._read_keyed(lambda db: receipts.get(db, receipt_id))
 
     async def sampled_receipts(
-        self, start: int, limit: int, key_id: str | None = None
+        self, log: str, start: int, limit: int, key_id: str | None = None
     ) -> list[StoredReceipt]:
-        return await self._read(lambda db: receipts.sampled(db, start, limit, key_id))
+        return await self._read(lambda db: receipts.sampled(db, log, start, limit, key_id))
 
     # --- replicas -----------------------------------------------------------------
 

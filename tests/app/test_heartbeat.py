@@ -9,7 +9,8 @@ import logging
 import pytest
 import trio
 
-from saferouter.heartbeat import Heartbeat
+from saferouter.errors import StorageError
+from saferouter.heartbeat import RETRY_DIVISOR, Heartbeat
 from saferouter.storage import AdmissionRequest
 from saferouter.storage.memory import MemoryDatabase, MemoryStore
 
@@ -74,8 +75,8 @@ async def test_each_round_sweeps_what_dead_processes_held(
 async def test_a_failing_round_is_logged_and_the_next_one_runs(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The extra steps run in every round after the renewal and the sweep; a store
-    error is logged and changes nothing for the rounds after it."""
+    """The extra steps run in every round after the sweep; a store error is logged and
+    changes nothing for the rounds after it."""
     (store,) = stores("aaaa/1")
     rounds: list[float] = []
 
@@ -93,5 +94,73 @@ async def test_a_failing_round_is_logged_and_the_next_one_runs(
             await heartbeat.stop()
     assert len(rounds) == 4  # the steps still ran
     warnings = [r.getMessage() for r in caplog.records]
-    assert sum("cannot renew the lease" in w for w in warnings) == 2
+    assert sum("cannot renew the lease" in w for w in warnings) == 1  # once per failing run
     assert sum("cannot end the lease" in w for w in warnings) == 1
+
+
+async def test_a_slow_sweep_or_step_never_delays_a_renewal(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A round that takes three leases (a busy database) while another process sweeps
+    every second: the lease never lapses, the reservation is never swept. (With the
+    renewal in the round, the second renewal waited for the slow step, and the sweeper
+    released the live process's reservation once a lease had passed.)"""
+    served, sweeper = stores("aaaa/served", "bbbb/sweeper")
+    key = await make_key(served, credits=1000)
+    slow_rounds: list[float] = []
+
+    async def slow_step(now: float) -> None:
+        slow_rounds.append(now)
+        await trio.sleep(3 * LEASE_S)
+
+    heartbeat = Heartbeat(served, lease_s=LEASE_S, steps=[("slow", slow_step)], wall=wall)
+    async with trio.open_nursery() as nursery:
+        await heartbeat.take_lease()
+        await nursery.start(heartbeat.run)
+        await reserve(served, key, "r1")
+        for _ in range(int(7 * LEASE_S)):
+            await trio.sleep(1)
+            assert await sweeper.recover(wall()) == 0
+        await heartbeat.stop()
+    assert len(slow_rounds) >= 2  # the slow step did run, more than once
+
+
+class Unreachable(MemoryStore):
+    """A memory store whose database is away while ``down`` (a real store's renewal
+    raising StorageError); it notes when each renewal went through."""
+
+    down = False
+    renewed_at: list[float]
+
+    async def renew_lease(self, until: float) -> None:
+        if self.down:
+            raise StorageError("the database is away")
+        await super().renew_lease(until)
+        self.renewed_at.append(trio.current_time())
+
+
+async def test_a_failed_renewal_is_retried_promptly_and_the_schedule_holds(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Unreachable(owner="aaaa/1", clock=wall)
+    store.renewed_at = []
+    heartbeat = Heartbeat(store, lease_s=LEASE_S, wall=wall)
+    retry_s = heartbeat.every_s / RETRY_DIVISOR
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        await nursery.start(heartbeat.run)
+        await trio.sleep(25)  # renewed at 10 and 20, on schedule
+        assert [t - start for t in store.renewed_at] == [10, 20]
+        store.down = True  # the renewal at 30 fails, and its retries
+        with caplog.at_level(logging.WARNING, logger="saferouter"):
+            await trio.sleep(9)
+            store.down = False  # back at 34
+            await trio.sleep(12)
+        await heartbeat.stop()
+    # renewed within a retry of its return, not at the next period (40)
+    back = [t - start for t in store.renewed_at[2:]]
+    assert 34 <= back[0] <= 34 + retry_s
+    assert back[0] < 40 - 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("cannot renew the lease" in w for w in warnings) == 1
+    assert sum("lease renewed after" in w for w in warnings) == 1

@@ -252,7 +252,7 @@ async def test_the_client_leaving_before_a_byte_is_receipted_too(
     async with running_pipeline(tmp_path, quiet) as p:
         with trio.move_on_after(1):
             await p.send("fake/slowstart:5000")
-        [stored] = await p.store.sampled_receipts(0, 10) or [None]  # not a sample
+        [stored] = await p.store.sampled_receipts(RECEIPT_LOG, 0, 10) or [None]  # not a sample
         assert stored is None
         [leaf] = await leaves(p.store, RECEIPT_LOG)
         (entry,) = await p.store.log_entries(RECEIPT_LOG, 0, 1)
@@ -275,13 +275,13 @@ async def test_every_request_is_an_audit_sample_at_rate_1_and_none_at_0(
     async with running_pipeline(tmp_path, always) as p:
         reply = await p.send("fake/ok")
         assert reply.headers[SAMPLE_HEADER] == reply.headers[RECEIPT_HEADER]
-        [sample] = await p.store.sampled_receipts(0, 10)
+        [sample] = await p.store.sampled_receipts(RECEIPT_LOG, 0, 10)
         assert sample.receipt_id == reply.headers[RECEIPT_HEADER]
         assert (await receipt_of(p, sample.receipt_id))["audit_sample"] is True
     async with running_pipeline(tmp_path, quiet) as p:
         reply = await p.send("fake/ok")
         assert SAMPLE_HEADER not in reply.headers
-        assert await p.store.sampled_receipts(0, 10) == []
+        assert await p.store.sampled_receipts(RECEIPT_LOG, 0, 10) == []
 
 
 async def test_receipts_off_means_no_header_and_no_log(

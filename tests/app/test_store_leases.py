@@ -12,7 +12,7 @@ import time
 import psycopg
 import pytest
 
-from saferouter.storage import AdmissionRequest, ReceiptState, Store
+from saferouter.storage import ActivityFilter, AdmissionRequest, ReceiptState, Store
 from saferouter.storage.leases import new_owner, owner_replica
 from saferouter.storage.memory import MemoryStore
 from saferouter.storage.postgres import PostgresStore
@@ -108,24 +108,62 @@ async def test_recovery_for_a_replica_releases_its_owners_only(open_store: OpenS
     assert await restarted.check_books() == []
 
 
-async def test_a_settlement_after_recovery_released_it_charges_nothing(
+async def spent_and_overrun(store: Store, key: str) -> tuple[int, int, int, int]:
+    books = await store.books(key)
+    return (
+        books.balance_micro_usd,
+        books.reserved_micro_usd,
+        books.spent_micro_usd,
+        books.overrun_micro_usd,
+    )
+
+
+async def activity_of(store: Store, key: str, request_id: str) -> list[tuple[int, int, int]]:
+    """``(attempt, cost, overrun)`` of each of the request's activity entries."""
+    entries = await store.activity(ActivityFilter(key_id=key))
+    return [
+        (e.attempt, e.cost_micro_usd, e.overrun_micro_usd)
+        for e in entries
+        if e.request_id == request_id
+    ]
+
+
+async def test_a_request_recovery_released_is_charged_once_when_it_settles(
     open_store: OpenStore,
 ) -> None:
-    """A process whose lease lapsed (a long pause) may still settle what recovery
-    already released: the request is settled once, by the release, and never twice."""
+    """A process whose lease lapsed (a database outage, a long pause) may still complete
+    what recovery released: it is charged then — once, however often it settles — and
+    its activity is written, as for any request."""
     slow, sweeper = open_store(owner="aaaa/slow"), open_store(owner="bbbb/sweeper")
     key = await make_key(slow, credits=1000)
     await slow.renew_lease(T0 + 1)
     await slow.admit(ask(key, "r1"))
     assert await sweeper.recover(T0 + 2) == 1
+    assert await spent_and_overrun(slow, key) == (1000, 0, 0, 0)
     for _ in range(2):
         await slow.settle(settlement(key, "r1", T0 + 3, reserved=100, cost=60))
-    books = await slow.books(key)
-    assert (books.balance_micro_usd, books.reserved_micro_usd, books.spent_micro_usd) == (
-        1000,
-        0,
-        0,
-    )
+    assert await spent_and_overrun(slow, key) == (940, 0, 60, 0)
+    assert await activity_of(slow, key, "r1") == [(1, 60, 0)]
+    assert await slow.check_books() == []
+
+
+async def test_a_recovered_request_is_charged_no_more_than_its_key_holds_now(
+    open_store: OpenStore,
+) -> None:
+    """Once released, its credits may be spent by another request before it settles:
+    a metered key never goes below zero, the rest is the operator's overrun."""
+    slow, sweeper = open_store(owner="aaaa/slow"), open_store(owner="bbbb/sweeper")
+    key = await make_key(slow, credits=1000)
+    await slow.renew_lease(T0 + 1)
+    await slow.admit(ask(key, "r1"))
+    assert await sweeper.recover(T0 + 2) == 1
+    await sweeper.renew_lease(T0 + 100)
+    assert (await sweeper.admit(ask(key, "r2", reserve=980, now=T0 + 2))).admitted
+    await slow.settle(settlement(key, "r1", T0 + 3, reserved=100, cost=60))
+    assert await spent_and_overrun(slow, key) == (0, 980, 20, 40)
+    assert await activity_of(slow, key, "r1") == [(1, 20, 40)]
+    await sweeper.settle(settlement(key, "r2", T0 + 4, reserved=980, cost=900))
+    assert await spent_and_overrun(slow, key) == (80, 0, 920, 40)
     assert await slow.check_books() == []
 
 

@@ -107,17 +107,17 @@ async def test_audit_samples_are_the_sampled_receipts_by_key(store: Store) -> No
     a, b = await make_key(store), await make_key(store)
     for n, (key, sample) in enumerate([(a, True), (b, True), (a, False), (a, True)]):
         await store.save_receipt(signed(key, f"r{n}", f"rcpt_{n}", sample=sample))
-    everyone = await store.sampled_receipts(0, 10)
+    everyone = await store.sampled_receipts(LOG, 0, 10)
     assert [(r.log_index, r.receipt_id) for r in everyone] == [
         (0, "rcpt_0"),
         (1, "rcpt_1"),
         (3, "rcpt_3"),
     ]
-    assert [r.receipt_id for r in await store.sampled_receipts(0, 10, key_id=a)] == [
+    assert [r.receipt_id for r in await store.sampled_receipts(LOG, 0, 10, key_id=a)] == [
         "rcpt_0",
         "rcpt_3",
     ]
-    assert [r.receipt_id for r in await store.sampled_receipts(1, 1)] == ["rcpt_1"]
+    assert [r.receipt_id for r in await store.sampled_receipts(LOG, 1, 1)] == ["rcpt_1"]
     assert everyone[2].body == b'{"receipt_id":"rcpt_3"}'
 
 
@@ -134,3 +134,21 @@ async def test_each_replica_saves_into_its_own_receipt_log(store: Store) -> None
     assert theirs.body == b'{"receipt_id":"rcpt_1"}'  # read from its own log's entry
     assert await leaves(store, LOG) == [b'leaf:{"receipt_id":"rcpt_0"}']
     assert await leaves(store, other) == [b'leaf:{"receipt_id":"rcpt_1"}']
+
+
+async def test_audit_samples_are_read_one_receipt_log_at_a_time(store: Store) -> None:
+    """Each replica's receipt log numbers its entries from 0: samples are asked for one
+    log, and ``start`` is an index in it."""
+    key = await make_key(store)
+    other = "receipts/" + "bb" * 32
+    for n, log in enumerate([LOG, other, LOG, other, other]):
+        await store.save_receipt(signed(key, f"r{n}", f"rcpt_{n}", sample=True, log=log))
+
+    async def page(log: str, start: int) -> list[tuple[str, int | None, str]]:
+        return [
+            (r.log, r.log_index, r.receipt_id) for r in await store.sampled_receipts(log, start, 10)
+        ]
+
+    assert await page(LOG, 0) == [(LOG, 0, "rcpt_0"), (LOG, 1, "rcpt_2")]
+    assert await page(other, 1) == [(other, 1, "rcpt_3"), (other, 2, "rcpt_4")]
+    assert await page("receipts/" + "cc" * 32, 0) == []

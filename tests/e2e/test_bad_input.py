@@ -199,6 +199,8 @@ async def test_a_decimal_amount_in_ascii_digits_is_exact(gateway: Gateway) -> No
         ("/attestation/transparency/proof?second=²", "second"),
         ("/attestation/audit/proof?second=-1", "second"),
         ("/v1/audit/samples?start=²", "start"),
+        ("/v1/audit/samples?replica=" + "١" * 64, "replica"),
+        ("/v1/audit/samples?replica=" + "ab" * 31, "replica"),
     ],
 )
 async def test_a_query_number_not_in_ascii_digits_is_a_400(

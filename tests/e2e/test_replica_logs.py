@@ -154,3 +154,45 @@ def test_a_dead_replicas_receipts_stay_provable_by_its_published_head(tmp_path: 
         assert again.json()["tree_size"] >= 1
         (listed,) = get(b, "/attestation").json()["replicas"]
         assert listed["identity"] == me_a and listed["startup_head"]["tree_size"] == 1
+
+
+def samples(served: Served, secret: str, query: str = "") -> httpx.Response:
+    return get(served, "/v1/audit/samples" + query, secret)
+
+
+def test_audit_samples_are_paged_per_replica_log(database: str, tmp_path: Path) -> None:
+    """Each replica's receipt log numbers its entries from 0: a page is one replica's
+    (``replica``: this one's by default), and ``start`` an index in that log."""
+    with two_replicas(database, tmp_path, SAFEROUTER_AUDIT_RATE="1") as (a, b, shared):
+        me_a, me_b = (
+            get(a, "/attestation").json()["replica"],
+            get(b, "/attestation").json()["replica"],
+        )
+        secret = new_key(tmp_path / "a", "--name", "user", "--database", shared)
+        by_a = [chat(a, secret), chat(a, secret)]
+        by_b = [chat(b, secret)]
+
+        def page(query: str) -> list[tuple[int, str, str, str]]:
+            answer = samples(b, secret, query)
+            assert answer.status_code == 200, answer.text
+            return [
+                (s["index"], s["signer"], s["log"], s["receipt_id"]) for s in answer.json()["data"]
+            ]
+
+        assert page("") == [(0, me_b, f"receipts/{me_b}", by_b[0])]  # B's own log
+        assert samples(b, secret).json()["replica"] == me_b
+        log_a = f"receipts/{me_a}"
+        assert page(f"?replica={me_a}") == [(0, me_a, log_a, by_a[0]), (1, me_a, log_a, by_a[1])]
+        assert page(f"?replica={me_a.upper()}&start=1") == [(1, me_a, log_a, by_a[1])]
+        assert page(f"?replica={me_a}&start=1&limit=1") == page(f"?replica={me_a}&start=1")
+
+        unknown = samples(b, secret, "?replica=" + "0" * 64)
+        assert unknown.status_code == 404, unknown.text
+        error = unknown.json()["error"]
+        assert (error["code"], error["param"], error["type"]) == (
+            "replica_not_found",
+            "replica",
+            "invalid_request_error",
+        )
+        bad = samples(b, secret, "?replica=me")
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "replica"
