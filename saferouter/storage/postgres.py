@@ -18,7 +18,8 @@ differs is below it:
   again after a jittered pause of its own (outside the commit lock, so the queue moves
   on meanwhile), at most ``MAX_ATTEMPTS`` times; so SQL written for SQLite's one writer
   at a time (check the balance, then reserve) stays correct across replicas. A batch of
-  one op needs no savepoint (two round trips fewer). The lease renewal is no batch's:
+  one op needs no savepoint (two round trips fewer), and its COMMIT carries the
+  unlock of the write lock (below) in the same round trip. The lease renewal is no batch's:
   one upsert of its own row, in autocommit, so traffic never makes a lease lapse.
 * **Outages** are bounded: a connect, a wait for a pooled connection and a statement
   each have a timeout of a few seconds, and any of them failing is
@@ -110,18 +111,26 @@ class _SerializableCommit(GroupCommit):
                             self._pool.check()
                             continue
                         raise
+                    unlocked = False
                     try:
                         # (not one string with the lock: PostgreSQL would run the lock
                         # inside the transaction, before its SET of the isolation level)
                         db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                         try:
-                            db.execute(_apply(db, batch))
+                            end = _apply(db, batch)
                         except BaseException:
                             if not connection.broken:
                                 db.execute("ROLLBACK")
                             raise
+                        # The transaction's end and the unlock in one round trip: one
+                        # string of two statements (no parameters: the simple query
+                        # protocol runs both). A COMMIT that fails ends the transaction
+                        # and skips the unlock: the finally gives the lock up then.
+                        connection.execute(f"{end}; {_UNLOCK}")
+                        unlocked = True
                     finally:
-                        _unlock(connection)
+                        if not unlocked:
+                            _unlock(connection)
                     break
         except _RETRYABLE as exc:  # at COMMIT, or from an op (_op_error let it through)
             self.conflicts += 1
