@@ -4,7 +4,9 @@ in this process — no HTTP, no gateway, only what a request asks of the store.
 
     python bench/store_ops.py [--requests 400] [--rounds 3] [--stores sqlite,postgresql]
 
-It prints the best and the median round per store (after a warm-up, so psycopg's
+It prints the best and the median round per store, and for PostgreSQL how many
+round trips an admission and a settlement make (counted on the wire from libpq's
+trace of a one-connection store: a figure load does not blur) (after a warm-up, so psycopg's
 prepared statements are in place). On a shared, loaded machine the best round is the
 figure to compare: load only ever adds to it. Compare two trees with the same file:
 ``PYTHONPATH=/other/tree python bench/store_ops.py`` measures that tree's store.
@@ -67,6 +69,36 @@ async def _round(store: Store, key_id: str, requests: int, tag: str) -> float:
     return (time.perf_counter() - started) / requests * 1e6
 
 
+async def _round_trips(store: PostgresStore, trace: Path) -> tuple[int, int]:
+    """Round trips of one admit and one settle on ``store`` (a pool of one connection)."""
+    from psycopg import pq
+
+    key = await store.create_key(
+        name="trips", role="user", key_hash="trips", prefix="sk-sr-trips", credits_micro_usd=10**6
+    )
+    counts = []
+    with trace.open("w") as out:
+        with store._pool.connection() as connection:
+            connection.pgconn.trace(out.fileno())
+            connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        now = time.time()
+        request = AdmissionRequest(key_id=key.id, request_id="t", reserve_micro_usd=50, now=now)
+        for step in (store.admit(request), store.settle(_settlement(key.id, "t", now, 50))):
+            await step
+            out.flush()
+            counts.append(_sent(trace))
+        with store._pool.connection() as connection:
+            connection.pgconn.untrace()
+    await store.close()
+    return counts[0], counts[1] - counts[0]
+
+
+def _sent(trace: Path) -> int:
+    """The statements a libpq trace shows the client sent, each a round trip."""
+    fields = (line.split("\t") for line in trace.read_text().splitlines())
+    return sum(1 for f in fields if len(f) > 2 and f[0] == "F" and f[2] in ("Sync", "Query"))
+
+
 async def _measure(store: Store, requests: int, rounds: int) -> list[float]:
     key = await store.create_key(
         name="bench",
@@ -91,6 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     stores = args.stores.split(",")
     results: dict[str, list[float]] = {}
+    trips: tuple[int, int] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         if "sqlite" in stores:
             store = SQLiteStore(Path(tmp) / "bench.db")
@@ -103,8 +136,14 @@ def main() -> None:
                 print("postgresql: not measured (no PostgreSQL binaries)")
             else:
                 with running_cluster(bin_dir) as cluster:
-                    pg = PostgresStore(cluster.create_database())
+                    url = cluster.create_database()
+                    pg = PostgresStore(url)
                     results["postgresql"] = trio.run(_measure, pg, args.requests, args.rounds)
+                    one = PostgresStore(url, pool_size=1)
+                    trips = trio.run(_round_trips, one, Path(tmp) / "libpq.trace")
+    if trips is not None:
+        admit, settle = trips
+        print(f"postgresql  round trips: admit {admit}, settle {settle}")
     for name, figures in results.items():
         print(
             f"{name:<11} {min(figures):7.0f} us per admit+settle (best of {args.rounds} rounds; "
