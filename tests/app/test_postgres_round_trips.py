@@ -27,12 +27,11 @@ def _round_trips(trace: Path) -> list[str]:
     return sent
 
 
-async def test_an_admission_is_seven_round_trips_the_lock_riding_begin_and_commit(
-    pg_url: str, tmp_path: Path
-) -> None:
-    """An admission: the write lock with the BEGIN, the key and its rate window (ONE
-    select), four writes, and the COMMIT with the lock's release (it was ten: the lock,
-    the BEGIN, a select each, and the unlock on its own)."""
+async def test_an_admission_is_six_round_trips(pg_url: str, tmp_path: Path) -> None:
+    """An admission: the write lock with the BEGIN; the key and its rate window (ONE
+    select); the rate window's count; the reserve entry with the balance it moves (one
+    statement); the reservation row; the COMMIT with the lock's release. It was ten:
+    the lock, the BEGIN, a select each, the entry and the balance, the unlock alone."""
     store = PostgresStore(pg_url, pool_size=1)  # every statement on one connection
     trace = tmp_path / "libpq.trace"
     try:
@@ -49,7 +48,7 @@ async def test_an_admission_is_seven_round_trips_the_lock_riding_begin_and_commi
                 connection.pgconn.untrace()
         assert admission.admitted
         sent = _round_trips(trace)
-        assert len(sent) == 7, sent
+        assert len(sent) == 6, sent
         assert "pg_advisory_lock" in sent[0] and "BEGIN ISOLATION LEVEL SERIALIZABLE" in sent[0]
         assert "COMMIT; SELECT pg_advisory_unlock" in sent[-1], sent
         await store.settle(settlement(key, "r1", now, reserved=10, cost=3))
