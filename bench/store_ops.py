@@ -25,34 +25,16 @@ import trio
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # (PYTHONPATH first: A/B runs)
 
-from saferouter.storage import ActivityEntry, AdmissionRequest, Settlement, Store
+from saferouter.storage import AdmissionRequest, Settlement, Store
 from saferouter.storage.postgres import PostgresStore
 from saferouter.storage.sqlite import SQLiteStore
 
 
 def _settlement(key_id: str, request_id: str, now: float, reserved: int) -> Settlement:
-    attempt = ActivityEntry(
-        request_id=request_id,
-        attempt=1,
-        created_at=now,
-        key_id=key_id,
-        requested_model="m",
-        served_model="m",
-        provider="p",
-        original_model="m",
-        status=200,
-        outcome="ok",
-        cost_micro_usd=3,
-    )
-    return Settlement(
-        key_id=key_id,
-        request_id=request_id,
-        reserved_micro_usd=reserved,
-        cost_micro_usd=3,
-        tokens=10,
-        attempts=(attempt,),
-        now=now,
-    )
+    """A served request's settlement, as the Store contract suite builds one."""
+    from tests.app.stores import settlement
+
+    return settlement(key_id, request_id, now, reserved=reserved, cost=3, tokens=10)
 
 
 async def _round(store: Store, key_id: str, requests: int, tag: str) -> float:
