@@ -31,6 +31,14 @@ from . import activity_log, leases, receipts, rules
 from .records import Admission, AdmissionRequest, Books, LedgerKind, Refusal, Settlement
 from .sql import Db
 
+_INSERT_ENTRY = (
+    "INSERT INTO ledger (key_id, kind, amount_micro_usd, request_id, created_at) VALUES (?,?,?,?,?)"
+)
+_MOVE_BALANCE = (
+    "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
+    "reserved_micro_usd = reserved_micro_usd + ? WHERE id = ?"
+)
+
 
 def _entry(
     db: Db,
@@ -40,18 +48,22 @@ def _entry(
     request_id: str,
     now: float,
 ) -> None:
-    db.execute(
-        "INSERT INTO ledger (key_id, kind, amount_micro_usd, request_id, created_at) "
-        "VALUES (?,?,?,?,?)",
-        (key_id, kind, amount, request_id, now),
-    )
+    entry = (key_id, kind, amount, request_id, now)
     balance_change, reserved_change = rules.balance_effect(kind, amount)
-    if balance_change or reserved_change:
+    if not (balance_change or reserved_change):
+        db.execute(_INSERT_ENTRY, entry)
+    elif db.dialect == "postgresql":
+        # The one dialect branch of the books: the entry and the balance it moves in ONE
+        # statement (a data-modifying WITH, which PostgreSQL runs to completion whether or
+        # not it is read, in the same transaction), a round trip fewer per entry. SQLite
+        # has no INSERT inside WITH; there a statement costs no round trip anyway.
         db.execute(
-            "UPDATE keys SET balance_micro_usd = balance_micro_usd + ?, "
-            "reserved_micro_usd = reserved_micro_usd + ? WHERE id = ?",
-            (balance_change, reserved_change, key_id),
+            f"WITH entry AS ({_INSERT_ENTRY}) {_MOVE_BALANCE}",
+            (*entry, balance_change, reserved_change, key_id),
         )
+    else:
+        db.execute(_INSERT_ENTRY, entry)
+        db.execute(_MOVE_BALANCE, (balance_change, reserved_change, key_id))
 
 
 def top_up(db: Db, key_id: str, amount: int, now: float) -> None:
@@ -70,26 +82,26 @@ def start_metering(db: Db, key_id: str, now: float) -> None:
 def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
     """Admit or refuse ``request``; an admitted one's reservation and pending receipt
     are ``owner``'s."""
+    window = rules.window_start(request.now)
+    # the key and its current rate window in one statement: one round trip fewer on
+    # PostgreSQL, where each is a wake-up of the server (no window yet: zeros)
     row = db.execute(
-        "SELECT metered, balance_micro_usd, rpm_limit, tpm_limit, revoked_at FROM keys "
-        "WHERE id = ?",
-        (request.key_id,),
+        "SELECT k.metered, k.balance_micro_usd, k.rpm_limit, k.tpm_limit, k.revoked_at, "
+        "COALESCE(w.requests, 0) AS used_requests, COALESCE(w.tokens, 0) AS used_tokens "
+        "FROM keys k LEFT JOIN rate_windows w ON w.key_id = k.id AND w.window_start = ? "
+        "WHERE k.id = ?",
+        (window, request.key_id),
     ).fetchone()
     if row is None or row["revoked_at"] is not None:
         return Admission(admitted=False, refusal=Refusal.REVOKED)
-    window = rules.window_start(request.now)
-    used = db.execute(
-        "SELECT requests, tokens FROM rate_windows WHERE key_id = ? AND window_start = ?",
-        (request.key_id, window),
-    ).fetchone()
     admission = rules.decide_admission(
         request,
         metered=bool(row["metered"]),
         balance_micro_usd=row["balance_micro_usd"],
         rpm_limit=row["rpm_limit"],
         tpm_limit=row["tpm_limit"],
-        used_requests=used["requests"] if used is not None else 0,
-        used_tokens=used["tokens"] if used is not None else 0,
+        used_requests=row["used_requests"],
+        used_tokens=row["used_tokens"],
     )
     if admission.refusal is not None:
         activity_log.record(db, rules.refusal_entry(request, admission.refusal))

@@ -18,7 +18,8 @@ differs is below it:
   again after a jittered pause of its own (outside the commit lock, so the queue moves
   on meanwhile), at most ``MAX_ATTEMPTS`` times; so SQL written for SQLite's one writer
   at a time (check the balance, then reserve) stays correct across replicas. A batch of
-  one op needs no savepoint (two round trips fewer). The lease renewal is no batch's:
+  one op needs no savepoint (two round trips fewer); the write lock (below) is taken
+  in the BEGIN's round trip and given up in the COMMIT's. The lease renewal is no batch's:
   one upsert of its own row, in autocommit, so traffic never makes a lease lapse.
 * **Outages** are bounded: a connect, a wait for a pooled connection and a statement
   each have a timeout of a few seconds, and any of them failing is
@@ -60,7 +61,15 @@ _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetect
 # not take it. (pg_advisory_xact_lock would wait *inside* the transaction, after its
 # first statement had taken the snapshot: conflicts again.)
 WRITE_LOCK = pg_migrations.MIGRATION_LOCK + 1
-_LOCK = f"SELECT pg_advisory_lock({WRITE_LOCK})"
+# The lock, then a SERIALIZABLE transaction, in one round trip: one string of three
+# statements (no parameters: the simple query protocol runs them in turn, and skips the
+# rest after an error). The COMMIT ends the implicit transaction the lock ran in, so the
+# BEGIN starts a fresh one whose snapshot is taken by its first statement, after the
+# wait. (Without it PostgreSQL would refuse to set the isolation level of a transaction
+# that has taken a snapshot already: the lock's.)
+_LOCK_AND_BEGIN = (
+    f"SELECT pg_advisory_lock({WRITE_LOCK}); COMMIT; BEGIN ISOLATION LEVEL SERIALIZABLE"
+)
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITE_LOCK})"
 
 
@@ -103,25 +112,29 @@ class _SerializableCommit(GroupCommit):
             for attempt in (1, 2):
                 with self._pool.connection() as connection:
                     db = PostgresDb(connection)
+                    unlocked = False
                     try:
-                        connection.execute(_LOCK)
-                    except psycopg.OperationalError:
-                        if attempt == 1 and connection.broken:  # dropped while pooled
-                            self._pool.check()
-                            continue
-                        raise
-                    try:
-                        # (not one string with the lock: PostgreSQL would run the lock
-                        # inside the transaction, before its SET of the isolation level)
-                        db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                         try:
-                            db.execute(_apply(db, batch))
+                            connection.execute(_LOCK_AND_BEGIN)
+                        except psycopg.OperationalError:
+                            if attempt == 1 and connection.broken:  # dropped while pooled
+                                self._pool.check()
+                                continue
+                            raise
+                        try:
+                            end = _apply(db, batch)
                         except BaseException:
                             if not connection.broken:
                                 db.execute("ROLLBACK")
                             raise
+                        # The transaction's end and the unlock in one round trip, as the
+                        # lock and the BEGIN: a COMMIT that fails ends the transaction
+                        # and skips the unlock, which the finally does then.
+                        connection.execute(f"{end}; {_UNLOCK}")
+                        unlocked = True
                     finally:
-                        _unlock(connection)
+                        if not unlocked:  # (a lock that was not taken: a no-op)
+                            _unlock(connection)
                     break
         except _RETRYABLE as exc:  # at COMMIT, or from an op (_op_error let it through)
             self.conflicts += 1

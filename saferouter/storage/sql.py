@@ -9,7 +9,8 @@ sum is read as an int, ``ON CONFLICT`` upserts. A :class:`sqlite3.Connection` ma
 which only names its dialect); a psycopg connection is wrapped in :class:`PostgresDb`, which turns
 ``?`` into psycopg's ``%s`` and reads rows by name *and* by position, as
 :class:`sqlite3.Row` does, so no module can tell which database it writes to. Where a
-statement truly must differ, ``db.dialect`` says which it is; nothing needs it yet.
+statement truly must differ, ``db.dialect`` says which it is (one place: a ledger
+entry and its balance move, one statement on PostgreSQL, :func:`.ledger._entry`).
 (This module imports neither driver: the memory store's imports stay free of both.)
 """
 
