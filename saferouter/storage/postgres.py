@@ -216,7 +216,16 @@ class PostgresStore(SqlStore):
                 "autocommit": True,
                 "connect_timeout": max(1, round(connect_timeout_s)),
                 "application_name": "saferouter",
-                "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+                # The write lock is a session lock, held only while this session is
+                # in a transaction (taken with BEGIN, given up with COMMIT: one
+                # round trip each). A replica stopped there (SIGSTOP, a stuck host)
+                # would hold every replica's writes for as long as it stays stopped;
+                # the server ends a session idle in a transaction this long, which
+                # frees the lock. No statement of ours waits this long between two.
+                "options": (
+                    f"-c statement_timeout={round(statement_timeout_s * 1000)} "
+                    f"-c idle_in_transaction_session_timeout={round(statement_timeout_s * 1000)}"
+                ),
             },
         )
         try:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import psycopg.errors
 import pytest
 import trio
 
@@ -19,7 +20,7 @@ from saferouter.errors import StorageError, StorageUnavailable
 from saferouter.storage import AdmissionRequest, KeyRole
 from saferouter.storage.opening import describe, open_store
 from saferouter.storage.pg_migrations import MIGRATIONS
-from saferouter.storage.postgres import PostgresStore
+from saferouter.storage.postgres import _LOCK_AND_BEGIN, PostgresStore
 from tests.postgres import Cluster, running_cluster
 from tests.processes import free_port
 
@@ -304,3 +305,41 @@ async def test_the_pool_bounds_the_connections_a_store_opens(pg_url: str) -> Non
         assert seen and max(seen) <= 2
     finally:
         await store.close()
+
+
+async def test_a_stopped_holder_of_the_write_lock_blocks_the_others_only_for_a_while(
+    pg_url: str,
+) -> None:
+    """A replica stopped (SIGSTOP, a frozen host) inside a write holds the cluster's
+    write lock in a transaction it never ends: the server ends that idle session, so
+    the other replicas' writes go on within a bound instead of failing for as long as
+    it stays stopped."""
+    stopped = PostgresStore(pg_url)
+    live = PostgresStore(pg_url)
+    try:
+        key = await make_key(live, credits=1000)
+        # the stopped replica's connection, taken mid-write as its store takes it
+        with stopped._pool.connection() as frozen:  # noqa: SLF001 (its own session settings)
+            frozen.autocommit = True
+            frozen.execute(_LOCK_AND_BEGIN)
+            frozen.execute("SELECT 1 FROM keys")
+            started = time.monotonic()
+            admitted = None
+            with trio.fail_after(UNAVAILABLE_WITHIN_S * 2):
+                while admitted is None:
+                    request = AdmissionRequest(
+                        key_id=key, request_id="r", reserve_micro_usd=10, now=time.time()
+                    )
+                    try:
+                        admitted = (await live.admit(request)).admitted
+                    except StorageUnavailable:
+                        await trio.sleep(0.1)  # the lock waited past the statement timeout
+            assert admitted
+            assert time.monotonic() - started < UNAVAILABLE_WITHIN_S
+            with pytest.raises(
+                psycopg.errors.IdleInTransactionSessionTimeout
+            ):  # ended by the server
+                frozen.execute("SELECT 1")
+    finally:
+        await stopped.close()
+        await live.close()
