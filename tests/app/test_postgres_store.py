@@ -319,7 +319,8 @@ async def test_a_stopped_holder_of_the_write_lock_blocks_the_others_only_for_a_w
     try:
         key = await make_key(live, credits=1000)
         # the stopped replica's connection, taken mid-write as its store takes it
-        with stopped._pool.connection() as frozen:  # noqa: SLF001 (its own session settings)
+        # (through its pool: a connection with the store's own session settings)
+        with stopped._pool.connection() as frozen:
             frozen.autocommit = True
             frozen.execute(_LOCK_AND_BEGIN)
             frozen.execute("SELECT 1 FROM keys")
