@@ -170,6 +170,9 @@ class SQLiteStore(SqlStore):
             self._writes: _GroupCommit = _GroupCommit(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
+        except OSError as exc:  # the path names a folder, or a file under one that is not
+            reason = (exc.strerror or type(exc).__name__).lower()
+            raise StorageError(f"cannot open the database at {path}: {reason}") from exc
 
     @classmethod
     def in_data_dir(
