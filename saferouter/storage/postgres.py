@@ -32,6 +32,7 @@ The URL (it may hold a password) is never put in an error or a log line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -184,8 +185,9 @@ class PostgresStore(SqlStore):
         connect_timeout_s: float = 2.0,
         pool_timeout_s: float = 2.5,
         statement_timeout_s: float = 3.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner, wall=wall)
         self.url = url  # never logged nor put in an error: it may hold a password
         self._limiter = trio.CapacityLimiter(pool_size)
         self._pool: ConnectionPool[Any] = ConnectionPool(
@@ -232,7 +234,7 @@ class PostgresStore(SqlStore):
         # One upsert of this owner's own row, a transaction by itself: not queued behind
         # other writes, nor rolled back with a batch that lost a conflict on a hot key,
         # so a live replica's lease never lapses because traffic is busy.
-        await self._read(lambda db: leases.renew(db, self.owner, until))
+        await self._read(lambda db: leases.renew(db, self.owner, until, self._wall()))
 
     async def end_lease(self) -> None:
         await self._read(lambda db: leases.end(db, self.owner))

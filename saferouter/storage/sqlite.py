@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -156,9 +157,14 @@ class SQLiteStore(SqlStore):
     one)."""
 
     def __init__(
-        self, path: Path, *, activity_retention_days: float = 30.0, owner: str | None = None
+        self,
+        path: Path,
+        *,
+        activity_retention_days: float = 30.0,
+        owner: str | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner, wall=wall)
         self.path = path
         try:
             prepare_private_database(path)
