@@ -16,7 +16,7 @@ import pytest
 from saferouter.translog.log import log_name
 from saferouter.verify.client import run_checks
 
-from ..processes import serving
+from ..processes import new_key, serving
 from .replicas import SharedDb
 
 ENV = {"SAFEROUTER_LEASE_SECONDS": "600"}
@@ -72,3 +72,41 @@ def test_forged_replica_rows_never_break_attestation_nor_pass_verification(
         assert replicas_step.name == "replicas"
         # an entry its listed identity did not sign fails the step, not the verifier
         assert not replicas_step.ok, replicas_step
+
+
+def test_a_receipt_of_a_forged_replicas_log_is_an_error_not_a_500(
+    database: str, tmp_path: Path
+) -> None:
+    """Another replica's receipt is proved against that replica's published head from
+    the shared database; a head (forged, or of a log whose tree is incomplete) that
+    its log's stored tree cannot prove gets a clear error, never a 500."""
+    log = log_name("receipts", bytes.fromhex(FORGED))
+    with serving(tmp_path / "a", "--database", database, env=ENV) as served:
+        admin = new_key(tmp_path / "a", "--database", database, "--name", "x", "--admin")
+        with SharedDb(database) as db:
+            key_id = db.value("SELECT id FROM keys WHERE name = ?", ("x",))
+            db.rows(
+                "INSERT INTO log_entries (log, idx, body, leaf_hash, key_id, request_id, "
+                "created_at) VALUES (?, 0, ?, ?, ?, 'req_forged', 1.0) RETURNING idx",
+                (log, b"{}", b"\0" * 32, key_id),
+            )
+            db.rows(
+                "INSERT INTO receipts (receipt_id, request_id, key_id, created_at, state, "
+                "log_index, signature, log) VALUES ('rcpt_forged', 'req_forged', ?, 1.0, "
+                "'done', 0, ?, ?) RETURNING receipt_id",
+                (key_id, b"\0" * 64, log),
+            )
+            db.rows(
+                "INSERT INTO log_heads (log, size, checkpoint, published_at) "
+                "VALUES (?, 5, 'forged\n5\n', 3.0) RETURNING log",
+                (log,),
+            )
+            if isinstance(db._connection, sqlite3.Connection):
+                db._connection.commit()
+        response = httpx.get(
+            served.url + "/v1/receipts/rcpt_forged",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        )
+        assert response.status_code != 500 and response.status_code >= 400, response.text
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
