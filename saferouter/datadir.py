@@ -18,6 +18,7 @@ behind are tightened too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -153,10 +154,17 @@ def _inherited_lock(fd: Any, data_dir: Path) -> DataDirLock:
 
 def lock_data_dir(data_dir: Path) -> DataDirLock:
     """Take the data dir's lock (making the data dir if need be), or raise
-    :class:`~saferouter.errors.DataDirInUse` at once when another server holds it."""
-    make_private_dir(data_dir)
+    :class:`~saferouter.errors.DataDirInUse` at once when another server holds it (a
+    :class:`~saferouter.errors.ConfigError` when it cannot be taken at all)."""
     path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        make_private_dir(data_dir)
+        # O_NOFOLLOW: serve often runs as root, and the fchmod below would otherwise make
+        # whatever file a link planted here points to 0600
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        reason = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise ConfigError(f"cannot take the data dir's lock {path}: {reason.lower()}") from None
     try:
         os.fchmod(fd, FILE_MODE)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
