@@ -205,7 +205,12 @@ class PostgresStore(SqlStore):
                 "autocommit": True,
                 "connect_timeout": max(1, round(connect_timeout_s)),
                 "application_name": "saferouter",
-                "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+                # synchronous_commit on whatever the server's default: a client is sent a
+                # response only once its charge committed, and with it off a commit is
+                # acknowledged before it is durable, so a database crash loses charges of
+                # requests clients saw complete (test_postgres_killed.py)
+                "options": f"-c statement_timeout={round(statement_timeout_s * 1000)} "
+                "-c synchronous_commit=on",
             },
         )
         try:
