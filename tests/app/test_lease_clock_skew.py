@@ -14,17 +14,13 @@ The memory store is one process (one clock): it has nothing to disagree about.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from saferouter.storage import AdmissionRequest, Store
-from saferouter.storage.postgres import PostgresStore
-from saferouter.storage.sqlite import SQLiteStore
 
-from .stores import make_key
+from .stores import OpenStore, make_key
 
 LEASE_S = 30.0
 SKEW_S = 5 * LEASE_S
@@ -35,25 +31,12 @@ def skewed(by_s: float) -> Callable[[], float]:
     return lambda: time.time() + by_s
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def open_sql_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Callable[..., Store]]:
-    opened: list[Store] = []
-    pg_url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
-
-    def open_(**options: Any) -> Store:
-        store: Store
-        if request.param == "postgres":
-            store = PostgresStore(pg_url, **options)
-        else:
-            store = SQLiteStore(tmp_path / "s.db", **options)
-        opened.append(store)
-        return store
-
-    yield open_
-    for store in opened:
-        await store.close()
+@pytest.fixture
+def open_sql_store(open_store: OpenStore, request: pytest.FixtureRequest) -> OpenStore:
+    """``open_store`` but for the memory store: one process, one clock."""
+    if request.node.callspec.params["open_store"] == "memory":
+        pytest.skip("the memory store is one process: one clock")
+    return open_store
 
 
 async def hold_a_reservation(store: Store, wall: Callable[[], float], lease_s: float) -> str:
@@ -70,7 +53,7 @@ async def hold_a_reservation(store: Store, wall: Callable[[], float], lease_s: f
 
 @pytest.mark.parametrize("skew_s", [SKEW_S, -SKEW_S])
 async def test_a_replica_with_a_skewed_clock_never_sweeps_a_live_replicas_reservations(
-    open_sql_store: Callable[..., Store], skew_s: float
+    open_sql_store: OpenStore, skew_s: float
 ) -> None:
     live = open_sql_store(owner="aaaa/live")
     odd_clock = skewed(skew_s)
@@ -85,7 +68,7 @@ async def test_a_replica_with_a_skewed_clock_never_sweeps_a_live_replicas_reserv
 
 
 async def test_a_lapsed_lease_is_recovered_by_a_replica_whose_clock_runs_behind(
-    open_sql_store: Callable[..., Store],
+    open_sql_store: OpenStore,
 ) -> None:
     gone = open_sql_store(owner="aaaa/gone")
     key = await hold_a_reservation(gone, time.time, -1.0)  # lapsed a second ago

@@ -18,7 +18,7 @@ import trio
 
 from ..postgres import Cluster, running_cluster
 from ..servers import fake_upstream, write_catalog
-from .load import chat_body
+from .load import one_request
 from .replicas import SharedDb, check_books, create_key, replica, wait_until
 
 WITHIN_S = 90  # a bound for anything stuck, far above any loaded machine's pace
@@ -41,14 +41,8 @@ class Clients:
         rng = random.Random(seed)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             while not stop.is_set():
-                stream = rng.random() < 0.5
-                body = chat_body(f"fake/delay:{rng.randint(0, 40)}", stream=stream)
-                headers = {"Authorization": f"Bearer {rng.choice(self.secrets)}"}
                 try:
-                    async with client.stream(
-                        "POST", "/v1/chat/completions", json=body, headers=headers
-                    ) as response:
-                        payload = await response.aread()
+                    stream, response, payload = await one_request(client, rng, self.secrets)
                 except httpx.TransportError as exc:
                     self.wrong.append(f"{type(exc).__name__}: {exc}")
                     continue
