@@ -18,10 +18,12 @@ behind are tightened too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import secrets
+import stat
 from multiprocessing import reduction
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,11 @@ LOCK_FILE = "serve.lock"
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents, ``0755``) if needed, and make it ``0700``."""
+    """Create ``path`` (and missing parents, ``0755``) if needed, and make it ``0700``.
+    A folder everyone shares (``/``, or one with the sticky bit: ``/tmp``) is never a
+    data dir: made 0700 it would lock every other user out, so it is refused."""
+    if path.exists() and (path.resolve() == Path("/") or path.stat().st_mode & stat.S_ISVTX):
+        raise ConfigError(f"{path} is a folder shared by everyone: use a folder of its own")
     for parent in reversed([p for p in path.parents if not p.exists()]):
         try:
             parent.mkdir()
@@ -158,10 +164,17 @@ def _inherited_lock(fd: Any, data_dir: Path) -> DataDirLock:
 
 def lock_data_dir(data_dir: Path) -> DataDirLock:
     """Take the data dir's lock (making the data dir if need be), or raise
-    :class:`~saferouter.errors.DataDirInUse` at once when another server holds it."""
-    make_private_dir(data_dir)
+    :class:`~saferouter.errors.DataDirInUse` at once when another server holds it (a
+    :class:`~saferouter.errors.ConfigError` when it cannot be taken at all)."""
     path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        make_private_dir(data_dir)
+        # O_NOFOLLOW: serve often runs as root, and the fchmod below would otherwise make
+        # whatever file a link planted here points to 0600
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        reason = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise ConfigError(f"cannot take the data dir's lock {path}: {reason.lower()}") from None
     try:
         os.fchmod(fd, FILE_MODE)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

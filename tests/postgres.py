@@ -130,6 +130,14 @@ class Cluster:
         except psycopg.OperationalError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster alone, as an OOM killer would (its backends notice and
+        exit); :meth:`start` runs crash recovery."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def stop(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended), data kept."""
         process, self._process = self._process, None

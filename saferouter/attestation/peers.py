@@ -8,6 +8,12 @@ identity, when it started and was last seen, its newest startup entry as it sign
 (base64 of the entry's bytes) and its published startup head (a checkpoint it signed).
 Those signatures are the peer's own and can be checked against its identity, but only
 connecting to that replica proves it runs what its entries say.
+
+Anyone who can write that database can write those rows, so they are read as untrusted
+input: a row whose identity is not one (32 bytes of lower-case hex, as
+``AttestationService.announce`` writes it) is left out, a head covering entries its log
+lacks lists no entry, and no more than :data:`MAX_LISTED` are listed — a stray or
+hostile row never takes ``/attestation``, the way to this replica's own evidence, down.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from ..translog.log import log_name
 if TYPE_CHECKING:
     from ..state import AppState
 
+IDENTITY_BYTES = 32  # an Ed25519 public key
+# each listed replica costs two reads per /attestation: a flood of forged rows is cut here
+MAX_LISTED = 64
+
 REPLICAS_NOTE = (
     "The other replicas sharing this gateway's database, as read from that database: "
     "not attested by this replica. Verify each by connecting to it."
@@ -30,11 +40,14 @@ REPLICAS_NOTE = (
 async def other_replicas(store: Store, mine: bytes) -> list[dict[str, Any]]:
     """Every replica seen in the store but this one (``mine``: its identity), first
     started first."""
-    listed = []
+    listed: list[dict[str, Any]] = []
     for replica in await store.replicas():
-        if replica.identity == mine.hex():
+        identity = parse_identity(replica.identity)
+        if identity is None or identity == mine:
             continue
-        log = log_name("startup", bytes.fromhex(replica.identity))
+        if len(listed) == MAX_LISTED:
+            break
+        log = log_name("startup", identity)
         head = await store.published_head(log)
         listed.append(
             {
@@ -48,14 +61,26 @@ async def other_replicas(store: Store, mine: bytes) -> list[dict[str, Any]]:
     return listed
 
 
+def parse_identity(text: str) -> bytes | None:
+    """A replica's identity as the replicas table holds it (lower-case hex of
+    :data:`IDENTITY_BYTES` bytes), or None for anything else."""
+    if len(text) != 2 * IDENTITY_BYTES or text != text.lower():
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
 async def _newest_entry(store: Store, log: str, head: PublishedHead | None) -> Any:
-    """The newest entry the published head covers (so it can be proved against it)."""
-    if head is None or head.size == 0:
+    """The newest entry the published head covers (so it can be proved against it);
+    None when the log has no such entry (a head no replica of that log published)."""
+    if head is None or head.size <= 0:
         return None
-    (entry,) = await store.log_entries(log, head.size - 1, 1)
-    if entry.body is None:
+    entries = await store.log_entries(log, head.size - 1, 1)
+    if not entries or entries[0].body is None:
         return None
-    return {"index": entry.index, "body": base64.b64encode(entry.body).decode()}
+    return {"index": entries[0].index, "body": base64.b64encode(entries[0].body).decode()}
 
 
 def published_json(head: PublishedHead) -> dict[str, Any]:

@@ -25,6 +25,8 @@ no ``[DONE]``.
 
 from __future__ import annotations
 
+import logging
+
 import httpcore
 import trio
 
@@ -37,6 +39,8 @@ from .attempt import Attempt
 from .books import RequestBooks
 from .receipts import Receipt
 from .redact import Redactor
+
+log = logging.getLogger("saferouter")
 
 # A stream that ends without [DONE] is complete only if its last event says so: the
 # Responses API's terminal events (chat completions always end with [DONE]).
@@ -96,7 +100,14 @@ class StreamRelay:
         if receipt is not None and charge is not None and not self._books.unsettled:
             self._receipt = None
             receipt.usage = self._usage.raw_usage
-            await receipt.finish(charge)
+            try:
+                await receipt.finish(charge)
+            except StorageError as exc:
+                # Every byte went out and the request is charged: the stream ends whole
+                # (an exception here would reach hypercorn and cut the response short,
+                # after its [DONE]). Its receipt stays pending; it is this owner's, so
+                # the next start of this replica marks it lost.
+                log.warning("a stream's receipt was not written: %s", exc)
 
     async def _next(self) -> bytes:
         if self._prelude is not None:

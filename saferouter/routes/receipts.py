@@ -98,6 +98,16 @@ async def _covering_head(stored: StoredReceipt) -> tuple[int, str, str]:
             status=409,
             code="receipt_pending",
         )
+    # The head is read from the shared database, which anyone able to write it can forge:
+    # one claiming more entries than the log holds cannot be proved here (no 500 for it).
+    if published.size > await app_state().store.log_size(stored.log):
+        raise InvalidRequest(
+            f"{stored.receipt_id}: signed by replica {log_signer(stored.log)}, whose published "
+            "head claims more of its receipt log than the shared database holds; verify the "
+            "receipt by connecting to that replica.",
+            status=409,
+            code="receipt_unprovable",
+        )
     # a checkpoint's first line is the origin it is signed under (C2SP tlog-checkpoint)
     return published.size, published.checkpoint, published.checkpoint.partition("\n")[0]
 

@@ -16,7 +16,17 @@ at once when it comes back; a live replica's in-flight requests are never touche
 however many others restart. (The decision itself is :func:`.rules.owner_is_gone`,
 shared with the memory store.)
 
-The SQL here runs unchanged on SQLite and PostgreSQL: ``?`` placeholders, an upsert by
+Leases are judged on **one clock, the database's**. Each replica's heartbeat reads its
+own host's clock; hosts disagree (a broken NTP, a VM resumed from a pause), and a lease
+written as one host's time and compared with another's would let a replica whose clock
+runs ``lease_s`` ahead sweep every live replica's in-flight requests (and one whose
+clock runs behind be swept while it serves). So :func:`renew` stores the lease's end
+as the database's time plus what was left of it by the caller's clock, and recovery
+compares on the database's time (:func:`on_db_clock`); what each host reads is used
+only as a duration, in which skew cancels out.
+
+The SQL here runs unchanged on SQLite and PostgreSQL, but for the database's clock
+(:func:`db_clock_sql`, the one statement that must differ): ``?`` placeholders, an upsert by
 ``ON CONFLICT``, and no comparison with NULL (an owner NULL, a reservation from before
 leases, is matched as ``COALESCE(owner, '')``). Every function runs inside its caller's
 transaction and does no I/O beyond it.
@@ -48,12 +58,28 @@ def owner_replica(owner: str) -> str:
     return owner.rpartition("/")[0]
 
 
-def renew(db: Db, owner: str, until: float) -> None:
-    """Take or extend ``owner``'s lease, to ``until``."""
+def db_clock_sql(db: Db) -> str:
+    """SQL for the database's own clock now, in seconds since the epoch."""
+    if db.dialect == "postgresql":  # the statement's own time, not the transaction's start
+        return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def on_db_clock(db: Db, at: float, wall_now: float) -> float:
+    """``at``, a time read against the caller's clock (which read ``wall_now`` just now),
+    as the database's clock has it."""
+    (db_now,) = db.execute(f"SELECT {db_clock_sql(db)}").fetchone()
+    return float(db_now) + (at - wall_now)
+
+
+def renew(db: Db, owner: str, until: float, wall_now: float) -> None:
+    """Take or extend ``owner``'s lease, to ``until`` by the caller's clock (which read
+    ``wall_now`` just now): stored on the database's clock, in the same statement."""
     db.execute(
-        "INSERT INTO leases (owner, expires_at) VALUES (?, ?) "
+        "INSERT INTO leases (owner, expires_at) "  # noqa: S608 (constant SQL)
+        f"VALUES (?, {db_clock_sql(db)} + ?) "
         "ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
-        (owner, until),
+        (owner, until - wall_now),
     )
 
 
@@ -81,8 +107,9 @@ def let_go(db: Db, request_id: str) -> None:
 def abandoned(
     db: Db, now: float, replica: str | None, caller: str | None = None
 ) -> list[str | None]:
-    """The owners holding reservations or pending receipts that are gone at ``now``
-    (:func:`.rules.owner_is_gone`); their lapsed leases are deleted on the way."""
+    """The owners holding reservations or pending receipts that are gone at ``now`` (on
+    the database's clock: :func:`on_db_clock`; :func:`.rules.owner_is_gone`); their
+    lapsed leases are deleted on the way."""
     expiries = {row[0]: row[1] for row in db.execute("SELECT owner, expires_at FROM leases")}
     holders = db.execute(
         "SELECT owner FROM reservations UNION SELECT owner FROM receipts WHERE state = 'pending'"

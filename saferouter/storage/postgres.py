@@ -33,6 +33,7 @@ The URL (it may hold a password) is never put in an error or a log line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -197,8 +198,9 @@ class PostgresStore(SqlStore):
         connect_timeout_s: float = 2.0,
         pool_timeout_s: float = 2.5,
         statement_timeout_s: float = 3.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner, wall=wall)
         self.url = url  # never logged nor put in an error: it may hold a password
         self._limiter = trio.CapacityLimiter(pool_size)
         self._pool: ConnectionPool[Any] = ConnectionPool(
@@ -216,15 +218,20 @@ class PostgresStore(SqlStore):
                 "autocommit": True,
                 "connect_timeout": max(1, round(connect_timeout_s)),
                 "application_name": "saferouter",
-                # The write lock is a session lock, held only while this session is
-                # in a transaction (taken with BEGIN, given up with COMMIT: one
-                # round trip each). A replica stopped there (SIGSTOP, a stuck host)
-                # would hold every replica's writes for as long as it stays stopped;
-                # the server ends a session idle in a transaction this long, which
-                # frees the lock. No statement of ours waits this long between two.
+                # synchronous_commit on whatever the server's default: a client is sent a
+                # response only once its charge committed, and with it off a commit is
+                # acknowledged before it is durable, so a database crash loses charges of
+                # requests clients saw complete (test_postgres_killed.py).
+                # The write lock is a session lock, held only while this session is in
+                # a transaction (taken with BEGIN, given up with COMMIT: one round trip
+                # each). A replica stopped there (SIGSTOP, a stuck host) would hold every
+                # replica's writes for as long as it stays stopped; the server ends a
+                # session idle in a transaction this long, which frees the lock. No
+                # statement of ours waits this long after another.
                 "options": (
                     f"-c statement_timeout={round(statement_timeout_s * 1000)} "
-                    f"-c idle_in_transaction_session_timeout={round(statement_timeout_s * 1000)}"
+                    f"-c idle_in_transaction_session_timeout={round(statement_timeout_s * 1000)} "
+                    "-c synchronous_commit=on"
                 ),
             },
         )
@@ -254,7 +261,7 @@ class PostgresStore(SqlStore):
         # One upsert of this owner's own row, a transaction by itself: not queued behind
         # other writes, nor rolled back with a batch that lost a conflict on a hot key,
         # so a live replica's lease never lapses because traffic is busy.
-        await self._read(lambda db: leases.renew(db, self.owner, until))
+        await self._read(lambda db: leases.renew(db, self.owner, until, self._wall()))
 
     async def end_lease(self) -> None:
         await self._read(lambda db: leases.end(db, self.owner))

@@ -54,8 +54,17 @@ class SqlStore:
 
     _writes: GroupCommit
 
-    def __init__(self, *, activity_retention_days: float, owner: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        activity_retention_days: float,
+        owner: str | None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.owner = owner or leases.lone_owner()
+        # this host's clock, the one the heartbeat's `until` and `now` are read from:
+        # with the database's, it puts them on the one clock all replicas see (leases)
+        self._wall = wall
         self._retention_s = activity_retention_days * 86400
         self._prune = rules.PruneSchedule()
 
@@ -210,15 +219,18 @@ class SqlStore:
         return await self.key_by_id(key_id) if found else None
 
     async def renew_lease(self, until: float) -> None:
-        await self._writes.run(lambda db: leases.renew(db, self.owner, until))
+        await self._writes.run(lambda db: leases.renew(db, self.owner, until, self._wall()))
 
     async def end_lease(self) -> None:
         await self._writes.run(lambda db: leases.end(db, self.owner))
 
     async def recover(self, now: float | None = None, *, replica: str | None = None) -> int:
-        at = time.time() if now is None else now
+        wall_now = self._wall()
+        at = wall_now if now is None else now
         return await self._writes.run(
-            lambda db: ledger.release_abandoned(db, at, replica, self.owner)
+            lambda db: ledger.release_abandoned(
+                db, leases.on_db_clock(db, at, wall_now), replica, self.owner
+            )
         )
 
     async def books(self, key_id: str) -> Books:

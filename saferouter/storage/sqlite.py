@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -162,10 +163,11 @@ class SQLiteStore(SqlStore):
         activity_retention_days: float = 30.0,
         owner: str | None = None,
         own_folder: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """``own_folder``: the file's folder is SafeRouter's (the data dir), made 0700;
         False for a file the operator named, whose existing folder is left alone."""
-        super().__init__(activity_retention_days=activity_retention_days, owner=owner)
+        super().__init__(activity_retention_days=activity_retention_days, owner=owner, wall=wall)
         self.path = path
         try:
             prepare_private_database(path, own_folder=own_folder)
@@ -177,6 +179,9 @@ class SQLiteStore(SqlStore):
             self._writes: _GroupCommit = _GroupCommit(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from exc
+        except OSError as exc:  # the path names a folder, or a file under one that is not
+            reason = (exc.strerror or type(exc).__name__).lower()
+            raise StorageError(f"cannot open the database at {path}: {reason}") from exc
 
     @classmethod
     def in_data_dir(

@@ -20,6 +20,20 @@ def chat_body(model: str, *, stream: bool = False) -> dict[str, object]:
     }
 
 
+async def one_request(
+    client: httpx.AsyncClient, rng: random.Random, secrets: list[str]
+) -> tuple[bool, httpx.Response, bytes]:
+    """One request of the loops' mix (half of them streams, each answered after 0-40
+    ms, on a key of ``secrets``): whether it streamed, the response and its payload."""
+    stream = rng.random() < 0.5
+    body = chat_body(f"fake/delay:{rng.randint(0, 40)}", stream=stream)
+    headers = {"Authorization": f"Bearer {rng.choice(secrets)}"}
+    async with client.stream(
+        "POST", "/v1/chat/completions", json=body, headers=headers
+    ) as response:
+        return stream, response, await response.aread()
+
+
 class Load:
     """Clients looping on a gateway with keys ``secrets``; what they saw complete, by
     request id (a body whole, a stream through its ``[DONE]``)."""
@@ -34,17 +48,11 @@ class Load:
         rng = random.Random(seed)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             while stop is None or not stop.is_set():
-                stream = rng.random() < 0.5
-                body = chat_body(f"fake/delay:{rng.randint(0, 40)}", stream=stream)
-                headers = {"Authorization": f"Bearer {rng.choice(self.secrets)}"}
                 try:
-                    async with client.stream(
-                        "POST", "/v1/chat/completions", json=body, headers=headers
-                    ) as response:
-                        request_id = response.headers["x-saferouter-request-id"]
-                        payload = await response.aread()
+                    stream, response, payload = await one_request(client, rng, self.secrets)
                 except httpx.TransportError:
                     return  # the gateway is gone
+                request_id = response.headers["x-saferouter-request-id"]
                 assert response.status_code == 200, payload
                 if not stream:
                     json.loads(payload)  # a whole body

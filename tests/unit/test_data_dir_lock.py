@@ -102,3 +102,19 @@ async def test_a_named_sqlite_file_leaves_its_existing_folder_as_it_was(tmp_path
     assert stat.S_IMODE(made.stat().st_mode) == 0o700
     await open_store(load_settings({}, data_dir=tmp_path / "data")).close()
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+def test_a_folder_everyone_shares_is_never_made_a_private_data_dir(tmp_path: Path) -> None:
+    """``--data-dir /tmp`` (or ``/``) would make it 0700 and lock every other user of
+    the host out (PostgreSQL's initdb among them): refused, its mode untouched."""
+    from saferouter.datadir import make_private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    with pytest.raises(ConfigError, match="shared by everyone"):
+        make_private_dir(shared)
+    with pytest.raises(ConfigError, match="shared by everyone"):
+        make_private_dir(Path("/"))
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(Path("/").stat().st_mode) != 0o700
