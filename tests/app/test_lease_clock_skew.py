@@ -31,12 +31,8 @@ def skewed(by_s: float) -> Callable[[], float]:
     return lambda: time.time() + by_s
 
 
-@pytest.fixture
-def open_sql_store(open_store: OpenStore, request: pytest.FixtureRequest) -> OpenStore:
-    """``open_store`` but for the memory store: one process, one clock."""
-    if request.node.callspec.params["open_store"] == "memory":
-        pytest.skip("the memory store is one process: one clock")
-    return open_store
+# the stores several processes share (the memory store is one process: one clock)
+on_shared_stores = pytest.mark.parametrize("open_store", ["sqlite", "postgres"], indirect=True)
 
 
 async def hold_a_reservation(store: Store, wall: Callable[[], float], lease_s: float) -> str:
@@ -51,13 +47,14 @@ async def hold_a_reservation(store: Store, wall: Callable[[], float], lease_s: f
     return key
 
 
+@on_shared_stores
 @pytest.mark.parametrize("skew_s", [SKEW_S, -SKEW_S])
 async def test_a_replica_with_a_skewed_clock_never_sweeps_a_live_replicas_reservations(
-    open_sql_store: OpenStore, skew_s: float
+    open_store: OpenStore, skew_s: float
 ) -> None:
-    live = open_sql_store(owner="aaaa/live")
+    live = open_store(owner="aaaa/live")
     odd_clock = skewed(skew_s)
-    odd = open_sql_store(owner="bbbb/odd", wall=odd_clock)
+    odd = open_store(owner="bbbb/odd", wall=odd_clock)
     live_key = await hold_a_reservation(live, time.time, LEASE_S)
     odd_key = await hold_a_reservation(odd, odd_clock, LEASE_S)
     # each sweeps, as every heartbeat round does, each on its own clock: both are alive
@@ -67,12 +64,13 @@ async def test_a_replica_with_a_skewed_clock_never_sweeps_a_live_replicas_reserv
     assert (await live.books(odd_key)).reserved_micro_usd == 100
 
 
+@on_shared_stores
 async def test_a_lapsed_lease_is_recovered_by_a_replica_whose_clock_runs_behind(
-    open_sql_store: OpenStore,
+    open_store: OpenStore,
 ) -> None:
-    gone = open_sql_store(owner="aaaa/gone")
+    gone = open_store(owner="aaaa/gone")
     key = await hold_a_reservation(gone, time.time, -1.0)  # lapsed a second ago
     behind = skewed(-SKEW_S)
-    sweeper = open_sql_store(owner="bbbb/behind", wall=behind)
+    sweeper = open_store(owner="bbbb/behind", wall=behind)
     assert await sweeper.recover(behind()) == 1
     assert (await gone.books(key)).reserved_micro_usd == 0
