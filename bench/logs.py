@@ -47,6 +47,7 @@ import trio
 
 from saferouter.attestation.identity import load_or_create_identity
 from saferouter.storage import NewLogEntry, logs
+from saferouter.storage.replicas import log_name
 from saferouter.storage.sqlite import DB_NAME, SQLiteStore, connect
 from saferouter.translog import merkle
 from saferouter.translog.log import SignedLog
@@ -265,9 +266,12 @@ def through_http(ports: tuple[int, int], log: str, repeats: int) -> list[dict[st
     return out
 
 
-def measure(small: Path, full: Path, log: str, repeats: int) -> list[dict[str, float]]:
-    """Every latency figure of the two data dirs, measured in turns."""
-    figures = trio.run(through_signed_log, (small, full), log, repeats)
+def measure(
+    small: Path, full: Path, log: str, stored: str, repeats: int
+) -> list[dict[str, float]]:
+    """Every latency figure of the two data dirs, measured in turns: the ``log`` kind
+    served over HTTP, ``stored`` the name its rows have in the store."""
+    figures = trio.run(through_signed_log, (small, full), stored, repeats)
     with gateway(small) as small_port, gateway(full) as full_port:
         http_figures = through_http((small_port, full_port), log, repeats)
     return [f | h for f, h in zip(figures, http_figures, strict=True)]
@@ -275,21 +279,24 @@ def measure(small: Path, full: Path, log: str, repeats: int) -> list[dict[str, f
 
 def run(data: Path, log: str, leaves: int, repeats: int) -> dict[str, Any]:
     """Fill ``data`` with ``leaves`` leaves; a copy of it at 1 k is the other arm."""
-    load_or_create_identity(data)  # the gateway's own identity, made before it starts
+    # the gateway's own identity, made before it starts: its logs are named by it
+    identity = load_or_create_identity(data).public_key().public_bytes_raw()
+    stored = log_name(log, identity)
     trio.run(SQLiteStore(data / DB_NAME).close)  # the schema
-    result: dict[str, Any] = {"log": log, "leaves": leaves, "data_dir": str(data)}
+    result: dict[str, Any] = {"log": log, "stored_as": stored, "leaves": leaves}
+    result["data_dir"] = str(data)
     with tempfile.TemporaryDirectory(prefix="saferouter-logs-") as tmp:
         batched = Path(tmp) / "batched.db"
         trio.run(SQLiteStore(batched).close)
-        result["batched_1000"] = append_leaves(batched, log, min(leaves, 100_000), batch=1000)
-        first = append_leaves(data / DB_NAME, log, SMALL)
+        result["batched_1000"] = append_leaves(batched, stored, min(leaves, 100_000), batch=1000)
+        first = append_leaves(data / DB_NAME, stored, SMALL)
         small = Path(tmp) / "at-1k"
         shutil.copytree(data, small)  # no writer is open: the files are the database
-        more = append_leaves(data / DB_NAME, log, leaves - SMALL)
+        more = append_leaves(data / DB_NAME, stored, leaves - SMALL)
         result["append"] = {  # over every append
             k: round((first[k] * SMALL + more[k] * (leaves - SMALL)) / leaves, 1) for k in more
         }
-        result["at_1k"], result["at_full"] = measure(small, data, log, repeats)
+        result["at_1k"], result["at_full"] = measure(small, data, log, stored, repeats)
     result["ratio"] = {
         k: round(result["at_full"][k] / result["at_1k"][k], 2) for k in result["at_1k"]
     }

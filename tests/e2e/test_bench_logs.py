@@ -23,7 +23,7 @@ def test_the_log_bench_runs_end_to_end(tmp_path: Path) -> None:
     async def size() -> int:
         store = SQLiteStore(tmp_path / DB_NAME)
         try:
-            return await store.log_size("startup")
+            return await store.log_size(result["stored_as"])
         finally:
             await store.close()
 
