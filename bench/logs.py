@@ -266,9 +266,7 @@ def through_http(ports: tuple[int, int], log: str, repeats: int) -> list[dict[st
     return out
 
 
-def measure(
-    small: Path, full: Path, log: str, stored: str, repeats: int
-) -> list[dict[str, float]]:
+def measure(small: Path, full: Path, log: str, stored: str, repeats: int) -> list[dict[str, float]]:
     """Every latency figure of the two data dirs, measured in turns: the ``log`` kind
     served over HTTP, ``stored`` the name its rows have in the store."""
     figures = trio.run(through_signed_log, (small, full), stored, repeats)
