@@ -6,6 +6,7 @@ file two servers share."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,9 @@ async def test_500_requests_over_two_replicas_never_overspend(
         admitted = [a for a in answers if a[1] == 200]
         refused = [a for a in answers if a[1] == 402]
         assert len(admitted) + len(refused) == REQUESTS  # no other answer
-        assert {replica for replica, _, _ in admitted} == {0, 1}  # both served
+        # both replicas answered their half (which one's requests win the funding is a
+        # race: under load one replica can take all of it, and that is no overspend)
+        assert Counter(replica for replica, _, _ in answers) == {0: REQUESTS // 2, 1: REQUESTS // 2}
         for _, _, body in refused:
             error = json.loads(body)["error"]
             assert set(error) == {"message", "type", "param", "code"}
