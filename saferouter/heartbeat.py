@@ -26,8 +26,9 @@ At a graceful stop, once in-flight requests have ended, the lease is given up
 (``end_lease``): a request cut short at the graceful timeout is then released by the
 next sweep at once. A :class:`~saferouter.errors.StorageError` (the database away) is
 logged and tried again: it never stops a worker that may well serve its requests
-meanwhile. Leases are wall-clock times, compared across hosts: the replicas' clocks
-must agree to well within ``lease_s`` (NTP does).
+meanwhile. Leases are judged on the database's clock (``storage.leases``): each host's
+own clock is used only as a duration, so replicas whose clocks disagree neither sweep
+a live replica nor get swept.
 """
 
 from __future__ import annotations
