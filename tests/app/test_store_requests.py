@@ -129,9 +129,7 @@ async def test_a_reused_response_id_finds_the_newest_request(store: Store) -> No
     assert served is not None and served.request_id == "new"
 
 
-async def test_the_served_response_is_the_keys_own(
-    store: Store, two_keys: tuple[str, str]
-) -> None:
+async def test_the_served_response_is_the_keys_own(store: Store, two_keys: tuple[str, str]) -> None:
     a, b = two_keys
     served = await store.served_response(a, "chatcmpl-1")
     assert served is not None
