@@ -25,7 +25,7 @@ async def settle(store: Store, key: str, request_id: str, *attempts: dict[str, o
             cost_micro_usd=0,
             tokens=0,
             attempts=tuple(
-                entry(request_id, key, T0, **{"attempt": n, **a})
+                entry(request_id, key, **{"created_at": T0, "attempt": n, **a})
                 for n, a in enumerate(attempts, start=1)
             ),
             now=T0,
@@ -177,3 +177,13 @@ async def test_activity_filters_by_app_title_else_referer(store: Store) -> None:
     assert await found("Cline") == ["titled"]
     assert await found("https://r.example") == ["referred"]
     assert await found("https://c") == []  # a titled app goes by its title
+
+
+async def test_spent_since_sums_the_keys_costs_from_each_time(store: Store) -> None:
+    a, b = await make_key(store, credits=None), await make_key(store, credits=None)
+    await settle(store, a, "day1", {"created_at": T0, "cost_micro_usd": 5})
+    await settle(store, a, "day2", {"created_at": T0 + 86400, "cost_micro_usd": 7})
+    await settle(store, b, "other", {"created_at": T0 + 86400, "cost_micro_usd": 1000})
+    assert await store.spent_since(a, [T0, T0 + 1, T0 + 86400, T0 + 86401]) == [12, 7, 7, 0]
+    assert await store.spent_since(b, [T0 + 2 * 86400]) == [0]
+    assert await store.spent_since(a, []) == []
