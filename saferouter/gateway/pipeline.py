@@ -72,6 +72,7 @@ from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
 from .attempt import Attempt
+from .attribution import attributed
 from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
@@ -146,7 +147,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     authorization = presented_key(call.authorization, call.x_api_key)  # 1. authenticate
     key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
-    request = dialect.parse(body, call.headers)
+    request = attributed(dialect.parse(body, call.headers), call.headers)  # + the app
     requested = settings.catalog.resolve(request.requested_model)  # 3. route
     chain = candidates(settings.catalog, requested, request.client_models)
     chain = serving_api(settings.catalog, chain, request.api)

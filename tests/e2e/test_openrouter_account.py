@@ -121,6 +121,9 @@ async def test_a_generation_by_its_request_id(gateway: Gateway) -> None:
     created = dt.datetime.fromisoformat(found.created_at)
     assert created.timestamp() == pytest.approx(entry.created_at)
     assert [r.status for r in found.provider_responses or []] == [200]
+    assert (found.http_referer, found.origin) == ("https://my.app", "https://my.app")
+    raw = await own(gateway, key, f"/api/v1/generation?id={request_id}")
+    assert raw["data"]["app"] == {"title": "My App", "referer": "https://my.app"}
 
 
 async def test_a_generation_by_its_response_id(gateway: Gateway) -> None:
@@ -131,8 +134,6 @@ async def test_a_generation_by_its_response_id(gateway: Gateway) -> None:
     (entry,) = await gateway.store.find_request(
         record.id, response.headers["x-saferouter-request-id"]
     )
-    if entry.response_id is None:
-        pytest.skip("the pipeline does not pass the response id to settle yet (core15)")
     assert entry.response_id == response.json()["id"]
     found = await own(gateway, key, f"/api/v1/generation?id={entry.response_id}")
     assert found["data"]["upstream_id"] == found["data"]["id"] == entry.response_id
