@@ -6,8 +6,6 @@ method, and no 404 sends the client to another service's documentation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
@@ -15,6 +13,9 @@ import trio
 
 from ..servers import Gateway
 from .test_errors import assert_openai_error
+from .test_sdk import _close_clients, _made
+
+__all__ = ["_close_clients"]  # the fixture closing every SDK client made (test_sdk's)
 
 UNSUPPORTED = [
     "/v1/embeddings",
@@ -37,14 +38,6 @@ UNSUPPORTED = [
     "/v1/messages/batches/msgbatch_1/results",
 ]
 MESSAGES = [{"role": "user", "content": "over the prefix"}]
-_made: list[openai.OpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _made:
-        _made.pop().close()
 
 
 def prefixed(gateway: Gateway) -> openai.OpenAI:
