@@ -23,6 +23,7 @@ from .dialect import ApiRequest
 MAX_APP_CHARS = 200
 TITLE_HEADERS = (b"x-openrouter-title", b"x-title")  # in order of precedence
 REFERER_HEADER = b"http-referer"
+_WANTED = frozenset({*TITLE_HEADERS, REFERER_HEADER})
 
 
 @attrs.frozen
@@ -40,8 +41,11 @@ _NO_APP = App()
 def parse_app(headers: Sequence[tuple[bytes, bytes]]) -> App:
     """The app the request's headers (ASGI's: lower-case names) name."""
     found: dict[bytes, bytes] = {}
-    for name, value in headers:
-        found.setdefault(name.lower(), value)  # the first of a repeated header
+    for name, value in headers:  # on every request: one pass, no copy of the rest
+        if name in _WANTED and name not in found:  # the first of a repeated header
+            found[name] = value
+    if not found:
+        return _NO_APP
     title = next((found[n] for n in TITLE_HEADERS if n in found), None)
     return App(title=storable(title), referer=storable(found.get(REFERER_HEADER)))
 
@@ -66,6 +70,8 @@ def storable(raw: bytes | None) -> str | None:
         return None
     if not text or len(text) > MAX_APP_CHARS:
         return None
+    if text.isascii():  # the common case: printable ASCII is 0x20-0x7e, no control
+        return text if text.isprintable() else None
     # Cc: C0 and C1 controls (NUL, CR, LF, ESC …); Cf: invisible format characters that
     # reorder or hide text (U+202E, U+200B), so a name cannot pose as another
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
