@@ -7,6 +7,7 @@ request id or its response id, another key's never."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,3 +191,41 @@ async def test_every_account_endpoint_needs_a_key(gateway: Gateway, path: str) -
         wrong = await client.get(path, headers={"Authorization": "Bearer sk-sr-wrong"})
         assert_openai_error(wrong, 401)
         assert_openai_error(await client.post(path), 405)
+
+
+async def test_a_generation_that_failed_over_names_the_serving_attempt(
+    gateway: Gateway,
+) -> None:
+    key = await gateway.create_key("fallback")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        response = await client.post(
+            "/api/v1/chat/completions",
+            json={**CHAT, "model": "chain-a"},  # its provider answers 503: chain-b serves
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert response.status_code == 200, response.text
+    found = (await own(gateway, key, f"/api/v1/generation?id={response.json()['id']}"))["data"]
+    providers = gateway.settings.catalog.providers
+    assert (found["model"], found["provider_name"]) == ("chain-b", providers["fake2"].name)
+    assert [(r["status"], r["provider_name"]) for r in found["provider_responses"]] == [
+        (503, providers["fake"].name),
+        (200, providers["fake2"].name),
+    ]
+    assert found["tokens_completion"] > 0 and found["total_cost"] > 0
+
+
+async def test_a_streamed_generation_by_its_chunks_id(gateway: Gateway) -> None:
+    key = await gateway.create_key("stream")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        response = await client.post(
+            "/api/v1/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert response.status_code == 200, response.text
+    first = next(line for line in response.text.splitlines() if line.startswith("data: {"))
+    chunk_id = json.loads(first.removeprefix("data: "))["id"]
+    found = (await own(gateway, key, f"/api/v1/generation?id={chunk_id}"))["data"]
+    assert (found["id"], found["streamed"], found["finish_reason"]) == (chunk_id, True, "stop")
+    assert found["request_id"] == response.headers["x-saferouter-request-id"]
+    assert found["generation_time"] is not None and found["latency"] >= found["generation_time"]
