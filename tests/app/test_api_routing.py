@@ -26,9 +26,11 @@ from saferouter.errors import ApiError
 from saferouter.gateway.dialect import ApiRequest, BodyFacts, Dialect
 from saferouter.gateway.dialects.chat import CHAT, ChatDialect
 from saferouter.gateway.pipeline import ApiCall, Reply, serve
+from saferouter.gateway.receipts import RECEIPT_HEADER
 from saferouter.storage import ActivityEntry, ActivityFilter
 
 from .pipeline_harness import Harness, fake_model, read_all, running_pipeline, with_models
+from .test_receipts import receipt_of
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -154,6 +156,9 @@ async def test_a_200_its_dialect_reads_as_failed_fails_over_and_bills_nothing(
         )
         assert (served.served_model, served.outcome, served.prompt_tokens) == ("quick", "ok", 3)
         assert served.response_id == "chatcmpl-scripted" and served.finish_reason == "stop"
+        receipt = await receipt_of(p, reply.headers[RECEIPT_HEADER])  # every price it used
+        price = p.ports.settings.catalog.models["quick"].pricing.base
+        assert receipt["prices"]["cache_write_micro_usd_per_mtok"] == price.cache_write
 
 
 async def test_a_broken_stream_ends_with_its_dialects_error_event(
