@@ -17,7 +17,7 @@ from typing import Any
 from ...accounting import Usage, normalize_usage, usage_in
 from ...errors import ParseError
 from ...sse import SSEEvent
-from ..dialect import BodyFacts, fact_text
+from ..dialect import BodyFacts, WatchStart, fact_text
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 
@@ -43,18 +43,14 @@ def parse_body(body: bytes) -> Any:
         raise ParseError("the body is not JSON") from None
 
 
-class ChatWatch:
+class ChatWatch(WatchStart):
     """Watches a chat stream's events: the last usage reported, how much text went out
     (for an estimate when no usage comes), the response id and finish reason,
-    ``[DONE]``, and in-band error events."""
+    ``[DONE]`` (``complete`` also when the last named event is a Responses terminal
+    one), and in-band error events (``failed``)."""
 
     def __init__(self) -> None:
-        self.raw_usage: Mapping[str, Any] | None = None
-        self.text_bytes = 0
-        self.response_id: str | None = None
-        self.finish_reason: str | None = None
-        self.complete = False  # [DONE] seen, or the last named event is terminal
-        self.failed = False  # an in-band error event
+        super().__init__()
         self.done = False  # data: [DONE] seen
 
     def observe(self, event: SSEEvent) -> bool:
