@@ -50,6 +50,30 @@ def stream_bytes(relative: str) -> bytes:
     return b"".join(b"data: " + ln + b"\n\n" for ln in lines) + b"data: [DONE]\n\n"
 
 
+def extra_index() -> dict[str, dict[str, Any]]:
+    """index-extra.json: provenance and expected ``final_usage`` of the recordings added
+    for issue 15 (responses/, anthropic/), by path relative to recordings/."""
+    if RECORDINGS is None:
+        return {}
+    extra: dict[str, dict[str, Any]] = json.loads((RECORDINGS / "index-extra.json").read_text())
+    return extra
+
+
+def typed_stream_bytes(relative: str) -> bytes:
+    """The wire bytes of a stream whose events are typed (Responses, Anthropic): an .sse
+    as is; an AI SDK .chunks.jsonl rebuilt as its README says, ``event: <type>`` and
+    ``data: <line>`` per line (no ``[DONE]``: these APIs have none)."""
+    assert RECORDINGS is not None
+    raw = (RECORDINGS / relative).read_bytes()
+    if relative.endswith(".sse"):
+        return raw
+    lines = [line for line in raw.split(b"\n") if line.strip()]
+    return b"".join(
+        b"event: " + json.loads(line)["type"].encode() + b"\ndata: " + line + b"\n\n"
+        for line in lines
+    )
+
+
 def entry(relative: str) -> dict[str, Any]:
     return next(f for f in index() if f["out"] == relative)
 

@@ -193,19 +193,16 @@ class DemoAnswer:
         return out
 
 
-class _DemoStream:
-    """The SSE body: an async iterator with ``aclose``, as httpcore expects of a stream."""
+class DemoEvents:
+    """An SSE body of whole events, ``delay_s`` apart: an async iterator with ``aclose``,
+    as httpcore expects of a stream."""
 
-    def __init__(self, answer: DemoAnswer, delay_s: float) -> None:
-        events = [
-            b"data: " + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()
-            for c in answer.chunks()
-        ]
-        self._events = [e + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+    def __init__(self, events: list[bytes], delay_s: float) -> None:
+        self._events = events
         self._index = 0
         self._delay_s = delay_s
 
-    def __aiter__(self) -> _DemoStream:
+    def __aiter__(self) -> DemoEvents:
         return self
 
     async def __anext__(self) -> bytes:
@@ -218,6 +215,17 @@ class _DemoStream:
 
     async def aclose(self) -> None:
         self._index = len(self._events)
+
+
+class _DemoStream(DemoEvents):
+    """A chat completion's SSE body: its chunks, then ``data: [DONE]``."""
+
+    def __init__(self, answer: DemoAnswer, delay_s: float) -> None:
+        events = [
+            b"data: " + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+            for c in answer.chunks()
+        ]
+        super().__init__([*events, b"data: [DONE]\n\n"], delay_s)
 
 
 def _error(status: int, message: str, error_type: str) -> httpcore.Response:
