@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from saferouter.accounting import Usage
-from saferouter.errors import UpstreamBadGateway
+from saferouter.errors import ParseError, UpstreamBadGateway
 from saferouter.gateway.dialects.responses import RESPONSES
 from saferouter.gateway.dialects.responses_usage import ResponsesWatch
 from saferouter.sse import SSEDecoder, SSEEvent
@@ -129,7 +129,9 @@ def test_a_stream_cut_before_its_terminal_event_is_not_complete(
     assert relative is not None
     data = typed_stream_bytes(relative)
     events = data.split(b"\n\n")
-    cut = b"\n\n".join(e for e in events if b"response.completed" not in e and b"response.failed" not in e)
+    cut = b"\n\n".join(
+        e for e in events if b"response.completed" not in e and b"response.failed" not in e
+    )
     watch, terminal = watched(cut, 5)
     assert not watch.complete and not terminal and watch.usage is None
     assert watch.text_bytes > 0 or b".delta" not in data
@@ -177,6 +179,12 @@ def test_an_incomplete_body_is_a_success_billed_from_its_usage() -> None:
     facts = RESPONSES.body_facts(json.dumps(body).encode())
     assert facts.failed is None and facts.finish_reason == "incomplete"
     assert facts.usage == Usage(prompt_tokens=9, output_tokens=4)
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>", b"[1]", b'"resp"'])
+def test_a_body_that_is_no_response_object_is_a_parse_error(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        RESPONSES.body_facts(body)
 
 
 def test_the_stream_error_event_is_the_responses_api_error_event() -> None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...accounting import Usage, normalize_usage
+from ...errors import ParseError
 from ...sse import SSEEvent
 from ..dialect import BodyFacts
 
@@ -64,17 +65,18 @@ class ResponsesWatch:
             self.failed = True
             return False
         response = data.get("response")
-        carries_id = isinstance(response, dict) and isinstance(response.get("id"), str)
-        if carries_id and (kind in _OPENING_EVENTS or kind in TERMINAL_EVENTS):
+        if not isinstance(response, dict):
+            response = {}
+        if isinstance(response.get("id"), str) and (
+            kind in _OPENING_EVENTS or kind in TERMINAL_EVENTS
+        ):
             self.response_id = response["id"]
         if kind in TERMINAL_EVENTS:
             self.complete = True
             self.failed = self.failed or kind == "response.failed"
-            if isinstance(response, dict):
-                status = response.get("status")
-                self.finish_reason = status if isinstance(status, str) else None
-                usage = response.get("usage")
-                self.raw_usage = usage if isinstance(usage, dict) else None
+            status, usage = response.get("status"), response.get("usage")
+            self.finish_reason = status if isinstance(status, str) else None
+            self.raw_usage = usage if isinstance(usage, dict) else None
             return False
         delta = data.get("delta")
         if isinstance(delta, str) and kind is not None and kind.endswith(".delta"):
@@ -106,13 +108,14 @@ def event_type(event: SSEEvent, data: object = None) -> str | None:
 
 def responses_body_facts(body: bytes) -> BodyFacts:
     """What a whole Responses body says: its usage, id and status, and whether it is a
-    failure though the provider answered 200 (status ``failed`` or ``cancelled``)."""
+    failure though the provider answered 200 (status ``failed`` or ``cancelled``).
+    Raises ParseError for a body that is not a JSON object (no response at all)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        data = None
+        raise ParseError("the body is not JSON") from None
     if not isinstance(data, dict):
-        return BodyFacts(raw_usage=None, usage=None, response_id=None, finish_reason=None)
+        raise ParseError("the body is not a JSON object")
     raw = data.get("usage") if isinstance(data.get("usage"), dict) else None
     status = data.get("status") if isinstance(data.get("status"), str) else None
     failed = None
