@@ -19,11 +19,17 @@ from typing import Any
 
 import httpcore
 
-from .demo import DemoAnswer, DemoEvents
+from .demo import DemoAnswer, DemoEvents, _error
 
 
-def responses_reply(payload: dict[str, Any], *, chunk_delay_s: float) -> httpcore.Response:
-    """The demo's answer to a Responses request ``payload`` (already a JSON object)."""
+def responses_response(body: bytes, *, chunk_delay_s: float) -> httpcore.Response:
+    """The demo's answer to a ``POST …/responses`` request body."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _error(400, "The request body is not valid JSON.", "invalid_request_error")
+    if not isinstance(payload, dict):
+        return _error(400, "The request body must be a JSON object.", "invalid_request_error")
     answer = DemoAnswer.for_request(
         {
             "model": payload.get("model"),
@@ -91,7 +97,7 @@ class _ResponseEvents:
             "tools": [],
             "usage": {
                 "input_tokens": usage["prompt_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": usage["completion_tokens"],
                 "output_tokens_details": {
                     "reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"]
@@ -107,7 +113,8 @@ class _ResponseEvents:
         items = []
         if self._answer.reasoning:
             items.append(self._reasoning_item("completed", "".join(self._answer.reasoning)))
-        items.append(self._message_item("completed", "".join(self._answer.content)))
+        status = "incomplete" if self._answer.finish_reason == "length" else "completed"
+        items.append(self._message_item(status, "".join(self._answer.content)))
         return items
 
     def _reasoning_item(self, status: str, text: str | None) -> dict[str, Any]:
@@ -173,11 +180,13 @@ class _ResponseEvents:
         at = {"output_index": index}
         where = {"content_index": 0, "item_id": item_id, **at}
         part = {**empty_part, "text": text}
+        # output text carries its (empty) logprobs, as DeepSeek and OpenAI write them
+        extra = {"logprobs": []} if delta_type == "response.output_text" else {}
         return [
             self._event("response.output_item.added", item=item("in_progress", None), **at),
             self._event("response.content_part.added", part=empty_part, **where),
-            *(self._event(f"{delta_type}.delta", delta=p, **where) for p in pieces),
-            self._event(f"{delta_type}.done", text=text, **where),
+            *(self._event(f"{delta_type}.delta", delta=p, **where, **extra) for p in pieces),
+            self._event(f"{delta_type}.done", text=text, **where, **extra),
             self._event("response.content_part.done", part=part, **where),
             self._event("response.output_item.done", item=item("completed", text), **at),
         ]
