@@ -181,7 +181,7 @@ class _ResponseEvents:
         where = {"content_index": 0, "item_id": item_id, **at}
         part = {**empty_part, "text": text}
         # output text carries its (empty) logprobs, as DeepSeek and OpenAI write them
-        extra = {"logprobs": []} if delta_type == "response.output_text" else {}
+        extra: dict[str, Any] = {"logprobs": []} if delta_type == "response.output_text" else {}
         return [
             self._event("response.output_item.added", item=item("in_progress", None), **at),
             self._event("response.content_part.added", part=empty_part, **where),
