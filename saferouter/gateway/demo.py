@@ -33,6 +33,10 @@ class DemoTransport:
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        if request.method == b"POST" and request.url.target.endswith(b"/responses"):
+            from .demo_responses import responses_response  # it builds on this module
+
+            return responses_response(body, chunk_delay_s=self._chunk_delay_s)
         if request.method != b"POST" or not request.url.target.endswith(b"/chat/completions"):
             return _error(404, "Not found", "invalid_request_error")
         try:
