@@ -123,7 +123,7 @@ def responses_body_facts(body: bytes) -> BodyFacts:
         error = data.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         why = f" ({code})" if isinstance(code, str) and _CODE.fullmatch(code) else ""
-        failed = f"answered with a response whose status is {status!r}{why}"
+        failed = f"its status is {status!r}{why}"
     return BodyFacts(
         raw_usage=raw,
         usage=normalize_usage(raw) if raw is not None else None,
