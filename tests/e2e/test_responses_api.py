@@ -150,7 +150,7 @@ async def test_a_200_whose_status_is_failed_fails_over_and_bills_nothing_for_it(
     """Bedrock Mantle's 200 body with status "failed" and no usage is no answer: the
     next candidate serves, and only it is billed."""
     key = await gateway.create_key(credits_micro_usd=10_000_000)
-    client, tee = sdk(gateway, key)
+    client, _ = sdk(gateway, key)
 
     def call() -> Any:
         with client:
