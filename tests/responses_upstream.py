@@ -10,6 +10,8 @@ As for chat, the upstream model name the gateway sends says what to do:
 * ``status:<code>[:<errors/file>]`` — an error status, with that recorded body;
 * ``echo`` — a JSON body describing the request received (body, headers);
 * ``cut:<path>`` — a stream recording without its terminal event (cut off);
+* ``keyish:<path>`` — a stream recording whose answer quotes something shaped like a
+  credential (every ``Paris`` written ``sk-Paris-1234``: a model may write keys in code);
 * any other name — a small completed response naming that model (usage 3 in, 2 out),
   its id ``resp_fake<n>``, n the request's number at this server.
 
@@ -27,6 +29,7 @@ from quart_trio import QuartTrio
 from . import servers
 from .recordings import RECORDINGS, typed_stream_bytes
 
+KEYISH = b"sk-Paris-1234"
 RESPONSE_USAGE = {
     "input_tokens": 3,
     "input_tokens_details": {"cached_tokens": 0},
@@ -54,6 +57,8 @@ def responses_route(app: QuartTrio, state: servers.FakeUpstream) -> None:
             events = typed_stream_bytes(arg).split(b"\n\n")
             kept = [e for e in events if b'"type":"response.completed"' not in e]
             return servers._replay(b"\n\n".join(kept), 0)
+        if mode == "keyish":
+            return servers._replay(typed_stream_bytes(arg).replace(b"Paris", KEYISH), 0)
         if mode == "file":
             assert RECORDINGS is not None
             return Response((RECORDINGS / arg).read_bytes(), content_type="application/json")

@@ -18,6 +18,7 @@ from saferouter.keys import hash_key
 from saferouter.storage import ActivityEntry, ActivityFilter
 
 from ..recordings import RECORDINGS, extra_index, recording_params, typed_stream_bytes
+from ..responses_upstream import KEYISH
 from ..servers import FakeUpstream, Gateway
 from .responses_gateway import FAILED_200, RFAKE_PRICE, WEATHER_TOOL, responses_gateway, sdk
 
@@ -201,3 +202,24 @@ async def test_fallback_goes_only_to_candidates_serving_the_api(
     assert raw.headers["x-saferouter-provider"] == "rfake2"
     assert [r["body"]["model"] for r in upstream.requests] == ["status:503", "answer-b"]
     assert all(r["path"] == "/v1/responses" for r in upstream.requests)
+
+
+async def test_an_answer_quoting_a_key_shape_is_relayed_untouched(
+    testdata: object, gateway: Gateway
+) -> None:
+    """Every response object in a Responses stream has ``"error": null``: that is no
+    error event, and the answer in it (which may rightly hold ``sk-…`` or ``Bearer …``,
+    in code) goes out as the provider wrote it, like the deltas before it."""
+    relative = DEEPSEEK + "text_stream.sse"
+    client, tee = sdk(gateway, gateway.admin_key)
+
+    def call() -> list[Any]:
+        with client:
+            return list(
+                client.responses.create(model=f"rfake/keyish:{relative}", input="hi", stream=True)
+            )
+
+    events = await trio.to_thread.run_sync(call)
+    expected = typed_stream_bytes(relative).replace(b"Paris", KEYISH)
+    assert bytes(tee.bodies[-1]) == expected
+    assert "sk-Paris-1234" in events[-1].response.output_text
