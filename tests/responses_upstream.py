@@ -13,7 +13,7 @@ As for chat, the upstream model name the gateway sends says what to do:
 * ``keyish:<path>`` — a stream recording whose answer quotes something shaped like a
   credential (every ``Paris`` written ``sk-Paris-1234``: a model may write keys in code);
 * any other name — a small completed response naming that model (usage 3 in, 2 out),
-  its id ``resp_fake<n>``, n the request's number at this server.
+  its id ``resp_fake<n>``, n the request's number at this server; streamed when asked.
 
 Every request is recorded in ``FakeUpstream.requests`` with ``path: "/v1/responses"``.
 """
@@ -68,6 +68,8 @@ def responses_route(app: QuartTrio, state: servers.FakeUpstream) -> None:
             echoed = {"received": body, "headers": dict(request.headers)}
             return Response(json.dumps(echoed), content_type="application/json")
         answer = completed(str(body["model"]), f"resp_fake{len(state.requests)}")
+        if body.get("stream"):
+            return servers._sse(*small_stream(answer))
         return Response(json.dumps(answer), content_type="application/json")
 
 
@@ -90,3 +92,24 @@ def completed(model: str, response_id: str = "resp_fake1") -> dict[str, Any]:
         ],
         "usage": RESPONSE_USAGE,
     }
+
+
+def small_stream(answer: dict[str, Any]) -> list[bytes]:
+    """``answer`` as a short Responses stream: created, one text delta, completed."""
+    opened = {**answer, "status": "in_progress", "output": [], "usage": None}
+    events = [
+        {"type": "response.created", "response": opened},
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_fake1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "fake answer",
+            "logprobs": [],
+        },
+        {"type": "response.completed", "response": answer},
+    ]
+    return [
+        f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
+        for n, e in enumerate(events)
+    ]
