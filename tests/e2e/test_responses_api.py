@@ -223,3 +223,32 @@ async def test_an_answer_quoting_a_key_shape_is_relayed_untouched(
     expected = typed_stream_bytes(relative).replace(b"Paris", KEYISH)
     assert bytes(tee.bodies[-1]) == expected
     assert "sk-Paris-1234" in events[-1].response.output_text
+
+
+async def test_an_in_stream_failure_is_relayed_as_sent_and_bills_nothing(
+    testdata: object, gateway: Gateway
+) -> None:
+    """OpenAI's 200 stream with an ``error`` event then ``response.failed`` (usage null):
+    the client gets it byte for byte (the SDK raises on the error event), the request
+    is recorded failed, and nothing is charged."""
+    relative = "responses/vercel-ai__openai_gpt-5-nano_error_then_response_failed.chunks.jsonl"
+    key = await gateway.create_key(credits_micro_usd=10_000_000)
+    client, tee = sdk(gateway, key)
+
+    def call() -> None:
+        with client:
+            for _ in client.responses.create(
+                model=f"rfake/replay:{relative}", input="hi", stream=True
+            ):
+                pass
+
+    with pytest.raises(openai.APIError, match="exceeded your current quota"):
+        await trio.to_thread.run_sync(call)
+    # the SDK stops reading at the error event: what it read is the recording's start
+    assert typed_stream_bytes(relative).startswith(bytes(tee.bodies[-1]))
+    assert b'"type":"error"' in bytes(tee.bodies[-1])
+    with trio.fail_after(10):  # settled once the relay saw the end, after the SDK left
+        while not (found := await entries(gateway, await key_id_of(gateway, key))):
+            await trio.sleep(0.02)
+    (entry,) = found
+    assert entry.outcome == "error" and entry.cost_micro_usd == 0
