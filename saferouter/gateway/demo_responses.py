@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 
-from .demo import DemoAnswer, DemoEvents, _error
+if TYPE_CHECKING:
+    from .demo import DemoAnswer
 
 
-def responses_response(body: bytes, *, chunk_delay_s: float) -> httpcore.Response:
-    """The demo's answer to a ``POST …/responses`` request body."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return _error(400, "The request body is not valid JSON.", "invalid_request_error")
-    if not isinstance(payload, dict):
-        return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+def responses_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
+    """``POST /responses`` as DeepSeek answers it (a :data:`~.demo.DemoFormat`)."""
+    # demo.py lists this format, so its pieces are imported when it is called
+    from .demo import DemoAnswer, demo_json, demo_stream
+
     answer = DemoAnswer.for_request(
         {
             "model": payload.get("model"),
@@ -39,13 +37,8 @@ def responses_response(body: bytes, *, chunk_delay_s: float) -> httpcore.Respons
     )
     events = _ResponseEvents(answer)
     if payload.get("stream") is True:
-        return httpcore.Response(
-            200,
-            headers=[(b"content-type", b"text/event-stream; charset=utf-8")],
-            content=DemoEvents(events.stream(), chunk_delay_s),
-        )
-    body = json.dumps(events.response(done=True), ensure_ascii=False).encode()
-    return httpcore.Response(200, headers=[(b"content-type", b"application/json")], content=body)
+        return demo_stream(events.stream(), chunk_delay_s)
+    return demo_json(events.response(done=True))
 
 
 def _as_messages(value: object) -> list[dict[str, Any]]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpcore
 import pydantic
 import trio
 from openai.types.responses import Response, ResponseStreamEvent
 
-from saferouter.gateway.demo_responses import responses_response
+from saferouter.gateway.demo import DemoTransport
 from saferouter.gateway.dialects.responses_usage import ResponsesWatch
 from saferouter.sse import SSEDecoder, SSEEvent
 
@@ -18,10 +19,15 @@ STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 
 
 def answer(payload: dict[str, Any] | bytes) -> tuple[int, bytes]:
+    """The demo transport's answer to ``POST /v1/responses``, as the gateway calls it."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    response = responses_response(body, chunk_delay_s=0)
 
-    return response.status, trio.run(response.aread)
+    async def post() -> tuple[int, bytes]:
+        request = httpcore.Request("POST", "http://demo.invalid/v1/responses", content=body)
+        response = await DemoTransport().handle_async_request(request)
+        return response.status, await response.aread()
+
+    return trio.run(post)
 
 
 def events(data: bytes) -> list[SSEEvent]:
