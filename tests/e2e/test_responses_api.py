@@ -17,7 +17,7 @@ from saferouter.accounting import Usage, cost_micro_usd
 from saferouter.keys import hash_key
 from saferouter.storage import ActivityEntry, ActivityFilter
 
-from ..recordings import RECORDINGS, extra_index, recording_params, typed_stream_bytes
+from ..recordings import RECORDINGS, recording_params, responses_usages, typed_stream_bytes
 from ..responses_upstream import KEYISH
 from ..servers import FakeUpstream, Gateway
 from .responses_gateway import FAILED_200, RFAKE_PRICE, WEATHER_TOOL, responses_gateway, sdk
@@ -36,13 +36,6 @@ BODIES = [
     "responses/pydantic-ai__deepseek-v4-flash_reasoning_effort.json",
     "responses/pydantic-ai__openrouter_responses_prompt_cache__i1.json",
 ]
-# index.json's expected usage of the two older DeepSeek streams (index-extra.json has the rest)
-OLDER = {
-    DEEPSEEK + "text_stream.sse": Usage(prompt_tokens=90, output_tokens=15, reasoning_tokens=7),
-    DEEPSEEK + "function_tool_stream__i0.sse": Usage(
-        prompt_tokens=366, cached_tokens=256, output_tokens=59, reasoning_tokens=14
-    ),
-}
 
 
 @pytest.fixture
@@ -52,16 +45,9 @@ async def gateway(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Gatew
 
 
 def expected_usage(relative: str) -> Usage:
-    if relative in OLDER:
-        return OLDER[relative]
-    final = extra_index()[relative]["final_usage"]
-    return Usage(
-        prompt_tokens=final["input_tokens"],
-        cached_tokens=final["cached_tokens"],
-        output_tokens=final["output_tokens"],
-        reasoning_tokens=final["reasoning_tokens"],
-        cache_write_tokens=final.get("cache_write_tokens", 0),
-    )
+    usage = responses_usages()[relative]
+    assert usage is not None
+    return usage
 
 
 async def entries(gateway: Gateway, key_id: str | None = None) -> list[ActivityEntry]:
