@@ -30,6 +30,8 @@ STREAMS = [
     "responses/pydantic-ai__bedrock-mantle_gpt-5.6-luna_tool_stream__i0.sse",
     "responses/pydantic-ai__bedrock-mantle_gpt-5.6-luna_text_stream__i2.sse",
     "responses/pydantic-ai__gpt-5_web_search_cached_tokens_stream.sse",
+    # OpenRouter's: keep-alive comments, and a [DONE] after response.completed
+    "streams/openrouter/pydantic-ai__gpt-oss-20b_responses_api_raw_cot.sse",
 ]
 BODIES = [
     "responses/pydantic-ai__deepseek-v4-flash_function_tool__i0.json",
