@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from saferouter.accounting import Usage
+
 from .conftest import testdata_dir
 
 _ROOT = testdata_dir()
@@ -48,6 +50,62 @@ def stream_bytes(relative: str) -> bytes:
         return path.read_bytes()
     lines = [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
     return b"".join(b"data: " + ln + b"\n\n" for ln in lines) + b"data: [DONE]\n\n"
+
+
+def extra_index() -> dict[str, dict[str, Any]]:
+    """index-extra.json: provenance and expected ``final_usage`` of the recordings added
+    for issue 15 (responses/, anthropic/), by path relative to recordings/."""
+    if RECORDINGS is None:
+        return {}
+    extra: dict[str, dict[str, Any]] = json.loads((RECORDINGS / "index-extra.json").read_text())
+    return extra
+
+
+def responses_usages() -> dict[str, Usage | None]:
+    """Every OpenAI Responses recording and the usage it should bill: index-extra.json's
+    ``final_usage``, or index.json's analysis for the older streams (None: no usage, a
+    failure)."""
+    flat: dict[str, dict[str, Any] | None] = {
+        path: entry["final_usage"]
+        for path, entry in extra_index().items()
+        if entry.get("format") == "openai-responses"
+    }
+    for entry in index():
+        raw = entry.get("analysis", {}).get("final_usage")
+        if entry.get("api") == "responses" and raw is not None:
+            flat[entry["out"]] = {
+                "input_tokens": raw["input_tokens"],
+                "cached_tokens": raw["input_tokens_details"]["cached_tokens"],
+                "output_tokens": raw["output_tokens"],
+                "reasoning_tokens": raw["output_tokens_details"]["reasoning_tokens"],
+            }
+    return {
+        path: None
+        if final is None
+        else Usage(
+            prompt_tokens=final["input_tokens"],
+            cached_tokens=final["cached_tokens"],
+            output_tokens=final["output_tokens"],
+            reasoning_tokens=final["reasoning_tokens"],
+            cache_write_tokens=final.get("cache_write_tokens", 0),
+        )
+        for path, final in flat.items()
+    }
+
+
+def typed_stream_bytes(relative: str) -> bytes:
+    """The wire bytes of a stream whose events are typed (Responses, Anthropic): an .sse
+    as is; an AI SDK .chunks.jsonl rebuilt as its README says, ``event: <type>`` and
+    ``data: <line>`` per line (no ``[DONE]``: these APIs have none)."""
+    assert RECORDINGS is not None
+    raw = (RECORDINGS / relative).read_bytes()
+    if relative.endswith(".sse"):
+        return raw
+    lines = [line for line in raw.split(b"\n") if line.strip()]
+    return b"".join(
+        b"event: " + json.loads(line)["type"].encode() + b"\ndata: " + line + b"\n\n"
+        for line in lines
+    )
 
 
 def entry(relative: str) -> dict[str, Any]:

@@ -65,6 +65,7 @@ from saferouter.keys import generate_key
 from saferouter.storage.sqlite import SQLiteStore
 
 from .recordings import RECORDINGS, entry, stream_bytes
+from .responses_upstream import responses_route
 
 
 @asynccontextmanager
@@ -101,6 +102,7 @@ class FakeUpstream:
 def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
     app = QuartTrio("fake_upstream", static_folder=None)
     app.config["RESPONSE_TIMEOUT"] = None
+    responses_route(app, state)  # POST /v1/responses: tests/responses_upstream.py
 
     @app.post("/v1/chat/completions")
     async def chat() -> Response:

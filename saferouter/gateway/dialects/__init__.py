@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ..dialect import Dialect
 from .chat import CHAT
+from .responses import RESPONSES
 
 DIALECTS: dict[str, Dialect] = {
     CHAT.path: CHAT,
+    RESPONSES.path: RESPONSES,
 }
