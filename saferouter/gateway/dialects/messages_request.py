@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from ...client_input import validate_model_id
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
@@ -50,6 +52,31 @@ _UNBOUNDED_FIELDS = ("mcp_servers", "context_management")
 def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
     """Parse and check a ``POST /v1/messages`` body and its Anthropic headers. Raises
     InvalidRequest, and nothing else, for any bytes."""
+    request = parse_count_tokens_request(body, headers)
+    payload = request.payload
+    max_tokens = payload.get("max_tokens")
+    if max_tokens is None:
+        raise _invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise _invalid("max_tokens: Input should be a valid integer", "max_tokens", "invalid_type")
+    if max_tokens < 1:
+        raise _invalid(
+            "max_tokens: Input should be greater than or equal to 1",
+            "max_tokens",
+            "invalid_value",
+        )
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
+    return attrs.evolve(
+        request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
+    )
+
+
+def parse_count_tokens_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
+    """Parse and check a ``POST /v1/messages/count_tokens`` body (a Messages request
+    without ``max_tokens``, which counting does not take) and its Anthropic headers.
+    Raises InvalidRequest, and nothing else, for any bytes."""
     source = parse_json_object(body)
     payload = source.value
     client_models = parse_client_models(payload.get("models"))
@@ -69,27 +96,12 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
         raise _invalid(
             "messages: each message should be a valid object", "messages", "invalid_type"
         )
-    max_tokens = payload.get("max_tokens")
-    if max_tokens is None:
-        raise _invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        raise _invalid("max_tokens: Input should be a valid integer", "max_tokens", "invalid_type")
-    if max_tokens < 1:
-        raise _invalid(
-            "max_tokens: Input should be greater than or equal to 1",
-            "max_tokens",
-            "invalid_value",
-        )
-    stream = payload.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
     return ApiRequest(
         api=Api.MESSAGES,
         model=model,
-        stream=bool(stream),
-        max_tokens=max_tokens,
+        stream=False,
+        max_tokens=None,
         payload=payload,
-        non_text=non_text_parts(payload),
         source=source,
         client_models=tuple(client_models) if client_models is not None else None,
         forward_headers=forward_headers(headers),
