@@ -23,6 +23,7 @@ import httpcore
 import trio
 
 _FINGERPRINT = "fp_saferouter_demo"
+_MESSAGES_PATHS = (b"/v1/messages", b"/v1/messages/count_tokens")
 
 
 class DemoTransport:
@@ -33,6 +34,11 @@ class DemoTransport:
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        if request.method == b"POST" and request.url.target.endswith(_MESSAGES_PATHS):
+            from .demo_messages import messages_response  # it builds on this module
+
+            count_only = request.url.target.endswith(b"/count_tokens")
+            return messages_response(body, count_only=count_only, chunk_delay_s=self._chunk_delay_s)
         if request.method != b"POST" or not request.url.target.endswith(b"/chat/completions"):
             return _error(404, "Not found", "invalid_request_error")
         try:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ..dialect import Dialect
 from .chat import CHAT
+from .messages import MESSAGES
 
 DIALECTS: dict[str, Dialect] = {
     CHAT.path: CHAT,
+    MESSAGES.path: MESSAGES,
 }

@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import attrs
-
 from ...errors import ApiError, ParseError
 from ..dialect import Api, ApiRequest, BodyFacts
 from ..upstream_body import UpstreamBody
@@ -36,13 +34,12 @@ from .anthropic_usage import messages_usage
 from .messages_request import parse_messages_request
 
 
-@attrs.frozen
 class MessagesDialect:
     """``POST /v1/messages``, passed through to the provider's Anthropic endpoint."""
 
-    api: Api = Api.MESSAGES
-    path: str = "/v1/messages"
-    upstream_path: str = "/v1/messages"  # under the provider's anthropic_base_url
+    api = Api.MESSAGES
+    path = "/v1/messages"
+    upstream_path = "/v1/messages"  # under the provider's anthropic_base_url
 
     def parse(self, body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
         """See :func:`~.messages_request.parse_messages_request`."""
