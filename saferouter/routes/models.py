@@ -4,8 +4,9 @@ client needs to choose: context length, prices, provider, capabilities, availabi
 A request with an ``anthropic-version`` header comes from an Anthropic client (Claude
 Code, the Anthropic SDKs: they send it on every request): it gets Anthropic's shape
 (docs.anthropic.com/en/api/models-list) — ``{"data": [{"type": "model", "id",
-"display_name", "created_at"}], "has_more", "first_id", "last_id"}``, one page — and an
-unknown id gets Anthropic's 404 ``not_found_error``.
+"display_name", "created_at"}], "has_more", "first_id", "last_id"}``, one page, listing
+the models whose provider serves the Messages API — and an unknown id gets Anthropic's
+404 ``not_found_error``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import trio
 from quart import Blueprint, Response, request
 
 from ..accounting import usd_text
-from ..catalog import Model, Price
+from ..catalog import Api, Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
@@ -29,8 +30,12 @@ blueprint = Blueprint("models", __name__)
 @blueprint.get("/v1/models")
 async def list_models() -> Response:
     settings = app_state().settings
-    if _anthropic_client():
-        listed = [anthropic_model(model) for model in settings.catalog.models.values()]
+    if _anthropic_client():  # only what /v1/messages can serve
+        listed = [
+            anthropic_model(model)
+            for model in settings.catalog.models.values()
+            if Api.MESSAGES in settings.endpoints[model.provider].provider.apis
+        ]
         return json_response(
             {
                 "data": listed,
