@@ -64,6 +64,7 @@ from saferouter.config import Settings, Timeouts, load_settings
 from saferouter.keys import generate_key
 from saferouter.storage.sqlite import SQLiteStore
 
+from .fake_messages import add_messages_routes
 from .recordings import RECORDINGS, entry, stream_bytes
 
 
@@ -101,6 +102,7 @@ class FakeUpstream:
 def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
     app = QuartTrio("fake_upstream", static_folder=None)
     app.config["RESPONSE_TIMEOUT"] = None
+    add_messages_routes(app, state)  # /v1/messages: tests/fake_messages.py
 
     @app.post("/v1/chat/completions")
     async def chat() -> Response:
@@ -415,12 +417,16 @@ def write_catalog(
 name = "Fake upstream"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
+apis = ["chat", "messages"]
+anthropic_base_url = "{upstream_url}"
 default_price = {{ input = "1.25", cached_input = "0.125", output = "10" }}
 
 [providers.fake2]
 name = "Fake upstream two"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
+apis = ["chat", "messages"]
+anthropic_base_url = "{upstream_url}"
 default_price = {{ input = "2.5", cached_input = "0.25", output = "20" }}
 
 [[models]]

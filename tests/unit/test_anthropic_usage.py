@@ -16,7 +16,13 @@ from saferouter.gateway.dialects.anthropic_stream import MessagesWatch
 from saferouter.gateway.dialects.anthropic_usage import merge_usage, messages_usage
 from saferouter.sse import SSEDecoder, SSEEvent
 
-from ..recordings import RECORDINGS, extra_index, recording_params, typed_stream_bytes
+from ..recordings import (
+    RECORDINGS,
+    anthropic_billed,
+    extra_index,
+    recording_params,
+    typed_stream_bytes,
+)
 
 EXPECTED = {
     path: entry
@@ -25,19 +31,6 @@ EXPECTED = {
 }
 STREAMS = sorted(p for p, e in EXPECTED.items() if e["stream"])
 BODIES = sorted(p for p, e in EXPECTED.items() if not e["stream"])
-
-
-def billed(expected: dict[str, Any]) -> Usage:
-    """The Usage the recording should bill: all iterations when it has some."""
-    final = expected["final_usage"]
-    counts = final.get("iterations_total", final)
-    read, write = counts["cache_read_input_tokens"], counts["cache_creation_input_tokens"]
-    return Usage(
-        prompt_tokens=counts["input_tokens"] + read + write,
-        cached_tokens=read,
-        cache_write_tokens=write,
-        output_tokens=counts["output_tokens"],
-    )
 
 
 def watched(data: bytes, seed: int) -> tuple[MessagesWatch, list[SSEEvent]]:
@@ -67,7 +60,7 @@ def counts(usage: Usage | None) -> tuple[int, int, int, int]:
 def test_a_stream_bills_its_expected_usage(testdata: object, relative: str, seed: int) -> None:
     expected = EXPECTED[relative]
     watch, terminal = watched(typed_stream_bytes(relative), seed)
-    assert counts(watch.usage) == counts(billed(expected))
+    assert counts(watch.usage) == counts(anthropic_billed(relative))
     assert watch.complete and not watch.failed
     assert [e.data and json.loads(e.data)["type"] for e in terminal] == ["message_stop"]
     assert watch.finish_reason == expected["stop_reason"]
@@ -78,7 +71,7 @@ def test_a_stream_bills_its_expected_usage(testdata: object, relative: str, seed
 def test_a_body_bills_its_expected_usage(testdata: object, relative: str) -> None:
     assert RECORDINGS is not None
     body = json.loads((RECORDINGS / relative).read_bytes())
-    assert counts(messages_usage(body["usage"])) == counts(billed(EXPECTED[relative]))
+    assert counts(messages_usage(body["usage"])) == counts(anthropic_billed(relative))
 
 
 def test_cache_read_and_write_are_inside_the_prompt(testdata: object) -> None:
