@@ -22,13 +22,13 @@ unknown event and block types — ../shared/testdata/recordings/anthropic/README
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from ...accounting import Usage, estimate_tokens
 from ...sse import SSEEvent
+from ..dialect import WatchStart
 from .anthropic_usage import merge_usage, messages_usage
 
 # the delta fields that carry model output (text, reasoning, a tool call's input)
@@ -40,16 +40,11 @@ _OUTPUT_FIELDS = {
 _STOP = "message_stop"
 
 
-class MessagesWatch:
+class MessagesWatch(WatchStart):
     """The stream watch of one relayed ``POST /v1/messages`` stream."""
 
     def __init__(self) -> None:
-        self.raw_usage: Mapping[str, Any] | None = None
-        self.text_bytes = 0
-        self.response_id: str | None = None
-        self.finish_reason: str | None = None
-        self.complete = False
-        self.failed = False
+        super().__init__()
         self._final_usage_seen = False  # a message_delta reported usage
 
     def observe(self, event: SSEEvent) -> bool:

@@ -22,7 +22,6 @@ reads the one it knows. The bill is the model the catalog routed to, never the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from ...errors import ApiError, ParseError
@@ -31,6 +30,7 @@ from ..upstream_body import UpstreamBody
 from . import anthropic_errors
 from .anthropic_stream import MessagesWatch
 from .anthropic_usage import messages_usage
+from .chat_watch import parse_body
 from .messages_request import parse_messages_request
 
 
@@ -62,10 +62,7 @@ class MessagesDialect:
     def body_facts(self, body: bytes) -> BodyFacts:
         """A ``message`` body's usage, id and ``stop_reason``; raises ParseError for a
         body that is not a JSON object."""
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            raise ParseError("the body is not JSON") from None
+        data = parse_body(body)
         if not isinstance(data, dict):
             raise ParseError("the body is not a JSON object")
         raw = data.get("usage")
