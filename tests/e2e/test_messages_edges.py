@@ -199,6 +199,23 @@ async def test_count_tokens_is_forwarded_and_never_billed(
     anthropic_error(anonymous, 401, "authentication_error")
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        ({"model": "claude-cache"}, 400, "invalid_request_error"),
+        ({"model": "claude-cache", "messages": []}, 400, "invalid_request_error"),
+        (b"\xff{", 400, "invalid_request_error"),
+        ({"model": "chat-only", "messages": HI}, 400, "invalid_request_error"),
+        ({"model": "nope", "messages": HI}, 404, "not_found_error"),
+    ],
+)
+async def test_count_tokens_refuses_bad_input_in_anthropic_shape(
+    gateway: Gateway, body: Any, status: int, kind: str
+) -> None:
+    headers = {"x-api-key": gateway.admin_key}
+    anthropic_error(await post(gateway, body, headers, "/v1/messages/count_tokens"), status, kind)
+
+
 async def test_the_model_list_in_anthropic_shape(gateway: Gateway) -> None:
     async with sdk(gateway, api_key=gateway.admin_key) as client:
         page = await client.models.list()
