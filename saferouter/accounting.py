@@ -131,17 +131,19 @@ def reservation_micro_usd(
     *,
     price: Price,
     choices: int = 1,
+    context_tokens: int = 0,
 ) -> int:
     """Worst-case cost of a text request at ``price`` (the model's at admission, or a
     BYOK fee): every prompt byte a token at the dearest price a prompt token can have
     (input, cache read or cache write: a provider decides which it bills; the prompt is
-    billed once, whatever ``n``), plus ``choices`` × ``max_tokens`` (or the model's max
-    output) at the output price — each of the ``n`` choices may use the whole limit."""
+    billed once, whatever ``n``), plus the ``context_tokens`` the provider adds from its
+    own store (a Responses follow-up's earlier turns) at that price, plus ``choices`` ×
+    ``max_tokens`` (or the model's max output) at the output price — each of the ``n``
+    choices may use the whole limit."""
     limit = model.max_output or UNKNOWN_MAX_OUTPUT_TOKENS
     output = limit if max_tokens is None else min(max_tokens, limit)
-    numerator = (
-        prompt_token_bound(request_body) * price.dearest_input + choices * output * price.output
-    )
+    prompt = prompt_token_bound(request_body) + context_tokens
+    numerator = prompt * price.dearest_input + choices * output * price.output
     return -(-numerator // MICRO_PER_MILLION)
 
 

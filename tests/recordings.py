@@ -61,6 +61,38 @@ def extra_index() -> dict[str, dict[str, Any]]:
     return extra
 
 
+def responses_usages() -> dict[str, Usage | None]:
+    """Every OpenAI Responses recording and the usage it should bill: index-extra.json's
+    ``final_usage``, or index.json's analysis for the older streams (None: no usage, a
+    failure)."""
+    flat: dict[str, dict[str, Any] | None] = {
+        path: entry["final_usage"]
+        for path, entry in extra_index().items()
+        if entry.get("format") == "openai-responses"
+    }
+    for entry in index():
+        raw = entry.get("analysis", {}).get("final_usage")
+        if entry.get("api") == "responses" and raw is not None:
+            flat[entry["out"]] = {
+                "input_tokens": raw["input_tokens"],
+                "cached_tokens": raw["input_tokens_details"]["cached_tokens"],
+                "output_tokens": raw["output_tokens"],
+                "reasoning_tokens": raw["output_tokens_details"]["reasoning_tokens"],
+            }
+    return {
+        path: None
+        if final is None
+        else Usage(
+            prompt_tokens=final["input_tokens"],
+            cached_tokens=final["cached_tokens"],
+            output_tokens=final["output_tokens"],
+            reasoning_tokens=final["reasoning_tokens"],
+            cache_write_tokens=final.get("cache_write_tokens", 0),
+        )
+        for path, final in flat.items()
+    }
+
+
 def typed_stream_bytes(relative: str) -> bytes:
     """The wire bytes of a stream whose events are typed (Responses, Anthropic): an .sse
     as is; an AI SDK .chunks.jsonl rebuilt as its README says, ``event: <type>`` and

@@ -156,6 +156,7 @@ class RequestBooks:
                     request.max_tokens,
                     price=books.price_of(plan),
                     choices=request.choices,
+                    context_tokens=request.context_tokens,
                 )
                 for plan in books.plans
             ]

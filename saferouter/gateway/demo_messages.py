@@ -1,9 +1,9 @@
 """The ``demo`` provider's Anthropic Messages endpoint: ``/v1/messages`` in process.
 
 The demo transport (:mod:`saferouter.gateway.demo`) hands it requests whose path ends in
-``/v1/messages`` (and ``/v1/messages/count_tokens``). It answers in Anthropic's wire
-format, as api.anthropic.com does (../shared/testdata/recordings/anthropic/): a stream of
-``message_start`` (input and cache counts, a provisional output count), ``ping``,
+``/v1/messages`` (and ``/v1/messages/count_tokens``): both are in its ``DEMO_FORMATS``.
+It answers in Anthropic's wire format, as api.anthropic.com does
+(../shared/testdata/recordings/anthropic/): a stream of ``message_start`` (input and cache counts, a provisional output count), ``ping``,
 ``content_block_start`` / ``content_block_delta`` / ``content_block_stop`` per block,
 ``message_delta`` (``stop_reason`` and the cumulative usage) and ``message_stop``; or a
 whole ``message``. The text is the demo's usual echo (:class:`~.demo.DemoAnswer`).
@@ -15,43 +15,45 @@ require one), and ``max_tokens`` cuts the text with ``stop_reason: "max_tokens"`
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import httpcore
 
-from .demo import DemoAnswer, DemoEvents, _text_of, _tokens
 from .upstream_body import encode_json
 
 _SIGNATURE = "c2FmZXJvdXRlci1kZW1vLW5vLW1vZGVs"  # base64 "saferouter-demo-no-model"
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 
-def messages_response(body: bytes, *, count_only: bool, chunk_delay_s: float) -> httpcore.Response:
-    """The demo's answer to a ``/v1/messages`` (or ``…/count_tokens``) request body."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return _error(400, "invalid_request_error", "The request body is not valid JSON.")
-    if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
+def messages_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
+    """``POST /v1/messages`` as Anthropic answers it (a :data:`~.demo.DemoFormat`)."""
+    # demo.py lists this format, so its pieces are imported when it is called
+    from .demo import demo_json, demo_stream
+
+    if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
     answer = MessagesAnswer(payload)
-    if count_only:
-        return _json(200, {"input_tokens": answer.input_tokens})
     if payload.get("stream") is True:
-        return httpcore.Response(
-            200,
-            headers=[(b"content-type", b"text/event-stream; charset=utf-8")],
-            content=DemoEvents(answer.events(), chunk_delay_s),
-        )
-    return _json(200, answer.message())
+        return demo_stream(answer.events(), chunk_delay_s)
+    return demo_json(answer.message())
+
+
+def count_tokens_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
+    """``POST /v1/messages/count_tokens``: the demo's own count of the input."""
+    from .demo import demo_json
+
+    if not isinstance(payload.get("messages"), list):
+        return _error(400, "invalid_request_error", "messages: Input should be a valid list")
+    return demo_json({"input_tokens": MessagesAnswer(payload).input_tokens})
 
 
 class MessagesAnswer:
     """One demo reply in Anthropic's terms: its blocks, stop reason and usage."""
 
     def __init__(self, payload: dict[str, Any]) -> None:
+        from .demo import DemoAnswer, _text_of, _tokens
+
         echo = DemoAnswer.for_request(payload)
         thinking = payload.get("thinking")
         wants_thinking = isinstance(thinking, dict) and thinking.get("type") in (
@@ -66,7 +68,7 @@ class MessagesAnswer:
         system = payload.get("system")
         system_text = system if isinstance(system, str) else _text_of(system)
         self.input_tokens = echo.prompt_tokens + _tokens(system_text)
-        self.output_tokens = sum(_tokens(piece) for piece in self.thinking + self.text)
+        self.output_tokens = sum(_tokens(piece) for piece in [*self.thinking, *self.text])
 
     def usage(self, output_tokens: int) -> dict[str, Any]:
         return {
@@ -123,11 +125,8 @@ def _event(kind: str, body: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + encode_json({"type": kind, **body}) + b"\n\n"
 
 
-def _json(status: int, value: dict[str, Any]) -> httpcore.Response:
-    return httpcore.Response(
-        status, headers=[(b"content-type", b"application/json")], content=encode_json(value)
-    )
-
-
 def _error(status: int, kind: str, message: str) -> httpcore.Response:
-    return _json(status, {"type": "error", "error": {"type": kind, "message": message}})
+    body = {"type": "error", "error": {"type": kind, "message": message}}
+    return httpcore.Response(
+        status, headers=[(b"content-type", b"application/json")], content=encode_json(body)
+    )

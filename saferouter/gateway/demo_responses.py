@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 
-from .demo import DemoAnswer, DemoEvents
+if TYPE_CHECKING:
+    from .demo import DemoAnswer
 
 
-def responses_reply(payload: dict[str, Any], *, chunk_delay_s: float) -> httpcore.Response:
-    """The demo's answer to a Responses request ``payload`` (already a JSON object)."""
+def responses_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
+    """``POST /responses`` as DeepSeek answers it (a :data:`~.demo.DemoFormat`)."""
+    # demo.py lists this format, so its pieces are imported when it is called
+    from .demo import DemoAnswer, demo_json, demo_stream
+
     answer = DemoAnswer.for_request(
         {
             "model": payload.get("model"),
@@ -33,13 +37,8 @@ def responses_reply(payload: dict[str, Any], *, chunk_delay_s: float) -> httpcor
     )
     events = _ResponseEvents(answer)
     if payload.get("stream") is True:
-        return httpcore.Response(
-            200,
-            headers=[(b"content-type", b"text/event-stream; charset=utf-8")],
-            content=DemoEvents(events.stream(), chunk_delay_s),
-        )
-    body = json.dumps(events.response(done=True), ensure_ascii=False).encode()
-    return httpcore.Response(200, headers=[(b"content-type", b"application/json")], content=body)
+        return demo_stream(events.stream(), chunk_delay_s)
+    return demo_json(events.response(done=True))
 
 
 def _as_messages(value: object) -> list[dict[str, Any]]:
@@ -91,7 +90,7 @@ class _ResponseEvents:
             "tools": [],
             "usage": {
                 "input_tokens": usage["prompt_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": usage["completion_tokens"],
                 "output_tokens_details": {
                     "reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"]
@@ -107,7 +106,8 @@ class _ResponseEvents:
         items = []
         if self._answer.reasoning:
             items.append(self._reasoning_item("completed", "".join(self._answer.reasoning)))
-        items.append(self._message_item("completed", "".join(self._answer.content)))
+        status = "incomplete" if self._answer.finish_reason == "length" else "completed"
+        items.append(self._message_item(status, "".join(self._answer.content)))
         return items
 
     def _reasoning_item(self, status: str, text: str | None) -> dict[str, Any]:
@@ -173,11 +173,13 @@ class _ResponseEvents:
         at = {"output_index": index}
         where = {"content_index": 0, "item_id": item_id, **at}
         part = {**empty_part, "text": text}
+        # output text carries its (empty) logprobs, as DeepSeek and OpenAI write them
+        extra: dict[str, Any] = {"logprobs": []} if delta_type == "response.output_text" else {}
         return [
             self._event("response.output_item.added", item=item("in_progress", None), **at),
             self._event("response.content_part.added", part=empty_part, **where),
-            *(self._event(f"{delta_type}.delta", delta=p, **where) for p in pieces),
-            self._event(f"{delta_type}.done", text=text, **where),
+            *(self._event(f"{delta_type}.delta", delta=p, **where, **extra) for p in pieces),
+            self._event(f"{delta_type}.done", text=text, **where, **extra),
             self._event("response.content_part.done", part=part, **where),
             self._event("response.output_item.done", item=item("completed", text), **at),
         ]

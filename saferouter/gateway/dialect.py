@@ -57,6 +57,9 @@ class ApiRequest:
     include_usage: bool = False  # chat: the client asked for stream usage itself
     client_models: tuple[str, ...] | None = None  # OpenRouter's ``models``
     previous_response_id: str | None = None  # responses
+    # prompt tokens the provider adds from what it stored, which the body's bytes do not
+    # bound: a Responses follow-up's earlier turns (set by the previous_response_id pin)
+    context_tokens: int = 0
     # headers passed on upstream as the client sent them (checked), e.g. anthropic-version
     forward_headers: tuple[tuple[bytes, bytes], ...] = ()
     app_title: str | None = None  # X-Title (checked: storable, at most 200 characters)

@@ -20,6 +20,9 @@ stage name):
    carries — the client's own, opened by the
    :class:`~saferouter.byok.keyring.Keyring` (409 when it was sealed to another
    build), or the operator's. A key with no provider keys of its own skips the keyring.
+   A Responses follow-up (``previous_response_id``) is pinned to the provider and
+   account that served the earlier response (:mod:`~saferouter.gateway.previous_response`:
+   404 when this key's requests did not produce it).
 4. **admit** — rate limits checked and the worst case of every candidate reserved, in
    one store transaction (:meth:`~saferouter.gateway.books.RequestBooks.admit`); 400,
    402 or 429 here, nothing spent.
@@ -76,6 +79,7 @@ from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
 from .dialect import Dialect
+from .previous_response import find_pin
 from .race import Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
@@ -156,6 +160,10 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
             key.byok, {model.provider for model in chain}, owner=owner_of(authorization)
         )
     plans = plan_attempts(chain, settings.endpoints, own_keys)
+    pin = None
+    if request.previous_response_id is not None:  # a follow-up goes where its context is
+        pin = await find_pin(ports.store, key.id, request.previous_response_id, settings.endpoints)
+        plans, request = pin.plans(plans), pin.applied(request)
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
@@ -199,6 +207,8 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     try:
         winner = await race.run()
     except UpstreamError as error:
+        if pin is not None:
+            pin.explain(error)
         await _failed(ports, books, race, receipt, error, requested, dialect)
         raise
     except BaseException:

@@ -7,6 +7,14 @@ are cut to the provider that served the earlier response, with the same account 
 gateway's key, or the client's own when it was served with that), and never fall back to
 another provider, which would answer without the context, as if it had it.
 
+The earlier turns come back as prompt tokens of the follow-up, which its body's bytes do
+not bound: the pin adds them to the request (:attr:`ApiRequest.context_tokens`, what
+the reservation counts beside the body) — the earlier response's prompt and output
+tokens, an upper bound of what the provider replays (its prompt held every turn before
+it). An earlier response whose usage was only estimated gives no such bound: its
+follow-up counts as input the body does not bound (``non_text``: refused on a metered
+key, like an image).
+
 Whose response it is comes from the gateway's own records
 (:meth:`~saferouter.storage.Store.served_response`: the serving attempt that produced
 that id, for the calling key). Every key's requests go to the provider under the same
@@ -18,12 +26,14 @@ tenant's conversation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
+from ..config import UpstreamEndpoint
 from ..errors import InvalidRequest, NotFound, UpstreamError
 from ..storage import ActivityEntry, Store
+from .dialect import ApiRequest
 from .routing import Plan
 
 
@@ -35,6 +45,15 @@ class Pin:
     provider: str  # the catalog's provider id
     provider_name: str
     byok: bool  # served with the client's own provider key
+    context_tokens: int  # its prompt and output tokens: what the follow-up replays
+    estimated: bool  # its usage was estimated: context_tokens bounds nothing
+
+    def applied(self, request: ApiRequest) -> ApiRequest:
+        """``request`` with the earlier turns counted (see the module docstring)."""
+        if self.estimated:
+            unbounded = f"previous_response_id '{self.response_id}' (its usage is unknown)"
+            return attrs.evolve(request, non_text=(*request.non_text, unbounded))
+        return attrs.evolve(request, context_tokens=self.context_tokens)
 
     def plans(self, plans: Sequence[Plan]) -> list[Plan]:
         """The attempts that can see the earlier response: at its provider, in its
@@ -84,14 +103,18 @@ def pin_of(served: ActivityEntry | None, response_id: str, provider_name: str) -
         provider=served.provider,
         provider_name=provider_name,
         byok=served.byok,
+        context_tokens=served.prompt_tokens + served.completion_tokens,
+        estimated=served.estimated,
     )
 
 
 async def find_pin(
-    store: Store, key_id: str, response_id: str, provider_names: dict[str, str]
+    store: Store, key_id: str, response_id: str, endpoints: Mapping[str, UpstreamEndpoint]
 ) -> Pin:
     """The pin of a follow-up to ``response_id`` by ``key_id`` (one store read); 404 when
     this key's requests served no such response."""
     served = await store.served_response(key_id, response_id)
     provider = served.provider if served is not None else None
-    return pin_of(served, response_id, provider_names.get(provider or "", provider or ""))
+    endpoint = endpoints.get(provider or "")
+    name = endpoint.provider.name if endpoint is not None else str(provider)
+    return pin_of(served, response_id, name)

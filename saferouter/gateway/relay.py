@@ -269,5 +269,16 @@ class StreamRelay:
 
 
 def _is_error(event: SSEEvent) -> bool:
-    """An in-band error event: the provider's own text, which may quote credentials."""
-    return event.event == "error" or (event.data is not None and '"error"' in event.data)
+    """An in-band error event: the provider's own text, which may quote credentials. An
+    ``error`` that is null is none: every response object of a Responses stream has one
+    (``"error": null``), around the model's whole answer, which may rightly quote
+    ``sk-…`` (an unreadable event naming "error" counts, to be safe)."""
+    if event.event == "error":
+        return True
+    if event.data is None or '"error"' not in event.data:
+        return False  # the common case: no parse
+    data = event.json()
+    if not isinstance(data, dict):
+        return True
+    response = data.get("response")
+    return bool(data.get("error")) or (isinstance(response, dict) and bool(response.get("error")))

@@ -11,7 +11,7 @@ import anthropic.types as types
 import httpcore
 import pydantic
 
-from saferouter.gateway.demo_messages import messages_response
+from saferouter.gateway.demo import DemoTransport
 from saferouter.gateway.dialects.anthropic_stream import MessagesWatch
 from saferouter.gateway.dialects.messages import MESSAGES
 from saferouter.sse import SSEDecoder
@@ -26,11 +26,12 @@ CLAUDE_CODE = {
 }
 
 
-async def answer(payload: dict[str, Any], *, count_only: bool = False) -> tuple[int, bytes]:
-    response = messages_response(
-        json.dumps(payload).encode(), count_only=count_only, chunk_delay_s=0
-    )
-    assert isinstance(response, httpcore.Response)
+async def answer(payload: dict[str, Any] | bytes, *, count_only: bool = False) -> tuple[int, bytes]:
+    """The demo transport's answer at its /v1/messages (or count_tokens) path."""
+    path = "/v1/messages/count_tokens" if count_only else "/v1/messages"
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = httpcore.Request(b"POST", "http://demo.invalid" + path, content=content)
+    response = await DemoTransport().handle_async_request(request)
     body = b"".join([part async for part in response.aiter_stream()])
     return response.status, body
 
@@ -76,6 +77,7 @@ async def test_max_tokens_cuts_the_text() -> None:
 async def test_count_tokens_and_bad_bodies() -> None:
     status, body = await answer(CLAUDE_CODE, count_only=True)
     assert status == 200 and json.loads(body)["input_tokens"] > 0
-    for raw in (b"{", b'{"messages": 1}'):
-        response = messages_response(raw, count_only=False, chunk_delay_s=0)
-        assert response.status == 400
+    for count_only in (False, True):
+        status, body = await answer(b'{"messages": 1}', count_only=count_only)
+        assert status == 400 and json.loads(body)["type"] == "error"
+        assert (await answer(b"{", count_only=count_only))[0] == 400

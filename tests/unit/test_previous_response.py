@@ -8,10 +8,12 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from saferouter.accounting import reservation_micro_usd
 from saferouter.byok.keyring import OwnKey
 from saferouter.catalog import DEFAULT_CATALOG_PATH, load_catalog
 from saferouter.config import endpoints_from_env
 from saferouter.errors import InvalidRequest, NotFound, UpstreamUnavailable
+from saferouter.gateway.dialects.responses import RESPONSES
 from saferouter.gateway.previous_response import Pin, pin_of
 from saferouter.gateway.routing import candidates, plan_attempts
 from saferouter.storage import ActivityEntry
@@ -22,7 +24,7 @@ ENDPOINTS = endpoints_from_env(CATALOG, {"DEEPSEEK_API_KEY": "sk-op", "ZAI_API_K
 CHAIN = candidates(CATALOG, CATALOG.resolve("deepseek-flash"), None)
 
 
-def served(provider: str | None, *, byok: bool = False) -> ActivityEntry:
+def served(provider: str | None, *, byok: bool = False, estimated: bool = False) -> ActivityEntry:
     return ActivityEntry(
         request_id="req_1",
         attempt=1,
@@ -34,7 +36,11 @@ def served(provider: str | None, *, byok: bool = False) -> ActivityEntry:
         original_model=None,
         status=200,
         outcome="ok",
+        prompt_tokens=440,
+        cached_tokens=384,
+        completion_tokens=14,
         byok=byok,
+        estimated=estimated,
     )
 
 
@@ -99,9 +105,36 @@ def test_the_account_that_served_is_the_one_pinned() -> None:
 
 
 def test_an_error_of_the_pinned_provider_says_why_nothing_else_was_tried() -> None:
-    pin = Pin(response_id="resp_9", provider="deepseek", provider_name="DeepSeek", byok=False)
+    pin = Pin(
+        response_id="resp_9",
+        provider="deepseek",
+        provider_name="DeepSeek",
+        byok=False,
+        context_tokens=0,
+        estimated=False,
+    )
     error = pin.explain(UpstreamUnavailable("No provider can serve this request now: x."))
     body = error.body().decode()
     assert body.count("No provider can serve") == 1
     assert "Response 'resp_9' (previous_response_id) was served by DeepSeek" in body
     assert "The request was not sent elsewhere." in body
+
+
+def test_the_earlier_turns_are_reserved_for() -> None:
+    """The follow-up's prompt holds the earlier response's prompt and output: the
+    reservation counts them beside the body's bytes."""
+    request = RESPONSES.parse(b'{"model":"deepseek-flash","input":"and?"}', [])
+    pinned = pin_of(served("deepseek"), "r", "DeepSeek").applied(request)
+    assert pinned.context_tokens == 440 + 14 and pinned.non_text == ()
+    model, body = CATALOG.resolve("deepseek-flash"), b"x" * 100
+    price = model.pricing.base
+    plain = reservation_micro_usd(model, body, 10, price=price)
+    follow_up = reservation_micro_usd(model, body, 10, price=price, context_tokens=454)
+    assert follow_up - plain >= 454 * price.dearest_input // 1_000_000
+
+
+def test_an_earlier_response_billed_on_an_estimate_bounds_nothing() -> None:
+    request = RESPONSES.parse(b'{"model":"deepseek-flash","input":"and?"}', [])
+    pinned = pin_of(served("deepseek", estimated=True), "r", "DeepSeek").applied(request)
+    assert pinned.context_tokens == 0
+    assert pinned.non_text == ("previous_response_id 'r' (its usage is unknown)",)

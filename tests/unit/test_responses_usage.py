@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
 
 import pytest
 
@@ -17,47 +16,11 @@ from saferouter.gateway.dialects.responses import RESPONSES
 from saferouter.gateway.dialects.responses_usage import ResponsesWatch
 from saferouter.sse import SSEDecoder, SSEEvent
 
-from ..recordings import RECORDINGS, extra_index, index, recording_params, typed_stream_bytes
+from ..recordings import RECORDINGS, recording_params, responses_usages, typed_stream_bytes
 
-
-def expected() -> dict[str, dict[str, Any]]:
-    """Every Responses recording and its expected final usage (None: none, a failure)."""
-    found = {
-        path: entry["final_usage"]
-        for path, entry in extra_index().items()
-        if entry.get("format") == "openai-responses"
-    }
-    for entry in index():  # the four older ones, in streams/ and nonstream/
-        if entry.get("api") == "responses" and entry["out"].startswith(("streams/", "nonstream/")):
-            found[entry["out"]] = _flat(entry.get("analysis", {}).get("final_usage"))
-    return found
-
-
-def _flat(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """index.json's raw usage in index-extra.json's flat form."""
-    if usage is None:
-        return None
-    return {
-        "input_tokens": usage["input_tokens"],
-        "cached_tokens": usage["input_tokens_details"]["cached_tokens"],
-        "output_tokens": usage["output_tokens"],
-        "reasoning_tokens": usage["output_tokens_details"]["reasoning_tokens"],
-    }
-
-
-EXPECTED = expected()
+EXPECTED = responses_usages()
 STREAMS = sorted(p for p in EXPECTED if not p.endswith(".json"))
 BODIES = sorted(p for p in EXPECTED if p.endswith(".json"))
-
-
-def billed(final: dict[str, Any]) -> Usage:
-    return Usage(
-        prompt_tokens=final["input_tokens"],
-        cached_tokens=final["cached_tokens"],
-        output_tokens=final["output_tokens"],
-        reasoning_tokens=final["reasoning_tokens"],
-        cache_write_tokens=final.get("cache_write_tokens", 0),
-    )
 
 
 def watched(data: bytes, seed: int) -> tuple[ResponsesWatch, list[SSEEvent]]:
@@ -92,7 +55,7 @@ def test_every_stream_bills_its_recorded_usage(
     if final is None:  # the in-stream error then response.failed, usage null
         assert watch.failed and watch.usage is None and watch.finish_reason == "failed"
         return
-    assert watch.usage == billed(final)
+    assert watch.usage == final
     assert not watch.failed and watch.finish_reason == "completed"
     terminal_data = terminal[0].json()
     assert terminal_data["response"]["id"] == watch.response_id
@@ -171,7 +134,7 @@ def test_every_body_bills_its_recorded_usage(testdata: object, relative: str | N
         assert facts.failed is not None and "(server_error)" in facts.failed
         assert "timed out" not in facts.failed  # the provider's text is not ours to echo
         return
-    assert facts.failed is None and facts.usage == billed(final)
+    assert facts.failed is None and facts.usage == final
 
 
 def test_an_incomplete_body_is_a_success_billed_from_its_usage() -> None:
@@ -201,3 +164,17 @@ def test_the_stream_error_event_is_the_responses_api_error_event() -> None:
         "param": None,
         "sequence_number": 0,
     }
+
+
+def test_ids_and_statuses_are_kept_only_as_text_the_store_can_hold() -> None:
+    """A response id or status goes into the activity entry: a NUL (PostgreSQL's text
+    cannot hold it) or a megabyte of it is not kept as sent."""
+    watch = ResponsesWatch()
+    nul = {"type": "response.created", "response": {"id": "resp_\u0000x"}}
+    watch.observe(SSEEvent(raw=b"", data=json.dumps(nul)))
+    assert watch.response_id is None
+    done = {"type": "response.completed", "response": {"id": "r" * 10_000, "status": "x" * 999}}
+    watch.observe(SSEEvent(raw=b"", data=json.dumps(done)))
+    assert watch.response_id == "r" * 200 and watch.finish_reason == "x" * 200
+    facts = RESPONSES.body_facts(json.dumps({"id": "a\u0000", "status": "completed"}).encode())
+    assert facts.response_id is None and facts.finish_reason == "completed"

@@ -63,14 +63,16 @@ class ResponsesDialect:
         """OpenAI's error shape and status, as for chat completions."""
         return error.status, {**error.headers, **_JSON_HEADERS}, error.body()
 
-    def stream_error(self, error: ApiError, sequence_number: int = 0) -> bytes:
-        """The Responses API's ``error`` event (the stream's next ``sequence_number``)."""
+    def stream_error(self, error: ApiError) -> bytes:
+        """The Responses API's ``error`` event. Its ``sequence_number`` is 0: a dialect is
+        stateless, and the relay does not say where the stream stood (the openai SDK
+        reads the number only to resume a stream, which the gateway does not serve)."""
         data = {
             "type": "error",
             "code": error.code,
             "message": error.message,
             "param": error.param,
-            "sequence_number": sequence_number,
+            "sequence_number": 0,
         }
         return b"event: error\ndata: " + encode_json(data) + b"\n\n"
 

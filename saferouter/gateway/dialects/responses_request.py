@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...client_input import validate_model_id
+from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
 from ..dialect import Api, ApiRequest
@@ -136,7 +136,7 @@ def parse_responses_request(body: bytes) -> ApiRequest:
         api=Api.RESPONSES,
         model=model,
         stream=bool(stream),
-        max_tokens=_max_output_tokens(payload.get("max_output_tokens")),
+        max_tokens=parse_token_limit(payload, "max_output_tokens"),
         payload=payload,
         non_text=non_text_parts(input_items, payload.get("tools")),
         source=source,
@@ -176,20 +176,6 @@ def _checked_input(payload: dict[str, Any]) -> list[Any]:
                 param=f"input[{i}]",
                 code="unsupported_parameter",
             )
-    return value
-
-
-def _max_output_tokens(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise wrong_type("max_output_tokens", "an integer", value)
-    if value < 1:
-        raise InvalidRequest(
-            f"'max_output_tokens' must be at least 1, got {value}.",
-            param="max_output_tokens",
-            code="invalid_value",
-        )
     return value
 
 
@@ -247,25 +233,3 @@ def _named(kind: str | None) -> str:
     if kind is not None and re.sub(r"_\d{4}_\d{2}_\d{2}$", "", kind) in _KNOWN_OTHER:
         return kind
     return "an unknown type"
-
-
-def wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
-    """400 ``invalid_type``: ``param`` should have been ``expected``."""
-    kind = (
-        "null"
-        if value is None
-        else "a boolean"
-        if isinstance(value, bool)
-        else "a number"
-        if isinstance(value, int | float)
-        else "a string"
-        if isinstance(value, str)
-        else "an array"
-        if isinstance(value, list)
-        else "an object"
-    )
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {kind}.",
-        param=param,
-        code="invalid_type",
-    )

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from ...accounting import Usage, normalize_usage
 from ...errors import ParseError
 from ...sse import SSEEvent
-from ..dialect import BodyFacts
+from ..dialect import BodyFacts, WatchStart, fact_text
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # events that carry the response object, with its id, before the end
@@ -40,17 +38,8 @@ _FAILED_STATUSES = frozenset({"failed", "cancelled"})
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-class ResponsesWatch:
+class ResponsesWatch(WatchStart):
     """A :class:`~saferouter.gateway.dialect.StreamWatch` over one Responses stream."""
-
-    def __init__(self) -> None:
-        self.raw_usage: Mapping[str, Any] | None = None
-        self.text_bytes = 0
-        self.response_id: str | None = None
-        self.finish_reason: str | None = None
-        self.complete = False
-        self.failed = False
-        self.last_sequence_number = -1  # where an error event of ours goes on from
 
     def observe(self, event: SSEEvent) -> bool:
         """Account for one event. Never a usage-only chunk to drop: always False."""
@@ -58,24 +47,19 @@ class ResponsesWatch:
         if not isinstance(data, dict):
             return False
         kind = event_type(event, data)
-        sequence = data.get("sequence_number")
-        if isinstance(sequence, int) and not isinstance(sequence, bool):
-            self.last_sequence_number = max(self.last_sequence_number, sequence)
         if kind == "error":
             self.failed = True
             return False
         response = data.get("response")
         if not isinstance(response, dict):
             response = {}
-        if isinstance(response.get("id"), str) and (
-            kind in _OPENING_EVENTS or kind in TERMINAL_EVENTS
-        ):
-            self.response_id = response["id"]
+        if kind in _OPENING_EVENTS or kind in TERMINAL_EVENTS:
+            self.response_id = fact_text(response.get("id")) or self.response_id
         if kind in TERMINAL_EVENTS:
             self.complete = True
             self.failed = self.failed or kind == "response.failed"
-            status, usage = response.get("status"), response.get("usage")
-            self.finish_reason = status if isinstance(status, str) else None
+            usage = response.get("usage")
+            self.finish_reason = fact_text(response.get("status"))
             self.raw_usage = usage if isinstance(usage, dict) else None
             return False
         delta = data.get("delta")
@@ -117,17 +101,17 @@ def responses_body_facts(body: bytes) -> BodyFacts:
     if not isinstance(data, dict):
         raise ParseError("the body is not a JSON object")
     raw = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    status = data.get("status") if isinstance(data.get("status"), str) else None
+    status = fact_text(data.get("status"))
     failed = None
     if status in _FAILED_STATUSES:
         error = data.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         why = f" ({code})" if isinstance(code, str) and _CODE.fullmatch(code) else ""
-        failed = f"answered with a response whose status is {status!r}{why}"
+        failed = f"its status is {status!r}{why}"
     return BodyFacts(
         raw_usage=raw,
         usage=normalize_usage(raw) if raw is not None else None,
-        response_id=data["id"] if isinstance(data.get("id"), str) else None,
+        response_id=fact_text(data.get("id")),
         finish_reason=status,
         failed=failed,
     )

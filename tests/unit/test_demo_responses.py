@@ -1,0 +1,91 @@
+"""The demo provider's Responses API: the wire format the openai SDK's own models accept,
+read by the gateway's watch like a real provider's stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpcore
+import pydantic
+import trio
+from openai.types.responses import Response, ResponseStreamEvent
+
+from saferouter.gateway.demo import DemoTransport
+from saferouter.gateway.dialects.responses_usage import ResponsesWatch
+from saferouter.sse import SSEDecoder, SSEEvent
+
+STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
+
+
+def answer(payload: dict[str, Any] | bytes) -> tuple[int, bytes]:
+    """The demo transport's answer to ``POST /v1/responses``, as the gateway calls it."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+
+    async def post() -> tuple[int, bytes]:
+        request = httpcore.Request("POST", "http://demo.invalid/v1/responses", content=body)
+        response = await DemoTransport().handle_async_request(request)
+        return response.status, await response.aread()
+
+    return trio.run(post)
+
+
+def events(data: bytes) -> list[SSEEvent]:
+    decoder = SSEDecoder()
+    decoder.feed(data)
+    found = list(decoder.events())
+    assert decoder.close() is None
+    return found
+
+
+def test_a_stream_in_the_responses_wire_format() -> None:
+    status, data = answer({"model": "demo", "input": "hello there", "stream": True})
+    assert status == 200
+    stream = events(data)
+    parsed = [STREAM_EVENT.validate_json(event.data or "") for event in stream]
+    assert [p.type for p in parsed] == [event.event for event in stream]
+    assert [p.sequence_number for p in parsed] == list(range(len(parsed)))
+    kinds = [event.event for event in stream]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert "response.reasoning_text.delta" in kinds and "response.output_text.delta" in kinds
+    assert kinds[-1] == "response.completed"
+    watch = ResponsesWatch()
+    for event in stream:
+        watch.observe(event)
+    final = json.loads(stream[-1].data or "")["response"]
+    text = "".join(p.delta for p in parsed if p.type == "response.output_text.delta")
+    assert final["output"][-1]["content"][0]["text"] == text and "hello there" in text
+    assert watch.complete and not watch.failed and watch.finish_reason == "completed"
+    assert watch.usage is not None and watch.usage.prompt_tokens == final["usage"]["input_tokens"]
+    assert watch.response_id == final["id"]
+
+
+def test_a_whole_body_the_sdk_accepts_and_an_output_limit() -> None:
+    status, body = answer(
+        {
+            "model": "demo-mini",
+            "input": [{"role": "user", "content": "hi you"}],
+            "max_output_tokens": 5,
+        }
+    )
+    assert status == 200
+    response = Response.model_validate_json(body)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage is not None and response.usage.output_tokens <= 5
+    _, streamed = answer(
+        {"model": "demo-mini", "input": "hi you", "max_output_tokens": 5, "stream": True}
+    )
+    assert events(streamed)[-1].event == "response.incomplete"
+
+
+def test_bad_bodies_are_openai_shaped_400s() -> None:
+    for body in (b"{", b"[]"):
+        status, data = answer(body)
+        assert status == 400 and set(json.loads(data)["error"]) >= {"message", "type"}
