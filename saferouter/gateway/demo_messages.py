@@ -3,10 +3,11 @@
 The demo transport (:mod:`saferouter.gateway.demo`) hands it requests whose path ends in
 ``/v1/messages`` (and ``/v1/messages/count_tokens``): both are in its ``DEMO_FORMATS``.
 It answers in Anthropic's wire format, as api.anthropic.com does
-(../shared/testdata/recordings/anthropic/): a stream of ``message_start`` (input and cache counts, a provisional output count), ``ping``,
-``content_block_start`` / ``content_block_delta`` / ``content_block_stop`` per block,
-``message_delta`` (``stop_reason`` and the cumulative usage) and ``message_stop``; or a
-whole ``message``. The text is the demo's usual echo (:class:`~.demo.DemoAnswer`).
+(../shared/testdata/recordings/anthropic/): a stream of ``message_start`` (input and
+cache counts, a provisional output count), ``ping``, ``content_block_start`` /
+``content_block_delta`` / ``content_block_stop`` per block, ``message_delta``
+(``stop_reason`` and the cumulative usage) and ``message_stop``; or a whole ``message``.
+The text is the demo's usual echo (:class:`~.demo.DemoAnswer`).
 
 It answers Claude Code: tools in the request are ignored (the answer is text, never a
 tool call), a ``thinking`` request gets a thinking block with a signature (the SDKs
