@@ -21,7 +21,7 @@ from ..catalog import Api, Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
-from ..gateway.dialects import anthropic_errors
+from ..gateway.dialects.messages import MESSAGES
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
@@ -58,7 +58,7 @@ async def get_model(model_id: str) -> Response:
     if model is None:
         missing = ModelNotFound(f"The model `{model_id}` does not exist", param="model")
         if _anthropic_client():
-            status, headers, body = anthropic_errors.error_reply(missing)
+            status, headers, body = MESSAGES.error_reply(missing)
             return Response(body, status=status, headers=headers)
         raise missing
     if _anthropic_client():

@@ -12,8 +12,8 @@ import httpcore
 import pydantic
 
 from saferouter.gateway.demo import DemoTransport
-from saferouter.gateway.dialects.anthropic_stream import MessagesWatch
 from saferouter.gateway.dialects.messages import MESSAGES
+from saferouter.gateway.dialects.messages_usage import MessagesWatch
 from saferouter.sse import SSEDecoder
 
 EVENTS = pydantic.TypeAdapter(types.RawMessageStreamEvent)

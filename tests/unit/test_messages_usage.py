@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from saferouter.accounting import Usage
-from saferouter.gateway.dialects.anthropic_stream import MessagesWatch
-from saferouter.gateway.dialects.anthropic_usage import merge_usage, messages_usage
+from saferouter.gateway.dialects.messages import MESSAGES
+from saferouter.gateway.dialects.messages_usage import MessagesWatch, merge_usage, messages_usage
 from saferouter.sse import SSEDecoder, SSEEvent
 
 from ..recordings import (
@@ -174,3 +174,16 @@ def test_message_stop_is_terminal_by_name_or_by_data() -> None:
     ping = SSEEvent(raw=b'event: ping\ndata: {"type": "ping"}\n\n', data='{"type": "ping"}')
     assert not watch.is_terminal(ping)
     assert watch.usage is None  # nothing reported, nothing to bill from usage
+
+
+def test_ids_and_stop_reasons_are_kept_only_as_storable_text() -> None:
+    """A provider's id with a NUL (PostgreSQL text cannot hold it) is not kept; a long
+    one is cut: what a watch or a body reports goes into the activity entry."""
+    watch = MessagesWatch()
+    start = {"message": {"id": "msg_\x00", "usage": {"input_tokens": 1}}}
+    watch.observe(event("message_start", start))
+    watch.observe(event("message_delta", {"delta": {"stop_reason": "x" * 500}}))
+    assert watch.response_id is None
+    assert watch.finish_reason == "x" * 200
+    facts = MESSAGES.body_facts(json.dumps({"id": "a\x00b", "stop_reason": 7}).encode())
+    assert (facts.response_id, facts.finish_reason) == (None, None)
