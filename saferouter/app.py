@@ -41,6 +41,7 @@ from .routes import (
     activity,
     attestation,
     byok,
+    count_tokens,
     credits,
     health,
     keys,
@@ -186,6 +187,7 @@ def create_app(
         )
 
     app.register_blueprint(models.blueprint)
+    app.register_blueprint(count_tokens.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(keys.blueprint)
     app.register_blueprint(credits.blueprint)

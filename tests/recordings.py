@@ -119,3 +119,18 @@ def recording_params(paths: list[str]) -> list[Any]:
     if RECORDINGS is None:
         return [pytest.param(None, id="no-testdata", marks=pytest.mark.testdata)]
     return [pytest.param(p, id=Path(p).name) for p in paths]
+
+
+def anthropic_billed(relative: str) -> Usage:
+    """What an Anthropic recording should bill (index-extra.json's expected usage, summed
+    over ``iterations`` where there are some): input, cache reads and cache writes make
+    the prompt, as :class:`~saferouter.accounting.Usage` counts it."""
+    final = extra_index()[relative]["final_usage"]
+    counts = final.get("iterations_total", final)
+    read, write = counts["cache_read_input_tokens"], counts["cache_creation_input_tokens"]
+    return Usage(
+        prompt_tokens=counts["input_tokens"] + read + write,
+        cached_tokens=read,
+        cache_write_tokens=write,
+        output_tokens=counts["output_tokens"],
+    )

@@ -64,6 +64,7 @@ from saferouter.config import Settings, Timeouts, load_settings
 from saferouter.keys import generate_key
 from saferouter.storage.sqlite import SQLiteStore
 
+from .fake_messages import add_messages_routes
 from .recordings import RECORDINGS, entry, stream_bytes
 from .responses_upstream import responses_route
 
@@ -102,6 +103,7 @@ class FakeUpstream:
 def make_fake_upstream(state: FakeUpstream) -> QuartTrio:
     app = QuartTrio("fake_upstream", static_folder=None)
     app.config["RESPONSE_TIMEOUT"] = None
+    add_messages_routes(app, state)  # /v1/messages: tests/fake_messages.py
     responses_route(app, state)  # POST /v1/responses: tests/responses_upstream.py
 
     @app.post("/v1/chat/completions")

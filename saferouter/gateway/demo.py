@@ -27,6 +27,7 @@ from typing import Any
 import httpcore
 import trio
 
+from .demo_messages import count_tokens_demo, messages_demo
 from .demo_responses import responses_demo
 
 _FINGERPRINT = "fp_saferouter_demo"
@@ -285,4 +286,6 @@ def _pieces(text: str) -> list[str]:
 DEMO_FORMATS: dict[bytes, DemoFormat] = {
     b"/chat/completions": chat_demo,
     b"/responses": responses_demo,
+    b"/v1/messages": messages_demo,
+    b"/v1/messages/count_tokens": count_tokens_demo,
 }

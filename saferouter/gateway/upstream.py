@@ -229,7 +229,8 @@ def upstream_error(
     operator's problem (the gateway's provider key, the gateway's provider balance), not
     the client's: passing them on would tell the client its own key or balance failed,
     so they become 502, without the provider's text (it can quote part of the key).
-    5xx becomes 502, except 503/504 which keep their meaning.
+    5xx becomes 502, except 503/504 which keep their meaning (and Anthropic's 529
+    ``overloaded_error``, a 503: the request fails over).
 
     Every piece of the provider's text is redacted (``redactor``, required so no caller
     can forget it): a provider or a proxy may quote the gateway's key back.
@@ -274,8 +275,10 @@ def upstream_error(
             rejected.error_type = error_type  # type: ignore[misc]
         return rejected
     detail = f": {message}" if message else ""
-    if status == 503:
-        return UpstreamUnavailable(f"{provider_name} is unavailable (503){detail}", headers=extra)
+    if status in (503, 529):  # 529: Anthropic's "overloaded", a 503 by another number
+        return UpstreamUnavailable(
+            f"{provider_name} is unavailable ({status}){detail}", headers=extra
+        )
     if status == 504:
         return UpstreamTimeout(f"{provider_name} timed out (504){detail}")
     return UpstreamBadGateway(f"{provider_name} failed ({status}){detail}")

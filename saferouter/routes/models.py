@@ -1,18 +1,27 @@
 """``GET /v1/models`` and ``GET /v1/models/{id}``: OpenAI's list shape plus what a
-client needs to choose: context length, prices, provider, capabilities, availability."""
+client needs to choose: context length, prices, provider, capabilities, availability.
+
+A request with an ``anthropic-version`` header comes from an Anthropic client (Claude
+Code, the Anthropic SDKs: they send it on every request): it gets Anthropic's shape
+(docs.anthropic.com/en/api/models-list) — ``{"data": [{"type": "model", "id",
+"display_name", "created_at"}], "has_more", "first_id", "last_id"}``, one page, listing
+the models whose provider serves the Messages API — and an unknown id gets Anthropic's
+404 ``not_found_error``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from ..accounting import usd_text
-from ..catalog import Model, Price
+from ..catalog import Api, Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
+from ..gateway.dialects.messages import MESSAGES
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
@@ -21,6 +30,20 @@ blueprint = Blueprint("models", __name__)
 @blueprint.get("/v1/models")
 async def list_models() -> Response:
     settings = app_state().settings
+    if _anthropic_client():  # only what /v1/messages can serve
+        listed = [
+            anthropic_model(model)
+            for model in settings.catalog.models.values()
+            if Api.MESSAGES in settings.endpoints[model.provider].provider.apis
+        ]
+        return json_response(
+            {
+                "data": listed,
+                "has_more": False,
+                "first_id": listed[0]["id"] if listed else None,
+                "last_id": listed[-1]["id"] if listed else None,
+            }
+        )
     data = [
         describe_model(model, settings.endpoints[model.provider], app_state().breaker)
         for model in settings.catalog.models.values()
@@ -33,10 +56,28 @@ async def get_model(model_id: str) -> Response:
     settings = app_state().settings
     model = settings.catalog.models.get(model_id)
     if model is None:
-        raise ModelNotFound(f"The model `{model_id}` does not exist", param="model")
+        missing = ModelNotFound(f"The model `{model_id}` does not exist", param="model")
+        if _anthropic_client():
+            status, headers, body = MESSAGES.error_reply(missing)
+            return Response(body, status=status, headers=headers)
+        raise missing
+    if _anthropic_client():
+        return json_response(anthropic_model(model))
     return json_response(
         describe_model(model, settings.endpoints[model.provider], app_state().breaker)
     )
+
+
+def anthropic_model(model: Model) -> dict[str, Any]:
+    """A catalog model as Anthropic's model object."""
+    return {"type": "model", "id": model.id, "display_name": model.name, "created_at": _EPOCH}
+
+
+_EPOCH = "1970-01-01T00:00:00Z"  # the catalog has no dates (OpenAI's ``created`` is 0 too)
+
+
+def _anthropic_client() -> bool:
+    return "anthropic-version" in request.headers
 
 
 def describe_model(

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from ..dialect import Dialect
 from .chat import CHAT
+from .messages import MESSAGES
 from .responses import RESPONSES
 
 DIALECTS: dict[str, Dialect] = {
     CHAT.path: CHAT,
+    MESSAGES.path: MESSAGES,
     RESPONSES.path: RESPONSES,
 }
