@@ -91,6 +91,12 @@ class RequestBooks:
     # where a settlement the store refused goes (unsettled.py); None: nowhere
     keep_unsettled: Callable[[Settlement], None] | None = None
     unsettled: bool = False  # the store refused the settlement
+    # what every activity entry of the request says of it (issue 15): the API spoken,
+    # the calling app (X-Title, HTTP-Referer) and routing's note
+    api: str = "chat"
+    app_title: str | None = None
+    app_referer: str | None = None
+    note: str | None = None
 
     @classmethod
     async def admit(
@@ -107,11 +113,17 @@ class RequestBooks:
         byok_fee_bp: int = 0,
         receipt_id: str | None = None,
         keep_unsettled: Callable[[Settlement], None] | None = None,
+        api: str = "chat",
+        app_title: str | None = None,
+        app_referer: str | None = None,
+        note: str | None = None,
     ) -> RequestBooks:
         """Check the key's limits and reserve the worst case of every attempt the request
         may end up on (or of those with the client's own keys, when only they fit);
         raises 400 (non-text input on a metered key), 402 or 429. An admitted request's
-        ``receipt_id`` is recorded pending in the same write."""
+        ``receipt_id`` is recorded pending in the same write. ``api``, ``app_title``,
+        ``app_referer`` and ``note`` go into every activity entry of the request, a
+        refusal's too."""
         wall = clock.wall()
         now = dt.datetime.fromtimestamp(wall, dt.UTC)
         books = cls(
@@ -128,6 +140,10 @@ class RequestBooks:
             plans=tuple(plans),
             byok_fee_bp=byok_fee_bp,
             keep_unsettled=keep_unsettled,
+            api=api,
+            app_title=app_title,
+            app_referer=app_referer,
+            note=note,
         )
         if store is None:
             return books
@@ -157,6 +173,10 @@ class RequestBooks:
                 streamed=chat.stream,
                 receipt_id=receipt_id,
                 own_keys_reserve_micro_usd=own_worst,
+                api=api,
+                app_title=app_title,
+                app_referer=app_referer,
+                note=note,
             )
         )
         books.admission = admission
@@ -251,6 +271,8 @@ class RequestBooks:
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
         relayed: bool = True,
+        response_id: str | None = None,
+        finish_reason: str | None = None,
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
@@ -258,6 +280,8 @@ class RequestBooks:
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
         written in the settlement's transaction (not called with accounting off).
+        ``response_id`` (the upstream's id of the response) and ``finish_reason`` go into
+        the serving attempt's entry.
         A settlement the store refuses (StorageError, raised) is kept to write when it
         answers (``unsettled.py``): as it is, or — unless its answer was ``relayed``
         already (a body goes out after this) — charging nothing."""
@@ -281,20 +305,21 @@ class RequestBooks:
             price = self.price_of(plan)
             cost = cost_micro_usd(usage, price)
             self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
+            serving = self._entry(
+                number=number,
+                plan=plan,
+                status=status,
+                outcome=outcome,
+                usage=usage,
+                cost=cost,
+                estimated=estimated,
+                error_type=error_type,
+                started=self.started,
+                first_byte_at=ttfb_s,
+                ended_at=None,
+            )
             attempts.append(
-                self._entry(
-                    number=number,
-                    plan=plan,
-                    status=status,
-                    outcome=outcome,
-                    usage=usage,
-                    cost=cost,
-                    estimated=estimated,
-                    error_type=error_type,
-                    started=self.started,
-                    first_byte_at=ttfb_s,
-                    ended_at=None,
-                )
+                attrs.evolve(serving, response_id=response_id, finish_reason=finish_reason)
             )
         elif not attempts:
             attempts.append(
@@ -313,6 +338,17 @@ class RequestBooks:
                     error_type=error_type,
                 )
             )
+        # what every entry of the request says of it alike, set here where all pass
+        attempts = [
+            attrs.evolve(
+                a,
+                api=self.api,
+                app_title=self.app_title,
+                app_referer=self.app_referer,
+                note=self.note,
+            )
+            for a in attempts
+        ]
         tokens = sum(e.prompt_tokens + e.completion_tokens for e in attempts)
         settlement = Settlement(
             key_id=self.key.id,

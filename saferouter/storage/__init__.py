@@ -208,6 +208,19 @@ class Store(Protocol):
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]: ...
 
+    async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
+        """The attempts, in order, of the request ``ref`` names: its request id, or the
+        upstream's id of the response it served (the newest such request); only
+        ``key_id``'s (None: any key's, for admins). [] when there is none — another
+        key's request is none."""
+        ...
+
+    async def served_response(self, key_id: str, response_id: str) -> ActivityEntry | None:
+        """The attempt of ``key_id``'s that served the response ``response_id`` (the
+        newest, should an upstream reuse an id); None when it served no such response —
+        another key's response is unknown to this key."""
+        ...
+
     # --- logs (transparency and audit) --------------------------------------------
     async def log_append(
         self, log: str, make_entry: Callable[[int, bytes | None], NewLogEntry]

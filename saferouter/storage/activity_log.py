@@ -1,5 +1,11 @@
 """The SQL of the activity log: one row per attempt of each request, written in the
-transaction that admits or settles it (:mod:`.ledger`), read newest first."""
+transaction that admits or settles it (:mod:`.ledger`), read newest first.
+
+A request is found by its own id (``req_…``, the ``X-SafeRouter-Request-Id``) or by the
+id the upstream gave the response that served it (``chatcmpl-…``, ``resp_…``,
+``msg_…``: what the client saw in the body). The partial index on ``(response_id,
+key_id)`` (migration 13) answers both a key's lookup and an admin's, which names no key;
+only serving attempts carry a response id, so the index holds no failed attempt."""
 
 from __future__ import annotations
 
@@ -35,7 +41,9 @@ _COLUMN: dict[rules.ActivityField, str] = {
     "id": "id",
     "status": "status",
     "outcome": "outcome",
+    "app": "coalesce(app_title, app_referer)",
 }
+_SELECT = f"SELECT {columns(ActivityEntry)} FROM activity"  # noqa: S608 (field names)
 
 
 def record(db: Db, e: ActivityEntry) -> None:
@@ -46,11 +54,41 @@ def activity(db: Db, q: ActivityFilter) -> list[ActivityEntry]:
     conditions = rules.activity_conditions(q)
     where = " AND ".join(["1 = 1", *(f"{_COLUMN[c.field]} {c.op} ?" for c in conditions)])
     rows = db.execute(
-        f"SELECT {columns(ActivityEntry)} FROM activity "  # noqa: S608 (field names)
-        f"WHERE {where} ORDER BY id DESC LIMIT ?",
+        f"{_SELECT} WHERE {where} ORDER BY id DESC LIMIT ?",
         (*(c.value for c in conditions), q.limit),
     ).fetchall()
     return [ActivityEntry(*row) for row in rows]
+
+
+def find_request(db: Db, key_id: str | None, ref: str) -> list[ActivityEntry]:
+    """The attempts (in order) of the request whose id is ``ref`` or, failing that, whose
+    serving attempt produced the response ``ref`` (the newest such request: an upstream
+    may reuse an id); only ``key_id``'s (None: any key's). [] when there is none."""
+    mine, key = ("AND key_id = ?", (key_id,)) if key_id is not None else ("", ())
+    rows = db.execute(
+        f"{_SELECT} WHERE request_id = ? {mine} ORDER BY attempt", (ref, *key)
+    ).fetchall()
+    if not rows:
+        found = db.execute(
+            f"SELECT request_id FROM activity WHERE response_id = ? {mine} "  # noqa: S608
+            "ORDER BY id DESC LIMIT 1",
+            (ref, *key),
+        ).fetchone()
+        if found is None:
+            return []
+        rows = db.execute(
+            f"{_SELECT} WHERE request_id = ? {mine} ORDER BY attempt", (found[0], *key)
+        ).fetchall()
+    return [ActivityEntry(*row) for row in rows]
+
+
+def served_response(db: Db, key_id: str, response_id: str) -> ActivityEntry | None:
+    """The newest attempt of ``key_id``'s that served the response ``response_id``."""
+    row = db.execute(
+        f"{_SELECT} WHERE response_id = ? AND key_id = ? ORDER BY id DESC LIMIT 1",
+        (response_id, key_id),
+    ).fetchone()
+    return None if row is None else ActivityEntry(*row)
 
 
 def usage_by_model(db: Db, key_id: str) -> list[ModelUsage]:

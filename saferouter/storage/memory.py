@@ -396,6 +396,14 @@ class MemoryStore:
         self._check_open()
         return self._activity.usage_by_model(key_id)
 
+    async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
+        self._check_open()
+        return self._activity.find_request(key_id, ref)
+
+    async def served_response(self, key_id: str, response_id: str) -> ActivityEntry | None:
+        self._check_open()
+        return self._activity.served_response(key_id, response_id)
+
     # --- logs ---------------------------------------------------------------------
 
     async def log_append(

@@ -186,6 +186,26 @@ class ActivityTable:
         newest_first = [e for _, e in sorted(self._entries.items(), reverse=True)]
         return first([e for e in newest_first if all(c.holds(e) for c in conditions)], query.limit)
 
+    def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
+        """The attempts of the request ``ref`` names, as :func:`.activity_log.find_request`
+        finds them (a scan: the test store)."""
+        mine = [e for _, e in sorted(self._entries.items()) if key_id in (None, e.key_id)]
+        if not any(e.request_id == ref for e in mine):
+            served = [e.request_id for e in mine if e.response_id == ref]
+            if not served:
+                return []
+            ref = served[-1]  # the newest
+        return sorted((e for e in mine if e.request_id == ref), key=lambda e: e.attempt)
+
+    def served_response(self, key_id: str, response_id: str) -> ActivityEntry | None:
+        """The newest of the key's attempts that served ``response_id``."""
+        served = [
+            e
+            for _, e in sorted(self._entries.items())
+            if e.key_id == key_id and e.response_id == response_id
+        ]
+        return served[-1] if served else None
+
     def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         """Per model, what the key's attempts (not its refusals) used; costliest first."""
         by_model: dict[str, list[ActivityEntry]] = {}

@@ -300,6 +300,24 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 12: each replica's logs are named by its identity: the single gateway's become its own
     name_logs_by_identity,
+    # 13: every API clients speak (issue 15). Each attempt says which API the client spoke
+    # (old rows were chat completions), the upstream's id of the response it served and
+    # why it finished, the calling app (OpenRouter's X-Title and HTTP-Referer), routing's
+    # note, and the prompt tokens written to the provider's cache. A request is looked up
+    # by its response id (GET /api/v1/generation, a Responses follow-up's pin): the index
+    # leads with it, so an admin's lookup (no key) uses it too, and holds only the rows
+    # that have one (serving attempts).
+    """
+    ALTER TABLE activity ADD COLUMN api TEXT NOT NULL DEFAULT 'chat';
+    ALTER TABLE activity ADD COLUMN response_id TEXT;
+    ALTER TABLE activity ADD COLUMN finish_reason TEXT;
+    ALTER TABLE activity ADD COLUMN app_title TEXT;
+    ALTER TABLE activity ADD COLUMN app_referer TEXT;
+    ALTER TABLE activity ADD COLUMN note TEXT;
+    ALTER TABLE activity ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX activity_response ON activity (response_id, key_id)
+        WHERE response_id IS NOT NULL;
+    """,
 )
 
 

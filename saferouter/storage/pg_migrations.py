@@ -181,6 +181,19 @@ MIGRATIONS: tuple[str, ...] = (
         WHEN (OLD IS DISTINCT FROM NEW)
         EXECUTE FUNCTION bump_key_generation();
     """,
+    # 2: SQLite's 13 (issue 15): each attempt's API, response id, finish reason, calling
+    # app, routing note and cache-write tokens; the lookup by response id
+    """
+    ALTER TABLE activity ADD COLUMN api TEXT NOT NULL DEFAULT 'chat';
+    ALTER TABLE activity ADD COLUMN response_id TEXT;
+    ALTER TABLE activity ADD COLUMN finish_reason TEXT;
+    ALTER TABLE activity ADD COLUMN app_title TEXT;
+    ALTER TABLE activity ADD COLUMN app_referer TEXT;
+    ALTER TABLE activity ADD COLUMN note TEXT;
+    ALTER TABLE activity ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX activity_response ON activity (response_id, key_id)
+        WHERE response_id IS NOT NULL;
+    """,
 )
 
 

@@ -208,7 +208,21 @@ class ActivityEntry:
     # what the provider billed beyond the charge (``cost_micro_usd``): the operator's loss
     overrun_micro_usd: int = 0
     byok: bool = attrs.field(default=False, converter=bool)  # served with the key's own key
+    # issue 15: which API the client spoke ("chat", "responses", "messages": the dialect's
+    # ``Api`` value; a string here, the storage layer knows no gateway types)
+    api: str = "chat"
+    response_id: str | None = None  # the upstream's id of the response this attempt served
+    finish_reason: str | None = None  # as the API says it (stop, completed, end_turn …)
+    app_title: str | None = None  # the calling app, as it named itself (X-Title)
+    app_referer: str | None = None  # and its URL (HTTP-Referer)
+    note: str | None = None  # what routing did that the client should know (skipped models)
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the provider's prompt cache
     id: int | None = None
+
+    @property
+    def app(self) -> str | None:
+        """The app that sent the request: the title it gave, else its URL."""
+        return self.app_title if self.app_title is not None else self.app_referer
 
 
 @attrs.frozen
@@ -225,6 +239,11 @@ class AdmissionRequest:
     # the worst case of the attempts with the key's own provider keys alone: reserved
     # instead when the whole one does not fit the credits (None: no narrower set)
     own_keys_reserve_micro_usd: int | None = None
+    # what a refusal's entry says of the request, as every entry of it does
+    api: str = "chat"
+    app_title: str | None = None
+    app_referer: str | None = None
+    note: str | None = None
 
 
 @attrs.frozen
@@ -332,6 +351,7 @@ class ActivityFilter:
     model: str | None = None
     provider: str | None = None
     status: str | None = None  # "ok" | "error" | an HTTP status | an outcome
+    app: str | None = None  # the calling app (ActivityEntry.app: its title, else its URL)
     since: float | None = None
     until: float | None = None
     before_id: int | None = None  # pagination cursor

@@ -131,6 +131,10 @@ def refusal_entry(request: AdmissionRequest, refusal: Refusal) -> ActivityEntry:
         outcome=ActivityOutcome.REJECTED,
         streamed=request.streamed,
         error_type=refusal,
+        api=request.api,
+        app_title=request.app_title,
+        app_referer=request.app_referer,
+        note=request.note,
     )
 
 
@@ -261,7 +265,9 @@ def with_byok_fallback(key: ByokKey, fallback: bool, now: float) -> ByokKey:
 
 # --- activity -------------------------------------------------------------------------
 
-ActivityField = Literal["key_id", "model", "provider", "created_at", "id", "status", "outcome"]
+ActivityField = Literal[
+    "key_id", "model", "provider", "created_at", "id", "status", "outcome", "app"
+]
 Operator = Literal["=", "!=", ">=", "<"]
 
 
@@ -298,6 +304,7 @@ def activity_conditions(q: ActivityFilter) -> list[Condition]:
         ("key_id", "=", q.key_id),
         ("model", "=", q.model),
         ("provider", "=", q.provider),
+        ("app", "=", q.app),
         ("created_at", ">=", q.since),
         ("created_at", "<", q.until),
         ("id", "<", q.before_id),

@@ -257,6 +257,14 @@ class SqlStore:
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
 
+    async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
+        return await self._read_keyed(lambda db: activity_log.find_request(db, key_id, ref))
+
+    async def served_response(self, key_id: str, response_id: str) -> ActivityEntry | None:
+        return await self._read_keyed(
+            lambda db: activity_log.served_response(db, key_id, response_id)
+        )
+
     # --- logs ---------------------------------------------------------------------
 
     async def log_append(
