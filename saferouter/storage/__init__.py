@@ -152,10 +152,11 @@ class Store(Protocol):
         changes no balance (it is recorded in the activity log)."""
         ...
 
-    async def settle(self, settlement: Settlement) -> None:
+    async def settle(self, settlement: Settlement) -> int:
         """Release the reservation, charge the actual cost — a metered key at most what
         was reserved, the rest recorded as an ``overrun`` — record every attempt and
-        count the tokens against the rate window; idempotent per request id."""
+        count the tokens against the rate window; idempotent per request id. Returns
+        what the key was charged, in micro-USD (0 when it was settled before)."""
         ...
 
     async def top_up(
