@@ -29,7 +29,8 @@ IDLE_LEAVES = ("WorkerThread._work (trio/_core/_thread_cache.py",)
 PARTS = (
     ("auth", "saferouter/routes/auth.py"),
     ("auth", "saferouter/keys.py"),
-    ("parse", "saferouter/gateway/request.py"),
+    ("parse", "saferouter/gateway/dialects/"),
+    ("parse", "saferouter/gateway/upstream_body.py"),
     ("parse", "saferouter/routes/body.py"),
     ("parse", "saferouter/client_input.py"),
     ("books: admit/settle", "saferouter/gateway/books.py"),
@@ -48,7 +49,7 @@ PARTS = (
     ("ASGI guard", "saferouter/asgi.py"),
     ("timing", "saferouter/timing.py"),
     ("chat route", "saferouter/routes/chat.py"),
-    ("chat route", "saferouter/chat_asgi.py"),  # the raw ASGI adapter, once it lands
+    ("chat route", "saferouter/api_asgi.py"),  # the raw ASGI adapter
     ("pipeline", "saferouter/gateway/pipeline.py"),
     ("http worker/connections", "saferouter/http_worker.py"),
     ("http worker/connections", "saferouter/connections.py"),

@@ -13,7 +13,6 @@ and again in a trailing chunk, OpenAI sends a moderation chunk after it
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -29,12 +28,15 @@ UNKNOWN_MAX_OUTPUT_TOKENS = 65_536
 
 @attrs.frozen
 class Usage:
-    """Token counts as billed. ``output_tokens`` includes reasoning tokens."""
+    """Token counts as billed. ``output_tokens`` includes reasoning tokens;
+    ``cached_tokens`` (read from the provider's cache) and ``cache_write_tokens``
+    (written to it) are parts of ``prompt_tokens``, each billed at its own price."""
 
     prompt_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -62,7 +64,8 @@ def normalize_usage(raw: Mapping[str, Any]) -> Usage:
 
     Cached prompt tokens: ``prompt_tokens_details.cached_tokens`` (OpenAI, Z.AI),
     ``prompt_cache_hit_tokens`` (DeepSeek), ``input_tokens_details.cached_tokens``
-    (Responses) or a top-level ``cached_tokens`` (Together). Reasoning tokens are part
+    (Responses) or a top-level ``cached_tokens`` (Together); tokens written to the
+    cache: ``input_tokens_details.cache_write_tokens`` (Responses). Reasoning tokens are part
     of ``completion_tokens`` for DeepSeek and Z.AI; xAI reports them beside it (its
     ``total_tokens`` shows it), in which case they are added.
     """
@@ -79,39 +82,31 @@ def normalize_usage(raw: Mapping[str, Any]) -> Usage:
         _detail(raw, "output_tokens_details", "reasoning_tokens"),
         raw.get("reasoning_tokens"),
     )
+    cache_write = _first_int(_detail(raw, "input_tokens_details", "cache_write_tokens"))
     total = raw.get("total_tokens")
     output = completion
     if reasoning and isinstance(total, int) and total == prompt + completion + reasoning:
         output = completion + reasoning
+    cached = min(cached, prompt)
     return Usage(
         prompt_tokens=prompt,
-        cached_tokens=min(cached, prompt),
+        cached_tokens=cached,
         output_tokens=output,
         reasoning_tokens=reasoning,
+        # parts of the prompt: together never more than it
+        cache_write_tokens=max(0, min(cache_write, prompt - cached)),
     )
 
 
-def usage_of_body(body: bytes) -> Usage | None:
-    """Usage of a non-streaming response body (leading blank lines allowed)."""
-    raw = reported_usage(body)
-    return normalize_usage(raw) if raw is not None else None
-
-
-def reported_usage(body: bytes) -> Mapping[str, Any] | None:
-    """The usage object of a non-streaming response body, as the provider wrote it."""
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return usage_in(data)
-
-
 def cost_micro_usd(usage: Usage, price: Price) -> int:
-    """What ``usage`` costs at ``price``, rounded up to a whole micro-USD."""
-    uncached = usage.prompt_tokens - usage.cached_tokens
+    """What ``usage`` costs at ``price``, rounded up to a whole micro-USD: the prompt's
+    tokens read from a cache at ``cached_input``, written to one at ``cache_write``, the
+    rest at ``input``; output at ``output``."""
+    uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
     numerator = (
         uncached * price.input
         + usage.cached_tokens * price.cached_input
+        + usage.cache_write_tokens * price.cache_write
         + usage.output_tokens * price.output
     )
     return -(-numerator // MICRO_PER_MILLION)
@@ -123,7 +118,7 @@ def prompt_token_bound(request_body: bytes) -> int:
     Tokenizers never give a token less than one byte of text, so this bound holds for
     text — and only for text: an image, audio or file part costs tokens its bytes do not
     bound (an image URL is a few bytes), which is why a metered key may send text only
-    (:func:`saferouter.gateway.request.non_text_parts`). It is conservative (real
+    (:func:`saferouter.gateway.dialects.chat.non_text_parts`). It is conservative (real
     prompts run 3–4 bytes a token) but the reservation is released at settlement.
     """
     return len(request_body)
@@ -138,13 +133,16 @@ def reservation_micro_usd(
     choices: int = 1,
 ) -> int:
     """Worst-case cost of a text request at ``price`` (the model's at admission, or a
-    BYOK fee): every prompt byte a token at the full input price (the prompt is billed
-    once, whatever ``n``), plus ``choices`` × ``max_tokens`` (or the model's max output)
-    at the output price — each of the ``n`` choices may use the whole limit."""
+    BYOK fee): every prompt byte a token at the dearest price a prompt token can have
+    (input, cache read or cache write: a provider decides which it bills; the prompt is
+    billed once, whatever ``n``), plus ``choices`` × ``max_tokens`` (or the model's max
+    output) at the output price — each of the ``n`` choices may use the whole limit."""
     limit = model.max_output or UNKNOWN_MAX_OUTPUT_TOKENS
     output = limit if max_tokens is None else min(max_tokens, limit)
-    worst = Usage(prompt_tokens=prompt_token_bound(request_body), output_tokens=choices * output)
-    return cost_micro_usd(worst, price)
+    numerator = (
+        prompt_token_bound(request_body) * price.dearest_input + choices * output * price.output
+    )
+    return -(-numerator // MICRO_PER_MILLION)
 
 
 def split_charge(cost_micro_usd: int, cap_micro_usd: int | None) -> tuple[int, int]:
@@ -154,68 +152,6 @@ def split_charge(cost_micro_usd: int, cap_micro_usd: int | None) -> tuple[int, i
     charge = cost_micro_usd if cap_micro_usd is None else min(cost_micro_usd, cap_micro_usd)
     charge = max(charge, 0)
     return charge, cost_micro_usd - charge
-
-
-class StreamUsage:
-    """Watches a stream's events: the last usage reported, how much text went out (for an
-    estimate when no usage comes), ``[DONE]``, and in-band error events."""
-
-    def __init__(self) -> None:
-        self.raw_usage: Mapping[str, Any] | None = None
-        self.text_bytes = 0
-        self.done = False
-        self.error_event = False
-
-    def observe(self, data: str | None, event_name: str | None = None) -> bool:
-        """Account for one event; True when it is a usage-only chunk (``choices: []``
-        with usage), the one a client that did not ask for usage must not see."""
-        if data is None:
-            return False
-        if data == "[DONE]":
-            self.done = True
-            return False
-        if event_name == "error":
-            self.error_event = True
-        try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError):
-            return False
-        if not isinstance(obj, dict):
-            return False
-        if obj.get("error"):
-            self.error_event = True
-        usage = usage_in(obj)
-        if usage is not None:
-            self.raw_usage = usage
-        choices = obj.get("choices")
-        if isinstance(choices, list):
-            for choice in choices:
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict):
-                    self.text_bytes += _delta_bytes(delta)
-            return not choices and usage is not None
-        return False
-
-    @property
-    def usage(self) -> Usage | None:
-        return normalize_usage(self.raw_usage) if self.raw_usage is not None else None
-
-
-def _delta_bytes(delta: Mapping[str, Any]) -> int:
-    size = 0
-    for name in ("content", "reasoning_content", "reasoning", "refusal"):
-        value = delta.get(name)
-        if isinstance(value, str):
-            size += len(value.encode())
-    calls = delta.get("tool_calls")
-    if isinstance(calls, list):
-        for call in calls:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                for value in function.values():
-                    if isinstance(value, str):
-                        size += len(value.encode())
-    return size
 
 
 def estimate_tokens(text_bytes: int) -> int:

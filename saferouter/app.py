@@ -14,10 +14,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
+from .api_asgi import REQUEST_ID_HEADER, ApiEndpoint
 from .asgi import ClientGuard
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
-from .chat_asgi import REQUEST_ID_HEADER, ChatEndpoint
 from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
 from .clock import TrioClock
 from .config import Settings
@@ -94,11 +94,11 @@ def create_app(
         wall=TrioClock().wall,
     )
     # Quart's middleware hook: hypercorn, the CLI and the tests all serve it this way.
-    # Chat completions are answered in front of Quart, by ChatEndpoint; the rest by Quart.
+    # The API paths (DIALECTS) are answered in front of Quart, by ApiEndpoint; the rest by Quart.
     # Twice the body limit may be drained: a body just over it (a 413) keeps its
     # keep-alive connection; a far bigger one is answered with Connection: close.
     app.asgi_app = ClientGuard(  # type: ignore[method-assign]
-        ChatEndpoint(
+        ApiEndpoint(
             app.asgi_app,
             ports=lambda: app_state.ports,
             max_body_bytes=settings.max_body_bytes,

@@ -14,6 +14,7 @@ model's price (held as integer basis points).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -31,13 +32,32 @@ PROVIDER_KINDS = frozenset({"openai", "demo"})
 BASIS_POINTS = 10_000  # 100 %
 
 
+class Api(enum.StrEnum):
+    """The APIs the gateway speaks (``gateway.dialect``); a provider lists those it
+    serves in the catalog's ``apis``."""
+
+    CHAT = "chat"  # POST /v1/chat/completions
+    RESPONSES = "responses"  # POST /v1/responses
+    MESSAGES = "messages"  # POST /v1/messages
+
+
 @attrs.frozen
 class Price:
-    """Micro-USD per million tokens."""
+    """Micro-USD per million tokens. ``cache_write``: prompt tokens written to the
+    provider's cache (Anthropic's ``cache_creation_input_tokens``), which may cost more
+    than ``input``; the catalog's default is ``input``."""
 
     input: int
     cached_input: int
     output: int
+    cache_write: int = attrs.field(
+        default=attrs.Factory(lambda price: price.input, takes_self=True)
+    )
+
+    @property
+    def dearest_input(self) -> int:
+        """The most a prompt token can cost, whether read, cached or written to a cache."""
+        return max(self.input, self.cached_input, self.cache_write)
 
     def fee(self, fee_bp: int) -> Price:
         """``fee_bp`` basis points of this price, each part rounded up to a whole
@@ -47,6 +67,7 @@ class Price:
             input=_bp_of(self.input, fee_bp),
             cached_input=_bp_of(self.cached_input, fee_bp),
             output=_bp_of(self.output, fee_bp),
+            cache_write=_bp_of(self.cache_write, fee_bp),
         )
 
 
@@ -96,6 +117,10 @@ class Provider:
     headers: Mapping[str, str]
     default_pricing: Pricing | None
     demo_chunk_delay_ms: int
+    apis: frozenset[Api] = frozenset({Api.CHAT})  # the APIs it serves
+    # where ``messages`` goes (chat and responses go under base_url); "" when none
+    anthropic_base_url: str = ""
+    anthropic_base_url_env: str | None = None
 
 
 @attrs.frozen
@@ -170,6 +195,7 @@ class _RawPrice:
     input: Any
     output: Any
     cached_input: Any = None
+    cache_write: Any = None
 
 
 @attrs.define
@@ -178,6 +204,7 @@ class _RawPeak:
     output: Any
     hours_utc: list[str]
     cached_input: Any = None
+    cache_write: Any = None
     weekdays_only: bool = True
 
 
@@ -192,6 +219,9 @@ class _RawProvider:
     headers: dict[str, str] = attrs.Factory(dict)
     default_price: _RawPrice | None = None
     demo_chunk_delay_ms: int = 0
+    apis: list[str] | None = None
+    anthropic_base_url: str = ""
+    anthropic_base_url_env: str | None = None
 
 
 @attrs.define
@@ -280,6 +310,13 @@ def _provider(pid: str, rp: _RawProvider, source: str) -> Provider:
         raise ConfigError(f"{source}: provider {pid!r} has unknown kind {rp.kind!r}")
     if rp.kind == "openai" and not rp.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{source}: provider {pid!r} needs an http(s) base_url")
+    apis = _apis(pid, rp, source)
+    if rp.anthropic_base_url and not rp.anthropic_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: provider {pid!r} needs an http(s) anthropic_base_url")
+    if rp.kind == "openai" and Api.MESSAGES in apis and not rp.anthropic_base_url:
+        raise ConfigError(
+            f"{source}: provider {pid!r} serves messages: it needs an anthropic_base_url"
+        )
     return Provider(
         id=pid,
         name=rp.name,
@@ -295,7 +332,24 @@ def _provider(pid: str, rp: _RawProvider, source: str) -> Provider:
             else None
         ),
         demo_chunk_delay_ms=rp.demo_chunk_delay_ms,
+        apis=apis,
+        anthropic_base_url=rp.anthropic_base_url.rstrip("/"),
+        anthropic_base_url_env=rp.anthropic_base_url_env,
     )
+
+
+def _apis(pid: str, rp: _RawProvider, source: str) -> frozenset[Api]:
+    """The provider's ``apis``: chat alone when unset; the demo speaks all of them."""
+    if rp.apis is None:
+        return frozenset(Api) if rp.kind == "demo" else frozenset({Api.CHAT})
+    known = {api.value for api in Api}
+    unknown = sorted(set(rp.apis) - known)
+    if unknown or not rp.apis:
+        raise ConfigError(
+            f"{source}: provider {pid!r} apis must list some of {sorted(known)}"
+            + (f", not {unknown}" if unknown else "")
+        )
+    return frozenset(Api(name) for name in rp.apis)
 
 
 def _model(rm: _RawModel, source: str) -> Model:
@@ -310,7 +364,11 @@ def _model(rm: _RawModel, source: str) -> Model:
     peak = None
     windows: tuple[PeakWindow, ...] = ()
     if rm.peak is not None:
-        peak = _price(_RawPrice(rm.peak.input, rm.peak.output, rm.peak.cached_input), where)
+        raw_peak = rm.peak
+        peak = _price(
+            _RawPrice(raw_peak.input, raw_peak.output, raw_peak.cached_input, raw_peak.cache_write),
+            where,
+        )
         windows = tuple(_window(h, rm.peak.weekdays_only, where) for h in rm.peak.hours_utc)
     return Model(
         id=rm.id,
@@ -363,10 +421,12 @@ def _scaled(value: object, scale: int, where: str, what: str) -> Decimal:
 def _price(rp: _RawPrice, where: str) -> Price:
     input_micro = usd_per_million_to_micro(rp.input, where)
     cached = rp.cached_input if rp.cached_input is not None else rp.input
+    cache_write = rp.cache_write if rp.cache_write is not None else rp.input
     return Price(
         input=input_micro,
         cached_input=usd_per_million_to_micro(cached, where),
         output=usd_per_million_to_micro(rp.output, where),
+        cache_write=usd_per_million_to_micro(cache_write, where),
     )
 
 

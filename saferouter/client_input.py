@@ -226,3 +226,41 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
+    """The error for a request field of the wrong JSON type (OpenAI's wording)."""
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)}.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def parse_token_limit(payload: Mapping[str, Any], name: str) -> int | None:
+    """A request's token limit ``name``: absent or null is None, else an integer ≥ 1.
+    Raises InvalidRequest."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise wrong_type(name, "an integer", value)
+    if value < 1:
+        raise InvalidRequest(
+            f"'{name}' must be at least 1, got {value}.", param=name, code="invalid_value"
+        )
+    return value
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

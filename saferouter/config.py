@@ -13,11 +13,14 @@ from typing import TypeVar
 
 import attrs
 
-from .catalog import DEFAULT_CATALOG_PATH, Catalog, Provider, load_catalog
+from .catalog import DEFAULT_CATALOG_PATH, Api, Catalog, Provider, load_catalog
 from .errors import ConfigError
 from .verify.origin import authority
 
 N = TypeVar("N", int, float)
+
+
+DEMO_URL = "http://demo.invalid"
 
 
 @attrs.frozen
@@ -27,6 +30,16 @@ class UpstreamEndpoint:
     provider: Provider
     base_url: str
     api_key: str | None = attrs.field(repr=False)
+    anthropic_base_url: str = ""  # where ``messages`` goes; "" when the provider has none
+
+    def url(self, api: Api) -> str:
+        """The base URL ``api``'s upstream path goes under (the dialect's
+        ``upstream_path`` is appended): ``anthropic_base_url`` for messages, ``base_url``
+        for the OpenAI APIs. The demo's are names its in-process transport never
+        resolves."""
+        if self.provider.kind == "demo":
+            return DEMO_URL if api is Api.MESSAGES else DEMO_URL + "/v1"
+        return self.anthropic_base_url if api is Api.MESSAGES else self.base_url
 
     @property
     def available(self) -> bool:
@@ -205,14 +218,26 @@ def _audit_rate(environ: Mapping[str, str]) -> int:
 def endpoints_from_env(catalog: Catalog, environ: Mapping[str, str]) -> dict[str, UpstreamEndpoint]:
     endpoints = {}
     for pid, provider in catalog.providers.items():
-        base_url = provider.base_url
-        if provider.base_url_env and environ.get(provider.base_url_env):
-            base_url = environ[provider.base_url_env].rstrip("/")
-            if not base_url.startswith(("http://", "https://")):
-                raise ConfigError(f"{provider.base_url_env} must be an http(s) URL")
         key = environ.get(provider.api_key_env) if provider.api_key_env else None
-        endpoints[pid] = UpstreamEndpoint(provider=provider, base_url=base_url, api_key=key or None)
+        endpoints[pid] = UpstreamEndpoint(
+            provider=provider,
+            base_url=_url_env(environ, provider.base_url_env, provider.base_url),
+            api_key=key or None,
+            anthropic_base_url=_url_env(
+                environ, provider.anthropic_base_url_env, provider.anthropic_base_url
+            ),
+        )
     return endpoints
+
+
+def _url_env(environ: Mapping[str, str], name: str | None, default: str) -> str:
+    """The URL the environment variable ``name`` sets, when set, else ``default``."""
+    if not name or not environ.get(name):
+        return default
+    url = environ[name].rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return url
 
 
 def _flag_env(environ: Mapping[str, str], name: str, default: bool) -> bool:

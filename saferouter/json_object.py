@@ -1,10 +1,10 @@
 """A JSON object body with where each top-level member sits in its bytes (pure).
 
-The gateway sends a chat body upstream with a few members changed
-(:class:`saferouter.gateway.request.UpstreamBody`). Encoding the parsed value again costs
-a full JSON encode per attempt — milliseconds for a long prompt — and changes the
-client's bytes (key order, escapes, number forms) for no reason. Knowing each member's
-span lets it splice instead.
+The gateway sends a request body upstream with a few members changed
+(:class:`saferouter.gateway.upstream_body.UpstreamBody`). Encoding the parsed value
+again costs a full JSON encode per attempt — milliseconds for a long prompt — and
+changes the client's bytes (key order, escapes, number forms) for no reason. Knowing
+each member's span lets it splice instead.
 
 The spans come with the one parse of the body: the top level is walked here, a few
 regular expressions per member, and each member's value read by the C scanner

@@ -18,6 +18,7 @@ from ..config import UpstreamEndpoint
 from ..errors import UpstreamError
 from ..sse import SSEDecoder, SSEEvent
 from .breaker import Admission
+from .dialect import BodyFacts
 from .routing import Plan
 
 
@@ -49,6 +50,7 @@ class Attempt:
     chunks: AsyncIterator[bytes] | None = None
     prelude: list[SSEEvent] = attrs.Factory(list)
     body: bytes | None = None  # non-stream
+    facts: BodyFacts | None = None  # what that body says (read once, when it arrived)
     first_byte_at: float | None = None
     ended_at: float | None = None
     error: UpstreamError | None = None

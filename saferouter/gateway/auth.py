@@ -16,7 +16,9 @@ generation, so they are not in what this returns and cannot be read stale.
 Wrong keys are not cached: a client spraying guesses would otherwise evict the real
 keys, and a key created elsewhere moves the generation anyway.
 
-Framework-free: the request pipeline calls it with the ``Authorization`` header's value.
+Framework-free: the request pipeline calls it with the ``Authorization`` header's value,
+or the ``x-api-key`` header's (Anthropic's clients send that) as one
+(:func:`presented_key`).
 """
 
 from __future__ import annotations
@@ -114,6 +116,23 @@ class Authenticator:
         if now_s - self._last_touch_s.get(key_id, float("-inf")) >= TOUCH_INTERVAL_S:
             self._last_touch_s[key_id] = now_s
             await self._store.touch_key(key_id, now_s)
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The ``Authorization`` value a request presents its key in: the header itself, or
+    ``x-api-key``'s key as a bearer one. Both sent and naming different keys: 401 (which
+    one the client meant is not ours to guess)."""
+    token = x_api_key.strip() if x_api_key else ""
+    if not token:
+        return authorization
+    if authorization is None:
+        return "Bearer " + token
+    if parse_bearer(authorization) != token:
+        raise AuthenticationFailed(
+            "The Authorization and x-api-key headers name different API keys. Send one.",
+            code="conflicting_api_keys",
+        )
+    return authorization
 
 
 def _redact(secret: str) -> str:

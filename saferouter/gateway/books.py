@@ -50,7 +50,7 @@ from ..storage import (
     Store,
 )
 from ..storage.records import ActivityOutcome
-from .request import ChatRequest
+from .dialect import ApiRequest
 from .routing import Plan
 from .unsettled import voided
 
@@ -108,7 +108,7 @@ class RequestBooks:
         *,
         key: KeyIdentity,
         request_id: str,
-        chat: ChatRequest,
+        request: ApiRequest,
         body: bytes,
         plans: list[Plan],
         started: float,
@@ -133,8 +133,8 @@ class RequestBooks:
             store=store,
             key=key,
             request_id=request_id,
-            requested_model=chat.model,
-            streamed=chat.stream,
+            requested_model=request.requested_model,
+            streamed=request.stream,
             request_bytes=len(body),
             clock=clock,
             started=started,
@@ -151,14 +151,14 @@ class RequestBooks:
         if store is None:
             return books
         worst = own_worst = None  # no bound: the store refuses it for a metered key
-        if not chat.non_text:
+        if not request.non_text:
             costs = [
                 reservation_micro_usd(
                     plan.model,
                     body,
-                    chat.max_tokens,
+                    request.max_tokens,
                     price=books.price_of(plan),
-                    choices=chat.choices,
+                    choices=request.choices,
                 )
                 for plan in books.plans
             ]
@@ -172,8 +172,8 @@ class RequestBooks:
                 request_id=request_id,
                 reserve_micro_usd=worst,
                 now=wall,
-                requested_model=chat.model,
-                streamed=chat.stream,
+                requested_model=request.requested_model,
+                streamed=request.stream,
                 receipt_id=receipt_id,
                 own_keys_reserve_micro_usd=own_worst,
                 api=api,
@@ -193,7 +193,7 @@ class RequestBooks:
         if admission.refusal == "unsupported_content":
             raise InvalidRequest(
                 "This key is metered, and the gateway bounds the cost of text only; this "
-                f"request also has {'; '.join(chat.non_text)}. Send text only, or use an "
+                f"request also has {'; '.join(request.non_text)}. Send text only, or use an "
                 "unmetered key.",
                 param="messages",
                 code="unsupported_content",
@@ -411,6 +411,7 @@ class RequestBooks:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             cost_micro_usd=cost,
             streamed=self.streamed,

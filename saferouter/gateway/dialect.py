@@ -22,25 +22,19 @@ the :class:`StreamWatch` it makes.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from ..accounting import Usage
+from ..catalog import Api  # below the gateway: the catalog lists each provider's APIs
 from ..errors import ApiError
 from ..json_object import JsonObject
 from ..sse import SSEEvent
 from .upstream_body import UpstreamBody
 
-
-class Api(enum.StrEnum):
-    """The APIs the gateway speaks; the catalog names them in ``apis``."""
-
-    CHAT = "chat"  # POST /v1/chat/completions
-    RESPONSES = "responses"  # POST /v1/responses
-    MESSAGES = "messages"  # POST /v1/messages
+__all__ = ["Api", "ApiRequest", "BodyFacts", "Dialect", "StreamWatch", "fact_text"]
 
 
 @attrs.frozen
@@ -89,6 +83,17 @@ class BodyFacts:
     # not None: a 200 that is a failure (a Responses status "failed"), said why: the
     # race fails over and nothing is billed
     failed: str | None = None
+
+
+MAX_FACT_CHARS = 200
+
+
+def fact_text(value: object) -> str | None:
+    """A response's string field (an id, a finish reason) as text the store may keep:
+    at most 200 characters, no NUL; None for anything else."""
+    if isinstance(value, str) and "\x00" not in value:
+        return value[:MAX_FACT_CHARS]
+    return None
 
 
 class StreamWatch(Protocol):

@@ -1,17 +1,23 @@
-"""The chat request pipeline: every stage a ``POST /v1/chat/completions`` goes through,
-as plain trio code with its collaborators passed in — no web framework, no app state.
+"""The request pipeline: every stage a request of any API (chat completions, responses,
+messages) goes through, as plain trio code with its collaborators passed in — no web
+framework, no app state. What differs between the APIs is asked of the call's
+:class:`~saferouter.gateway.dialect.Dialect`.
 
 Stages, in order (each is a function or object named here; find a behaviour by its
 stage name):
 
-1. **authenticate** — the bearer key, from the per-worker key cache
-   (:class:`~saferouter.gateway.auth.Authenticator`); 401 before the body is read.
+1. **authenticate** — the key (``Authorization: Bearer`` or ``x-api-key``), from the
+   per-worker key cache (:class:`~saferouter.gateway.auth.Authenticator`); 401 before
+   the body is read.
 2. **parse** — the body is read (the HTTP layer bounds its size) and checked
-   (:func:`~saferouter.gateway.request.parse_chat_request`); 400 on anything odd.
+   (``dialect.parse``); 400 on anything odd.
 3. **route** — the requested model is resolved in the catalog and its fallback chain
    built (:func:`~saferouter.gateway.routing.candidates`), with the client's ``models``;
-   then planned (:func:`~saferouter.gateway.routing.plan_attempts`): whose provider key
-   each attempt carries — the client's own, opened by the
+   only candidates whose provider serves the request's API are kept
+   (:func:`~saferouter.gateway.routing.serving_api`: 400 ``unsupported_api`` when the
+   requested model's does not); then planned
+   (:func:`~saferouter.gateway.routing.plan_attempts`): whose provider key each attempt
+   carries — the client's own, opened by the
    :class:`~saferouter.byok.keyring.Keyring` (409 when it was sealed to another
    build), or the operator's. A key with no provider keys of its own skips the keyring.
 4. **admit** — rate limits checked and the worst case of every candidate reserved, in
@@ -23,13 +29,15 @@ stage name):
    every attempt, and sealed — signed, into the receipt log — once the response ended.
 6. **race** — candidates are tried under the circuit breaker, with fallback and hedging,
    until one produces a first byte (:class:`~saferouter.gateway.race.Race`); losers are
-   recorded, failures mapped to one OpenAI-shaped error.
+   recorded, failures mapped to one error (a 200 body the dialect reads as failed
+   fails over like a 5xx).
 7. **relay** — the winner's body, or its stream event by event
-   (:class:`~saferouter.gateway.relay.StreamRelay`), goes to the client as a
+   (:class:`~saferouter.gateway.relay.StreamRelay`, watched by the dialect's
+   :class:`~saferouter.gateway.dialect.StreamWatch`), goes to the client as a
    :class:`Reply`.
 8. **settle** — the reservation released, the actual cost charged and every attempt
    recorded, durably, before the response counts as complete (a stream settles before
-   its ``[DONE]``, or when the client leaves). A body's or an error's receipt is written
+   its terminal event, or when the client leaves). A body's or an error's receipt is written
    in the settlement's transaction; a stream's after its last byte (or the client left).
 
 Ports (:class:`Ports`): the ``Store`` protocol (books), an ``Authenticator``, the
@@ -38,21 +46,21 @@ provider keys (:class:`~saferouter.byok.keyring.Keyring`), the
 :class:`~saferouter.clock.Clock`, the receipts' signer
 (:class:`~saferouter.gateway.receipts.Notary`; None: receipts off) and the
 :class:`~saferouter.gateway.breaker.CircuitBreaker`. The HTTP layer's job is only to
-turn a request into a :class:`ChatCall` and a :class:`Reply` (or an ``ApiError``) into
-a response; tests drive :func:`chat` directly, in-process, under trio's ``MockClock``.
+turn a request into an :class:`ApiCall` and a :class:`Reply` (or an ``ApiError``,
+through ``dialect.error_reply``) into a response; tests drive :func:`serve` directly,
+in-process, under trio's ``MockClock``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
 import attrs
 import trio
 
-from ..accounting import normalize_usage, reported_usage
 from ..byok.keyring import Keyring, OwnKey
 from ..catalog import Model
 from ..clock import Clock
@@ -64,13 +72,14 @@ from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
 from .attempt import Attempt
+from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
+from .dialect import Dialect
 from .race import Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
-from .request import UpstreamBody, parse_chat_request
-from .routing import candidates, parse_client_models, plan_attempts
+from .routing import candidates, plan_attempts, serving_api
 from .unsettled import Unsettled
 from .upstream import Upstreams
 
@@ -100,15 +109,18 @@ class Ports:
 
 
 @attrs.frozen
-class ChatCall:
+class ApiCall:
     """One request as the HTTP layer hands it over."""
 
-    authorization: str | None
+    dialect: Dialect  # the API it speaks, by its path
+    authorization: str | None  # the Authorization header
     read_body: Callable[[], Awaitable[bytes]]  # called once the key is known
     request_id: str
     started_s: float  # on the ports' clock (``Clock.now``)
     timing: RequestTiming | None = None
     delivery: ClientDelivery | None = None
+    x_api_key: str | None = None  # the x-api-key header (Anthropic's clients send it)
+    headers: Sequence[tuple[bytes, bytes]] = ()  # the request's, for the dialect to read
 
 
 @attrs.define
@@ -122,24 +134,26 @@ class Reply:
     stream: StreamRelay | None = None
 
     @classmethod
-    def of_error(cls, error: ApiError) -> Reply:
-        """An error as the client gets it: its status, headers and OpenAI-shaped body."""
-        return cls(error.status, {**error.headers, **JSON_HEADERS}, body=error.body())
+    def of_error(cls, error: ApiError, dialect: Dialect) -> Reply:
+        """An error as the client gets it: as ``dialect``'s API renders errors."""
+        status, headers, body = dialect.error_reply(error)
+        return cls(status, headers, body=body)
 
 
-async def chat(ports: Ports, call: ChatCall) -> Reply:
-    """Run a chat completion through every stage; raises an ``ApiError`` for the client."""
-    settings = ports.settings
-    key = await ports.keys.authenticate(call.authorization)  # 1. authenticate
+async def serve(ports: Ports, call: ApiCall) -> Reply:
+    """Run a request through every stage; raises an ``ApiError`` for the client."""
+    settings, dialect = ports.settings, call.dialect
+    authorization = presented_key(call.authorization, call.x_api_key)  # 1. authenticate
+    key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
-    request = parse_chat_request(body)
-    client_models = parse_client_models(request.payload.get("models"))
-    requested = settings.catalog.resolve(request.model)  # 3. route
-    chain = candidates(settings.catalog, requested, client_models)
+    request = dialect.parse(body, call.headers)
+    requested = settings.catalog.resolve(request.requested_model)  # 3. route
+    chain = candidates(settings.catalog, requested, request.client_models)
+    chain = serving_api(settings.catalog, chain, request.api)
     own_keys = _NONE_OWN
     if key.byok:  # the common key holds none: no keyring, no set, no lookups
         own_keys = ports.keyring.own_keys(
-            key.byok, {model.provider for model in chain}, owner=owner_of(call.authorization)
+            key.byok, {model.provider for model in chain}, owner=owner_of(authorization)
         )
     plans = plan_attempts(chain, settings.endpoints, own_keys)
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
@@ -147,7 +161,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         ports.store if settings.accounting else None,
         key=key,
         request_id=call.request_id,
-        chat=request,
+        request=request,
         body=body,
         plans=plans,
         started=call.started_s,
@@ -155,6 +169,9 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         byok_fee_bp=settings.catalog.byok_fee_bp,
         receipt_id=receipt_id,
         keep_unsettled=ports.unsettled.keep,
+        api=request.api,
+        app_title=request.app_title,
+        app_referer=request.app_referer,
     )
     receipt = None
     if ports.notary is not None and receipt_id is not None:  # 5. receipt
@@ -165,7 +182,7 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
             request_id=call.request_id,
             key_id=key.id,
             body=body,
-            requested_model=request.model,
+            requested_model=request.requested_model,
             stream=request.stream,
             wall_s=books.created_at,
         )
@@ -175,14 +192,14 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
         breaker=ports.breaker,
         clock=ports.clock,
         plans=list(books.plans),  # only what the reservation priced
-        stream=request.stream,
-        body_for=UpstreamBody.of(request).for_model,
+        dialect=dialect,
+        request=request,
         timing=call.timing,  # the upstream's time, kept out of Server-Timing's
     )
     try:
         winner = await race.run()
     except UpstreamError as error:
-        await _failed(ports, books, race, receipt, error, requested)
+        await _failed(ports, books, race, receipt, error, requested, dialect)
         raise
     except BaseException:
         await _abandoned(ports, books, race, receipt)
@@ -198,24 +215,28 @@ async def chat(ports: Ports, call: ChatCall) -> Reply:
             receipt=receipt,
             books=books,
             idle_timeout_s=settings.timeouts.idle_s,
+            dialect=dialect,
+            watch=dialect.watch(request),
             client_wants_usage=request.include_usage,
             delivery=call.delivery,
         )
         headers.update(STREAM_HEADERS)
         return Reply(200, headers, stream=relay)
-    assert winner.body is not None
-    reported = reported_usage(winner.body)
+    assert winner.body is not None and winner.facts is not None
+    facts = winner.facts
     if receipt is not None:
         receipt.sent(winner.body)
-        receipt.usage = reported
+        receipt.usage = facts.raw_usage
     charge = await books.settle(  # 8. settle (with the receipt, in one write)
         status=winner.status,
         outcome=ActivityOutcome.OK,
-        usage=normalize_usage(reported) if reported is not None else None,
-        estimated_text_bytes=len(winner.body) if reported is None else 0,
+        usage=facts.usage,
+        estimated_text_bytes=len(winner.body) if facts.raw_usage is None else 0,
         ttfb_s=winner.first_byte_at,
         seal=receipt.seal if receipt is not None else None,
         relayed=False,  # the body goes out after: refused, the client gets a 503 instead
+        response_id=facts.response_id,
+        finish_reason=facts.finish_reason,
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off
@@ -238,6 +259,7 @@ async def _failed(
     receipt: Receipt | None,
     error: UpstreamError,
     requested: Model,
+    dialect: Dialect,
 ) -> None:
     """Every candidate failed (or one failed for good): the error goes to the client with
     the rate and receipt headers, and the request is settled with nothing charged (its
@@ -248,7 +270,7 @@ async def _failed(
         error.headers.update(served_headers(race.attempts[-1].model, requested))
     if receipt is not None:
         error.headers.update(receipt.headers)
-        receipt.sent(error.body())  # what Reply.of_error sends
+        receipt.sent(dialect.error_reply(error)[2])  # what the client is sent
     with trio.CancelScope(shield=True):
         charge = await books.settle(
             status=error.status,

@@ -30,15 +30,13 @@ the other.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 
 import httpcore
 import trio
 
-from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
 from ..errors import (
@@ -52,10 +50,12 @@ from ..sse import SSEDecoder
 from ..timing import RequestTiming
 from .attempt import Attempt, AttemptOutcome
 from .breaker import CircuitBreaker, Outcome
+from .dialect import ApiRequest, Dialect
 from .redact import Redactor
 from .routing import NotStarted, Plan, classify, refused, unavailable
 from .upstream import (
     MAX_RESPONSE_BYTES,
+    UpstreamPath,
     Upstreams,
     header,
     read_body,
@@ -75,8 +75,8 @@ class Race:
         breaker: CircuitBreaker,
         clock: Clock,
         plans: list[Plan],
-        body_for: Callable[[Model], bytes],
-        stream: bool,
+        dialect: Dialect,
+        request: ApiRequest,
         timing: RequestTiming | None = None,
     ) -> None:
         self._settings = settings
@@ -84,8 +84,12 @@ class Race:
         self._breaker = breaker
         self._clock = clock
         self._queue = list(plans)
-        self._body_for = body_for
-        self._stream = stream
+        self._dialect = dialect
+        self._body_for = dialect.upstream_body(request).for_model
+        self._path = UpstreamPath(
+            dialect.api, dialect.upstream_path, partial(dialect.upstream_headers, request)
+        )
+        self._stream = request.stream
         self._timing = timing
         self.attempts: list[Attempt] = []
         self._skipped: set[tuple[str, bool]] = set()  # Plan.account ruled out
@@ -327,6 +331,7 @@ class Race:
         response = await self._upstreams.open(
             attempt.endpoint,
             body,
+            path=self._path,
             stream=self._stream,
             timeouts=settings.timeouts,
         )
@@ -351,11 +356,16 @@ class Race:
                 await read_body(response, name, settings.timeouts.total_s, MAX_RESPONSE_BYTES)
             )
             try:
-                json.loads(attempt.body)
-            except (ValueError, RecursionError):
+                attempt.facts = self._dialect.body_facts(attempt.body)
+            except ParseError:
                 raise UpstreamBadGateway(
                     f"{name} answered with a body that is not JSON", code="upstream_invalid_json"
                 ) from None
+            if attempt.facts.failed is not None:  # a 200 that says it failed: fail over
+                raise UpstreamBadGateway(
+                    f"{name} answered that the response failed: {attempt.facts.failed}",
+                    code="upstream_failed_response",
+                )
             return
         if not content_type.startswith("text/event-stream"):
             raise UpstreamBadGateway(

@@ -14,37 +14,39 @@
 
 Bytes go to the client as whole events: what the decoder completed from the bytes read
 so far. Joined, they are exactly the upstream's bytes — except the usage-only event
-(``choices: []``), dropped when the client did not ask for usage, since the gateway
-asked the upstream for it to bill the stream — and except the provider key, wherever
-it appears, and any credential in an in-band error event (``redact.py``). The request
-is settled before ``data: [DONE]`` goes out (or, with no ``[DONE]``, before the body
-ends), so a client that saw the end of its stream is always in the books. If the
-upstream fails or stalls mid-stream, the client gets an OpenAI-shaped error event and
-no ``[DONE]``.
+(chat's ``choices: []``), dropped when the client did not ask for usage, since the
+gateway asked the upstream for it to bill the stream — and except the provider key,
+wherever it appears, and any credential in an in-band error event (``redact.py``).
+
+What each event means is the API's business: the dialect's
+:class:`~saferouter.gateway.dialect.StreamWatch` reads usage, the stream's end and any
+in-band failure. The request is settled before the event the watch calls terminal goes
+out (chat's ``data: [DONE]``, a Responses terminal event, Messages' ``message_stop``)
+or, with none, before the body ends, so a client that saw the end of its stream is
+always in the books. If the upstream fails or stalls mid-stream, the client gets the
+API's in-band error event (:meth:`~saferouter.gateway.dialect.Dialect.stream_error`)
+and no end.
 """
 
 from __future__ import annotations
 
 import logging
 
+import attrs
 import httpcore
 import trio
 
-from ..accounting import StreamUsage
 from ..delivery import ClientDelivery
-from ..errors import ParseError, ServiceUnavailable, StorageError, encode_error_body
+from ..errors import ApiError, ParseError, ServiceUnavailable, StorageError, UpstreamBadGateway
 from ..sse import SSEEvent
 from ..storage.records import ActivityOutcome
 from .attempt import Attempt
 from .books import RequestBooks
+from .dialect import Dialect, StreamWatch
 from .receipts import Receipt
 from .redact import Redactor
 
 log = logging.getLogger("saferouter")
-
-# A stream that ends without [DONE] is complete only if its last event says so: the
-# Responses API's terminal events (chat completions always end with [DONE]).
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 
 
 class StreamRelay:
@@ -54,6 +56,8 @@ class StreamRelay:
         *,
         books: RequestBooks,
         idle_timeout_s: float,
+        dialect: Dialect,
+        watch: StreamWatch,
         client_wants_usage: bool,
         receipt: Receipt | None = None,
         delivery: ClientDelivery | None = None,
@@ -69,13 +73,11 @@ class StreamRelay:
         self._provider_name = winner.endpoint.provider.name
         self._redactor = Redactor.for_key(winner.endpoint.api_key)
         self._client_wants_usage = client_wants_usage
-        self._usage = StreamUsage()
+        self._dialect = dialect
+        self.watch = watch
         self._finished = False
         self._first_byte_at: float | None = winner.first_byte_at
-        self._last_event: str | None = None
-        self.error: str | None = None
-        self.error_code = "upstream_stream_failed"
-        self.error_type = "upstream_error"
+        self.error: ApiError | None = None  # what ends the stream instead of its end
         self._receipt = receipt
         self._delivery = delivery
 
@@ -99,7 +101,7 @@ class StreamRelay:
         # an unsettled request's receipt stays pending: there is no charge to state
         if receipt is not None and charge is not None and not self._books.unsettled:
             self._receipt = None
-            receipt.usage = self._usage.raw_usage
+            receipt.usage = self.watch.raw_usage
             try:
                 await receipt.finish(charge)
             except StorageError as exc:
@@ -123,8 +125,10 @@ class StreamRelay:
             try:
                 events = list(self._decoder.events())
             except ParseError:
-                self.error = f"{self._provider_name} sent an SSE line over the size limit"
-                self.error_code = "upstream_event_too_large"
+                self.error = UpstreamBadGateway(
+                    f"{self._provider_name} sent an SSE line over the size limit",
+                    code="upstream_event_too_large",
+                )
                 break
             out = await self._relay_events(events)
             if out:
@@ -136,14 +140,15 @@ class StreamRelay:
         rest = None if self.error is not None else self._decoder.close()
         if rest is not None:
             self._observe(rest)
-            self._last_event = rest.event or self._last_event
-        complete = self._usage.done or self._last_event in _TERMINAL_EVENTS
-        if self.error is None and not complete and not self._usage.error_event:
-            self.error = f"{self._provider_name} ended the stream without [DONE]"
-            self.error_code = "upstream_stream_incomplete"
+        watch = self.watch
+        if self.error is None and not watch.complete and not watch.failed:
+            self.error = UpstreamBadGateway(
+                f"{self._provider_name} ended the stream without [DONE] or a final event",
+                code="upstream_stream_incomplete",
+            )
         if self.error is not None:
             await self._settle(
-                status=502, outcome=ActivityOutcome.ERROR, error_type=self.error_code
+                status=502, outcome=ActivityOutcome.ERROR, error_type=self.error.code
             )
             return (self._redacted(rest) if rest is not None else b"") + self._error_event()
         await self._settle_end()
@@ -156,12 +161,10 @@ class StreamRelay:
     async def _relay_events(self, events: list[SSEEvent]) -> bytes:
         parts: list[bytes] = []
         for event in events:
-            if event.event is not None:
-                self._last_event = event.event
             usage_only = self._observe(event)
             if usage_only and not self._client_wants_usage:
                 continue
-            if event.data == "[DONE]":
+            if self.watch.is_terminal(event):
                 await self._settle_end()
                 if self._books.unsettled:  # not in the books: not complete, no [DONE]
                     return b"".join(parts) + self._error_event()
@@ -174,8 +177,10 @@ class StreamRelay:
         data = event.data
         if data is not None:
             redact = self._redactor.text if _is_error(event) else self._redactor.known_text
-            data = redact(data)
-        return self._usage.observe(data, event.event)
+            redacted = redact(data)
+            if redacted != data:  # the watch reads what the client is sent
+                event = attrs.evolve(event, data=redacted)
+        return self.watch.observe(event)
 
     def _redacted(self, event: SSEEvent) -> bytes:
         """The event's bytes without the provider key; an in-band error event (the
@@ -192,18 +197,21 @@ class StreamRelay:
             except StopAsyncIteration:
                 return None
             except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException):
-                self.error = f"{self._provider_name} broke off the stream"
+                self.error = UpstreamBadGateway(
+                    f"{self._provider_name} broke off the stream", code="upstream_stream_failed"
+                )
                 return None
         if scope.cancelled_caught:
-            self.error = (
+            self.error = UpstreamBadGateway(
                 f"{self._provider_name} sent nothing for {self._idle_timeout_s:g} s; "
-                "the stream was abandoned"
+                "the stream was abandoned",
+                code="upstream_stream_failed",
             )
         return None
 
     async def _settle_end(self) -> None:
         """The upstream finished its stream; an error event it sent makes it a failure."""
-        if self._usage.error_event:
+        if self.watch.failed:
             await self._settle(
                 status=200, outcome=ActivityOutcome.ERROR, error_type="upstream_error_event"
             )
@@ -219,25 +227,24 @@ class StreamRelay:
             await self._books.settle(
                 status=status,
                 outcome=outcome,
-                usage=self._usage.usage,
-                estimated_text_bytes=self._usage.text_bytes,
+                usage=self.watch.usage,
+                estimated_text_bytes=self.watch.text_bytes,
                 ttfb_s=self._first_byte_at,
                 error_type=error_type,
+                response_id=self.watch.response_id,
+                finish_reason=self.watch.finish_reason,
             )
         except StorageError:  # kept by the books; the heartbeat logs the outage
             self._finished = True
             await self._close_upstream()
-            self.error = (
+            self.error = ServiceUnavailable(
                 "The gateway could not record this request: its database is unreachable. "
                 "What was relayed is billed once it is back."
             )
-            self.error_code = ServiceUnavailable.default_code
-            self.error_type = ServiceUnavailable.error_type
 
     def _error_event(self) -> bytes:
         assert self.error is not None
-        body = encode_error_body(self.error, error_type=self.error_type, code=self.error_code)
-        return b"data: " + body + b"\n\n"
+        return self._dialect.stream_error(self.error)
 
     async def _close_upstream(self) -> None:
         with trio.CancelScope(shield=True):

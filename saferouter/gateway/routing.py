@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..catalog import Catalog, Model
+from ..catalog import Api, Catalog, Model
 from ..client_input import validate_model_id
 from ..config import UpstreamEndpoint
 from ..errors import (
@@ -80,6 +80,34 @@ def candidates(
             seen.add(model.id)
             ordered.append(model)
     return ordered
+
+
+API_NAMES = {
+    Api.CHAT: "the Chat Completions API (/v1/chat/completions)",
+    Api.RESPONSES: "the Responses API (/v1/responses)",
+    Api.MESSAGES: "the Messages API (/v1/messages)",
+}
+
+
+def serving_api(catalog: Catalog, chain: Sequence[Model], api: Api) -> list[Model]:
+    """The candidates whose provider serves ``api``, in order: a fallback whose
+    provider does not is dropped; the requested model's (the first) not serving it is
+    the client's error, 400 ``unsupported_api`` naming the models that do."""
+    providers = catalog.providers
+    requested = chain[0]
+    if api not in providers[requested.provider].apis:
+        serving = [m.id for m in catalog.models.values() if api in providers[m.provider].apis]
+        raise InvalidRequest(
+            f"The model `{requested.id}` is not served through {API_NAMES[api]}. "
+            + (
+                f"Models that are: {', '.join(serving)}."
+                if serving
+                else "No model of this gateway is."
+            ),
+            param="model",
+            code="unsupported_api",
+        )
+    return [model for model in chain if api in providers[model.provider].apis]
 
 
 @attrs.frozen

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import attrs
 import httpcore
 import trio
 
 from .. import __version__
+from ..catalog import Api
 from ..config import Settings, Timeouts, UpstreamEndpoint
 from ..errors import (
     ByokKeyRejected,
@@ -81,13 +83,22 @@ class Upstreams:
         return self._pool.connection_counts()
 
     async def open(
-        self, endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, timeouts: Timeouts
+        self,
+        endpoint: UpstreamEndpoint,
+        body: bytes,
+        *,
+        path: UpstreamPath,
+        stream: bool,
+        timeouts: Timeouts,
     ) -> httpcore.Response:
-        """Send a chat request and return once the response headers arrived.
+        """Send a request to ``path`` of ``endpoint`` and return once the response
+        headers arrived.
 
         The body is not read. An error status is returned as is (the caller decides);
         a failure to get any answer raises an :class:`UpstreamError`."""
-        request = build_request(endpoint, body, stream=stream, connect_timeout_s=timeouts.connect_s)
+        request = build_request(
+            endpoint, body, path=path, stream=stream, connect_timeout_s=timeouts.connect_s
+        )
         name = endpoint.provider.name
         with trio.move_on_after(timeouts.first_byte_s) as scope:
             try:
@@ -105,12 +116,26 @@ class Upstreams:
         )
 
 
+@attrs.frozen
+class UpstreamPath:
+    """Where under a provider an API's requests go, and the headers its API asks for
+    (auth included) given the key an attempt carries: what a dialect contributes."""
+
+    api: Api
+    path: str  # appended to the endpoint's base URL for ``api``
+    auth_headers: Callable[[str | None], list[tuple[bytes, bytes]]]
+
+
 def build_request(
-    endpoint: UpstreamEndpoint, body: bytes, *, stream: bool, connect_timeout_s: float
+    endpoint: UpstreamEndpoint,
+    body: bytes,
+    *,
+    path: UpstreamPath,
+    stream: bool,
+    connect_timeout_s: float,
 ) -> httpcore.Request:
-    url = endpoint.base_url + "/chat/completions"
-    if endpoint.provider.kind == "demo":
-        url = "http://demo.invalid/v1/chat/completions"
+    """The HTTP request of one attempt: ``body`` to ``path`` under ``endpoint``."""
+    url = endpoint.url(path.api) + path.path
     parts = urlsplit(url)
     headers: list[tuple[bytes, bytes]] = [
         (b"host", parts.netloc.encode()),
@@ -119,8 +144,7 @@ def build_request(
         (b"user-agent", USER_AGENT),
         (b"content-length", str(len(body)).encode()),
     ]
-    if endpoint.api_key:
-        headers.append((b"authorization", b"Bearer " + endpoint.api_key.encode()))
+    headers += path.auth_headers(endpoint.api_key)
     headers += [(k.encode(), v.encode()) for k, v in endpoint.provider.headers.items()]
     return httpcore.Request(
         b"POST",

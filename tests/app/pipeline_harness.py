@@ -1,7 +1,7 @@
 """The chat pipeline in process: real settings and catalog, the in-memory store, the
 scripted upstream, and trio's ``MockClock`` for every wait (see tests/app/test_pipeline.py).
 
-Nothing of the pipeline is replaced: :func:`saferouter.gateway.pipeline.chat` runs with
+Nothing of the pipeline is replaced: :func:`saferouter.gateway.pipeline.serve` runs with
 its production collaborators except the two outside it — the store (``MemoryStore``,
 which passes the same contract suite as SQLite) and the upstream (in process, no socket).
 """
@@ -28,7 +28,8 @@ from saferouter.config import Settings
 from saferouter.errors import ApiError
 from saferouter.gateway.auth import Authenticator
 from saferouter.gateway.breaker import CircuitBreaker
-from saferouter.gateway.pipeline import ChatCall, Ports, Reply, chat
+from saferouter.gateway.dialects.chat import CHAT
+from saferouter.gateway.pipeline import ApiCall, Ports, Reply, serve
 from saferouter.gateway.receipts import Notary
 from saferouter.gateway.upstream import Upstreams
 from saferouter.keys import generate_key, hash_key
@@ -129,14 +130,15 @@ class Harness:
                 await while_uploading()
             return body
 
-        call = ChatCall(
+        call = ApiCall(
+            dialect=CHAT,
             authorization=f"Bearer {key or self.secret}",
             read_body=read_body,
             request_id="req_" + secrets.token_hex(6),
             started_s=trio.current_time(),
             timing=RequestTiming(started_s=trio.current_time()),
         )
-        return await chat(self.ports, call)
+        return await serve(self.ports, call)
 
     async def error(self, model: str, **options: Any) -> ApiError:
         """The error a request ends in (it must end in one)."""

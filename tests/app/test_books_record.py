@@ -14,7 +14,7 @@ import pytest
 from saferouter.clock import TrioClock
 from saferouter.errors import InsufficientQuota
 from saferouter.gateway.books import RequestBooks
-from saferouter.gateway.request import parse_chat_request
+from saferouter.gateway.dialects.chat import parse_chat_request
 from saferouter.gateway.routing import candidates, plan_attempts
 from saferouter.storage import ActivityFilter, ActivityOutcome
 from saferouter.storage.memory import MemoryStore
@@ -46,7 +46,7 @@ async def admitted(
         store,
         key=key.identity(),
         request_id="req_1",
-        chat=chat,
+        request=chat,
         body=BODY,
         plans=plan_attempts(chain, settings.endpoints, {}),
         started=clock.now(),

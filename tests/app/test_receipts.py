@@ -16,6 +16,7 @@ import trio
 
 from saferouter.config import Settings
 from saferouter.errors import ApiError
+from saferouter.gateway.dialects.chat import CHAT
 from saferouter.gateway.pipeline import Reply
 from saferouter.gateway.receipts import RECEIPT_HEADER, SAMPLE_HEADER
 from saferouter.storage import ActivityFilter, NewReceipt, ReceiptState
@@ -207,7 +208,7 @@ async def test_an_error_after_admission_is_receipted_over_its_error_body(
 ) -> None:
     async with running_pipeline(tmp_path, quiet) as p:
         error = await p.error("fake/status:503")
-        sent = Reply.of_error(error).body  # what the client is sent
+        sent = Reply.of_error(error, CHAT).body  # what the client is sent
         receipt = await receipt_of(p, error.headers[RECEIPT_HEADER])
         assert receipt["response_sha256"] == hashlib.sha256(sent).hexdigest()
         assert (receipt["status"], receipt["outcome"], receipt["cost_micro_usd"]) == (

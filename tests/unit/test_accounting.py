@@ -8,16 +8,15 @@ import json
 import pytest
 
 from saferouter.accounting import (
-    StreamUsage,
     Usage,
     cost_micro_usd,
     normalize_usage,
     reservation_micro_usd,
     split_charge,
-    usage_of_body,
 )
 from saferouter.catalog import DEFAULT_CATALOG_PATH, Price, load_catalog
-from saferouter.sse import SSEDecoder
+from saferouter.gateway.dialects.chat_watch import ChatWatch, chat_body_facts
+from saferouter.sse import SSEDecoder, SSEEvent
 
 from ..recordings import (
     RECORDINGS,
@@ -33,15 +32,15 @@ CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
 STREAMS = sse_paths() + jsonl_paths()
 
 
-def tap(data: bytes) -> tuple[StreamUsage, list[bool]]:
-    usage = StreamUsage()
+def tap(data: bytes) -> tuple[ChatWatch, list[bool]]:
+    usage = ChatWatch()
     decoder = SSEDecoder()
     decoder.feed(data)
     events = list(decoder.events())
     tail = decoder.close()
     if tail is not None:
         events.append(tail)
-    return usage, [usage.observe(e.data, e.event) for e in events]
+    return usage, [usage.observe(e) for e in events]
 
 
 @pytest.mark.parametrize("relative", recording_params(STREAMS))
@@ -51,8 +50,8 @@ def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str
     assert usage.raw_usage == analysis["final_usage"]
     empty_usage_chunks = [u for u in analysis["usage_chunks"] if u["choices"] == "empty"]
     assert sum(usage_only) == len(empty_usage_chunks)
-    assert usage.error_event == bool(analysis["in_stream_errors"])
-    assert usage.done == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
+    assert usage.failed == bool(analysis["in_stream_errors"])
+    assert usage.complete == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
 
 
 @pytest.mark.parametrize("relative", recording_params(STREAMS + nonstream_paths()))
@@ -63,7 +62,7 @@ def test_billing_equals_final_usage_times_price(testdata: object, relative: str)
     if relative.startswith("nonstream/"):
         body = (RECORDINGS / relative).read_bytes()
         raw = json.loads(body)["usage"]
-        billed = usage_of_body(body)
+        billed = chat_body_facts(body).usage
     else:
         raw = entry(relative)["analysis"]["final_usage"]
         billed = tap(stream_bytes(relative))[0].usage
@@ -160,11 +159,17 @@ def test_split_charge_never_charges_past_the_cap_and_loses_nothing(
     assert (charge, overrun) == expected and charge + overrun == cost
 
 
+def data(text: str) -> SSEEvent:
+    return SSEEvent(raw=b"data: " + text.encode() + b"\n\n", data=text)
+
+
 def test_usage_only_chunk_detection() -> None:
-    usage = StreamUsage()
-    assert usage.observe('{"choices": [], "usage": {"prompt_tokens": 1}}') is True
-    assert usage.observe('{"choices": [], "usage": null}') is False  # moderation chunk
-    assert usage.observe('{"choices": [], "prompt_filter_results": []}') is False  # Azure
-    assert usage.observe('{"choices": [{"delta": {"content": "hé"}}], "usage": null}') is False
+    usage = ChatWatch()
+    assert usage.observe(data('{"choices": [], "usage": {"prompt_tokens": 1}}')) is True
+    assert usage.observe(data('{"choices": [], "usage": null}')) is False  # moderation chunk
+    assert usage.observe(data('{"choices": [], "prompt_filter_results": []}')) is False  # Azure
+    assert (
+        usage.observe(data('{"choices": [{"delta": {"content": "hé"}}], "usage": null}')) is False
+    )
     assert usage.text_bytes == 3
     assert usage.raw_usage == {"prompt_tokens": 1}

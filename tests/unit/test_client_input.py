@@ -20,7 +20,7 @@ from saferouter.client_input import (
     validate_storable,
 )
 from saferouter.errors import InvalidRequest
-from saferouter.gateway.request import parse_chat_request
+from saferouter.gateway.dialects.chat import parse_chat_request
 from saferouter.gateway.routing import parse_client_models
 
 CHAT = b'{"model": "demo", "messages": [{"role": "user", "content": %s}]}'

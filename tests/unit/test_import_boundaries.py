@@ -10,7 +10,7 @@ Which modules are cores (no framework, and no I/O library: trio, httpx, httpcore
 sqlite3 — the time, the bytes and the collaborators are parameters):
 
 - the issue's list: ``sse``, ``accounting``, ``catalog``, ``canonical``,
-  ``gateway.request/routing/breaker``, ``translog.merkle/note``,
+  ``gateway.dialect/dialects/upstream_body/routing/breaker``, ``translog.merkle/note``,
   ``tee.abi/kds/verify/validate``;
 - ``translog.entry``: encoding and verifying a signed log entry, shared by the log and
   by ``saferouter verify``;
@@ -55,7 +55,10 @@ CORES = (
     "saferouter.canonical",
     "saferouter.client_input",
     "saferouter.json_object",
-    "saferouter.gateway.request",
+    "saferouter.gateway.dialect",
+    "saferouter.gateway.dialects",
+    "saferouter.gateway.dialects.chat",
+    "saferouter.gateway.upstream_body",
     "saferouter.gateway.routing",
     "saferouter.gateway.breaker",
     "saferouter.gateway.redact",

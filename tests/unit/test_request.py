@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from saferouter.catalog import DEFAULT_CATALOG_PATH, load_catalog
 from saferouter.errors import InvalidRequest
-from saferouter.gateway.request import UpstreamBody, parse_chat_request
+from saferouter.gateway.dialects.chat import CHAT, parse_chat_request
 
 CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
 
@@ -102,13 +102,13 @@ def test_non_text_input_and_output_are_found() -> None:
 
 def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> None:
     chat = parse_chat_request(b'{"model": "deepseek-chat", "messages": [{"role": "user"}]}')
-    sent = json.loads(UpstreamBody.of(chat).for_model(CATALOG.models["deepseek-chat"]))
+    sent = json.loads(CHAT.upstream_body(chat).for_model(CATALOG.models["deepseek-chat"]))
     assert sent["model"] == "deepseek-v4-flash"
     assert sent["thinking"] == {"type": "disabled"}
     chat = parse_chat_request(
         b'{"model": "deepseek-chat", "messages": [{}], "thinking": {"type": "enabled"}}'
     )
-    sent = json.loads(UpstreamBody.of(chat).for_model(CATALOG.models["deepseek-chat"]))
+    sent = json.loads(CHAT.upstream_body(chat).for_model(CATALOG.models["deepseek-chat"]))
     assert sent["thinking"] == {"type": "enabled"}  # the client's choice wins
 
 
@@ -143,7 +143,7 @@ def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> No
 def test_unknown_fields_round_trip_untouched(extra: dict[str, object]) -> None:
     body = {"model": "glm-4.7", "messages": [{"role": "user", "content": "x"}], **extra}
     chat = parse_chat_request(json.dumps(body).encode())
-    sent = json.loads(UpstreamBody.of(chat).for_model(CATALOG.models["glm-4.7"]))
+    sent = json.loads(CHAT.upstream_body(chat).for_model(CATALOG.models["glm-4.7"]))
     assert sent == body
 
 

@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from saferouter.catalog import DEFAULT_CATALOG_PATH, Model, load_catalog
-from saferouter.gateway.request import ChatRequest, UpstreamBody, parse_chat_request
+from saferouter.gateway.dialect import ApiRequest
+from saferouter.gateway.dialects.chat import CHAT, parse_chat_request
+from saferouter.gateway.upstream_body import STRIPPED_FIELDS
 
 from ..recordings import RECORDINGS, recording_params
 
@@ -29,11 +31,11 @@ def compact(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def encoded_as_before(chat: ChatRequest, model: Model) -> bytes:
+def encoded_as_before(chat: ApiRequest, model: Model) -> bytes:
     """What the gateway sent before splicing (routes/chat.py's ``_asking_for_usage`` and
     ``encode_upstream_body``, kept here as the reference): the parsed value, changed,
     encoded whole."""
-    payload = {k: v for k, v in chat.payload.items() if k != "models"}
+    payload = {k: v for k, v in chat.payload.items() if k not in STRIPPED_FIELDS}
     if chat.stream and not chat.include_usage:
         options = payload.get("stream_options") or {}
         payload["stream_options"] = {**options, "include_usage": True}
@@ -43,7 +45,7 @@ def encoded_as_before(chat: ChatRequest, model: Model) -> bytes:
     return compact(payload)
 
 
-def spliced_by_hand(body: bytes, chat: ChatRequest, model: Model) -> bytes:
+def spliced_by_hand(body: bytes, chat: ApiRequest, model: Model) -> bytes:
     """The client's bytes with only the changed spans changed, applied from the end
     backwards so that no offset moves: an independent statement of what is expected."""
     assert chat.source is not None and chat.source.members is not None
@@ -54,7 +56,7 @@ def spliced_by_hand(body: bytes, chat: ChatRequest, model: Model) -> bytes:
     added = b""
     if "stream_options" not in keys and "stream_options" in upstream:
         added += b',"stream_options":' + compact(upstream["stream_options"])
-    sent_keys = {*keys, "stream_options"} - {"models"}
+    sent_keys = {*keys, "stream_options"} - set(STRIPPED_FIELDS)
     for name in model.body_defaults:
         if name not in sent_keys:
             added += b"," + compact({name: upstream[name]})[1:-1]
@@ -62,8 +64,9 @@ def spliced_by_hand(body: bytes, chat: ChatRequest, model: Model) -> bytes:
     out = out[:last] + added + out[last:]
     for i in reversed(range(len(members))):
         m = members[i]
-        if m.key == "models":
-            cut = (members[i - 1].end, m.end) if i else (m.start, members[1].start)
+        if m.key in STRIPPED_FIELDS:  # with the comma before it, or after it when first
+            kept_before = any(k not in STRIPPED_FIELDS for k in keys[:i])
+            cut = (members[i - 1].end, m.end) if kept_before else (m.start, members[i + 1].start)
             out = out[: cut[0]] + out[cut[1] :]
         elif m.key == "stream_options" and upstream["stream_options"] != chat.payload[m.key]:
             new = compact(upstream["stream_options"])
@@ -77,7 +80,7 @@ def check(body: bytes, model: Model) -> bytes:
     """The upstream body of ``body`` for ``model``: the same JSON, key order included, as
     encoding it whole; when spliced, exactly the client's bytes but for the changes."""
     chat = parse_chat_request(body)
-    sent = UpstreamBody.of(chat).for_model(model)
+    sent = CHAT.upstream_body(chat).for_model(model)
     expected = encoded_as_before(chat, model)
     assert json.dumps(json.loads(sent)) == json.dumps(json.loads(expected))
     if chat.source is not None and chat.source.members is not None:
@@ -102,8 +105,14 @@ MESSAGES = b'"messages": [{"role": "user", "content": "hi \\u00e9 1.0e2"}]'
             b'{"model": "up/plain",\n ' + MESSAGES + b"}",
         ),
         (  # last
-            b'{"model" : "x", ' + MESSAGES + b' , "models" : [] }',
+            b'{"model" : "x", ' + MESSAGES + b' , "models" : ["a"] }',
             b'{"model" : "up/plain", ' + MESSAGES + b" }",
+        ),
+        (  # every OpenRouter field, leading, in the middle and last
+            b'{"provider":{"sort":"price"}, "usage":{"include":true},"model":"x","route":"f",'
+            + MESSAGES
+            + b',"transforms":[],"models":["a"]}',
+            b'{"model":"up/plain",' + MESSAGES + b"}",
         ),
         (  # a stream without stream_options: asked for usage, added at the end
             b'{"stream":true,"model":"x",' + MESSAGES + b"}",
@@ -153,7 +162,7 @@ def test_defaults_go_at_the_end_only_where_the_client_set_none() -> None:
 
 
 def test_each_attempt_gets_its_own_model_from_one_upstream_body() -> None:
-    body = UpstreamBody.of(parse_chat_request(b'{"model":"x",' + MESSAGES + b"}"))
+    body = CHAT.upstream_body(parse_chat_request(b'{"model":"x",' + MESSAGES + b"}"))
     assert body.for_model(PLAIN).startswith(b'{"model":"up/plain",')
     assert body.for_model(DEFAULTS).startswith(b'{"model":"up/defaults",')
     assert body.for_model(PLAIN).startswith(b'{"model":"up/plain",')
@@ -192,7 +201,7 @@ def test_odd_bodies_are_encoded_from_what_the_gateway_read(body: bytes) -> None:
 
 SPACE = st.sampled_from(["", " ", "\n", "\t", "  \r\n  "])
 NUMBER = st.from_regex(r"\A-?(0|[1-9][0-9]{0,12})(\.[0-9]{1,6})?([eE][+-]?[0-9]{1,2})?\Z")
-RESERVED = {"model", "models", "messages", "stream", "stream_options", "n"}
+RESERVED = {"model", "messages", "stream", "stream_options", "n", *STRIPPED_FIELDS}
 RESERVED |= {"max_tokens", "max_completion_tokens", "modalities", "audio"}
 
 
@@ -231,7 +240,7 @@ MODEL_ID = st.sampled_from(["glm-4.7", "deepseek-chat", "fake/echo", "a"])
 @st.composite
 def chat_body(draw: st.DrawFn) -> bytes:
     """A chat body whose decisions parse: members in any order, any spacing, escapes,
-    unicode and number forms, ``models`` anywhere, stream_options in every form."""
+    unicode and number forms, OpenRouter's fields anywhere, stream_options in every form."""
     members = {"model": string_text(MODEL_ID), "messages": st.just("")}
     content = draw(string_text())
     members["messages"] = st.just(
@@ -254,8 +263,11 @@ def chat_body(draw: st.DrawFn) -> bytes:
     elif draw(st.booleans()):
         members["stream_options"] = st.just("null")
     if draw(st.booleans()):
-        ids = draw(st.lists(string_text(MODEL_ID), max_size=3))
+        ids = draw(st.lists(string_text(MODEL_ID), min_size=1, max_size=3))
         members["models"] = st.just(spaced(draw, ids, "[", "]"))
+    for name in ("provider", "transforms", "route", "usage"):  # OpenRouter's, stripped
+        if draw(st.booleans()):
+            members[name] = VALUE
     extra = draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in RESERVED), VALUE))
     texts = {k: draw(v) for k, v in members.items()}
     texts.update(extra)

@@ -6,5 +6,8 @@ Each dialect module registers itself here with one line.
 from __future__ import annotations
 
 from ..dialect import Dialect
+from .chat import CHAT
 
-DIALECTS: dict[str, Dialect] = {}
+DIALECTS: dict[str, Dialect] = {
+    CHAT.path: CHAT,
+}

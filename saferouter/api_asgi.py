@@ -1,16 +1,21 @@
-"""``/v1/chat/completions`` served straight from ASGI: the chat pipeline's HTTP adapter.
+"""The API paths served straight from ASGI: the request pipeline's HTTP adapter.
 
-The gateway's hottest path does not go through Quart: building Quart's request and
+The gateway's hottest paths do not go through Quart: building Quart's request and
 response objects, its context locals, hooks and URL map cost more per request than the
-whole pipeline (issue 11's profile). :class:`ChatEndpoint` sits in front of the Quart
+whole pipeline (issue 11's profile). :class:`ApiEndpoint` sits in front of the Quart
 app (inside :class:`~saferouter.asgi.ClientGuard`, so the send timeout, body draining,
-the shielded last send and ``Server-Timing`` hold here as everywhere) and answers this
-one path itself; every other request goes on to Quart unchanged.
+the shielded last send and ``Server-Timing`` hold here as everywhere) and answers every
+path a dialect is registered for (:data:`~saferouter.gateway.dialects.DIALECTS`:
+``/v1/chat/completions``, ``/v1/responses``, ``/v1/messages``) itself; every other
+request goes on to Quart unchanged. The query string plays no part (Claude Code posts
+``/v1/messages?beta=true``).
 
-It does what Quart did for the route, no more: a request id on every answer, the body
-read up to the size limit (413) within the body timeout (408), the client's departure
-noticed at once (the handler is cancelled; a stream's ``aclose`` settles what was
-relayed), OpenAI-shaped errors, and a 500 naming the request id for anything unexpected.
+It does what Quart did for the route, no more: a request id on every answer, the key
+from ``Authorization`` or ``x-api-key``, the body read up to the size limit (413)
+within the body timeout (408), the client's departure noticed at once (the handler is
+cancelled; a stream's ``aclose`` settles what was relayed), every error in the shape of
+the path's API (``dialect.error_reply``), and a 500 naming the request id for anything
+unexpected.
 """
 
 from __future__ import annotations
@@ -31,31 +36,41 @@ from .errors import (
     PayloadTooLarge,
     unexpected_error,
 )
-from .gateway.pipeline import ChatCall, Ports, Reply, chat
+from .gateway.dialect import Dialect
+from .gateway.dialects import DIALECTS
+from .gateway.pipeline import ApiCall, Ports, Reply, serve
 
-PATH = "/v1/chat/completions"
-_PATH_BARE = PATH.lstrip("/")
 REQUEST_ID_HEADER = "X-SafeRouter-Request-Id"
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 
 
+def _by_bare_path() -> dict[str, Dialect]:
+    return {path.lstrip("/"): dialect for path, dialect in DIALECTS.items()}
+
+
 @attrs.frozen
-class ChatEndpoint:
-    """ASGI middleware: ``POST /v1/chat/completions`` to the pipeline, the rest to ``app``."""
+class ApiEndpoint:
+    """ASGI middleware: the dialects' paths to the pipeline, the rest to ``app``."""
 
     app: ASGIFramework
     ports: Callable[[], Ports | None]  # the pipeline's ports, once the app is serving
     max_body_bytes: int
     body_timeout_s: float
+    # the dialect of each path, leading slashes stripped
+    dialects: dict[str, Dialect] = attrs.field(factory=_by_bare_path, repr=False)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         ports = self.ports()
         # leading slashes collapsed, as Quart's routing does for every other path
-        # (werkzeug: "/" + path.lstrip("/")): "//v1/models" and the chat URL alike
-        if scope["type"] != "http" or scope["path"].lstrip("/") != _PATH_BARE or ports is None:
+        # (werkzeug: "/" + path.lstrip("/")): "//v1/models" and the API paths alike
+        if (
+            scope["type"] != "http"
+            or (dialect := self.dialects.get(scope["path"].lstrip("/"))) is None
+            or ports is None
+        ):
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(12)
@@ -65,8 +80,11 @@ class ChatEndpoint:
         out = cast(Send, send)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(body.receive_all, receive, nursery.cancel_scope)
-            call = ChatCall(
+            call = ApiCall(
+                dialect=dialect,
                 authorization=_header(headers, b"authorization"),
+                x_api_key=_header(headers, b"x-api-key"),
+                headers=headers,
                 read_body=lambda: body.read(self.body_timeout_s),
                 request_id=request_id,
                 started_s=trio.current_time(),
@@ -77,21 +95,24 @@ class ChatEndpoint:
             nursery.cancel_scope.cancel()
 
 
-async def _answer(ports: Ports, method: str, call: ChatCall, send: Send) -> None:
-    """Run the pipeline and send its reply; an error goes out as an OpenAI error body."""
+async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
+    """Run the pipeline and send its reply; an error goes out in the API's error shape."""
     id_header = (REQUEST_ID_HEADER.lower().encode(), call.request_id.encode())
+    dialect = call.dialect
     try:
         if method != "POST":
             raise MethodNotAllowed(
-                f"Method {method} is not allowed for {PATH}. Allowed: POST.",
+                f"Method {method} is not allowed for {dialect.path}. Allowed: POST.",
                 headers={"Allow": "POST"},
             )
-        reply = await chat(ports, call)
+        reply = await serve(ports, call)
     except ApiError as error:
-        reply = Reply.of_error(error)
+        reply = Reply.of_error(error, dialect)
     except Exception as error:  # a bug: the client gets a 500, the log where it happened
-        internal = unexpected_error(error, method=method, path=PATH, request_id=call.request_id)
-        reply = Reply.of_error(internal)
+        internal = unexpected_error(
+            error, method=method, path=dialect.path, request_id=call.request_id
+        )
+        reply = Reply.of_error(internal, dialect)
     headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items()]
     headers.append(id_header)
     if reply.stream is None:
