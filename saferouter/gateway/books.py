@@ -91,9 +91,6 @@ class RequestBooks:
     # where a settlement the store refused goes (unsettled.py); None: nowhere
     keep_unsettled: Callable[[Settlement], None] | None = None
     unsettled: bool = False  # the store refused the settlement
-    # what the key was charged, as the store decided it at settlement (a metered key's
-    # cost capped at its reservation): what ``usage.cost`` states; 0 with accounting off
-    charged_micro_usd: int | None = None
     # what every activity entry of the request says of it (issue 15): the API spoken,
     # the calling app (X-Title, HTTP-Referer) and routing's note
     api: str = "chat"
@@ -292,7 +289,6 @@ class RequestBooks:
             return self.charge
         self.charge = charge = Charge(status, outcome)
         if self.store is None:
-            self.charged_micro_usd = 0  # nothing is debited
             return charge
         cost = 0
         attempts = list(self.attempts)
@@ -365,7 +361,7 @@ class RequestBooks:
             receipt=seal(charge) if seal is not None else None,
         )
         try:
-            self.charged_micro_usd = await self.store.settle(settlement)
+            await self.store.settle(settlement)
         except StorageError:
             # the client will not be told it completed; the settlement is written once
             # the store answers (unsettled.py); settled it stays here: never twice
