@@ -152,11 +152,10 @@ class Store(Protocol):
         changes no balance (it is recorded in the activity log)."""
         ...
 
-    async def settle(self, settlement: Settlement) -> int:
+    async def settle(self, settlement: Settlement) -> None:
         """Release the reservation, charge the actual cost — a metered key at most what
         was reserved, the rest recorded as an ``overrun`` — record every attempt and
-        count the tokens against the rate window; idempotent per request id. Returns
-        what the key was charged, in micro-USD (0 when it was settled before)."""
+        count the tokens against the rate window; idempotent per request id."""
         ...
 
     async def top_up(

@@ -122,10 +122,10 @@ def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
     return admission
 
 
-def settle(db: Db, s: Settlement) -> int:
+def settle(db: Db, s: Settlement) -> None:
     """Release the request's reservation and charge it (:func:`.rules.prior_settlement`:
     once; a request whose reservation recovery released is charged out of what its key
-    holds now); what the key was charged."""
+    holds now)."""
     kinds = db.execute("SELECT kind FROM ledger WHERE request_id = ?", (s.request_id,)).fetchall()
     recorded = db.execute(
         "SELECT 1 FROM activity WHERE request_id = ? LIMIT 1", (s.request_id,)
@@ -134,7 +134,7 @@ def settle(db: Db, s: Settlement) -> int:
     if s.receipt is not None:
         receipts.save(db, s.receipt, s.now)
     if prior is rules.Prior.SETTLED:
-        return 0  # never charge twice
+        return  # never charge twice
     if s.reserved_micro_usd and prior is rules.Prior.OPEN:
         _entry(db, s.key_id, LedgerKind.RELEASE, s.reserved_micro_usd, s.request_id, s.now)
         leases.let_go(db, s.request_id)
@@ -159,7 +159,6 @@ def settle(db: Db, s: Settlement) -> int:
             "SET tokens = rate_windows.tokens + excluded.tokens",
             (s.key_id, rules.window_start(s.now), s.tokens),
         )
-    return charges.charge_micro_usd
 
 
 def release_abandoned(db: Db, now: float, replica: str | None, caller: str | None = None) -> int:

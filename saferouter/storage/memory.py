@@ -287,7 +287,7 @@ class MemoryStore:
                 )
             return admission
 
-    async def settle(self, settlement: Settlement) -> int:
+    async def settle(self, settlement: Settlement) -> None:
         s = settlement
         with self._write():
             prior = rules.prior_settlement(
@@ -296,7 +296,7 @@ class MemoryStore:
             if s.receipt is not None:
                 self._receipts.save(s.receipt, s.now)
             if prior is rules.Prior.SETTLED:
-                return 0  # never charge twice
+                return  # never charge twice
             if s.reserved_micro_usd and prior is rules.Prior.OPEN:
                 self._entry(s.key_id, "release", s.reserved_micro_usd, s.request_id, s.now)
                 self._leases.let_go(s.request_id)
@@ -317,7 +317,6 @@ class MemoryStore:
             if self._prune.due(s.now):
                 self._activity.prune(s.now - self._retention_s)
                 self._windows.prune(s.now)
-            return charges.charge_micro_usd
 
     async def top_up(
         self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False

@@ -191,16 +191,15 @@ class SqlStore:
     async def admit(self, request: AdmissionRequest) -> Admission:
         return await self._writes.run(lambda db: ledger.admit(db, request, self.owner))
 
-    async def settle(self, settlement: Settlement) -> int:
+    async def settle(self, settlement: Settlement) -> None:
         prune = self._prune.due(settlement.now)
 
-        def apply(db: Db) -> int:
-            charged_micro_usd = ledger.settle(db, settlement)
+        def apply(db: Db) -> None:
+            ledger.settle(db, settlement)
             if prune:
                 ledger.prune(db, settlement.now, self._retention_s)
-            return charged_micro_usd
 
-        return await self._writes.run(apply)
+        await self._writes.run(apply)
 
     async def top_up(
         self, key_id: str, amount_micro_usd: int, *, make_metered: bool = False
