@@ -21,7 +21,6 @@ from typing import Any
 from ..accounting import usd_text
 from ..errors import InvalidRequest
 from ..json_object import parse_json_object
-from ..sse import SSEEvent
 
 
 def parse_usage_option(value: object) -> bool:
@@ -81,18 +80,65 @@ def with_cost(body: bytes, cost_micro_usd: int) -> bytes:
     return body[:close] + b',"cost":' + cost + body[close:]
 
 
-def event_with_cost(event: SSEEvent, cost_micro_usd: int, raw: bytes) -> bytes:
-    """The usage chunk ``event`` (whose bytes to send are ``raw``: redacted) with the
-    cost in its usage; its framing kept when its data is one line."""
-    if event.data is None:
+def event_with_cost(data: str | None, raw: bytes, cost_micro_usd: int) -> bytes:
+    """A usage chunk's bytes ``raw`` (redacted) with the cost in its usage; ``data`` is
+    its data as redacted. Its framing is kept when its data is one line (as every
+    provider sends a chunk), else it is framed anew as one ``data:`` line."""
+    if data is None:
         return raw
-    data = event.data.encode()
-    stated = with_cost(data, cost_micro_usd)
-    if stated == data:
+    encoded = data.encode()
+    stated = with_cost(encoded, cost_micro_usd)
+    if stated == encoded:
         return raw
-    if raw.count(data) == 1:  # one ``data:`` line, as every provider sends a chunk
-        return raw.replace(data, stated)
+    if raw.count(encoded) == 1:
+        return raw.replace(encoded, stated)
     return b"data: " + stated + b"\n\n"
+
+
+class CostHold:
+    """Holds a stream back from its latest usage-carrying event until the request is
+    settled, then lets it go with the charge in that usage (sans-I/O).
+
+    The usage billed is the last one a stream reports (Perplexity repeats it on every
+    chunk; DeepSeek puts it on the finish chunk; OpenAI may send a chunk after it), so
+    only the end of the stream tells which event is the one to state the cost in: each
+    usage-carrying event is held, with whatever follows it, until the next one (the
+    held bytes go out as they were) or the end (they go out with the cost). Order and
+    every other byte are kept."""
+
+    def __init__(self) -> None:
+        self._held: list[tuple[str | None, bytes]] = []
+
+    def hold(self, data: str | None, raw: bytes) -> bytes:
+        """One event (its redacted data and bytes); what may go out now."""
+        if _carries_usage(data):
+            out = b"".join(r for _, r in self._held)
+            self._held = [(data, raw)]
+            return out
+        if self._held:
+            self._held.append((data, raw))
+            return b""
+        return raw
+
+    def release(self, charged_micro_usd: int | None) -> bytes:
+        """Everything held, the cost stated in the usage (None: not settled, no cost)."""
+        held, self._held = self._held, []
+        if not held:
+            return b""
+        (data, raw), rest = held[0], held[1:]
+        if charged_micro_usd is not None:
+            raw = event_with_cost(data, raw, charged_micro_usd)
+        return raw + b"".join(r for _, r in rest)
+
+
+def _carries_usage(data: str | None) -> bool:
+    if data is None or '"usage"' not in data:
+        return False
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and isinstance(value.get("usage"), dict)
 
 
 def _float(cost_micro_usd: int) -> float | int:

@@ -67,7 +67,7 @@ def test_every_usage_chunk_gets_the_cost_in_its_own_framing(
     stated_any = False
     for event in events_of(stream_bytes(relative)):
         usage = _usage_of(event)
-        stated = event_with_cost(event, 250, event.raw)
+        stated = event_with_cost(event.data, event.raw, 250)
         if not isinstance(usage, dict):
             assert stated == event.raw
             continue
@@ -111,7 +111,7 @@ def test_odd_bodies(body: bytes, stated: bytes) -> None:
 
 def test_an_event_keeps_crlf_framing_and_the_redacted_bytes() -> None:
     [event] = events_of(b'data: {"choices":[],"usage":{"prompt_tokens":1}}\r\n\r\n')
-    assert event_with_cost(event, 1, event.raw) == (
+    assert event_with_cost(event.data, event.raw, 1) == (
         b'data: {"choices":[],"usage":{"prompt_tokens":1,"cost":0.000001}}\r\n\r\n'
     )
 
