@@ -30,6 +30,7 @@ USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 @attrs.define
 class ScriptedUpstream:
     requests: list[dict[str, Any]] = attrs.Factory(list)  # the bodies received, parsed
+    targets: list[bytes] = attrs.Factory(list)  # the URL each was sent to
     authorizations: list[str] = attrs.Factory(list)  # their Authorization headers
     refused_keys: set[str] = attrs.Factory(set)  # provider keys answered with a 401
     raw: list[bytes] = attrs.Factory(list)
@@ -41,6 +42,7 @@ class ScriptedUpstream:
         raw = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
         body = json.loads(raw)
         self.raw.append(raw)
+        self.targets.append(bytes(request.url))
         self.requests.append(body)
         authorization = next(
             (v.decode() for k, v in request.headers if k.lower() == b"authorization"), ""

@@ -403,8 +403,10 @@ def write_catalog(
     path: Path, upstream_url: str, *, demo_delay_ms: int = 0, raw_url: str | None = None
 ) -> Path:
     """The shipped catalog plus a `fake` provider (prefix-routed, any model name), a
-    second one `fake2` at the same server, listed models with fallback chains over them
-    (`chain-*`, `hedged`), and, given ``raw_url``, a `raw` provider there."""
+    second one `fake2` at the same server (both serving every API: chat and responses
+    under `{upstream_url}/v1`, messages at `{upstream_url}/v1/messages`), listed models
+    with fallback chains over them (`chain-*`, `hedged`), and, given ``raw_url``, a `raw`
+    provider there."""
     from saferouter.catalog import DEFAULT_CATALOG_PATH
 
     text = DEFAULT_CATALOG_PATH.read_text().replace(
@@ -415,12 +417,16 @@ def write_catalog(
 name = "Fake upstream"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
+apis = ["chat", "responses", "messages"]
+anthropic_base_url = "{upstream_url}"
 default_price = {{ input = "1.25", cached_input = "0.125", output = "10" }}
 
 [providers.fake2]
 name = "Fake upstream two"
 base_url = "{upstream_url}/v1"
 api_key_env = "FAKE_API_KEY"
+apis = ["chat", "responses", "messages"]
+anthropic_base_url = "{upstream_url}"
 default_price = {{ input = "2.5", cached_input = "0.25", output = "20" }}
 
 [[models]]

@@ -7,8 +7,9 @@
 
 ``code`` covers every ``.py``, ``.toml`` and ``py.typed`` file of the ``saferouter``
 package and every file of the ``web/`` folder beside it, by path. ``config`` is the
-catalog as loaded — providers without keys (their env variable *names* and effective
-base URLs; extra header names, not values), models with prices in micro-USD per 1M
+catalog as loaded — providers without keys (their env variable *names*, the APIs they
+serve and effective base URLs, the Anthropic one included; extra header names, not
+values), models with prices in micro-USD per 1M
 tokens, peak windows and fallback chains — and the settings that change behaviour
 (audit sampling rate, attempts, timeouts, audience, the BYOK fee). Changing code,
 routing or prices changes the measurement. ``saferouter measure`` prints it and its
@@ -77,6 +78,9 @@ def config_document(settings: Settings) -> dict[str, Any]:
             "name": ep.provider.name,
             "kind": ep.provider.kind,
             "base_url": ep.base_url,
+            # where messages go: a client's own key goes there too
+            "anthropic_base_url": ep.anthropic_base_url,
+            "apis": sorted(ep.provider.apis),
             "api_key_env": ep.provider.api_key_env,
             "prefixes": list(ep.provider.prefixes),
             "header_names": sorted(ep.provider.headers),

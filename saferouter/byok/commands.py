@@ -149,11 +149,15 @@ def _add(
     if measured is None:
         return 1
     try:  # where the key will go, as measured: shown before it leaves this machine
-        destination = provider_destination(measured.get("document"), attested.measurement, provider)
+        destinations = provider_destination(
+            measured.get("document"), attested.measurement, provider
+        )
     except DestinationError as exc:
         _error(f"{exc}; nothing was sent")
         return 1
-    print(f"{provider} requests with this key go to {destination} (as measured)", flush=True)
+    print(f"{provider} requests with this key go to {destinations[0]} (as measured)", flush=True)
+    for url in destinations[1:]:  # the Anthropic base URL: messages go there
+        print(f"{provider} messages requests with this key go to {url} (as measured)", flush=True)
     sealed = sealing.seal(bytes.fromhex(attested.byok_public_key), provider_key, binding)
     answer = _answer(
         http.put(

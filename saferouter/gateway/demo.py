@@ -1,14 +1,18 @@
-"""The built-in ``demo`` provider: an in-process transport that speaks the OpenAI protocol.
+"""The built-in ``demo`` provider: an in-process transport that speaks each API's protocol.
 
 It implements httpcore's transport interface (``handle_async_request``), so the gateway
 reaches it through exactly the code path of a real provider: the same request bytes
 go in, and the same kind of response object, status, headers and SSE bytes come out.
-Its wire format copies DeepSeek's (``testdata/recordings/streams/deepseek``): a first
-chunk with ``reasoning_content: ""``, reasoning deltas with ``content: null``, content
-deltas with ``reasoning_content: null``, and a last chunk carrying ``finish_reason``
-and ``usage`` together, then ``data: [DONE]``.
+What it answers depends on the path, as a provider's does: :data:`DEMO_FORMATS` maps
+each API's upstream path to the function writing that API's wire format (an unknown
+path is a 404). The chat format copies DeepSeek's
+(``testdata/recordings/streams/deepseek``): a first chunk with ``reasoning_content:
+""``, reasoning deltas with ``content: null``, content deltas with ``reasoning_content:
+null``, and a last chunk carrying ``finish_reason`` and ``usage`` together, then
+``data: [DONE]``.
 
-No model runs: the answer is derived from the prompt, and says so.
+No model runs: the answer (:class:`DemoAnswer`, shared by every format) is derived from
+the prompt, and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpcore
@@ -25,37 +30,66 @@ import trio
 _FINGERPRINT = "fp_saferouter_demo"
 
 
+# One API's demo: the request's JSON object and the delay between stream events → the
+# response, as that API's provider would send it.
+DemoFormat = Callable[[dict[str, Any], float], httpcore.Response]
+
+
 class DemoTransport:
-    """httpcore-compatible transport serving ``POST …/chat/completions`` in process."""
+    """httpcore-compatible transport serving every API of :data:`DEMO_FORMATS` in process."""
 
     def __init__(self, *, chunk_delay_s: float = 0.0) -> None:
         self._chunk_delay_s = chunk_delay_s
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
-        if request.method != b"POST" or not request.url.target.endswith(b"/chat/completions"):
+        target = request.url.target
+        answer = next((fmt for path, fmt in DEMO_FORMATS.items() if target.endswith(path)), None)
+        if request.method != b"POST" or answer is None:
             return _error(404, "Not found", "invalid_request_error")
         try:
             payload = json.loads(body)
         except ValueError:
             return _error(400, "Failed to deserialize the JSON body", "invalid_request_error")
-        if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
-            return _error(400, "messages must be a list", "invalid_request_error")
-        answer = DemoAnswer.for_request(payload)
-        if payload.get("stream") is True:
-            return httpcore.Response(
-                200,
-                headers=[(b"content-type", b"text/event-stream; charset=utf-8")],
-                content=_DemoStream(answer, self._chunk_delay_s),
-            )
-        return httpcore.Response(
-            200,
-            headers=[(b"content-type", b"application/json")],
-            content=json.dumps(answer.completion(), ensure_ascii=False).encode(),
-        )
+        if not isinstance(payload, dict):
+            return _error(400, "The body must be a JSON object", "invalid_request_error")
+        return answer(payload, self._chunk_delay_s)
 
     async def aclose(self) -> None:
         return None
+
+
+def chat_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
+    """``POST /chat/completions`` as DeepSeek answers it."""
+    if not isinstance(payload.get("messages"), list):
+        return _error(400, "messages must be a list", "invalid_request_error")
+    answer = DemoAnswer.for_request(payload)
+    if payload.get("stream") is True:
+        events = [b"data: " + _compact(chunk) + b"\n\n" for chunk in answer.chunks()]
+        return demo_stream([*events, b"data: [DONE]\n\n"], chunk_delay_s)
+    return demo_json(answer.completion())
+
+
+def demo_stream(events: list[bytes], chunk_delay_s: float) -> httpcore.Response:
+    """A 200 SSE response sending ``events`` (whole SSE events) one by one."""
+    return httpcore.Response(
+        200,
+        headers=[(b"content-type", b"text/event-stream; charset=utf-8")],
+        content=_DemoStream(events, chunk_delay_s),
+    )
+
+
+def demo_json(value: object) -> httpcore.Response:
+    """A 200 JSON response."""
+    return httpcore.Response(
+        200,
+        headers=[(b"content-type", b"application/json")],
+        content=json.dumps(value, ensure_ascii=False).encode(),
+    )
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class DemoAnswer:
@@ -196,12 +230,8 @@ class DemoAnswer:
 class _DemoStream:
     """The SSE body: an async iterator with ``aclose``, as httpcore expects of a stream."""
 
-    def __init__(self, answer: DemoAnswer, delay_s: float) -> None:
-        events = [
-            b"data: " + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()
-            for c in answer.chunks()
-        ]
-        self._events = [e + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+    def __init__(self, events: list[bytes], delay_s: float) -> None:
+        self._events = events
         self._index = 0
         self._delay_s = delay_s
 
@@ -247,3 +277,9 @@ def _pieces(text: str) -> list[str]:
     """Split into word-sized deltas that join back to the text."""
     words = text.split(" ")
     return [words[0]] + [" " + w for w in words[1:]]
+
+
+# each API's upstream path (the dialect's ``upstream_path``) → its demo format
+DEMO_FORMATS: dict[bytes, DemoFormat] = {
+    b"/chat/completions": chat_demo,
+}

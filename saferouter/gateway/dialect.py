@@ -96,6 +96,19 @@ def fact_text(value: object) -> str | None:
     return None
 
 
+class WatchStart:
+    """What every :class:`StreamWatch` knows before its first event: nothing reported,
+    nothing relayed, not ended. A watch may start from it (``super().__init__()``)."""
+
+    def __init__(self) -> None:
+        self.raw_usage: Mapping[str, Any] | None = None
+        self.text_bytes = 0
+        self.response_id: str | None = None
+        self.finish_reason: str | None = None
+        self.complete = False
+        self.failed = False
+
+
 class StreamWatch(Protocol):
     """Watches one relayed stream, event by event (sans-I/O; one per stream)."""
 

@@ -211,6 +211,7 @@ class Receipt:
                 "model": model.id,
                 "input_micro_usd_per_mtok": price.input,
                 "cached_input_micro_usd_per_mtok": price.cached_input,
+                "cache_write_micro_usd_per_mtok": price.cache_write,
                 "output_micro_usd_per_mtok": price.output,
             },
             "cost_micro_usd": charge.cost_micro_usd,

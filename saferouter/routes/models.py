@@ -97,5 +97,6 @@ def _prices(price: Price) -> dict[str, str]:
     return {
         "input": usd_text(price.input),
         "cached_input": usd_text(price.cached_input),
+        "cache_write": usd_text(price.cache_write),
         "output": usd_text(price.output),
     }

@@ -19,6 +19,7 @@ async def test_models_list_shape_and_extras(gateway: Gateway) -> None:
     assert flash["context_length"] == 1_000_000 and flash["max_output_tokens"] == 384_000
     assert flash["pricing"]["input"] == "0.15" and flash["pricing"]["cached_input"] == "0.003"
     assert flash["pricing"]["peak"]["output"] == "1.2"
+    assert flash["pricing"]["cache_write"] == "0.15"  # no cache-write price: the input's
     assert flash["pricing"]["peak_hours_utc"] == ["01:00-04:00 weekdays", "06:00-10:00 weekdays"]
     assert flash["available"] is False
     assert "DEEPSEEK_API_KEY" in flash["availability"]

@@ -51,7 +51,7 @@ def test_stream_usage_is_the_last_non_null_usage(testdata: object, relative: str
     empty_usage_chunks = [u for u in analysis["usage_chunks"] if u["choices"] == "empty"]
     assert sum(usage_only) == len(empty_usage_chunks)
     assert usage.failed == bool(analysis["in_stream_errors"])
-    assert usage.complete == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
+    assert usage.done == analysis.get("done", True)  # rebuilt .jsonl streams end in [DONE]
 
 
 @pytest.mark.parametrize("relative", recording_params(STREAMS + nonstream_paths()))

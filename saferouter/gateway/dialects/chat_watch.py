@@ -3,8 +3,9 @@ stream's events (pure).
 
 Usage is the last non-null usage object a response carries, never a sum
 (:func:`~saferouter.accounting.usage_in`; ../shared/testdata/recordings/README.md, edge
-cases 2–3). A stream is complete at ``data: [DONE]``; an ``error`` event, or a chunk
-with an ``error`` member, makes it a failure.
+cases 2–3). A stream is complete at ``data: [DONE]`` — or, as the chat path has
+always taken them, when its last named event is a Responses API terminal event; an
+``error`` event, or a chunk with an ``error`` member, makes it a failure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 from ...accounting import Usage, normalize_usage, usage_in
 from ...errors import ParseError
 from ...sse import SSEEvent
-from ..dialect import BodyFacts, fact_text
+from ..dialect import BodyFacts, WatchStart, fact_text
+
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 
 
 def chat_body_facts(body: bytes) -> BodyFacts:
@@ -40,27 +43,26 @@ def parse_body(body: bytes) -> Any:
         raise ParseError("the body is not JSON") from None
 
 
-class ChatWatch:
+class ChatWatch(WatchStart):
     """Watches a chat stream's events: the last usage reported, how much text went out
     (for an estimate when no usage comes), the response id and finish reason,
-    ``[DONE]``, and in-band error events."""
+    ``[DONE]`` (``complete`` also when the last named event is a Responses terminal
+    one), and in-band error events (``failed``)."""
 
     def __init__(self) -> None:
-        self.raw_usage: Mapping[str, Any] | None = None
-        self.text_bytes = 0
-        self.response_id: str | None = None
-        self.finish_reason: str | None = None
-        self.complete = False  # [DONE] seen
-        self.failed = False  # an in-band error event
+        super().__init__()
+        self.done = False  # data: [DONE] seen
 
     def observe(self, event: SSEEvent) -> bool:
         """Account for one event; True when it is a usage-only chunk (``choices: []``
         with usage), the one a client that did not ask for usage must not see."""
         data = event.data
+        if event.event is not None:
+            self.complete = self.done or event.event in _TERMINAL_EVENTS
         if data is None:
             return False
         if data == "[DONE]":
-            self.complete = True
+            self.complete = self.done = True
             return False
         if event.event == "error":
             self.failed = True
