@@ -248,23 +248,24 @@ class StreamRelay:
         return None
 
     async def _settle_end(self) -> None:
-        """The upstream finished its stream; an error event it sent makes it a failure."""
+        """The upstream finished its stream; an error event it sent makes it a failure.
+        (Called at the terminal event and again at the body's end: settled once.)"""
         if self.watch.failed:
             await self._settle(
                 status=200, outcome=ActivityOutcome.ERROR, error_type="upstream_error_event"
             )
-        else:
-            await self._settle(status=200, outcome=ActivityOutcome.OK)
-            usage = self.watch.usage
-            if self._route_stats is not None and usage is not None and not self._books.unsettled:
-                self._measured(usage.output_tokens)
+            return
+        first = self._books.charge is None  # measured once, when it is served for good
+        await self._settle(status=200, outcome=ActivityOutcome.OK)
+        usage = self.watch.usage
+        if first and usage is not None and not self._books.unsettled:
+            self._measured(usage.output_tokens)
 
     def _measured(self, output_tokens: int) -> None:
         """This served stream's time to first byte (from its attempt's start) and its
         output rate, into the worker's figures (``provider.sort``)."""
-        assert self._route_stats is not None
         first_byte_at = self._first_byte_at
-        if first_byte_at is None:
+        if self._route_stats is None or first_byte_at is None:
             return
         self._route_stats.record(
             self._model_id,

@@ -13,6 +13,7 @@ from ..catalog import Model, Price
 from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
+from ..gateway.route_stats import Figures
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
@@ -22,7 +23,9 @@ blueprint = Blueprint("models", __name__)
 async def list_models() -> Response:
     settings = app_state().settings
     data = [
-        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
+        describe_model(
+            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+        )
         for model in settings.catalog.models.values()
     ]
     return json_response({"object": "list", "data": data})
@@ -35,13 +38,20 @@ async def get_model(model_id: str) -> Response:
     if model is None:
         raise ModelNotFound(f"The model `{model_id}` does not exist", param="model")
     return json_response(
-        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
+        describe_model(
+            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+        )
     )
 
 
 def describe_model(
-    model: Model, endpoint: UpstreamEndpoint, breaker: CircuitBreaker
+    model: Model,
+    endpoint: UpstreamEndpoint,
+    breaker: CircuitBreaker,
+    figures: Figures | None = None,
 ) -> dict[str, Any]:
+    """A model as ``/v1/models`` lists it; ``figures``: what this worker measured of it
+    (``provider.sort`` by latency or throughput orders by them)."""
     provider = endpoint.provider
     pricing: dict[str, Any] = {"unit": "USD per 1M tokens", **_prices(model.pricing.base)}
     if model.pricing.peak is not None:
@@ -90,6 +100,24 @@ def describe_model(
         "circuit": circuit,
         "hedge_after_ms": model.hedge_after_ms,
         "deprecated": model.deprecated,
+        "measured": _measured(figures),
+    }
+
+
+def _figures(model: Model) -> Figures | None:
+    ports = app_state().ports
+    return ports.route_stats.figures(model.id) if ports is not None else None
+
+
+def _measured(figures: Figures | None) -> dict[str, Any] | None:
+    if figures is None:
+        return None
+    ttfb_s, rate = figures.ttfb_s, figures.output_tokens_per_s
+    return {
+        "scope": "this worker's recent streamed responses (medians)",
+        "samples": figures.samples,
+        "ttfb_ms": round(ttfb_s * 1000, 1) if ttfb_s is not None else None,
+        "output_tokens_per_s": round(rate, 1) if rate is not None else None,
     }
 
 

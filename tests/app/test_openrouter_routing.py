@@ -180,6 +180,7 @@ async def test_throughput_is_output_tokens_over_generation_time(
         assert figures is not None
         # 3 chunks 1 s apart: 3 s from the first byte to the end, 2 tokens reported
         assert figures.output_tokens_per_s == pytest.approx(USAGE["completion_tokens"] / 3)
+        assert figures.samples == 1  # one stream, measured once
         await p.send("fake/ok")  # a body shows no generation time: not measured
         assert p.ports.route_stats.figures("fake/ok") is None
 

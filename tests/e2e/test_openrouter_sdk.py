@@ -209,3 +209,20 @@ async def test_preferences_refused_reach_the_sdk_as_errors(
     error = json.loads(caught.value.body)["error"]
     assert error["param"] == param and re.search(r"provider\.", error["message"])
     assert upstream.requests == []
+
+
+async def test_models_show_what_this_worker_measured(gateway: Gateway) -> None:
+    key = await gateway.create_key(credits_micro_usd=10_000_000)
+    async with httpx.AsyncClient(
+        base_url=gateway.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        before = (await client.get("/v1/models/chain-b")).json()
+        assert before["measured"] is None  # nothing served yet
+        body = {"model": "chain-b", "stream": True, "messages": MESSAGES}
+        streamed = await client.post("/v1/chat/completions", json=body)
+        assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
+        listed = (await client.get("/v1/models")).json()["data"]
+    [measured] = [m["measured"] for m in listed if m["id"] == "chain-b"]
+    assert measured["samples"] == 1
+    assert measured["ttfb_ms"] >= 0
+    assert all(m["measured"] is None for m in listed if m["id"] != "chain-b")
