@@ -27,7 +27,6 @@ from .errors import (
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
-    NotFound,
     PayloadTooLarge,
     unexpected_error,
 )
@@ -37,6 +36,7 @@ from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
+from .paths import ApiPrefix, not_found
 from .routes import (
     activity,
     attestation,
@@ -46,6 +46,7 @@ from .routes import (
     keys,
     metrics,
     models,
+    openrouter,
     receipts,
     web,
 )
@@ -97,12 +98,15 @@ def create_app(
     # The API paths (DIALECTS) are answered in front of Quart, by ApiEndpoint; the rest by Quart.
     # Twice the body limit may be drained: a body just over it (a 413) keeps its
     # keep-alive connection; a far bigger one is answered with Connection: close.
+    # OpenRouter's /api/v1 prefix is rewritten before either routes (paths.py).
     app.asgi_app = ClientGuard(  # type: ignore[method-assign]
-        ApiEndpoint(
-            app.asgi_app,
-            ports=lambda: app_state.ports,
-            max_body_bytes=settings.max_body_bytes,
-            body_timeout_s=BODY_TIMEOUT_S,
+        ApiPrefix(
+            ApiEndpoint(
+                app.asgi_app,
+                ports=lambda: app_state.ports,
+                max_body_bytes=settings.max_body_bytes,
+                body_timeout_s=BODY_TIMEOUT_S,
+            )
         ),
         send_timeout_s=settings.send_timeout_s,
         drain_limit_bytes=2 * settings.max_body_bytes,
@@ -190,6 +194,7 @@ def create_app(
     app.register_blueprint(attestation.blueprint)
     app.register_blueprint(receipts.blueprint)
     app.register_blueprint(byok.blueprint)
+    app.register_blueprint(openrouter.blueprint)
     app.register_blueprint(web.blueprint)
     return app
 
@@ -214,11 +219,7 @@ def _from_http(error: HTTPException) -> ApiError:
     """Werkzeug's routing and body errors, in OpenAI's shape."""
     code = error.code or 500
     if code == 404:
-        return NotFound(
-            f"Unknown request URL: {request.method} {request.path}. "
-            "See https://platform.openai.com/docs/api-reference.",
-            code="unknown_url",
-        )
+        return not_found(request.method, request.path)
     if code == 405:
         allowed = getattr(error, "valid_methods", None) or []
         headers = {"Allow": ", ".join(sorted(allowed))} if allowed else {}

@@ -76,6 +76,7 @@ from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
 from .attempt import Attempt
+from .attribution import attributed
 from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
@@ -156,7 +157,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     authorization = presented_key(call.authorization, call.x_api_key)  # 1. authenticate
     key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
-    request = dialect.parse(body, call.headers)
+    request = attributed(dialect.parse(body, call.headers), call.headers)  # + the app
     prefs = ProviderPreferences.parse(request.payload.get("provider"))
     # OpenRouter's usage.include: the charge stated as usage.cost (chat's field)
     state_cost = request.api is Api.CHAT and parse_usage_option(request.payload.get("usage"))

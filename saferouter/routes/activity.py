@@ -1,6 +1,8 @@
 """``GET /v1/activity`` (the request log) and ``GET /v1/activity/stats`` (aggregates).
 
-A key sees its own entries; an admin key sees every key's (or one, with ``key_id``)."""
+A key sees its own entries; an admin key sees every key's (or one, with ``key_id``).
+Both group or filter by the calling app too (``app``: the ``X-Title`` it sent, else its
+``HTTP-Referer``), as OpenRouter's activity does."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ async def list_activity() -> Response:
         model=args.get("model") or None,
         provider=args.get("provider") or None,
         status=args.get("status") or None,
+        app=args.get("app") or None,
         since=parse_unix_time(args, "since"),
         until=parse_unix_time(args, "until"),
         before_id=parse_count(args, "before", default=None, low=1),
@@ -71,10 +74,13 @@ async def activity_stats() -> Response:
     entries = await state.store.activity_since(since, _scope(key))
     by_model: dict[str, list[ActivityEntry]] = defaultdict(list)
     by_provider: dict[str, list[ActivityEntry]] = defaultdict(list)
+    by_app: dict[str, list[ActivityEntry]] = defaultdict(list)
     for entry in entries:
         by_model[entry.served_model or entry.requested_model].append(entry)
         if entry.provider:
             by_provider[entry.provider].append(entry)
+        if entry.app is not None:
+            by_app[entry.app].append(entry)
     return json_response(
         {
             "object": "activity.stats",
@@ -83,6 +89,7 @@ async def activity_stats() -> Response:
             **summarize(entries),
             "by_model": {name: summarize(group) for name, group in sorted(by_model.items())},
             "by_provider": {name: summarize(group) for name, group in sorted(by_provider.items())},
+            "by_app": {name: summarize(group) for name, group in sorted(by_app.items())},
         }
     )
 
@@ -120,6 +127,7 @@ def describe_entry(entry: ActivityEntry) -> dict[str, Any]:
     data = attrs.asdict(entry)
     data["cost_usd"] = usd_text(entry.cost_micro_usd)
     data["overrun_usd"] = usd_text(entry.overrun_micro_usd)
+    data["app"] = entry.app
     return data
 
 

@@ -208,6 +208,12 @@ class Store(Protocol):
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]: ...
 
+    async def spent_since(self, key_id: str, since: Sequence[float]) -> list[int]:
+        """For each time in ``since``, what the key's attempts recorded at or after it
+        cost (their ``cost_micro_usd``: the charges; the activity log's retention
+        bounds how far back it reaches)."""
+        ...
+
     async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
         """The attempts, in order, of the request ``ref`` names: its request id, or the
         upstream's id of the response it served (the newest such request); only

@@ -9,6 +9,8 @@ only serving attempts carry a response id, so the index holds no failed attempt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from . import rules
@@ -89,6 +91,22 @@ def served_response(db: Db, key_id: str, response_id: str) -> ActivityEntry | No
         (response_id, key_id),
     ).fetchone()
     return None if row is None else ActivityEntry(*row)
+
+
+def spent_since(db: Db, key_id: str, since: Sequence[float]) -> list[int]:
+    """What ``key_id``'s attempts created at or after each of ``since`` cost (charged,
+    overruns aside), in one indexed read (``activity_key_time``) back to the earliest."""
+    if not since:
+        return []
+    sums = ", ".join(
+        "CAST(coalesce(sum(CASE WHEN created_at >= ? THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT)"
+        for _ in since
+    )
+    row = db.execute(
+        f"SELECT {sums} FROM activity WHERE key_id = ? AND created_at >= ?",  # noqa: S608
+        (*since, key_id, min(since)),
+    ).fetchone()
+    return [int(value) for value in row]
 
 
 def usage_by_model(db: Db, key_id: str) -> list[ModelUsage]:

@@ -396,6 +396,10 @@ class MemoryStore:
         self._check_open()
         return self._activity.usage_by_model(key_id)
 
+    async def spent_since(self, key_id: str, since: Sequence[float]) -> list[int]:
+        self._check_open()
+        return self._activity.spent_since(key_id, since)
+
     async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
         self._check_open()
         return self._activity.find_request(key_id, ref)

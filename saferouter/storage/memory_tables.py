@@ -186,6 +186,11 @@ class ActivityTable:
         newest_first = [e for _, e in sorted(self._entries.items(), reverse=True)]
         return first([e for e in newest_first if all(c.holds(e) for c in conditions)], query.limit)
 
+    def spent_since(self, key_id: str, since: Sequence[float]) -> list[int]:
+        """What the key's entries at or after each of ``since`` cost."""
+        mine = [e for e in self._entries.values() if e.key_id == key_id]
+        return [sum(e.cost_micro_usd for e in mine if e.created_at >= t) for t in since]
+
     def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
         """The attempts of the request ``ref`` names, as :func:`.activity_log.find_request`
         finds them (a scan: the test store)."""

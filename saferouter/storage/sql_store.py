@@ -257,6 +257,9 @@ class SqlStore:
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         return await self._read(lambda db: activity_log.usage_by_model(db, key_id))
 
+    async def spent_since(self, key_id: str, since: Sequence[float]) -> list[int]:
+        return await self._read(lambda db: activity_log.spent_since(db, key_id, since))
+
     async def find_request(self, key_id: str | None, ref: str) -> list[ActivityEntry]:
         return await self._read_keyed(lambda db: activity_log.find_request(db, key_id, ref))
 

@@ -10,28 +10,7 @@ import pytest
 
 from saferouter.storage import ActivityEntry, ActivityFilter, AdmissionRequest, Settlement, Store
 
-from .stores import entry, make_key
-
-T0 = 1_800_000_000.0
-
-
-async def settle(store: Store, key: str, request_id: str, *attempts: dict[str, object]) -> None:
-    """Settle a request whose attempts are ``entry`` overrides, numbered in order."""
-    await store.settle(
-        Settlement(
-            key_id=key,
-            request_id=request_id,
-            reserved_micro_usd=0,
-            cost_micro_usd=0,
-            tokens=0,
-            attempts=tuple(
-                entry(request_id, key, T0, **{"attempt": n, **a})
-                for n, a in enumerate(attempts, start=1)
-            ),
-            now=T0,
-        )
-    )
-
+from .stores import T0, entry, make_key, record
 
 FAILED = {"status": 502, "outcome": "error", "provider": "q"}
 SERVED = {"response_id": "chatcmpl-1", "finish_reason": "stop"}
@@ -42,9 +21,9 @@ async def two_keys(store: Store) -> tuple[str, str]:
     """Key ``a``: request ``r1`` (a failed attempt, then one serving ``chatcmpl-1``) and
     ``r2`` (serving ``resp_2``); key ``b``: ``r3`` (serving ``msg_3``)."""
     a, b = await make_key(store, credits=None), await make_key(store, credits=None)
-    await settle(store, a, "r1", FAILED, SERVED)
-    await settle(store, a, "r2", {"response_id": "resp_2", "api": "responses"})
-    await settle(store, b, "r3", {"response_id": "msg_3", "api": "messages"})
+    await record(store, a, "r1", FAILED, SERVED)
+    await record(store, a, "r2", {"response_id": "resp_2", "api": "responses"})
+    await record(store, b, "r3", {"response_id": "msg_3", "api": "messages"})
     return a, b
 
 
@@ -85,7 +64,7 @@ async def test_every_new_field_reads_back(store: Store) -> None:
 
 async def test_an_entry_without_them_reads_as_chat_from_no_app(store: Store) -> None:
     key = await make_key(store, credits=None)
-    await settle(store, key, "r", {})
+    await record(store, key, "r", {})
     (read,) = await store.activity(ActivityFilter(key_id=key))
     assert (read.api, read.response_id, read.finish_reason, read.app, read.note) == (
         "chat",
@@ -122,8 +101,8 @@ async def test_another_keys_request_is_not_found_but_an_admin_finds_any(
 
 async def test_a_reused_response_id_finds_the_newest_request(store: Store) -> None:
     key = await make_key(store, credits=None)
-    await settle(store, key, "old", {"response_id": "same"})
-    await settle(store, key, "new", {"response_id": "same"})
+    await record(store, key, "old", {"response_id": "same"})
+    await record(store, key, "new", {"response_id": "same"})
     assert attempts(await store.find_request(key, "same")) == [("new", 1)]
     served = await store.served_response(key, "same")
     assert served is not None and served.request_id == "new"
@@ -166,9 +145,9 @@ async def test_a_refusal_records_the_api_and_the_app(store: Store) -> None:
 
 async def test_activity_filters_by_app_title_else_referer(store: Store) -> None:
     key = await make_key(store, credits=None)
-    await settle(store, key, "titled", {"app_title": "Cline", "app_referer": "https://c"})
-    await settle(store, key, "referred", {"app_referer": "https://r.example"})
-    await settle(store, key, "anonymous", {})
+    await record(store, key, "titled", {"app_title": "Cline", "app_referer": "https://c"})
+    await record(store, key, "referred", {"app_referer": "https://r.example"})
+    await record(store, key, "anonymous", {})
 
     async def found(app: str) -> list[str]:
         rows = await store.activity(ActivityFilter(key_id=key, app=app))
@@ -177,3 +156,13 @@ async def test_activity_filters_by_app_title_else_referer(store: Store) -> None:
     assert await found("Cline") == ["titled"]
     assert await found("https://r.example") == ["referred"]
     assert await found("https://c") == []  # a titled app goes by its title
+
+
+async def test_spent_since_sums_the_keys_costs_from_each_time(store: Store) -> None:
+    a, b = await make_key(store, credits=None), await make_key(store, credits=None)
+    await record(store, a, "day1", {"created_at": T0, "cost_micro_usd": 5})
+    await record(store, a, "day2", {"created_at": T0 + 86400, "cost_micro_usd": 7})
+    await record(store, b, "other", {"created_at": T0 + 86400, "cost_micro_usd": 1000})
+    assert await store.spent_since(a, [T0, T0 + 1, T0 + 86400, T0 + 86401]) == [12, 7, 7, 0]
+    assert await store.spent_since(b, [T0 + 2 * 86400]) == [0]
+    assert await store.spent_since(a, []) == []

@@ -63,6 +63,7 @@ CORES = (
     "saferouter.gateway.breaker",
     "saferouter.gateway.redact",
     "saferouter.gateway.checkout",
+    "saferouter.gateway.attribution",
     "saferouter.translog.merkle",
     "saferouter.translog.note",
     "saferouter.translog.entry",

@@ -23,11 +23,23 @@ function breakdown(groups) {
     .map((h) => el("th", { textContent: h })))]), el("tbody", {}, rows)]);
 }
 
+// the app filter's choices: the apps of the window, and the one chosen even once it left
+function appChoices(apps) {
+  const select = document.getElementById("app");
+  const chosen = select.value;
+  const names = [...new Set([...apps, ...(chosen ? [chosen] : [])])].sort();
+  select.replaceChildren(el("option", { value: "", textContent: "All apps" }),
+    ...names.map((name) => el("option", { value: name, textContent: name })));
+  select.value = chosen;
+}
+
 async function poll() {
   const span = document.getElementById("window").value;
+  const app = document.getElementById("app").value;
+  const query = new URLSearchParams({ limit: "50", ...(app ? { app } : {}) });
   try {
     const [stats, log] = await Promise.all([api(`/v1/activity/stats?window=${span}`),
-                                            api("/v1/activity?limit=50")]);
+                                            api(`/v1/activity?${query}`)]);
     status.replaceChildren();
     document.getElementById("totals").replaceChildren(
       stat("Requests", stats.total), stat("Success rate", stats.success_rate === null ? "–" : `${(stats.success_rate * 100).toFixed(1)}%`),
@@ -36,10 +48,13 @@ async function poll() {
       stat("Cost", micro(stats.cost_micro_usd)));
     document.getElementById("by-model").replaceChildren(breakdown(stats.by_model));
     document.getElementById("by-provider").replaceChildren(breakdown(stats.by_provider));
+    document.getElementById("by-app").replaceChildren(breakdown(stats.by_app));
+    appChoices(Object.keys(stats.by_app));
     document.querySelector("#log tbody").replaceChildren(...log.data.map((e) => el("tr", {}, [
       el("td", { textContent: new Date(e.created_at * 1000).toLocaleTimeString() }),
       el("td", { textContent: e.served_model && e.served_model !== e.requested_model
         ? `${e.requested_model} → ${e.served_model}` : e.requested_model }),
+      el("td", { className: "app", textContent: e.app ?? "–", title: e.app_referer || "" }),
       el("td", { textContent: e.attempt }),
       el("td", {}, [el("span", { className: `badge ${e.outcome === "ok" ? "ok" : "bad"}`,
                                  textContent: `${e.status} ${e.outcome}`, title: e.error_type || "" })]),
@@ -54,6 +69,7 @@ async function poll() {
 }
 
 document.getElementById("window").addEventListener("change", poll);
+document.getElementById("app").addEventListener("change", poll);
 document.addEventListener("keychange", poll);
 poll();
 setInterval(poll, POLL_MS);
