@@ -29,8 +29,7 @@ from saferouter.gateway.upstream_body import STRIPPED_FIELDS
 from ..recordings import RECORDINGS, stream_bytes
 from ..servers import FakeUpstream, Gateway
 
-# records15 serves /api/v1/* as /v1/*; until both are merged the SDK is pointed at /v1
-PREFIX = "/v1"
+PREFIX = "/api/v1"  # OpenRouter's, served as /v1
 BODY = "nonstream/deepseek/vercel-ai__deepseek-text.json"
 STREAM = "streams/deepseek/pydantic-ai__deepseek-reasoner_thinking_stream.sse"
 MESSAGES = [{"role": "user", "content": "Hello"}]
@@ -90,11 +89,17 @@ def sdk(gateway: Gateway, key: str, wire: Wire) -> Iterator[OpenRouter]:
 
 
 async def spent_and_activity(gateway: Gateway, key: str) -> tuple[int, dict[str, Any]]:
+    """What the key was charged (its credits), and its one activity entry, whose
+    generation (OpenRouter's view of it) states the same cost."""
     async with httpx.AsyncClient(
         base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}
     ) as client:
         credits = (await client.get("/v1/credits")).json()
         [entry] = (await client.get("/v1/activity")).json()["data"]
+        generation = (
+            await client.get("/api/v1/generation", params={"id": entry["request_id"]})
+        ).json()["data"]
+    assert generation["total_cost"] == credits["spent_micro_usd"] / 1_000_000
     return credits["spent_micro_usd"], entry
 
 
