@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ from saferouter.accounting import usd_text
 from saferouter.catalog import Price, Pricing
 from saferouter.config import Settings
 from saferouter.errors import ApiError
+from saferouter.gateway.receipts import RECEIPT_HEADER
 from saferouter.gateway.upstream_body import STRIPPED_FIELDS
 from saferouter.storage import ActivityEntry, ActivityFilter
 
 from ..scripted import USAGE
 from .pipeline_harness import Harness, fake_model, read_all, running_pipeline, with_models
+from .test_receipts import quiet, receipt_of
 
 OPENROUTER_FIELDS = {
     "models": ["fake2/ok"],
@@ -254,3 +257,17 @@ async def test_an_error_says_nothing_of_cost(tmp_path: Path, autojump_clock: obj
     async with running_pipeline(tmp_path) as p:
         with pytest.raises(ApiError):
             await p.send("fake/status:400", usage={"include": True})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_receipt_covers_the_bytes_with_the_cost(
+    tmp_path: Path, autojump_clock: object, stream: bool
+) -> None:
+    async with running_pipeline(tmp_path, quiet) as p:
+        reply = await p.send("fake/slow:2:10", stream=stream, usage={"include": True})
+        handed = await read_all(reply) if stream else reply.body
+        assert b'"cost":' in handed
+        receipt = await receipt_of(p, reply.headers[RECEIPT_HEADER])
+        assert receipt["response_sha256"] == hashlib.sha256(handed).hexdigest()
+        [entry] = await entries(p)
+        assert receipt["cost_micro_usd"] == entry.cost_micro_usd
