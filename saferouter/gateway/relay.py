@@ -16,7 +16,12 @@ Bytes go to the client as whole events: what the decoder completed from the byte
 so far. Joined, they are exactly the upstream's bytes — except the usage-only event
 (chat's ``choices: []``), dropped when the client did not ask for usage, since the
 gateway asked the upstream for it to bill the stream — and except the provider key,
-wherever it appears, and any credential in an in-band error event (``redact.py``).
+wherever it appears, and any credential in an in-band error event (``redact.py``) —
+and, when the client asked OpenRouter's ``usage: {"include": true}``, ``usage.cost``:
+the latest event carrying usage is held back until the request settles and goes out
+with the charge in it (:class:`~saferouter.gateway.usage_cost.CostHold`). A stream
+served whole also feeds this worker's measured figures of its model
+(:class:`~saferouter.gateway.route_stats.RouteStats`: ``provider.sort``).
 
 What each event means is the API's business: the dialect's
 :class:`~saferouter.gateway.dialect.StreamWatch` reads usage, the stream's end and any
