@@ -29,6 +29,7 @@ from ..accounting import (
     cost_micro_usd,
     estimate_tokens,
     reservation_micro_usd,
+    split_charge,
     usd_text,
 )
 from ..catalog import Price
@@ -295,16 +296,7 @@ class RequestBooks:
         attempts = list(self.attempts)
         if self.serving is not None:
             number, plan = self.serving
-            estimated = False
-            if usage is None and estimated_text_bytes:
-                usage = Usage(
-                    prompt_tokens=estimate_tokens(self.request_bytes),
-                    output_tokens=estimate_tokens(estimated_text_bytes),
-                )
-                estimated = True
-            usage = usage or Usage()
-            price = self.price_of(plan)
-            cost = cost_micro_usd(usage, price)
+            usage, estimated, price, cost = self._billed(plan, usage, estimated_text_bytes)
             self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
             serving = self._entry(
                 number=number,
@@ -372,6 +364,36 @@ class RequestBooks:
                 self.keep_unsettled(settlement if relayed else voided(settlement, served=served))
             raise
         return charge
+
+    def key_charge_micro_usd(self, usage: Usage | None, estimated_text_bytes: int = 0) -> int:
+        """What the key will be charged when the serving attempt settles with ``usage``
+        (OpenRouter's ``usage.cost``, stated in the body or chunk before it goes out):
+        the cost :meth:`settle` bills, capped as the store caps it — a metered key pays
+        at most its reservation (``reserved_micro_usd`` is 0 for an unmetered one),
+        the rest being the operator's overrun (storage/rules.py ``split_settlement``).
+        0 with accounting off, or with no serving attempt: nothing is debited. (Only a
+        reservation that recovery released meanwhile, its process taken for dead, is
+        charged out of the balance instead, which may be less.)"""
+        if self.store is None or self.serving is None:
+            return 0
+        cost = self._billed(self.serving[1], usage, estimated_text_bytes)[3]
+        return split_charge(cost, self.reserved_micro_usd or None)[0]
+
+    def _billed(
+        self, plan: Plan, usage: Usage | None, estimated_text_bytes: int
+    ) -> tuple[Usage, bool, Price, int]:
+        """The usage billed (an estimate, marked so, for text relayed without a usage
+        report), whether estimated, the price and the cost of the serving ``plan``."""
+        estimated = False
+        if usage is None and estimated_text_bytes:
+            usage = Usage(
+                prompt_tokens=estimate_tokens(self.request_bytes),
+                output_tokens=estimate_tokens(estimated_text_bytes),
+            )
+            estimated = True
+        usage = usage or Usage()
+        price = self.price_of(plan)
+        return usage, estimated, price, cost_micro_usd(usage, price)
 
     def _entry(
         self,

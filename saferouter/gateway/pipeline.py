@@ -12,10 +12,13 @@ stage name):
 2. **parse** — the body is read (the HTTP layer bounds its size) and checked
    (``dialect.parse``); 400 on anything odd.
 3. **route** — the requested model is resolved in the catalog and its fallback chain
-   built (:func:`~saferouter.gateway.routing.candidates`), with the client's ``models``;
-   only candidates whose provider serves the request's API are kept
+   built, or OpenRouter's ``models`` read, unknown ids skipped with a note
+   (:func:`~saferouter.gateway.routing.choose_candidates`); only candidates whose
+   provider serves the request's API are kept
    (:func:`~saferouter.gateway.routing.serving_api`: 400 ``unsupported_api`` when the
-   requested model's does not); then planned
+   requested model's does not); OpenRouter's ``provider`` preferences order and filter
+   them (:func:`~saferouter.gateway.preferences.apply`, with this worker's measured
+   :class:`~saferouter.gateway.route_stats.RouteStats`); then planned
    (:func:`~saferouter.gateway.routing.plan_attempts`): whose provider key each attempt
    carries — the client's own, opened by the
    :class:`~saferouter.byok.keyring.Keyring` (409 when it was sealed to another
@@ -56,6 +59,7 @@ in-process, under trio's ``MockClock``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -79,14 +83,18 @@ from .attribution import attributed
 from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
-from .dialect import Dialect
+from .dialect import Api, Dialect
+from .preferences import ProviderPreferences
+from .preferences import apply as apply_preferences
 from .previous_response import find_pin
 from .race import Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
-from .routing import candidates, plan_attempts, serving_api
+from .route_stats import RouteStats
+from .routing import choose_candidates, plan_attempts, serving_api
 from .unsettled import Unsettled
 from .upstream import Upstreams
+from .usage_cost import parse_usage_option, with_cost
 
 
 class KeyAuthority(Protocol):
@@ -111,6 +119,8 @@ class Ports:
     unsettled: Unsettled = attrs.Factory(Unsettled)
     # upstream attempts by (provider, outcome), for /metrics
     attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
+    # this worker's measured latency and throughput per model (provider.sort)
+    route_stats: RouteStats = attrs.Factory(RouteStats)
 
 
 @attrs.frozen
@@ -152,9 +162,20 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
     request = attributed(dialect.parse(body, call.headers), call.headers)  # + the app
-    requested = settings.catalog.resolve(request.requested_model)  # 3. route
-    chain = candidates(settings.catalog, requested, request.client_models)
-    chain = serving_api(settings.catalog, chain, request.api)
+    prefs = ProviderPreferences.parse(request.payload.get("provider"))
+    # OpenRouter's usage.include: the charge stated as usage.cost (chat's field)
+    state_cost = request.api is Api.CHAT and parse_usage_option(request.payload.get("usage"))
+    chosen = choose_candidates(settings.catalog, request.model, request.client_models)  # 3.
+    requested = chosen.requested
+    chain = serving_api(settings.catalog, chosen.chain, request.api)
+    routed = apply_preferences(
+        chain,
+        prefs,
+        providers=settings.catalog.providers,
+        stats=ports.route_stats,
+        now=dt.datetime.fromtimestamp(ports.clock.wall(), dt.UTC),
+    )
+    chain = list(routed.chain)
     own_keys = _NONE_OWN
     if key.byok:  # the common key holds none: no keyring, no set, no lookups
         own_keys = ports.keyring.own_keys(
@@ -181,6 +202,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
         api=request.api,
         app_title=request.app_title,
         app_referer=request.app_referer,
+        note="; ".join(chosen.notes + routed.notes) or None,
     )
     receipt = None
     if ports.notary is not None and receipt_id is not None:  # 5. receipt
@@ -228,21 +250,28 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
             idle_timeout_s=settings.timeouts.idle_s,
             dialect=dialect,
             watch=dialect.watch(request),
-            client_wants_usage=request.include_usage,
+            client_wants_usage=request.include_usage or state_cost,
             delivery=call.delivery,
+            state_cost=state_cost,
+            route_stats=ports.route_stats,
         )
         headers.update(STREAM_HEADERS)
         return Reply(200, headers, stream=relay)
     assert winner.body is not None and winner.facts is not None
     facts = winner.facts
+    estimated_text_bytes = len(winner.body) if facts.raw_usage is None else 0
+    body_out = winner.body
+    if state_cost:  # the charge settle is about to make, in the bytes the receipt covers
+        charged = books.key_charge_micro_usd(facts.usage, estimated_text_bytes)
+        body_out = with_cost(winner.body, charged)
     if receipt is not None:
-        receipt.sent(winner.body)
+        receipt.sent(body_out)
         receipt.usage = facts.raw_usage
     charge = await books.settle(  # 8. settle (with the receipt, in one write)
         status=winner.status,
         outcome=ActivityOutcome.OK,
         usage=facts.usage,
-        estimated_text_bytes=len(winner.body) if facts.raw_usage is None else 0,
+        estimated_text_bytes=estimated_text_bytes,
         ttfb_s=winner.first_byte_at,
         seal=receipt.seal if receipt is not None else None,
         relayed=False,  # the body goes out after: refused, the client gets a 503 instead
@@ -251,7 +280,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off
-    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=winner.body)
+    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=body_out)
 
 
 _NONE_OWN: Mapping[str, OwnKey] = MappingProxyType({})

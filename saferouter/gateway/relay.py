@@ -16,7 +16,12 @@ Bytes go to the client as whole events: what the decoder completed from the byte
 so far. Joined, they are exactly the upstream's bytes — except the usage-only event
 (chat's ``choices: []``), dropped when the client did not ask for usage, since the
 gateway asked the upstream for it to bill the stream — and except the provider key,
-wherever it appears, and any credential in an in-band error event (``redact.py``).
+wherever it appears, and any credential in an in-band error event (``redact.py``) —
+and, when the client asked OpenRouter's ``usage: {"include": true}``, ``usage.cost``:
+the latest event carrying usage is held back until the request settles and goes out
+with the charge in it (:class:`~saferouter.gateway.usage_cost.CostHold`). A stream
+served whole also feeds this worker's measured figures of its model
+(:class:`~saferouter.gateway.route_stats.RouteStats`: ``provider.sort``).
 
 What each event means is the API's business: the dialect's
 :class:`~saferouter.gateway.dialect.StreamWatch` reads usage, the stream's end and any
@@ -45,6 +50,8 @@ from .books import RequestBooks
 from .dialect import Dialect, StreamWatch
 from .receipts import Receipt
 from .redact import Redactor
+from .route_stats import RouteStats
+from .usage_cost import CostHold
 
 log = logging.getLogger("saferouter")
 
@@ -61,6 +68,8 @@ class StreamRelay:
         client_wants_usage: bool,
         receipt: Receipt | None = None,
         delivery: ClientDelivery | None = None,
+        state_cost: bool = False,
+        route_stats: RouteStats | None = None,
     ) -> None:
         assert winner.response is not None and winner.decoder is not None
         assert winner.chunks is not None
@@ -80,6 +89,11 @@ class StreamRelay:
         self.error: ApiError | None = None  # what ends the stream instead of its end
         self._receipt = receipt
         self._delivery = delivery
+        # usage.include: the usage held back until settled, then stated with the charge
+        self._cost_hold = CostHold() if state_cost else None
+        self._route_stats = route_stats  # fed what this stream measured, once served
+        self._attempt_started = winner.started
+        self._model_id = winner.model.id
 
     def __aiter__(self) -> StreamRelay:
         return self
@@ -150,13 +164,20 @@ class StreamRelay:
             await self._settle(
                 status=502, outcome=ActivityOutcome.ERROR, error_type=self.error.code
             )
-            return (self._redacted(rest) if rest is not None else b"") + self._error_event()
+            return self._released() + self._tail(rest) + self._error_event()
         await self._settle_end()
         if self._books.unsettled:  # not in the books: not complete
-            return (self._redacted(rest) if rest is not None else b"") + self._error_event()
-        if rest is not None:
-            return self._redacted(rest)
+            return self._released() + self._tail(rest) + self._error_event()
+        out = self._released() + self._tail(rest)
+        if out:
+            return out
         raise StopAsyncIteration
+
+    def _tail(self, rest: SSEEvent | None) -> bytes:
+        """The last event, which came without the blank line that ends an event."""
+        if rest is None:
+            return b""
+        return self._held(rest, self._redacted(rest))
 
     async def _relay_events(self, events: list[SSEEvent]) -> bytes:
         parts: list[bytes] = []
@@ -166,21 +187,43 @@ class StreamRelay:
                 continue
             if self.watch.is_terminal(event):
                 await self._settle_end()
+                parts.append(self._released())
                 if self._books.unsettled:  # not in the books: not complete, no [DONE]
                     return b"".join(parts) + self._error_event()
-            parts.append(self._redacted(event))
+            parts.append(self._held(event, self._redacted(event)))
         return b"".join(parts)
+
+    def _held(self, event: SSEEvent, raw: bytes) -> bytes:
+        """What of ``event`` (sent as ``raw``) goes out now: all of it, unless the cost
+        is to be stated (usage.include) and a usage is held back until settlement."""
+        if self._cost_hold is None:
+            return raw
+        return self._cost_hold.hold(self._redacted_data(event), raw)
+
+    def _released(self) -> bytes:
+        """What was held back, the charge stated in its usage once settled (none when
+        the store refused the settlement: nothing is charged yet)."""
+        if self._cost_hold is None:
+            return b""
+        charged = None
+        if self._books.charge is not None and not self._books.unsettled:
+            charged = self._books.key_charge_micro_usd(self.watch.usage, self.watch.text_bytes)
+        return self._cost_hold.release(charged)
 
     def _observe(self, event: SSEEvent) -> bool:
         """Account for the event as redacted: the usage object it may carry goes into the
         receipt as the provider reported it, so it must hold no credential either."""
-        data = event.data
-        if data is not None:
-            redact = self._redactor.text if _is_error(event) else self._redactor.known_text
-            redacted = redact(data)
-            if redacted != data:  # the watch reads what the client is sent
-                event = attrs.evolve(event, data=redacted)
+        redacted = self._redacted_data(event)
+        if redacted != event.data:  # the watch reads what the client is sent
+            event = attrs.evolve(event, data=redacted)
         return self.watch.observe(event)
+
+    def _redacted_data(self, event: SSEEvent) -> str | None:
+        """The event's data as the client is sent it (see :meth:`_redacted`)."""
+        if event.data is None:
+            return None
+        redact = self._redactor.text if _is_error(event) else self._redactor.known_text
+        return redact(event.data)
 
     def _redacted(self, event: SSEEvent) -> bytes:
         """The event's bytes without the provider key; an in-band error event (the
@@ -210,13 +253,31 @@ class StreamRelay:
         return None
 
     async def _settle_end(self) -> None:
-        """The upstream finished its stream; an error event it sent makes it a failure."""
+        """The upstream finished its stream; an error event it sent makes it a failure.
+        (Called at the terminal event and again at the body's end: settled once.)"""
         if self.watch.failed:
             await self._settle(
                 status=200, outcome=ActivityOutcome.ERROR, error_type="upstream_error_event"
             )
-        else:
-            await self._settle(status=200, outcome=ActivityOutcome.OK)
+            return
+        first = self._books.charge is None  # measured once, when it is served for good
+        await self._settle(status=200, outcome=ActivityOutcome.OK)
+        usage = self.watch.usage
+        if first and usage is not None and not self._books.unsettled:
+            self._measured(usage.output_tokens)
+
+    def _measured(self, output_tokens: int) -> None:
+        """This served stream's time to first byte (from its attempt's start) and its
+        output rate, into the worker's figures (``provider.sort``)."""
+        first_byte_at = self._first_byte_at
+        if self._route_stats is None or first_byte_at is None:
+            return
+        self._route_stats.record(
+            self._model_id,
+            ttfb_s=first_byte_at - self._attempt_started,
+            output_tokens=output_tokens,
+            generation_s=self._books.clock.now() - first_byte_at,
+        )
 
     async def _settle(
         self, *, status: int, outcome: ActivityOutcome, error_type: str | None = None

@@ -30,6 +30,7 @@ from ..config import UpstreamEndpoint
 from ..errors import (
     ByokKeyRejected,
     InvalidRequest,
+    ModelNotFound,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -235,3 +236,53 @@ def unavailable(not_started: Sequence[NotStarted], now: float) -> UpstreamError:
     if code == "upstream_rate_limited":
         return UpstreamRateLimited(message, code=code, headers=headers)
     return UpstreamUnavailable(message, code=code, headers=headers)
+
+
+@attrs.frozen
+class Candidates:
+    """The models a request may be served by, in order, the one it asked for, and what
+    the client should know of how they were chosen (the activity entry's note)."""
+
+    requested: Model
+    chain: tuple[Model, ...]
+    notes: tuple[str, ...] = ()
+
+
+def choose_candidates(
+    catalog: Catalog, model: str | None, client_models: Sequence[str] | None
+) -> Candidates:
+    """The candidates of a request naming ``model`` and/or OpenRouter's ``models``.
+
+    Without ``models``: ``model`` and its catalog fallbacks (an unknown ``model`` is a
+    404, as it always was). With ``models``: OpenRouter's list — ``model`` first when
+    given, then ``models`` in order — where an id the catalog does not know (not listed,
+    not claimed by a provider's prefix, or of a provider with no default price) is
+    skipped and said in a note, and the first known id is the requested model; a 404
+    only when no id is known."""
+    if client_models is None:
+        assert model is not None, "a request without model has models"
+        requested = catalog.resolve(model)
+        return Candidates(requested, tuple(candidates(catalog, requested, None)))
+    names = ([model] if model is not None else []) + list(client_models)
+    known: list[Model] = []
+    skipped: list[str] = []
+    for name in names:
+        try:
+            known.append(catalog.resolve(name))
+        except ModelNotFound:
+            skipped.append(f"{name} ({_unknown_because(catalog, name)})")
+    if not known:
+        raise ModelNotFound(
+            "None of the models asked for is known here: " + "; ".join(skipped) + ".",
+            param="models",
+        )
+    chain = candidates(catalog, known[0], [m.id for m in known[1:]])
+    notes = ("skipped models: " + ", ".join(skipped),) if skipped else ()
+    return Candidates(known[0], tuple(chain), notes)
+
+
+def _unknown_because(catalog: Catalog, name: str) -> str:
+    provider, slash, _ = name.partition("/")
+    if slash and provider in catalog.providers:
+        return f"provider {provider} has no default price to bill it by"
+    return "not in the catalog"

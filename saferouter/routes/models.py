@@ -22,6 +22,7 @@ from ..config import UpstreamEndpoint
 from ..errors import ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
 from ..gateway.dialects.messages import MESSAGES
+from ..gateway.route_stats import Figures
 from ..state import app_state, json_response
 
 blueprint = Blueprint("models", __name__)
@@ -45,7 +46,9 @@ async def list_models() -> Response:
             }
         )
     data = [
-        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
+        describe_model(
+            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+        )
         for model in settings.catalog.models.values()
     ]
     return json_response({"object": "list", "data": data})
@@ -64,7 +67,9 @@ async def get_model(model_id: str) -> Response:
     if _anthropic_client():
         return json_response(anthropic_model(model))
     return json_response(
-        describe_model(model, settings.endpoints[model.provider], app_state().breaker)
+        describe_model(
+            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+        )
     )
 
 
@@ -81,8 +86,13 @@ def _anthropic_client() -> bool:
 
 
 def describe_model(
-    model: Model, endpoint: UpstreamEndpoint, breaker: CircuitBreaker
+    model: Model,
+    endpoint: UpstreamEndpoint,
+    breaker: CircuitBreaker,
+    figures: Figures | None = None,
 ) -> dict[str, Any]:
+    """A model as ``/v1/models`` lists it; ``figures``: what this worker measured of it
+    (``provider.sort`` by latency or throughput orders by them)."""
     provider = endpoint.provider
     pricing: dict[str, Any] = {"unit": "USD per 1M tokens", **_prices(model.pricing.base)}
     if model.pricing.peak is not None:
@@ -131,6 +141,24 @@ def describe_model(
         "circuit": circuit,
         "hedge_after_ms": model.hedge_after_ms,
         "deprecated": model.deprecated,
+        "measured": _measured(figures),
+    }
+
+
+def _figures(model: Model) -> Figures | None:
+    ports = app_state().ports
+    return ports.route_stats.figures(model.id) if ports is not None else None
+
+
+def _measured(figures: Figures | None) -> dict[str, Any] | None:
+    if figures is None:
+        return None
+    ttfb_s, rate = figures.ttfb_s, figures.output_tokens_per_s
+    return {
+        "scope": "this worker's recent streamed responses (medians)",
+        "samples": figures.samples,
+        "ttfb_ms": round(ttfb_s * 1000, 1) if ttfb_s is not None else None,
+        "output_tokens_per_s": round(rate, 1) if rate is not None else None,
     }
 
 

@@ -109,7 +109,7 @@ class Harness:
 
     async def send(
         self,
-        model: str,
+        model: str | None,
         *,
         stream: bool = False,
         key: str = "",
@@ -118,9 +118,9 @@ class Harness:
     ) -> Reply:
         """One request through the pipeline, started now on the mock clock;
         ``while_uploading`` runs after authentication, while the body is read."""
+        named = {"model": model} if model is not None else {}  # None: OpenRouter's models
         body = json.dumps(
-            {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
-            | fields
+            named | {"messages": [{"role": "user", "content": "hi"}], "stream": stream} | fields
         ).encode()
 
         self.sent.append(body)
@@ -140,7 +140,7 @@ class Harness:
         )
         return await serve(self.ports, call)
 
-    async def error(self, model: str, **options: Any) -> ApiError:
+    async def error(self, model: str | None, **options: Any) -> ApiError:
         """The error a request ends in (it must end in one)."""
         try:
             await self.send(model, **options)
