@@ -67,7 +67,7 @@ def early_request(kind: str, key: str) -> tuple[str, str, str, bytes]:
     if kind == "401":
         return "POST", "/v1/chat/completions", "sk-sr-not-a-key-000000000000", chat
     if kind == "404":
-        return "POST", "/v1/responses", key, json.dumps({"model": "demo", "input": "hi"}).encode()
+        return "POST", "/v1/embeddings", key, json.dumps({"model": "demo", "input": "hi"}).encode()
     if kind == "405":
         return "POST", "/v1/models", key, chat
     if kind == "413":
