@@ -114,6 +114,7 @@ class RequestBooks:
         byok_fee_bp: int = 0,
         receipt_id: str | None = None,
         keep_unsettled: Callable[[Settlement], None] | None = None,
+        requested_model: str,
         api: str = "chat",
         app_title: str | None = None,
         app_referer: str | None = None,
@@ -122,7 +123,8 @@ class RequestBooks:
         """Check the key's limits and reserve the worst case of every attempt the request
         may end up on (or of those with the client's own keys, when only they fit);
         raises 400 (non-text input on a metered key), 402 or 429. An admitted request's
-        ``receipt_id`` is recorded pending in the same write. ``api``, ``app_title``,
+        ``receipt_id`` is recorded pending in the same write. ``requested_model`` (the
+        route's: the first known model, as the client named it), ``api``, ``app_title``,
         ``app_referer`` and ``note`` go into every activity entry of the request, a
         refusal's too."""
         wall = clock.wall()
@@ -131,7 +133,7 @@ class RequestBooks:
             store=store,
             key=key,
             request_id=request_id,
-            requested_model=request.requested_model,
+            requested_model=requested_model,
             streamed=request.stream,
             request_bytes=len(body),
             clock=clock,
@@ -171,7 +173,7 @@ class RequestBooks:
                 request_id=request_id,
                 reserve_micro_usd=worst,
                 now=wall,
-                requested_model=request.requested_model,
+                requested_model=requested_model,
                 streamed=request.stream,
                 receipt_id=receipt_id,
                 own_keys_reserve_micro_usd=own_worst,

@@ -26,6 +26,7 @@ from .dialects.messages import MESSAGES
 from .dialects.messages_request import parse_count_tokens_request
 from .pipeline import Ports
 from .redact import Redactor
+from .routing import choose_candidates
 from .upstream import UpstreamPath, read_body, read_error_body, upstream_error
 
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -46,7 +47,8 @@ async def count_tokens(
     settings = ports.settings
     await ports.keys.authenticate(authorization)
     request = parse_count_tokens_request(body, headers)
-    model = settings.catalog.resolve(request.requested_model)
+    # the model routing would serve: OpenRouter's ``models`` with unknown ids skipped
+    model = choose_candidates(settings.catalog, request.model, request.client_models).requested
     endpoint = settings.endpoints[model.provider]
     provider = endpoint.provider
     if Api.MESSAGES not in provider.apis:

@@ -65,14 +65,6 @@ class ApiRequest:
     app_title: str | None = None  # X-Title (checked: storable, at most 200 characters)
     app_referer: str | None = None  # HTTP-Referer (likewise)
 
-    @property
-    def requested_model(self) -> str:
-        """The model asked for: ``model``, or the first of the client's ``models``."""
-        if self.model is not None:
-            return self.model
-        assert self.client_models, "a request without model has models"
-        return self.client_models[0]
-
 
 @attrs.frozen
 class BodyFacts:
