@@ -224,6 +224,24 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
         )
         headers.update(STREAM_HEADERS)
         return Reply(200, headers, stream=relay)
+    body_out = await _settle_body(books, winner, receipt, state_cost=state_cost)  # 8. settle
+    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=body_out)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def _settle_body(
+    books: RequestBooks, winner: Attempt, receipt: Receipt | None, *, state_cost: bool
+) -> bytes:
+    """Settle a request answered with a whole body, before it goes out (with its
+    receipt, in one write); the bytes the client is handed (``state_cost``: with the
+    charge as OpenRouter's ``usage.cost``)."""
     assert winner.body is not None and winner.facts is not None
     facts = winner.facts
     estimated_text_bytes = len(winner.body) if facts.raw_usage is None else 0
@@ -234,7 +252,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     if receipt is not None:
         receipt.sent(body_out)
         receipt.usage = facts.raw_usage
-    charge = await books.settle(  # 8. settle (with the receipt, in one write)
+    charge = await books.settle(
         status=winner.status,
         outcome=ActivityOutcome.OK,
         usage=facts.usage,
@@ -247,15 +265,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off
-    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=body_out)
-
-
-JSON_HEADERS = {"Content-Type": "application/json"}
-STREAM_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
+    return body_out
 
 
 async def _failed(
