@@ -162,12 +162,15 @@ class ChatDialect:
         return parse_chat_request(body)
 
     def upstream_body(self, request: ApiRequest) -> UpstreamBody:
-        """The client's body, stripped, asking a stream for its usage (see the module)."""
+        """The client's body, stripped, asking a stream for its usage, with the model's
+        ``body_defaults`` (chat completions fields; see the module)."""
         if request.stream and not request.include_usage:
             options = request.payload.get("stream_options") or {}
             asked = {"stream_options": {**options, "include_usage": True}}
-            return UpstreamBody.of(request.payload, request.source, replace=asked)
-        return UpstreamBody.of(request.payload, request.source)
+            return UpstreamBody.of(
+                request.payload, request.source, replace=asked, model_defaults=True
+            )
+        return UpstreamBody.of(request.payload, request.source, model_defaults=True)
 
     def upstream_headers(
         self, request: ApiRequest, api_key: str | None
