@@ -194,9 +194,9 @@ class RequestBooks:
         if admission.refusal == "unsupported_content":
             raise InvalidRequest(
                 "This key is metered, and the gateway bounds the cost of text only; this "
-                f"request also has {'; '.join(request.non_text)}. Send text only, or use an "
-                "unmetered key.",
-                param="messages",
+                f"request also has {'; '.join(n.where for n in request.non_text)}. Send text "
+                "only, or use an unmetered key.",
+                param=request.non_text[0].param,  # the field of the first one
                 code="unsupported_content",
                 headers=books.rate_headers(),
             )
