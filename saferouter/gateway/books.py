@@ -70,6 +70,31 @@ class Charge:
     price: Price | None = None
 
 
+def rate_headers(admission: Admission | None) -> dict[str, str]:
+    """``X-RateLimit-*`` of the key's requests-per-minute window, as ``admission`` saw
+    it; none when it has no limit."""
+    if admission is None or admission.rate_limit is None:
+        return {}
+    return {
+        "X-RateLimit-Limit": str(admission.rate_limit),
+        "X-RateLimit-Remaining": str(max(0, admission.rate_remaining or 0)),
+        "X-RateLimit-Reset": f"{admission.rate_reset_s:.0f}",
+    }
+
+
+def refused_for_key_or_rate(admission: Admission) -> AuthenticationFailed | RateLimited:
+    """The error of an admission refused for the key itself (revoked since it was
+    authenticated: 401) or a rate limit (429, with ``Retry-After``)."""
+    if admission.refusal == "revoked":  # between authentication and now
+        return AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+    limit = "requests" if admission.refusal == "requests_per_minute" else "tokens"
+    return RateLimited(
+        f"Rate limit reached: this key's {limit} per minute are used up. "
+        f"Try again in {admission.retry_after_s} s.",
+        headers={**rate_headers(admission), "Retry-After": str(admission.retry_after_s)},
+    )
+
+
 @attrs.define
 class RequestBooks:
     store: Store | None  # None: accounting is off
@@ -189,8 +214,6 @@ class RequestBooks:
             if admission.own_keys_only:  # only they fit: the race may start no other
                 books.plans = tuple(plan for plan in books.plans if plan.own_key)
             return books
-        if admission.refusal == "revoked":  # between authentication and now
-            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if admission.refusal == "unsupported_content":
             raise InvalidRequest(
                 "This key is metered, and the gateway bounds the cost of text only; this "
@@ -207,12 +230,7 @@ class RequestBooks:
                 "max_tokens.",
                 headers=books.rate_headers(),
             )
-        limit = "requests" if admission.refusal == "requests_per_minute" else "tokens"
-        raise RateLimited(
-            f"Rate limit reached: this key's {limit} per minute are used up. "
-            f"Try again in {admission.retry_after_s} s.",
-            headers={**books.rate_headers(), "Retry-After": str(admission.retry_after_s)},
-        )
+        raise refused_for_key_or_rate(admission)
 
     def price_of(self, plan: Plan) -> Price:
         """What ``plan`` is billed at: the model's price at the request's start, or the
@@ -221,14 +239,8 @@ class RequestBooks:
         return price.fee(self.byok_fee_bp) if plan.own_key is not None else price
 
     def rate_headers(self) -> dict[str, str]:
-        a = self.admission
-        if a is None or a.rate_limit is None:
-            return {}
-        return {
-            "X-RateLimit-Limit": str(a.rate_limit),
-            "X-RateLimit-Remaining": str(max(0, a.rate_remaining or 0)),
-            "X-RateLimit-Reset": f"{a.rate_reset_s:.0f}",
-        }
+        """The key's rate limit as the admission left it (none before one)."""
+        return rate_headers(self.admission)
 
     def record_attempt(
         self,
