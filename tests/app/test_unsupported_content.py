@@ -2,7 +2,8 @@
 ``unsupported_content``), and the refusal names the field that holds the first such
 thing in that API's own terms — ``input`` or ``tools`` in a Responses request,
 ``system``, ``messages`` or ``tools`` in a Messages one — not ``messages`` for every API.
-Each body is parsed by its real dialect and admitted by the books on the memory store."""
+Each body is parsed by its real dialect and admitted by the books on the memory store
+(a metered key)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,12 @@ from typing import Any
 
 import pytest
 
-from saferouter.clock import TrioClock
 from saferouter.errors import InvalidRequest
-from saferouter.gateway.books import RequestBooks
 from saferouter.gateway.dialects import DIALECTS
-from saferouter.gateway.routing import candidates, plan_attempts
 from saferouter.storage import ActivityFilter
 from saferouter.storage.memory import MemoryStore
 
-from ..servers import gateway_settings
+from .test_books_record import admitted
 
 TEXT = [{"role": "user", "content": "hi"}]
 IMAGE_BLOCK = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
@@ -76,28 +74,11 @@ CASES = [
 async def test_a_metered_key_is_refused_naming_the_field_of_the_first_unbounded_thing(
     tmp_path: Path, path: str, fields: dict[str, Any], param: str, named: str
 ) -> None:
-    settings = gateway_settings(tmp_path, "http://127.0.0.1:9")
     store = MemoryStore()
-    key = await store.create_key(
-        name="k", role="user", key_hash="h", prefix="p", credits_micro_usd=1_000_000
-    )
     body = json.dumps({"model": "chain-a", **fields}).encode()
     request = DIALECTS[path].parse(body, [])
-    chain = candidates(settings.catalog, settings.catalog.resolve("chain-a"), None)
-    clock = TrioClock()
     with pytest.raises(InvalidRequest) as caught:
-        await RequestBooks.admit(
-            store,
-            key=key.identity(),
-            request_id="req_1",
-            request=request,
-            body=body,
-            plans=plan_attempts(chain, settings.endpoints, {}),
-            started=clock.now(),
-            clock=clock,
-            requested_model="chain-a",
-            api=request.api,
-        )
+        await admitted(tmp_path, store, credits=1_000_000, request=request, body=body)
     error = caught.value
     assert (error.status, error.code, error.param) == (400, "unsupported_content", param)
     assert f"this request also has {named}." in error.message
