@@ -51,6 +51,7 @@ async def admitted(
         plans=plan_attempts(chain, settings.endpoints, {}),
         started=clock.now(),
         clock=clock,
+        requested_model="chain-a",
         **options,
     )
 

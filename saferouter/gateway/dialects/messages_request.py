@@ -32,7 +32,7 @@ import attrs
 from ...client_input import validate_model_id
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest
+from ..dialect import Api, ApiRequest, NonText
 from ..routing import parse_client_models
 
 DEFAULT_ANTHROPIC_VERSION = b"2023-06-01"
@@ -125,39 +125,41 @@ def forward_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes
     return tuple(out)
 
 
-def non_text_parts(payload: dict[str, Any]) -> tuple[str, ...]:
+def non_text_parts(payload: dict[str, Any]) -> tuple[NonText, ...]:
     """Where a Messages request holds what its bytes do not bound (the module
     docstring lists what); each named by where it is and what it is."""
-    found: list[str] = []
+    found: list[NonText] = []
     system = payload.get("system")
     if isinstance(system, list):
-        _blocks("system", system, found)
+        _blocks("system", "system", system, found)
     for m, message in enumerate(payload["messages"]):
         content = message.get("content")
         if isinstance(content, list):
-            _blocks(f"messages[{m}].content", content, found)
+            _blocks("messages", f"messages[{m}].content", content, found)
     tools = payload.get("tools")
     if isinstance(tools, list):
         for t, tool in enumerate(tools):
             kind = tool.get("type") if isinstance(tool, dict) else None
             if kind not in (None, "custom"):
                 named = kind if isinstance(kind, str) and _is_name(kind) else "an unknown type"
-                found.append(f"tools[{t}] (server tool {named}: its fees are not bounded)")
+                found.append(
+                    NonText("tools", f"tools[{t}] (server tool {named}: its fees are not bounded)")
+                )
     for name in _UNBOUNDED_FIELDS:
         if payload.get(name) is not None:
-            found.append(f"'{name}'")
+            found.append(NonText(name, f"'{name}'"))
     return tuple(found)
 
 
-def _blocks(where: str, blocks: list[Any], found: list[str]) -> None:
+def _blocks(param: str, where: str, blocks: list[Any], found: list[NonText]) -> None:
     for b, block in enumerate(blocks):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind not in _TEXT_BLOCKS:
             # only a type we know is echoed: the error must not carry the client's text
             named = kind if kind in _MEDIA_BLOCKS else "an unknown type"
-            found.append(f"{where}[{b}] ({named})")
+            found.append(NonText(param, f"{where}[{b}] ({named})"))
         elif kind == "tool_result" and isinstance(block.get("content"), list):
-            _blocks(f"{where}[{b}].content", block["content"], found)
+            _blocks(param, f"{where}[{b}].content", block["content"], found)
 
 
 def _is_name(kind: str) -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest
+from ..dialect import Api, ApiRequest, NonText
 from ..routing import parse_client_models
 
 # Content parts whose tokens their bytes bound (assistant turns and reasoning echoed back).
@@ -192,7 +192,7 @@ def _response_id(value: object) -> str | None:
     return value
 
 
-def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
+def non_text_parts(items: list[Any], tools: object) -> tuple[NonText, ...]:
     """Where a Responses request asks for anything its bytes do not bound: input items
     that are not text, content parts that are not text (in messages and in function call
     outputs), and tools the provider runs itself (anything but ``function``/``custom``)."""
@@ -200,7 +200,7 @@ def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
     for i, item in enumerate(items):
         kind = _type_of(item, default="message")  # a message may leave its type out
         if kind not in _TEXT_ITEMS:
-            found.append(f"input[{i}] ({_named(kind)})")
+            found.append(NonText("input", f"input[{i}] ({_named(kind)})"))
             continue
         for field in ("content", "output"):
             parts = item.get(field)
@@ -210,12 +210,12 @@ def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
                 part_kind = _type_of(part)
                 if part_kind not in _TEXT_PARTS:
                     named = part_kind if part_kind in _MEDIA_PARTS else "an unknown type"
-                    found.append(f"input[{i}].{field}[{p}] ({named})")
+                    found.append(NonText("input", f"input[{i}].{field}[{p}] ({named})"))
     if isinstance(tools, list):
         for t, tool in enumerate(tools):
             kind = _type_of(tool)
             if kind not in _CLIENT_TOOLS:
-                found.append(f"tools[{t}] ({_named(kind)})")
+                found.append(NonText("tools", f"tools[{t}] ({_named(kind)})"))
     return tuple(found)
 
 
