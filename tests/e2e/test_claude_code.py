@@ -170,6 +170,27 @@ async def test_claude_code_answers_through_the_demo_and_is_billed_to_its_key(
     assert billed[0] > 1000  # Claude Code's system prompt and tools, all of it counted
 
 
+async def test_claude_code_works_on_a_key_with_prepaid_credits(
+    demo_gateway: Served, data_dir: Path, home: Path
+) -> None:
+    # every request of Claude Code carries context_management (clear_thinking_…): a
+    # metered key refused it as unbounded, so no prepaid key could use Claude Code
+    metered = new_key(data_dir, "--name", "prepaid", "--credits", "1")
+    async with recording_proxy(demo_gateway.url) as proxy:
+        result = await run_claude(claude_env(home, proxy.url, metered, "demo"), "Say hello")
+    assert DEMO_SIGN in result["result"]
+    assert unexpected(proxy.exchanges) == []
+    entries = activity(demo_gateway, metered)
+    assert len(entries) >= 1
+    cost_micro_usd = sum(e["cost_micro_usd"] for e in entries)
+    assert cost_micro_usd > 0
+    books = httpx.get(
+        demo_gateway.url + "/v1/credits", headers={"Authorization": f"Bearer {metered}"}
+    ).json()
+    assert (books["metered"], books["reserved_micro_usd"]) == (True, 0)
+    assert books["balance_micro_usd"] == 1_000_000 - cost_micro_usd
+
+
 async def test_claude_code_context_counts_tokens_through_the_gateway(
     demo_gateway: Served, key: str, home: Path
 ) -> None:
