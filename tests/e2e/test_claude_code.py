@@ -21,6 +21,7 @@ import httpx
 import pytest
 import trio
 
+from ..claude_tool_upstream import TOOL_MARKER, USAGE, tool_result_text, tool_upstream
 from ..processes import Served, new_key, serving
 from ..recording_proxy import Exchange, recording_proxy
 from ..recordings import RECORDINGS, anthropic_billed
@@ -70,12 +71,12 @@ def claude_env(home: Path, base_url: str, key: str, model: str) -> dict[str, str
     }
 
 
-async def run_claude(env: dict[str, str], prompt: str) -> dict[str, Any]:
+async def run_claude(env: dict[str, str], prompt: str, *options: str) -> dict[str, Any]:
     """``claude -p <prompt> --output-format json``: the result object it prints."""
     home = Path(env["HOME"])
     with trio.fail_after(RUN_TIMEOUT_S):
         done = await trio.run_process(
-            [str(CLAUDE), "-p", prompt, "--output-format", "json"],
+            [str(CLAUDE), "-p", prompt, "--output-format", "json", *options],
             env=env,
             cwd=home,
             capture_stdout=True,
@@ -239,3 +240,32 @@ async def test_claude_code_gets_an_anthropic_recording_through_a_provider(
         usage.prompt_tokens * len(entries),
         usage.output_tokens * len(entries),
     )
+
+
+async def test_claude_code_runs_a_tool_and_comes_back_through_the_gateway(
+    tmp_path: Path, data_dir: Path, key: str, home: Path
+) -> None:
+    async with tool_upstream() as upstream:
+        catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
+        env = {"FAKE_API_KEY": "sk-upstream-secret-1234"}
+        with serving(data_dir, "--config", str(catalog), env=env) as served:
+            async with recording_proxy(served.url) as proxy:
+                result = await run_claude(
+                    claude_env(home, proxy.url, key, "fake/tools"),
+                    "Print the marker with Bash",
+                    "--allowedTools",
+                    "Bash",
+                )
+            entries = activity(served, key)
+        assert_clean_log(served.output)
+    assert unexpected(proxy.exchanges) == []
+    assert f"The tool printed: {TOOL_MARKER}" in result["result"]
+    results = [tool_result_text(body) for body in upstream.bodies]
+    assert any(text is not None and TOOL_MARKER in text for text in results), results
+    assert len(entries) == len(upstream.bodies) >= 2
+    for entry in entries:
+        assert (entry["api"], entry["provider"], entry["status"]) == ("messages", "fake", 200)
+        assert (entry["prompt_tokens"], entry["completion_tokens"]) == (
+            USAGE["input_tokens"],
+            USAGE["output_tokens"],
+        )
