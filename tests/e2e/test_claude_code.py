@@ -89,6 +89,17 @@ async def run_claude(env: dict[str, str], prompt: str, *options: str) -> dict[st
     return result
 
 
+async def claude_through_proxy(
+    gateway_url: str, key: str, home: Path, model: str, prompt: str, *options: str
+) -> tuple[dict[str, Any], list[Exchange]]:
+    """Claude Code run through a recording proxy in front of the gateway: its result,
+    and every call it made (checked: none failed that should not have)."""
+    async with recording_proxy(gateway_url) as proxy:
+        result = await run_claude(claude_env(home, proxy.url, key, model), prompt, *options)
+    assert unexpected(proxy.exchanges) == [], proxy.exchanges
+    return result, proxy.exchanges
+
+
 def billed_by_claude(result: dict[str, Any]) -> tuple[int, int]:
     """Prompt and output tokens Claude Code counted over every model it called (input
     excludes cache reads and writes in Anthropic's usage; SafeRouter's prompt includes them)."""
@@ -151,16 +162,15 @@ def assert_clean_log(output: str) -> None:
 async def test_claude_code_answers_through_the_demo_and_is_billed_to_its_key(
     demo_gateway: Served, key: str, home: Path
 ) -> None:
-    async with recording_proxy(demo_gateway.url) as proxy:
-        env = claude_env(home, proxy.url, key, "demo")
-        result = await run_claude(env, "Say hello to SafeRouter")
+    result, exchanges = await claude_through_proxy(
+        demo_gateway.url, key, home, "demo", "Say hello to SafeRouter"
+    )
     assert DEMO_SIGN in result["result"]
     assert result["stop_reason"] == "end_turn"
-    assert unexpected(proxy.exchanges) == []
-    calls = {(e.method, e.target) for e in proxy.exchanges if e.status < 400}
+    calls = {(e.method, e.target) for e in exchanges if e.status < 400}
     assert calls == {("POST", "/v1/messages?beta=true")}
     entries = activity(demo_gateway, key)
-    assert len(entries) == sum(e.target == "/v1/messages?beta=true" for e in proxy.exchanges)
+    assert len(entries) == sum(e.target == "/v1/messages?beta=true" for e in exchanges)
     assert {(e["api"], e["provider"], e["status"], e["outcome"]) for e in entries} == {
         ("messages", "demo", 200, "ok")
     }
@@ -177,10 +187,8 @@ async def test_claude_code_works_on_a_key_with_prepaid_credits(
     # every request of Claude Code carries context_management (clear_thinking_…): a
     # metered key refused it as unbounded, so no prepaid key could use Claude Code
     metered = new_key(data_dir, "--name", "prepaid", "--credits", "1")
-    async with recording_proxy(demo_gateway.url) as proxy:
-        result = await run_claude(claude_env(home, proxy.url, metered, "demo"), "Say hello")
+    result, _ = await claude_through_proxy(demo_gateway.url, metered, home, "demo", "Say hello")
     assert DEMO_SIGN in result["result"]
-    assert unexpected(proxy.exchanges) == []
     entries = activity(demo_gateway, metered)
     assert len(entries) >= 1
     cost_micro_usd = sum(e["cost_micro_usd"] for e in entries)
@@ -195,12 +203,9 @@ async def test_claude_code_works_on_a_key_with_prepaid_credits(
 async def test_claude_code_context_counts_tokens_through_the_gateway(
     demo_gateway: Served, key: str, home: Path
 ) -> None:
-    async with recording_proxy(demo_gateway.url) as proxy:
-        env = claude_env(home, proxy.url, key, "demo")
-        result = await run_claude(env, "/context")
+    result, exchanges = await claude_through_proxy(demo_gateway.url, key, home, "demo", "/context")
     assert "Context Usage" in result["result"]
-    assert unexpected(proxy.exchanges) == []
-    counted = [e for e in proxy.exchanges if e.target == "/v1/messages/count_tokens?beta=true"]
+    counted = [e for e in exchanges if e.target == "/v1/messages/count_tokens?beta=true"]
     assert len(counted) > 5  # one per tool and skill, in a burst
     assert {e.status for e in counted} == {200}
     assert activity(demo_gateway, key) == []  # counting tokens runs no model, bills nothing
@@ -216,12 +221,10 @@ async def test_claude_code_gets_an_anthropic_recording_through_a_provider(
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
         env = {"FAKE_API_KEY": "sk-upstream-secret-1234"}
         with serving(data_dir, "--config", str(catalog), env=env) as served:
-            async with recording_proxy(served.url) as proxy:
-                model = f"fake/replay:{RECORDED}@7"  # the recording in seeded random pieces
-                result = await run_claude(claude_env(home, proxy.url, key, model), "hi")
+            model = f"fake/replay:{RECORDED}@7"  # the recording in seeded random pieces
+            result, _ = await claude_through_proxy(served.url, key, home, model, "hi")
             entries = activity(served, key)
         assert_clean_log(served.output)
-    assert unexpected(proxy.exchanges) == []
     texts = [json.loads(line[6:]) for line in recording.split(b"\n") if b'"text_delta"' in line]
     last_text = "".join(t["delta"]["text"] for t in texts if t["index"] == 2)
     assert last_text.strip() in result["result"]
@@ -249,16 +252,17 @@ async def test_claude_code_runs_a_tool_and_comes_back_through_the_gateway(
         catalog = write_catalog(tmp_path / "catalog.toml", upstream.url)
         env = {"FAKE_API_KEY": "sk-upstream-secret-1234"}
         with serving(data_dir, "--config", str(catalog), env=env) as served:
-            async with recording_proxy(served.url) as proxy:
-                result = await run_claude(
-                    claude_env(home, proxy.url, key, "fake/tools"),
-                    "Print the marker with Bash",
-                    "--allowedTools",
-                    "Bash",
-                )
+            result, _ = await claude_through_proxy(
+                served.url,
+                key,
+                home,
+                "fake/tools",
+                "Print the marker with Bash",
+                "--allowedTools",
+                "Bash",
+            )
             entries = activity(served, key)
         assert_clean_log(served.output)
-    assert unexpected(proxy.exchanges) == []
     assert f"The tool printed: {TOOL_MARKER}" in result["result"]
     results = [tool_result_text(body) for body in upstream.bodies]
     assert any(text is not None and TOOL_MARKER in text for text in results), results
