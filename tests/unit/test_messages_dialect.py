@@ -181,6 +181,46 @@ def test_what_the_bytes_do_not_bound_is_named() -> None:
     ]
 
 
+# what Claude Code 2.1.332 sends with every request (tests/e2e/test_claude_code.py)
+CLAUDE_CODE_EDITS = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+CLEAR_TOOL_USES = {"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens"}}
+
+
+@pytest.mark.parametrize(
+    "context_management",
+    [CLAUDE_CODE_EDITS, {"edits": [CLEAR_TOOL_USES, {"type": "clear_thinking_20991231"}]}],
+)
+def test_context_edits_that_only_clear_are_bounded_by_the_bytes(
+    context_management: dict[str, Any],
+) -> None:
+    request = MESSAGES.parse(body(context_management=context_management), [])
+    assert request.non_text == ()
+
+
+@pytest.mark.parametrize(
+    "context_management",
+    [
+        {"edits": []},
+        {"edits": [{"type": "compact_20260112"}]},  # another model turn writes a summary
+        {"edits": [CLEAR_TOOL_USES, {"type": "compact_20260112"}]},
+        {"edits": [{"type": "clear_thinking_2025"}]},
+        {"edits": [{"type": "clear_thinking_20251015x"}]},
+        {"edits": ["clear_thinking_20251015"]},
+        {"edits": {"type": "clear_thinking_20251015"}},
+        {**CLAUDE_CODE_EDITS, "compaction": {}},  # an option not known here
+        [CLAUDE_CODE_EDITS],
+        "clear",
+    ],
+)
+def test_any_other_context_management_is_refused_on_a_metered_key(
+    context_management: Any,
+) -> None:
+    request = MESSAGES.parse(body(context_management=context_management), [])
+    assert [(n.param, n.where) for n in request.non_text] == [
+        ("context_management", "'context_management'")
+    ]
+
+
 @given(st.binary(max_size=200))
 def test_any_bytes_parse_or_raise_an_api_error(raw: bytes) -> None:
     with contextlib.suppress(ApiError):

@@ -18,7 +18,10 @@ such a request, 400 ``unsupported_content``, see :mod:`saferouter.gateway.books`
   ``code_execution_*``, ``advisor_*``, ``bash_*`` …) runs searches, containers or other
   models at fees, or adds a system prompt, that no byte of the request bounds;
 * ``mcp_servers`` (remote tools, their results' tokens unbounded) and
-  ``context_management`` (compaction runs another model turn over the context).
+  ``context_management`` (compaction runs another model turn over the context) — unless
+  its every edit only clears earlier thinking or tool results, which shrinks the prompt
+  the bytes bound: Claude Code sends ``clear_thinking_…`` with every request, and would
+  otherwise be refused on every metered key.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ _TEXT_BLOCKS = frozenset(
 )
 _MEDIA_BLOCKS = frozenset({"image", "document", "container_upload"})
 _UNBOUNDED_FIELDS = ("mcp_servers", "context_management")
+# the context-editing strategies that only drop content from the prompt (any version):
+# clear_thinking_20251015, clear_tool_uses_20250919; compact_… writes a summary by
+# another model turn (billed in usage.iterations), which no byte of the request bounds
+_CLEARING_EDIT = re.compile(r"clear_(?:thinking|tool_uses)_[0-9]{8}")
 
 
 def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
@@ -146,7 +153,7 @@ def non_text_parts(payload: dict[str, Any]) -> tuple[NonText, ...]:
                     NonText("tools", f"tools[{t}] (server tool {named}: its fees are not bounded)")
                 )
     for name in _UNBOUNDED_FIELDS:
-        if payload.get(name) is not None:
+        if payload.get(name) is not None and not _only_clears(payload, name):
             found.append(NonText(name, f"'{name}'"))
     return tuple(found)
 
@@ -160,6 +167,26 @@ def _blocks(param: str, where: str, blocks: list[Any], found: list[NonText]) -> 
             found.append(NonText(param, f"{where}[{b}] ({named})"))
         elif kind == "tool_result" and isinstance(block.get("content"), list):
             _blocks(param, f"{where}[{b}].content", block["content"], found)
+
+
+def _only_clears(payload: dict[str, Any], name: str) -> bool:
+    """Whether ``payload[name]`` is a ``context_management`` whose only part is a
+    non-empty list of clearing ``edits`` (nothing else, so no new kind of edit or
+    option passes unseen)."""
+    value = payload[name]
+    if name != "context_management" or not isinstance(value, dict) or set(value) != {"edits"}:
+        return False
+    edits = value["edits"]
+    return (
+        isinstance(edits, list)
+        and len(edits) > 0
+        and all(
+            isinstance(edit, dict)
+            and isinstance(edit.get("type"), str)
+            and _CLEARING_EDIT.fullmatch(edit["type"]) is not None
+            for edit in edits
+        )
+    )
 
 
 def _is_name(kind: str) -> bool:
