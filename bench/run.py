@@ -16,7 +16,10 @@ started side by side and measured one at a time, in one run:
   8. receipts on vs off (SAFEROUTER_RECEIPTS=0, billing on in both): CPU per request and
      stream TTFB in alternating rounds (receipts_cost.py; issue 12 §6);
   9. replicas on one database: requests/s through 1 and 2 `saferouter serve` processes on
-     SQLite and on PostgreSQL, and the latency each store adds (replicas.py; issue 14 §6).
+     SQLite and on PostgreSQL, and the latency each store adds (replicas.py; issue 14 §6);
+ 10. each API's streams — chat, Anthropic Messages, OpenAI Responses, chat in OpenRouter's
+     dialect — direct, through the floor and through SafeRouter: latency, requests/s,
+     CPU per request, in alternating rounds (apis.py; issue 15).
 Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
 ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on: they
 print as a markdown table, kept with the JSON in bench/results/ (not committed).
@@ -24,7 +27,8 @@ print as a markdown table, kept with the JSON in bench/results/ (not committed).
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
 samples are summed by function and by part (cpu_profile.py).
 
-With --receipts-only, only 8; with --replicas-only, only 9 (beside the floor and direct).
+With --receipts-only, only 8; with --replicas-only, only 9; with --apis, only 10 (each
+beside the floor and direct).
 
 Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--receipts-only] [--seconds S] …
 Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile; PostgreSQL's
@@ -47,6 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import apis
 import cpu_profile
 import figures
 import receipts_cost
@@ -60,6 +65,7 @@ from procs import machine, process, raise_fd_limit, wait_until_answering
 HERE = Path(__file__).resolve().parent
 FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
 RECEIPTS_OFF_PORT = 9204  # 9202, 9203: the hedging and 2-worker gateways (gateways.py)
+APIS_PORT = 9205
 REPLICA_PORTS = (9210, 9211, 9212, 9213, 9214)
 STARTED = time.monotonic()
 PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
@@ -165,6 +171,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--replica-rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--replica-requests", type=int, default=1000, help="sequential, each")
+    parser.add_argument("--apis", action="store_true", help="only each API's streams (10.)")
+    parser.add_argument("--api-rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -262,6 +270,22 @@ def main() -> None:
                 section = replica_section()
                 report({"when": when, "machine": results["machine"], "replicas": section})
                 return
+            api_section = partial(
+                apis.measure,
+                work,
+                env,
+                direct=(MOCK_PORT, {}, mock.pid),
+                floor=(FLOOR_PORT, {}, floor.pid),
+                mock_port=MOCK_PORT,
+                port=APIS_PORT,
+                seconds=args.seconds,
+                rounds=args.api_rounds,
+                requests=args.requests,
+                progress=progress,
+            )
+            if args.apis:
+                report({"when": when, "machine": results["machine"], "apis": api_section()})
+                return
             if args.profile:
                 print(
                     record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
@@ -293,19 +317,24 @@ def main() -> None:
                 work=work,
             )
             results["replicas"] = replica_section()
+            results["apis"] = api_section()
     results["ratios"] = figures.ratio_rows(results)
     report(results)
 
 
 def report(results: dict[str, Any]) -> None:
     """Print the results as JSON and as markdown tables, and keep both in bench/results/
-    (a --replicas-only run's under a ``-replicas`` suffix)."""
+    (a --replicas-only or --apis run's under a ``-replicas`` or ``-apis`` suffix)."""
     tables = []
     if "ratios" in results:
         tables += [figures.markdown(results), receipts_cost.markdown(results["receipts"])]
-    tables.append(scaling.markdown(results["replicas"]))
+    if "replicas" in results:
+        tables.append(scaling.markdown(results["replicas"]))
+    if "apis" in results:
+        tables.append(apis.markdown(results["apis"]))
     table = "\n".join(tables)
-    name = results["when"] + ("" if "ratios" in results else "-replicas")
+    only = "" if "ratios" in results else "-replicas" if "replicas" in results else "-apis"
+    name = results["when"] + only
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
