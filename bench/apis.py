@@ -96,12 +96,9 @@ VARIANTS = {
 
 
 def catalog_text(mock_port: int) -> str:
-    """Two providers on the mock serving all three APIs (Anthropic's base URL is the
-    mock's root: SafeRouter appends /v1/messages), and ``bench`` falling back to
-    ``spare`` at the same price."""
-    serves = 'apis = ["chat", "responses", "messages"]\n'
-    serves += f'anthropic_base_url = "http://127.0.0.1:{mock_port}"\n'
-    providers = "".join(provider_toml(name, mock_port) + serves for name in ("bench", "spare"))
+    """Two providers on the mock (each serving all three APIs), and ``bench`` falling
+    back to ``spare`` at the same price."""
+    providers = "".join(provider_toml(name, mock_port) for name in ("bench", "spare"))
     models = model_toml("bench", "bench", 'fallbacks = ["spare"]') + model_toml("spare", "spare")
     return providers + models
 

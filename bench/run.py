@@ -25,7 +25,8 @@ ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on:
 print as a markdown table, kept with the JSON in bench/results/ (not committed).
 
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
-samples are summed by function and by part (cpu_profile.py).
+samples are summed by function and by part (cpu_profile.py); the load is the bench's
+non-stream chat request, or with --profile-api one of 10's streams (chat, messages, …).
 
 With --receipts-only, only 8; with --replicas-only, only 9; with --apis, only 10 (each
 beside the floor and direct).
@@ -122,14 +123,22 @@ def added(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, work: Path) -> str:
-    """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it; returns the
-    summary in markdown, kept in bench/results/ beside the raw samples."""
+def record_profile(
+    port: int, headers: dict[str, str], pid: int, seconds: int, work: Path, api: str | None
+) -> str:
+    """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it with the
+    non-stream chat request, or ``api``'s stream (apis.VARIANTS); returns the summary in
+    markdown, kept in bench/results/ beside the raw samples."""
+    load_with = {}
+    if api is not None:
+        variant = apis.VARIANTS[api]
+        headers = apis.key_headers(variant, headers)
+        load_with = {"body": variant.body, "path": variant.path}
     # the dev group installs it beside this interpreter (``make bench`` runs the venv's)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
     if py_spy is None:
         raise SystemExit("py-spy is needed for --profile (pip install py-spy)")
-    wrk(port, headers, 2, work, server_pid=pid)  # warm: pool, caches, page cache
+    wrk(port, headers, 2, work, server_pid=pid, **load_with)  # warm: pool, caches, page cache
     raw = work / "profile.txt"
     command = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
     spy = subprocess.Popen(
@@ -137,7 +146,7 @@ def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, w
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    load = wrk(port, headers, seconds + 2, work, server_pid=pid)
+    load = wrk(port, headers, seconds + 2, work, server_pid=pid, **load_with)
     _, err = spy.communicate(timeout=120)
     if spy.returncode != 0:
         raise SystemExit(f"py-spy failed: {err.decode()}")
@@ -147,7 +156,8 @@ def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, w
     keep.write_text(text)
     summary = cpu_profile.summarise(cpu_profile.parse_collapsed(text))
     head = (
-        f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50, "
+        f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50 "
+        f"({'non-stream chat' if api is None else api + ' streams'}), "
         f"{load['rps']:.0f} req/s while sampled; raw samples in {keep.relative_to(HERE)}.\n\n"
     )
     report = head + cpu_profile.markdown(summary, load["cpu_ms_per_request"])
@@ -180,6 +190,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=500, help="streams held open at once")
     parser.add_argument("--hedge-requests", type=int, default=400)
     parser.add_argument("--profile-seconds", type=int, default=20)
+    parser.add_argument("--profile-api", choices=sorted(apis.VARIANTS), help="its streams")
     args = parser.parse_args()
     args.replica_stores = args.replica_stores.split(",")
     if not set(args.replica_stores) <= set(scaling.STORES):
@@ -252,19 +263,23 @@ def main() -> None:
                 print(json.dumps(cost, indent=2))
                 print(receipts_cost.markdown(cost))
                 return
+            # what the sections measured beside the gateway's arms share: direct and floor
+            beside = {
+                "direct": (MOCK_PORT, {}, mock.pid),
+                "floor": (FLOOR_PORT, {}, floor.pid),
+                "mock_port": MOCK_PORT,
+                "seconds": args.seconds,
+                "progress": progress,
+            }
             replica_section = partial(
                 replicas.run,
                 work,
                 env,
-                direct=(MOCK_PORT, {}, mock.pid),
-                floor=(FLOOR_PORT, {}, floor.pid),
-                mock_port=MOCK_PORT,
+                **beside,
                 ports=REPLICA_PORTS,
                 stores=args.replica_stores,
-                seconds=args.seconds,
                 rounds=args.replica_rounds,
                 requests=args.replica_requests,
-                progress=progress,
             )
             if args.replicas_only:
                 section = replica_section()
@@ -274,21 +289,24 @@ def main() -> None:
                 apis.measure,
                 work,
                 env,
-                direct=(MOCK_PORT, {}, mock.pid),
-                floor=(FLOOR_PORT, {}, floor.pid),
-                mock_port=MOCK_PORT,
+                **beside,
                 port=APIS_PORT,
-                seconds=args.seconds,
                 rounds=args.api_rounds,
                 requests=args.requests,
-                progress=progress,
             )
             if args.apis:
                 report({"when": when, "machine": results["machine"], "apis": api_section()})
                 return
             if args.profile:
                 print(
-                    record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
+                    record_profile(
+                        GATEWAY_PORT,
+                        auth,
+                        gateway_on.pid,
+                        args.profile_seconds,
+                        work,
+                        args.profile_api,
+                    )
                 )
                 return
             targets = {
