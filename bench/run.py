@@ -183,6 +183,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--replica-requests", type=int, default=1000, help="sequential, each")
     parser.add_argument("--apis", action="store_true", help="only each API's streams (10.)")
     parser.add_argument("--api-rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--api-requests", type=int, default=1000, help="sequential, each arm")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -203,6 +204,7 @@ def parse_args() -> argparse.Namespace:
             "streams",
             "hedge_requests",
             "replica_requests",
+            "api_requests",
         ):
             setattr(args, name, max(10, getattr(args, name) // 4))
         args.seconds = max(3, args.seconds // 4)
@@ -292,7 +294,7 @@ def main() -> None:
                 **beside,
                 port=APIS_PORT,
                 rounds=args.api_rounds,
-                requests=args.requests,
+                requests=args.api_requests,
             )
             if args.apis:
                 report({"when": when, "machine": results["machine"], "apis": api_section()})
