@@ -98,6 +98,9 @@ class RequestBooks:
     app_title: str | None = None
     app_referer: str | None = None
     note: str | None = None
+    # the earlier turns a Responses follow-up makes the provider read again (known exactly
+    # from the books): part of any estimated prompt, as they are of the reservation
+    context_tokens: int = 0
 
     @classmethod
     async def admit(
@@ -134,6 +137,7 @@ class RequestBooks:
             requested_model=request.requested_model,
             streamed=request.stream,
             request_bytes=len(body),
+            context_tokens=request.context_tokens,
             clock=clock,
             started=started,
             priced_at=now,
@@ -387,7 +391,7 @@ class RequestBooks:
         estimated = False
         if usage is None and estimated_text_bytes:
             usage = Usage(
-                prompt_tokens=estimate_tokens(self.request_bytes),
+                prompt_tokens=estimate_tokens(self.request_bytes) + self.context_tokens,
                 output_tokens=estimate_tokens(estimated_text_bytes),
             )
             estimated = True
