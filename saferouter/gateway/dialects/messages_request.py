@@ -19,6 +19,11 @@ such a request, 400 ``unsupported_content``, see :mod:`saferouter.gateway.books`
   models at fees, or adds a system prompt, that no byte of the request bounds;
 * ``mcp_servers`` (remote tools, their results' tokens unbounded) and
   ``context_management`` (compaction runs another model turn over the context).
+
+Refused for everyone: ``container``, the id of a code-execution container kept at the
+provider under the operator's account, which every key shares; the gateway has no
+record of whose it is, so naming one would hand over another tenant's files (the
+Responses API's ``conversation`` is refused for the same reason).
 """
 
 from __future__ import annotations
@@ -68,6 +73,14 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
     stream = payload.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
+    if payload.get("container") is not None:
+        raise _invalid(
+            "container: not supported by this gateway. Containers are kept at the provider "
+            "under the gateway's account, which every key shares, and the gateway has no "
+            "record of whose they are.",
+            "container",
+            "unsupported_parameter",
+        )
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
     )
