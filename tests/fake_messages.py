@@ -12,6 +12,7 @@ What ``/v1/messages`` does is chosen by the model name the gateway sends it, as 
 * ``overloaded`` — 529 with Anthropic's ``overloaded_error`` body as a GitHub issue
   quotes it (recordings/anthropic/reported_in_issues.json);
 * ``status:<code>`` — that status with an Anthropic-shaped ``api_error`` body;
+* ``usage:<n>`` — a small ``message`` reporting ``n`` input and ``n`` output tokens;
 * ``error-event`` — a 200 stream: ``message_start``, then ``event: error``
   (``overloaded_error``), as Anthropic documents a mid-stream failure;
 * any other name — a small ``message`` naming that model (a stream when asked).
@@ -67,6 +68,9 @@ def add_messages_routes(app: QuartTrio, state: FakeUpstream) -> None:
             return Response(_reported_529(), status=529, content_type="application/json")
         if mode == "status":
             return _error(int(arg), "api_error", f"fake failure {arg}")
+        if mode == "usage":  # a provider reporting ``arg`` tokens in and out
+            usage = {"input_tokens": int(arg), "output_tokens": int(arg)}
+            return Response(json.dumps({**small_message(model), "usage": usage}))
         if mode == "error-event":
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Busy"}}
             return _sse(_start(model), _event("error", error))
