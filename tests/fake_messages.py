@@ -138,7 +138,11 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 def _sse(*events: bytes) -> Response:
-    response = Response(b"".join(events), content_type="text/event-stream")
+    return _event_stream(b"".join(events))
+
+
+def _event_stream(body: bytes | AsyncIterator[bytes]) -> Response:
+    response = Response(body, content_type="text/event-stream")
     response.timeout = None
     return response
 
@@ -156,9 +160,7 @@ def stalled_stream(state: FakeUpstream, events: list[bytes]) -> Response:
             state.events.append("cancelled:stall")
             raise
 
-    response = Response(chunks(), content_type="text/event-stream")
-    response.timeout = None
-    return response
+    return _event_stream(chunks())
 
 
 def _error(status: int, kind: str, message: str) -> Response:
