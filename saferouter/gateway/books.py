@@ -273,6 +273,7 @@ class RequestBooks:
         outcome: ActivityOutcome,
         usage: Usage | None = None,
         estimated_text_bytes: int = 0,
+        usage_estimated: bool = False,
         ttfb_s: float | None = None,
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
@@ -282,7 +283,8 @@ class RequestBooks:
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
-        bill an estimate and mark it so. With no serving attempt (every candidate
+        bill an estimate and mark it so (``usage_estimated``: the usage given holds
+        one, from the stream's watch). With no serving attempt (every candidate
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
         written in the settlement's transaction (not called with accounting off).
@@ -301,6 +303,7 @@ class RequestBooks:
         if self.serving is not None:
             number, plan = self.serving
             usage, estimated, price, cost = self._billed(plan, usage, estimated_text_bytes)
+            estimated = estimated or usage_estimated  # part of a stream's usage guessed
             self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
             serving = self._entry(
                 number=number,
