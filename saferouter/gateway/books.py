@@ -123,6 +123,9 @@ class RequestBooks:
     app_title: str | None = None
     app_referer: str | None = None
     note: str | None = None
+    # the earlier turns a Responses follow-up makes the provider read again (known exactly
+    # from the books): part of any estimated prompt, as they are of the reservation
+    context_tokens: int = 0
 
     @classmethod
     async def admit(
@@ -161,6 +164,7 @@ class RequestBooks:
             requested_model=requested_model,
             streamed=request.stream,
             request_bytes=len(body),
+            context_tokens=request.context_tokens,
             clock=clock,
             started=started,
             priced_at=now,
@@ -283,6 +287,7 @@ class RequestBooks:
         outcome: ActivityOutcome,
         usage: Usage | None = None,
         estimated_text_bytes: int = 0,
+        usage_estimated: bool = False,
         ttfb_s: float | None = None,
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
@@ -292,7 +297,8 @@ class RequestBooks:
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
-        bill an estimate and mark it so. With no serving attempt (every candidate
+        bill an estimate and mark it so (``usage_estimated``: the usage given holds
+        one, from the stream's watch). With no serving attempt (every candidate
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
         written in the settlement's transaction (not called with accounting off).
@@ -311,6 +317,7 @@ class RequestBooks:
         if self.serving is not None:
             number, plan = self.serving
             usage, estimated, price, cost = self._billed(plan, usage, estimated_text_bytes)
+            estimated = estimated or usage_estimated  # part of a stream's usage guessed
             self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
             serving = self._entry(
                 number=number,
@@ -401,7 +408,7 @@ class RequestBooks:
         estimated = False
         if usage is None and estimated_text_bytes:
             usage = Usage(
-                prompt_tokens=estimate_tokens(self.request_bytes),
+                prompt_tokens=estimate_tokens(self.request_bytes) + self.context_tokens,
                 output_tokens=estimate_tokens(estimated_text_bytes),
             )
             estimated = True

@@ -113,6 +113,11 @@ class WatchStart:
         self.complete = False
         self.failed = False
 
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether :attr:`usage` holds an estimate the stream did not report (no)."""
+        return False
+
 
 class StreamWatch(Protocol):
     """Watches one relayed stream, event by event (sans-I/O; one per stream)."""
@@ -138,6 +143,12 @@ class StreamWatch(Protocol):
     @property
     def usage(self) -> Usage | None:
         """The usage reported so far, as billed."""
+        ...
+
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether part of :attr:`usage` is an estimate (a count the stream reported
+        only provisionally, raised to the text relayed): billed, and marked so."""
         ...
 
 

@@ -22,6 +22,11 @@ such a request, 400 ``unsupported_content``, see :mod:`saferouter.gateway.books`
   its every edit only clears earlier thinking or tool results, which shrinks the prompt
   the bytes bound: Claude Code sends ``clear_thinking_…`` with every request, and would
   otherwise be refused on every metered key.
+
+Refused for everyone: ``container``, the id of a code-execution container kept at the
+provider under the operator's account, which every key shares; the gateway has no
+record of whose it is, so naming one would hand over another tenant's files (the
+Responses API's ``conversation`` is refused for the same reason).
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
     stream = payload.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
+    if payload.get("container") is not None:
+        raise _invalid(
+            "container: not supported by this gateway. Containers are kept at the provider "
+            "under the gateway's account, which every key shares, and the gateway has no "
+            "record of whose they are.",
+            "container",
+            "unsupported_parameter",
+        )
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
     )
