@@ -316,3 +316,47 @@ def test_errors_in_anthropic_shape(error: ApiError, status: int, kind: str) -> N
     event = MESSAGES.stream_error(error)
     assert event.startswith(b"event: error\ndata: {") and event.endswith(b"}\n\n")
     assert json.loads(event.split(b"data: ", 1)[1]) == reply
+
+
+FILE_SOURCE = {"type": "file", "file_id": "file_1"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (
+            [{"role": "user", "content": [{"type": "document", "source": FILE_SOURCE}]}],
+            "messages[0].content[0]",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}]}],
+            "messages[0].content[0]",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "x"},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t",
+                            "content": [{"type": "image", "source": FILE_SOURCE}],
+                        },
+                    ],
+                }
+            ],
+            "messages[0].content[1].content[0]",
+        ),
+    ],
+)
+def test_a_file_stored_at_the_provider_is_refused_for_every_key(
+    messages: list[dict[str, Any]], param: str
+) -> None:
+    # another tenant's code-execution output lives in the operator's shared account
+    error = refused(body(messages=messages))
+    assert (error.status, error.param, error.code) == (400, param, "unsupported_parameter")
+    assert "file_1" not in error.message
+    inline = {"type": "base64", "media_type": "image/png", "data": "AAAA"}
+    ok = [{"role": "user", "content": [{"type": "image", "source": inline}]}]
+    assert MESSAGES.parse(body(messages=ok), []).non_text  # a metered key's matter only

@@ -96,6 +96,29 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "unsupported_parameter",
     ),
     ({"model": "m", "input": "x", "models": []}, "models", "invalid_value"),
+    (  # a file stored in the operator's shared provider account: another tenant's, maybe
+        {
+            "model": "m",
+            "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}],
+        },
+        "input[0].content[0].file_id",
+        "unsupported_parameter",
+    ),
+    (
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "x"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "c",
+                    "output": [{"type": "input_image", "file_id": "file-1"}],
+                },
+            ],
+        },
+        "input[1].output[0].file_id",
+        "unsupported_parameter",
+    ),
 ]
 
 
@@ -134,7 +157,9 @@ def test_what_the_bytes_do_not_bound_is_listed() -> None:
                 {
                     "type": "message",
                     "role": "user",
-                    "content": [{"type": "input_file", "file_id": "f"}],
+                    "content": [
+                        {"type": "input_file", "file_data": "data:application/pdf;base64,AA=="}
+                    ],
                 },
                 {"type": "function_call_output", "call_id": "c", "output": "text is fine"},
                 {

@@ -24,9 +24,10 @@ such a request, 400 ``unsupported_content``, see :mod:`saferouter.gateway.books`
   otherwise be refused on every metered key.
 
 Refused for everyone: ``container``, the id of a code-execution container kept at the
-provider under the operator's account, which every key shares; the gateway has no
-record of whose it is, so naming one would hand over another tenant's files (the
-Responses API's ``conversation`` is refused for the same reason).
+provider under the operator's account, which every key shares, and a content block
+naming a file stored there (a ``file`` source, ``container_upload``); the gateway has no
+record of whose they are, so naming one would hand over another tenant's files (the
+Responses API's ``conversation`` and ``file_id`` are refused for the same reason).
 """
 
 from __future__ import annotations
@@ -88,9 +89,38 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
             "container",
             "unsupported_parameter",
         )
+    _refuse_provider_files(payload)
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
     )
+
+
+def _refuse_provider_files(payload: dict[str, Any]) -> None:
+    """A content block naming a file stored at the provider (a ``file`` source, a
+    ``container_upload``) is refused for everyone, as ``container`` is."""
+    lists = [("system", payload.get("system"))]
+    lists += [
+        (f"messages[{m}].content", message.get("content"))
+        for m, message in enumerate(payload["messages"])
+    ]
+    while lists:
+        where, blocks = lists.pop()
+        for b, block in enumerate(blocks if isinstance(blocks, list) else ()):
+            if not isinstance(block, dict):
+                continue
+            source = block.get("source")
+            if block.get("type") == "container_upload" or (
+                isinstance(source, dict) and source.get("type") == "file"
+            ):
+                raise _invalid(
+                    f"{where}[{b}]: files stored at the provider are under the gateway's "
+                    "account, which every key shares, and the gateway has no record of "
+                    "whose they are. Send the file's data or URL instead.",
+                    f"{where}[{b}]",
+                    "unsupported_parameter",
+                )
+            if block.get("type") == "tool_result":
+                lists.append((f"{where}[{b}].content", block.get("content")))
 
 
 def parse_count_tokens_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:

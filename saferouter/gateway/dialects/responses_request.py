@@ -15,7 +15,9 @@ operator's account at the provider, which every tenant shares:
   provider that the gateway has no record of: naming another tenant's would hand over
   their conversation (``previous_response_id`` is allowed because the gateway records
   which key produced each response id, :mod:`.previous_response`);
-* ``prompt`` — a stored prompt template of the operator's provider account.
+* ``prompt`` — a stored prompt template of the operator's provider account;
+* a ``file_id`` in an input part — a file stored in that account (a code-execution
+  output of another tenant's, say).
 
 What the body's bytes do not bound is listed in ``non_text`` (refused on a metered key,
 :mod:`saferouter.gateway.books`): image, file and audio parts, items that are not text
@@ -176,6 +178,17 @@ def _checked_input(payload: dict[str, Any]) -> list[Any]:
                 param=f"input[{i}]",
                 code="unsupported_parameter",
             )
+        for field in ("content", "output"):
+            parts = item.get(field)
+            for p, part in enumerate(parts if isinstance(parts, list) else ()):
+                if isinstance(part, dict) and part.get("file_id") is not None:
+                    raise InvalidRequest(
+                        f"'input[{i}].{field}[{p}]' names a file_id: files stored at the "
+                        "provider are under the gateway's account, which every key shares, "
+                        "so they are not served. Send the file's data or URL instead.",
+                        param=f"input[{i}].{field}[{p}].file_id",
+                        code="unsupported_parameter",
+                    )
     return value
 
 
