@@ -9,6 +9,10 @@ absolute figure cannot. So it must stay the floor — served by hypercorn's trio
 with the gateway's settings (keep-alive, backlog), a pooled `httpx.AsyncClient` with the
 gateway's pool limits, streams relayed with `aiter_raw` — and add nothing.
 
+It forwards every POST under /v1/ to the same path under the upstream's base URL (chat
+completions, Anthropic's /v1/messages, OpenAI's /v1/responses), so each API the gateway
+speaks has a floor of its own in the same run (bench/apis.py).
+
 Usage: python bench/floor_app.py PORT UPSTREAM_BASE_URL   (e.g. http://127.0.0.1:9100/v1)
 """
 
@@ -34,11 +38,11 @@ RELAYED_HEADERS = ("content-type", "cache-control")
 
 
 def create_floor_app(upstream_base_url: str) -> QuartTrio:
-    """The proxy: POST /v1/chat/completions forwarded to ``upstream_base_url``."""
+    """The proxy: POST /v1/<path> forwarded to ``upstream_base_url``/<path>."""
     app = QuartTrio("floor", static_folder=None)
     # Quart's 60 s default would cut long streams (stack-spike.md, pitfall 1)
     app.config["RESPONSE_TIMEOUT"] = None
-    url = upstream_base_url.rstrip("/") + "/chat/completions"
+    base_url = upstream_base_url.rstrip("/")
     clients: list[httpx.AsyncClient] = []
 
     @app.before_serving
@@ -50,12 +54,15 @@ def create_floor_app(upstream_base_url: str) -> QuartTrio:
     async def close_client() -> None:
         await clients.pop().aclose()
 
-    @app.post("/v1/chat/completions")
-    async def chat() -> Response:
+    @app.post("/v1/<path:rest>")
+    async def forward(rest: str) -> Response:
         body = await request.get_data(cache=False)
         upstream = await clients[0].send(
             clients[0].build_request(
-                "POST", url, content=body, headers={"content-type": "application/json"}
+                "POST",
+                f"{base_url}/{rest}",
+                content=body,
+                headers={"content-type": "application/json"},
             ),
             stream=True,
         )

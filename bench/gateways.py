@@ -19,12 +19,15 @@ SAFEROUTER = [sys.executable, "-m", "saferouter.cli"]
 
 
 def provider_toml(name: str, mock_port: int = MOCK_PORT) -> str:
-    """A provider entry for the mock on ``mock_port``, under ``name``."""
+    """A provider entry for the mock on ``mock_port``, under ``name``: it serves every
+    API, as the mock does (Anthropic's base URL is its root: /v1/messages is appended)."""
     return f"""
 [providers.{name}]
 name = "Bench mock {name}"
 base_url = "http://127.0.0.1:{mock_port}/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
+apis = ["chat", "responses", "messages"]
+anthropic_base_url = "http://127.0.0.1:{mock_port}"
 """
 
 

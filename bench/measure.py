@@ -31,10 +31,17 @@ def stream_body(**knobs: object) -> str:
 
 
 def sequential_latency(
-    port: int, headers: dict[str, str], n: int, *, body: str = BODY, warmup: int = 200
+    port: int,
+    headers: dict[str, str],
+    n: int,
+    *,
+    body: str = BODY,
+    warmup: int = 200,
+    path: str = PATH,
 ) -> list[float]:
-    """Milliseconds per request, one keep-alive connection, after ``warmup`` requests."""
-    return _timed(port, headers, body, n, warmup, first_byte=False)
+    """Milliseconds per request (to the end of the answer, a stream's too), one
+    keep-alive connection, after ``warmup`` requests."""
+    return _timed(port, headers, body, n, warmup, first_byte=False, path=path)
 
 
 def ttfb(port: int, headers: dict[str, str], n: int, warmup: int = 50) -> list[float]:
@@ -43,7 +50,14 @@ def ttfb(port: int, headers: dict[str, str], n: int, warmup: int = 50) -> list[f
 
 
 def _timed(
-    port: int, headers: dict[str, str], body: str, n: int, warmup: int, *, first_byte: bool
+    port: int,
+    headers: dict[str, str],
+    body: str,
+    n: int,
+    warmup: int,
+    *,
+    first_byte: bool,
+    path: str = PATH,
 ) -> list[float]:
     """Milliseconds to the whole answer (or its first body byte) of ``n`` requests sent
     one after another on one keep-alive connection, after ``warmup`` more."""
@@ -51,7 +65,7 @@ def _timed(
     times = []
     for i in range(n + warmup):
         start = time.perf_counter()
-        conn.request("POST", PATH, body=body, headers=headers)
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         received = response.read1(65536) if first_byte else response.read()
         elapsed = time.perf_counter() - start
@@ -111,12 +125,15 @@ def wrk(
     *,
     server_pid: int,
     cpus: str = "1",
+    body: str = BODY,
+    path: str = PATH,
 ) -> dict[str, float]:
-    """``wrk -t1 -c50`` on ``cpus`` (a taskset list): requests/s, and the CPU seconds the
-    server (``server_pid`` and its descendants) used meanwhile per request served."""
+    """``wrk -t1 -c50`` on ``cpus`` (a taskset list) posting ``body`` to ``path``:
+    requests/s, and the CPU seconds the server (``server_pid`` and its descendants) used
+    meanwhile per request served."""
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
-        wrk_command([port], [headers], seconds, workdir, cpus=cpus),
+        wrk_command([port], [headers], seconds, workdir, cpus=cpus, body=body, path=path),
         capture_output=True,
         text=True,
         check=True,
@@ -138,8 +155,10 @@ def wrk_command(
     workdir: Path,
     *,
     cpus: str,
+    body: str = BODY,
+    path: str = PATH,
 ) -> list[str]:
-    """``wrk -c50`` on ``cpus`` posting the bench's request, one thread per entry of
+    """``wrk -c50`` on ``cpus`` posting ``body`` to ``path``, one thread per entry of
     ``ports`` whose 50/len connections all go to that port with that entry's ``headers``:
     several entries spread the connections evenly over several servers, as a load
     balancer's round robin over connections would (``(p, p)`` loads one server in the
@@ -147,7 +166,7 @@ def wrk_command(
     script = workdir / f"post-{'-'.join(map(str, ports))}.lua"
     lines = [
         'wrk.method = "POST"',
-        f"wrk.body = {json.dumps(BODY)}",
+        f"wrk.body = {json.dumps(body)}",
         'wrk.headers["Content-Type"] = "application/json"',
         f"local ports = {{{', '.join(map(str, ports))}}}",
         "local headers = {"
@@ -170,7 +189,7 @@ def wrk_command(
     ]
     script.write_text("\n".join(lines) + "\n")
     command = ["wrk", f"-t{len(ports)}", "-c50", f"-d{seconds}s", "-s", str(script)]
-    return ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{PATH}"]
+    return ["taskset", "-c", cpus, *command, f"http://127.0.0.1:{ports[0]}{path}"]
 
 
 def wrk_counts(out: str, *, warming: bool = False, errors_ok: bool = False) -> tuple[float, int]:

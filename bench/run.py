@@ -16,15 +16,20 @@ started side by side and measured one at a time, in one run:
   8. receipts on vs off (SAFEROUTER_RECEIPTS=0, billing on in both): CPU per request and
      stream TTFB in alternating rounds (receipts_cost.py; issue 12 §6);
   9. replicas on one database: requests/s through 1 and 2 `saferouter serve` processes on
-     SQLite and on PostgreSQL, and the latency each store adds (replicas.py; issue 14 §6).
+     SQLite and on PostgreSQL, and the latency each store adds (replicas.py; issue 14 §6);
+ 10. each API's streams — chat, Anthropic Messages, OpenAI Responses, chat in OpenRouter's
+     dialect — direct, through the floor and through SafeRouter: latency, requests/s,
+     CPU per request, in alternating rounds (apis.py; issue 15).
 Servers run pinned to CPU 0; the mock, wrk and this script to CPU 1 (except in 6). The
 ratios of SafeRouter's figures to the floor's are what issue 11 sets targets on: they
 print as a markdown table, kept with the JSON in bench/results/ (not committed).
 
 With --profile, instead: py-spy records the gateway (billing on) under wrk and the
-samples are summed by function and by part (cpu_profile.py).
+samples are summed by function and by part (cpu_profile.py); the load is the bench's
+non-stream chat request, or with --profile-api one of 10's streams (chat, messages, …).
 
-With --receipts-only, only 8; with --replicas-only, only 9 (beside the floor and direct).
+With --receipts-only, only 8; with --replicas-only, only 9; with --apis, only 10 (each
+beside the floor and direct).
 
 Usage: .venv/bin/python bench/run.py [--quick] [--profile] [--receipts-only] [--seconds S] …
 Needs node, wrk (`apt-get install wrk`), taskset; py-spy for --profile; PostgreSQL's
@@ -47,6 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import apis
 import cpu_profile
 import figures
 import receipts_cost
@@ -60,6 +66,7 @@ from procs import machine, process, raise_fd_limit, wait_until_answering
 HERE = Path(__file__).resolve().parent
 FLOOR_PORT, GATEWAY_PORT, GATEWAY_OFF_PORT = 9101, 9200, 9201
 RECEIPTS_OFF_PORT = 9204  # 9202, 9203: the hedging and 2-worker gateways (gateways.py)
+APIS_PORT = 9205
 REPLICA_PORTS = (9210, 9211, 9212, 9213, 9214)
 STARTED = time.monotonic()
 PINNING = "servers pinned to CPU 0; mock, wrk and harness to CPU 1"
@@ -116,14 +123,22 @@ def added(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, work: Path) -> str:
-    """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it; returns the
-    summary in markdown, kept in bench/results/ beside the raw samples."""
+def record_profile(
+    port: int, headers: dict[str, str], pid: int, seconds: int, work: Path, api: str | None
+) -> str:
+    """py-spy samples the gateway ``pid`` for ``seconds`` while wrk loads it with the
+    non-stream chat request, or ``api``'s stream (apis.VARIANTS); returns the summary in
+    markdown, kept in bench/results/ beside the raw samples."""
+    load_with = {}
+    if api is not None:
+        variant = apis.VARIANTS[api]
+        headers = apis.key_headers(variant, headers)
+        load_with = {"body": variant.body, "path": variant.path}
     # the dev group installs it beside this interpreter (``make bench`` runs the venv's)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
     if py_spy is None:
         raise SystemExit("py-spy is needed for --profile (pip install py-spy)")
-    wrk(port, headers, 2, work, server_pid=pid)  # warm: pool, caches, page cache
+    wrk(port, headers, 2, work, server_pid=pid, **load_with)  # warm: pool, caches, page cache
     raw = work / "profile.txt"
     command = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
     spy = subprocess.Popen(
@@ -131,7 +146,7 @@ def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, w
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    load = wrk(port, headers, seconds + 2, work, server_pid=pid)
+    load = wrk(port, headers, seconds + 2, work, server_pid=pid, **load_with)
     _, err = spy.communicate(timeout=120)
     if spy.returncode != 0:
         raise SystemExit(f"py-spy failed: {err.decode()}")
@@ -141,7 +156,8 @@ def record_profile(port: int, headers: dict[str, str], pid: int, seconds: int, w
     keep.write_text(text)
     summary = cpu_profile.summarise(cpu_profile.parse_collapsed(text))
     head = (
-        f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50, "
+        f"Profile of the gateway (1 worker, CPU 0, billing on) under wrk -c50 "
+        f"({'non-stream chat' if api is None else api + ' streams'}), "
         f"{load['rps']:.0f} req/s while sampled; raw samples in {keep.relative_to(HERE)}.\n\n"
     )
     report = head + cpu_profile.markdown(summary, load["cpu_ms_per_request"])
@@ -165,6 +181,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--replica-rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--replica-requests", type=int, default=1000, help="sequential, each")
+    parser.add_argument("--apis", action="store_true", help="only each API's streams (10.)")
+    parser.add_argument("--api-rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--api-requests", type=int, default=1000, help="sequential, each arm")
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--ttfb", type=int, default=500, help="streams timed to first byte")
@@ -172,6 +191,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=500, help="streams held open at once")
     parser.add_argument("--hedge-requests", type=int, default=400)
     parser.add_argument("--profile-seconds", type=int, default=20)
+    parser.add_argument("--profile-api", choices=sorted(apis.VARIANTS), help="its streams")
     args = parser.parse_args()
     args.replica_stores = args.replica_stores.split(",")
     if not set(args.replica_stores) <= set(scaling.STORES):
@@ -184,6 +204,7 @@ def parse_args() -> argparse.Namespace:
             "streams",
             "hedge_requests",
             "replica_requests",
+            "api_requests",
         ):
             setattr(args, name, max(10, getattr(args, name) // 4))
         args.seconds = max(3, args.seconds // 4)
@@ -244,27 +265,50 @@ def main() -> None:
                 print(json.dumps(cost, indent=2))
                 print(receipts_cost.markdown(cost))
                 return
+            # what the sections measured beside the gateway's arms share: direct and floor
+            beside = {
+                "direct": (MOCK_PORT, {}, mock.pid),
+                "floor": (FLOOR_PORT, {}, floor.pid),
+                "mock_port": MOCK_PORT,
+                "seconds": args.seconds,
+                "progress": progress,
+            }
             replica_section = partial(
                 replicas.run,
                 work,
                 env,
-                direct=(MOCK_PORT, {}, mock.pid),
-                floor=(FLOOR_PORT, {}, floor.pid),
-                mock_port=MOCK_PORT,
+                **beside,
                 ports=REPLICA_PORTS,
                 stores=args.replica_stores,
-                seconds=args.seconds,
                 rounds=args.replica_rounds,
                 requests=args.replica_requests,
-                progress=progress,
             )
             if args.replicas_only:
                 section = replica_section()
                 report({"when": when, "machine": results["machine"], "replicas": section})
                 return
+            api_section = partial(
+                apis.measure,
+                work,
+                env,
+                **beside,
+                port=APIS_PORT,
+                rounds=args.api_rounds,
+                requests=args.api_requests,
+            )
+            if args.apis:
+                report({"when": when, "machine": results["machine"], "apis": api_section()})
+                return
             if args.profile:
                 print(
-                    record_profile(GATEWAY_PORT, auth, gateway_on.pid, args.profile_seconds, work)
+                    record_profile(
+                        GATEWAY_PORT,
+                        auth,
+                        gateway_on.pid,
+                        args.profile_seconds,
+                        work,
+                        args.profile_api,
+                    )
                 )
                 return
             targets = {
@@ -293,19 +337,24 @@ def main() -> None:
                 work=work,
             )
             results["replicas"] = replica_section()
+            results["apis"] = api_section()
     results["ratios"] = figures.ratio_rows(results)
     report(results)
 
 
 def report(results: dict[str, Any]) -> None:
     """Print the results as JSON and as markdown tables, and keep both in bench/results/
-    (a --replicas-only run's under a ``-replicas`` suffix)."""
+    (a --replicas-only or --apis run's under a ``-replicas`` or ``-apis`` suffix)."""
     tables = []
     if "ratios" in results:
         tables += [figures.markdown(results), receipts_cost.markdown(results["receipts"])]
-    tables.append(scaling.markdown(results["replicas"]))
+    if "replicas" in results:
+        tables.append(scaling.markdown(results["replicas"]))
+    if "apis" in results:
+        tables.append(apis.markdown(results["apis"]))
     table = "\n".join(tables)
-    name = results["when"] + ("" if "ratios" in results else "-replicas")
+    only = "" if "ratios" in results else "-replicas" if "replicas" in results else "-apis"
+    name = results["when"] + only
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))

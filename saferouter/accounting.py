@@ -26,17 +26,30 @@ MICRO_PER_MILLION = 1_000_000
 UNKNOWN_MAX_OUTPUT_TOKENS = 65_536
 
 
+# More tokens than any request can use (a thousand times the largest context window):
+# a provider's count above it is nonsense, kept at this bound. Unbounded, one absurd
+# number (10**30, as JSON allows) overflowed the cost and the store's 64-bit columns,
+# so the request could not settle at all: a 500, its reservation held. At the bound a
+# cost stays far inside 64 bits at any price, and the charge is capped as any overrun.
+MAX_REPORTED_TOKENS = 10**10
+
+
+def _token_count(value: int) -> int:
+    return min(max(value, 0), MAX_REPORTED_TOKENS)
+
+
 @attrs.frozen
 class Usage:
-    """Token counts as billed. ``output_tokens`` includes reasoning tokens;
-    ``cached_tokens`` (read from the provider's cache) and ``cache_write_tokens``
-    (written to it) are parts of ``prompt_tokens``, each billed at its own price."""
+    """Token counts as billed (each between 0 and :data:`MAX_REPORTED_TOKENS`).
+    ``output_tokens`` includes reasoning tokens; ``cached_tokens`` (read from the
+    provider's cache) and ``cache_write_tokens`` (written to it) are parts of
+    ``prompt_tokens``, each billed at its own price."""
 
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cache_write_tokens: int = 0
+    prompt_tokens: int = attrs.field(default=0, converter=_token_count)
+    cached_tokens: int = attrs.field(default=0, converter=_token_count)
+    output_tokens: int = attrs.field(default=0, converter=_token_count)
+    reasoning_tokens: int = attrs.field(default=0, converter=_token_count)
+    cache_write_tokens: int = attrs.field(default=0, converter=_token_count)
 
     @property
     def total_tokens(self) -> int:
@@ -102,7 +115,8 @@ def cost_micro_usd(usage: Usage, price: Price) -> int:
     """What ``usage`` costs at ``price``, rounded up to a whole micro-USD: the prompt's
     tokens read from a cache at ``cached_input``, written to one at ``cache_write``, the
     rest at ``input``; output at ``output``."""
-    uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
+    # never below 0, whatever parts a provider reports (each part is bounded on its own)
+    uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
     numerator = (
         uncached * price.input
         + usage.cached_tokens * price.cached_input

@@ -9,6 +9,12 @@ micro-USD per million tokens (``$0.0028`` → ``2800``), so no float reaches the
 The ``[settings]`` table holds what applies to every model: ``byok_fee_percent``, what a
 request served with the client's own provider key is charged, as a percentage of the
 model's price (held as integer basis points).
+
+A model's ``body_defaults`` are request members added where the client set none (e.g.
+DeepSeek's ``thinking = { type = "disabled" }``). They are Chat Completions fields, and
+are added to chat completions requests only: the Responses and Messages APIs name their
+fields otherwise (Anthropic's ``thinking`` enabled needs ``budget_tokens``; Responses has
+no ``thinking``), so a request of those APIs goes up as the client sent it.
 """
 
 from __future__ import annotations
@@ -134,7 +140,7 @@ class Model:
     pricing: Pricing
     capabilities: frozenset[str]
     fallbacks: tuple[str, ...]
-    body_defaults: Mapping[str, Any]
+    body_defaults: Mapping[str, Any]  # chat completions requests only (module docstring)
     description: str
     deprecated: str | None = None
     hedge_after_ms: int | None = None  # start the next candidate after this long silent

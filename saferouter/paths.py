@@ -45,6 +45,10 @@ UNSUPPORTED = (
     "/v1/uploads",
     "/v1/messages/batches",
 )
+# served endpoints whose sub-resources are not: a stored response or completion read,
+# listed or deleted by id (``GET /v1/responses/{id}``, ``…/input_items``) — those live in
+# the operator's provider account, where one tenant could reach another's
+BELOW_SERVED = ("/v1/responses", "/v1/chat/completions", "/v1/messages")
 SERVED = "chat completions, responses and messages"
 
 
@@ -62,12 +66,12 @@ def not_found(method: str, path: str) -> NotFound:
     """The 404 for a URL no route has: ``unsupported_endpoint`` for an endpoint of a
     known API that SafeRouter does not serve, ``unknown_url`` for anything else."""
     bare = "/" + path.lstrip("/")
-    for unsupported in UNSUPPORTED:
-        if bare == unsupported or bare.startswith(unsupported + "/"):
-            return NotFound(
-                f"SafeRouter does not serve {bare} (it serves {SERVED}).",
-                code="unsupported_endpoint",
-            )
+    below = any(bare.startswith(served + "/") for served in BELOW_SERVED)
+    if below or any(bare == u or bare.startswith(u + "/") for u in UNSUPPORTED):
+        return NotFound(
+            f"SafeRouter does not serve {bare} (it serves {SERVED}).",
+            code="unsupported_endpoint",
+        )
     return NotFound(f"Unknown request URL: {method} {path}.", code="unknown_url")
 
 

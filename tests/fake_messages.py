@@ -12,6 +12,9 @@ What ``/v1/messages`` does is chosen by the model name the gateway sends it, as 
 * ``overloaded`` — 529 with Anthropic's ``overloaded_error`` body as a GitHub issue
   quotes it (recordings/anthropic/reported_in_issues.json);
 * ``status:<code>`` — that status with an Anthropic-shaped ``api_error`` body;
+* ``stall`` — a stream of ``message_start`` and one text delta that then stays open,
+  silent;
+* ``usage:<n>`` — a small ``message`` reporting ``n`` input and ``n`` output tokens;
 * ``error-event`` — a 200 stream: ``message_start``, then ``event: error``
   (``overloaded_error``), as Anthropic documents a mid-stream failure;
 * any other name — a small ``message`` naming that model (a stream when asked).
@@ -27,8 +30,10 @@ Every request is recorded in ``FakeUpstream.requests`` (its raw body and headers
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -67,6 +72,11 @@ def add_messages_routes(app: QuartTrio, state: FakeUpstream) -> None:
             return Response(_reported_529(), status=529, content_type="application/json")
         if mode == "status":
             return _error(int(arg), "api_error", f"fake failure {arg}")
+        if mode == "stall":  # the stream's start and first text, then nothing
+            return stalled_stream(state, _small_stream(model)[:3])
+        if mode == "usage":  # a provider reporting ``arg`` tokens in and out
+            usage = {"input_tokens": int(arg), "output_tokens": int(arg)}
+            return Response(json.dumps({**small_message(model), "usage": usage}))
         if mode == "error-event":
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Busy"}}
             return _sse(_start(model), _event("error", error))
@@ -128,9 +138,29 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 def _sse(*events: bytes) -> Response:
-    response = Response(b"".join(events), content_type="text/event-stream")
+    return _event_stream(b"".join(events))
+
+
+def _event_stream(body: bytes | AsyncIterator[bytes]) -> Response:
+    response = Response(body, content_type="text/event-stream")
     response.timeout = None
     return response
+
+
+def stalled_stream(state: FakeUpstream, events: list[bytes]) -> Response:
+    """``events``, then a stream that stays open and silent until the gateway leaves
+    (recorded as ``cancelled:stall`` in ``state.events``)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            for event in events:
+                yield event
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            state.events.append("cancelled:stall")
+            raise
+
+    return _event_stream(chunks())
 
 
 def _error(status: int, kind: str, message: str) -> Response:

@@ -8,6 +8,8 @@ As for chat, the upstream model name the gateway sends says what to do:
 * ``file:<path>`` — a non-stream recording's bytes as the 200 JSON body (Bedrock Mantle's
   ``status: "failed"`` body among them);
 * ``status:<code>[:<errors/file>]`` — an error status, with that recorded body;
+* ``stall`` — a stream of ``response.created`` and one text delta that then stays open,
+  silent;
 * ``echo`` — a JSON body describing the request received (body, headers);
 * ``cut:<path>`` — a stream recording without its terminal event (cut off);
 * ``keyish:<path>`` — a stream recording whose answer quotes something shaped like a
@@ -26,7 +28,7 @@ from typing import Any
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from . import servers
+from . import fake_messages, servers
 from .recordings import RECORDINGS, typed_stream_bytes
 
 KEYISH = b"sk-Paris-1234"
@@ -59,6 +61,9 @@ def responses_route(app: QuartTrio, state: servers.FakeUpstream) -> None:
             return servers._replay(b"\n\n".join(kept), 0)
         if mode == "keyish":
             return servers._replay(typed_stream_bytes(arg).replace(b"Paris", KEYISH), 0)
+        if mode == "stall":  # created and one text delta, then silence until the gateway leaves
+            answer = completed(str(body["model"]), f"resp_fake{len(state.requests)}")
+            return fake_messages.stalled_stream(state, small_stream(answer)[:2])
         if mode == "file":
             assert RECORDINGS is not None
             return Response((RECORDINGS / arg).read_bytes(), content_type="application/json")

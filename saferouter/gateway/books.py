@@ -70,6 +70,31 @@ class Charge:
     price: Price | None = None
 
 
+def rate_headers(admission: Admission | None) -> dict[str, str]:
+    """``X-RateLimit-*`` of the key's requests-per-minute window, as ``admission`` saw
+    it; none when it has no limit."""
+    if admission is None or admission.rate_limit is None:
+        return {}
+    return {
+        "X-RateLimit-Limit": str(admission.rate_limit),
+        "X-RateLimit-Remaining": str(max(0, admission.rate_remaining or 0)),
+        "X-RateLimit-Reset": f"{admission.rate_reset_s:.0f}",
+    }
+
+
+def refused_for_key_or_rate(admission: Admission) -> AuthenticationFailed | RateLimited:
+    """The error of an admission refused for the key itself (revoked since it was
+    authenticated: 401) or a rate limit (429, with ``Retry-After``)."""
+    if admission.refusal == "revoked":  # between authentication and now
+        return AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+    limit = "requests" if admission.refusal == "requests_per_minute" else "tokens"
+    return RateLimited(
+        f"Rate limit reached: this key's {limit} per minute are used up. "
+        f"Try again in {admission.retry_after_s} s.",
+        headers={**rate_headers(admission), "Retry-After": str(admission.retry_after_s)},
+    )
+
+
 @attrs.define
 class RequestBooks:
     store: Store | None  # None: accounting is off
@@ -98,6 +123,9 @@ class RequestBooks:
     app_title: str | None = None
     app_referer: str | None = None
     note: str | None = None
+    # the earlier turns a Responses follow-up makes the provider read again (known exactly
+    # from the books): part of any estimated prompt, as they are of the reservation
+    context_tokens: int = 0
 
     @classmethod
     async def admit(
@@ -114,6 +142,7 @@ class RequestBooks:
         byok_fee_bp: int = 0,
         receipt_id: str | None = None,
         keep_unsettled: Callable[[Settlement], None] | None = None,
+        requested_model: str,
         api: str = "chat",
         app_title: str | None = None,
         app_referer: str | None = None,
@@ -122,7 +151,8 @@ class RequestBooks:
         """Check the key's limits and reserve the worst case of every attempt the request
         may end up on (or of those with the client's own keys, when only they fit);
         raises 400 (non-text input on a metered key), 402 or 429. An admitted request's
-        ``receipt_id`` is recorded pending in the same write. ``api``, ``app_title``,
+        ``receipt_id`` is recorded pending in the same write. ``requested_model`` (the
+        route's: the first known model, as the client named it), ``api``, ``app_title``,
         ``app_referer`` and ``note`` go into every activity entry of the request, a
         refusal's too."""
         wall = clock.wall()
@@ -131,9 +161,10 @@ class RequestBooks:
             store=store,
             key=key,
             request_id=request_id,
-            requested_model=request.requested_model,
+            requested_model=requested_model,
             streamed=request.stream,
             request_bytes=len(body),
+            context_tokens=request.context_tokens,
             clock=clock,
             started=started,
             priced_at=now,
@@ -171,7 +202,7 @@ class RequestBooks:
                 request_id=request_id,
                 reserve_micro_usd=worst,
                 now=wall,
-                requested_model=request.requested_model,
+                requested_model=requested_model,
                 streamed=request.stream,
                 receipt_id=receipt_id,
                 own_keys_reserve_micro_usd=own_worst,
@@ -187,14 +218,12 @@ class RequestBooks:
             if admission.own_keys_only:  # only they fit: the race may start no other
                 books.plans = tuple(plan for plan in books.plans if plan.own_key)
             return books
-        if admission.refusal == "revoked":  # between authentication and now
-            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if admission.refusal == "unsupported_content":
             raise InvalidRequest(
                 "This key is metered, and the gateway bounds the cost of text only; this "
-                f"request also has {'; '.join(request.non_text)}. Send text only, or use an "
-                "unmetered key.",
-                param="messages",
+                f"request also has {'; '.join(n.where for n in request.non_text)}. Send text "
+                "only, or use an unmetered key.",
+                param=request.non_text[0].param,  # the field of the first one
                 code="unsupported_content",
                 headers=books.rate_headers(),
             )
@@ -205,12 +234,7 @@ class RequestBooks:
                 "max_tokens.",
                 headers=books.rate_headers(),
             )
-        limit = "requests" if admission.refusal == "requests_per_minute" else "tokens"
-        raise RateLimited(
-            f"Rate limit reached: this key's {limit} per minute are used up. "
-            f"Try again in {admission.retry_after_s} s.",
-            headers={**books.rate_headers(), "Retry-After": str(admission.retry_after_s)},
-        )
+        raise refused_for_key_or_rate(admission)
 
     def price_of(self, plan: Plan) -> Price:
         """What ``plan`` is billed at: the model's price at the request's start, or the
@@ -219,14 +243,8 @@ class RequestBooks:
         return price.fee(self.byok_fee_bp) if plan.own_key is not None else price
 
     def rate_headers(self) -> dict[str, str]:
-        a = self.admission
-        if a is None or a.rate_limit is None:
-            return {}
-        return {
-            "X-RateLimit-Limit": str(a.rate_limit),
-            "X-RateLimit-Remaining": str(max(0, a.rate_remaining or 0)),
-            "X-RateLimit-Reset": f"{a.rate_reset_s:.0f}",
-        }
+        """The key's rate limit as the admission left it (none before one)."""
+        return rate_headers(self.admission)
 
     def record_attempt(
         self,
@@ -269,6 +287,7 @@ class RequestBooks:
         outcome: ActivityOutcome,
         usage: Usage | None = None,
         estimated_text_bytes: int = 0,
+        usage_estimated: bool = False,
         ttfb_s: float | None = None,
         error_type: str | None = None,
         seal: Callable[[Charge], NewReceipt] | None = None,
@@ -278,7 +297,8 @@ class RequestBooks:
     ) -> Charge:
         """Release, charge and record every attempt, once (a second call returns the
         first's :class:`Charge`). Without usage but with text relayed (a cut stream),
-        bill an estimate and mark it so. With no serving attempt (every candidate
+        bill an estimate and mark it so (``usage_estimated``: the usage given holds
+        one, from the stream's watch). With no serving attempt (every candidate
         failed), ``status``/``error_type`` describe the request and nothing is charged.
         ``seal`` makes the request's signed receipt from the charge, and the receipt is
         written in the settlement's transaction (not called with accounting off).
@@ -297,6 +317,7 @@ class RequestBooks:
         if self.serving is not None:
             number, plan = self.serving
             usage, estimated, price, cost = self._billed(plan, usage, estimated_text_bytes)
+            estimated = estimated or usage_estimated  # part of a stream's usage guessed
             self.charge = charge = Charge(status, outcome, cost, estimated, plan, price)
             serving = self._entry(
                 number=number,
@@ -387,7 +408,7 @@ class RequestBooks:
         estimated = False
         if usage is None and estimated_text_bytes:
             usage = Usage(
-                prompt_tokens=estimate_tokens(self.request_bytes),
+                prompt_tokens=estimate_tokens(self.request_bytes) + self.context_tokens,
                 output_tokens=estimate_tokens(estimated_text_bytes),
             )
             estimated = True

@@ -4,8 +4,12 @@ use, asked of the provider the catalog routes its model to (plain trio, ports pa
 Claude Code calls it to size its context, so it must answer or fail cleanly, never 500.
 It is authenticated like every API call (``Authorization`` or ``x-api-key``) but not
 billed and not reserved for: Anthropic does not bill it, and no provider's answer here
-spends tokens. So it takes no admission, records no activity and leaves the circuit
-breaker alone (a provider that does not count says nothing about its messages).
+spends tokens. It still makes the gateway send a request on the operator's account, so
+it counts against the key's requests per minute — the window its other requests count
+in (:meth:`~saferouter.storage.Store.count_request`: no reservation) — and is refused
+429 when they are used up, before anything goes upstream. It records no activity and
+leaves the circuit breaker alone (a provider that does not count says nothing about its
+messages).
 
 The request goes to ``/v1/messages/count_tokens`` under the routed model's Anthropic
 base URL with the Messages headers (:class:`~.dialects.messages.MessagesDialect`), the
@@ -22,10 +26,12 @@ from collections.abc import Sequence
 
 from ..catalog import Api
 from ..errors import InvalidRequest, NotFound, UpstreamBadGateway, UpstreamUnavailable
+from .books import refused_for_key_or_rate
 from .dialects.messages import MESSAGES
 from .dialects.messages_request import parse_count_tokens_request
 from .pipeline import Ports
 from .redact import Redactor
+from .routing import choose_candidates
 from .upstream import UpstreamPath, read_body, read_error_body, upstream_error
 
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -40,13 +46,14 @@ async def count_tokens(
     headers: Sequence[tuple[bytes, bytes]],
 ) -> bytes:
     """The provider's count for the Messages request in ``body`` (its JSON bytes).
-    Raises ``ApiError``: 401, 400 for bad input or a model whose provider does not
-    serve Messages, 404 for an unknown model or a provider that does not count, and the
-    upstream errors of a message."""
+    Raises ``ApiError``: 401, 400 for bad input or a model whose provider does not serve
+    Messages, 404 for an unknown model or a provider that does not count, 429 when the
+    key's requests per minute are used up, and the upstream errors of a message."""
     settings = ports.settings
-    await ports.keys.authenticate(authorization)
+    key = await ports.keys.authenticate(authorization)
     request = parse_count_tokens_request(body, headers)
-    model = settings.catalog.resolve(request.requested_model)
+    # the model routing would serve: OpenRouter's ``models`` with unknown ids skipped
+    model = choose_candidates(settings.catalog, request.model, request.client_models).requested
     endpoint = settings.endpoints[model.provider]
     provider = endpoint.provider
     if Api.MESSAGES not in provider.apis:
@@ -61,6 +68,10 @@ async def count_tokens(
             f"{provider.name} is not configured (the operator has not set {provider.api_key_env})",
             code="provider_not_configured",
         )
+    if settings.accounting:  # the store keeps the rate windows (off: no limits at all)
+        admission = await ports.store.count_request(key.id, ports.clock.wall())
+        if not admission.admitted:
+            raise refused_for_key_or_rate(admission)
     path = UpstreamPath(
         Api.MESSAGES, COUNT_TOKENS_PATH, lambda key: MESSAGES.upstream_headers(request, key)
     )

@@ -34,7 +34,17 @@ from ..json_object import JsonObject
 from ..sse import SSEEvent
 from .upstream_body import UpstreamBody
 
-__all__ = ["Api", "ApiRequest", "BodyFacts", "Dialect", "StreamWatch", "fact_text"]
+__all__ = ["Api", "ApiRequest", "BodyFacts", "Dialect", "NonText", "StreamWatch", "fact_text"]
+
+
+@attrs.frozen
+class NonText:
+    """Something in a request whose cost its bytes do not bound (an image, a server-run
+    tool, an earlier response of unknown size): a metered key is refused it, 400
+    ``unsupported_content`` naming the field of the first one found."""
+
+    param: str  # the top-level request field it is in ("messages", "input", "tools" …)
+    where: str  # where and what, as the refusal says: "messages[0].content[1] (image_url)"
 
 
 @attrs.frozen
@@ -49,9 +59,9 @@ class ApiRequest:
     max_tokens: int | None
     payload: dict[str, Any] = attrs.field(repr=False)  # the parsed body
     choices: int = 1
-    # what the body's bytes do not bound (refused on a metered key), e.g.
-    # ("messages[0].content[1] (image_url)",); empty for text only
-    non_text: tuple[str, ...] = ()
+    # what the body's bytes do not bound (refused on a metered key), in body order;
+    # empty for text only
+    non_text: tuple[NonText, ...] = ()
     # the body as sent and where its members sit: what UpstreamBody splices
     source: JsonObject | None = attrs.field(default=None, repr=False, eq=False)
     include_usage: bool = False  # chat: the client asked for stream usage itself
@@ -64,14 +74,6 @@ class ApiRequest:
     forward_headers: tuple[tuple[bytes, bytes], ...] = ()
     app_title: str | None = None  # X-Title (checked: storable, at most 200 characters)
     app_referer: str | None = None  # HTTP-Referer (likewise)
-
-    @property
-    def requested_model(self) -> str:
-        """The model asked for: ``model``, or the first of the client's ``models``."""
-        if self.model is not None:
-            return self.model
-        assert self.client_models, "a request without model has models"
-        return self.client_models[0]
 
 
 @attrs.frozen
@@ -111,6 +113,11 @@ class WatchStart:
         self.complete = False
         self.failed = False
 
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether :attr:`usage` holds an estimate the stream did not report (no)."""
+        return False
+
 
 class StreamWatch(Protocol):
     """Watches one relayed stream, event by event (sans-I/O; one per stream)."""
@@ -136,6 +143,12 @@ class StreamWatch(Protocol):
     @property
     def usage(self) -> Usage | None:
         """The usage reported so far, as billed."""
+        ...
+
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether part of :attr:`usage` is an estimate (a count the stream reported
+        only provisionally, raised to the text relayed): billed, and marked so."""
         ...
 
 

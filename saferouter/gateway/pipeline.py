@@ -11,21 +11,13 @@ stage name):
    the body is read.
 2. **parse** — the body is read (the HTTP layer bounds its size) and checked
    (``dialect.parse``); 400 on anything odd.
-3. **route** — the requested model is resolved in the catalog and its fallback chain
-   built, or OpenRouter's ``models`` read, unknown ids skipped with a note
-   (:func:`~saferouter.gateway.routing.choose_candidates`); only candidates whose
-   provider serves the request's API are kept
-   (:func:`~saferouter.gateway.routing.serving_api`: 400 ``unsupported_api`` when the
-   requested model's does not); OpenRouter's ``provider`` preferences order and filter
-   them (:func:`~saferouter.gateway.preferences.apply`, with this worker's measured
-   :class:`~saferouter.gateway.route_stats.RouteStats`); then planned
-   (:func:`~saferouter.gateway.routing.plan_attempts`): whose provider key each attempt
-   carries — the client's own, opened by the
-   :class:`~saferouter.byok.keyring.Keyring` (409 when it was sealed to another
-   build), or the operator's. A key with no provider keys of its own skips the keyring.
-   A Responses follow-up (``previous_response_id``) is pinned to the provider and
-   account that served the earlier response (:mod:`~saferouter.gateway.previous_response`:
-   404 when this key's requests did not produce it).
+3. **route** — where the request may go, as a :class:`~saferouter.gateway.route.Route`
+   (:func:`~saferouter.gateway.route.route`): the requested model and its fallback
+   chain, or OpenRouter's ``models`` (unknown ids skipped, with a note); only the
+   candidates whose provider serves the request's API (400 ``unsupported_api``);
+   OpenRouter's ``provider`` preferences; the attempts planned, each with the client's
+   own provider key (BYOK) or the operator's; and a Responses follow-up
+   (``previous_response_id``) pinned to where the earlier response lives.
 4. **admit** — rate limits checked and the worst case of every candidate reserved, in
    one store transaction (:meth:`~saferouter.gateway.books.RequestBooks.admit`); 400,
    402 or 429 here, nothing spent.
@@ -59,22 +51,19 @@ in-process, under trio's ``MockClock``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import attrs
 import trio
 
-from ..byok.keyring import Keyring, OwnKey
+from ..byok.keyring import Keyring
 from ..catalog import Model
 from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import ApiError, UpstreamError
-from ..keys import owner_of
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
@@ -84,14 +73,11 @@ from .auth import presented_key
 from .books import RequestBooks
 from .breaker import CircuitBreaker
 from .dialect import Api, Dialect
-from .preferences import ProviderPreferences
-from .preferences import apply as apply_preferences
-from .previous_response import find_pin
 from .race import Race
 from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
+from .route import route
 from .route_stats import RouteStats
-from .routing import choose_candidates, plan_attempts, serving_api
 from .unsettled import Unsettled
 from .upstream import Upstreams
 from .usage_cost import parse_usage_option, with_cost
@@ -162,30 +148,10 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
     request = attributed(dialect.parse(body, call.headers), call.headers)  # + the app
-    prefs = ProviderPreferences.parse(request.payload.get("provider"))
     # OpenRouter's usage.include: the charge stated as usage.cost (chat's field)
     state_cost = request.api is Api.CHAT and parse_usage_option(request.payload.get("usage"))
-    chosen = choose_candidates(settings.catalog, request.model, request.client_models)  # 3.
-    requested = chosen.requested
-    chain = serving_api(settings.catalog, chosen.chain, request.api)
-    routed = apply_preferences(
-        chain,
-        prefs,
-        providers=settings.catalog.providers,
-        stats=ports.route_stats,
-        now=dt.datetime.fromtimestamp(ports.clock.wall(), dt.UTC),
-    )
-    chain = list(routed.chain)
-    own_keys = _NONE_OWN
-    if key.byok:  # the common key holds none: no keyring, no set, no lookups
-        own_keys = ports.keyring.own_keys(
-            key.byok, {model.provider for model in chain}, owner=owner_of(authorization)
-        )
-    plans = plan_attempts(chain, settings.endpoints, own_keys)
-    pin = None
-    if request.previous_response_id is not None:  # a follow-up goes where its context is
-        pin = await find_pin(ports.store, key.id, request.previous_response_id, settings.endpoints)
-        plans, request = pin.plans(plans), pin.applied(request)
+    routed = await route(ports, key, request, authorization)  # 3. route
+    request = routed.request
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
@@ -193,16 +159,17 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
         request_id=call.request_id,
         request=request,
         body=body,
-        plans=plans,
+        plans=routed.plans,
         started=call.started_s,
         clock=ports.clock,
         byok_fee_bp=settings.catalog.byok_fee_bp,
         receipt_id=receipt_id,
         keep_unsettled=ports.unsettled.keep,
+        requested_model=routed.requested_name,
         api=request.api,
         app_title=request.app_title,
         app_referer=request.app_referer,
-        note="; ".join(chosen.notes + routed.notes) or None,
+        note=routed.note,
     )
     receipt = None
     if ports.notary is not None and receipt_id is not None:  # 5. receipt
@@ -213,7 +180,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
             request_id=call.request_id,
             key_id=key.id,
             body=body,
-            requested_model=request.requested_model,
+            requested_model=routed.requested_name,
             stream=request.stream,
             wall_s=books.created_at,
         )
@@ -230,16 +197,16 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     try:
         winner = await race.run()
     except UpstreamError as error:
-        if pin is not None:
-            pin.explain(error)
-        await _failed(ports, books, race, receipt, error, requested, dialect)
+        if routed.pin is not None:
+            routed.pin.explain(error)
+        await _failed(ports, books, race, receipt, error, routed.requested, dialect)
         raise
     except BaseException:
         await _abandoned(ports, books, race, receipt)
         raise
     _record_attempts(ports, books, race.attempts, winner, receipt)
     books.serve(winner.number, winner.plan)
-    headers = {**served_headers(winner.model, requested), **books.rate_headers()}
+    headers = {**served_headers(winner.model, routed.requested), **books.rate_headers()}
     if receipt is not None:
         headers.update(receipt.headers)
     if request.stream:  # 7. relay (the stream settles itself: 8.)
@@ -257,6 +224,24 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
         )
         headers.update(STREAM_HEADERS)
         return Reply(200, headers, stream=relay)
+    body_out = await _settle_body(books, winner, receipt, state_cost=state_cost)  # 8. settle
+    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=body_out)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def _settle_body(
+    books: RequestBooks, winner: Attempt, receipt: Receipt | None, *, state_cost: bool
+) -> bytes:
+    """Settle a request answered with a whole body, before it goes out (with its
+    receipt, in one write); the bytes the client is handed (``state_cost``: with the
+    charge as OpenRouter's ``usage.cost``)."""
     assert winner.body is not None and winner.facts is not None
     facts = winner.facts
     estimated_text_bytes = len(winner.body) if facts.raw_usage is None else 0
@@ -267,7 +252,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     if receipt is not None:
         receipt.sent(body_out)
         receipt.usage = facts.raw_usage
-    charge = await books.settle(  # 8. settle (with the receipt, in one write)
+    charge = await books.settle(
         status=winner.status,
         outcome=ActivityOutcome.OK,
         usage=facts.usage,
@@ -280,16 +265,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     )
     if receipt is not None:
         await receipt.finish(charge)  # written already, unless accounting is off
-    return Reply(winner.status, {**headers, **JSON_HEADERS}, body=body_out)
-
-
-_NONE_OWN: Mapping[str, OwnKey] = MappingProxyType({})
-JSON_HEADERS = {"Content-Type": "application/json"}
-STREAM_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
+    return body_out
 
 
 async def _failed(

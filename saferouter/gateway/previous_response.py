@@ -33,7 +33,7 @@ import attrs
 from ..config import UpstreamEndpoint
 from ..errors import InvalidRequest, NotFound, UpstreamError
 from ..storage import ActivityEntry, Store
-from .dialect import ApiRequest
+from .dialect import ApiRequest, NonText
 from .routing import Plan
 
 
@@ -51,7 +51,10 @@ class Pin:
     def applied(self, request: ApiRequest) -> ApiRequest:
         """``request`` with the earlier turns counted (see the module docstring)."""
         if self.estimated:
-            unbounded = f"previous_response_id '{self.response_id}' (its usage is unknown)"
+            unbounded = NonText(
+                "previous_response_id",
+                f"previous_response_id '{self.response_id}' (its usage is unknown)",
+            )
             return attrs.evolve(request, non_text=(*request.non_text, unbounded))
         return attrs.evolve(request, context_tokens=self.context_tokens)
 

@@ -290,6 +290,7 @@ class StreamRelay:
                 outcome=outcome,
                 usage=self.watch.usage,
                 estimated_text_bytes=self.watch.text_bytes,
+                usage_estimated=self.watch.usage_estimated,
                 ttfb_s=self._first_byte_at,
                 error_type=error_type,
                 response_id=self.watch.response_id,

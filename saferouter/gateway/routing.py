@@ -244,6 +244,9 @@ class Candidates:
     the client should know of how they were chosen (the activity entry's note)."""
 
     requested: Model
+    # ``requested`` as the client named it (``zai/glm-4.7`` for the catalog's glm-4.7):
+    # what the activity entry and the receipt say was asked for — never a skipped id
+    requested_name: str
     chain: tuple[Model, ...]
     notes: tuple[str, ...] = ()
 
@@ -262,13 +265,15 @@ def choose_candidates(
     if client_models is None:
         assert model is not None, "a request without model has models"
         requested = catalog.resolve(model)
-        return Candidates(requested, tuple(candidates(catalog, requested, None)))
+        return Candidates(requested, model, tuple(candidates(catalog, requested, None)))
     names = ([model] if model is not None else []) + list(client_models)
     known: list[Model] = []
+    known_names: list[str] = []
     skipped: list[str] = []
     for name in names:
         try:
             known.append(catalog.resolve(name))
+            known_names.append(name)
         except ModelNotFound:
             skipped.append(f"{name} ({_unknown_because(catalog, name)})")
     if not known:
@@ -278,7 +283,7 @@ def choose_candidates(
         )
     chain = candidates(catalog, known[0], [m.id for m in known[1:]])
     notes = ("skipped models: " + ", ".join(skipped),) if skipped else ()
-    return Candidates(known[0], tuple(chain), notes)
+    return Candidates(known[0], known_names[0], tuple(chain), notes)
 
 
 def _unknown_because(catalog: Catalog, name: str) -> str:

@@ -3,8 +3,12 @@
 What the upstream reads is the client's body with a few changes: ``model`` is the served
 model's upstream name, the OpenRouter fields in :data:`STRIPPED_FIELDS` are gone (the
 gateway's business, not the provider's: no provider gets a field it did not ask for), a
-dialect may replace or add members (chat asks a stream for its usage), and then the
-model's ``body_defaults`` are added where the client did not set them.
+dialect may replace or add members (chat asks a stream for its usage), and then — for
+chat completions only — the model's ``body_defaults`` are added where the client did not
+set them. They are Chat Completions fields (DeepSeek's ``thinking: {"type": …}``), which
+another API may read otherwise or refuse (Anthropic's ``thinking`` enabled needs
+``budget_tokens``; Responses has no ``thinking``): a body asks for them by
+``model_defaults=True``, which only the chat dialect passes.
 
 Those changes are spliced into the client's bytes, which stay exactly as sent elsewhere
 (key order, escapes, number forms): an attempt costs one join, not one encode of the
@@ -39,6 +43,7 @@ class UpstreamBody:
     # the client's bytes before ``model``'s value, after it up to the end of the last
     # member (where defaults go), and the rest; None: encode ``payload``
     pieces: tuple[bytes, bytes, bytes] | None = attrs.field(repr=False)
+    model_defaults: bool = False  # add the model's body_defaults (chat completions only)
 
     @classmethod
     def of(
@@ -47,18 +52,20 @@ class UpstreamBody:
         source: JsonObject | None,
         *,
         replace: Mapping[str, Any] = _NOTHING,
+        model_defaults: bool = False,
     ) -> UpstreamBody:
         """The upstream body of a request whose parsed body is ``payload`` (``source``:
-        its bytes and spans, None for none), with the members in ``replace`` set."""
+        its bytes and spans, None for none), with the members in ``replace`` set and,
+        when ``model_defaults``, each attempt's model's ``body_defaults`` added."""
         kept = {k: v for k, v in payload.items() if k not in STRIPPED_FIELDS}
         kept.update(replace)
         members = source.members if source is not None else None
         if source is None or not members:
-            return cls(kept, None)
+            return cls(kept, None, model_defaults)
         index = {m.key: i for i, m in enumerate(members)}
         stripped = [i for i, m in enumerate(members) if m.key in STRIPPED_FIELDS]
         if len(stripped) == len(members):  # nothing left to splice around
-            return cls(kept, None)
+            return cls(kept, None, model_defaults)
         end = members[-1].end
         # (start, end, replacement) in the client's bytes; None marks where a per-attempt
         # piece goes (the model's name, then the defaults)
@@ -82,19 +89,20 @@ class UpstreamBody:
             edits.append((end, end, b',"model":'))
             edits.append((end, end, None))
         edits.append((end, end, None))
-        return cls(kept, _splice(source.body, edits))
+        return cls(kept, _splice(source.body, edits), model_defaults)
 
     def for_model(self, model: Model) -> bytes:
         """The bytes an attempt at ``model`` sends."""
+        added = model.body_defaults if self.model_defaults else _NOTHING
         if self.pieces is None:
             payload = {**self.payload, "model": model.upstream}
-            for name, value in model.body_defaults.items():
+            for name, value in added.items():
                 payload.setdefault(name, value)
             return _encode(payload)
         head, middle, tail = self.pieces
         defaults = b"".join(
             b"," + _encode(name) + b":" + _encode(value)
-            for name, value in model.body_defaults.items()
+            for name, value in added.items()
             if name not in self.payload
         )
         return b"".join((head, _encode(model.upstream), middle, defaults, tail))

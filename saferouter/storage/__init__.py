@@ -152,6 +152,13 @@ class Store(Protocol):
         changes no balance (it is recorded in the activity log)."""
         ...
 
+    async def count_request(self, key_id: str, now: float) -> Admission:
+        """Atomically count a request that reserves and spends nothing (Anthropic's
+        ``count_tokens``) against the key's requests-per-minute limit — the window every
+        request of the key counts in — refusing it (``requests_per_minute``, or
+        ``revoked``) when used up. Writes no activity entry, refused or not."""
+        ...
+
     async def settle(self, settlement: Settlement) -> None:
         """Release the reservation, charge the actual cost — a metered key at most what
         was reserved, the rest recorded as an ``overrun`` — record every attempt and

@@ -25,6 +25,7 @@ being hidden by a capped charge.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from ..errors import StorageError
 from . import activity_log, leases, receipts, rules
@@ -83,15 +84,7 @@ def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
     """Admit or refuse ``request``; an admitted one's reservation and pending receipt
     are ``owner``'s."""
     window = rules.window_start(request.now)
-    # the key and its current rate window in one statement: one round trip fewer on
-    # PostgreSQL, where each is a wake-up of the server (no window yet: zeros)
-    row = db.execute(
-        "SELECT k.metered, k.balance_micro_usd, k.rpm_limit, k.tpm_limit, k.revoked_at, "
-        "COALESCE(w.requests, 0) AS used_requests, COALESCE(w.tokens, 0) AS used_tokens "
-        "FROM keys k LEFT JOIN rate_windows w ON w.key_id = k.id AND w.window_start = ? "
-        "WHERE k.id = ?",
-        (window, request.key_id),
-    ).fetchone()
+    row = _key_and_window(db, request.key_id, window)
     if row is None or row["revoked_at"] is not None:
         return Admission(admitted=False, refusal=Refusal.REVOKED)
     admission = rules.decide_admission(
@@ -106,11 +99,7 @@ def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
     if admission.refusal is not None:
         activity_log.record(db, rules.refusal_entry(request, admission.refusal))
         return admission
-    db.execute(
-        "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
-        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_windows.requests + 1",
-        (request.key_id, window),
-    )
+    _count_request(db, request.key_id, window)
     reserved = admission.reserved_micro_usd
     if reserved:
         _entry(db, request.key_id, LedgerKind.RESERVE, -reserved, request.request_id, request.now)
@@ -120,6 +109,41 @@ def admit(db: Db, request: AdmissionRequest, owner: str) -> Admission:
             db, request.receipt_id, request.request_id, request.key_id, owner, request.now
         )
     return admission
+
+
+def count_request(db: Db, key_id: str, now: float) -> Admission:
+    """Count a request that reserves nothing against the key's requests per minute
+    (:func:`.rules.decide_count`); a refusal writes nothing."""
+    window = rules.window_start(now)
+    row = _key_and_window(db, key_id, window)
+    if row is None or row["revoked_at"] is not None:
+        return Admission(admitted=False, refusal=Refusal.REVOKED)
+    admission = rules.decide_count(
+        now, rpm_limit=row["rpm_limit"], used_requests=row["used_requests"]
+    )
+    if admission.admitted:
+        _count_request(db, key_id, window)
+    return admission
+
+
+def _key_and_window(db: Db, key_id: str, window: int) -> Any:
+    """The key and its rate window starting at ``window`` (no window yet: zeros), in one
+    statement: one round trip fewer on PostgreSQL, where each is a wake-up of the server."""
+    return db.execute(
+        "SELECT k.metered, k.balance_micro_usd, k.rpm_limit, k.tpm_limit, k.revoked_at, "
+        "COALESCE(w.requests, 0) AS used_requests, COALESCE(w.tokens, 0) AS used_tokens "
+        "FROM keys k LEFT JOIN rate_windows w ON w.key_id = k.id AND w.window_start = ? "
+        "WHERE k.id = ?",
+        (window, key_id),
+    ).fetchone()
+
+
+def _count_request(db: Db, key_id: str, window: int) -> None:
+    db.execute(
+        "INSERT INTO rate_windows (key_id, window_start, requests) VALUES (?, ?, 1) "
+        "ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_windows.requests + 1",
+        (key_id, window),
+    )
 
 
 def settle(db: Db, s: Settlement) -> None:

@@ -287,6 +287,19 @@ class MemoryStore:
                 )
             return admission
 
+    async def count_request(self, key_id: str, now: float) -> Admission:
+        with self._write():
+            key = self._keys.get(key_id)
+            if key is None or not key.active:
+                return Admission(admitted=False, refusal="revoked")
+            used = self._windows.used(key.id, now)
+            admission = rules.decide_count(
+                now, rpm_limit=key.rpm_limit, used_requests=used.requests
+            )
+            if admission.admitted:
+                self._windows.count(key.id, now, requests=1)
+            return admission
+
     async def settle(self, settlement: Settlement) -> None:
         s = settlement
         with self._write():

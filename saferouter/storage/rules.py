@@ -95,15 +95,7 @@ def decide_admission(
         else:
             refusal = Refusal.INSUFFICIENT_QUOTA
     if refusal is not None:
-        return Admission(
-            admitted=False,
-            refusal=refusal,
-            balance_micro_usd=balance_micro_usd,
-            rate_remaining=max(0, rpm_limit - used_requests) if rpm_limit is not None else None,
-            retry_after_s=math.ceil(reset_s) if refusal is not Refusal.INSUFFICIENT_QUOTA else 0,
-            rate_limit=rpm_limit,
-            rate_reset_s=reset_s,
-        )
+        return _refused(refusal, reset_s, rpm_limit, used_requests, balance_micro_usd)
     reserved = reserve if metered else 0
     return Admission(
         admitted=True,
@@ -111,6 +103,35 @@ def decide_admission(
         own_keys_only=own_keys_only,
         balance_micro_usd=balance_micro_usd - reserved,
         rate_remaining=rpm_limit - used_requests - 1 if rpm_limit is not None else None,
+        rate_limit=rpm_limit,
+        rate_reset_s=reset_s,
+    )
+
+
+def decide_count(now: float, *, rpm_limit: int | None, used_requests: int) -> Admission:
+    """Admit or refuse a request that reserves and spends nothing (Anthropic's
+    ``count_tokens``): it counts against the key's requests per minute, as every
+    request does, and nothing else applies."""
+    reset_s = window_start(now) + WINDOW_S - now
+    if rpm_limit is not None and used_requests >= rpm_limit:
+        return _refused(Refusal.REQUESTS_PER_MINUTE, reset_s, rpm_limit, used_requests, 0)
+    return Admission(
+        admitted=True,
+        rate_remaining=rpm_limit - used_requests - 1 if rpm_limit is not None else None,
+        rate_limit=rpm_limit,
+        rate_reset_s=reset_s,
+    )
+
+
+def _refused(
+    refusal: Refusal, reset_s: float, rpm_limit: int | None, used_requests: int, balance: int
+) -> Admission:
+    return Admission(
+        admitted=False,
+        refusal=refusal,
+        balance_micro_usd=balance,
+        rate_remaining=max(0, rpm_limit - used_requests) if rpm_limit is not None else None,
+        retry_after_s=math.ceil(reset_s) if refusal is not Refusal.INSUFFICIENT_QUOTA else 0,
         rate_limit=rpm_limit,
         rate_reset_s=reset_s,
     )

@@ -191,6 +191,9 @@ class SqlStore:
     async def admit(self, request: AdmissionRequest) -> Admission:
         return await self._writes.run(lambda db: ledger.admit(db, request, self.owner))
 
+    async def count_request(self, key_id: str, now: float) -> Admission:
+        return await self._writes.run(lambda db: ledger.count_request(db, key_id, now))
+
     async def settle(self, settlement: Settlement) -> None:
         prune = self._prune.due(settlement.now)
 

@@ -14,6 +14,7 @@ import pytest
 from saferouter.clock import TrioClock
 from saferouter.errors import InsufficientQuota
 from saferouter.gateway.books import RequestBooks
+from saferouter.gateway.dialect import ApiRequest
 from saferouter.gateway.dialects.chat import parse_chat_request
 from saferouter.gateway.routing import candidates, plan_attempts
 from saferouter.storage import ActivityFilter, ActivityOutcome
@@ -31,14 +32,19 @@ TOLD = {
 
 
 async def admitted(
-    tmp_path: Path, store: MemoryStore, *, credits: int | None = None
+    tmp_path: Path,
+    store: MemoryStore,
+    *,
+    credits: int | None = None,
+    request: ApiRequest | None = None,
+    body: bytes = BODY,
 ) -> RequestBooks:
-    """Books admitted for ``chain-a`` (failing over to ``chain-b``), told :data:`TOLD`."""
+    """Books admitted for ``chain-a`` (failing over to ``chain-b``), told :data:`TOLD`;
+    ``request`` (parsed from ``body``) defaults to :data:`BODY` as chat."""
     settings = gateway_settings(tmp_path, "http://127.0.0.1:9")
     key = await store.create_key(
         name="k", role="user", key_hash="h", prefix="p", credits_micro_usd=credits
     )
-    chat = parse_chat_request(BODY)
     chain = candidates(settings.catalog, settings.catalog.resolve("chain-a"), None)
     clock = TrioClock()
     options: dict[str, Any] = TOLD
@@ -46,11 +52,12 @@ async def admitted(
         store,
         key=key.identity(),
         request_id="req_1",
-        request=chat,
-        body=BODY,
+        request=request or parse_chat_request(body),
+        body=body,
         plans=plan_attempts(chain, settings.endpoints, {}),
         started=clock.now(),
         clock=clock,
+        requested_model="chain-a",
         **options,
     )
 

@@ -45,7 +45,7 @@ def usd(micro: int) -> float:
 async def test_models_alone_serve_the_first_known_and_note_the_skipped(
     tmp_path: Path, autojump_clock: object
 ) -> None:
-    async with running_pipeline(tmp_path) as p:
+    async with running_pipeline(tmp_path, quiet) as p:
         reply = await p.send(None, models=["gpt-4o", "fake/ok", "nowhere/x", "fake2/ok"])
         assert reply.status == 200
         assert reply.headers["X-SafeRouter-Model"] == "fake/ok"
@@ -54,6 +54,26 @@ async def test_models_alone_serve_the_first_known_and_note_the_skipped(
             "skipped models: gpt-4o (not in the catalog), nowhere/x (not in the catalog)"
         )
         assert [body["model"] for body in p.upstream.requests] == ["ok"]
+        # what was asked for is the first known model, not the skipped name
+        assert entry.requested_model == "fake/ok"
+        receipt = await receipt_of(p, reply.headers[RECEIPT_HEADER])
+        assert receipt["requested_model"] == "fake/ok"
+
+
+async def test_a_skipped_model_is_not_the_requested_one_beside_models(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    async with running_pipeline(tmp_path, quiet) as p:
+        reply = await p.send("gpt-4o", models=["fake2/ok"])
+        assert reply.headers["X-SafeRouter-Model"] == "fake2/ok"
+        assert "X-SafeRouter-Fallback-From" not in reply.headers  # fake2/ok was asked for
+        [entry] = await entries(p)
+        assert (entry.requested_model, entry.note) == (
+            "fake2/ok",
+            "skipped models: gpt-4o (not in the catalog)",
+        )
+        receipt = await receipt_of(p, reply.headers[RECEIPT_HEADER])
+        assert receipt["requested_model"] == "fake2/ok"
 
 
 async def test_models_fall_back_in_their_order(tmp_path: Path, autojump_clock: object) -> None:

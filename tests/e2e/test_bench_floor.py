@@ -1,12 +1,15 @@
 """The bench's floor (bench/floor_app.py) is a working proxy: the bench divides
 SafeRouter's figures by its own, so a floor that answered errors, or relayed a stream
-only at its end, would make every ratio a lie. Served by hypercorn on 127.0.0.1 in front
-of the real fake upstream; the real openai SDK as the client."""
+only at its end, would make every ratio a lie — on every API's path, since each API's
+figures are divided by the floor's on the same path (bench/apis.py). Served by
+hypercorn on 127.0.0.1 in front of the real fake upstream; the real openai and anthropic
+SDKs as the clients."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -72,3 +75,26 @@ async def test_an_upstream_error_keeps_its_status_and_body(floor: str) -> None:
         )
     assert response.status_code == 429
     assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_messages_and_responses_streams_are_forwarded_on_their_own_paths(
+    floor: str, upstream: FakeUpstream
+) -> None:
+    claude = anthropic.AsyncAnthropic(base_url=floor, api_key="unused", max_retries=0)
+    async with claude.messages.stream(
+        model="plain",
+        max_tokens=16,
+        messages=MESSAGES,  # type: ignore[arg-type]
+    ) as stream:
+        message = await stream.get_final_message()
+    await claude.close()
+    assert upstream.requests[-1]["path"] == "/v1/messages"
+    assert message.stop_reason and message.content
+    client = openai.AsyncOpenAI(base_url=floor + "/v1", api_key="unused", max_retries=0)
+    events = [
+        event.type
+        async for event in await client.responses.create(model="plain", input="Hi", stream=True)
+    ]
+    await client.close()
+    assert upstream.requests[-1]["path"] == "/v1/responses"
+    assert events[-1] == "response.completed"

@@ -9,9 +9,6 @@ that did not share the first one's store — and so did not know the key made th
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,49 +17,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import clean_env, free_port
+from tests.processes import clean_env
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from .bench_support import bench_upstreams, free_ports, import_bench
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """bench/replicas.py, imported as bench/run.py imports it (bench/ on the path)."""
-    for tool in ("node", "wrk", "taskset"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"the bench needs {tool} (apt-get install wrk nodejs util-linux)")
-    monkeypatch.syspath_prepend(str(BENCH))
-    return importlib.import_module("replicas")
-
-
-def free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
+    return import_bench(monkeypatch, "replicas")
 
 
 @pytest.fixture
 def upstreams(bench: ModuleType) -> Iterator[dict[str, Any]]:
     """The bench's node mock and its floor in front of it, as run.py starts them."""
-    procs = importlib.import_module("procs")
-    measure = importlib.import_module("measure")
-    mock_port, floor_port = free_ports(2)
-    floor_command = [sys.executable, str(BENCH / "floor_app.py"), str(floor_port)]
-    floor_command.append(f"http://127.0.0.1:{mock_port}/v1")
-    cpus = "0-1" if len(os.sched_getaffinity(0)) > 1 else "0"
-    mock_command = ["node", str(BENCH / "mock_upstream.mjs"), str(mock_port)]
-    with (
-        procs.process(mock_command, cpus) as mock,
-        procs.process(floor_command, cpus, clean_env()) as floor,
-    ):
-        for port in (mock_port, floor_port):
-            procs.wait_until_answering(port, measure.PATH, {}, measure.BODY)
-        yield {
-            "direct": (mock_port, {}, mock.pid),
-            "floor": (floor_port, {}, floor.pid),
-            "mock_port": mock_port,
-        }
+    with bench_upstreams() as started:
+        yield started
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])

@@ -199,6 +199,29 @@ async def test_count_tokens_is_forwarded_and_never_billed(
     anthropic_error(anonymous, 401, "authentication_error")
 
 
+async def test_count_tokens_counts_against_the_keys_requests_per_minute(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    """Each count is a request on the operator's account: the key's requests per minute
+    bound them, and one over is a 429 in Anthropic's shape that never goes upstream."""
+    key = await gateway.create_key(rpm_limit=2)
+    answered, refused = 0, None
+    async with sdk(gateway, api_key=key) as client:
+        for _ in range(6):  # 2 per window: the minute may turn over once while this runs
+            try:
+                await client.messages.count_tokens(model="claude-cache", messages=HI)
+            except anthropic.RateLimitError as error:
+                refused = error
+                break
+            answered += 1
+    assert refused is not None and 2 <= answered <= 4
+    assert refused.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert 1 <= int(refused.response.headers["retry-after"]) <= 60
+    assert refused.response.headers["x-ratelimit-limit"] == "2"
+    sent = [r for r in upstream.requests if r.get("path") == "/v1/messages/count_tokens"]
+    assert len(sent) == answered  # the refused count was not forwarded
+
+
 @pytest.mark.parametrize(
     ("body", "status", "kind"),
     [

@@ -134,6 +134,8 @@ async def test_a_body_through_models_and_preferences_states_its_cost(
     recorded = (RECORDINGS / BODY).read_bytes()
     assert entry["provider"] == "fake" and entry["served_model"] == f"fake/file:{BODY}"
     assert entry["note"] == "skipped models: gpt-4o (not in the catalog)"
+    # the Activity page shows requested → served: the first known id, never the skipped
+    assert entry["requested_model"] == f"fake2/file:{BODY}"
     assert spent == entry["cost_micro_usd"] > 0
     assert result.usage.cost == spent / 1_000_000  # what the SDK parsed is the charge
     assert (

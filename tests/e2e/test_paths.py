@@ -36,6 +36,10 @@ UNSUPPORTED = [
     "/v1/uploads",
     "/v1/messages/batches",
     "/v1/messages/batches/msgbatch_1/results",
+    # a stored response or completion by id: in the operator's shared provider account
+    "/v1/responses/resp_1",
+    "/v1/responses/resp_1/input_items",
+    "/v1/chat/completions/chatcmpl-1",
 ]
 MESSAGES = [{"role": "user", "content": "over the prefix"}]
 

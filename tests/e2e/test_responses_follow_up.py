@@ -183,5 +183,6 @@ async def test_a_metered_key_may_not_send_what_its_bytes_do_not_bound(
             tools=[{"type": "web_search_preview"}],
         )
     assert caught.value.code == "unsupported_content"
+    assert caught.value.param == "tools"  # the field that holds it, in this API's terms
     assert "tools[0] (web_search_preview)" in caught.value.message
     assert not upstream.requests

@@ -23,17 +23,14 @@ from saferouter.http_worker import ServeOptions, serve_worker
 from saferouter.tls.certificates import TlsCredentials, self_signed
 from saferouter.tls.context import server_context
 
+from ..recording_proxy import serve_lifespan
+
 
 async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers every request with its scope's scheme and HTTP version."""
     if scope["type"] == "lifespan":  # hypercorn's lifespan must be answered
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     body = json.dumps({"scheme": scope["scheme"], "http_version": scope["http_version"]})
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body.encode()})

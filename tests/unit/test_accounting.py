@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import attrs
 import pytest
 
 from saferouter.accounting import (
+    MAX_REPORTED_TOKENS,
     Usage,
     cost_micro_usd,
     normalize_usage,
@@ -173,3 +175,21 @@ def test_usage_only_chunk_detection() -> None:
     )
     assert usage.text_bytes == 3
     assert usage.raw_usage == {"prompt_tokens": 1}
+
+
+def test_a_reported_count_is_kept_between_0_and_the_bound() -> None:
+    """JSON has no integer bound: a provider's 10**30 must not overflow the cost or the
+    store's 64-bit columns (tests/e2e/test_absurd_usage.py has the whole request)."""
+    usage = Usage(prompt_tokens=10**30, cached_tokens=10**30, output_tokens=2**63)
+    assert (
+        usage.prompt_tokens == usage.cached_tokens == usage.output_tokens == (MAX_REPORTED_TOKENS)
+    )
+    assert Usage(output_tokens=-5).output_tokens == 0
+    dearest = Price(input=10**10, cached_input=10**10, output=10**10, cache_write=10**10)
+    assert 0 < cost_micro_usd(attrs.evolve(usage, cache_write_tokens=10**30), dearest) < 2**63
+
+
+def test_parts_reported_beyond_the_prompt_never_make_a_negative_cost() -> None:
+    usage = Usage(prompt_tokens=10, cached_tokens=10, cache_write_tokens=10)
+    price = Price(input=5_000_000, cached_input=0, output=0, cache_write=0)
+    assert cost_micro_usd(usage, price) == 0

@@ -107,7 +107,6 @@ def test_models_without_model_is_openrouter_routing() -> None:
     raw = json.dumps({"models": ["glm-4.7", "deepseek-flash"], "max_tokens": 5, "messages": HI})
     request = MESSAGES.parse(raw.encode(), [])
     assert request.model is None and request.client_models == ("glm-4.7", "deepseek-flash")
-    assert request.requested_model == "glm-4.7"
 
 
 @pytest.mark.parametrize(
@@ -170,16 +169,56 @@ def test_what_the_bytes_do_not_bound_is_named() -> None:
         ),
         [],
     )
-    assert request.non_text == (
-        "system[0] (document)",
-        "messages[0].content[1] (image)",
-        "messages[2].content[0].content[1] (image)",
-        "messages[2].content[1] (an unknown type)",
-        "tools[2] (server tool web_search_20250305: its fees are not bounded)",
-        "tools[3] (server tool an unknown type: its fees are not bounded)",
-        "'mcp_servers'",
-        "'context_management'",
-    )
+    assert [(n.param, n.where) for n in request.non_text] == [
+        ("system", "system[0] (document)"),
+        ("messages", "messages[0].content[1] (image)"),
+        ("messages", "messages[2].content[0].content[1] (image)"),
+        ("messages", "messages[2].content[1] (an unknown type)"),
+        ("tools", "tools[2] (server tool web_search_20250305: its fees are not bounded)"),
+        ("tools", "tools[3] (server tool an unknown type: its fees are not bounded)"),
+        ("mcp_servers", "'mcp_servers'"),
+        ("context_management", "'context_management'"),
+    ]
+
+
+# what Claude Code 2.1.332 sends with every request (tests/e2e/test_claude_code.py)
+CLAUDE_CODE_EDITS = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+CLEAR_TOOL_USES = {"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens"}}
+
+
+@pytest.mark.parametrize(
+    "context_management",
+    [CLAUDE_CODE_EDITS, {"edits": [CLEAR_TOOL_USES, {"type": "clear_thinking_20991231"}]}],
+)
+def test_context_edits_that_only_clear_are_bounded_by_the_bytes(
+    context_management: dict[str, Any],
+) -> None:
+    request = MESSAGES.parse(body(context_management=context_management), [])
+    assert request.non_text == ()
+
+
+@pytest.mark.parametrize(
+    "context_management",
+    [
+        {"edits": []},
+        {"edits": [{"type": "compact_20260112"}]},  # another model turn writes a summary
+        {"edits": [CLEAR_TOOL_USES, {"type": "compact_20260112"}]},
+        {"edits": [{"type": "clear_thinking_2025"}]},
+        {"edits": [{"type": "clear_thinking_20251015x"}]},
+        {"edits": ["clear_thinking_20251015"]},
+        {"edits": {"type": "clear_thinking_20251015"}},
+        {**CLAUDE_CODE_EDITS, "compaction": {}},  # an option not known here
+        [CLAUDE_CODE_EDITS],
+        "clear",
+    ],
+)
+def test_any_other_context_management_is_refused_on_a_metered_key(
+    context_management: Any,
+) -> None:
+    request = MESSAGES.parse(body(context_management=context_management), [])
+    assert [(n.param, n.where) for n in request.non_text] == [
+        ("context_management", "'context_management'")
+    ]
 
 
 @given(st.binary(max_size=200))
@@ -277,3 +316,47 @@ def test_errors_in_anthropic_shape(error: ApiError, status: int, kind: str) -> N
     event = MESSAGES.stream_error(error)
     assert event.startswith(b"event: error\ndata: {") and event.endswith(b"}\n\n")
     assert json.loads(event.split(b"data: ", 1)[1]) == reply
+
+
+FILE_SOURCE = {"type": "file", "file_id": "file_1"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (
+            [{"role": "user", "content": [{"type": "document", "source": FILE_SOURCE}]}],
+            "messages[0].content[0]",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}]}],
+            "messages[0].content[0]",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "x"},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t",
+                            "content": [{"type": "image", "source": FILE_SOURCE}],
+                        },
+                    ],
+                }
+            ],
+            "messages[0].content[1].content[0]",
+        ),
+    ],
+)
+def test_a_file_stored_at_the_provider_is_refused_for_every_key(
+    messages: list[dict[str, Any]], param: str
+) -> None:
+    # another tenant's code-execution output lives in the operator's shared account
+    error = refused(body(messages=messages))
+    assert (error.status, error.param, error.code) == (400, param, "unsupported_parameter")
+    assert "file_1" not in error.message
+    inline = {"type": "base64", "media_type": "image/png", "data": "AAAA"}
+    ok = [{"role": "user", "content": [{"type": "image", "source": inline}]}]
+    assert MESSAGES.parse(body(messages=ok), []).non_text  # a metered key's matter only

@@ -63,5 +63,8 @@ def test_the_404_of_an_unsupported_endpoint_and_of_any_other_url() -> None:
         "SafeRouter does not serve /v1/audio/speech "
         "(it serves chat completions, responses and messages)."
     )
+    stored = not_found("GET", "/v1/responses/resp_1/input_items")
+    assert stored.code == "unsupported_endpoint" and "/v1/responses/resp_1" in str(stored)
+    assert not_found("GET", "/v1/responsesx").code == "unknown_url"
     other = not_found("GET", "/v1/audiobooks")
     assert other.code == "unknown_url" and str(other) == "Unknown request URL: GET /v1/audiobooks."

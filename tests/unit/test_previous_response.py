@@ -137,4 +137,6 @@ def test_an_earlier_response_billed_on_an_estimate_bounds_nothing() -> None:
     request = RESPONSES.parse(b'{"model":"deepseek-flash","input":"and?"}', [])
     pinned = pin_of(served("deepseek", estimated=True), "r", "DeepSeek").applied(request)
     assert pinned.context_tokens == 0
-    assert pinned.non_text == ("previous_response_id 'r' (its usage is unknown)",)
+    [unbounded] = pinned.non_text
+    assert unbounded.param == "previous_response_id"
+    assert unbounded.where == "previous_response_id 'r' (its usage is unknown)"

@@ -87,15 +87,15 @@ def test_non_text_input_and_output_are_found() -> None:
         "audio": {"voice": "alloy", "format": "wav"},
     }
     chat = parse_chat_request(json.dumps(body).encode())
-    assert chat.non_text == (
-        "messages[1].content[1] (image_url)",
-        "messages[3].content[0] (input_audio)",
-        "messages[3].content[1] (file)",
-        "messages[3].content[2] (an unknown type)",  # client text is never echoed
-        "messages[3].content[3] (an unknown type)",
-        "'modalities' beyond text",
-        "'audio' output",
-    )
+    assert [(n.param, n.where) for n in chat.non_text] == [
+        ("messages", "messages[1].content[1] (image_url)"),
+        ("messages", "messages[3].content[0] (input_audio)"),
+        ("messages", "messages[3].content[1] (file)"),
+        ("messages", "messages[3].content[2] (an unknown type)"),  # client text is never echoed
+        ("messages", "messages[3].content[3] (an unknown type)"),
+        ("modalities", "'modalities' beyond text"),
+        ("audio", "'audio' output"),
+    ]
     text_only = {"model": "m", "messages": body["messages"][:1], "modalities": ["text"]}
     assert parse_chat_request(json.dumps(text_only).encode()).non_text == ()
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from saferouter.catalog import DEFAULT_CATALOG_PATH, Model, load_catalog
+from saferouter.catalog import DEFAULT_CATALOG_PATH, Api, Model, load_catalog
 from saferouter.gateway.dialect import ApiRequest
+from saferouter.gateway.dialects import DIALECTS
 from saferouter.gateway.dialects.chat import CHAT, parse_chat_request
 from saferouter.gateway.upstream_body import STRIPPED_FIELDS
 
@@ -159,6 +160,35 @@ def test_defaults_go_at_the_end_only_where_the_client_set_none() -> None:
         + MESSAGES
         + b',"temperature":1,"thinking":{"type":"disabled"},"\xc3\xbcn\xc3\xaf":"\xe2\x9c\x93"}'
     )
+
+
+# a body of each API, as its clients send it; spliced, and read back-to-front after a
+# duplicate key (encoded from the value read)
+API_BODIES = {
+    Api.CHAT: b'{"model":"x",' + MESSAGES + b"}",
+    Api.RESPONSES: b'{"model":"x","input":"hi"}',
+    Api.MESSAGES: b'{"model":"x","max_tokens":5,' + MESSAGES + b"}",
+}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS.values(), ids=[d.api for d in DIALECTS.values()])
+@pytest.mark.parametrize("spliced", [True, False], ids=["spliced", "encoded"])
+def test_body_defaults_are_added_to_chat_completions_only(dialect: Any, spliced: bool) -> None:
+    """``body_defaults`` are Chat Completions fields (DeepSeek's ``thinking: {type}``):
+    a Responses or Messages body goes up without them (Anthropic's ``thinking`` enabled
+    needs ``budget_tokens``; Responses has none)."""
+    body = API_BODIES[dialect.api]
+    if not spliced:  # a duplicate key: not spliced, encoded from what the gateway read
+        body = body[:-1] + b',"model":"x"}'
+    request = dialect.parse(body, [])
+    assert request.source is not None and (request.source.members is not None) == spliced
+    sent = json.loads(dialect.upstream_body(request).for_model(DEFAULTS))
+    added = {name: sent.get(name) for name in DEFAULTS.body_defaults}
+    if dialect.api is Api.CHAT:
+        assert added == DEFAULTS.body_defaults
+    else:
+        assert added == {name: None for name in DEFAULTS.body_defaults}
+        assert sent == {**json.loads(body), "model": "up/defaults"}
 
 
 def test_each_attempt_gets_its_own_model_from_one_upstream_body() -> None:

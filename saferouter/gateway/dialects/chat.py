@@ -23,7 +23,7 @@ from typing import Any
 from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import ApiError, InvalidRequest, encode_error_body
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest, BodyFacts
+from ..dialect import Api, ApiRequest, BodyFacts, NonText
 from ..routing import parse_client_models
 from ..upstream_body import UpstreamBody
 from .chat_watch import ChatWatch, chat_body_facts
@@ -116,7 +116,7 @@ def parse_chat_request(body: bytes) -> ApiRequest:
     )
 
 
-def non_text_parts(payload: dict[str, Any]) -> tuple[str, ...]:
+def non_text_parts(payload: dict[str, Any]) -> tuple[NonText, ...]:
     """Where a chat request asks for anything but text: content parts that are not
     text (images, audio, files, or a type unknown to us) and output ``modalities`` or
     ``audio`` beyond text. Their tokens are priced and counted in ways the request's
@@ -131,12 +131,12 @@ def non_text_parts(payload: dict[str, Any]) -> tuple[str, ...]:
             if kind not in _TEXT_PARTS:
                 # only a type we know is echoed: the message must not carry client text
                 named = kind if kind in _MEDIA_PARTS else "an unknown type"
-                found.append(f"messages[{m}].content[{c}] ({named})")
+                found.append(NonText("messages", f"messages[{m}].content[{c}] ({named})"))
     modalities = payload.get("modalities")
     if isinstance(modalities, list) and any(x != "text" for x in modalities):
-        found.append("'modalities' beyond text")
+        found.append(NonText("modalities", "'modalities' beyond text"))
     if payload.get("audio") is not None:
-        found.append("'audio' output")
+        found.append(NonText("audio", "'audio' output"))
     return tuple(found)
 
 
@@ -162,12 +162,15 @@ class ChatDialect:
         return parse_chat_request(body)
 
     def upstream_body(self, request: ApiRequest) -> UpstreamBody:
-        """The client's body, stripped, asking a stream for its usage (see the module)."""
+        """The client's body, stripped, asking a stream for its usage, with the model's
+        ``body_defaults`` (chat completions fields; see the module)."""
         if request.stream and not request.include_usage:
             options = request.payload.get("stream_options") or {}
             asked = {"stream_options": {**options, "include_usage": True}}
-            return UpstreamBody.of(request.payload, request.source, replace=asked)
-        return UpstreamBody.of(request.payload, request.source)
+            return UpstreamBody.of(
+                request.payload, request.source, replace=asked, model_defaults=True
+            )
+        return UpstreamBody.of(request.payload, request.source, model_defaults=True)
 
     def upstream_headers(
         self, request: ApiRequest, api_key: str | None

@@ -18,7 +18,16 @@ such a request, 400 ``unsupported_content``, see :mod:`saferouter.gateway.books`
   ``code_execution_*``, ``advisor_*``, ``bash_*`` …) runs searches, containers or other
   models at fees, or adds a system prompt, that no byte of the request bounds;
 * ``mcp_servers`` (remote tools, their results' tokens unbounded) and
-  ``context_management`` (compaction runs another model turn over the context).
+  ``context_management`` (compaction runs another model turn over the context) — unless
+  its every edit only clears earlier thinking or tool results, which shrinks the prompt
+  the bytes bound: Claude Code sends ``clear_thinking_…`` with every request, and would
+  otherwise be refused on every metered key.
+
+Refused for everyone: ``container``, the id of a code-execution container kept at the
+provider under the operator's account, which every key shares, and a content block
+naming a file stored there (a ``file`` source, ``container_upload``); the gateway has no
+record of whose they are, so naming one would hand over another tenant's files (the
+Responses API's ``conversation`` and ``file_id`` are refused for the same reason).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import attrs
 from ...client_input import validate_model_id
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest
+from ..dialect import Api, ApiRequest, NonText
 from ..routing import parse_client_models
 
 DEFAULT_ANTHROPIC_VERSION = b"2023-06-01"
@@ -47,6 +56,10 @@ _TEXT_BLOCKS = frozenset(
 )
 _MEDIA_BLOCKS = frozenset({"image", "document", "container_upload"})
 _UNBOUNDED_FIELDS = ("mcp_servers", "context_management")
+# the context-editing strategies that only drop content from the prompt (any version):
+# clear_thinking_20251015, clear_tool_uses_20250919; compact_… writes a summary by
+# another model turn (billed in usage.iterations), which no byte of the request bounds
+_CLEARING_EDIT = re.compile(r"clear_(?:thinking|tool_uses)_[0-9]{8}")
 
 
 def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
@@ -68,9 +81,46 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
     stream = payload.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
+    if payload.get("container") is not None:
+        raise _invalid(
+            "container: not supported by this gateway. Containers are kept at the provider "
+            "under the gateway's account, which every key shares, and the gateway has no "
+            "record of whose they are.",
+            "container",
+            "unsupported_parameter",
+        )
+    _refuse_provider_files(payload)
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
     )
+
+
+def _refuse_provider_files(payload: dict[str, Any]) -> None:
+    """A content block naming a file stored at the provider (a ``file`` source, a
+    ``container_upload``) is refused for everyone, as ``container`` is."""
+    lists = [("system", payload.get("system"))]
+    lists += [
+        (f"messages[{m}].content", message.get("content"))
+        for m, message in enumerate(payload["messages"])
+    ]
+    while lists:
+        where, blocks = lists.pop()
+        for b, block in enumerate(blocks if isinstance(blocks, list) else ()):
+            if not isinstance(block, dict):
+                continue
+            source = block.get("source")
+            if block.get("type") == "container_upload" or (
+                isinstance(source, dict) and source.get("type") == "file"
+            ):
+                raise _invalid(
+                    f"{where}[{b}]: files stored at the provider are under the gateway's "
+                    "account, which every key shares, and the gateway has no record of "
+                    "whose they are. Send the file's data or URL instead.",
+                    f"{where}[{b}]",
+                    "unsupported_parameter",
+                )
+            if block.get("type") == "tool_result":
+                lists.append((f"{where}[{b}].content", block.get("content")))
 
 
 def parse_count_tokens_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> ApiRequest:
@@ -125,39 +175,61 @@ def forward_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes
     return tuple(out)
 
 
-def non_text_parts(payload: dict[str, Any]) -> tuple[str, ...]:
+def non_text_parts(payload: dict[str, Any]) -> tuple[NonText, ...]:
     """Where a Messages request holds what its bytes do not bound (the module
     docstring lists what); each named by where it is and what it is."""
-    found: list[str] = []
+    found: list[NonText] = []
     system = payload.get("system")
     if isinstance(system, list):
-        _blocks("system", system, found)
+        _blocks("system", "system", system, found)
     for m, message in enumerate(payload["messages"]):
         content = message.get("content")
         if isinstance(content, list):
-            _blocks(f"messages[{m}].content", content, found)
+            _blocks("messages", f"messages[{m}].content", content, found)
     tools = payload.get("tools")
     if isinstance(tools, list):
         for t, tool in enumerate(tools):
             kind = tool.get("type") if isinstance(tool, dict) else None
             if kind not in (None, "custom"):
                 named = kind if isinstance(kind, str) and _is_name(kind) else "an unknown type"
-                found.append(f"tools[{t}] (server tool {named}: its fees are not bounded)")
+                found.append(
+                    NonText("tools", f"tools[{t}] (server tool {named}: its fees are not bounded)")
+                )
     for name in _UNBOUNDED_FIELDS:
-        if payload.get(name) is not None:
-            found.append(f"'{name}'")
+        if payload.get(name) is not None and not _only_clears(payload, name):
+            found.append(NonText(name, f"'{name}'"))
     return tuple(found)
 
 
-def _blocks(where: str, blocks: list[Any], found: list[str]) -> None:
+def _blocks(param: str, where: str, blocks: list[Any], found: list[NonText]) -> None:
     for b, block in enumerate(blocks):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind not in _TEXT_BLOCKS:
             # only a type we know is echoed: the error must not carry the client's text
             named = kind if kind in _MEDIA_BLOCKS else "an unknown type"
-            found.append(f"{where}[{b}] ({named})")
+            found.append(NonText(param, f"{where}[{b}] ({named})"))
         elif kind == "tool_result" and isinstance(block.get("content"), list):
-            _blocks(f"{where}[{b}].content", block["content"], found)
+            _blocks(param, f"{where}[{b}].content", block["content"], found)
+
+
+def _only_clears(payload: dict[str, Any], name: str) -> bool:
+    """Whether ``payload[name]`` is a ``context_management`` whose only part is a
+    non-empty list of clearing ``edits`` (nothing else, so no new kind of edit or
+    option passes unseen)."""
+    value = payload[name]
+    if name != "context_management" or not isinstance(value, dict) or set(value) != {"edits"}:
+        return False
+    edits = value["edits"]
+    return (
+        isinstance(edits, list)
+        and len(edits) > 0
+        and all(
+            isinstance(edit, dict)
+            and isinstance(edit.get("type"), str)
+            and _CLEARING_EDIT.fullmatch(edit["type"]) is not None
+            for edit in edits
+        )
+    )
 
 
 def _is_name(kind: str) -> bool:

@@ -162,10 +162,17 @@ class MessagesWatch(WatchStart):
             return None
         usage = messages_usage(self.raw_usage)
         estimate = estimate_tokens(self.text_bytes)
-        if not self._final_usage_seen and estimate > usage.output_tokens:
+        if self.usage_estimated and estimate > usage.output_tokens:
             # cut before message_delta: message_start's output count is provisional
             usage = attrs.evolve(usage, output_tokens=estimate)
         return usage
+
+    @property
+    def usage_estimated(self) -> bool:
+        """No ``message_delta`` reported the final count (the stream was cut before
+        it): the output billed is ``message_start``'s provisional count or an estimate
+        of the text relayed, and is marked as an estimate."""
+        return self.raw_usage is not None and not self._final_usage_seen
 
     def _merge(self, usage: object) -> bool:
         if not isinstance(usage, dict):

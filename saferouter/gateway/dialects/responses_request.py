@@ -15,7 +15,9 @@ operator's account at the provider, which every tenant shares:
   provider that the gateway has no record of: naming another tenant's would hand over
   their conversation (``previous_response_id`` is allowed because the gateway records
   which key produced each response id, :mod:`.previous_response`);
-* ``prompt`` — a stored prompt template of the operator's provider account.
+* ``prompt`` — a stored prompt template of the operator's provider account;
+* a ``file_id`` in an input part — a file stored in that account (a code-execution
+  output of another tenant's, say).
 
 What the body's bytes do not bound is listed in ``non_text`` (refused on a metered key,
 :mod:`saferouter.gateway.books`): image, file and audio parts, items that are not text
@@ -32,7 +34,7 @@ from typing import Any
 from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest
+from ..dialect import Api, ApiRequest, NonText
 from ..routing import parse_client_models
 
 # Content parts whose tokens their bytes bound (assistant turns and reasoning echoed back).
@@ -176,6 +178,17 @@ def _checked_input(payload: dict[str, Any]) -> list[Any]:
                 param=f"input[{i}]",
                 code="unsupported_parameter",
             )
+        for field in ("content", "output"):
+            parts = item.get(field)
+            for p, part in enumerate(parts if isinstance(parts, list) else ()):
+                if isinstance(part, dict) and part.get("file_id") is not None:
+                    raise InvalidRequest(
+                        f"'input[{i}].{field}[{p}]' names a file_id: files stored at the "
+                        "provider are under the gateway's account, which every key shares, "
+                        "so they are not served. Send the file's data or URL instead.",
+                        param=f"input[{i}].{field}[{p}].file_id",
+                        code="unsupported_parameter",
+                    )
     return value
 
 
@@ -192,7 +205,7 @@ def _response_id(value: object) -> str | None:
     return value
 
 
-def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
+def non_text_parts(items: list[Any], tools: object) -> tuple[NonText, ...]:
     """Where a Responses request asks for anything its bytes do not bound: input items
     that are not text, content parts that are not text (in messages and in function call
     outputs), and tools the provider runs itself (anything but ``function``/``custom``)."""
@@ -200,7 +213,7 @@ def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
     for i, item in enumerate(items):
         kind = _type_of(item, default="message")  # a message may leave its type out
         if kind not in _TEXT_ITEMS:
-            found.append(f"input[{i}] ({_named(kind)})")
+            found.append(NonText("input", f"input[{i}] ({_named(kind)})"))
             continue
         for field in ("content", "output"):
             parts = item.get(field)
@@ -210,12 +223,12 @@ def non_text_parts(items: list[Any], tools: object) -> tuple[str, ...]:
                 part_kind = _type_of(part)
                 if part_kind not in _TEXT_PARTS:
                     named = part_kind if part_kind in _MEDIA_PARTS else "an unknown type"
-                    found.append(f"input[{i}].{field}[{p}] ({named})")
+                    found.append(NonText("input", f"input[{i}].{field}[{p}] ({named})"))
     if isinstance(tools, list):
         for t, tool in enumerate(tools):
             kind = _type_of(tool)
             if kind not in _CLIENT_TOOLS:
-                found.append(f"tools[{t}] ({_named(kind)})")
+                found.append(NonText("tools", f"tools[{t}] ({_named(kind)})"))
     return tuple(found)
 
 
