@@ -102,9 +102,16 @@ def check_names(fields: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
     if len(value) > MAX_PROVIDER_NAMES:
         raise _invalid(name, f"may list at most {MAX_PROVIDER_NAMES} providers")
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not 1 <= len(item) <= MAX_PROVIDER_NAME_CHARS:
+        # printable only: an unknown name is kept in the activity entry's note (a NUL
+        # there is a settlement PostgreSQL refuses), and shown on the Activity page
+        if (
+            not isinstance(item, str)
+            or not 1 <= len(item) <= MAX_PROVIDER_NAME_CHARS
+            or not item.isprintable()
+        ):
             raise _invalid(
-                f"{name}[{i}]", f"must be a provider name of 1 to {MAX_PROVIDER_NAME_CHARS} chars"
+                f"{name}[{i}]",
+                f"must be a provider name of 1 to {MAX_PROVIDER_NAME_CHARS} printable chars",
             )
     return tuple(value)
 

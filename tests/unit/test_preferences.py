@@ -204,6 +204,8 @@ def test_parse_reads_every_field() -> None:
         ({"order": "deepseek"}, "provider.order", "invalid_type"),
         ({"only": ["zai", 3]}, "provider.only[1]", "invalid_value"),
         ({"ignore": [""]}, "provider.ignore[0]", "invalid_value"),
+        ({"ignore": ["zai\x00x"]}, "provider.ignore[0]", "invalid_value"),
+        ({"order": ["evil\nline"]}, "provider.order[0]", "invalid_value"),
         ({"order": ["x"] * 33}, "provider.order", "invalid_value"),
         ({"allow_fallbacks": "no"}, "provider.allow_fallbacks", "invalid_type"),
         ({"sort": "cheapest"}, "provider.sort", "invalid_value"),
