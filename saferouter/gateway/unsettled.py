@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ..errors import StorageError, StorageUnavailable
 from ..storage import ActivityOutcome, Settlement, Store
 
 if TYPE_CHECKING:
@@ -79,13 +80,24 @@ class Unsettled:
         self._kept[settlement.request_id] = settlement
 
     async def write(self, store: Store) -> int:
-        """Write what is kept, oldest first; how many were written. The first that fails
-        stops the round (the store is still away) with its StorageError; the rest stay."""
+        """Write what is kept, oldest first; how many were written. The store away
+        (StorageUnavailable) stops the round; a settlement the store refuses otherwise
+        stays kept and the others are still written — one it can never take must not
+        hold back the rest — and the round then ends with that refusal."""
         written = 0
+        refused: StorageError | None = None
         for request_id, settlement in list(self._kept.items()):
-            await store.settle(settlement)
+            try:
+                await store.settle(settlement)
+            except StorageUnavailable:
+                raise
+            except StorageError as error:
+                refused = error
+                continue
             del self._kept[request_id]
             written += 1
+        if refused is not None:
+            raise refused
         return written
 
 

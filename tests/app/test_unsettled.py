@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
-from saferouter.errors import StorageUnavailable
+from saferouter.errors import StorageError, StorageUnavailable
 from saferouter.gateway.unsettled import Unsettled
 from saferouter.storage import ActivityFilter, Settlement
 from saferouter.storage.memory import MemoryStore
@@ -117,3 +117,36 @@ def settlement(request_id: str) -> Settlement:
         attempts=(),
         now=0.0,
     )
+
+
+@attrs.define
+class RefusingStore:
+    """A Store that refuses one settlement for good (as PostgreSQL refuses a string with
+    a NUL): a StorageError that is not the database being away."""
+
+    refused_id: str
+    store: MemoryStore = attrs.Factory(MemoryStore)
+    written: list[str] = attrs.Factory(list)
+
+    async def settle(self, settlement: Settlement) -> None:
+        if settlement.request_id == self.refused_id:
+            raise StorageError("write: the store refused this settlement")
+        self.written.append(settlement.request_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_a_settlement_the_store_refuses_holds_back_none_of_the_others() -> None:
+    unsettled = Unsettled()
+    for request_id in ("req_bad", "req_1", "req_2"):
+        unsettled.keep(settlement(request_id))
+    store = RefusingStore("req_bad")
+    with pytest.raises(StorageError):
+        await unsettled.write(store)  # type: ignore[arg-type]
+    assert store.written == ["req_1", "req_2"]
+    assert len(unsettled) == 1  # the refused one is kept, never dropped
+    store.written.clear()
+    with pytest.raises(StorageUnavailable):
+        await unsettled.write(OutageStore(down=True))  # type: ignore[arg-type]
+    assert len(unsettled) == 1
