@@ -199,6 +199,10 @@ def classify(error: UpstreamError, model: Model, *, byok_fallback: bool = False)
         # the provider may refuse our key for this one name (a model we have no access
         # to): a 502 for this request, while the catalog's models keep being served
         return Verdict(failover=True, skip_provider=True, breaker=Outcome.NO_VERDICT)
+    if error.code == "upstream_failed_response":
+        # the provider answered 200 and said the response failed: it is up, and the
+        # request itself may be what failed, so no tenant's circuit hears of it
+        return Verdict(failover=True, breaker=Outcome.NO_VERDICT)
     if error.code in ("upstream_insufficient_balance", "upstream_auth_failed"):
         # no money, or a key the provider refuses: retrying cannot help soon
         return Verdict(

@@ -98,6 +98,11 @@ CASES = [
         True,
         Verdict(failover=True, breaker=Outcome.FAILURE, breaker_key="zai"),
     ),
+    (  # a 200 whose body says the response failed: the request may be why, not the provider
+        UpstreamBadGateway("failed", code="upstream_failed_response"),
+        True,
+        Verdict(failover=True, breaker=Outcome.NO_VERDICT),
+    ),
 ]
 
 
