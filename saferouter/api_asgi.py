@@ -113,20 +113,24 @@ async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
             error, method=method, path=dialect.path, request_id=call.request_id
         )
         reply = Reply.of_error(internal, dialect)
-    headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items()]
-    headers.append(id_header)
     if reply.stream is None:
+        headers = [*_encoded(reply.headers), id_header]
         headers.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
         return
-    try:
+    try:  # from here on, whatever happens, the stream is closed and so settled
+        headers = [*_encoded(reply.headers), id_header]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         async for chunk in reply.stream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await reply.stream.aclose()  # settles a stream the client left (shielded inside)
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
 
 
 @attrs.define
