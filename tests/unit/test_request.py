@@ -77,7 +77,7 @@ def test_non_text_input_and_output_are_found() -> None:
                 "role": "user",
                 "content": [
                     {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
-                    {"type": "file", "file": {"file_id": "file-1"}},
+                    {"type": "file", "file": {"file_data": "data:application/pdf;base64,AA=="}},
                     {"type": "secret prompt text"},
                     "not an object",
                 ],
@@ -98,6 +98,17 @@ def test_non_text_input_and_output_are_found() -> None:
     ]
     text_only = {"model": "m", "messages": body["messages"][:1], "modalities": ["text"]}
     assert parse_chat_request(json.dumps(text_only).encode()).non_text == ()
+
+
+def test_a_file_stored_at_the_provider_is_refused_for_every_key() -> None:
+    # the operator's provider account is every key's: a file id may be another tenant's
+    stored = {"type": "file", "file": {"file_id": "file-1"}}
+    body = {"model": "m", "messages": [{"role": "user", "content": [stored]}]}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(json.dumps(body).encode())
+    error = caught.value
+    assert (error.status, error.code) == (400, "unsupported_parameter")
+    assert error.param == "messages[0].content[0].file.file_id" and "file-1" not in error.message
 
 
 def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> None:

@@ -119,6 +119,32 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "input[1].output[0].file_id",
         "unsupported_parameter",
     ),
+    (
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [{"type": "file_search", "vector_store_ids": ["vs"]}],
+        },
+        "tools[0]",
+        "unsupported_parameter",
+    ),
+    (
+        {"model": "m", "input": "x", "tools": [{"type": "code_interpreter", "container": "cntr"}]},
+        "tools[0]",
+        "unsupported_parameter",
+    ),
+    (
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [
+                {"type": "function", "name": "f"},
+                {"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["f"]}},
+            ],
+        },
+        "tools[1]",
+        "unsupported_parameter",
+    ),
 ]
 
 

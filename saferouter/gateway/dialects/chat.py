@@ -101,6 +101,7 @@ def parse_chat_request(body: bytes) -> ApiRequest:
                 param="n",
                 code="invalid_value",
             )
+    _refuse_stored_files(payload["messages"])
     client_models = parse_client_models(payload.get("models"))
     return ApiRequest(
         api=Api.CHAT,
@@ -114,6 +115,24 @@ def parse_chat_request(body: bytes) -> ApiRequest:
         source=source,
         client_models=tuple(client_models) if client_models is not None else None,
     )
+
+
+def _refuse_stored_files(messages: list[dict[str, Any]]) -> None:
+    """A ``file`` part naming a ``file_id`` is refused for everyone: the file is stored
+    at the provider under the gateway's account, which every key shares, and the
+    gateway has no record of whose it is."""
+    for m, message in enumerate(messages):
+        content = message.get("content")
+        for c, part in enumerate(content if isinstance(content, list) else ()):
+            file = part.get("file") if isinstance(part, dict) else None
+            if isinstance(file, dict) and file.get("file_id") is not None:
+                raise InvalidRequest(
+                    f"'messages[{m}].content[{c}]' names a file_id: files stored at the "
+                    "provider are under the gateway's account, which every key shares, so "
+                    "they are not served. Send the file's data instead.",
+                    param=f"messages[{m}].content[{c}].file.file_id",
+                    code="unsupported_parameter",
+                )
 
 
 def non_text_parts(payload: dict[str, Any]) -> tuple[NonText, ...]:

@@ -17,7 +17,9 @@ operator's account at the provider, which every tenant shares:
   which key produced each response id, :mod:`.previous_response`);
 * ``prompt`` — a stored prompt template of the operator's provider account;
 * a ``file_id`` in an input part — a file stored in that account (a code-execution
-  output of another tenant's, say).
+  output of another tenant's, say) — and built-in tools pointed at such state
+  (``file_search`` over ``vector_store_ids``, ``code_interpreter`` in an existing
+  container or with ``file_ids``).
 
 What the body's bytes do not bound is listed in ``non_text`` (refused on a metered key,
 :mod:`saferouter.gateway.books`): image, file and audio parts, items that are not text
@@ -131,6 +133,7 @@ def parse_responses_request(body: bytes) -> ApiRequest:
                 param=name,
                 code="unsupported_parameter",
             )
+    _refuse_stored_tools(payload.get("tools"))
     store = payload.get("store")
     if store is not None and not isinstance(store, bool):
         raise wrong_type("store", "a boolean", store)
@@ -190,6 +193,31 @@ def _checked_input(payload: dict[str, Any]) -> list[Any]:
                         code="unsupported_parameter",
                     )
     return value
+
+
+def _refuse_stored_tools(tools: object) -> None:
+    """A built-in tool pointed at state stored in the operator's provider account (a
+    ``file_search`` over vector stores, a ``code_interpreter`` in an existing container
+    or with files) is refused for everyone, as ``file_id`` parts are."""
+    for t, tool in enumerate(tools if isinstance(tools, list) else ()):
+        if not isinstance(tool, dict):
+            continue
+        container = tool.get("container")
+        stored = (tool.get("type") == "file_search" and tool.get("vector_store_ids")) or (
+            tool.get("type") == "code_interpreter"
+            and (
+                isinstance(container, str)
+                or (isinstance(container, dict) and container.get("file_ids"))
+            )
+        )
+        if stored:
+            raise InvalidRequest(
+                f"'tools[{t}]' names vector stores, a container or files stored at the "
+                "provider under the gateway's account, which every key shares, so they "
+                "are not served.",
+                param=f"tools[{t}]",
+                code="unsupported_parameter",
+            )
 
 
 def _response_id(value: object) -> str | None:
