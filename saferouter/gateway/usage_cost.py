@@ -95,6 +95,9 @@ def event_with_cost(data: str | None, raw: bytes, cost_micro_usd: int) -> bytes:
     return b"data: " + stated + b"\n\n"
 
 
+MAX_HELD_BYTES = 64 * 1024  # a usage chunk and what follows it: a few events in practice
+
+
 class CostHold:
     """Holds a stream back from its latest usage-carrying event until the request is
     settled, then lets it go with the charge in that usage (sans-I/O).
@@ -104,25 +107,33 @@ class CostHold:
     only the end of the stream tells which event is the one to state the cost in: each
     usage-carrying event is held, with whatever follows it, until the next one (the
     held bytes go out as they were) or the end (they go out with the cost). Order and
-    every other byte are kept."""
+    every other byte are kept. A provider that reports usage early and goes on
+    streaming would hold back the whole answer: past ``MAX_HELD_BYTES`` what is held
+    goes out as it was (that usage without the cost; a later one may still state it)."""
 
     def __init__(self) -> None:
         self._held: list[tuple[str | None, bytes]] = []
+        self._held_bytes = 0
 
     def hold(self, data: str | None, raw: bytes) -> bytes:
         """One event (its redacted data and bytes); what may go out now."""
         if _carries_usage(data):
             out = b"".join(r for _, r in self._held)
-            self._held = [(data, raw)]
+            self._held, self._held_bytes = [(data, raw)], len(raw)
             return out
-        if self._held:
-            self._held.append((data, raw))
+        if not self._held:
+            return raw
+        self._held.append((data, raw))
+        self._held_bytes += len(raw)
+        if self._held_bytes <= MAX_HELD_BYTES:
             return b""
-        return raw
+        out = b"".join(r for _, r in self._held)
+        self._held, self._held_bytes = [], 0
+        return out
 
     def release(self, charged_micro_usd: int | None) -> bytes:
         """Everything held, the cost stated in the usage (None: not settled, no cost)."""
-        held, self._held = self._held, []
+        held, self._held, self._held_bytes = self._held, [], 0
         if not held:
             return b""
         (data, raw), rest = held[0], held[1:]

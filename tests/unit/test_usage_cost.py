@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from saferouter.errors import InvalidRequest
-from saferouter.gateway.usage_cost import event_with_cost, parse_usage_option, with_cost
+from saferouter.gateway.usage_cost import (
+    MAX_HELD_BYTES,
+    CostHold,
+    event_with_cost,
+    parse_usage_option,
+    with_cost,
+)
 from saferouter.sse import SSEDecoder, SSEEvent
 
 from ..recordings import (
@@ -138,3 +144,16 @@ def test_bad_usage_option(value: object, param: str, code: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_usage_option(value)
     assert (caught.value.param, caught.value.code) == (param, code)
+
+
+def test_a_usage_reported_early_does_not_hold_back_the_rest_of_the_answer() -> None:
+    hold = CostHold()
+    usage = '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+    assert hold.hold(usage, f"data: {usage}\n\n".encode()) == b""  # held: it may be the last
+    text = '{"choices":[{"delta":{"content":"' + "x" * 1000 + '"}}]}'
+    raw = f"data: {text}\n\n".encode()
+    sent = b"".join(hold.hold(text, raw) for _ in range(2 * MAX_HELD_BYTES // len(raw)))
+    assert sent.startswith(f"data: {usage}\n\n".encode())  # let go as it was, uncosted
+    assert len(sent) > MAX_HELD_BYTES
+    out = hold.hold(usage, f"data: {usage}\n\n".encode()) + hold.release(7)
+    assert b'"cost":0.000007' in out  # a later usage still states the charge
