@@ -20,10 +20,9 @@ from collections.abc import Sequence
 from ...errors import ApiError
 from ..dialect import Api, ApiRequest, BodyFacts
 from ..upstream_body import UpstreamBody, encode_json
+from .chat import bearer_headers, openai_error_reply
 from .responses_request import parse_responses_request
 from .responses_usage import ResponsesWatch, responses_body_facts
-
-_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class ResponsesDialect:
@@ -46,9 +45,7 @@ class ResponsesDialect:
         self, request: ApiRequest, api_key: str | None
     ) -> list[tuple[bytes, bytes]]:
         """``Authorization: Bearer`` with the provider key (none for a keyless provider)."""
-        if not api_key:
-            return []
-        return [(b"authorization", b"Bearer " + api_key.encode())]
+        return bearer_headers(api_key)
 
     def body_facts(self, body: bytes) -> BodyFacts:
         """Usage, id and status of a whole body; ``failed`` for a 200 whose status is
@@ -61,7 +58,7 @@ class ResponsesDialect:
 
     def error_reply(self, error: ApiError) -> tuple[int, dict[str, str], bytes]:
         """OpenAI's error shape and status, as for chat completions."""
-        return error.status, {**error.headers, **_JSON_HEADERS}, error.body()
+        return openai_error_reply(error)
 
     def stream_error(self, error: ApiError) -> bytes:
         """The Responses API's ``error`` event. Its ``sequence_number`` is 0: a dialect is
