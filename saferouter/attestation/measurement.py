@@ -6,7 +6,8 @@
           "config": { "providers": {…}, "models": [...], "settings": {…} } } )
 
 ``code`` covers every ``.py``, ``.toml`` and ``py.typed`` file of the ``saferouter``
-package and every file of the ``web/`` folder beside it, by path. ``config`` is the
+package and every file of its ``web/`` folder (the pages, package data), by path: the
+files a wheel installs, so a wheel install and a checkout measure the same. ``config`` is the
 catalog as loaded — providers without keys (their env variable *names*, the APIs they
 serve and effective base URLs, the Anthropic one included; extra header names, not
 values), models with prices in micro-USD per 1M
@@ -57,14 +58,14 @@ def measure(settings: Settings) -> Measurement:
 
 
 def code_manifest() -> dict[str, str]:
+    web = PACKAGE / "web"
     files = [
         p
         for p in PACKAGE.rglob("*")
-        if p.is_file() and p.suffix in _SUFFIXES and "__pycache__" not in p.parts
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and (p.suffix in _SUFFIXES or web in p.parents)
     ]
-    web = PACKAGE.parent / "web"
-    if web.is_dir():
-        files += [p for p in web.rglob("*") if p.is_file()]
     base = PACKAGE.parent
     return {
         p.relative_to(base).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -4,7 +4,7 @@ The format is libsodium's sealed box (``crypto_box_seal``, ``nacl.public.SealedB
 an ephemeral X25519 public key (32 bytes), then the XSalsa20-Poly1305 box of the
 payload, its nonce the BLAKE2b-192 of the ephemeral and the recipient public keys. Only
 the holder of the recipient's private key can open it, and nobody can alter it unseen.
-The browser's sealing (``web/assets/sealedbox.js``) makes the same bytes.
+The browser's sealing (``saferouter/web/assets/sealedbox.js``) makes the same bytes.
 
 The payload binds the provider key to its owner (:class:`Binding`), four lines of ASCII::
 

@@ -1,4 +1,7 @@
-"""The web pages (``web/`` beside the package): plain files, no build step."""
+"""The web pages (``saferouter/web/``, package data): plain files, no build step.
+
+They are found through :mod:`importlib.resources`, so a wheel install serves the same
+files, from the same place in the measured package, as a checkout does."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from importlib import resources
 
 from quart import Blueprint, Response
 
@@ -14,7 +17,7 @@ from ..errors import NotFound
 
 blueprint = Blueprint("web", __name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+WEB_DIR = resources.files("saferouter").joinpath("web")
 PAGES = {
     "/": "index.html",
     "/models": "models.html",
@@ -46,10 +49,12 @@ _FILE_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,64}/){0,3}[A-Za-z0-9_-]{1,64}\.[a-z
 def _file(name: str) -> Response:
     if _FILE_NAME.fullmatch(name) is None:
         raise NotFound("No such page or asset.", code="unknown_url")
-    path = (WEB_DIR / name).resolve()
-    if WEB_DIR.resolve() not in path.parents or not path.is_file():
+    # the pattern admits no "." segment, so the name cannot climb out of web/
+    path = WEB_DIR.joinpath(*name.split("/"))
+    if not path.is_file():
         raise NotFound(f"No page {name}.", code="unknown_url")
-    response = Response(path.read_bytes(), content_type=TYPES.get(path.suffix, "text/plain"))
+    suffix = "." + name.rsplit(".", 1)[1]
+    response = Response(path.read_bytes(), content_type=TYPES.get(suffix, "text/plain"))
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"
@@ -75,7 +80,7 @@ async def verifier() -> Response:
     this origin may frame it: the Keys page runs its checks in a hidden frame rather than
     keep a second copy of them."""
     response = _file("verifier.html")
-    html = (WEB_DIR / "verifier.html").read_text()
+    html = WEB_DIR.joinpath("verifier.html").read_text()
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src {_inline_hash(html, 'script')}; "
         f"style-src {_inline_hash(html, 'style')}; connect-src *; img-src data:; "

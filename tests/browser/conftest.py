@@ -19,7 +19,7 @@ from ..rewriting_proxy import rewriting_proxy as rewriting_proxy  # the page tes
 from ..servers import FakeUpstream, fake_upstream
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
-WEB = Path(__file__).resolve().parents[2] / "web"  # the pages, as opened from disk
+WEB = Path(__file__).resolve().parents[2] / "saferouter" / "web"  # the pages, as opened from disk
 SHOTS = Path(os.environ.get("SAFEROUTER_SCREENSHOTS", "/tmp/saferouter-screenshots"))
 ARGS = [
     "--headless=new",

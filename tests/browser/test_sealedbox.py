@@ -1,5 +1,6 @@
-"""The Keys page's sealing (web/assets/sealedbox.js and the vendored code under it) in real
-Chromium, opened by the gateway's own Python: the same sealed-box format on both sides."""
+"""The Keys page's sealing (saferouter/web/assets/sealedbox.js and the vendored code under
+it) in real Chromium, opened by the gateway's own Python: the same sealed-box format on both
+sides."""
 
 from __future__ import annotations
 

@@ -217,7 +217,7 @@ async def test_a_query_number_not_in_ascii_digits_is_a_400(
         "/assets/" + "a" * 5000 + ".js",  # OSError: file name too long
         "/assets/%2e%2e/%2e%2e/pyproject.toml",
         "/assets/app.js%00.css",
-        "/vendor/%2e%2e/assets/app.js",  # vendored code is served from web/vendor/ only
+        "/vendor/%2e%2e/assets/app.js",  # vendored code is served from saferouter/web/vendor/ only
         "/vendor/tweetnacl/nacl-fast.min.js",  # npm's name: two dots are no asset name
         "/attestation/transparency/99999999999999999999",
         "/attestation/transparency/١٢",

@@ -1,4 +1,4 @@
-"""web/vendor/ holds exactly the files its README names, each with the SHA-256 recorded
+"""saferouter/web/vendor/ holds exactly the files its README names, each with the SHA-256 recorded
 there (the bytes of the npm package): an edit to vendored crypto cannot pass unseen."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-VENDOR = Path(__file__).resolve().parents[2] / "web" / "vendor"
+VENDOR = Path(__file__).resolve().parents[2] / "saferouter" / "web" / "vendor"
 ROW = re.compile(r"^\| `([^`]+)` \| `package/[^`]+` \| `([0-9a-f]{64})` \|$", re.MULTILINE)
 
 

@@ -4,7 +4,7 @@
 // ephemeral secret), the nonce being BLAKE2b-192(ephemeral public ‖ recipient public).
 // The ephemeral secret is wiped once used: nobody, this page included, can open the box
 // afterwards; only the holder of the recipient's private key (the attested gateway) can.
-// The parts are vendored, audited code (web/vendor/README.md): nothing here is new crypto.
+// The parts are vendored, audited code (saferouter/web/vendor/README.md): nothing here is new crypto.
 // What is sealed binds the key to its owner (sealing.Binding), four lines of ASCII:
 // "saferouter-byok/v1", the hex SHA-256 of the SafeRouter key's secret, the provider id,
 // the provider key — so nobody who copies the box can make it serve another key.
