@@ -1,0 +1,127 @@
+"""What one request did, as observers see it once it is over.
+
+``/metrics`` (Prometheus histograms) and OpenTelemetry spans are both drawn from this
+one record, so they cannot tell two different stories about the same request. The
+request's code fills a :class:`RequestTrace` as it learns things (the route, the model
+asked for, each upstream attempt, the usage and the charge); when the response has been
+sent in full (or the client has left), the trace is finished and handed to every
+:class:`Observer`. Observers run after the fact, off the request's path: they get
+numbers and names only — never a prompt, a completion or a key.
+
+Times are on the pipeline's clock (``Clock.now``: trio's, monotonic, seconds) with one
+wall-clock anchor, so an exporter that needs epoch time (OpenTelemetry's nanoseconds)
+converts with :meth:`RequestTrace.wall_s`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+log = logging.getLogger(__name__)
+
+
+class StartedBy(enum.StrEnum):
+    """Why an upstream attempt started."""
+
+    FIRST = "first"  # the request's first attempt
+    FALLBACK = "fallback"  # the one before it failed
+    HEDGE = "hedge"  # the one before it was still silent after its model's hedge_after_ms
+
+
+@attrs.define
+class AttemptTrace:
+    """One upstream attempt."""
+
+    number: int  # 1-based, in the order attempts started
+    provider: str  # the catalog's provider id
+    provider_kind: str  # the catalog's provider kind (OpenTelemetry's gen_ai.system)
+    model: str  # the catalog's model id
+    upstream_model: str  # the model name the provider was sent
+    started_by: StartedBy
+    started_s: float
+    first_byte_s: float | None = None
+    ended_s: float | None = None
+    # the attempt's AttemptOutcome value: "won", "error" or "cancelled"
+    outcome: str = "pending"
+    status: int | None = None  # the upstream's HTTP status, when it answered
+    # the error code when it failed, or what cut it short ("lost_race",
+    # "client_disconnected")
+    error_type: str | None = None
+    byok: bool = False  # it carried the client's own provider key
+
+
+@attrs.define
+class RequestTrace:
+    """One HTTP request, from hypercorn handing it over to its last byte sent."""
+
+    request_id: str
+    method: str
+    # the route as a template, never the raw path (a label must not take what a client
+    # typed): "/v1/chat/completions", "/v1/keys/<key_id>", "unmatched"
+    route: str
+    started_s: float
+    started_wall_s: float  # the wall clock (seconds since the epoch) at ``started_s``
+    api: str | None = None  # the dialect's Api value, for the LLM APIs
+    stream: bool = False
+    requested_model: str | None = None  # the catalog id asked for, once routed
+    served_model: str | None = None  # the catalog id that served (a fallback's own)
+    provider: str | None = None  # the provider that served
+    provider_kind: str | None = None
+    response_id: str | None = None  # the upstream's id for its answer
+    attempts: list[AttemptTrace] = attrs.Factory(list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_micro_usd: int | None = None  # what the key was charged
+    finish_reason: str | None = None
+    status: int | None = None  # the status the client was sent
+    error_type: str | None = None  # the error code the client was sent, if any
+    # the gateway's own time before the response start (Server-Timing's ``gateway``)
+    gateway_overhead_s: float | None = None
+    first_byte_s: float | None = None  # when the response started, on the clock
+    ended_s: float | None = None  # when its last byte went out (or the client left)
+
+    @property
+    def fallback(self) -> bool:
+        """A model other than the one asked for served."""
+        return (
+            self.served_model is not None
+            and self.requested_model is not None
+            and self.served_model != self.requested_model
+        )
+
+    @property
+    def hedged(self) -> bool:
+        """An attempt was started as a hedge."""
+        return any(a.started_by is StartedBy.HEDGE for a in self.attempts)
+
+    def wall_s(self, clock_s: float) -> float:
+        """A reading of the pipeline's clock as seconds since the epoch."""
+        return self.started_wall_s + (clock_s - self.started_s)
+
+
+class Observer(Protocol):
+    def request_done(self, trace: RequestTrace) -> None:
+        """A finished request. Called once per request, in the request's task after its
+        response is over: it must not block (hand slow work to a thread or a queue)."""
+        ...
+
+
+@attrs.frozen
+class Observers:
+    """Every observer of this worker; one that raises is logged and the others still run
+    (an exporter's bug must not fail a request that has already been served)."""
+
+    observers: Sequence[Observer] = ()
+
+    def request_done(self, trace: RequestTrace) -> None:
+        """Hand ``trace`` to each observer."""
+        for observer in self.observers:
+            try:
+                observer.request_done(trace)
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)
