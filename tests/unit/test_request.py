@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from saferouter.catalog import DEFAULT_CATALOG_PATH, load_catalog
 from saferouter.errors import InvalidRequest
 from saferouter.gateway.dialects.chat import CHAT, parse_chat_request
+from saferouter.gateway.upstream_body import STRIPPED_FIELDS
 
 CATALOG = load_catalog(DEFAULT_CATALOG_PATH)
 
@@ -130,7 +131,9 @@ def test_upstream_body_rewrites_model_and_adds_defaults_only_when_absent() -> No
                 k
                 not in {
                     "model",
-                    "models",  # the client's fallback list: the gateway's, never sent on
+                    # OpenRouter's routing fields (the client's fallback list, provider
+                    # preferences, usage.include): the gateway's, never sent on
+                    *STRIPPED_FIELDS,
                     "messages",
                     "stream",
                     "stream_options",
