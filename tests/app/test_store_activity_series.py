@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import math
 import random
+import sqlite3
+from pathlib import Path
 
-from saferouter.storage import ActivityBucket, ActivityFilter, BucketGrid, Store
+import pytest
+import trio
+
+from saferouter.storage import ActivityBucket, ActivityFilter, BucketGrid, Store, activity_log
 from saferouter.storage.activity_series import bucket_entries
+from saferouter.storage.sqlite import SQLiteStore
 
 from .stores import T0, make_key, record, settlement
 
@@ -107,3 +113,25 @@ async def test_the_database_aggregates_as_the_python_does(store: Store) -> None:
     assert await store.activity_series(None, grid) == expected
     assert await store.activity_series(key, grid) == expected
     assert sum(b.requests for b in expected) == len(within)
+
+
+@pytest.mark.parametrize("key_id", ["k", None], ids=["a key's", "every key's"])
+def test_sqlite_reads_only_the_grids_span_by_an_index(tmp_path: Path, key_id: str | None) -> None:
+    """The work is bounded by the window: both queries range over an index on
+    ``created_at`` (the key's own, for a key), never a scan of the whole log."""
+    path = tmp_path / "s.db"
+    trio.run(SQLiteStore(path).close)
+    mine, key = ("AND key_id = ?", (key_id,)) if key_id is not None else ("", ())
+    placed = activity_log._PLACED.format(mine=mine)
+    within = (0.0, 60.0, 0.0, 300.0, *key, 4, 4)
+    index = "activity_key_time" if key_id is not None else "activity_time"
+    db = sqlite3.connect(path)
+    try:
+        for sql, parameters in (
+            (placed + activity_log._COUNTS, (*within, "error", "rejected")),
+            (placed + activity_log._PICKS, within),
+        ):
+            plan = " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, parameters))
+            assert f"USING INDEX {index} (" in plan and "SCAN activity" not in plan, plan
+    finally:
+        db.close()
