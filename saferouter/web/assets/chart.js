@@ -19,7 +19,7 @@ function svgNode(tag, attributes = {}, text = "") {
 function present(value) { return value !== null && value !== undefined; }
 
 // the axis' top: the next of 1, 2, 4, 6, 8, 10 × a power of ten (its half is as round)
-export function niceCeiling(value) {
+function niceCeiling(value) {
   if (!(value > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   const step = [1, 2, 4, 6, 8, 10].find((f) => f * power >= value * (1 - 1e-9));
@@ -33,7 +33,7 @@ function timeKind(stepS, spanS) {
   return spanS > 86400 ? "day-clock" : "clock";
 }
 
-export function timeText(seconds, kind) {
+function timeText(seconds, kind) {
   const at = new Date(seconds * 1000);
   if (kind === "date") return at.toLocaleDateString([], { month: "short", day: "numeric" });
   const clock = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
