@@ -116,8 +116,8 @@ def bucket_grid(window_s: int, now: float) -> BucketGrid:
     """The series' buckets for a window of ``window_s`` seconds ending at ``now``:
     aligned to their width (whole minutes, quarter hours, hours, UTC days), so that a
     bucket holds the same entries from one poll to the next, the last one the bucket
-    ``now`` is in (still filling). Their span starts less than one bucket after
-    ``now - window_s``."""
+    ``now`` is in (still filling). Their span starts within one bucket of
+    ``now - window_s`` (after it, for a window its buckets divide)."""
     width_s = next((w for w in BUCKET_WIDTHS_S if window_s <= w * MAX_BUCKETS), None)
     if width_s is None:  # longer than 96 days: whole days, as many as it takes
         width_s = 86400 * math.ceil(window_s / (86400 * MAX_BUCKETS))
