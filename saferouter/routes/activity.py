@@ -20,7 +20,15 @@ from ..accounting import usd_text
 from ..client_input import parse_count, parse_unix_time
 from ..errors import InvalidRequest
 from ..state import app_state, json_response
-from ..storage import ActivityEntry, ActivityFilter, ActivityOutcome, KeyIdentity
+from ..storage import (
+    ActivityBucket,
+    ActivityEntry,
+    ActivityFilter,
+    ActivityOutcome,
+    BucketGrid,
+    KeyIdentity,
+)
+from ..storage.activity_series import nearest_rank
 from .auth import authenticate
 
 blueprint = Blueprint("activity", __name__)
@@ -28,6 +36,11 @@ blueprint = Blueprint("activity", __name__)
 MAX_PAGE = 500
 _WINDOW = re.compile(r"([0-9]{1,6})([smhd])")  # ASCII digits: not "١h" or "²h"
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The series' bucket widths, finest first: a window is drawn with the finest that gives
+# it at most MAX_BUCKETS points (15m → 1 min × 15, 1h → 1 min × 60, 24h → 15 min × 96,
+# 7d → 3 h × 56), so a chart has a few dozen points, never thousands.
+BUCKET_WIDTHS_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
+MAX_BUCKETS = 96
 
 
 @blueprint.get("/v1/activity")
@@ -70,8 +83,11 @@ async def activity_stats() -> Response:
             "'window' must look like 15m, 1h, 24h or 7d.", param="window", code="invalid_value"
         )
     window_s = int(match.group(1)) * _UNIT_S[match.group(2)]
-    since = time.time() - window_s
+    now = time.time()
+    since = now - window_s
     entries = await state.store.activity_since(since, _scope(key))
+    grid = bucket_grid(window_s, now)
+    series = await state.store.activity_series(_scope(key), grid)
     by_model: dict[str, list[ActivityEntry]] = defaultdict(list)
     by_provider: dict[str, list[ActivityEntry]] = defaultdict(list)
     by_app: dict[str, list[ActivityEntry]] = defaultdict(list)
@@ -90,8 +106,36 @@ async def activity_stats() -> Response:
             "by_model": {name: summarize(group) for name, group in sorted(by_model.items())},
             "by_provider": {name: summarize(group) for name, group in sorted(by_provider.items())},
             "by_app": {name: summarize(group) for name, group in sorted(by_app.items())},
+            "bucket_s": grid.width_s,
+            "series": [describe_bucket(b) for b in series],
         }
     )
+
+
+def bucket_grid(window_s: int, now: float) -> BucketGrid:
+    """The series' buckets for a window of ``window_s`` seconds ending at ``now``:
+    aligned to their width (whole minutes, quarter hours, hours, UTC days), so that a
+    bucket holds the same entries from one poll to the next, the last one the bucket
+    ``now`` is in (still filling). Their span starts within one bucket of
+    ``now - window_s`` (after it, for a window its buckets divide)."""
+    width_s = next((w for w in BUCKET_WIDTHS_S if window_s <= w * MAX_BUCKETS), None)
+    if width_s is None:  # longer than 96 days: whole days, as many as it takes
+        width_s = 86400 * math.ceil(window_s / (86400 * MAX_BUCKETS))
+    count = math.ceil(window_s / width_s)
+    current = math.floor(now / width_s) * width_s
+    return BucketGrid(start=current - (count - 1) * width_s, width_s=width_s, count=count)
+
+
+def describe_bucket(bucket: ActivityBucket) -> dict[str, Any]:
+    """One point of the series, shaped as the totals are."""
+    return {
+        "start": bucket.start,
+        "requests": bucket.requests,
+        "errors": bucket.errors,
+        "latency_ms": {"p50": bucket.latency_p50_ms, "p95": bucket.latency_p95_ms},
+        "ttfb_ms": {"p50": bucket.ttfb_p50_ms, "p95": bucket.ttfb_p95_ms},
+        "cost_micro_usd": bucket.cost_micro_usd,
+    }
 
 
 def summarize(entries: Iterable[ActivityEntry]) -> dict[str, Any]:
@@ -114,13 +158,11 @@ def summarize(entries: Iterable[ActivityEntry]) -> dict[str, Any]:
     }
 
 
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
+def percentile(values: list[float], pct: int) -> float | None:
+    """Nearest-rank percentile (as the series' buckets pick theirs); None for no values."""
     if not values:
         return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return sorted(values)[nearest_rank(len(values), pct) - 1]
 
 
 def describe_entry(entry: ActivityEntry) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from .activity_series import ActivityBucket, BucketGrid
 from .records import (
     ActivityEntry,
     ActivityFilter,
@@ -46,12 +47,14 @@ from .records import (
 )
 
 __all__ = [
+    "ActivityBucket",
     "ActivityEntry",
     "ActivityFilter",
     "ActivityOutcome",
     "Admission",
     "AdmissionRequest",
     "Books",
+    "BucketGrid",
     "ByokKey",
     "KeyIdentity",
     "KeyRecord",
@@ -212,6 +215,14 @@ class Store(Protocol):
         ...
 
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]: ...
+
+    async def activity_series(self, key_id: str | None, grid: BucketGrid) -> list[ActivityBucket]:
+        """Every bucket of ``grid`` in time order, empty ones included: its entries'
+        count, errors, p50/p95 latency and TTFB (nearest rank) and cost; only
+        ``key_id``'s entries (None: every key's). Aggregated where the data is
+        (:mod:`.activity_series`): the work returned is bounded by the grid, not the
+        traffic."""
+        ...
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]: ...
 

@@ -14,6 +14,17 @@ from collections.abc import Sequence
 import attrs
 
 from . import rules
+from .activity_series import (
+    ERROR_OUTCOMES,
+    METRICS,
+    PERCENTILES,
+    ActivityBucket,
+    BucketCounts,
+    BucketGrid,
+    Metric,
+    assemble,
+    nearest_rank,
+)
 from .records import ActivityEntry, ActivityFilter, ModelUsage, columns
 from .sql import Db
 
@@ -112,3 +123,61 @@ def spent_since(db: Db, key_id: str, since: Sequence[float]) -> list[int]:
 def usage_by_model(db: Db, key_id: str) -> list[ModelUsage]:
     rows = db.execute(_USAGE, (key_id,)).fetchall()
     return [ModelUsage(**dict(zip(row.keys(), row, strict=True))) for row in rows]
+
+
+# The grid's entries, each with its bucket: floor((created_at - start) / width_s), in
+# doubles, as activity_series.BucketGrid.index computes it. CAST to an integer
+# truncates in SQLite but rounds in PostgreSQL; taking one off where the cast came out
+# above the value makes both a floor (SQLite's floor() is an optional build feature).
+# An entry a hair before the grid's end may round up to bucket ``count``: the last's.
+_PLACED = (
+    "WITH scaled AS (SELECT (created_at - ?) / ? AS x, outcome, latency_ms, ttfb_ms, "
+    "cost_micro_usd FROM activity WHERE created_at >= ? AND created_at < ? {mine}), "
+    "floored AS (SELECT CAST(x AS BIGINT) - CASE WHEN CAST(x AS BIGINT) > x THEN 1 ELSE 0 END "
+    "AS bucket, outcome, latency_ms, ttfb_ms, cost_micro_usd FROM scaled), "
+    "placed AS (SELECT CASE WHEN bucket > ? THEN ? ELSE bucket END AS bucket, outcome, "
+    "latency_ms, ttfb_ms, cost_micro_usd FROM floored) "
+)
+_COUNTS = (
+    "SELECT bucket, count(*) AS requests, "  # noqa: S608 (constants)
+    f"CAST(sum(CASE WHEN outcome IN ({', '.join('?' * len(ERROR_OUTCOMES))}) THEN 1 ELSE 0 END) "
+    "AS BIGINT) AS errors, CAST(sum(cost_micro_usd) AS BIGINT) AS cost_micro_usd "
+    "FROM placed GROUP BY bucket"
+)
+# each measure's values ranked within their bucket; only the ranks of the percentiles
+# come back (nearest rank, ceil(pct * n / 100) in integers: activity_series.nearest_rank)
+_RANKED = " UNION ALL ".join(
+    f"SELECT bucket, '{metric}' AS metric, {metric}_ms AS value, "  # noqa: S608 (constants)
+    f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY {metric}_ms) AS place, "
+    f"count(*) OVER (PARTITION BY bucket) AS counted FROM placed WHERE {metric}_ms IS NOT NULL"
+    for metric in METRICS
+)
+_PICKS = (
+    f", ranked AS ({_RANKED}) SELECT bucket, metric, value, place, counted FROM ranked "  # noqa: S608
+    "WHERE " + " OR ".join(f"place = ({pct} * counted + 99) / 100" for pct in PERCENTILES)
+)
+
+
+def series(db: Db, key_id: str | None, grid: BucketGrid) -> list[ActivityBucket]:
+    """Every bucket of ``grid`` (:mod:`.activity_series`), of ``key_id``'s entries (None:
+    every key's), aggregated in the database: an indexed range read of the grid's
+    span (``activity_time`` / ``activity_key_time``), at most a few rows per bucket back."""
+    mine, key = ("AND key_id = ?", (key_id,)) if key_id is not None else ("", ())
+    placed = _PLACED.format(mine=mine)
+    last = grid.count - 1
+    start, width_s, end = float(grid.start), float(grid.width_s), float(grid.end)
+    within = (start, width_s, start, end, *key, last, last)
+    counts = {
+        row["bucket"]: BucketCounts(
+            requests=int(row["requests"]),
+            errors=int(row["errors"]),
+            cost_micro_usd=int(row["cost_micro_usd"]),
+        )
+        for row in db.execute(placed + _COUNTS, (*within, *ERROR_OUTCOMES))
+    }
+    picks: dict[tuple[int, Metric, int], float] = {}
+    for row in db.execute(placed + _PICKS, within):
+        for pct in PERCENTILES:
+            if row["place"] == nearest_rank(row["counted"], pct):
+                picks[(row["bucket"], row["metric"], pct)] = row["value"]
+    return assemble(grid, counts, picks)

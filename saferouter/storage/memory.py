@@ -31,6 +31,7 @@ import attrs
 from ..errors import KeyNotActive, LastAdminKey, StorageError
 from ..translog.merkle import NodeId
 from . import leases, rules
+from .activity_series import ActivityBucket, BucketGrid, bucket_entries
 from .journal import Journal
 from .memory_leases import LeaseTable, Reservation
 from .memory_receipts import ReceiptTable
@@ -404,6 +405,10 @@ class MemoryStore:
 
     async def activity_since(self, since: float, key_id: str | None) -> Sequence[ActivityEntry]:
         return await self.activity(ActivityFilter(key_id=key_id, since=since, limit=-1))
+
+    async def activity_series(self, key_id: str | None, grid: BucketGrid) -> list[ActivityBucket]:
+        within = ActivityFilter(key_id=key_id, since=grid.start, until=grid.end, limit=-1)
+        return bucket_entries(grid, await self.activity(within))
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         self._check_open()

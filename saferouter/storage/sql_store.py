@@ -21,6 +21,7 @@ from typing import TypeVar
 from ..errors import LastAdminKey
 from ..translog.merkle import NodeId
 from . import activity_log, byok_keys, leases, ledger, logs, receipts, replicas, rules
+from .activity_series import ActivityBucket, BucketGrid
 from .group_commit import GroupCommit
 from .records import (
     ActivityEntry,
@@ -256,6 +257,9 @@ class SqlStore:
                 db, ActivityFilter(key_id=key_id, since=since, limit=1_000_000)
             )
         )
+
+    async def activity_series(self, key_id: str | None, grid: BucketGrid) -> list[ActivityBucket]:
+        return await self._read(lambda db: activity_log.series(db, key_id, grid))
 
     async def usage_by_model(self, key_id: str) -> list[ModelUsage]:
         return await self._read(lambda db: activity_log.usage_by_model(db, key_id))

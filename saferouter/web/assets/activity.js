@@ -1,9 +1,37 @@
 import { api, el, micro, showError } from "/assets/app.js";
+import { drawChart } from "/assets/chart.js";
 
 const POLL_MS = 5000;
 const status = document.getElementById("status");
 
 function ms(value) { return value === null || value === undefined ? "–" : `${Math.round(value)} ms`; }
+function duration(value) { return value >= 1000 ? `${+(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`; }
+
+function per(bucketS) {
+  if (bucketS % 86400 === 0) return bucketS === 86400 ? "per day" : `per ${bucketS / 86400} days`;
+  if (bucketS % 3600 === 0) return bucketS === 3600 ? "per hour" : `per ${bucketS / 3600} hours`;
+  return bucketS === 60 ? "per minute" : `per ${bucketS / 60} minutes`;
+}
+
+// the series of /v1/activity/stats: one point per bucket, empty buckets included
+function charts(stats) {
+  const points = stats.series;
+  const common = { starts: points.map((p) => p.start), bucketS: stats.bucket_s };
+  const chart = (id) => document.querySelector(`#${id} svg`);
+  const line = (name, color, values) => ({ name, color, kind: "line", values });
+  document.getElementById("bucket").textContent = per(stats.bucket_s);
+  drawChart(chart("chart-requests"), { ...common, integer: true, format: (v) => String(v), series: [
+    { name: "requests", color: "c-accent", kind: "bar", values: points.map((p) => p.requests) },
+    { name: "errors", color: "c-bad", kind: "bar", values: points.map((p) => p.errors) }] });
+  drawChart(chart("chart-latency"), { ...common, format: duration, series: [
+    line("p50", "c-accent", points.map((p) => p.latency_ms.p50)),
+    line("p95", "c-warn", points.map((p) => p.latency_ms.p95))] });
+  drawChart(chart("chart-ttfb"), { ...common, format: duration, series: [
+    line("p50", "c-accent", points.map((p) => p.ttfb_ms.p50)),
+    line("p95", "c-warn", points.map((p) => p.ttfb_ms.p95))] });
+  drawChart(chart("chart-spend"), { ...common, format: micro, series: [
+    { name: "spend", color: "c-ok", kind: "bar", values: points.map((p) => p.cost_micro_usd) }] });
+}
 
 function stat(label, value) { return el("div", { className: "stat" }, [el("span", { className: "small muted", textContent: label }), el("b", { textContent: value })]); }
 
@@ -46,6 +74,7 @@ async function poll() {
       stat("Latency p50 / p95", `${ms(stats.latency_ms.p50)} / ${ms(stats.latency_ms.p95)}`),
       stat("TTFB p50 / p95", `${ms(stats.ttfb_ms.p50)} / ${ms(stats.ttfb_ms.p95)}`),
       stat("Cost", micro(stats.cost_micro_usd)));
+    charts(stats);
     document.getElementById("by-model").replaceChildren(breakdown(stats.by_model));
     document.getElementById("by-provider").replaceChildren(breakdown(stats.by_provider));
     document.getElementById("by-app").replaceChildren(breakdown(stats.by_app));
