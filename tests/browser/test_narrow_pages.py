@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import Site, shot, site_with_upstream
+from .conftest import SHOTS, Site, shot, site_with_upstream
 
 PHONE = {"width": 390, "height": 844}
 PAGES = ["/", "/models", "/chat", "/compare", "/activity", "/keys", "/credits", "/verifier"]
@@ -88,15 +87,16 @@ def phone(browser: Browser, busy_site: Site) -> Iterator[Page]:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_no_page_is_wider_than_a_phone(phone: Page, path: str, tmp_path: Path) -> None:
+def test_no_page_is_wider_than_a_phone(phone: Page, path: str) -> None:
     phone.goto(path)
     phone.wait_for_load_state("networkidle")
     expect(phone.locator("h1")).to_be_visible()
     widths = phone.evaluate(
         "() => [document.documentElement.scrollWidth, document.body.scrollWidth]"
     )
-    phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
-    shot(phone, "phone" + (path.replace("/", "-") if path != "/" else "-home"))
+    name = "phone" + (path.replace("/", "-") if path != "/" else "-home")
+    shot(phone, name)
+    phone.screenshot(path=str(SHOTS / f"{name}-first-screen.png"))  # what a phone shows
     assert max(widths) <= PHONE["width"], f"{path} is {widths} px wide: {_sticking_out(phone)}"
 
 
@@ -109,3 +109,15 @@ def _sticking_out(page: Page) -> list[str]:
                         + ` ${Math.round(e.getBoundingClientRect().right)}`)
             .slice(0, 8)"""
     )
+
+
+def test_the_try_it_dialog_fits_a_phone(phone: Page) -> None:
+    phone.goto("/models")
+    phone.locator("article", has_text=LONG_MODEL).get_by_role("button", name="Try it").click()
+    phone.locator("#reveal").click()  # the whole key: the longest line the snippet has
+    expect(phone.locator("#snippet")).to_contain_text(LONG_MODEL)
+    box = phone.locator("#try").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    widths = phone.evaluate("() => document.documentElement.scrollWidth")
+    shot(phone, "phone-models-try-it")
+    assert widths <= PHONE["width"], _sticking_out(phone)
