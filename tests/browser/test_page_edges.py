@@ -68,7 +68,9 @@ def test_try_it_shows_the_key_masked_and_copies_it_whole(page: Watched, site: Si
     copied = p.evaluate("navigator.clipboard.readText()")
     assert f'api_key="{key}"' in copied and 'model="demo-mini"' in copied
     assert key not in snippet.inner_text()  # copying did not reveal it
-    p.locator("#close").click()
+    reveal.click()
+    expect(snippet).to_contain_text(f'api_key="{key}"')
+    p.locator("#close").click()  # closed while revealed
     p.locator("article", has_text="chain-a").get_by_role("button", name="Try it").click()
     expect(snippet).to_contain_text(_masked(key))  # every opening starts masked
 
