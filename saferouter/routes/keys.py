@@ -15,13 +15,16 @@ from .auth import require_admin
 from .body import json_object, optional_limit, optional_str, usd_micro
 
 blueprint = Blueprint("keys", __name__)
+_CREATE_FIELDS = frozenset({"name", "role", "credits_usd", "rpm_limit", "tpm_limit"})
 
 
 @blueprint.post("/v1/keys")
 async def create_key() -> Response:
     state = app_state()
     await require_admin(state)
-    data = await json_object()
+    # a misspelt "rpm" or "admin" would otherwise make a key without the limit or the
+    # role its maker asked for, and say nothing
+    data = await json_object(fields=_CREATE_FIELDS)
     name = optional_str(data, "name")
     if name is None:
         raise InvalidRequest("'name' is required.", param="name", code="missing_required_parameter")

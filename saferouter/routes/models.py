@@ -51,7 +51,18 @@ async def list_models() -> Response:
         )
         for model in settings.catalog.models.values()
     ]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": listing_order(data)})
+
+
+def listing_order(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The models as ``/v1/models`` lists them: the ones a request can use now first,
+    then by provider name, each provider's in catalog order (a stable sort).
+
+    Why here and not in a page: a new user's first look (the Models page, the chat's and
+    Compare's pickers, an SDK's ``models.list()``) should start with what works, rather
+    than with a screen of models whose provider key is not set.
+    """
+    return sorted(described, key=lambda m: (not m["available"], m["provider_name"].casefold()))
 
 
 @blueprint.get("/v1/models/<path:model_id>")

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwrig
 
 from ..processes import Served, free_port, serving
 from ..rewriting_proxy import rewriting_proxy as rewriting_proxy  # the page tests import it here
-from ..servers import FakeUpstream, fake_upstream
+from ..servers import FakeUpstream, fake_upstream, write_catalog
 
 CHROMIUM = os.environ.get("SAFEROUTER_CHROMIUM", "/usr/bin/chromium")
 WEB = Path(__file__).resolve().parents[2] / "saferouter" / "web"  # the pages, as opened from disk
@@ -166,3 +166,17 @@ def send_chat(page: Page, prompt: str) -> Locator:
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@contextmanager
+def site_with_upstream(folder: Path, extra_catalog: str = "") -> Iterator[Site]:
+    """A gateway whose catalog adds the fake providers of tests/servers.py (available:
+    their key is set, their models answer from a fake upstream on a thread) and
+    ``extra_catalog``."""
+    with upstream_on_a_thread() as upstream:
+        config = write_catalog(folder / "catalog.toml", upstream.url)
+        config.write_text(config.read_text() + extra_catalog)
+        env = {"FAKE_API_KEY": "sk-fake-operator"}
+        with gateway(folder / "data", "--config", str(config), env=env) as served:
+            admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
+            yield Site(served.url, admin, folder / "data")

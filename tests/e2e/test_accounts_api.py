@@ -209,3 +209,16 @@ async def test_two_admins_revoking_each_other_at_once_leave_one(gateway: Gateway
 async def _revoke(gateway: Gateway, secret: str, target: str, statuses: dict[str, int]) -> None:
     async with client(gateway, secret) as admin:
         statuses[target] = (await admin.delete(f"/v1/keys/{target}")).status_code
+
+
+@pytest.mark.parametrize("field", ["rpm", "admin", "credits"])
+async def test_key_creation_refuses_a_field_it_does_not_know(gateway: Gateway, field: str) -> None:
+    """A misspelt limit or role is refused, never silently dropped (a key made without
+    the limit its maker asked for)."""
+    async with client(gateway, gateway.admin_key) as admin:
+        response = await admin.post("/v1/keys", json={"name": "a", field: 5})
+        listed = (await admin.get("/v1/keys")).json()["data"]
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+    assert field in response.json()["error"]["message"]
+    assert [k for k in listed if k["name"] == "a"] == []

@@ -47,3 +47,24 @@ async def test_health_and_ready(gateway: Gateway) -> None:
         ready = await client.get("/ready")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "ok"}
+
+
+async def test_the_models_that_work_come_first_then_by_provider(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        listed = (await client.get("/v1/models")).json()["data"]
+    available = [m["available"] for m in listed]
+    assert True in available and False in available  # both kinds, or the test shows nothing
+    assert available == sorted(available, reverse=True), "an unavailable model came first"
+    catalog = list(gateway.settings.catalog.models)
+    for kind in (True, False):
+        group = [m for m in listed if m["available"] is kind]
+        names = [m["provider_name"].casefold() for m in group]
+        assert names == sorted(names), f"available={kind}: not grouped by provider"
+        for provider in set(names):  # within a provider: the catalog's order
+            ids = [m["id"] for m in group if m["provider_name"].casefold() == provider]
+            assert ids == sorted(ids, key=catalog.index)
+    ids = [m["id"] for m in listed]
+    # the fake providers' models come after DeepSeek's and Z.AI's in the catalog, and
+    # `hedged` (Fake upstream) after `chain-b` (Fake upstream two): now the other way
+    assert ids.index("chain-a") < ids.index("deepseek-flash")
+    assert ids.index("hedged") < ids.index("chain-b")

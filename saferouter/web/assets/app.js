@@ -10,6 +10,51 @@ const PAGES = [
 
 export function apiKey() { return localStorage.getItem(KEY) || ""; }
 
+// A key as a page shows it unless asked: its kind and last four characters, enough to
+// tell keys apart and too little to use (a screen share, a screenshot, a shoulder).
+const NO_KEY = "sk-sr-…"; // in a snippet when this browser holds no key
+export function maskKey(key) { return key ? `${key.slice(0, 6)}…${key.slice(-4)}` : NO_KEY; }
+
+// A code snippet holding the page's key: shown masked, a button reveals it, Copy copies
+// the whole key. `textFor(key)` writes the snippet around a key.
+export class KeySnippet {
+  constructor({ code, reveal, copy, said }) {
+    Object.assign(this, { code, reveal, said, revealed: false, textFor: () => "" });
+    reveal.addEventListener("click", () => { this.revealed = !this.revealed; this.render(); });
+    copy.addEventListener("click", () => this.copy());
+    document.addEventListener("keychange", () => this.render());
+  }
+
+  // `masked`: start masked again (a dialog opened anew), else keep what was chosen
+  show(textFor, { masked = false } = {}) {
+    Object.assign(this, { textFor, revealed: this.revealed && !masked });
+    this.said.textContent = "";
+    this.render();
+  }
+
+  render() {
+    this.reveal.hidden = !apiKey();
+    this.reveal.textContent = this.revealed ? "Hide key" : "Show key";
+    this.reveal.setAttribute("aria-pressed", String(this.revealed));
+    this.code.textContent = this.textFor(this.revealed ? apiKey() || NO_KEY : maskKey(apiKey()));
+  }
+
+  async copy() {
+    try {
+      await navigator.clipboard.writeText(this.textFor(apiKey() || NO_KEY));
+      this.said.textContent = "Copied.";
+    } catch { // no clipboard (plain http from another host): the whole text, selected
+      this.revealed = true;
+      this.render();
+      const range = document.createRange();
+      range.selectNodeContents(this.code);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      this.said.textContent = "Selected: press Ctrl+C.";
+    }
+  }
+}
+
 export function renderNav() {
   const header = document.createElement("header");
   header.className = "nav";
@@ -130,19 +175,35 @@ export async function streamChat(body, { signal, onEvent, onHeaders }) {
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 export function escapeHtml(text) { return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]); }
 
+// A text cut at its fenced code blocks (```lang … ```, the last one possibly unclosed):
+// [{ text }, { code, lang }, { text }, …]. Model output and the user's own words both.
+export function fences(source) {
+  const parts = String(source).split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
+  const pieces = [];
+  for (let i = 0; i < parts.length; i += 3) {
+    pieces.push({ text: parts[i] });
+    if (i + 2 < parts.length) pieces.push({ code: parts[i + 2], lang: parts[i + 1] || "" });
+  }
+  return pieces;
+}
+
 // Markdown subset: fenced code, inline code, bold, italic, headings, lists, links
 // (http/https only). Input is escaped before any tag is added.
 export function markdown(source) {
-  const parts = String(source).split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
-  let html = "";
-  for (let i = 0; i < parts.length; i += 3) {
-    html += blocks(parts[i]);
-    if (i + 2 < parts.length) {
-      const lang = escapeHtml(parts[i + 1] || "");
-      html += `<pre><code data-lang="${lang}">${escapeHtml(parts[i + 2])}</code></pre>`;
-    }
-  }
-  return html;
+  return fences(source).map((piece) => piece.code === undefined ? blocks(piece.text)
+    : `<pre><code data-lang="${escapeHtml(piece.lang)}">${escapeHtml(piece.code)}</code></pre>`).join("");
+}
+
+// What a person typed, as text nodes only (never HTML): its line breaks kept (the
+// stylesheet's pre-wrap) and its fenced code blocks shown as code.
+export function plainText(source) {
+  const pieces = fences(source);
+  return pieces.map((piece, i) => {
+    if (piece.code !== undefined) return el("pre", {}, [el("code", { textContent: piece.code, "data-lang": piece.lang })]);
+    // the line breaks around a fence are the fence's own, not blank lines of the text
+    const text = piece.text.replace(i > 0 ? /^\n/ : /^/, "").replace(i < pieces.length - 1 ? /\n$/ : /$/, "");
+    return text && el("div", { className: "typed", textContent: text });
+  }).filter(Boolean);
 }
 
 function blocks(text) {

@@ -1,4 +1,4 @@
-import { api, el, markdown, showError, streamChat } from "/assets/app.js";
+import { api, el, markdown, plainText, showError, streamChat } from "/assets/app.js";
 
 const STORE = "saferouter.conversations";
 const messagesBox = document.getElementById("messages");
@@ -59,7 +59,7 @@ function messageNode(message) {
     node.append(details);
   }
   const content = el("div", { className: "content" });
-  if (message.role === "user") content.textContent = message.content;
+  if (message.role === "user") content.replaceChildren(...plainText(message.content));
   else content.innerHTML = markdown(message.content || "");
   node.append(content);
   if (message.receipt) {
@@ -131,8 +131,8 @@ async function ask(text) {
 
 document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
-  const text = prompt.value.trim();
-  if (!text || controller) return;
+  const text = prompt.value.trimEnd(); // a first line's indentation is kept (code)
+  if (!text.trim() || controller) return;
   prompt.value = "";
   ask(text);
 });

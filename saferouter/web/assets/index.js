@@ -1,19 +1,23 @@
-import { apiKey, el } from "/assets/app.js";
+import { el, KeySnippet } from "/assets/app.js";
 
 const base = `${location.origin}/v1`;
-const key = apiKey() || "sk-sr-…";
+const code = el("code", { id: "quickstart-code" });
+const reveal = el("button", { className: "secondary", id: "quickstart-reveal" });
+const copy = el("button", { className: "secondary", textContent: "Copy" });
+const said = el("span", { className: "small muted" });
 document.getElementById("quickstart").append(
   el("p", { textContent: "Point any OpenAI SDK at SafeRouter: change only the base URL and the key." }),
-  el("pre", {}, [el("code", { textContent:
+  el("pre", {}, [code]), el("div", { className: "row" }, [copy, reveal, said]),
+  el("p", { className: "small muted",
+            textContent: "The demo model needs no provider key. Set DEEPSEEK_API_KEY or ZAI_API_KEY on the gateway for real models." }),
+);
+new KeySnippet({ code, reveal, copy, said }).show((key) =>
 `from openai import OpenAI
 
 client = OpenAI(base_url="${base}", api_key="${key}")
 reply = client.chat.completions.create(
     model="demo", messages=[{"role": "user", "content": "Hello"}])
-print(reply.choices[0].message.content)` })]),
-  el("p", { className: "small muted",
-            textContent: "The demo model needs no provider key. Set DEEPSEEK_API_KEY or ZAI_API_KEY on the gateway for real models." }),
-);
+print(reply.choices[0].message.content)`);
 
 const ROADMAP = [
   ["OpenAI-compatible chat, streaming byte for byte, catalog routing, demo provider", "shipped"],

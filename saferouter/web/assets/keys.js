@@ -3,6 +3,21 @@ import { api, el, micro, showError } from "/assets/app.js";
 const status = document.getElementById("status");
 const created = document.getElementById("created");
 
+function limits(key) {
+  const each = [key.rpm_limit && `${key.rpm_limit} rpm`, key.tpm_limit && `${key.tpm_limit} tpm`];
+  return each.filter(Boolean).join(" · ") || "none";
+}
+
+// The create form's fields as POST /v1/keys takes them; an empty one is left out (no
+// limit, unmetered, a user key). The gateway checks the values (as the CLI's flags).
+function newKey() {
+  const value = (id) => document.getElementById(id).value.trim();
+  const limit = (id) => (value(id) ? { [`${id}_limit`]: Number(value(id)) } : {});
+  return { name: value("name"), ...(value("credits") ? { credits_usd: value("credits") } : {}),
+           ...limit("rpm"), ...limit("tpm"),
+           ...(document.getElementById("role-admin").checked ? { role: "admin" } : {}) };
+}
+
 function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "never"; }
 
 // Only admins manage SafeRouter keys; every key has its provider keys (byok.js).
@@ -35,7 +50,7 @@ function row(key) {
   });
   return el("tr", { className: key.revoked ? "muted" : "" }, [
     el("td", {}, [name]), el("td", {}, [el("code", { textContent: `${key.prefix}…` })]),
-    el("td", { textContent: key.role }),
+    el("td", { textContent: key.role }), el("td", { className: "limits", textContent: limits(key) }),
     el("td", { textContent: key.metered ? micro(key.balance_micro_usd) : "unmetered" }),
     el("td", { textContent: `${key.usage.requests} req · ${micro(key.usage.cost_micro_usd)}` }),
     el("td", { textContent: when(key.last_used_at) }), el("td", {}, [revoke]),
@@ -44,15 +59,13 @@ function row(key) {
 
 document.getElementById("create").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const credits = document.getElementById("credits").value.trim();
   try {
-    const key = await api("/v1/keys", { method: "POST", body: {
-      name: document.getElementById("name").value.trim(), ...(credits ? { credits_usd: credits } : {}) } });
+    const key = await api("/v1/keys", { method: "POST", body: newKey() });
     const secret = el("code", { className: "secret", textContent: key.key });
     const copy = el("button", { className: "secondary", textContent: "Copy" });
     copy.addEventListener("click", () => navigator.clipboard?.writeText(key.key).catch(() => {}));
     created.replaceChildren(el("div", { className: "notice ok", role: "status" }, [
-      el("strong", { textContent: `Key “${key.name}” created. ` }),
+      el("strong", { textContent: `${key.role === "admin" ? "Admin key" : "Key"} “${key.name}” created. ` }),
       el("span", { textContent: "Copy it now: it will not be shown again. " }), secret, copy]));
     document.getElementById("create").reset();
     await load();

@@ -1,16 +1,14 @@
-import { apiKey, api, el, showError, usd } from "/assets/app.js";
+import { api, el, KeySnippet, showError, usd } from "/assets/app.js";
 
 const cards = document.getElementById("cards");
 const search = document.getElementById("search");
 const providerSelect = document.getElementById("provider");
 const dialog = document.getElementById("try");
 let models = [];
-let current = null;
 let tab = "curl";
 
-function snippet(model, kind) {
+function snippet(model, kind, key) {
   const base = `${location.origin}/v1`;
-  const key = apiKey() || "sk-sr-…";
   if (kind === "curl") {
     return `curl ${base}/chat/completions \\
   -H "Authorization: Bearer ${key}" \\
@@ -33,8 +31,10 @@ const reply = await client.chat.completions.create({
 console.log(reply.choices[0].message.content);`;
 }
 
+const shown = new KeySnippet({ code: document.getElementById("snippet"), reveal: document.getElementById("reveal"),
+                               copy: document.getElementById("copy"), said: document.getElementById("copied") });
+
 function openTry(model) {
-  current = model;
   document.getElementById("try-title").textContent = `Try ${model.id}`;
   const tabs = document.getElementById("tabs");
   tabs.replaceChildren(...["curl", "python", "javascript"].map((kind) => {
@@ -43,24 +43,10 @@ function openTry(model) {
     button.addEventListener("click", () => { tab = kind; openTry(model); });
     return button;
   }));
-  document.getElementById("snippet").textContent = snippet(model, tab);
-  document.getElementById("copied").textContent = "";
+  shown.show((key) => snippet(model, tab, key), { masked: !dialog.open }); // each opening starts masked
   if (!dialog.open) dialog.showModal();
 }
 
-document.getElementById("copy").addEventListener("click", async () => {
-  const text = snippet(current, tab);
-  try {
-    await navigator.clipboard.writeText(text);
-    document.getElementById("copied").textContent = "Copied.";
-  } catch {
-    const range = document.createRange();
-    range.selectNodeContents(document.getElementById("snippet"));
-    getSelection().removeAllRanges();
-    getSelection().addRange(range);
-    document.getElementById("copied").textContent = "Selected: press Ctrl+C.";
-  }
-});
 document.getElementById("close").addEventListener("click", () => dialog.close());
 
 function card(model) {
@@ -88,10 +74,12 @@ function card(model) {
 function render() {
   const query = search.value.trim().toLowerCase();
   const provider = providerSelect.value;
-  const shown = models.filter((m) => (!provider || m.provider === provider) &&
+  const availableOnly = document.getElementById("available-only").checked;
+  const listed = models.filter((m) => (!provider || m.provider === provider) &&
+    (!availableOnly || m.available) &&
     (!query || `${m.id} ${m.name} ${m.provider_name}`.toLowerCase().includes(query)));
-  cards.replaceChildren(...shown.map(card));
-  document.getElementById("count").textContent = `${shown.length} of ${models.length}`;
+  cards.replaceChildren(...listed.map(card));
+  document.getElementById("count").textContent = `${listed.length} of ${models.length}`;
 }
 
 async function load() {
@@ -108,4 +96,5 @@ async function load() {
 
 search.addEventListener("input", render);
 providerSelect.addEventListener("change", render);
+document.getElementById("available-only").addEventListener("change", render);
 load();
