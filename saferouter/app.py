@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from functools import partial
 
 import trio
@@ -15,7 +14,7 @@ from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .api_asgi import REQUEST_ID_HEADER, ApiEndpoint
-from .asgi import ClientGuard
+from .asgi import UNMATCHED, ClientGuard, new_request_id, trace_of
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
 from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
@@ -112,6 +111,7 @@ def create_app(
         send_timeout_s=settings.send_timeout_s,
         drain_limit_bytes=2 * settings.max_body_bytes,
         body_timeout_s=BODY_TIMEOUT_S,
+        observers=lambda: app_state.observers,
     )
 
     @app.before_serving
@@ -153,7 +153,10 @@ def create_app(
 
     @app.before_request
     async def _start() -> None:
-        g.request_id = "req_" + secrets.token_hex(12)
+        trace = trace_of(request.scope)
+        g.request_id = trace.request_id if trace is not None else new_request_id()
+        if trace is not None:  # the rule's template, never the raw path (a 404: none)
+            trace.route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
         # What may reach the store holds no NUL (client_input.validate_storable): no
         # resource is named with one (404), and a query value with one is bad input.
@@ -173,16 +176,16 @@ def create_app(
 
     @app.errorhandler(ApiError)
     async def _client_error(error: ApiError) -> Response:
-        return error_response(error)
+        return _traced_error(error)
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:
-        return error_response(_from_http(error))
+        return _traced_error(_from_http(error))
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         request_id = getattr(g, "request_id", "unknown")
-        return error_response(
+        return _traced_error(
             unexpected_error(error, method=request.method, path=request.path, request_id=request_id)
         )
 
@@ -215,6 +218,14 @@ class CountConverter(IntegerConverter):
         if number > MAX_COUNT:
             raise ValidationError()
         return number
+
+
+def _traced_error(error: ApiError) -> Response:
+    """The error's response, its code noted in the request's trace."""
+    trace = trace_of(request.scope)
+    if trace is not None:
+        trace.error_type = error.code or error.error_type
+    return error_response(error)
 
 
 def _from_http(error: HTTPException) -> ApiError:

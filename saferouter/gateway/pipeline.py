@@ -64,6 +64,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import ApiError, UpstreamError
+from ..observe import RequestTrace
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
@@ -122,6 +123,7 @@ class ApiCall:
     delivery: ClientDelivery | None = None
     x_api_key: str | None = None  # the x-api-key header (Anthropic's clients send it)
     headers: Sequence[tuple[bytes, bytes]] = ()  # the request's, for the dialect to read
+    trace: RequestTrace | None = None  # filled for the worker's observers (observe.py)
 
 
 @attrs.define
