@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from functools import partial
 
 import trio
@@ -23,6 +25,7 @@ from .config import Settings
 from .datadir import replica_id
 from .errors import (
     ApiError,
+    ConfigError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -35,6 +38,7 @@ from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
+from .observe import Observer, Observers
 from .paths import ApiPrefix, not_found
 from .routes import (
     activity,
@@ -88,6 +92,8 @@ def create_app(
         authenticator=Authenticator(store),
     )
     app.extensions[EXTENSION] = app_state
+    open_traces = _trace_opener(settings)  # a missing ``otel`` extra stops the start here
+    traces = ExitStack()  # the trace exporter while serving; closing it sends the last spans
     heartbeat = Heartbeat(
         store,
         lease_s=settings.lease_s,
@@ -138,6 +144,10 @@ def create_app(
             attempt_counts=app_state.attempt_counts,
             unsettled=app_state.unsettled,
         )
+        if open_traces is not None:
+            exporter = traces.enter_context(open_traces())
+            app_state.observers = Observers((*app_state.observers.observers, exporter))
+            log.info("OpenTelemetry traces go to %s", settings.otel_traces_url)
         # the lease before the first request: nothing is admitted without one
         await heartbeat.take_lease()
         await app.nursery.start(heartbeat.run)
@@ -145,7 +155,10 @@ def create_app(
     @app.after_serving
     async def _close() -> None:
         # hypercorn runs this once the requests in flight have ended (or were cut off at
-        # the graceful timeout): what those left open is for the next sweep to release
+        # the graceful timeout): what those left open is for the next sweep to release.
+        # Each has handed its trace over: the export thread posts what is queued, then
+        # stops (in a thread: it waits on the collector).
+        await trio.to_thread.run_sync(traces.close)
         await heartbeat.stop()
         if app_state.upstreams is not None:
             await app_state.upstreams.aclose()
@@ -218,6 +231,23 @@ class CountConverter(IntegerConverter):
         if number > MAX_COUNT:
             raise ValidationError()
         return number
+
+
+def _trace_opener(settings: Settings) -> Callable[[], AbstractContextManager[Observer]] | None:
+    """``telemetry.open_trace_exporter`` for the traces URL, when there is one. Imported
+    only then: with none, OpenTelemetry is not even imported (tests/e2e/test_otel.py)."""
+    url = settings.otel_traces_url
+    if url is None:
+        return None
+    try:
+        from .telemetry import open_trace_exporter
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        raise ConfigError(
+            "OpenTelemetry traces need the otel extra: pip install 'saferouter[otel]'"
+        ) from exc
+    return partial(open_trace_exporter, url)
 
 
 def _traced_error(error: ApiError) -> Response:
