@@ -53,7 +53,11 @@ class TraceExporter:
     exporter in the tests)."""
 
     def __init__(self, processor: SpanProcessor, *, resource: Resource | None = None) -> None:
-        self._provider = TracerProvider(resource=resource or service_resource())
+        # closed by its owner (the app, after serving), not by the SDK's atexit hook: a
+        # second way to close would hide a path that forgot the first
+        self._provider = TracerProvider(
+            resource=resource or service_resource(), shutdown_on_exit=False
+        )
         self._provider.add_span_processor(processor)
         self._tracer = self._provider.get_tracer("saferouter", __version__)
 
