@@ -45,6 +45,9 @@ from .observe import AttemptTrace, RequestTrace
 # gen_ai.operation.name for each LLM API (the dialect's Api value): all three are a
 # conversation in, a message out — the GenAI conventions' "chat"
 OPERATIONS = {"chat": "chat", "responses": "chat", "messages": "chat"}
+# the error codes of a request the client ended (gateway/pipeline.py, relay.py): it left,
+# or stopped reading; no failure of the gateway's
+CLIENT_ENDINGS = frozenset({"client_disconnected", "client_send_timeout"})
 
 
 class TraceExporter:
@@ -116,8 +119,8 @@ def service_resource() -> Resource:
 
 
 def request_span_name(trace: RequestTrace) -> str:
-    """ "chat <model>" for an LLM API (the GenAI conventions' name), "GET /route" for the
-    other routes (the HTTP conventions')."""
+    """The request span's name: for an LLM API the GenAI conventions' ``chat <model>``;
+    for the other routes the HTTP conventions' ``GET /route``."""
     operation = OPERATIONS.get(trace.api or "")
     if operation is None:
         return f"{trace.method} {trace.route}"
@@ -125,15 +128,17 @@ def request_span_name(trace: RequestTrace) -> str:
 
 
 def attempt_span_name(trace: RequestTrace, attempt: AttemptTrace) -> str:
-    """ "chat <the model name the provider was sent>"."""
+    """An attempt span's name: ``chat <the model name the provider was sent>``."""
     return f"{OPERATIONS.get(trace.api or '', 'chat')} {attempt.upstream_model}"
 
 
 def request_failed(trace: RequestTrace) -> bool:
-    """The gateway failed the client: a 5xx, or no status sent at all. A 4xx is the
-    client's error (the HTTP conventions leave such server spans unset); a client that
-    left mid-answer was served as far as it listened."""
-    return trace.status is None or trace.status >= 500
+    """The gateway failed the client: a 5xx, or no response at all though the client
+    stayed. A 4xx is the client's error (the HTTP conventions leave such server spans
+    unset); a client that left was served as far as it listened."""
+    if trace.status is None:
+        return trace.error_type not in CLIENT_ENDINGS
+    return trace.status >= 500
 
 
 def request_attributes(trace: RequestTrace) -> dict[str, AttributeValue]:

@@ -229,6 +229,8 @@ def test_a_hedge_that_won_leaves_the_slow_attempt_cancelled_not_failed(
     [
         (502, "upstream_error", StatusCode.ERROR),
         (None, None, StatusCode.ERROR),  # no answer went out at all
+        (None, "client_disconnected", StatusCode.UNSET),  # the client left first
+        (200, "client_send_timeout", StatusCode.UNSET),  # it stopped reading
         (429, "rate_limit_exceeded", StatusCode.UNSET),  # the client's to fix
         (200, None, StatusCode.UNSET),
     ],
