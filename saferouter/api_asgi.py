@@ -20,7 +20,6 @@ unexpected.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ import attrs
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
-from .asgi import BodyProgress, delivery_of, timing_of
+from .asgi import BodyProgress, delivery_of, new_request_id, timing_of, trace_of
 from .errors import (
     ApiError,
     InvalidRequest,
@@ -73,7 +72,10 @@ class ApiEndpoint:
         ):
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(12)
+        trace = trace_of(scope)
+        if trace is not None:
+            trace.route = dialect.path  # the template: the query string plays no part
+        request_id = trace.request_id if trace is not None else new_request_id()
         headers = list(scope["headers"])
         declared = BodyProgress.from_headers(headers, drain_limit_bytes=0).expected_bytes
         body = _Body(self.max_body_bytes, declared)
@@ -90,6 +92,7 @@ class ApiEndpoint:
                 started_s=trio.current_time(),
                 timing=timing_of(scope),
                 delivery=delivery_of(scope),
+                trace=trace,
             )
             await _answer(ports, scope["method"], call, out)
             nursery.cancel_scope.cancel()
@@ -107,12 +110,12 @@ async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
             )
         reply = await serve(ports, call)
     except ApiError as error:
-        reply = Reply.of_error(error, dialect)
+        reply = _error_reply(error, call)
     except Exception as error:  # a bug: the client gets a 500, the log where it happened
         internal = unexpected_error(
             error, method=method, path=dialect.path, request_id=call.request_id
         )
-        reply = Reply.of_error(internal, dialect)
+        reply = _error_reply(internal, call)
     if reply.stream is None:
         headers = [*_encoded(reply.headers), id_header]
         headers.append((b"content-length", str(len(reply.body)).encode()))
@@ -127,6 +130,12 @@ async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await reply.stream.aclose()  # settles a stream the client left (shielded inside)
+
+
+def _error_reply(error: ApiError, call: ApiCall) -> Reply:
+    if call.trace is not None:
+        call.trace.error_type = error.code or error.error_type
+    return Reply.of_error(error, call.dialect)
 
 
 def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

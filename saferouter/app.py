@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from functools import partial
 
 import trio
@@ -15,7 +16,7 @@ from werkzeug.exceptions import NotFound as UnknownUrl
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .api_asgi import REQUEST_ID_HEADER, ApiEndpoint
-from .asgi import ClientGuard
+from .asgi import UNMATCHED, ClientGuard, new_request_id, trace_of
 from .attestation.service import AttestationService
 from .byok.keyring import Keyring
 from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
@@ -24,6 +25,7 @@ from .config import Settings
 from .datadir import replica_id
 from .errors import (
     ApiError,
+    ConfigError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -36,6 +38,7 @@ from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
+from .observe import Observer, Observers
 from .paths import ApiPrefix, not_found
 from .routes import (
     activity,
@@ -89,6 +92,8 @@ def create_app(
         authenticator=Authenticator(store),
     )
     app.extensions[EXTENSION] = app_state
+    open_traces = _trace_opener(settings)  # a missing ``otel`` extra stops the start here
+    traces = ExitStack()  # the trace exporter while serving; closing it sends the last spans
     heartbeat = Heartbeat(
         store,
         lease_s=settings.lease_s,
@@ -112,6 +117,7 @@ def create_app(
         send_timeout_s=settings.send_timeout_s,
         drain_limit_bytes=2 * settings.max_body_bytes,
         body_timeout_s=BODY_TIMEOUT_S,
+        observers=lambda: app_state.observers,
     )
 
     @app.before_serving
@@ -138,6 +144,10 @@ def create_app(
             attempt_counts=app_state.attempt_counts,
             unsettled=app_state.unsettled,
         )
+        if open_traces is not None:
+            exporter = traces.enter_context(open_traces())
+            app_state.observers = Observers((*app_state.observers.observers, exporter))
+            log.info("OpenTelemetry traces go to %s", settings.otel_traces_url)
         # the lease before the first request: nothing is admitted without one
         await heartbeat.take_lease()
         await app.nursery.start(heartbeat.run)
@@ -145,7 +155,10 @@ def create_app(
     @app.after_serving
     async def _close() -> None:
         # hypercorn runs this once the requests in flight have ended (or were cut off at
-        # the graceful timeout): what those left open is for the next sweep to release
+        # the graceful timeout): what those left open is for the next sweep to release.
+        # Each has handed its trace over: the export thread posts what is queued, then
+        # stops (in a thread: it waits on the collector).
+        await trio.to_thread.run_sync(traces.close)
         await heartbeat.stop()
         if app_state.upstreams is not None:
             await app_state.upstreams.aclose()
@@ -153,7 +166,10 @@ def create_app(
 
     @app.before_request
     async def _start() -> None:
-        g.request_id = "req_" + secrets.token_hex(12)
+        trace = trace_of(request.scope)
+        g.request_id = trace.request_id if trace is not None else new_request_id()
+        if trace is not None:  # the rule's template, never the raw path (a 404: none)
+            trace.route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
         g.started = trio.current_time()  # the pipeline's clock (clock.TrioClock)
         # What may reach the store holds no NUL (client_input.validate_storable): no
         # resource is named with one (404), and a query value with one is bad input.
@@ -173,16 +189,16 @@ def create_app(
 
     @app.errorhandler(ApiError)
     async def _client_error(error: ApiError) -> Response:
-        return error_response(error)
+        return _traced_error(error)
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:
-        return error_response(_from_http(error))
+        return _traced_error(_from_http(error))
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         request_id = getattr(g, "request_id", "unknown")
-        return error_response(
+        return _traced_error(
             unexpected_error(error, method=request.method, path=request.path, request_id=request_id)
         )
 
@@ -215,6 +231,31 @@ class CountConverter(IntegerConverter):
         if number > MAX_COUNT:
             raise ValidationError()
         return number
+
+
+def _trace_opener(settings: Settings) -> Callable[[], AbstractContextManager[Observer]] | None:
+    """``telemetry.open_trace_exporter`` for the traces URL, when there is one. Imported
+    only then: with none, OpenTelemetry is not even imported (tests/e2e/test_otel.py)."""
+    url = settings.otel_traces_url
+    if url is None:
+        return None
+    try:
+        from .telemetry import open_trace_exporter
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        raise ConfigError(
+            "OpenTelemetry traces need the otel extra: pip install 'saferouter[otel]'"
+        ) from exc
+    return partial(open_trace_exporter, url)
+
+
+def _traced_error(error: ApiError) -> Response:
+    """The error's response, its code noted in the request's trace."""
+    trace = trace_of(request.scope)
+    if trace is not None:
+        trace.error_type = error.code or error.error_type
+    return error_response(error)
 
 
 def _from_http(error: HTTPException) -> ApiError:

@@ -36,12 +36,20 @@ does four things for each HTTP request:
    ``Server-Timing`` header here — whatever route or error handler answered — before (2)
    may hold the start back for the client's body (the client's time, not ours).
 
+5. **The request's trace.** Its :class:`~saferouter.observe.RequestTrace` (and its
+   request id) is made here too, filled by whichever code answers (the route template,
+   the model, the attempts …), given its status and times at the response start, and
+   handed to the worker's :class:`~saferouter.observe.Observers` once the app has
+   returned — after the last byte, or once the client left — exactly once, whatever
+   answered (a route, an error handler, the API pipeline, Quart's 404).
+
 (2) and (3) concern HTTP/1, where requests follow one another on one byte stream; an
 HTTP/2 stream ends on its own.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -49,7 +57,9 @@ import attrs
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
+from .clock import Clock, TrioClock
 from .delivery import ClientDelivery
+from .observe import Observers, RequestTrace
 from .timing import HEADER as TIMING_HEADER
 from .timing import RequestTiming
 
@@ -60,6 +70,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 EXTENSION = "saferouter.delivery"
 TIMING_EXTENSION = "saferouter.timing"
+TRACE_EXTENSION = "saferouter.trace"
+# the route of a request no route or API path matched (a label never takes the raw path)
+UNMATCHED = "unmatched"
 _T = TypeVar("_T")
 # hypercorn's send(None) only closes a connection; bounded anyway, since it runs shielded
 _ABORT_BOUND_S = 5.0
@@ -73,6 +86,16 @@ def delivery_of(scope: Mapping[str, object]) -> ClientDelivery | None:
 def timing_of(scope: Mapping[str, object]) -> RequestTiming | None:
     """The request's :class:`RequestTiming`; None when served without :class:`ClientGuard`."""
     return _extension(scope, TIMING_EXTENSION, RequestTiming)
+
+
+def trace_of(scope: Mapping[str, object]) -> RequestTrace | None:
+    """The request's :class:`RequestTrace`; None when served without :class:`ClientGuard`."""
+    return _extension(scope, TRACE_EXTENSION, RequestTrace)
+
+
+def new_request_id() -> str:
+    """A fresh request id (``X-SafeRouter-Request-Id``)."""
+    return "req_" + secrets.token_hex(12)
 
 
 def _extension(scope: Mapping[str, object], name: str, kind: type[_T]) -> _T | None:
@@ -177,13 +200,16 @@ class SendWatch:
 
 @attrs.frozen
 class ClientGuard:
-    """ASGI middleware: a send timeout, early answers that keep keep-alive working, and
-    the ``Server-Timing`` header."""
+    """ASGI middleware: a send timeout, early answers that keep keep-alive working, the
+    ``Server-Timing`` header, and each request's trace handed to ``observers()``."""
 
     app: ASGIFramework
     send_timeout_s: float = attrs.field(kw_only=True)
     drain_limit_bytes: int = attrs.field(kw_only=True)
     body_timeout_s: float = attrs.field(kw_only=True)
+    # the worker's observers, read when a request ends (the app may set them up late)
+    observers: Callable[[], Observers] = attrs.field(kw_only=True, default=Observers)
+    clock: Clock = attrs.field(kw_only=True, factory=TrioClock)
     watch: SendWatch = attrs.field(init=False)
 
     @watch.default
@@ -202,19 +228,29 @@ class ClientGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        timing = RequestTiming(started_s=trio.current_time())
+        started_s = self.clock.now()
+        timing = RequestTiming(started_s=started_s)
         delivery = ClientDelivery()
+        trace = RequestTrace(
+            request_id=new_request_id(),
+            method=scope["method"],
+            route=UNMATCHED,  # until a route or an API path claims the request
+            started_s=started_s,
+            started_wall_s=self.clock.wall(),
+        )
         # hypercorn types extensions as dicts of dicts; these are objects the app reads
         extensions: dict[str, Any] = {
             **(scope.get("extensions") or {}),
             EXTENSION: delivery,
             TIMING_EXTENSION: timing,
+            TRACE_EXTENSION: trace,
         }
         scope["extensions"] = extensions
         exchange = _Exchange(
             self,
             delivery,
             timing,
+            trace,
             BodyProgress.from_headers(
                 list(scope.get("headers") or []), drain_limit_bytes=self.drain_limit_bytes
             ),
@@ -232,6 +268,9 @@ class ClientGuard:
             )
         finally:
             self.watch.finished(exchange)
+            # no checkpoint from here on: observed even when the app was cancelled
+            trace.ended_s = self.clock.now()
+            self.observers().request_done(trace)
 
 
 @attrs.define(eq=False)
@@ -242,6 +281,7 @@ class _Exchange:
     _guard: ClientGuard
     _delivery: ClientDelivery
     _timing: RequestTiming
+    _trace: RequestTrace
     _body: BodyProgress
     _receive: Receive
     _send: Send
@@ -257,7 +297,11 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             # (4) read before (2) waits: that wait is the client's time, not ours
-            timing = (TIMING_HEADER, self._timing.encode_header(trio.current_time()))
+            now_s = self._guard.clock.now()
+            timing = (TIMING_HEADER, self._timing.encode_header(now_s))
+            trace = self._trace  # (5)
+            trace.status, trace.first_byte_s = message["status"], now_s
+            trace.gateway_overhead_s = self._timing.gateway_s(now_s)
             message = {**message, "headers": [*message.get("headers", []), timing]}
             if self._http1 and not self._body.complete:
                 message = await self._after_body(message)

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", help="address to listen on (127.0.0.1)")
     listen.add_argument("--port", type=int, help="port to listen on (8080)")
+    # where traces go is measured too (what request metadata leaves, and to where)
+    listen.add_argument(
+        "--otel-endpoint",
+        metavar="URL",
+        help="send OpenTelemetry traces (OTLP/HTTP) to this collector, e.g. "
+        "http://127.0.0.1:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT); off by default",
+    )
     serve = commands.add_parser("serve", parents=[common, listen], help="run the gateway")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     serve.add_argument(
@@ -133,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls=getattr(args, "tls", None),
             tls_cert=getattr(args, "tls_cert", None),
             database=getattr(args, "database", None),
+            otel_endpoint=getattr(args, "otel_endpoint", None),
         )
         if args.command == "measure":
             measurement = measure(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -116,6 +117,10 @@ class Settings:
     audience: str = attrs.field(
         default=attrs.Factory(lambda s: authority(s.host, s.port), takes_self=True)
     )
+    # where each request's spans go (OTLP/HTTP protobuf, telemetry.py): the full URL of
+    # the collector's traces endpoint; None exports nothing and imports no OpenTelemetry.
+    # It is measured: a verifier sees whether, and where, request metadata leaves.
+    otel_traces_url: str | None = None
 
 
 def load_settings(
@@ -131,6 +136,7 @@ def load_settings(
     tls: bool | None = None,
     tls_cert: str | Path | None = None,
     database: str | None = None,
+    otel_endpoint: str | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -177,6 +183,7 @@ def load_settings(
         lease_s=_lease(environ),
         receipts=_flag_env(environ, "SAFEROUTER_RECEIPTS", True),
         audience=_audience(environ, authority(listen_host, listen_port)),
+        otel_traces_url=_otel_traces_url(environ, otel_endpoint),
     )
 
 
@@ -187,6 +194,51 @@ def _audience(environ: Mapping[str, str], listen_authority: str) -> str:
     if any(c in audience for c in " +\n") or not audience.isprintable():
         raise ConfigError("SAFEROUTER_AUDIENCE must be a host name (no spaces, no '+')")
     return audience
+
+
+def _otel_traces_url(environ: Mapping[str, str], endpoint: str | None) -> str | None:
+    """Where spans go, by the OpenTelemetry exporter specification's variables, or None.
+
+    ``--otel-endpoint`` / OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL, to
+    which the signal path ``v1/traces`` is appended; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    is the traces URL itself. OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn
+    it off. Only the SDK's default protocol is built in (http/protobuf): a collector
+    expecting gRPC would get nothing, so asking for another stops the start instead.
+    """
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or exporter == "none":
+        return None
+    if endpoint:
+        name, url = "--otel-endpoint", endpoint.rstrip("/") + "/v1/traces"
+    elif environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        name = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        url = environ[name]
+    elif environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+        url = environ[name].rstrip("/") + "/v1/traces"
+    else:
+        return None
+    if exporter not in ("", "otlp"):
+        raise ConfigError("OTEL_TRACES_EXPORTER must be otlp or none")
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol.strip().lower() != "http/protobuf":
+        raise ConfigError(
+            f"OpenTelemetry is exported over OTLP http/protobuf only, not {protocol} "
+            "(a collector's port 4318)"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL")
+    # the URL is measured and logged: a collector's credentials go in headers instead
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            f"{name} must not hold credentials; put them in OTEL_EXPORTER_OTLP_HEADERS"
+        )
+    return url
 
 
 def _send_timeout(environ: Mapping[str, str]) -> float:

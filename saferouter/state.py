@@ -17,6 +17,7 @@ from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.unsettled import Unsettled
 from .gateway.upstream import Upstreams
+from .observe import Observers
 from .storage import Store
 
 EXTENSION = "saferouter"
@@ -36,6 +37,8 @@ class AppState:
     # settlements the store refused, for the pipeline and the heartbeat (unsettled.py)
     unsettled: Unsettled = attrs.Factory(Unsettled)
     authenticator: Authenticator = attrs.field(kw_only=True)  # over ``store``, this worker's
+    # who is handed each finished request's trace (asgi.ClientGuard hands them over)
+    observers: Observers = attrs.Factory(Observers)
 
 
 def app_state() -> AppState:

@@ -62,6 +62,7 @@ from saferouter.app import create_app
 from saferouter.catalog import Price
 from saferouter.config import Settings, Timeouts, load_settings
 from saferouter.keys import generate_key
+from saferouter.state import EXTENSION, AppState
 from saferouter.storage.sqlite import SQLiteStore
 
 from .fake_messages import add_messages_routes
@@ -480,6 +481,7 @@ class Gateway:
     settings: Settings
     store: SQLiteStore
     admin_key: str
+    state: AppState | None = None  # the in-process app's (its observers, say)
 
     async def create_key(self, name: str = "user", role: str = "user", **options: Any) -> str:
         new = generate_key()
@@ -506,5 +508,12 @@ async def running_gateway(
     store = SQLiteStore(settings.data_dir / "saferouter.db")
     new = generate_key()
     await store.create_key(name="admin", role="admin", key_hash=new.hash, prefix=new.display_prefix)
-    async with running_server(create_app(settings, store=store)) as url:
-        yield Gateway(url=url, settings=settings, store=store, admin_key=new.secret)
+    app = create_app(settings, store=store)
+    async with running_server(app) as url:
+        yield Gateway(
+            url=url,
+            settings=settings,
+            store=store,
+            admin_key=new.secret,
+            state=app.extensions[EXTENSION],
+        )

@@ -12,8 +12,8 @@ catalog as loaded — providers without keys (their env variable *names*, the AP
 serve and effective base URLs, the Anthropic one included; extra header names, not
 values), models with prices in micro-USD per 1M
 tokens, peak windows and fallback chains — and the settings that change behaviour
-(audit sampling rate, attempts, timeouts, audience, the BYOK fee). Changing code,
-routing or prices changes the measurement. ``saferouter measure`` prints it and its
+(audit sampling rate, attempts, timeouts, audience, the BYOK fee, where traces go).
+Changing code, routing or prices changes the measurement. ``saferouter measure`` prints it and its
 parts so anyone can recompute it from a checkout and a config.
 """
 
@@ -123,6 +123,9 @@ def config_document(settings: Settings) -> dict[str, Any]:
             "audience": settings.audience,
             # what a request served with the client's own provider key is charged
             "byok_fee_bp": settings.catalog.byok_fee_bp,
+            # where each request's metadata (spans: models, tokens, times; never text)
+            # is sent, or null for nowhere
+            "otel_traces_url": settings.otel_traces_url,
         },
     }
 

@@ -16,6 +16,7 @@ import trio
 from ..catalog import Model
 from ..config import UpstreamEndpoint
 from ..errors import UpstreamError
+from ..observe import StartedBy
 from ..sse import SSEDecoder, SSEEvent
 from .breaker import Admission
 from .dialect import BodyFacts
@@ -55,6 +56,7 @@ class Attempt:
     ended_at: float | None = None
     error: UpstreamError | None = None
     outcome: AttemptOutcome = AttemptOutcome.PENDING
+    started_by: StartedBy = StartedBy.FIRST  # the race's reason to start it
 
     @property
     def model(self) -> Model:

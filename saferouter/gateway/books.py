@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import partial
 
 import attrs
 
@@ -41,6 +42,7 @@ from ..errors import (
     RateLimited,
     StorageError,
 )
+from ..observe import RequestTrace
 from ..storage import (
     ActivityEntry,
     Admission,
@@ -53,6 +55,7 @@ from ..storage import (
 from ..storage.records import ActivityOutcome
 from .dialect import ApiRequest
 from .routing import Plan
+from .tracing import trace_settled
 from .unsettled import voided
 
 
@@ -126,6 +129,7 @@ class RequestBooks:
     # the earlier turns a Responses follow-up makes the provider read again (known exactly
     # from the books): part of any estimated prompt, as they are of the reservation
     context_tokens: int = 0
+    trace: RequestTrace | None = None  # told what settlement decided (tracing.py)
 
     @classmethod
     async def admit(
@@ -310,7 +314,11 @@ class RequestBooks:
         if self.charge is not None:
             return self.charge
         self.charge = charge = Charge(status, outcome)
+        traced = partial(  # the trace is told what this decides, once it has
+            self._traced, error_type=error_type, response_id=response_id, finish=finish_reason
+        )
         if self.store is None:
+            traced(usage, 0)
             return charge
         cost = 0
         attempts = list(self.attempts)
@@ -363,6 +371,7 @@ class RequestBooks:
             )
             for a in attempts
         ]
+        traced(usage, cost)
         tokens = sum(e.prompt_tokens + e.completion_tokens for e in attempts)
         settlement = Settlement(
             key_id=self.key.id,
@@ -385,6 +394,27 @@ class RequestBooks:
                 self.keep_unsettled(settlement if relayed else voided(settlement, served=served))
             raise
         return charge
+
+    def _traced(
+        self,
+        usage: Usage | None,
+        cost_micro_usd: int,
+        *,
+        error_type: str | None,
+        response_id: str | None,
+        finish: str | None,
+    ) -> None:
+        if self.trace is not None:
+            trace_settled(
+                self.trace,
+                serving=self.serving,
+                usage=usage,
+                cost_micro_usd=cost_micro_usd,
+                error_type=error_type,
+                response_id=response_id,
+                finish_reason=finish,
+                now_s=self.clock.now(),
+            )
 
     def key_charge_micro_usd(self, usage: Usage | None, estimated_text_bytes: int = 0) -> int:
         """What the key will be charged when the serving attempt settles with ``usage``

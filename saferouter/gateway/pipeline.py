@@ -64,6 +64,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import ApiError, UpstreamError
+from ..observe import RequestTrace
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
 from ..timing import RequestTiming
@@ -78,6 +79,7 @@ from .receipts import Notary, Receipt, new_receipt_id
 from .relay import StreamRelay
 from .route import route
 from .route_stats import RouteStats
+from .tracing import attempt_trace
 from .unsettled import Unsettled
 from .upstream import Upstreams
 from .usage_cost import parse_usage_option, with_cost
@@ -122,6 +124,7 @@ class ApiCall:
     delivery: ClientDelivery | None = None
     x_api_key: str | None = None  # the x-api-key header (Anthropic's clients send it)
     headers: Sequence[tuple[bytes, bytes]] = ()  # the request's, for the dialect to read
+    trace: RequestTrace | None = None  # filled for the worker's observers (observe.py)
 
 
 @attrs.define
@@ -148,10 +151,15 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     key = await ports.keys.authenticate(authorization)
     body = await call.read_body()  # 2. parse
     request = attributed(dialect.parse(body, call.headers), call.headers)  # + the app
+    trace = call.trace
+    if trace is not None:
+        trace.api, trace.stream = request.api.value, request.stream
     # OpenRouter's usage.include: the charge stated as usage.cost (chat's field)
     state_cost = request.api is Api.CHAT and parse_usage_option(request.payload.get("usage"))
     routed = await route(ports, key, request, authorization)  # 3. route
     request = routed.request
+    if trace is not None:
+        trace.requested_model = routed.requested.id
     receipt_id = new_receipt_id(ports.clock.wall()) if ports.notary is not None else None
     books = await RequestBooks.admit(  # 4. admit
         ports.store if settings.accounting else None,
@@ -171,6 +179,7 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
         app_referer=request.app_referer,
         note=routed.note,
     )
+    books.trace = trace  # told what settlement decides
     receipt = None
     if ports.notary is not None and receipt_id is not None:  # 5. receipt
         receipt = Receipt.draw(
@@ -334,11 +343,16 @@ def _record_attempts(
     *,
     cut_by: str = "lost_race",
 ) -> None:
-    """Count every attempt for /metrics and list it in the receipt; put each one that
-    does not serve in the books (one cancelled without an error of its own as
+    """Count every attempt for /metrics, list it in the receipt and the trace; put each
+    one that does not serve in the books (one cancelled without an error of its own as
     ``cut_by``: what cancelled it)."""
     if receipt is not None:
         receipt.record_attempts(attempts)
+    if books.trace is not None:
+        books.trace.attempts = [
+            attempt_trace(attempt, cut_by=None if attempt is winner else cut_by)
+            for attempt in attempts
+        ]
     counts = ports.attempt_counts
     for attempt in attempts:
         counts[(attempt.model.provider, attempt.outcome)] += 1

@@ -46,6 +46,7 @@ from ..errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ..observe import StartedBy
 from ..sse import SSEDecoder
 from ..timing import RequestTiming
 from .attempt import Attempt, AttemptOutcome
@@ -147,8 +148,8 @@ class Race:
         with trio.move_on_after(self._settings.timeouts.request_deadline_s) as deadline:
             async with trio.open_nursery() as nursery:
 
-                def start_next() -> int:
-                    attempt = self._next_attempt()
+                def start_next(hedge: bool = False) -> int:
+                    attempt = self._next_attempt(hedge=hedge)
                     if attempt is not None:
                         nursery.start_soon(self._attempt, attempt, send)
                     return attempt is not None
@@ -173,7 +174,7 @@ class Race:
                         attempt = await receive.receive()
                     if hedge_wait.cancelled_caught:
                         hedged.add(current.number)
-                        running += start_next()
+                        running += start_next(hedge=True)
                         continue
                     running -= 1
                     try:
@@ -242,9 +243,10 @@ class Race:
             return last
         return unavailable(self._not_started, self._clock.now())
 
-    def _next_attempt(self) -> Attempt | None:
+    def _next_attempt(self, *, hedge: bool = False) -> Attempt | None:
         """The next candidate the breaker lets through, admitted and counted; None when
-        none is left (or the attempt bound is reached)."""
+        none is left (or the attempt bound is reached). ``hedge``: started because the
+        one before it is still silent (else: it is the first, or the one before failed)."""
         settings = self._settings
         while self._queue:
             if len(self.attempts) >= settings.max_attempts:
@@ -286,6 +288,7 @@ class Race:
                 admission=admission,
                 started=now,
                 scope=trio.CancelScope(deadline=deadline),
+                started_by=StartedBy.HEDGE if hedge else _started_by(self.attempts),
             )
             self.attempts.append(attempt)
             return attempt
@@ -414,3 +417,8 @@ class Race:
         if attempt.response is not None:
             with trio.CancelScope(shield=True):
                 await attempt.response.aclose()
+
+
+def _started_by(earlier: list[Attempt]) -> StartedBy:
+    """Why an attempt that is no hedge starts: it is the first, or the one before failed."""
+    return StartedBy.FALLBACK if earlier else StartedBy.FIRST

@@ -33,6 +33,7 @@ from saferouter.gateway.pipeline import ApiCall, Ports, Reply, serve
 from saferouter.gateway.receipts import Notary
 from saferouter.gateway.upstream import Upstreams
 from saferouter.keys import generate_key, hash_key
+from saferouter.observe import RequestTrace
 from saferouter.storage import ByokKey
 from saferouter.storage.memory import MemoryStore
 from saferouter.timing import RequestTiming
@@ -114,10 +115,12 @@ class Harness:
         stream: bool = False,
         key: str = "",
         while_uploading: Callable[[], Awaitable[object]] | None = None,
+        trace: RequestTrace | None = None,
         **fields: Any,
     ) -> Reply:
         """One request through the pipeline, started now on the mock clock;
-        ``while_uploading`` runs after authentication, while the body is read."""
+        ``while_uploading`` runs after authentication, while the body is read; ``trace``
+        is filled as the HTTP layer's is."""
         named = {"model": model} if model is not None else {}  # None: OpenRouter's models
         body = json.dumps(
             named | {"messages": [{"role": "user", "content": "hi"}], "stream": stream} | fields
@@ -137,6 +140,7 @@ class Harness:
             request_id="req_" + secrets.token_hex(6),
             started_s=trio.current_time(),
             timing=RequestTiming(started_s=trio.current_time()),
+            trace=trace,
         )
         return await serve(self.ports, call)
 

@@ -97,7 +97,13 @@ class ScriptedServer:
 
 
 def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
-    return {"type": "http", "http_version": "1.1", "headers": list(headers), "extensions": {}}
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "headers": list(headers),
+        "extensions": {},
+    }
 
 
 async def early_401(scope: Any, receive: Any, send: Any) -> None:

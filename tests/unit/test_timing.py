@@ -91,7 +91,13 @@ async def test_the_guard_stamps_every_response_start_less_the_upstream_wait() ->
         raise AssertionError
 
     guard = ClientGuard(app, send_timeout_s=60, drain_limit_bytes=100, body_timeout_s=30)
-    http = {"type": "http", "http_version": "1.1", "headers": [], "extensions": {}}
+    http = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "headers": [],
+        "extensions": {},
+    }
     await guard(http, receive, record)  # type: ignore[arg-type]
     headers = sent[0]["headers"]
     assert headers[0] == (b"a", b"b")
