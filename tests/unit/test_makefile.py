@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _dry_run(tmp_path: Path, target: str) -> list[str]:
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "tests/e2e/node/package-lock.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tmp_path / name)
     done = subprocess.run(
         ["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True
