@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         help="serve this certificate chain (PEM, leaf first) for the gateway's TLS key "
         "(from 'saferouter tls csr'); implies --tls",
     )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let web apps of this origin (scheme://host[:port]) call /v1/* from a browser; "
+        "repeatable (default: none, or SAFEROUTER_CORS_ORIGINS)",
+    )
 
     key_commands.add_parsers(commands, common)
     tee_commands.add_parsers(commands, common)
@@ -131,6 +138,7 @@ def _run(argv: Sequence[str] | None) -> int:
             tls=getattr(args, "tls", None),
             tls_cert=getattr(args, "tls_cert", None),
             database=getattr(args, "database", None),
+            cors_origins=getattr(args, "cors_origin", None),
         )
         if args.command == "measure":
             measurement = measure(settings)
