@@ -40,8 +40,8 @@ PAGES = {
     "/credits": "credits.html",
     "/verifier": "verifier.html",
 }
-# setuptools 65 (a fresh Python 3.11 venv's) cannot build this pyproject.toml
-OLDEST_SETUPTOOLS = 68
+# the build-system requirement: older setuptools cannot read the SPDX license string
+OLDEST_SETUPTOOLS = 77
 
 
 @attrs.frozen
