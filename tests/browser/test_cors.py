@@ -6,17 +6,12 @@ headers are readable; from any other origin Chromium blocks it."""
 from __future__ import annotations
 
 import functools
-import http.server
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import Browser
 
-from ..processes import free_port
+from ..threaded_http import QuietFiles, serving_on_a_thread
 from .conftest import gateway, served_lines
 
 FETCH = """async ([url, key, stream]) => {
@@ -36,35 +31,14 @@ FETCH = """async ([url, key, stream]) => {
 }"""
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def page_server(folder: Path) -> Iterator[str]:
-    """A real HTTP server for ``folder`` on 127.0.0.1 (a thread); its origin."""
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", port), functools.partial(_Quiet, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 def test_a_listed_origin_calls_the_api_and_another_is_blocked(
     browser: Browser, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<!doctype html><title>an app</title><p>an app</p>")
-    with page_server(site) as app, page_server(site) as stranger:
+    files = functools.partial(QuietFiles, directory=str(site))
+    with serving_on_a_thread(files) as app, serving_on_a_thread(files) as stranger:
         with gateway(tmp_path / "data", "--cors-origin", app) as served:
             admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
             results = {}

@@ -26,20 +26,14 @@ import attrs
 import httpx
 import pytest
 
+from saferouter.routes import web
+
 from ..processes import clean_env, serving
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "saferouter" / "web"
-PAGES = {
-    "/": "index.html",
-    "/models": "models.html",
-    "/chat": "chat.html",
-    "/compare": "compare.html",
-    "/activity": "activity.html",
-    "/keys": "keys.html",
-    "/credits": "credits.html",
-    "/verifier": "verifier.html",
-}
+# every page the routes serve, the verifier (its own route) too
+PAGES = {**web.PAGES, "/verifier": "verifier.html"}
 # the build-system requirement: older setuptools cannot read the SPDX license string
 OLDEST_SETUPTOOLS = 77
 
