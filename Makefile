@@ -1,27 +1,38 @@
 # `make run` starts SafeRouter; `make test` runs lint, types and every test.
-# Both set up everything they need on a fresh machine (a venv in .venv, node packages).
+# Both set up what they need on a fresh machine (a venv in .venv; for tests, node
+# packages too). `make run` installs the runtime dependencies only (and the optional
+# OpenTelemetry exporter): the test tools (mypy, playwright, ruff …) are `make test`'s.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# one stamp per layer: a `make run` venv gains the dev group at the first `make test`,
+# and either is redone when pyproject.toml changes
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 NODE_E2E := tests/e2e/node
 ARGS ?=
 
 .PHONY: run test lint bench clean chromium postgresql
 
-$(INSTALLED): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip==26.0.1"
-	$(BIN)/python -m pip install --quiet -e . --group dev
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[otel]"
+	touch $@
+
+$(DEV): pyproject.toml $(RUNTIME)
+	$(BIN)/python -m pip install --quiet --group dev
 	touch $@
 
 $(NODE_E2E)/node_modules/.package-lock.json: $(NODE_E2E)/package-lock.json
 	npm ci --prefix $(NODE_E2E) --no-audit --no-fund
 
-run: $(INSTALLED)
+run: $(RUNTIME)
 	$(BIN)/saferouter serve $(ARGS)
 
-lint: $(INSTALLED)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -39,12 +50,12 @@ postgresql:
 
 # The gate is reached without ../shared/testdata (demo-CA reports and chains); the tests
 # that need the data skip on one line naming SAFEROUTER_TESTDATA, or fail under CI=true.
-test: $(INSTALLED) $(NODE_E2E)/node_modules/.package-lock.json chromium postgresql lint
+test: $(DEV) $(NODE_E2E)/node_modules/.package-lock.json chromium postgresql lint
 	$(BIN)/coverage run -m pytest -q tests/unit/tee
 	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
 	$(BIN)/pytest --ignore=tests/unit/tee --durations=15
 
-bench: $(INSTALLED)
+bench: $(DEV)
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:

@@ -22,6 +22,7 @@ from .byok.keyring import Keyring
 from .client_input import COUNT_PATTERN, MAX_COUNT, validate_storable
 from .clock import TrioClock
 from .config import Settings
+from .cors import CorsLayer, CorsPolicy
 from .datadir import replica_id
 from .errors import (
     ApiError,
@@ -119,6 +120,9 @@ def create_app(
         body_timeout_s=BODY_TIMEOUT_S,
         observers=lambda: app_state.observers,
     )
+    if settings.cors_origins:  # outermost: it sees the response's final headers (cors.py)
+        policy = CorsPolicy(frozenset(settings.cors_origins))
+        app.asgi_app = CorsLayer(app.asgi_app, policy)  # type: ignore[method-assign]
 
     @app.before_serving
     async def _open_upstreams() -> None:

@@ -1,37 +1,41 @@
-"""``saferouter`` commands: ``serve``, ``keys create|list|rename|revoke|topup``,
-``tee verify-report|report``, ``tls csr``, ``verify``, ``verify-receipt`` and
-``byok add|list|remove``."""
+"""The ``saferouter`` command line: one parser tree, each command's arguments defined
+beside the code that runs it (``key_commands``, ``tee/``, ``tls/``, ``verify/``, ``byok/``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 import trio
 
-from .accounting import usd_text
+from . import key_commands
 from .attestation.measurement import measure
 from .byok import commands as byok_commands
-from .client_input import MAX_RATE_LIMIT, parse_count, parse_usd_micro
-from .config import Settings, load_settings
-from .errors import ConfigError, InvalidRequest, StorageError
-from .keys import generate_key
-from .storage import KeyRole
-from .storage.opening import open_store
+from .config import load_settings
+from .errors import ConfigError, StorageError
 from .tee import commands as tee_commands
 from .tls import commands as tls_commands
 from .verify import commands as verify_commands
 
+DESCRIPTION = (
+    "SafeRouter, an OpenAI-compatible LLM gateway that anyone can verify: serve it, "
+    "manage its API keys, measure and verify it."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saferouter", description=__doc__)
+    parser = argparse.ArgumentParser(prog="saferouter", description=DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"saferouter {_version()}", help="print the version"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="catalog TOML replacing the shipped one")
+    common.add_argument("--config", metavar="FILE", help="catalog TOML replacing the shipped one")
     common.add_argument(
         "--data-dir", help="where the keys and the default database live (~/.saferouter)"
     )
@@ -79,28 +83,17 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-cert",
         metavar="FILE",
         help="serve this certificate chain (PEM, leaf first) for the gateway's TLS key "
-        "(from `saferouter tls csr`); implies --tls",
+        "(from 'saferouter tls csr'); implies --tls",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let web apps of this origin (scheme://host[:port]) call /v1/* from a browser; "
+        "repeatable (default: none, or SAFEROUTER_CORS_ORIGINS)",
     )
 
-    keys = commands.add_parser("keys", help="manage API keys (works offline)")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", parents=[common], help="create a key")
-    create.add_argument("--name", required=True)
-    create.add_argument("--admin", action="store_true", help="an admin key")
-    create.add_argument(
-        "--credits",
-        type=_usd_amount,
-        metavar="USD",
-        help="prepaid credits: the key can spend only these (default: unmetered, spend recorded)",
-    )
-    create.add_argument("--rpm", type=_rate_limit, help="requests per minute limit")
-    create.add_argument("--tpm", type=_rate_limit, help="tokens per minute limit")
-    key_commands.add_parser("list", parents=[common], help="list keys")
-    rename = key_commands.add_parser("rename", parents=[common], help="rename a key")
-    rename.add_argument("key_id")
-    rename.add_argument("name")
-    revoke = key_commands.add_parser("revoke", parents=[common], help="revoke a key")
-    revoke.add_argument("key_id")
+    key_commands.add_parsers(commands, common)
     tee_commands.add_parsers(commands, common)
     tls_commands.add_parsers(commands, common)
     verify_commands.add_parsers(commands, common)
@@ -109,18 +102,30 @@ def _parser() -> argparse.ArgumentParser:
         "measure", parents=[common, listen], help="print this build's service measurement"
     )
     measure_cmd.add_argument("--parts", action="store_true", help="also print what it covers")
-    topup = key_commands.add_parser("topup", parents=[common], help="add credits to a key")
-    topup.add_argument("key_id")
-    topup.add_argument("usd", type=_usd_amount)
-    topup.add_argument(
-        "--make-metered",
-        action="store_true",
-        help="an unmetered key becomes metered: from now on it can spend only its balance",
-    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: the process's arguments); the exit status.
+
+    A reader that leaves early (``saferouter measure --parts | head -1``) is no error:
+    the rest of the output has nowhere to go, so it goes nowhere, quietly, and the exit
+    status is 0 (Python's recipe, "Note on SIGPIPE" in the signal module's docs)."""
+    try:
+        code = _run(argv)
+        # flushed here, not at exit: a closed pipe found at exit is an unhandled
+        # "Exception ignored" message and exit status 120
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # stdout's buffer still holds what could not be written: point the descriptor at
+        # /dev/null so that the interpreter's last flush finds somewhere to put it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("verify", "verify-receipt"):
         return verify_commands.run(args)
@@ -141,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_cert=getattr(args, "tls_cert", None),
             database=getattr(args, "database", None),
             otel_endpoint=getattr(args, "otel_endpoint", None),
+            cors_origins=getattr(args, "cors_origin", None),
         )
         if args.command == "measure":
             measurement = measure(settings)
@@ -158,90 +164,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .server import run
 
             return run(settings)
-        return trio.run(_keys, args, settings)
+        return trio.run(key_commands.run, args, settings)
     except (ConfigError, StorageError) as exc:
         print(f"saferouter: {exc}", file=sys.stderr)
         return 2
 
 
-async def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
+def _version() -> str:
+    """The installed package's version (a checkout run from PYTHONPATH has none)."""
     try:
-        if args.keys_command == "create":
-            role = KeyRole.ADMIN if args.admin else KeyRole.USER
-            new = generate_key()
-            created = await store.create_key(
-                name=args.name,
-                role=role,
-                key_hash=new.hash,
-                prefix=new.display_prefix,
-                credits_micro_usd=args.credits,
-                rpm_limit=args.rpm,
-                tpm_limit=args.tpm,
-            )
-            print(f"created {created.role} key {created.id} ({created.name})")
-            print(new.secret)  # the last line of stdout, for scripts
-            return 0
-        if args.keys_command == "list":
-            print(
-                f"{'id':22} {'role':5} {'prefix':12} {'created':20} {'last used':20} "
-                f"{'status':8} {'balance USD':>14} name"
-            )
-            for k in await store.list_keys():
-                status = "revoked" if k.revoked_at else "active"
-                balance = usd_text(k.balance_micro_usd) if k.metered else "unmetered"
-                print(
-                    f"{k.id:22} {k.role:5} {k.prefix + '…':12} {_when(k.created_at):20} "
-                    f"{_when(k.last_used_at):20} {status:8} {balance:>14} {k.name}"
-                )
-            return 0
-        if args.keys_command == "rename":
-            record = await store.update_key(args.key_id, name=args.name)
-        elif args.keys_command == "topup":
-            record = await store.top_up(args.key_id, args.usd, make_metered=args.make_metered)
-            if record is not None and not record.metered:
-                print(
-                    f"saferouter: {record.id} is unmetered (its spend is recorded, not "
-                    "limited); nothing was added. Add --make-metered to give it this "
-                    "balance and limit it to that.",
-                    file=sys.stderr,
-                )
-                return 1
-        else:
-            record = await store.revoke_key(args.key_id)
-        if record is None:
-            print(f"saferouter: no key with id {args.key_id}", file=sys.stderr)
-            return 1
-        done = {"rename": "renamed", "revoke": "revoked", "topup": "topped up"}
-        print(
-            f"{done[args.keys_command]} {record.id} ({record.name}); balance "
-            f"{usd_text(record.balance_micro_usd)} USD"
-        )
-        return 0
-    finally:
-        await store.close()
-
-
-def _rate_limit(text: str) -> int:
-    """A per-minute limit on the command line (the HTTP API's own rules)."""
-    try:
-        return parse_count({"limit": text}, "limit", default=0, low=1, high=MAX_RATE_LIMIT)
-    except InvalidRequest as error:
-        raise argparse.ArgumentTypeError(error.message) from None
-
-
-def _usd_amount(text: str) -> int:
-    """A USD amount on the command line, as micro-USD (the HTTP API's own rules)."""
-    try:
-        return parse_usd_micro(text, param="amount")
-    except InvalidRequest as error:
-        raise argparse.ArgumentTypeError(error.message) from None
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return metadata.version("saferouter")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

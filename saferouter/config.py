@@ -7,7 +7,7 @@ environment to :func:`load_settings`, and the frozen :class:`Settings` is handed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .catalog import DEFAULT_CATALOG_PATH, Api, Catalog, Provider, load_catalog
+from .cors import parse_origin
 from .errors import ConfigError
 from .verify.origin import authority
 
@@ -121,6 +122,8 @@ class Settings:
     # the collector's traces endpoint; None exports nothing and imports no OpenTelemetry.
     # It is measured: a verifier sees whether, and where, request metadata leaves.
     otel_traces_url: str | None = None
+    # the browser origins whose apps may call /v1/* (cors.py); none: CORS is off
+    cors_origins: tuple[str, ...] = ()
 
 
 def load_settings(
@@ -137,6 +140,7 @@ def load_settings(
     tls_cert: str | Path | None = None,
     database: str | None = None,
     otel_endpoint: str | None = None,
+    cors_origins: Sequence[str] | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -184,7 +188,19 @@ def load_settings(
         receipts=_flag_env(environ, "SAFEROUTER_RECEIPTS", True),
         audience=_audience(environ, authority(listen_host, listen_port)),
         otel_traces_url=_otel_traces_url(environ, otel_endpoint),
+        cors_origins=_cors_origins(environ, cors_origins),
     )
+
+
+def _cors_origins(environ: Mapping[str, str], given: Sequence[str] | None) -> tuple[str, ...]:
+    """--cors-origin (repeated), else SAFEROUTER_CORS_ORIGINS (separated by spaces or
+    commas): each as a browser serializes an origin, to compare with its Origin header."""
+    listed = (
+        given
+        if given is not None
+        else environ.get("SAFEROUTER_CORS_ORIGINS", "").replace(",", " ").split()
+    )
+    return tuple(dict.fromkeys(parse_origin(text) for text in listed))
 
 
 def _audience(environ: Mapping[str, str], listen_authority: str) -> str:

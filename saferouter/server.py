@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import resource
+import shlex
 import signal
 import sys
 import time
@@ -36,7 +37,7 @@ from .errors import DataDirInUse
 from .http_worker import ServeOptions, serve_worker
 from .keys import generate_key
 from .storage import KeyRole, Store
-from .storage.opening import open_store
+from .storage.opening import describe, open_store
 from .tls.certificates import TlsCredentials, credentials
 from .tls.context import read_chain_file, server_context
 
@@ -164,10 +165,21 @@ def _raise_file_limit(settings: Settings, err: TextIO) -> Settings:
 
 
 def _describe(settings: Settings, out: TextIO) -> None:
+    """The start-up banner: the providers, where the data is, how to make another admin
+    key (the first is printed once; whoever lost it needs this line), and last the
+    address, once the server is about to listen."""
     for endpoint in settings.endpoints.values():
         p = endpoint.provider
         state = "ready" if endpoint.available else f"unavailable (set {p.api_key_env})"
         print(f"provider {p.id}: {state}", file=out)
+    print(f"data dir {settings.data_dir}, keys in {describe(settings)}", file=out)
+    # the URL is not repeated: it may hold a password
+    same_store = " and the same --database" if settings.database_url else ""
+    print(
+        "another admin key: saferouter keys create --name me --admin "
+        f"--data-dir {shlex.quote(str(settings.data_dir))}{same_store}",
+        file=out,
+    )
     print(
         f"SafeRouter on {'https' if settings.tls else 'http'}://{settings.host}:{settings.port}/v1 "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,21 +110,25 @@ def serving(
     env: dict[str, str] | None = None,
     preexec_fn: Callable[[], None] | None = None,
     port: int | None = None,
+    command: Sequence[str] = CLI,
+    cwd: Path | None = None,
 ) -> Iterator[Served]:
     """`saferouter serve` in a child process until the block ends (then SIGTERM);
     ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits);
-    ``port`` to serve again at the same URL (default: a free one).
+    ``port`` to serve again at the same URL (default: a free one); ``command``: the
+    ``saferouter`` to run (default: this interpreter's, by module), in ``cwd``.
     With ``--tls`` or ``--tls-cert`` among ``extra``, the URL is https:// and
     ``Served.certificate`` is what the gateway presented."""
     tls = "--tls" in extra or "--tls-cert" in extra
     port = port or free_port()
     process = subprocess.Popen(
-        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
+        [*command, "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**clean_env(), **(env or {})},
         preexec_fn=preexec_fn,
+        cwd=cwd,
     )
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+
+from .threaded_http import serving_on_a_thread
 
 Rewrite = Callable[[str, Any], None]
 Sent = tuple[str, str, bytes]  # method, path, body of a request the proxy forwarded
@@ -55,14 +56,8 @@ def rewriting_proxy(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_on_a_thread(Handler) as url:
+        yield url
 
 
 __all__ = ["Rewrite", "Sent", "rewriting_proxy"]

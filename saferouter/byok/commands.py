@@ -45,8 +45,10 @@ def add_parsers(commands: Any) -> None:
     """``byok add|list|remove`` under the top-level subcommands."""
     gateway = argparse.ArgumentParser(add_help=False, parents=[trust_options()])
     gateway.add_argument("--gateway", required=True, metavar="URL", help="the gateway's base URL")
-    gateway.add_argument("--state", help="remember the log heads here, as `verify --state`")
-    gateway.add_argument("--expect-measurement", metavar="HEX")
+    gateway.add_argument("--state", help="remember the log heads here, as verify --state does")
+    gateway.add_argument(
+        "--expect-measurement", metavar="HEX", help="fail unless the gateway's measurement is HEX"
+    )
     byok = commands.add_parser(
         "byok", help="bring your own provider key, sealed to the attested gateway"
     )
@@ -65,7 +67,7 @@ def add_parsers(commands: Any) -> None:
     )
     actions.add_parser("list", parents=[gateway], help="your provider keys on the gateway")
     remove = actions.add_parser("remove", parents=[gateway], help="delete a provider key")
-    remove.add_argument("--provider", required=True)
+    remove.add_argument("--provider", required=True, help="the provider's id, e.g. deepseek")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO = sys.stdin) -> int:

@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from ..config import Settings
 from ..errors import ConfigError
 from . import Store
-from .sqlite import SQLiteStore
+from .sqlite import DB_NAME, SQLiteStore
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 OPTION = "--database (SAFEROUTER_DATABASE_URL)"
@@ -89,7 +89,7 @@ def describe(settings: Settings) -> str:
     """The store, for a start-up line: never the URL itself (it may hold a password)."""
     url = settings.database_url
     if url is None:
-        return f"SQLite at {settings.data_dir}"
+        return f"SQLite at {settings.data_dir / DB_NAME}"
     parts = _split(url)
     if parts.scheme == "sqlite":
         return f"SQLite at {sqlite_path(url)}"

@@ -47,18 +47,20 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "verify", parents=[common, trust], help="verify a running gateway, step by step"
     )
     check.add_argument("url", help="the gateway's base URL, e.g. https://127.0.0.1:8080")
-    check.add_argument("--expect-measurement", metavar="HEX")
+    check.add_argument(
+        "--expect-measurement", metavar="HEX", help="fail unless the gateway's measurement is HEX"
+    )
     check.add_argument("--state", help="remember the log heads here; check consistency next time")
     receipt = commands.add_parser(
         "verify-receipt",
         parents=[common, trust],
         help="verify a request's receipt (the body of GET /v1/receipts/{id})",
     )
-    receipt.add_argument("receipt", metavar="RECEIPT.json")
+    receipt.add_argument("receipt", metavar="RECEIPT.json", help="the receipt, as a JSON file")
     receipt.add_argument("--response", metavar="FILE", help="the response bytes as received")
     whose = receipt.add_mutually_exclusive_group()
     whose.add_argument("--gateway", metavar="URL", help="verify the gateway now and trust that")
-    whose.add_argument("--state", metavar="FILE", help="trust what `verify --state` saved")
+    whose.add_argument("--state", metavar="FILE", help="trust what verify --state saved")
 
 
 def run(args: argparse.Namespace) -> int:
