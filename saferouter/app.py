@@ -35,6 +35,8 @@ from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
+from .metrics_registry import MetricsRegistry
+from .observe import Observers
 from .paths import ApiPrefix, not_found
 from .routes import (
     activity,
@@ -86,7 +88,9 @@ def create_app(
         settings=settings,
         store=store,
         authenticator=Authenticator(store),
+        metrics=MetricsRegistry(known_models=frozenset(settings.catalog.models)),
     )
+    app_state.observers = Observers((app_state.metrics,))
     app.extensions[EXTENSION] = app_state
     heartbeat = Heartbeat(
         store,
@@ -135,7 +139,7 @@ def create_app(
                 endpoints=settings.endpoints,
             ),
             notary=Notary.of(app_state.attestation) if settings.receipts else None,
-            attempt_counts=app_state.attempt_counts,
+            open_streams=app_state.metrics.open_streams,
             unsettled=app_state.unsettled,
         )
         # the lease before the first request: nothing is admitted without one
