@@ -36,6 +36,7 @@ from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
 from .metrics_registry import MetricsRegistry
+from .metrics_share import SharedMetrics
 from .observe import Observers
 from .paths import ApiPrefix, not_found
 from .routes import (
@@ -91,6 +92,8 @@ def create_app(
         metrics=MetricsRegistry(known_models=frozenset(settings.catalog.models)),
     )
     app_state.observers = Observers((app_state.metrics,))
+    if settings.workers > 1:  # a scrape reaches one worker: it shows them all
+        app_state.shared_metrics = SharedMetrics.in_data_dir(app_state.metrics, settings.data_dir)
     app.extensions[EXTENSION] = app_state
     heartbeat = Heartbeat(
         store,
@@ -145,6 +148,8 @@ def create_app(
         # the lease before the first request: nothing is admitted without one
         await heartbeat.take_lease()
         await app.nursery.start(heartbeat.run)
+        if app_state.shared_metrics is not None:
+            app.nursery.start_soon(app_state.shared_metrics.run)
 
     @app.after_serving
     async def _close() -> None:

@@ -10,17 +10,22 @@ values that cannot grow without bound**: a route is a template, a status a numbe
 model a catalog id — a name a client made up (an unknown or prefix-routed model) is
 ``"unknown"`` or ``"unlisted"``, never a label value of its own.
 
-Counts are per worker process: each hypercorn worker has its own registry.
+Counts are per worker process: each hypercorn worker has its own registry. A registry's
+:meth:`~MetricsRegistry.snapshot` is plain JSON data, and :meth:`~MetricsRegistry.merge`
+adds one into another: how a gateway of several workers shows all of them
+(:mod:`saferouter.metrics_share`).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
+from .metrics_text import encode_family, encode_head, encode_sample, encode_value
 from .observe import RequestTrace
 
 # request duration and upstream total: a cached answer in ms, a thinking stream in minutes
@@ -35,10 +40,10 @@ OVERHEAD_BOUNDS_S = (
 FIRST_BYTE_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 UNKNOWN_MODEL = "unknown"  # an API request no catalog model was resolved for
 UNLISTED_MODEL = "unlisted"  # a model a provider's prefix let the client name freely
+SNAPSHOT_VERSION = 1
 NO_STATUS = "499"  # no response started: the client left first (nginx's "client closed")
 
 Labels = tuple[str, ...]
-Sample = tuple[Mapping[str, str], int | float]  # labels and value
 
 
 @attrs.define
@@ -62,6 +67,18 @@ class Histogram:
         counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sums[labels] = self.sums.get(labels, 0.0) + value
 
+    def snapshot(self) -> list[list[Any]]:
+        """``[labels, bucket counts, sum]`` per label set (fresh lists: JSON data)."""
+        return [[list(k), list(c), self.sums[k]] for k, c in self.counts.items()]
+
+    def merge(self, snapshot: list[list[Any]]) -> None:
+        """Add another registry's :meth:`snapshot` of this family (same bounds)."""
+        for labels, counts, total in snapshot:
+            key = tuple(labels)
+            mine = self.counts.setdefault(key, [0] * (len(self.bounds) + 1))
+            self.counts[key] = [a + b for a, b in zip(mine, counts, strict=True)]
+            self.sums[key] = self.sums.get(key, 0.0) + total
+
     def encode(self) -> str:
         """The family in the text format."""
         samples: list[tuple[str, Mapping[str, str], int | float]] = []
@@ -70,11 +87,11 @@ class Histogram:
             total = 0
             for bound, count in zip([*self.bounds, float("inf")], counts, strict=True):
                 total += count
-                samples.append(("_bucket", {**named, "le": _number(bound)}, total))
+                samples.append(("_bucket", {**named, "le": encode_value(bound)}, total))
             samples.append(("_sum", named, self.sums[labels]))
             samples.append(("_count", named, total))
-        lines = _head(self.name, "histogram", self.help_text)
-        lines += [_line(self.name + suffix, labels, value) for suffix, labels, value in samples]
+        lines = encode_head(self.name, "histogram", self.help_text)
+        lines += [encode_sample(self.name + end, labels, n) for end, labels, n in samples]
         return "\n".join(lines) + "\n"
 
 
@@ -89,6 +106,15 @@ class Total:
 
     def add(self, labels: Labels, amount: int = 1) -> None:
         self.values[labels] += amount
+
+    def snapshot(self) -> list[list[Any]]:
+        """``[labels, value]`` per label set."""
+        return [[list(labels), value] for labels, value in self.values.items()]
+
+    def merge(self, snapshot: list[list[Any]]) -> None:
+        """Add another registry's :meth:`snapshot` of this counter."""
+        for labels, value in snapshot:
+            self.values[tuple(labels)] += value
 
     def encode(self) -> str:
         return encode_family(
@@ -107,12 +133,15 @@ class OpenStreams:
     """Streamed responses being relayed now (the HTTP layer holds one while it sends)."""
 
     count: int = 0
+    changes: int = 0  # how often it changed (for a snapshot's writer to know)
 
     def opened(self) -> None:
         self.count += 1
+        self.changes += 1
 
     def closed(self) -> None:
         self.count -= 1
+        self.changes += 1
 
 
 @attrs.define
@@ -122,6 +151,7 @@ class MetricsRegistry:
     # the catalog's listed model ids: the only model label values besides the two above
     known_models: frozenset[str]
     open_streams: OpenStreams = attrs.Factory(OpenStreams)
+    requests_counted: int = 0
     requests: Histogram = attrs.Factory(
         lambda: Histogram(
             "saferouter_request_duration_seconds",
@@ -181,8 +211,14 @@ class MetricsRegistry:
         )
     )
 
+    @property
+    def changes(self) -> int:
+        """Grows with every change (a request counted, a stream opened or closed)."""
+        return self.requests_counted + self.open_streams.changes
+
     def request_done(self, trace: RequestTrace) -> None:
         """Count a finished request (a few additions: it runs in the request's task)."""
+        self.requests_counted += 1
         status = str(trace.status) if trace.status is not None else NO_STATUS
         asked = self.model_label(trace.requested_model, api=trace.api is not None)
         if trace.ended_s is not None:
@@ -214,55 +250,38 @@ class MetricsRegistry:
             return UNKNOWN_MODEL if api else ""
         return model if model in self.known_models else UNLISTED_MODEL
 
+    @property
+    def families(self) -> dict[str, Histogram | Total]:
+        return {
+            "requests": self.requests,
+            "overhead": self.overhead,
+            "first_byte": self.first_byte,
+            "upstream": self.upstream,
+            "attempts": self.attempts,
+            "tokens": self.tokens,
+            "cost": self.cost,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every count as JSON data, for another process to :meth:`merge`."""
+        families = {name: family.snapshot() for name, family in self.families.items()}
+        return {"version": SNAPSHOT_VERSION, "open_streams": self.open_streams.count, **families}
+
+    def merge(self, snapshot: Mapping[str, Any]) -> None:
+        """Add another registry's :meth:`snapshot` (of this build: the same families and
+        bounds) to this one; its open streams too."""
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError("not a metrics snapshot of this version")
+        for name, family in self.families.items():
+            family.merge(snapshot[name])
+        self.open_streams.count += snapshot["open_streams"]
+
     def encode(self) -> str:
         """Every family of this registry in the text format."""
-        families = (
-            self.requests,
-            self.overhead,
-            self.first_byte,
-            self.upstream,
-            self.attempts,
-            self.tokens,
-            self.cost,
-        )
-        text = "".join(family.encode() for family in families)
+        text = "".join(family.encode() for family in self.families.values())
         return text + encode_family(
             "saferouter_open_streams",
             "gauge",
             "Streamed responses being relayed now.",
             [({}, self.open_streams.count)],
         )
-
-
-def encode_family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> str:
-    """One metric family in the Prometheus text format 0.0.4: HELP, TYPE, then one line
-    per sample. ``name``, ``kind`` and the label names are the gateway's own."""
-    lines = _head(name, kind, help_text)
-    lines += [_line(name, labels, value) for labels, value in samples]
-    return "\n".join(lines) + "\n"
-
-
-def escape_label_value(value: str) -> str:
-    """A label value as the text format writes it: ``\\`` → ``\\\\``, ``"`` → ``\\"``,
-    line feed → ``\\n`` (Prometheus exposition formats, "Text format details")."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _head(name: str, kind: str, help_text: str) -> list[str]:
-    # HELP text escapes only backslash and line feed
-    escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    return [f"# HELP {name} {escaped}", f"# TYPE {name} {kind}"]
-
-
-def _line(name: str, labels: Mapping[str, str], value: int | float) -> str:
-    pairs = ",".join(f'{label}="{escape_label_value(v)}"' for label, v in labels.items())
-    number = _number(value)
-    return f"{name}{{{pairs}}} {number}" if pairs else f"{name} {number}"
-
-
-def _number(value: int | float) -> str:
-    """A sample value or bound: an integer as one, a float in Python's shortest round-trip
-    form (never locale-dependent), infinity as the format's ``+Inf``."""
-    if isinstance(value, int):
-        return str(value)
-    return "+Inf" if value == float("inf") else repr(value)

@@ -18,6 +18,7 @@ from .gateway.pipeline import Ports
 from .gateway.unsettled import Unsettled
 from .gateway.upstream import Upstreams
 from .metrics_registry import MetricsRegistry
+from .metrics_share import SharedMetrics
 from .observe import Observers
 from .storage import Store
 
@@ -37,6 +38,8 @@ class AppState:
     unsettled: Unsettled = attrs.Factory(Unsettled)
     authenticator: Authenticator = attrs.field(kw_only=True)  # over ``store``, this worker's
     metrics: MetricsRegistry = attrs.field(kw_only=True)  # this worker's, for /metrics
+    # with several workers: every worker's, merged (metrics_share.py)
+    shared_metrics: SharedMetrics | None = None
     # who is handed each finished request's trace (asgi.ClientGuard hands them over)
     observers: Observers = attrs.Factory(Observers)
 

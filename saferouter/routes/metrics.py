@@ -1,15 +1,17 @@
-"""``GET /metrics``: Prometheus text for this worker process (no keys, no prompts).
+"""``GET /metrics``: Prometheus text for the gateway (no keys, no prompts).
 
 Admin-only by default (``Authorization: Bearer`` an admin key: 401 without a key, 403
 with another): the counts show who is served how much, by which provider. ``--metrics-public``
 (``Settings.metrics_public``) opens it for a scraper that cannot send a key.
 
-The request families (durations, attempts, tokens, cost, open streams) are this
-worker's :class:`~saferouter.metrics_registry.MetricsRegistry`, fed every finished
-request's trace; the rest is read at scrape time (circuits, pooled connections, the
-books' overrun). Label values can hold what a client chose (a model id reaches a
-circuit key), so every value is escaped as the text format requires
-(:func:`~saferouter.metrics_registry.escape_label_value`).
+The request families (durations, attempts, tokens, cost, open streams) are drawn from
+every finished request's trace (:class:`~saferouter.metrics_registry.MetricsRegistry`):
+with ``--workers N``, every worker's, merged (:mod:`saferouter.metrics_share`). The rest
+is read at scrape time from the worker that answers: its circuits and pooled upstream
+connections (each worker has its own), and the books' overrun (the same in all). Label
+values can hold what a client chose (a model id reaches a circuit key), so every value
+is escaped as the text format requires
+(:func:`~saferouter.metrics_text.escape_label_value`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import trio
 from quart import Blueprint, Response
 
 from ..gateway.breaker import BACKING_OFF, CLOSED, HALF_OPEN, OPEN
-from ..metrics_registry import encode_family
+from ..metrics_text import encode_family
 from ..state import app_state
 from .auth import require_admin
 
@@ -43,7 +45,8 @@ async def metrics() -> Response:
         "0 closed, 1 half-open, 2 open, 3 backing off (a provider's Retry-After).",
         [({"key": key}, _STATE_VALUE[value]) for key, value in sorted(circuits.items())],
     )
-    text += state.metrics.encode()
+    shared = state.shared_metrics
+    text += await shared.encode() if shared is not None else state.metrics.encode()
     if state.upstreams is not None:
         active, idle = state.upstreams.connection_counts()
         text += encode_family(

@@ -6,8 +6,12 @@ by route/model/status, attempts by why they started, upstream times, tokens and 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -193,3 +197,67 @@ def test_the_metrics_public_flag_opens_metrics_of_a_served_gateway(tmp_path: Pat
     assert 'saferouter_request_duration_seconds_count{route="/v1/chat/completions"' in (
         response.text
     )
+
+
+def demo_counts(snapshot: dict[str, Any]) -> int:
+    """The demo chats a worker's snapshot file counts."""
+    return sum(
+        sum(counts)
+        for labels, counts, _ in snapshot["requests"]
+        if labels == [CHAT_ROUTE, "demo", "200"]
+    )
+
+
+def test_every_worker_is_counted_whichever_answers_the_scrape(tmp_path: Path) -> None:
+    key = new_key(tmp_path, "--name", "user")
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    (shared / "1-2.json").write_text("{}")  # left by an earlier run: not counted, removed
+    sent = 0
+
+    def chat(_: int) -> int:
+        response = httpx.post(  # a connection of its own: it may reach either worker
+            served.url + CHAT_ROUTE,
+            json=CHAT,
+            headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+            timeout=30,
+        )
+        return response.status_code
+
+    def scraped() -> Samples:
+        response = httpx.get(served.url + "/metrics", headers={"Connection": "close"}, timeout=30)
+        assert response.status_code == 200
+        return samples(response.text)
+
+    with (
+        serving(tmp_path, "--workers", "2", "--metrics-public") as served,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        deadline = time.monotonic() + 60
+        # until both workers have served some (which one accepts is the kernel's choice)
+        while len(counted := [demo_counts(s) for s in snapshots(shared)]) < 2 or 0 in counted:
+            assert time.monotonic() < deadline, counted
+            assert list(pool.map(chat, range(16))) == [200] * 16
+            sent += 16
+            time.sleep(0.5)  # time for the snapshots to be written (every 2 s)
+        assert not (shared / "1-2.json").exists()
+        count = {"route": CHAT_ROUTE, "model": "demo", "status": "200"}
+        while (
+            seen := value(scraped(), "saferouter_request_duration_seconds_count", **count)
+        ) < sent:
+            assert time.monotonic() < deadline, (seen, sent)
+            time.sleep(0.2)
+        for _ in range(6):  # whichever worker answers, every worker's count
+            assert value(scraped(), "saferouter_request_duration_seconds_count", **count) == sent
+        assert max(counted) < sent  # no worker served them all alone
+
+
+def snapshots(directory: Path) -> list[dict[str, Any]]:
+    """The workers' snapshot files (as they stand: a file may be replaced meanwhile)."""
+    found = []
+    for path in directory.glob("*.json"):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return [snapshot for snapshot in found if "requests" in snapshot]

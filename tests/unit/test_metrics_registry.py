@@ -3,8 +3,10 @@ reference parser (prometheus_client) — buckets, sums and counts, bounded label
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -162,3 +164,48 @@ def test_open_streams_are_a_gauge() -> None:
     registry.open_streams.opened()
     registry.open_streams.closed()
     assert sample(registry.encode(), "saferouter_open_streams") == 1
+
+
+def traffic(n: int, offset: int) -> list[RequestTrace]:
+    """``n`` varied requests (times in binary fractions: sums add up exactly)."""
+    models = ("demo", "fake/made-up", None)
+    return [
+        trace(
+            api="chat",
+            requested_model=models[(i + offset) % 3],
+            served_model="demo",
+            provider="demo",
+            status=(200, 429, None)[(i + offset) % 3],
+            attempts=[
+                attempt(1, "demo", "won", StartedBy.FIRST, first_byte_s=100.25, ended_s=100.5)
+            ],
+            input_tokens=i,
+            output_tokens=2 * i,
+            cost_micro_usd=3 * i,
+            gateway_overhead_s=0.0625 * (i % 4),
+            ended_s=100.0 + 0.5 * i,
+        )
+        for i in range(n)
+    ]
+
+
+def test_merged_snapshots_read_as_one_registry_fed_everything() -> None:
+    one, two, everything = (MetricsRegistry(known_models=frozenset({"demo"})) for _ in range(3))
+    for registry, traces in ((one, traffic(7, 0)), (two, traffic(5, 1))):
+        for request in traces:
+            registry.request_done(request)
+            everything.request_done(request)
+    one.open_streams.opened()
+    two.open_streams.opened()
+    merged = MetricsRegistry(known_models=frozenset({"demo"}))
+    for registry in (one, two):  # as they travel between workers: JSON
+        merged.merge(json.loads(json.dumps(registry.snapshot())))
+    everything.open_streams.count = 2
+    assert merged.encode() == everything.encode()
+    assert one.changes == 8 and two.changes == 6  # counted, and a stream opened
+
+
+def test_a_snapshot_of_another_version_is_refused() -> None:
+    registry = MetricsRegistry(known_models=frozenset())
+    with pytest.raises(ValueError):
+        registry.merge({**registry.snapshot(), "version": 0})
