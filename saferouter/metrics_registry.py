@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import attrs
@@ -144,6 +145,54 @@ class OpenStreams:
         self.changes += 1
 
 
+# the families: name, help, label names (and a histogram's bucket bounds)
+REQUEST_LABELS = ("route", "model", "status")
+REQUEST_DURATION = (
+    "saferouter_request_duration_seconds",
+    "HTTP requests by route template, model asked for and status: from the request's "
+    "start to its last byte (or the client leaving).",
+    REQUEST_LABELS,
+    DURATION_BOUNDS_S,
+)
+GATEWAY_OVERHEAD = (
+    "saferouter_gateway_overhead_seconds",
+    "The gateway's own time before a response started (Server-Timing's gateway): "
+    "the request's time less its upstream waits.",
+    REQUEST_LABELS,
+    OVERHEAD_BOUNDS_S,
+)
+UPSTREAM_FIRST_BYTE = (
+    "saferouter_upstream_first_byte_seconds",
+    "Upstream attempts' time from their start to their first byte (a stream's first "
+    "data event, a body's whole body).",
+    ("provider", "model"),
+    FIRST_BYTE_BOUNDS_S,
+)
+UPSTREAM_DURATION = (
+    "saferouter_upstream_duration_seconds",
+    "Upstream attempts' time from their start to their end (a served stream's last "
+    "event), by how they ended.",
+    ("provider", "model", "outcome"),
+    DURATION_BOUNDS_S,
+)
+ATTEMPTS = (
+    "saferouter_upstream_attempts_total",
+    "Upstream attempts by provider, outcome (won, error, cancelled) and why they "
+    "started (first, fallback, hedge).",
+    ("provider", "outcome", "started_by"),
+)
+TOKENS = (
+    "saferouter_tokens_total",
+    "Tokens billed by the model and provider that served, input or output.",
+    ("model", "provider", "type"),
+)
+COST = (
+    "saferouter_cost_micro_usd_total",
+    "What requests were charged, in micro-USD, by the model and provider that served.",
+    ("model", "provider"),
+)
+
+
 @attrs.define
 class MetricsRegistry:
     """The worker's request metrics; an :class:`~saferouter.observe.Observer`."""
@@ -152,64 +201,13 @@ class MetricsRegistry:
     known_models: frozenset[str]
     open_streams: OpenStreams = attrs.Factory(OpenStreams)
     requests_counted: int = 0
-    requests: Histogram = attrs.Factory(
-        lambda: Histogram(
-            "saferouter_request_duration_seconds",
-            "HTTP requests by route template, model asked for and status: from the request's "
-            "start to its last byte (or the client leaving).",
-            ("route", "model", "status"),
-            DURATION_BOUNDS_S,
-        )
-    )
-    overhead: Histogram = attrs.Factory(
-        lambda: Histogram(
-            "saferouter_gateway_overhead_seconds",
-            "The gateway's own time before a response started (Server-Timing's gateway): "
-            "the request's time less its upstream waits.",
-            ("route", "model", "status"),
-            OVERHEAD_BOUNDS_S,
-        )
-    )
-    first_byte: Histogram = attrs.Factory(
-        lambda: Histogram(
-            "saferouter_upstream_first_byte_seconds",
-            "Upstream attempts' time from their start to their first byte (a stream's first "
-            "data event, a body's whole body).",
-            ("provider", "model"),
-            FIRST_BYTE_BOUNDS_S,
-        )
-    )
-    upstream: Histogram = attrs.Factory(
-        lambda: Histogram(
-            "saferouter_upstream_duration_seconds",
-            "Upstream attempts' time from their start to their end (a served stream's last "
-            "event), by how they ended.",
-            ("provider", "model", "outcome"),
-            DURATION_BOUNDS_S,
-        )
-    )
-    attempts: Total = attrs.Factory(
-        lambda: Total(
-            "saferouter_upstream_attempts_total",
-            "Upstream attempts by provider, outcome (won, error, cancelled) and why they "
-            "started (first, fallback, hedge).",
-            ("provider", "outcome", "started_by"),
-        )
-    )
-    tokens: Total = attrs.Factory(
-        lambda: Total(
-            "saferouter_tokens_total",
-            "Tokens billed by the model and provider that served, input or output.",
-            ("model", "provider", "type"),
-        )
-    )
-    cost: Total = attrs.Factory(
-        lambda: Total(
-            "saferouter_cost_micro_usd_total",
-            "What requests were charged, in micro-USD, by the model and provider that served.",
-            ("model", "provider"),
-        )
-    )
+    requests: Histogram = attrs.Factory(partial(Histogram, *REQUEST_DURATION))
+    overhead: Histogram = attrs.Factory(partial(Histogram, *GATEWAY_OVERHEAD))
+    first_byte: Histogram = attrs.Factory(partial(Histogram, *UPSTREAM_FIRST_BYTE))
+    upstream: Histogram = attrs.Factory(partial(Histogram, *UPSTREAM_DURATION))
+    attempts: Total = attrs.Factory(partial(Total, *ATTEMPTS))
+    tokens: Total = attrs.Factory(partial(Total, *TOKENS))
+    cost: Total = attrs.Factory(partial(Total, *COST))
 
     @property
     def changes(self) -> int:
