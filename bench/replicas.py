@@ -157,6 +157,8 @@ def serving(
         serve_command(catalog, d, p, database=database)
         for d, p in zip(dirs[1:], ports[1:], strict=True)
     ]
+    # read as a Prometheus scraper reads it, without a key (upstream_attempts)
+    commands = [[*command, "--metrics-public"] for command in commands]
     with ExitStack() as stack:
         servers = [
             stack.enter_context(process(command, str(i % 2), env))

@@ -122,6 +122,7 @@ async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
         return
+    ports.open_streams.opened()
     try:  # from here on, whatever happens, the stream is closed and so settled
         headers = [*_encoded(reply.headers), id_header]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -129,6 +130,7 @@ async def _answer(ports: Ports, method: str, call: ApiCall, send: Send) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        ports.open_streams.closed()
         await reply.stream.aclose()  # settles a stream the client left (shielded inside)
 
 

@@ -39,6 +39,8 @@ from .gateway.pipeline import Ports
 from .gateway.receipts import Notary
 from .gateway.upstream import Upstreams
 from .heartbeat import ROUND_STEPS, Heartbeat
+from .metrics_registry import MetricsRegistry
+from .metrics_share import SharedMetrics
 from .observe import Observer, Observers
 from .paths import ApiPrefix, not_found
 from .routes import (
@@ -91,7 +93,11 @@ def create_app(
         settings=settings,
         store=store,
         authenticator=Authenticator(store),
+        metrics=MetricsRegistry(known_models=frozenset(settings.catalog.models)),
     )
+    app_state.observers = Observers((app_state.metrics,))
+    if settings.workers > 1:  # a scrape reaches one worker: it shows them all
+        app_state.shared_metrics = SharedMetrics.in_data_dir(app_state.metrics, settings.data_dir)
     app.extensions[EXTENSION] = app_state
     open_traces = _trace_opener(settings)  # a missing ``otel`` extra stops the start here
     traces = ExitStack()  # the trace exporter while serving; closing it sends the last spans
@@ -145,7 +151,7 @@ def create_app(
                 endpoints=settings.endpoints,
             ),
             notary=Notary.of(app_state.attestation) if settings.receipts else None,
-            attempt_counts=app_state.attempt_counts,
+            open_streams=app_state.metrics.open_streams,
             unsettled=app_state.unsettled,
         )
         if open_traces is not None:
@@ -155,6 +161,8 @@ def create_app(
         # the lease before the first request: nothing is admitted without one
         await heartbeat.take_lease()
         await app.nursery.start(heartbeat.run)
+        if app_state.shared_metrics is not None:
+            app.nursery.start_soon(app_state.shared_metrics.run)
 
     @app.after_serving
     async def _close() -> None:

@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also speak HTTP/2 (cleartext: prior knowledge and Upgrade: h2c; TLS: ALPN h2)",
     )
     serve.add_argument(
+        "--metrics-public",
+        action="store_true",
+        default=None,
+        help="serve /metrics without an admin key, for a scraper that cannot send one "
+        "(or SAFEROUTER_METRICS_PUBLIC=on)",
+    )
+    serve.add_argument(
         "--tls",
         action="store_true",
         default=None,
@@ -142,6 +149,7 @@ def _run(argv: Sequence[str] | None) -> int:
             workers=getattr(args, "workers", None),
             max_connections=getattr(args, "max_connections", None),
             http2=getattr(args, "http2", None),
+            metrics_public=getattr(args, "metrics_public", None),
             tls=getattr(args, "tls", None),
             tls_cert=getattr(args, "tls_cert", None),
             database=getattr(args, "database", None),

@@ -90,6 +90,9 @@ class Settings:
     # client connections one worker holds open; past it the longest-idle one is closed
     max_connections: int = 1000
     http2: bool = False  # cleartext HTTP/2 (prior knowledge and Upgrade: h2c); ALPN h2 on TLS
+    # /metrics without an admin key, for a scraper that cannot send one (it holds counts
+    # and the catalog's names only: no key, no prompt)
+    metrics_public: bool = False
     # HTTPS with the process's own TLS key (tls/); the served chain, when not self-signed
     tls: bool = False
     tls_cert: Path | None = None
@@ -141,6 +144,7 @@ def load_settings(
     database: str | None = None,
     otel_endpoint: str | None = None,
     cors_origins: Sequence[str] | None = None,
+    metrics_public: bool | None = None,
 ) -> Settings:
     """Settings from explicit values, falling back to the environment, then defaults."""
     catalog_path = Path(config or environ.get("SAFEROUTER_CONFIG") or DEFAULT_CATALOG_PATH)
@@ -177,6 +181,9 @@ def load_settings(
         workers=n_workers,
         max_connections=n_connections,
         http2=http2 if http2 is not None else _flag_env(environ, "SAFEROUTER_HTTP2", False),
+        metrics_public=metrics_public
+        if metrics_public is not None
+        else _flag_env(environ, "SAFEROUTER_METRICS_PUBLIC", False),
         tls=serve_tls,
         tls_cert=Path(cert).expanduser() if cert else None,
         max_body_bytes=max_body,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import Counter, deque
+from collections import deque
 from typing import Any
 
 import attrs
@@ -17,6 +17,8 @@ from .gateway.breaker import CircuitBreaker
 from .gateway.pipeline import Ports
 from .gateway.unsettled import Unsettled
 from .gateway.upstream import Upstreams
+from .metrics_registry import MetricsRegistry
+from .metrics_share import SharedMetrics
 from .observe import Observers
 from .storage import Store
 
@@ -31,12 +33,13 @@ class AppState:
     breaker: CircuitBreaker = attrs.Factory(CircuitBreaker)
     attestation: AttestationService | None = None
     quote_times: dict[str, deque[float]] = attrs.Factory(dict)  # per client, last minute
-    # upstream attempts by (provider, outcome), for /metrics
-    attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
     ports: Ports | None = None  # the chat pipeline's, once serving
     # settlements the store refused, for the pipeline and the heartbeat (unsettled.py)
     unsettled: Unsettled = attrs.Factory(Unsettled)
     authenticator: Authenticator = attrs.field(kw_only=True)  # over ``store``, this worker's
+    metrics: MetricsRegistry = attrs.field(kw_only=True)  # this worker's, for /metrics
+    # with several workers: every worker's, merged (metrics_share.py)
+    shared_metrics: SharedMetrics | None = None
     # who is handed each finished request's trace (asgi.ClientGuard hands them over)
     observers: Observers = attrs.Factory(Observers)
 

@@ -51,7 +51,6 @@ in-process, under trio's ``MockClock``.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -64,6 +63,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..delivery import ClientDelivery
 from ..errors import ApiError, UpstreamError
+from ..metrics_registry import OpenStreams
 from ..observe import RequestTrace
 from ..storage import KeyIdentity, Store
 from ..storage.records import ActivityOutcome
@@ -105,8 +105,8 @@ class Ports:
     notary: Notary | None = None  # signs receipts; None: receipts off
     # settlements the store refused, written by the heartbeat once it answers
     unsettled: Unsettled = attrs.Factory(Unsettled)
-    # upstream attempts by (provider, outcome), for /metrics
-    attempt_counts: Counter[tuple[str, str]] = attrs.Factory(Counter)
+    # the streamed responses being relayed, for /metrics (the HTTP layer holds them)
+    open_streams: OpenStreams = attrs.Factory(OpenStreams)
     # this worker's measured latency and throughput per model (provider.sort)
     route_stats: RouteStats = attrs.Factory(RouteStats)
 
@@ -208,12 +208,12 @@ async def serve(ports: Ports, call: ApiCall) -> Reply:
     except UpstreamError as error:
         if routed.pin is not None:
             routed.pin.explain(error)
-        await _failed(ports, books, race, receipt, error, routed.requested, dialect)
+        await _failed(books, race, receipt, error, routed.requested, dialect)
         raise
     except BaseException:
-        await _abandoned(ports, books, race, receipt)
+        await _abandoned(books, race, receipt)
         raise
-    _record_attempts(ports, books, race.attempts, winner, receipt)
+    _record_attempts(books, race.attempts, winner, receipt)
     books.serve(winner.number, winner.plan)
     headers = {**served_headers(winner.model, routed.requested), **books.rate_headers()}
     if receipt is not None:
@@ -278,7 +278,6 @@ async def _settle_body(
 
 
 async def _failed(
-    ports: Ports,
     books: RequestBooks,
     race: Race,
     receipt: Receipt | None,
@@ -289,7 +288,7 @@ async def _failed(
     """Every candidate failed (or one failed for good): the error goes to the client with
     the rate and receipt headers, and the request is settled with nothing charged (its
     receipt, over the error body the client gets, in the same write)."""
-    _record_attempts(ports, books, race.attempts, None, receipt)
+    _record_attempts(books, race.attempts, None, receipt)
     error.headers.update(books.rate_headers())
     if race.attempts:
         error.headers.update(served_headers(race.attempts[-1].model, requested))
@@ -307,13 +306,11 @@ async def _failed(
             await receipt.finish(charge)
 
 
-async def _abandoned(
-    ports: Ports, books: RequestBooks, race: Race, receipt: Receipt | None
-) -> None:
+async def _abandoned(books: RequestBooks, race: Race, receipt: Receipt | None) -> None:
     """The client left (or a bug struck) before any byte: settled as closed, unsent (the
     receipt says so: status 499 over no bytes, and who had been sent the prompt)."""
     # an attempt cut short here lost no race: the client's leaving cancelled it
-    _record_attempts(ports, books, race.attempts, None, receipt, cut_by="client_disconnected")
+    _record_attempts(books, race.attempts, None, receipt, cut_by="client_disconnected")
     with trio.CancelScope(shield=True):
         charge = await books.settle(
             status=499,
@@ -335,7 +332,6 @@ def served_headers(model: Model, requested: Model) -> dict[str, str]:
 
 
 def _record_attempts(
-    ports: Ports,
     books: RequestBooks,
     attempts: list[Attempt],
     winner: Attempt | None,
@@ -343,9 +339,9 @@ def _record_attempts(
     *,
     cut_by: str = "lost_race",
 ) -> None:
-    """Count every attempt for /metrics, list it in the receipt and the trace; put each
-    one that does not serve in the books (one cancelled without an error of its own as
-    ``cut_by``: what cancelled it)."""
+    """List every attempt in the receipt and the trace (for /metrics and tracing); put
+    each one that does not serve in the books (one cancelled without an error of its own
+    as ``cut_by``: what cancelled it)."""
     if receipt is not None:
         receipt.record_attempts(attempts)
     if books.trace is not None:
@@ -353,9 +349,7 @@ def _record_attempts(
             attempt_trace(attempt, cut_by=None if attempt is winner else cut_by)
             for attempt in attempts
         ]
-    counts = ports.attempt_counts
     for attempt in attempts:
-        counts[(attempt.model.provider, attempt.outcome)] += 1
         if attempt is winner:
             continue
         books.record_attempt(

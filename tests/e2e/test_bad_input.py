@@ -144,10 +144,21 @@ async def test_metrics_parse_and_keep_a_quote_inside_its_label(
     assert 'fake/odd"}id\\' in keys
     assert set(families) == {
         "saferouter_circuit_state",
+        "saferouter_request_duration_seconds",
+        "saferouter_gateway_overhead_seconds",
+        "saferouter_upstream_first_byte_seconds",
+        "saferouter_upstream_duration_seconds",
         "saferouter_upstream_attempts",
+        "saferouter_tokens",
+        "saferouter_cost_micro_usd",
+        "saferouter_open_streams",
         "saferouter_upstream_connections",
         "saferouter_overrun_micro_usd",
     }
+    # a model id a client made up is no label value: only the catalog's ids are
+    models = {s.labels.get("model") for f in families.values() for s in f.samples}
+    assert models <= {None, "", "unknown", "unlisted", *settings.catalog.models}
+    assert 'odd"}id\\' in models  # escaped and read back whole
 
 
 # --- finding 14: every bad number, query or path is a 4xx -----------------------------

@@ -77,6 +77,7 @@ async def test_a_canary_key_reaches_the_provider_and_nothing_else(
     seen: list[httpx.Response] = []
     async with byok_gateway(tmp_path, workers=workers) as (upstream, data, start):
         user = new_key(data, "--name", "canary")
+        admin = new_key(data, "--name", "ops", "--admin")  # /metrics is admin-only
         with start() as served:
             added = await upload(served.url, user, own)
             assert added["fingerprint"] and added["usable"] is True
@@ -109,7 +110,8 @@ async def test_a_canary_key_reaches_the_provider_and_nothing_else(
                 seen += [log, await client.get("/v1/byok", headers=bearer(user))]
                 for _ in range(2 * workers):  # each worker's metrics, most likely
                     async with httpx.AsyncClient(base_url=served.url) as fresh:
-                        seen.append(await fresh.get("/metrics"))
+                        seen.append(await fresh.get("/metrics", headers=bearer(admin)))
+                        assert seen[-1].status_code == 200
             entries = log.json()["data"]
             assert entries and all(e["byok"] for e in entries if e["provider"] == "fake")
             assert scan_data_dir(data, needles) >= 3  # the database, its WAL and -shm

@@ -121,6 +121,7 @@ async def test_a_refused_own_key_ends_the_request_unless_fallback_allows_the_ope
     own = canary()
     async with byok_gateway(tmp_path) as (upstream, data, start):
         user, other = new_key(data, "--name", "byok"), new_key(data, "--name", "other")
+        admin = new_key(data, "--name", "ops", "--admin")  # /metrics is admin-only
         with start() as served:
             await upload(served.url, user, own)
             upstream.refused_keys.add(own)
@@ -133,7 +134,7 @@ async def test_a_refused_own_key_ends_the_request_unless_fallback_allows_the_ope
             with sdk(served, other) as client:
                 assert await in_thread(lambda: chat(client, "fake/anything")) == "fake answer"
             assert authorizations(upstream)[-1] == f"Bearer {OPERATOR}"
-            async with httpx.AsyncClient(base_url=served.url) as raw:
+            async with httpx.AsyncClient(base_url=served.url, headers=bearer(admin)) as raw:
                 metrics = (await raw.get("/metrics")).text
             assert 'saferouter_circuit_state{key="fake"} 0' in metrics
 

@@ -79,7 +79,9 @@ async def attempts(gateway: Gateway, response: httpx.Response) -> list[dict[str,
 
 
 async def metrics(gateway: Gateway) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=gateway.url) as client:
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.admin_key}"}
+    ) as client:
         text = (await client.get("/metrics")).text
     values = {}
     for line in text.splitlines():

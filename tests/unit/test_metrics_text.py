@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from saferouter.routes.metrics import encode_family, escape_label_value
+from saferouter.metrics_text import encode_family, escape_label_value
 
 INJECTION = '"}\nfake 42'
 
