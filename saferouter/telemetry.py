@@ -151,7 +151,7 @@ def request_attributes(trace: RequestTrace) -> dict[str, AttributeValue]:
             "http.response.status_code": trace.status,
             "error.type": trace.error_type,
             "gen_ai.operation.name": operation,
-            "gen_ai.system": trace.provider_kind,
+            "gen_ai.system": trace.provider,  # the provider as the catalog names it
             "gen_ai.request.model": trace.requested_model,
             "gen_ai.response.model": trace.served_model,
             "gen_ai.response.id": trace.response_id,
@@ -163,7 +163,7 @@ def request_attributes(trace: RequestTrace) -> dict[str, AttributeValue]:
             "saferouter.request_id": trace.request_id,
             "saferouter.api": trace.api,
             "saferouter.stream": trace.stream if operation else None,
-            "saferouter.provider": trace.provider,
+            "saferouter.provider_kind": trace.provider_kind,  # the protocol it speaks
             "saferouter.attempts": len(trace.attempts) if operation else None,
             "saferouter.fallback": trace.fallback if operation else None,
             "saferouter.hedged": trace.hedged if operation else None,
@@ -182,7 +182,7 @@ def attempt_attributes(trace: RequestTrace, attempt: AttemptTrace) -> dict[str, 
     return _present(
         {
             "gen_ai.operation.name": OPERATIONS.get(trace.api or "", "chat"),
-            "gen_ai.system": attempt.provider_kind,
+            "gen_ai.system": attempt.provider,
             "gen_ai.request.model": attempt.upstream_model,
             "http.response.status_code": attempt.status,
             "error.type": (attempt.error_type or str(attempt.status or "_OTHER"))
@@ -192,7 +192,7 @@ def attempt_attributes(trace: RequestTrace, attempt: AttemptTrace) -> dict[str, 
             "saferouter.started_by": attempt.started_by.value,
             "saferouter.outcome": attempt.outcome,
             "saferouter.cancelled_by": attempt.error_type if cancelled else None,
-            "saferouter.provider": attempt.provider,
+            "saferouter.provider_kind": attempt.provider_kind,
             "saferouter.model": attempt.model,
             "saferouter.byok": attempt.byok,
             "saferouter.time_to_first_byte_s": _since(attempt.started_s, attempt.first_byte_s),

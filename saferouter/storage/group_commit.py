@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 FIRST_PAUSE_S = 0.001  # after an op's first lost conflict; doubled after each next one
 
+# the jitter's own generator: the global one is a test's (hypothesis checks nobody else
+# draws from it while it runs)
+_JITTER = random.Random()  # noqa: S311 (jitter, not a secret)
+
 
 class Op(Generic[T]):
     """One queued write and, once its batch committed (or it failed), its outcome."""
@@ -85,7 +89,7 @@ class GroupCommit:
                     break
                 op.again, op.finished = False, False
                 pause_s = FIRST_PAUSE_S * 2 ** (op.conflicts - 1)
-                await trio.sleep(random.uniform(0, pause_s))  # noqa: S311 (jitter)
+                await trio.sleep(_JITTER.uniform(0, pause_s))
         return op.result()
 
     def take_queue(self) -> list[Op[Any]]:

@@ -130,7 +130,7 @@ async def test_spans_of_real_traffic_reach_the_collector_by_the_time_the_gateway
     assert [
         (
             s.span.kind,
-            s.attributes["saferouter.provider"],
+            s.attributes["gen_ai.system"],
             s.attributes["saferouter.started_by"],
             s.attributes["saferouter.outcome"],
             s.attributes["http.response.status_code"],
