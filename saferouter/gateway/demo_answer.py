@@ -89,6 +89,12 @@ class DemoAsk:
     max_tokens: int | None = None  # per choice, reasoning included
     choices: int = 1
 
+    def unoffered_tool(self) -> str | None:
+        """Why the tool choice cannot be honoured (it names a tool not offered), or None."""
+        if self.forced_tool is None or any(t.name == self.forced_tool for t in self.tools):
+            return None
+        return f"tool_choice names {self.forced_tool!r}, which is not in tools"
+
 
 @attrs.frozen
 class DemoCall:
@@ -146,10 +152,14 @@ def split_tokens(text: str) -> tuple[str, ...]:
 
 def answer_to(ask: DemoAsk) -> DemoReply:
     """The demo's reply to ``ask``: the same ask always gets the same reply."""
-    prompt_tokens = sum(len(split_tokens(t)) for t in ask.texts) + 3 * len(ask.texts)
     call = _chosen_tool(ask)
     choices = tuple(_choice(ask, index, call) for index in range(ask.choices))
-    return DemoReply(prompt_tokens=max(prompt_tokens, 1), choices=choices)
+    return DemoReply(prompt_tokens=prompt_tokens(ask.texts), choices=choices)
+
+
+def prompt_tokens(texts: tuple[str, ...]) -> int:
+    """The prompt's count: its tokens and three a message (at least one)."""
+    return max(sum(len(split_tokens(t)) for t in texts) + 3 * len(texts), 1)
 
 
 def _chosen_tool(ask: DemoAsk) -> DemoTool | None:
@@ -159,7 +169,7 @@ def _chosen_tool(ask: DemoAsk) -> DemoTool | None:
     tool loop (call → result → answer) ends."""
     if not ask.tools or ask.tool_mode is ToolMode.NONE:
         return None
-    if ask.forced_tool is not None:
+    if ask.forced_tool is not None:  # one offered: see DemoAsk.unoffered_tool
         return next((t for t in ask.tools if t.name == ask.forced_tool), ask.tools[0])
     if ask.tool_mode is ToolMode.AUTO and ask.tool_results:
         return None

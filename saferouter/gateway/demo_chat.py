@@ -28,12 +28,12 @@ from .demo_answer import (
     DemoChoice,
     DemoReply,
     DemoTool,
-    JsonOutput,
     ToolMode,
     ToolResult,
     answer_to,
 )
 from .demo_http import Refusal, demo_json, demo_stream, encode_compact, openai_error
+from .demo_request import dicts_in, json_output, named_results, positive_int, text_of
 
 _FINGERPRINT = "fp_saferouter_demo"
 
@@ -54,31 +54,29 @@ def chat_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     messages = payload.get("messages")
     if not isinstance(messages, list):
         return Refusal("messages", "messages must be a list")
-    messages = [m for m in messages if isinstance(m, dict)]
+    messages = dicts_in(messages)
     tools = _tools(payload.get("tools"))
     if isinstance(tools, Refusal):
         return tools
-    mode, forced = _tool_choice(payload.get("tool_choice"), tools)
-    if forced is not None and all(t.name != forced for t in tools):
-        return Refusal("tool_choice", f"tool_choice names {forced!r}, which is not in tools")
-    json_output = _json_output(payload.get("response_format"))
-    if isinstance(json_output, Refusal):
-        return json_output
+    mode, forced = _tool_choice(payload.get("tool_choice"))
+    form = payload.get("response_format")
+    spec = form.get("json_schema") if isinstance(form, dict) else None
+    output = json_output(
+        form, spec.get("schema") if isinstance(spec, dict) else None, param="response_format"
+    )
+    if isinstance(output, Refusal):
+        return output
     n = payload.get("n", 1)
     if n is None:
         n = 1
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CHOICES:
         return Refusal("n", f"The demo provider serves 1 to {MAX_CHOICES} choices (n), not {n}")
-    limit = next(
-        (
-            payload[name]
-            for name in ("max_completion_tokens", "max_tokens")
-            if isinstance(payload.get(name), int) and not isinstance(payload[name], bool)
-        ),
-        None,
+    # OpenAI's newer name first; either bounds the answer
+    limit = positive_int(payload.get("max_completion_tokens")) or positive_int(
+        payload.get("max_tokens")
     )
     model = str(payload.get("model") or "demo")
-    return DemoAsk(
+    ask = DemoAsk(
         model=model,
         texts=tuple(text_of(m.get("content")) for m in messages),
         last_user=next(
@@ -89,21 +87,12 @@ def chat_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
         tool_mode=mode,
         forced_tool=forced,
         tool_results=_tool_results(messages),
-        json_output=json_output,
-        max_tokens=limit if limit is not None and limit > 0 else None,
+        json_output=output,
+        max_tokens=limit,
         choices=n,
     )
-
-
-def text_of(content: object) -> str:
-    """Text of a message's content: a string, or the text parts of a parts list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
+    unoffered = ask.unoffered_tool()
+    return ask if unoffered is None else Refusal("tool_choice", unoffered)
 
 
 def _tools(value: object) -> tuple[DemoTool, ...] | Refusal:
@@ -120,7 +109,7 @@ def _tools(value: object) -> tuple[DemoTool, ...] | Refusal:
     return tuple(found)
 
 
-def _tool_choice(value: object, tools: tuple[DemoTool, ...]) -> tuple[ToolMode, str | None]:
+def _tool_choice(value: object) -> tuple[ToolMode, str | None]:
     """``none`` / ``auto`` / ``required``, or ``{"type": "function", "function":
     {"name": …}}`` (a forced, named tool)."""
     if isinstance(value, dict):
@@ -136,36 +125,17 @@ def _tool_choice(value: object, tools: tuple[DemoTool, ...]) -> tuple[ToolMode, 
 def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
     """The ``role: tool`` messages that end the conversation, each named by the call
     it answers (the assistant's ``tool_calls`` say which tool that was)."""
-    names = {
-        call.get("id"): call["function"].get("name")
+    calls = [
+        (call.get("id"), call["function"].get("name"))
         for m in messages
-        for call in (m.get("tool_calls") or [])
-        if isinstance(call, dict) and isinstance(call.get("function"), dict)
-    }
-    trailing: list[ToolResult] = []
-    for message in reversed(messages):
-        if message.get("role") != "tool":
-            break
-        name = names.get(message.get("tool_call_id"))
-        trailing.insert(
-            0, ToolResult(name if isinstance(name, str) else None, text_of(message.get("content")))
-        )
-    return tuple(trailing)
-
-
-def _json_output(value: object) -> JsonOutput | Refusal | None:
-    kind = value.get("type") if isinstance(value, dict) else None
-    if value is None or kind == "text":
-        return None
-    if kind == "json_object":
-        return JsonOutput()
-    if kind == "json_schema":
-        spec = value.get("json_schema") if isinstance(value, dict) else None
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            return Refusal("response_format", "response_format.json_schema.schema is required")
-        return JsonOutput(schema)
-    return Refusal("response_format", f"response_format type {kind!r} is not supported")
+        for call in dicts_in(m.get("tool_calls"))
+        if isinstance(call.get("function"), dict)
+    ]
+    trailing = len(messages)
+    while trailing and messages[trailing - 1].get("role") == "tool":
+        trailing -= 1
+    results = [(m.get("tool_call_id"), text_of(m.get("content"))) for m in messages[trailing:]]
+    return named_results(calls, results)
 
 
 class ChatFrames:

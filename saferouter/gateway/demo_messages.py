@@ -33,10 +33,11 @@ from .demo_answer import (
     ToolMode,
     ToolResult,
     answer_to,
+    prompt_tokens,
     split_tokens,
 )
-from .demo_chat import text_of
 from .demo_http import demo_json, demo_stream
+from .demo_request import dicts_in, named_results, positive_int, text_of
 from .upstream_body import encode_json
 
 _SIGNATURE = "c2FmZXJvdXRlci1kZW1vLW5vLW1vZGVs"  # base64 "saferouter-demo-no-model"
@@ -52,7 +53,11 @@ def messages_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Res
     """``POST /v1/messages`` as Anthropic answers it (a :data:`~.demo.DemoFormat`)."""
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
-    answer = MessagesAnswer(payload)
+    ask = messages_ask(payload)
+    unoffered = ask.unoffered_tool()
+    if unoffered is not None:
+        return _error(400, "invalid_request_error", unoffered)
+    answer = MessagesAnswer(ask, input_tokens(payload, ask))
     if payload.get("stream") is True:
         return demo_stream(answer.events(), chunk_delay_s)
     return demo_json(answer.message())
@@ -62,19 +67,23 @@ def count_tokens_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore
     """``POST /v1/messages/count_tokens``: the demo's own count of the input."""
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
-    return demo_json({"input_tokens": MessagesAnswer(payload).input_tokens})
+    return demo_json({"input_tokens": input_tokens(payload, messages_ask(payload))})
+
+
+def input_tokens(payload: dict[str, Any], ask: DemoAsk) -> int:
+    """The prompt's tokens, the system prompt's included."""
+    return prompt_tokens(ask.texts) + len(split_tokens(text_of(payload.get("system"))))
 
 
 def messages_ask(payload: dict[str, Any]) -> DemoAsk:
     """What a Messages request asks of the demo (malformed parts are left out)."""
-    messages = [m for m in payload["messages"] if isinstance(m, dict)]
+    messages = dicts_in(payload["messages"])
     thinking = payload.get("thinking")
     wants_thinking = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
     model = str(payload.get("model") or "demo")
     choice = payload.get("tool_choice")
     choice = choice if isinstance(choice, dict) else {}
     forced = choice.get("name") if choice.get("type") == "tool" else None
-    limit = payload.get("max_tokens")
     return DemoAsk(
         model=model,
         texts=tuple(_message_text(m.get("content")) for m in messages),
@@ -84,19 +93,15 @@ def messages_ask(payload: dict[str, Any]) -> DemoAsk:
         reasoning=wants_thinking and not model.endswith("-mini"),
         tools=tuple(
             DemoTool(t["name"], t["input_schema"])
-            for t in payload.get("tools") or []
-            if isinstance(t, dict)
-            and isinstance(t.get("name"), str)
-            and isinstance(t.get("input_schema"), dict)
+            for t in dicts_in(payload.get("tools"))
+            if isinstance(t.get("name"), str) and isinstance(t.get("input_schema"), dict)
         ),
         tool_mode=ToolMode.REQUIRED
         if forced
         else _TOOL_MODES.get(str(choice.get("type")), ToolMode.AUTO),
         forced_tool=forced if isinstance(forced, str) else None,
         tool_results=_tool_results(messages),
-        max_tokens=limit
-        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
-        else None,
+        max_tokens=positive_int(payload.get("max_tokens")),
     )
 
 
@@ -105,13 +110,9 @@ def _message_text(content: object) -> str:
     if not isinstance(content, list):
         return text_of(content)
     results = [
-        _result_text(b) for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
+        text_of(b.get("content")) for b in dicts_in(content) if b.get("type") == "tool_result"
     ]
     return " ".join([text_of(content), *results])
-
-
-def _result_text(block: dict[str, Any]) -> str:
-    return text_of(block.get("content"))
 
 
 def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
@@ -119,37 +120,30 @@ def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
     named by the ``tool_use`` block it answers."""
     if not messages or messages[-1].get("role") != "user":
         return ()
-    names = {
-        block.get("id"): block.get("name")
+    calls = [
+        (block.get("id"), block.get("name"))
         for m in messages
-        if isinstance(m.get("content"), list)
-        for block in m["content"]
-        if isinstance(block, dict) and block.get("type") == "tool_use"
-    }
-    last = messages[-1].get("content")
-    return tuple(
-        ToolResult(
-            name if isinstance(name := names.get(block.get("tool_use_id")), str) else None,
-            _result_text(block),
-        )
-        for block in (last if isinstance(last, list) else [])
-        if isinstance(block, dict) and block.get("type") == "tool_result"
-    )
+        for block in dicts_in(m.get("content"))
+        if block.get("type") == "tool_use"
+    ]
+    results = [
+        (block.get("tool_use_id"), text_of(block.get("content")))
+        for block in dicts_in(messages[-1].get("content"))
+        if block.get("type") == "tool_result"
+    ]
+    return named_results(calls, results)
 
 
 class MessagesAnswer:
     """One demo reply in Anthropic's terms: its blocks, stop reason and usage."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
-        ask = messages_ask(payload)
+    def __init__(self, ask: DemoAsk, input_tokens: int) -> None:
         reply = answer_to(ask)
         self.id = "msg_demo_" + uuid.uuid4().hex[:24]
         self.model = ask.model
         self.choice: DemoChoice = reply.choices[0]
         self.stop_reason = _STOP_REASONS[self.choice.finish]
-        system = payload.get("system")
-        system_text = system if isinstance(system, str) else text_of(system)
-        self.input_tokens = reply.prompt_tokens + len(split_tokens(system_text))
+        self.input_tokens = input_tokens
         self.output_tokens = reply.completion_tokens
 
     def usage(self, output_tokens: int) -> dict[str, Any]:

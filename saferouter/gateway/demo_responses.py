@@ -25,13 +25,12 @@ from .demo_answer import (
     DemoReply,
     DemoTool,
     Finish,
-    JsonOutput,
     ToolMode,
     ToolResult,
     answer_to,
 )
-from .demo_chat import text_of
 from .demo_http import Refusal, demo_json, demo_stream, encode_compact, openai_error
+from .demo_request import dicts_in, json_output, named_results, positive_int, text_of
 
 _TOOL_MODES = {"none": ToolMode.NONE, "required": ToolMode.REQUIRED}
 
@@ -49,69 +48,51 @@ def responses_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Re
 
 def responses_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     """What a Responses request asks of the demo, or why it is refused."""
-    items = _items(payload.get("input"))
+    value = payload.get("input")
+    items = [{"role": "user", "content": value}] if isinstance(value, str) else dicts_in(value)
     messages = [i for i in items if isinstance(i.get("role"), str)]
     model = str(payload.get("model") or "demo")
-    tools = tuple(
-        DemoTool(t["name"], t.get("parameters") or {})
-        for t in payload.get("tools") or []
-        if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)
-    )
     choice = payload.get("tool_choice")
     forced = choice.get("name") if isinstance(choice, dict) else None
-    if isinstance(forced, str) and all(t.name != forced for t in tools):
-        return Refusal("tool_choice", f"tool_choice names {forced!r}, which is not in tools")
     text = payload.get("text")
     form = text.get("format") if isinstance(text, dict) else None
-    kind = form.get("type") if isinstance(form, dict) else None
-    json_output = None
-    if kind == "json_object":
-        json_output = JsonOutput()
-    elif kind == "json_schema":
-        schema = form.get("schema") if isinstance(form, dict) else None
-        if not isinstance(schema, dict):
-            return Refusal("text.format.schema", "text.format.schema is required for json_schema")
-        json_output = JsonOutput(schema)
-    limit = payload.get("max_output_tokens")
-    return DemoAsk(
+    schema = form.get("schema") if isinstance(form, dict) else None
+    output = json_output(form, schema, param="text.format")
+    if isinstance(output, Refusal):
+        return output
+    ask = DemoAsk(
         model=model,
         texts=tuple(text_of(m.get("content")) for m in messages),
         last_user=next(
             (text_of(m.get("content")) for m in reversed(messages) if m["role"] == "user"), ""
         ),
         reasoning=not model.endswith("-mini"),
-        tools=tools,
+        tools=tuple(
+            DemoTool(t["name"], t.get("parameters") or {})
+            for t in dicts_in(payload.get("tools"))
+            if t.get("type") == "function" and isinstance(t.get("name"), str)
+        ),
         tool_mode=ToolMode.REQUIRED
         if isinstance(forced, str)
         else _TOOL_MODES.get(str(choice), ToolMode.AUTO),
         forced_tool=forced if isinstance(forced, str) else None,
         tool_results=_tool_results(items),
-        json_output=json_output,
-        max_tokens=limit
-        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
-        else None,
+        json_output=output,
+        max_tokens=positive_int(payload.get("max_output_tokens")),
     )
-
-
-def _items(value: object) -> list[dict[str, Any]]:
-    """``input`` as items: a string is the user's message."""
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    return [i for i in value if isinstance(i, dict)] if isinstance(value, list) else []
+    unoffered = ask.unoffered_tool()
+    return ask if unoffered is None else Refusal("tool_choice", unoffered)
 
 
 def _tool_results(items: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
     """The ``function_call_output`` items that end the input, each named by the
     ``function_call`` item with its ``call_id``."""
-    names = {i.get("call_id"): i.get("name") for i in items if i.get("type") == "function_call"}
-    trailing: list[ToolResult] = []
-    for item in reversed(items):
-        if item.get("type") != "function_call_output":
-            break
-        name = names.get(item.get("call_id"))
-        output = item.get("output")
-        trailing.insert(0, ToolResult(name if isinstance(name, str) else None, text_of(output)))
-    return tuple(trailing)
+    calls = [(i.get("call_id"), i.get("name")) for i in items if i.get("type") == "function_call"]
+    first = len(items)
+    while first and items[first - 1].get("type") == "function_call_output":
+        first -= 1
+    results = [(i.get("call_id"), text_of(i.get("output"))) for i in items[first:]]
+    return named_results(calls, results)
 
 
 class _ResponseEvents:

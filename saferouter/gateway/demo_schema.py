@@ -24,7 +24,14 @@ from typing import Any
 OPTIONAL_DEPTH = 2
 # A schema requiring nesting past this is unsatisfiable by a finite value (a node that
 # requires a node): its innermost value is cut to null rather than recursing forever.
+# The same bound holds for chains of anyOf / allOf / $ref (``{"anyOf": [{"$ref": "#"}]}``).
 MAX_DEPTH = 32
+# The demo runs inside the gateway's worker, on schemas clients write: the work one
+# value takes is bounded, so no schema can hang or bloat the worker (twenty levels each
+# requiring two children would be a million values; ``minItems: 10**9`` a billion).
+MAX_VALUES = 2_000
+MAX_ITEMS = 64
+MAX_STRING_CHARS = 4_096
 
 _FORMATS = {
     "date-time": "2025-01-01T12:00:00Z",
@@ -39,6 +46,8 @@ _FORMATS = {
     "url": "https://example.com/",
     "uuid": "00000000-0000-4000-8000-000000000000",
 }
+_LARGEST = 1e300  # a schema's numbers are honoured up to here, far from overflow
+_GRID_STEPS = 1e15  # a multipleOf grid is honoured up to this many steps from zero
 _TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
@@ -52,10 +61,16 @@ def example_of(schema: object, *, name: str = "value") -> Any:
 class _Maker:
     def __init__(self, root: dict[str, Any]) -> None:
         self._root = root
+        self._made = 0
 
-    def make(self, schema: object, name: str, depth: int) -> Any:
-        if not isinstance(schema, dict) or depth > MAX_DEPTH:
-            return "demo" if depth <= MAX_DEPTH else None
+    def make(self, schema: object, name: str, depth: int, hops: int = 0) -> Any:
+        """A value for ``schema`` at ``depth`` (nesting of values) after ``hops``
+        combinators or references resolved in a row."""
+        self._made += 1
+        if depth > MAX_DEPTH or hops > MAX_DEPTH or self._made > MAX_VALUES:
+            return None  # past what any finite, sane value needs
+        if not isinstance(schema, dict):
+            return "demo"
         schema = self._resolved(schema)
         if "const" in schema:
             return schema["const"]
@@ -71,13 +86,14 @@ class _Maker:
                 # deeper, null (where allowed) ends a recursive schema
                 shallow = depth < OPTIONAL_DEPTH
                 chosen = next((o for o in options if _is_null(o) != shallow), options[0])
-                return self.make({**_without(schema, key), **self._resolved(chosen)}, name, depth)
+                merged = {**_without(schema, key), **self._resolved(chosen)}
+                return self.make(merged, name, depth, hops + 1)
         parts = schema.get("allOf")
         if isinstance(parts, list):
             merged = _without(schema, "allOf")
             for part in parts:
                 merged = _merge(merged, self._resolved(part))
-            return self.make(merged, name, depth)
+            return self.make(merged, name, depth, hops + 1)
         kind = _kind(schema)
         if kind == "object":
             return self._object(schema, depth)
@@ -115,9 +131,8 @@ class _Maker:
         return node if isinstance(node, dict) else {}
 
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        properties = schema.get("properties")
-        properties = properties if isinstance(properties, dict) else {}
-        required = [r for r in schema.get("required") or [] if isinstance(r, str)]
+        properties = _dict(schema.get("properties"))
+        required = _names(schema.get("required"))
         names = list(properties) if depth < OPTIONAL_DEPTH else []
         names += [r for r in required if r not in names]
         return {key: self.make(properties.get(key, {}), key, depth + 1) for key in names}
@@ -130,8 +145,7 @@ class _Maker:
         count = max(min_items, len(prefix) if depth < OPTIONAL_DEPTH else 0)
         if count == 0 and depth < OPTIONAL_DEPTH and schema.get("items") is not False:
             count = 1  # one item shows the shape
-        if max_items is not None:
-            count = min(count, max_items)
+        count = min(count, MAX_ITEMS if max_items is None else max_items, MAX_ITEMS)
         item = _singular(name)
         return [
             self.make(prefix[i] if i < len(prefix) else schema.get("items", {}), item, depth + 1)
@@ -144,7 +158,7 @@ def _string(schema: dict[str, Any], name: str) -> str:
     min_length = _int(schema.get("minLength")) or 0
     max_length = _int(schema.get("maxLength"))
     if len(text) < min_length:
-        text += "x" * (min_length - len(text))
+        text += "x" * (min(min_length, MAX_STRING_CHARS) - len(text))
     return text if max_length is None else text[:max_length]
 
 
@@ -156,8 +170,9 @@ def _number(schema: dict[str, Any], *, integer: bool) -> int | float:
     value: float = 1 if low is None else max(low, 1)
     if high is not None and value > high:
         value = high if low is None else max(high, low)
-    step = schema.get("multipleOf")
-    if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+    step = _finite(schema.get("multipleOf"))
+    # a grid finer than a float can count to from here is not honoured (no overflow)
+    if step is not None and step > 0 and abs(value) / step < _GRID_STEPS:
         value = math.ceil(value / step) * step
         if high is not None and value > high:
             value = math.floor(high / step) * step
@@ -168,15 +183,23 @@ def _bound(
     schema: dict[str, Any], inclusive: str, exclusive: str, side: int, integer: bool
 ) -> float | None:
     """The inclusive bound on one side, an exclusive one moved just inside."""
-    value = schema.get(inclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    value = _finite(schema.get(inclusive))
+    if value is not None:
         return math.ceil(value) if integer and side > 0 else math.floor(value) if integer else value
-    value = schema.get(exclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    value = _finite(schema.get(exclusive))
+    if value is not None:
         if integer:
             return math.floor(value) + 1 if side > 0 else math.ceil(value) - 1
         return value + side * max(abs(value) * 1e-9, 1e-9)
     return None
+
+
+def _finite(value: object) -> float | None:
+    """A JSON number well inside a float's range (not a bool, a NaN, an infinity or a
+    thousand-digit integer); None for anything else, which is then not honoured."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if -_LARGEST < value < _LARGEST else None
 
 
 def _kind(schema: dict[str, Any]) -> str | None:
@@ -196,13 +219,21 @@ def _kind(schema: dict[str, Any]) -> str | None:
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Two ``allOf`` branches as one: their properties and required names joined."""
     merged = {**a, **b}
-    properties = {**(a.get("properties") or {}), **(b.get("properties") or {})}
+    properties = {**_dict(a.get("properties")), **_dict(b.get("properties"))}
     if properties:
         merged["properties"] = properties
-    required = [*(a.get("required") or []), *(b.get("required") or [])]
+    required = [*_names(a.get("required")), *_names(b.get("required"))]
     if required:
         merged["required"] = list(dict.fromkeys(required))
     return merged
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _names(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _without(schema: dict[str, Any], key: str) -> dict[str, Any]:

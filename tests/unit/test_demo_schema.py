@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from saferouter.gateway.demo_schema import MAX_DEPTH, example_of
+from saferouter.gateway.demo_schema import MAX_DEPTH, MAX_VALUES, example_of
 
 
 class Unit(enum.Enum):
@@ -148,3 +148,97 @@ def test_an_integer_within_any_satisfiable_bounds(
     value = example_of({"type": "integer", "multipleOf": step, **bounds})
     assert isinstance(value, int) and value % step == 0
     assert (low < value < high) if exclusive else (low <= value <= high)
+
+
+def _values(value: Any) -> int:
+    """How many JSON values ``value`` holds, itself included."""
+    if isinstance(value, dict):
+        return 1 + sum(_values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_values(v) for v in value)
+    return 1
+
+
+def _tree(levels: int) -> dict[str, Any]:
+    """Each level requires two children of the next: 2**levels values, unbounded."""
+    defs = {
+        f"L{i}": {
+            "type": "object",
+            "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"}, "b": {"$ref": f"#/$defs/L{i + 1}"}},
+            "required": ["a", "b"],
+        }
+        for i in range(levels)
+    }
+    return {"$ref": "#/$defs/L0", "$defs": {**defs, f"L{levels}": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"anyOf": [{"$ref": "#"}]},  # a reference cycle through a combinator
+        {"allOf": [{"$ref": "#"}, {"type": "object"}]},
+        {"$ref": "#/a", "a": {"$ref": "#/b"}, "b": {"$ref": "#/a"}},
+        _tree(40),  # 2**40 values if followed
+        {"type": "array", "minItems": 10**9, "items": {"type": "array", "minItems": 10**9}},
+        {"type": "string", "minLength": 10**12},
+        {"type": "number", "minimum": 10**400, "multipleOf": 1e-300},
+        {"type": "integer", "exclusiveMinimum": float("inf"), "maximum": float("nan")},
+        {"type": "number", "minimum": 0.5, "multipleOf": 5e-324},
+    ],
+)
+def test_a_hostile_schema_costs_bounded_work(schema: dict[str, Any]) -> None:
+    """Past MAX_VALUES every value is null: what was begun is finished, nothing more."""
+    value = example_of(schema)
+    assert _values(value) <= 2 * MAX_VALUES
+    assert len(json.dumps(value)) < 1_000_000
+
+
+_SCHEMAS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "properties",
+                    "required",
+                    "items",
+                    "prefixItems",
+                    "anyOf",
+                    "oneOf",
+                    "allOf",
+                    "$ref",
+                    "$defs",
+                    "enum",
+                    "const",
+                    "default",
+                    "minItems",
+                    "maxItems",
+                    "minLength",
+                    "maxLength",
+                    "minimum",
+                    "maximum",
+                    "exclusiveMinimum",
+                    "exclusiveMaximum",
+                    "multipleOf",
+                    "format",
+                    "x",
+                    "object",
+                    "array",
+                ]
+            ),
+            inner
+            | st.sampled_from(["object", "array", "string", "integer", "number", "#", "#/$defs/x"]),
+            max_size=6,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@given(_SCHEMAS)
+def test_any_json_as_a_schema_gives_a_json_value(schema: object) -> None:
+    value = example_of(schema)
+    json.dumps(value)  # encodable: the demo sends it
+    assert _values(value) <= 2 * MAX_VALUES

@@ -1,0 +1,58 @@
+"""Reading a client's request for the demo (pure): the pieces every API's demo reads
+the same way, defensively — a request reaches the demo as the client wrote it, so a
+field of the wrong type is passed over, never trusted (the demo runs in the gateway's
+worker: an exception here would be the gateway's 500)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .demo_answer import JsonOutput, ToolResult
+from .demo_http import Refusal
+
+
+def dicts_in(value: object) -> list[dict[str, Any]]:
+    """The objects in ``value`` when it is a list (anything else holds none)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def text_of(content: object) -> str:
+    """Text of a message's content: a string, or the text parts of a parts list."""
+    if isinstance(content, str):
+        return content
+    return " ".join(p["text"] for p in dicts_in(content) if isinstance(p.get("text"), str))
+
+
+def positive_int(value: object) -> int | None:
+    """A token limit: a positive integer, or None (no limit) for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if value > 0 else None
+
+
+def named_results(
+    calls: Iterable[tuple[object, object]], results: Iterable[tuple[object, str]]
+) -> tuple[ToolResult, ...]:
+    """Tool results named by the calls they answer: ``calls`` pairs each call's id with
+    its tool's name, ``results`` each answered id with the result's text. An id or a
+    name that is not a string names nothing."""
+    names = {i: n for i, n in calls if isinstance(i, str) and isinstance(n, str)}
+    return tuple(
+        ToolResult(names.get(i) if isinstance(i, str) else None, text) for i, text in results
+    )
+
+
+def json_output(form: object, schema: object, *, param: str) -> JsonOutput | Refusal | None:
+    """The output format ``form`` asks for: text (None), any JSON object, or JSON valid
+    for ``schema`` (where the API keeps it); a format the demo cannot honour is refused."""
+    kind = form.get("type") if isinstance(form, dict) else None
+    if form is None or kind == "text":
+        return None
+    if kind == "json_object":
+        return JsonOutput()
+    if kind == "json_schema":
+        if isinstance(schema, dict):
+            return JsonOutput(schema)
+        return Refusal(param, f"{param}: a json_schema format needs its schema (an object)")
+    return Refusal(param, f"{param}: the type {kind!r} is not text, json_object or json_schema")
