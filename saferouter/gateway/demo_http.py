@@ -12,19 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import attrs
 import httpcore
 import trio
 
 _JSON = [(b"content-type", b"application/json")]
-
-
-@attrs.frozen
-class Refusal:
-    """A request the demo refuses as its provider would: a 400 naming the field."""
-
-    param: str
-    message: str
 
 
 def demo_stream(items: Sequence[bytes], chunk_delay_s: float) -> httpcore.Response:

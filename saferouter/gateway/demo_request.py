@@ -8,8 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
+
 from .demo_answer import JsonOutput, ToolResult
-from .demo_http import Refusal
+
+
+@attrs.frozen
+class Refusal:
+    """A request the demo refuses as its provider would: a 400 naming the field."""
+
+    param: str
+    message: str
 
 
 def dicts_in(value: object) -> list[dict[str, Any]]:

@@ -29,8 +29,8 @@ from .demo_answer import (
     ToolResult,
     answer_to,
 )
-from .demo_http import Refusal, demo_json, demo_stream, encode_compact, openai_error
-from .demo_request import dicts_in, json_output, named_results, positive_int, text_of
+from .demo_http import demo_json, demo_stream, encode_compact, openai_error
+from .demo_request import Refusal, dicts_in, json_output, named_results, positive_int, text_of
 
 _TOOL_MODES = {"none": ToolMode.NONE, "required": ToolMode.REQUIRED}
 
