@@ -33,7 +33,16 @@ from .demo_answer import (
     answer_to,
 )
 from .demo_http import demo_json, demo_stream, encode_compact, openai_error
-from .demo_request import Refusal, dicts_in, json_output, named_results, positive_int, text_of
+from .demo_request import (
+    Refusal,
+    dicts_in,
+    json_output,
+    last_user_text,
+    named_results,
+    positive_int,
+    text_of,
+    trailing,
+)
 
 _FINGERPRINT = "fp_saferouter_demo"
 
@@ -79,9 +88,7 @@ def chat_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     ask = DemoAsk(
         model=model,
         texts=tuple(text_of(m.get("content")) for m in messages),
-        last_user=next(
-            (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-        ),
+        last_user=last_user_text(messages),
         reasoning=not model.endswith("-mini"),
         tools=tools,
         tool_mode=mode,
@@ -131,10 +138,8 @@ def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
         for call in dicts_in(m.get("tool_calls"))
         if isinstance(call.get("function"), dict)
     ]
-    trailing = len(messages)
-    while trailing and messages[trailing - 1].get("role") == "tool":
-        trailing -= 1
-    results = [(m.get("tool_call_id"), text_of(m.get("content"))) for m in messages[trailing:]]
+    ended = trailing(messages, lambda m: m.get("role") == "tool")
+    results = [(m.get("tool_call_id"), text_of(m.get("content"))) for m in ended]
     return named_results(calls, results)
 
 

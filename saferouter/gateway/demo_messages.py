@@ -37,7 +37,7 @@ from .demo_answer import (
     split_tokens,
 )
 from .demo_http import demo_json, demo_stream
-from .demo_request import dicts_in, named_results, positive_int, text_of
+from .demo_request import dicts_in, last_user_text, named_results, positive_int, text_of
 from .upstream_body import encode_json
 
 _SIGNATURE = "c2FmZXJvdXRlci1kZW1vLW5vLW1vZGVs"  # base64 "saferouter-demo-no-model"
@@ -87,9 +87,7 @@ def messages_ask(payload: dict[str, Any]) -> DemoAsk:
     return DemoAsk(
         model=model,
         texts=tuple(_message_text(m.get("content")) for m in messages),
-        last_user=next(
-            (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-        ),
+        last_user=last_user_text(messages),
         reasoning=wants_thinking and not model.endswith("-mini"),
         tools=tuple(
             DemoTool(t["name"], t["input_schema"])

@@ -5,7 +5,7 @@ worker: an exception here would be the gateway's 500)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -65,3 +65,19 @@ def json_output(form: object, schema: object, *, param: str) -> JsonOutput | Ref
             return JsonOutput(schema)
         return Refusal(param, f"{param}: a json_schema format needs its schema (an object)")
     return Refusal(param, f"{param}: the type {kind!r} is not text, json_object or json_schema")
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the user's last message ("" when there is none)."""
+    said = (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user")
+    return next(said, "")
+
+
+def trailing(
+    items: list[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The run of ``wanted`` items that ends ``items`` (the tool results a turn ends with)."""
+    first = len(items)
+    while first and wanted(items[first - 1]):
+        first -= 1
+    return items[first:]

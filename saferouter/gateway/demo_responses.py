@@ -30,7 +30,16 @@ from .demo_answer import (
     answer_to,
 )
 from .demo_http import demo_json, demo_stream, encode_compact, openai_error
-from .demo_request import Refusal, dicts_in, json_output, named_results, positive_int, text_of
+from .demo_request import (
+    Refusal,
+    dicts_in,
+    json_output,
+    last_user_text,
+    named_results,
+    positive_int,
+    text_of,
+    trailing,
+)
 
 _TOOL_MODES = {"none": ToolMode.NONE, "required": ToolMode.REQUIRED}
 
@@ -63,9 +72,7 @@ def responses_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     ask = DemoAsk(
         model=model,
         texts=tuple(text_of(m.get("content")) for m in messages),
-        last_user=next(
-            (text_of(m.get("content")) for m in reversed(messages) if m["role"] == "user"), ""
-        ),
+        last_user=last_user_text(messages),
         reasoning=not model.endswith("-mini"),
         tools=tuple(
             DemoTool(t["name"], t.get("parameters") or {})
@@ -88,10 +95,8 @@ def _tool_results(items: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
     """The ``function_call_output`` items that end the input, each named by the
     ``function_call`` item with its ``call_id``."""
     calls = [(i.get("call_id"), i.get("name")) for i in items if i.get("type") == "function_call"]
-    first = len(items)
-    while first and items[first - 1].get("type") == "function_call_output":
-        first -= 1
-    results = [(i.get("call_id"), text_of(i.get("output"))) for i in items[first:]]
+    ended = trailing(items, lambda i: i.get("type") == "function_call_output")
+    results = [(i.get("call_id"), text_of(i.get("output"))) for i in ended]
     return named_results(calls, results)
 
 
