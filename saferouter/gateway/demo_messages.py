@@ -7,34 +7,57 @@ It answers in Anthropic's wire format, as api.anthropic.com does
 cache counts, a provisional output count), ``ping``, ``content_block_start`` /
 ``content_block_delta`` / ``content_block_stop`` per block, ``message_delta``
 (``stop_reason`` and the cumulative usage) and ``message_stop``; or a whole ``message``.
-The text is the demo's usual echo (:class:`~.demo.DemoAnswer`).
 
-It answers Claude Code: tools in the request are ignored (the answer is text, never a
-tool call), a ``thinking`` request gets a thinking block with a signature (the SDKs
-require one), and ``max_tokens`` cuts the text with ``stop_reason: "max_tokens"``.
+What it says is :mod:`.demo_answer`'s: the echo; or, with ``tools`` (and a
+``tool_choice`` that is not ``none``), a ``tool_use`` block whose ``input`` is valid for
+the first tool's ``input_schema`` (or the named one's; its JSON streams as
+``input_json_delta`` pieces) and ``stop_reason: "tool_use"``; a conversation ending in
+``tool_result`` blocks gets text telling the result (so Claude Code's loop ends). A
+``thinking`` request gets a thinking block with a signature (the SDKs require one), and
+``max_tokens`` cuts thinking and answer together, ``stop_reason: "max_tokens"``.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpcore
 
+from .demo_answer import (
+    DemoAsk,
+    DemoChoice,
+    DemoTool,
+    Finish,
+    ToolMode,
+    ToolResult,
+    answer_to,
+    prompt_tokens,
+    split_tokens,
+)
+from .demo_http import demo_json, demo_stream
+from .demo_request import dicts_in, last_user_text, named_results, positive_int, text_of
 from .upstream_body import encode_json
 
 _SIGNATURE = "c2FmZXJvdXRlci1kZW1vLW5vLW1vZGVs"  # base64 "saferouter-demo-no-model"
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_STOP_REASONS = {
+    Finish.STOP: "end_turn",
+    Finish.LENGTH: "max_tokens",
+    Finish.TOOL_CALLS: "tool_use",
+}
+_TOOL_MODES = {"auto": ToolMode.AUTO, "any": ToolMode.REQUIRED, "none": ToolMode.NONE}
 
 
 def messages_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
     """``POST /v1/messages`` as Anthropic answers it (a :data:`~.demo.DemoFormat`)."""
-    # demo.py lists this format, so its pieces are imported when it is called
-    from .demo import demo_json, demo_stream
-
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
-    answer = MessagesAnswer(payload)
+    ask = messages_ask(payload)
+    unoffered = ask.unoffered_tool()
+    if unoffered is not None:
+        return _error(400, "invalid_request_error", unoffered)
+    answer = MessagesAnswer(ask, input_tokens(payload, ask))
     if payload.get("stream") is True:
         return demo_stream(answer.events(), chunk_delay_s)
     return demo_json(answer.message())
@@ -42,34 +65,84 @@ def messages_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Res
 
 def count_tokens_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
     """``POST /v1/messages/count_tokens``: the demo's own count of the input."""
-    from .demo import demo_json
-
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
-    return demo_json({"input_tokens": MessagesAnswer(payload).input_tokens})
+    return demo_json({"input_tokens": input_tokens(payload, messages_ask(payload))})
+
+
+def input_tokens(payload: dict[str, Any], ask: DemoAsk) -> int:
+    """The prompt's tokens, the system prompt's included."""
+    return prompt_tokens(ask.texts) + len(split_tokens(text_of(payload.get("system"))))
+
+
+def messages_ask(payload: dict[str, Any]) -> DemoAsk:
+    """What a Messages request asks of the demo (malformed parts are left out)."""
+    messages = dicts_in(payload["messages"])
+    thinking = payload.get("thinking")
+    wants_thinking = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    model = str(payload.get("model") or "demo")
+    choice = payload.get("tool_choice")
+    choice = choice if isinstance(choice, dict) else {}
+    forced = choice.get("name") if choice.get("type") == "tool" else None
+    return DemoAsk(
+        model=model,
+        texts=tuple(_message_text(m.get("content")) for m in messages),
+        last_user=last_user_text(messages),
+        reasoning=wants_thinking and not model.endswith("-mini"),
+        tools=tuple(
+            DemoTool(t["name"], t["input_schema"])
+            for t in dicts_in(payload.get("tools"))
+            if isinstance(t.get("name"), str) and isinstance(t.get("input_schema"), dict)
+        ),
+        tool_mode=ToolMode.REQUIRED
+        if forced
+        else _TOOL_MODES.get(str(choice.get("type")), ToolMode.AUTO),
+        forced_tool=forced if isinstance(forced, str) else None,
+        tool_results=_tool_results(messages),
+        max_tokens=positive_int(payload.get("max_tokens")),
+    )
+
+
+def _message_text(content: object) -> str:
+    """A message's text for the prompt's count: text blocks and tool results."""
+    if not isinstance(content, list):
+        return text_of(content)
+    results = [
+        text_of(b.get("content")) for b in dicts_in(content) if b.get("type") == "tool_result"
+    ]
+    return " ".join([text_of(content), *results])
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
+    """The ``tool_result`` blocks of the last message, when it is the user's, each
+    named by the ``tool_use`` block it answers."""
+    if not messages or messages[-1].get("role") != "user":
+        return ()
+    calls = [
+        (block.get("id"), block.get("name"))
+        for m in messages
+        for block in dicts_in(m.get("content"))
+        if block.get("type") == "tool_use"
+    ]
+    results = [
+        (block.get("tool_use_id"), text_of(block.get("content")))
+        for block in dicts_in(messages[-1].get("content"))
+        if block.get("type") == "tool_result"
+    ]
+    return named_results(calls, results)
 
 
 class MessagesAnswer:
     """One demo reply in Anthropic's terms: its blocks, stop reason and usage."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
-        from .demo import DemoAnswer, _text_of, _tokens
-
-        echo = DemoAnswer.for_request(payload)
-        thinking = payload.get("thinking")
-        wants_thinking = isinstance(thinking, dict) and thinking.get("type") in (
-            "enabled",
-            "adaptive",
-        )
+    def __init__(self, ask: DemoAsk, input_tokens: int) -> None:
+        reply = answer_to(ask)
         self.id = "msg_demo_" + uuid.uuid4().hex[:24]
-        self.model = echo.model
-        self.thinking = echo.reasoning if wants_thinking else []
-        self.text = echo.content
-        self.stop_reason = _STOP_REASONS.get(echo.finish_reason, "end_turn")
-        system = payload.get("system")
-        system_text = system if isinstance(system, str) else _text_of(system)
-        self.input_tokens = echo.prompt_tokens + _tokens(system_text)
-        self.output_tokens = sum(_tokens(piece) for piece in [*self.thinking, *self.text])
+        self.model = ask.model
+        self.choice: DemoChoice = reply.choices[0]
+        self.stop_reason = _STOP_REASONS[self.choice.finish]
+        self.input_tokens = input_tokens
+        self.output_tokens = reply.completion_tokens
 
     def usage(self, output_tokens: int) -> dict[str, Any]:
         return {
@@ -79,18 +152,37 @@ class MessagesAnswer:
             "output_tokens": output_tokens,
         }
 
+    def _blocks(self) -> list[tuple[dict[str, Any], str, tuple[str, ...]]]:
+        """Each content block: its whole form, its delta kind and its pieces."""
+        choice = self.choice
+        blocks: list[tuple[dict[str, Any], str, tuple[str, ...]]] = []
+        if choice.reasoning:
+            thought = "".join(choice.reasoning)
+            block = {"type": "thinking", "thinking": thought, "signature": _SIGNATURE}
+            blocks.append((block, "thinking", choice.reasoning))
+        if choice.call is not None:
+            arguments = "".join(choice.call.arguments)
+            try:
+                given = json.loads(arguments)
+            except ValueError:
+                given = {}  # cut short by max_tokens: no whole input was written
+            use_id = "toolu_demo_" + self.id.removeprefix("msg_demo_")
+            block = {"type": "tool_use", "id": use_id, "name": choice.call.name, "input": given}
+            blocks.append((block, "input_json", choice.call.arguments))
+        elif choice.content or not choice.reasoning:
+            blocks.append(
+                ({"type": "text", "text": "".join(choice.content)}, "text", choice.content)
+            )
+        return blocks
+
     def message(self) -> dict[str, Any]:
-        content: list[dict[str, Any]] = []
-        if self.thinking:
-            thought = "".join(self.thinking)
-            content.append({"type": "thinking", "thinking": thought, "signature": _SIGNATURE})
-        content.append({"type": "text", "text": "".join(self.text)})
+        """The whole ``message`` body."""
         return {
             "id": self.id,
             "type": "message",
             "role": "assistant",
             "model": self.model,
-            "content": content,
+            "content": [block for block, _, _ in self._blocks()],
             "stop_reason": self.stop_reason,
             "stop_sequence": None,
             "usage": self.usage(self.output_tokens),
@@ -101,14 +193,11 @@ class MessagesAnswer:
         start = {**self.message(), "content": [], "stop_reason": None}
         start["usage"] = self.usage(1)  # provisional, as Anthropic's first count
         out = [_event("message_start", {"message": start}), _event("ping", {})]
-        blocks: list[tuple[dict[str, Any], str, list[str]]] = []
-        if self.thinking:
-            blocks.append(({"type": "thinking", "thinking": ""}, "thinking", self.thinking))
-        blocks.append(({"type": "text", "text": ""}, "text", self.text))
-        for index, (block, kind, pieces) in enumerate(blocks):
-            out.append(_event("content_block_start", {"index": index, "content_block": block}))
+        for index, (whole, kind, pieces) in enumerate(self._blocks()):
+            empty = {**whole, **_EMPTY[kind]}
+            out.append(_event("content_block_start", {"index": index, "content_block": empty}))
             for piece in pieces:
-                delta = {"type": f"{kind}_delta", kind: piece}
+                delta = {"type": f"{kind}_delta", _DELTA_FIELD[kind]: piece}
                 out.append(_event("content_block_delta", {"index": index, "delta": delta}))
             if kind == "thinking":
                 delta = {"type": "signature_delta", "signature": _SIGNATURE}
@@ -120,6 +209,15 @@ class MessagesAnswer:
         )
         out.append(_event("message_stop", {}))
         return out
+
+
+# what a block starts as in a stream, before its deltas fill it
+_EMPTY: dict[str, dict[str, Any]] = {
+    "thinking": {"thinking": "", "signature": ""},
+    "text": {"text": ""},
+    "input_json": {"input": {}},
+}
+_DELTA_FIELD = {"thinking": "thinking", "text": "text", "input_json": "partial_json"}
 
 
 def _event(kind: str, body: dict[str, Any]) -> bytes:

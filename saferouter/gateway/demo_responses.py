@@ -13,74 +13,123 @@ instead. Without ``stream`` the body is that last response object.
 
 from __future__ import annotations
 
-import json
+import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpcore
 
-if TYPE_CHECKING:
-    from .demo import DemoAnswer
+from .demo_answer import (
+    DemoAsk,
+    DemoChoice,
+    DemoReply,
+    DemoTool,
+    Finish,
+    ToolMode,
+    ToolResult,
+    answer_to,
+)
+from .demo_http import demo_json, demo_stream, encode_compact, openai_error
+from .demo_request import (
+    Refusal,
+    dicts_in,
+    json_output,
+    last_user_text,
+    named_results,
+    positive_int,
+    text_of,
+    trailing,
+)
+
+_TOOL_MODES = {"none": ToolMode.NONE, "required": ToolMode.REQUIRED}
 
 
 def responses_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
     """``POST /responses`` as DeepSeek answers it (a :data:`~.demo.DemoFormat`)."""
-    # demo.py lists this format, so its pieces are imported when it is called
-    from .demo import DemoAnswer, demo_json, demo_stream
-
-    answer = DemoAnswer.for_request(
-        {
-            "model": payload.get("model"),
-            "messages": _as_messages(payload.get("input")),
-            "max_tokens": payload.get("max_output_tokens"),
-        }
-    )
-    events = _ResponseEvents(answer)
+    ask = responses_ask(payload)
+    if isinstance(ask, Refusal):
+        return openai_error(400, ask.message, param=ask.param)
+    events = _ResponseEvents(ask, answer_to(ask))
     if payload.get("stream") is True:
         return demo_stream(events.stream(), chunk_delay_s)
     return demo_json(events.response(done=True))
 
 
-def _as_messages(value: object) -> list[dict[str, Any]]:
-    """``input`` as chat messages, for the demo's echo: a string is the user's message;
-    items with a role keep their content (a string, or parts with ``text``)."""
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list):
-        return []
-    return [
-        {"role": item["role"], "content": item.get("content")}
-        for item in value
-        if isinstance(item, dict) and isinstance(item.get("role"), str)
-    ]
+def responses_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
+    """What a Responses request asks of the demo, or why it is refused."""
+    value = payload.get("input")
+    items = [{"role": "user", "content": value}] if isinstance(value, str) else dicts_in(value)
+    messages = [i for i in items if isinstance(i.get("role"), str)]
+    model = str(payload.get("model") or "demo")
+    choice = payload.get("tool_choice")
+    forced = choice.get("name") if isinstance(choice, dict) else None
+    text = payload.get("text")
+    form = text.get("format") if isinstance(text, dict) else None
+    schema = form.get("schema") if isinstance(form, dict) else None
+    output = json_output(form, schema, param="text.format")
+    if isinstance(output, Refusal):
+        return output
+    ask = DemoAsk(
+        model=model,
+        texts=tuple(text_of(m.get("content")) for m in messages),
+        last_user=last_user_text(messages),
+        reasoning=not model.endswith("-mini"),
+        tools=tuple(
+            DemoTool(t["name"], t.get("parameters") or {})
+            for t in dicts_in(payload.get("tools"))
+            if t.get("type") == "function" and isinstance(t.get("name"), str)
+        ),
+        tool_mode=ToolMode.REQUIRED
+        if isinstance(forced, str)
+        else _TOOL_MODES.get(str(choice), ToolMode.AUTO),
+        forced_tool=forced if isinstance(forced, str) else None,
+        tool_results=_tool_results(items),
+        json_output=output,
+        max_tokens=positive_int(payload.get("max_output_tokens")),
+    )
+    unoffered = ask.unoffered_tool()
+    return ask if unoffered is None else Refusal("tool_choice", unoffered)
+
+
+def _tool_results(items: list[dict[str, Any]]) -> tuple[ToolResult, ...]:
+    """The ``function_call_output`` items that end the input, each named by the
+    ``function_call`` item with its ``call_id``."""
+    calls = [(i.get("call_id"), i.get("name")) for i in items if i.get("type") == "function_call"]
+    ended = trailing(items, lambda i: i.get("type") == "function_call_output")
+    results = [(i.get("call_id"), text_of(i.get("output"))) for i in ended]
+    return named_results(calls, results)
 
 
 class _ResponseEvents:
-    """One demo answer as Responses API objects and events."""
+    """One demo reply as Responses API objects and events."""
 
-    def __init__(self, answer: DemoAnswer) -> None:
-        self._answer = answer
-        self._id = answer.id
+    def __init__(self, ask: DemoAsk, reply: DemoReply) -> None:
+        self._ask = ask
+        self._reply = reply
+        self._choice: DemoChoice = reply.choices[0]
+        self._id = str(uuid.uuid4())
+        self._created = int(time.time())
         self._reasoning_id = str(uuid.uuid4())
         self._message_id = str(uuid.uuid4())
+        self._call_id = "fc_" + uuid.uuid4().hex
+        self._call_name = self._choice.call.name if self._choice.call is not None else ""
         self._sequence = 0
 
     def response(self, *, done: bool) -> dict[str, Any]:
         """The response object: in progress (no output, usage null), or finished."""
-        answer = self._answer
-        cut = answer.finish_reason == "length"
+        reply = self._reply
+        cut = self._choice.finish is Finish.LENGTH
         status = ("incomplete" if cut else "completed") if done else "in_progress"
-        usage = answer.usage()
         return {
             "id": self._id,
             "object": "response",
-            "created_at": answer.created,
+            "created_at": self._created,
             "status": status,
             "background": False,
             "error": None,
             "incomplete_details": {"reason": "max_output_tokens"} if done and cut else None,
             "instructions": None,
-            "model": answer.model,
+            "model": self._ask.model,
             "output": self._output() if done else [],
             "parallel_tool_calls": True,
             "previous_response_id": None,
@@ -89,13 +138,11 @@ class _ResponseEvents:
             "tool_choice": "auto",
             "tools": [],
             "usage": {
-                "input_tokens": usage["prompt_tokens"],
+                "input_tokens": reply.prompt_tokens,
                 "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                "output_tokens": usage["completion_tokens"],
-                "output_tokens_details": {
-                    "reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"]
-                },
-                "total_tokens": usage["total_tokens"],
+                "output_tokens": reply.completion_tokens,
+                "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             }
             if done
             else None,
@@ -103,11 +150,14 @@ class _ResponseEvents:
         }
 
     def _output(self) -> list[dict[str, Any]]:
-        items = []
-        if self._answer.reasoning:
-            items.append(self._reasoning_item("completed", "".join(self._answer.reasoning)))
-        status = "incomplete" if self._answer.finish_reason == "length" else "completed"
-        items.append(self._message_item(status, "".join(self._answer.content)))
+        choice, items = self._choice, []
+        if choice.reasoning:
+            items.append(self._reasoning_item("completed", "".join(choice.reasoning)))
+        status = "incomplete" if choice.finish is Finish.LENGTH else "completed"
+        if choice.call is not None:
+            items.append(self._call_item(status, "".join(choice.call.arguments)))
+        elif choice.content or not choice.reasoning:
+            items.append(self._message_item(status, "".join(choice.content)))
         return items
 
     def _reasoning_item(self, status: str, text: str | None) -> dict[str, Any]:
@@ -130,34 +180,70 @@ class _ResponseEvents:
             "role": "assistant",
         }
 
+    def _call_item(self, status: str, arguments: str) -> dict[str, Any]:
+        return {
+            "type": "function_call",
+            "id": self._call_id,
+            "call_id": "call_" + self._call_id.removeprefix("fc_")[:24],
+            "name": self._call_name,
+            "arguments": arguments,
+            "status": status,
+        }
+
     def stream(self) -> list[bytes]:
         """Every event of the stream, as SSE bytes."""
         events = [
             self._event("response.created", response=self.response(done=False)),
             self._event("response.in_progress", response=self.response(done=False)),
         ]
-        answer, index = self._answer, 0
-        if answer.reasoning:
+        choice, index = self._choice, 0
+        if choice.reasoning:
             events += self._item(
                 index,
                 self._reasoning_item,
                 self._reasoning_id,
                 {"type": "reasoning_text", "text": ""},
                 "response.reasoning_text",
-                answer.reasoning,
+                choice.reasoning,
             )
             index += 1
-        events += self._item(
-            index,
-            self._message_item,
-            self._message_id,
-            _output_text(""),
-            "response.output_text",
-            answer.content,
-        )
+        if choice.call is not None:
+            events += self._call_events(index, choice.call.arguments)
+        elif choice.content or not choice.reasoning:
+            events += self._item(
+                index,
+                self._message_item,
+                self._message_id,
+                _output_text(""),
+                "response.output_text",
+                choice.content,
+            )
         done = self.response(done=True)
         events.append(self._event(f"response.{done['status']}", response=done))
         return events
+
+    def _call_events(self, index: int, pieces: tuple[str, ...]) -> list[bytes]:
+        """A function call item's events: added, argument deltas, arguments done, done."""
+        arguments = "".join(pieces)
+        status = "incomplete" if self._choice.finish is Finish.LENGTH else "completed"
+        where = {"item_id": self._call_id, "output_index": index}
+        return [
+            self._event(
+                "response.output_item.added",
+                item=self._call_item("in_progress", ""),
+                output_index=index,
+            ),
+            *(
+                self._event("response.function_call_arguments.delta", delta=p, **where)
+                for p in pieces
+            ),
+            self._event("response.function_call_arguments.done", arguments=arguments, **where),
+            self._event(
+                "response.output_item.done",
+                item=self._call_item(status, arguments),
+                output_index=index,
+            ),
+        ]
 
     def _item(
         self,
@@ -166,7 +252,7 @@ class _ResponseEvents:
         item_id: str,
         empty_part: dict[str, Any],
         delta_type: str,
-        pieces: list[str],
+        pieces: tuple[str, ...],
     ) -> list[bytes]:
         """One output item's events: added, its part added, deltas, done, part and item done."""
         text = "".join(pieces)
@@ -187,8 +273,7 @@ class _ResponseEvents:
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, **fields, "sequence_number": self._sequence}
         self._sequence += 1
-        encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        return f"event: {kind}\ndata: {encoded}\n\n".encode()
+        return f"event: {kind}\ndata: ".encode() + encode_compact(data) + b"\n\n"
 
 
 def _output_text(text: str) -> dict[str, Any]:

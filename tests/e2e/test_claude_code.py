@@ -167,6 +167,9 @@ async def test_claude_code_answers_through_the_demo_and_is_billed_to_its_key(
     )
     assert DEMO_SIGN in result["result"]
     assert result["stop_reason"] == "end_turn"
+    # the demo calls Claude Code's first tool (Agent), which runs and fails (the demo's
+    # made-up agent type does not exist), and the demo then answers with its result
+    assert result["num_turns"] == 2 and result["result"].startswith("The tool Agent returned")
     calls = {(e.method, e.target) for e in exchanges if e.status < 400}
     assert calls == {("POST", "/v1/messages?beta=true")}
     entries = activity(demo_gateway, key)

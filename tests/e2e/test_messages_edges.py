@@ -266,10 +266,24 @@ async def test_the_demo_answers_claude_code(gateway: Gateway) -> None:
             messages=[{"role": "user", "content": "list the files"}],
             extra_headers={"anthropic-beta": "claude-code-20250219"},
         ) as stream:
-            text = "".join([piece async for piece in stream.text_stream])
             final = await stream.get_final_message()
-    assert 'You said: "list the files"' in text
+    # it calls the first tool, with an input valid for its schema (any object)
+    assert final.stop_reason == "tool_use" and final.usage.output_tokens > 1
+    (use,) = final.content
+    assert use.type == "tool_use" and use.name == "Bash" and use.input == {}
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "a.txt"}
     async with sdk(gateway, auth_token=gateway.admin_key) as client:
+        answer = await client.messages.create(
+            model="demo",
+            max_tokens=32000,
+            tools=tools,  # type: ignore[arg-type]
+            messages=[
+                {"role": "user", "content": "list the files"},
+                {"role": "assistant", "content": [use.model_dump()]},  # type: ignore[misc]
+                {"role": "user", "content": [result]},  # type: ignore[misc]
+            ],
+        )
         counted = await client.messages.count_tokens(model="demo", messages=HI)
+    assert answer.stop_reason == "end_turn" and answer.content[0].type == "text"
+    assert answer.content[0].text.startswith('The tool Bash returned: "a.txt".')
     assert counted.input_tokens > 0
-    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 1

@@ -89,3 +89,59 @@ def test_bad_bodies_are_openai_shaped_400s() -> None:
     for body in (b"{", b"[]"):
         status, data = answer(body)
         assert status == 400 and set(json.loads(data)["error"]) >= {"message", "type"}
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def test_a_function_call_streamed_and_whole_then_an_answer_to_its_output() -> None:
+    request = {"model": "demo", "input": "weather in Paris?", "tools": [WEATHER]}
+    status, data = answer({**request, "stream": True})
+    assert status == 200
+    parsed = [STREAM_EVENT.validate_json(event.data or "") for event in events(data)]
+    deltas = [p.delta for p in parsed if p.type == "response.function_call_arguments.delta"]
+    (done,) = [p for p in parsed if p.type == "response.function_call_arguments.done"]
+    assert len(deltas) > 1 and "".join(deltas) == done.arguments == '{"city": "demo city"}'
+    assert parsed[-1].type == "response.completed"
+    whole = Response.model_validate_json(answer(request)[1])
+    (call,) = [item for item in whole.output if item.type == "function_call"]
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "demo city"}
+    assert whole.usage is not None
+    assert (
+        whole.usage.output_tokens
+        == len(deltas) + 1 + whole.usage.output_tokens_details.reasoning_tokens
+    )
+    follow_up = [
+        {"role": "user", "content": "weather in Paris?"},
+        call.model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"},
+    ]
+    after = Response.model_validate_json(answer({**request, "input": follow_up})[1])
+    assert after.output_text.startswith('The tool get_weather returned: "Sunny".')
+    none = Response.model_validate_json(answer({**request, "tool_choice": "none"})[1])
+    assert 'You said: "weather in Paris?"' in none.output_text
+
+
+def test_json_formats_and_a_named_tool_that_is_not_offered() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    fmt = {"format": {"type": "json_schema", "name": "x", "schema": schema}}
+    whole = Response.model_validate_json(answer({"model": "demo", "input": "hi", "text": fmt})[1])
+    assert json.loads(whole.output_text) == {"n": 1}
+    fmt = {"format": {"type": "json_object"}}
+    whole = Response.model_validate_json(answer({"model": "demo", "input": "hi", "text": fmt})[1])
+    assert json.loads(whole.output_text)["answer"].startswith('You said: "hi".')
+    choice = {"type": "function", "name": "elsewhere"}
+    status, data = answer(
+        {"model": "demo", "input": "hi", "tools": [WEATHER], "tool_choice": choice}
+    )
+    assert status == 400 and json.loads(data)["error"]["param"] == "tool_choice"
