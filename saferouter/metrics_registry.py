@@ -26,6 +26,15 @@ from typing import Any
 
 import attrs
 
+from .errors import ParseError
+from .metrics_snapshot import (
+    HistogramEntry,
+    TotalEntry,
+    parse_count,
+    parse_histogram,
+    parse_mapping,
+    parse_total,
+)
 from .metrics_text import encode_family, encode_head, encode_sample, encode_value
 from .observe import RequestTrace
 
@@ -72,10 +81,13 @@ class Histogram:
         """``[labels, bucket counts, sum]`` per label set (fresh lists: JSON data)."""
         return [[list(k), list(c), self.sums[k]] for k, c in self.counts.items()]
 
-    def merge(self, snapshot: list[list[Any]]) -> None:
-        """Add another registry's :meth:`snapshot` of this family (same bounds)."""
-        for labels, counts, total in snapshot:
-            key = tuple(labels)
+    def parse(self, snapshot: object) -> list[HistogramEntry]:
+        """Another registry's :meth:`snapshot` of this family, checked (ParseError)."""
+        return parse_histogram(snapshot, labels=len(self.label_names), buckets=len(self.bounds) + 1)
+
+    def merge(self, entries: list[HistogramEntry]) -> None:
+        """Add another registry's :meth:`snapshot` of this family, as :meth:`parse` read it."""
+        for key, counts, total in entries:
             mine = self.counts.setdefault(key, [0] * (len(self.bounds) + 1))
             self.counts[key] = [a + b for a, b in zip(mine, counts, strict=True)]
             self.sums[key] = self.sums.get(key, 0.0) + total
@@ -112,10 +124,14 @@ class Total:
         """``[labels, value]`` per label set."""
         return [[list(labels), value] for labels, value in self.values.items()]
 
-    def merge(self, snapshot: list[list[Any]]) -> None:
-        """Add another registry's :meth:`snapshot` of this counter."""
-        for labels, value in snapshot:
-            self.values[tuple(labels)] += value
+    def parse(self, snapshot: object) -> list[TotalEntry]:
+        """Another registry's :meth:`snapshot` of this counter, checked (ParseError)."""
+        return parse_total(snapshot, labels=len(self.label_names))
+
+    def merge(self, entries: list[TotalEntry]) -> None:
+        """Add another registry's :meth:`snapshot` of this counter, as :meth:`parse` read it."""
+        for labels, value in entries:
+            self.values[labels] += value
 
     def encode(self) -> str:
         return encode_family(
@@ -249,30 +265,44 @@ class MetricsRegistry:
         return model if model in self.known_models else UNLISTED_MODEL
 
     @property
-    def families(self) -> dict[str, Histogram | Total]:
+    def histograms(self) -> dict[str, Histogram]:
         return {
             "requests": self.requests,
             "overhead": self.overhead,
             "first_byte": self.first_byte,
             "upstream": self.upstream,
-            "attempts": self.attempts,
-            "tokens": self.tokens,
-            "cost": self.cost,
         }
+
+    @property
+    def totals(self) -> dict[str, Total]:
+        return {"attempts": self.attempts, "tokens": self.tokens, "cost": self.cost}
+
+    @property
+    def families(self) -> dict[str, Histogram | Total]:
+        return {**self.histograms, **self.totals}
 
     def snapshot(self) -> dict[str, Any]:
         """Every count as JSON data, for another process to :meth:`merge`."""
         families = {name: family.snapshot() for name, family in self.families.items()}
         return {"version": SNAPSHOT_VERSION, "open_streams": self.open_streams.count, **families}
 
-    def merge(self, snapshot: Mapping[str, Any]) -> None:
+    def merge(self, data: object) -> None:
         """Add another registry's :meth:`snapshot` (of this build: the same families and
-        bounds) to this one; its open streams too."""
+        bounds) to this one; its open streams too. All of it or, when any of it is not
+        what this build writes (:mod:`~saferouter.metrics_snapshot`), none of it:
+        :class:`~saferouter.errors.ParseError`."""
+        snapshot = parse_mapping(data)
         if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise ValueError("not a metrics snapshot of this version")
-        for name, family in self.families.items():
-            family.merge(snapshot[name])
-        self.open_streams.count += snapshot["open_streams"]
+            raise ParseError("not a metrics snapshot of this version")
+        # (1) parse every family, (2) only then add: a bad family adds nothing at all
+        histograms = [(h, h.parse(snapshot.get(n))) for n, h in self.histograms.items()]
+        totals = [(t, t.parse(snapshot.get(n))) for n, t in self.totals.items()]
+        open_streams = parse_count(snapshot.get("open_streams"))
+        for histogram, entries in histograms:
+            histogram.merge(entries)
+        for total, counted in totals:
+            total.merge(counted)
+        self.open_streams.count += open_streams
 
     def encode(self) -> str:
         """Every family of this registry in the text format."""

@@ -4,10 +4,16 @@ Each worker counts its own requests (:class:`~saferouter.metrics_registry.Metric
 in memory: the request path takes no lock and does no I/O). A scraper's connection
 lands on one worker, so each worker also writes its registry's snapshot to a file of
 its own under ``<data dir>/metrics/`` — every ``interval_s`` while it has counted
-something new, off the request path — and the worker that answers a scrape writes its
-own afresh, reads its siblings' and merges them all. The others' counts are at most
-``interval_s`` old; counters never go backwards (a worker that died leaves its last
-snapshot behind, still counted).
+something new, off the request path — and the worker that answers a scrape merges its
+own registry (as it is now, from memory) with its siblings' files. The others' counts
+are at most ``interval_s`` old; counters never go backwards (a worker that died leaves
+its last snapshot behind, still counted).
+
+Sharing is a best effort that must never cost the worker anything else: a directory
+that cannot be written (read-only, full, a file in its place) or a sibling's file that
+does not read as a snapshot (:mod:`~saferouter.metrics_snapshot`) is logged and left
+out, and the scrape still answers with everything else. (Raising from :meth:`run`
+would end the worker's lifespan tasks, send watchdog included.)
 
 A file is named ``<parent pid>-<worker pid>.json``: the workers of one server share the
 parent, so a snapshot left by an earlier run of the server is not counted (and is
@@ -26,6 +32,7 @@ from typing import Any
 import attrs
 import trio
 
+from .errors import ParseError
 from .metrics_registry import MetricsRegistry
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ class SharedMetrics:
     directory: Path
     interval_s: float = INTERVAL_S
     _written: int = attrs.field(default=-1, init=False)  # the registry's changes, then
+    _failing: bool = attrs.field(default=False, init=False)  # the last write failed
 
     @classmethod
     def in_data_dir(cls, registry: MetricsRegistry, data_dir: Path) -> SharedMetrics:
@@ -57,7 +65,8 @@ class SharedMetrics:
         return self.directory / f"{self._prefix}{os.getpid()}.json"
 
     async def run(self) -> None:
-        """Write this worker's snapshot whenever it changed, until cancelled."""
+        """Write this worker's snapshot whenever it changed, until cancelled; a write
+        that fails is logged (once, until one succeeds again) and tried again later."""
         await trio.to_thread.run_sync(self._clear_earlier_runs)
         while True:
             if self.registry.changes != self._written:
@@ -67,19 +76,27 @@ class SharedMetrics:
     async def write(self) -> None:
         """This worker's snapshot, now (taken here, in the trio thread that updates it)."""
         changes, snapshot = self.registry.changes, self.registry.snapshot()
-        await trio.to_thread.run_sync(self._write, snapshot)
+        try:
+            await trio.to_thread.run_sync(self._write, snapshot)
+        except OSError as exc:
+            if not self._failing:
+                log.warning("metrics snapshot not written to %s: %s", self.directory, exc)
+            self._failing = True
+            return
+        self._failing = False
         self._written = changes
 
     async def encode(self) -> str:
-        """Every worker's request metrics, merged, in the text format."""
-        await self.write()
-        snapshots = await trio.to_thread.run_sync(self._read_all)
+        """Every worker's request metrics, merged, in the text format: this worker's
+        from memory, its siblings' from their files (one that does not parse is left
+        out)."""
         merged = MetricsRegistry(known_models=self.registry.known_models)
-        for snapshot in snapshots:
+        merged.merge(self.registry.snapshot())
+        for name, snapshot in await trio.to_thread.run_sync(self._read_siblings):
             try:
                 merged.merge(snapshot)
-            except (ValueError, KeyError, TypeError) as exc:  # another build's, say
-                log.warning("a metrics snapshot was not merged: %r", exc)
+            except ParseError as exc:  # another build's, say, or an edited file
+                log.warning("metrics snapshot %s not merged: %s", name, exc)
         return merged.encode()
 
     def _write(self, snapshot: dict[str, Any]) -> None:
@@ -88,18 +105,29 @@ class SharedMetrics:
         partial.write_text(json.dumps(snapshot))
         partial.replace(self.own_path)
 
-    def _read_all(self) -> list[dict[str, Any]]:
-        snapshots = []
-        for path in sorted(self.directory.glob(f"{self._prefix}*.json")):
+    def _read_siblings(self) -> list[tuple[str, object]]:
+        own, snapshots = self.own_path, []
+        try:
+            paths = sorted(self.directory.glob(f"{self._prefix}*.json"))
+        except OSError as exc:
+            log.warning("metrics snapshots in %s not listed: %s", self.directory, exc)
+            return []
+        for path in paths:
+            if path == own:
+                continue
             try:
-                snapshots.append(json.loads(path.read_text()))
+                snapshots.append((path.name, json.loads(path.read_text())))
             except (OSError, ValueError) as exc:  # removed meanwhile, or not ours to read
                 log.warning("metrics snapshot %s not read: %s", path.name, exc)
         return snapshots
 
     def _clear_earlier_runs(self) -> None:
-        if not self.directory.is_dir():
+        try:
+            earlier = [p for p in self.directory.iterdir() if not p.name.startswith(self._prefix)]
+        except OSError:  # no directory yet (or none to be had: the writes will say)
             return
-        for path in self.directory.iterdir():
-            if not path.name.startswith(self._prefix):
+        for path in earlier:
+            try:
                 path.unlink(missing_ok=True)
+            except OSError as exc:  # a directory, say: not ours to remove
+                log.warning("earlier metrics snapshot %s not removed: %s", path.name, exc)

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from saferouter.errors import ParseError
 from saferouter.metrics_registry import DURATION_BOUNDS_S, Histogram, MetricsRegistry
 from saferouter.observe import AttemptTrace, RequestTrace, StartedBy
 
@@ -207,5 +208,5 @@ def test_merged_snapshots_read_as_one_registry_fed_everything() -> None:
 
 def test_a_snapshot_of_another_version_is_refused() -> None:
     registry = MetricsRegistry(known_models=frozenset())
-    with pytest.raises(ValueError):
+    with pytest.raises(ParseError):
         registry.merge({**registry.snapshot(), "version": 0})
