@@ -12,7 +12,7 @@ DEV := $(VENV)/.installed-dev
 NODE_E2E := tests/e2e/node
 ARGS ?=
 
-.PHONY: run test lint bench clean chromium postgresql
+.PHONY: run test lint bench clean chromium postgresql wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ test: $(DEV) $(NODE_E2E)/node_modules/.package-lock.json chromium postgresql lin
 	$(BIN)/coverage run -m pytest -q tests/unit/tee
 	$(BIN)/coverage report --include='$(PURE_TEE)' --fail-under=100
 	$(BIN)/pytest --ignore=tests/unit/tee --durations=15
+
+# A release wheel, built from a fresh copy of the files git tracks: setuptools reuses
+# ./build/lib, so an in-place `pip wheel .` ships a module deleted since the last build
+# (and any untracked file), and the wheel would not measure as the commit it came from.
+wheel: $(DEV)
+	rm -rf dist/source && mkdir -p dist/source
+	git ls-files -z | xargs -0 cp --parents -t dist/source
+	$(BIN)/python -m pip wheel --quiet --no-build-isolation --no-deps -w dist dist/source
+	rm -rf dist/source
 
 bench: $(DEV)
 	$(BIN)/python bench/run.py $(ARGS)
