@@ -4,10 +4,10 @@ Each worker counts its own requests (:class:`~saferouter.metrics_registry.Metric
 in memory: the request path takes no lock and does no I/O). A scraper's connection
 lands on one worker, so each worker also writes its registry's snapshot to a file of
 its own under ``<data dir>/metrics/`` — every ``interval_s`` while it has counted
-something new, off the request path — and the worker that answers a scrape merges its
-own registry (as it is now, from memory) with its siblings' files. The others' counts
-are at most ``interval_s`` old; counters never go backwards (a worker that died leaves
-its last snapshot behind, still counted).
+something new, off the request path — and the worker that answers a scrape writes its
+own afresh and merges its registry (from memory: counted even when the write failed)
+with its siblings' files. The others' counts are at most ``interval_s`` old; counters
+never go backwards (a worker that died leaves its last snapshot behind, still counted).
 
 Sharing is a best effort that must never cost the worker anything else: a directory
 that cannot be written (read-only, full, a file in its place) or a sibling's file that
@@ -89,7 +89,10 @@ class SharedMetrics:
     async def encode(self) -> str:
         """Every worker's request metrics, merged, in the text format: this worker's
         from memory, its siblings' from their files (one that does not parse is left
-        out)."""
+        out). This worker's file is written afresh first (at best): a scrape that lands
+        on a sibling next sees these counts too, so counters never go backwards between
+        scrapes."""
+        await self.write()
         merged = MetricsRegistry(known_models=self.registry.known_models)
         merged.merge(self.registry.snapshot())
         for name, snapshot in await trio.to_thread.run_sync(self._read_siblings):
