@@ -256,10 +256,11 @@ def _otel_traces_url(environ: Mapping[str, str], endpoint: str | None) -> str | 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL")
-    # the URL is measured and logged: a collector's credentials go in headers instead
-    if parts.username is not None or parts.password is not None:
+    # the URL is measured (served at /attestation/measurement) and logged: a collector's
+    # credentials go in headers instead — a query's token as much as a user and password
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise ConfigError(
-            f"{name} must not hold credentials; put them in OTEL_EXPORTER_OTLP_HEADERS"
+            f"{name} must not hold credentials or a query; put them in OTEL_EXPORTER_OTLP_HEADERS"
         )
     return url
 

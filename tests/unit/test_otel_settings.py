@@ -52,6 +52,10 @@ def test_the_traces_url(
         ({BASE: "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL"),
         ({TRACES: "grpc://c:4317"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http(s) URL"),
         ({BASE: "http://user:pw@c:4318"}, "must not hold credentials"),
+        # a token in the query would be published with the measurement (attack16)
+        ({TRACES: "https://c/v1/traces?api_key=secret"}, "must not hold credentials or a query"),
+        ({BASE: "https://c:4318/?token=secret"}, "must not hold credentials or a query"),
+        ({TRACES: "https://c/v1/traces#secret"}, "must not hold credentials or a query"),
         ({BASE: "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf only"),
         ({BASE: "http://c", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "not http/json"),
         ({BASE: "http://c:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, "must be otlp or none"),
