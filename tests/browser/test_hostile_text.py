@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from .conftest import Site, site_with_upstream
+from .conftest import Site, Watched, site_with_upstream
 
 # runs (and counts) if parsed as HTML anywhere: an image that fails, an SVG that loads
 HOSTILE = "<img src=x onerror=window.__xss=(window.__xss||0)+1><svg onload=window.__xss=9>"
@@ -32,8 +32,8 @@ price = {{ input = "1.25", output = "10" }}
 PAGES = ["/", "/models", "/chat", "/compare", "/activity", "/keys", "/credits"]
 
 
-@pytest.fixture(scope="module")
-def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@pytest.fixture(scope="module")  # conftest's page signs in to this site as its admin
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with site_with_upstream(tmp_path_factory.mktemp("hostile"), ENTRY) as site:
         headers = {"Authorization": f"Bearer {site.admin_key}"}
         created = httpx.post(
@@ -54,16 +54,6 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield site
 
 
-@pytest.fixture
-def admin_page(browser: Browser, hostile_site: Site) -> Iterator[Page]:
-    context = browser.new_context(base_url=hostile_site.url, color_scheme="light")
-    page = context.new_page()
-    page.goto("/")
-    page.evaluate("key => localStorage.setItem('saferouter.key', key)", hostile_site.admin_key)
-    yield page
-    context.close()
-
-
 def assert_inert(page: Page) -> None:
     """No markup of the hostile text became an element, and none of it ran."""
     assert page.evaluate("() => window.__xss") is None
@@ -71,7 +61,8 @@ def assert_inert(page: Page) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_hostile_text_is_shown_as_text(admin_page: Page, path: str) -> None:
+def test_hostile_text_is_shown_as_text(page: Watched, path: str) -> None:
+    admin_page = page.page
     admin_page.goto(path)
     admin_page.wait_for_load_state("networkidle")
     expect(admin_page.locator("h1")).to_be_visible()
@@ -81,10 +72,11 @@ def test_hostile_text_is_shown_as_text(admin_page: Page, path: str) -> None:
         names = admin_page.locator("main input").evaluate_all("es => es.map(e => e.value)")
         assert HOSTILE in names
     assert_inert(admin_page)
+    assert page.errors == []
 
 
-def test_the_new_widgets_show_hostile_text_as_text(admin_page: Page) -> None:
-    p = admin_page
+def test_the_new_widgets_show_hostile_text_as_text(page: Watched) -> None:
+    p = page.page
     p.goto("/models")
     p.locator("#available-only").check()  # the available filter redraws the cards
     card = p.locator("article", has_text=MODEL)
@@ -105,3 +97,4 @@ def test_the_new_widgets_show_hostile_text_as_text(admin_page: Page) -> None:
     row = p.locator("tr", has=p.get_by_role("textbox", name="Name of sk-sr-", exact=False))
     expect(row.last).to_contain_text("60 rpm · 9000 tpm")  # the limits column
     assert_inert(p)
+    assert page.errors == []
