@@ -131,6 +131,8 @@ async def test_an_overloaded_provider_falls_over_and_the_cache_is_billed_at_its_
         assert key not in json.dumps(request["headers"])
 
 
+# the fake answers with the 529 body reported in issues (recordings/anthropic/)
+@pytest.mark.testdata
 async def test_every_provider_overloaded_is_anthropics_529(gateway: Gateway) -> None:
     async with sdk(gateway, api_key=gateway.admin_key) as client:
         with pytest.raises(anthropic.InternalServerError) as caught:

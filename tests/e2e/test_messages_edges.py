@@ -169,6 +169,8 @@ async def test_a_cut_stream_ends_with_an_anthropic_error_event_and_an_estimate(
     assert entry.completion_tokens > 1  # the relayed thinking, estimated over message_start's 1
 
 
+# the fake answers a count it cannot make with a recorded 404 (recordings/anthropic/)
+@pytest.mark.testdata
 async def test_count_tokens_is_forwarded_and_never_billed(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
