@@ -29,7 +29,7 @@ import attrs
 
 from ..accounting import Usage
 from ..catalog import Api  # below the gateway: the catalog lists each provider's APIs
-from ..errors import ApiError
+from ..errors import ApiError, InvalidRequest
 from ..json_object import JsonObject
 from ..sse import SSEEvent
 from .upstream_body import UpstreamBody
@@ -91,6 +91,19 @@ class BodyFacts:
 
 
 MAX_FACT_CHARS = 200
+
+
+def stored_at_provider(what: str, param: str, instead: str = "") -> InvalidRequest:
+    """The one refusal of state a request names at the provider (a file, a container, a
+    stored item, vector stores), whatever the API: it lives under the gateway's account,
+    which every key shares, and the gateway keeps no record of whose it is."""
+    return InvalidRequest(
+        f"{what}: stored at the provider under the gateway's account, which every key "
+        f"shares, and the gateway keeps no record of whose it is, so it is not served."
+        + (f" {instead}" if instead else ""),
+        param=param,
+        code="unsupported_parameter",
+    )
 
 
 def fact_text(value: object) -> str | None:

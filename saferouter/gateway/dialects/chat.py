@@ -23,7 +23,7 @@ from typing import Any
 from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import ApiError, InvalidRequest, encode_error_body
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest, BodyFacts, NonText
+from ..dialect import Api, ApiRequest, BodyFacts, NonText, stored_at_provider
 from ..routing import parse_client_models
 from ..upstream_body import UpstreamBody
 from .chat_watch import ChatWatch, chat_body_facts
@@ -126,12 +126,10 @@ def _refuse_stored_files(messages: list[dict[str, Any]]) -> None:
         for c, part in enumerate(content if isinstance(content, list) else ()):
             file = part.get("file") if isinstance(part, dict) else None
             if isinstance(file, dict) and file.get("file_id") is not None:
-                raise InvalidRequest(
-                    f"'messages[{m}].content[{c}]' names a file_id: files stored at the "
-                    "provider are under the gateway's account, which every key shares, so "
-                    "they are not served. Send the file's data instead.",
-                    param=f"messages[{m}].content[{c}].file.file_id",
-                    code="unsupported_parameter",
+                raise stored_at_provider(
+                    f"'messages[{m}].content[{c}]' names a file_id",
+                    f"messages[{m}].content[{c}].file.file_id",
+                    "Send the file's data instead.",
                 )
 
 

@@ -41,7 +41,7 @@ import attrs
 from ...client_input import validate_model_id
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest, NonText
+from ..dialect import Api, ApiRequest, NonText, stored_at_provider
 from ..routing import parse_client_models
 
 DEFAULT_ANTHROPIC_VERSION = b"2023-06-01"
@@ -82,13 +82,7 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
     if payload.get("container") is not None:
-        raise _invalid(
-            "container: not supported by this gateway. Containers are kept at the provider "
-            "under the gateway's account, which every key shares, and the gateway has no "
-            "record of whose they are.",
-            "container",
-            "unsupported_parameter",
-        )
+        raise stored_at_provider("'container'", "container")
     _refuse_provider_files(payload)
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
@@ -112,12 +106,10 @@ def _refuse_provider_files(payload: dict[str, Any]) -> None:
             if block.get("type") == "container_upload" or (
                 isinstance(source, dict) and source.get("type") == "file"
             ):
-                raise _invalid(
-                    f"{where}[{b}]: files stored at the provider are under the gateway's "
-                    "account, which every key shares, and the gateway has no record of "
-                    "whose they are. Send the file's data or URL instead.",
+                raise stored_at_provider(
+                    f"{where}[{b}] is a file",
                     f"{where}[{b}]",
-                    "unsupported_parameter",
+                    "Send the file's data or URL instead.",
                 )
             if block.get("type") == "tool_result":
                 lists.append((f"{where}[{b}].content", block.get("content")))

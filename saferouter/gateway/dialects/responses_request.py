@@ -36,7 +36,7 @@ from typing import Any
 from ...client_input import parse_token_limit, validate_model_id, wrong_type
 from ...errors import InvalidRequest
 from ...json_object import parse_json_object
-from ..dialect import Api, ApiRequest, NonText
+from ..dialect import Api, ApiRequest, NonText, stored_at_provider
 from ..routing import parse_client_models
 
 # Content parts whose tokens their bytes bound (assistant turns and reasoning echoed back).
@@ -174,23 +174,19 @@ def _checked_input(payload: dict[str, Any]) -> list[Any]:
                 code="invalid_type",
             )
         if item.get("type") == "item_reference":
-            raise InvalidRequest(
-                f"'input[{i}]' is an item_reference: items stored at the provider are "
-                "under the gateway's account, which every key shares, so they are not "
-                "served. Send the item itself, or use 'previous_response_id'.",
-                param=f"input[{i}]",
-                code="unsupported_parameter",
+            raise stored_at_provider(
+                f"'input[{i}]' is an item_reference",
+                f"input[{i}]",
+                "Send the item itself, or use 'previous_response_id'.",
             )
         for field in ("content", "output"):
             parts = item.get(field)
             for p, part in enumerate(parts if isinstance(parts, list) else ()):
                 if isinstance(part, dict) and part.get("file_id") is not None:
-                    raise InvalidRequest(
-                        f"'input[{i}].{field}[{p}]' names a file_id: files stored at the "
-                        "provider are under the gateway's account, which every key shares, "
-                        "so they are not served. Send the file's data or URL instead.",
-                        param=f"input[{i}].{field}[{p}].file_id",
-                        code="unsupported_parameter",
+                    raise stored_at_provider(
+                        f"'input[{i}].{field}[{p}]' names a file_id",
+                        f"input[{i}].{field}[{p}].file_id",
+                        "Send the file's data or URL instead.",
                     )
     return value
 
@@ -211,12 +207,8 @@ def _refuse_stored_tools(tools: object) -> None:
             )
         )
         if stored:
-            raise InvalidRequest(
-                f"'tools[{t}]' names vector stores, a container or files stored at the "
-                "provider under the gateway's account, which every key shares, so they "
-                "are not served.",
-                param=f"tools[{t}]",
-                code="unsupported_parameter",
+            raise stored_at_provider(
+                f"'tools[{t}]' names vector stores, a container or files", f"tools[{t}]"
             )
 
 
