@@ -98,7 +98,7 @@ def stored_at_provider(what: str, param: str, instead: str = "") -> InvalidReque
     stored item, vector stores), whatever the API: it lives under the gateway's account,
     which every key shares, and the gateway keeps no record of whose it is."""
     return InvalidRequest(
-        f"{what}: stored at the provider under the gateway's account, which every key "
+        f"{what} stored at the provider under the gateway's account, which every key "
         f"shares, and the gateway keeps no record of whose it is, so it is not served."
         + (f" {instead}" if instead else ""),
         param=param,

@@ -82,7 +82,7 @@ def parse_messages_request(body: bytes, headers: Sequence[tuple[bytes, bytes]]) 
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream: Input should be a valid boolean", "stream", "invalid_type")
     if payload.get("container") is not None:
-        raise stored_at_provider("'container'", "container")
+        raise stored_at_provider("container: a container", "container")
     _refuse_provider_files(payload)
     return attrs.evolve(
         request, stream=bool(stream), max_tokens=max_tokens, non_text=non_text_parts(payload)
