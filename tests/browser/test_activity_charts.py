@@ -101,6 +101,25 @@ def agrees(page: Page, chart: str, series: str, shape: str, want: dict[int, Any]
     assert {s: got[s] for s in shared} == {s: float(want[s]) for s in shared}
 
 
+def point_at(page: Page, chart: str, series: str, start: int) -> None:
+    """Rest the mouse on one bucket's column of a chart. The column is found and measured
+    in one go in the page: the page redraws its charts on every poll (each 5 s), so a
+    node located first may be gone by the time it would be hovered."""
+    where = page.evaluate(
+        """([chart, series, start]) => {
+            const bar = document.querySelector(
+                `#${chart} g[data-name='${series}'] rect[data-start='${start}']`);
+            if (!bar) return null;
+            bar.scrollIntoView({ block: "center" });
+            const r = bar.getBoundingClientRect();  // a 0-height bar's column is hoverable too
+            return [r.x + r.width / 2, r.y + r.height - 1];
+        }""",
+        [chart, series, start],
+    )
+    assert where is not None, (chart, series, start)
+    page.mouse.move(*where)
+
+
 def test_each_window_draws_its_series(
     page: Watched, site: Site, traffic: dict[str, int], tmp_path: Path
 ) -> None:
@@ -134,12 +153,14 @@ def test_a_hover_shows_the_bucket_and_its_values(
 ) -> None:
     p = page.page
     p.set_viewport_size({"width": 1200, "height": 900})
+    if time.time() % 60 > 40:  # the 1 h grid (minutes) is not to move on under the mouse
+        time.sleep(61 - time.time() % 60)
     p.goto("/activity")
     stats = choose(p, "1h")
     busy = next(b for b in stats["series"] if b["cost_micro_usd"] == 5000)  # 300 s ago
     assert (busy["requests"], busy["errors"]) == (3, 1)
-    bar = p.locator(f"#chart-requests g[data-name='requests'] rect[data-start='{busy['start']}']")
-    bar.hover(force=True)  # (a 0-height bar is hoverable too: its column is)
+    p.add_style_tag(content="header.nav { position: static }")  # not over the charts
+    point_at(p, "chart-requests", "requests", busy["start"])
     tip = p.locator("#chart-requests .chart-tip")
     expect(tip).to_be_visible()
     clock = p.evaluate(
@@ -149,11 +170,9 @@ def test_a_hover_shows_the_bucket_and_its_values(
     expect(tip).to_contain_text(clock)
     expect(tip).to_contain_text(f"requests: {busy['requests']}")
     expect(tip).to_contain_text("errors: 1")
-    spend = p.locator(f"#chart-spend g[data-name='spend'] rect[data-start='{busy['start']}']")
-    spend.hover(force=True)
+    point_at(p, "chart-spend", "spend", busy["start"])
     expect(p.locator("#chart-spend .chart-tip")).to_contain_text("spend: $0.005")
     shot(p, "activity-charts-light")
-    p.add_style_tag(content="header.nav { position: static }")  # not over the charts' picture
     p.locator(".charts").screenshot(path=str(tmp_path / "activity-charts-light.png"))
     p.mouse.move(0, 0)
     expect(tip).to_be_hidden()
