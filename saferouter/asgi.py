@@ -59,7 +59,7 @@ from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallabl
 
 from .clock import Clock, TrioClock
 from .delivery import ClientDelivery
-from .observe import Observers, RequestTrace
+from .observe import Observers, RequestTrace, trace_context
 from .timing import HEADER as TIMING_HEADER
 from .timing import RequestTiming
 
@@ -231,12 +231,16 @@ class ClientGuard:
         started_s = self.clock.now()
         timing = RequestTiming(started_s=started_s)
         delivery = ClientDelivery()
+        headers = list(scope.get("headers") or [])
+        traceparent, tracestate = trace_context(headers)
         trace = RequestTrace(
             request_id=new_request_id(),
             method=scope["method"],
             route=UNMATCHED,  # until a route or an API path claims the request
             started_s=started_s,
             started_wall_s=self.clock.wall(),
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         # hypercorn types extensions as dicts of dicts; these are objects the app reads
         extensions: dict[str, Any] = {
@@ -251,9 +255,7 @@ class ClientGuard:
             delivery,
             timing,
             trace,
-            BodyProgress.from_headers(
-                list(scope.get("headers") or []), drain_limit_bytes=self.drain_limit_bytes
-            ),
+            BodyProgress.from_headers(headers, drain_limit_bytes=self.drain_limit_bytes),
             cast(Receive, receive),
             cast(Send, send),
             # (2) and (3) are about h11's single byte stream: HTTP/2 and /3 end a stream on

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import attrs
@@ -84,6 +84,10 @@ class RequestTrace:
     gateway_overhead_s: float | None = None
     first_byte_s: float | None = None  # when the response started, on the clock
     ended_s: float | None = None  # when its last byte went out (or the client left)
+    # the client's W3C Trace Context (``traceparent``, ``tracestate``: ids and vendor
+    # keys, bounded; :func:`trace_context`), for an exporter to continue its trace
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @property
     def fallback(self) -> bool:
@@ -102,6 +106,38 @@ class RequestTrace:
     def wall_s(self, clock_s: float) -> float:
         """A reading of the pipeline's clock as seconds since the epoch."""
         return self.started_wall_s + (clock_s - self.started_s)
+
+
+# W3C Trace Context's bounds: a traceparent of any version is at most this long here
+# (version 00 is 55 characters); a vendor must pass on a tracestate of at least 512
+TRACEPARENT_MAX_CHARS = 128
+TRACESTATE_MAX_CHARS = 512
+
+
+def trace_context(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The request's W3C Trace Context headers (``traceparent``, ``tracestate``), as
+    text an exporter can parse — or None each. A traceparent sent twice is no parent
+    (the spec's rule); tracestate headers join with commas, and one over its bound is
+    dropped whole (never cut: a cut member would be a different one). Only bounded
+    printable ASCII is kept: the values are a client's, kept in memory to the end of
+    the request."""
+    parents: list[bytes] = []
+    states: list[bytes] = []
+    for name, value in headers:
+        if name.lower() == b"traceparent":
+            parents.append(value)
+        elif name.lower() == b"tracestate":
+            states.append(value)
+    parent = _printable(parents[0], TRACEPARENT_MAX_CHARS) if len(parents) == 1 else None
+    state = _printable(b",".join(states), TRACESTATE_MAX_CHARS) if states else None
+    return parent, state if parent is not None else None
+
+
+def _printable(value: bytes, max_chars: int) -> str | None:
+    text = value.strip(b" \t")
+    if not text or len(text) > max_chars or not all(0x20 <= b < 0x7F for b in text):
+        return None
+    return text.decode("ascii")
 
 
 class Observer(Protocol):

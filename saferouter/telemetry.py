@@ -13,6 +13,8 @@ conventions' names (``gen_ai.system``, ``gen_ai.operation.name``, models, respon
 token counts, finish reasons) and the fallback/hedge story under ``saferouter.*``.
 What it never holds: a prompt, a completion, a key, a raw path or a client's address —
 the trace carries none of these, and only the fields named below are read from it.
+A client that sends a W3C ``traceparent`` gets the request span as a child of its own
+span (:func:`client_context`): its trace goes on through the gateway.
 
 Threads: ``request_done`` runs in the request's task; ending a span hands it to the
 SDK's ``BatchSpanProcessor``, which queues it (a full queue drops, never blocks) for
@@ -36,11 +38,14 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from . import __version__
 from .gateway.attempt import AttemptOutcome
 from .observe import AttemptTrace, RequestTrace
+
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 # gen_ai.operation.name for each LLM API (the dialect's Api value): all three are a
 # conversation in, a message out — the GenAI conventions' "chat"
@@ -69,7 +74,7 @@ class TraceExporter:
         end_s = trace.ended_s if trace.ended_s is not None else trace.started_s
         span = self._tracer.start_span(
             request_span_name(trace),
-            context=Context(),  # a root: never a child of whatever context the task has
+            context=client_context(trace),
             kind=SpanKind.SERVER,
             attributes=request_attributes(trace),
             start_time=_epoch_ns(trace, trace.started_s),
@@ -116,6 +121,21 @@ def service_resource() -> Resource:
     if str(detected.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         return detected.merge(ours)
     return ours.merge(detected)
+
+
+def client_context(trace: RequestTrace) -> Context:
+    """The request span's parent: the span the client named in its ``traceparent``
+    header (its trace goes on through the gateway; the SDK's default sampler,
+    ``parentbased_always_on``, follows its sampled flag — OTEL_TRACES_SAMPLER=always_on
+    records every request whatever the client says), else none: a root, never a child
+    of whatever context the request's task happens to have."""
+    if trace.traceparent is None:
+        return Context()
+    carrier = {"traceparent": trace.traceparent}
+    if trace.tracestate is not None:
+        carrier["tracestate"] = trace.tracestate
+    # a malformed traceparent (or an all-zero id) extracts to no parent: a root
+    return _PROPAGATOR.extract(carrier, context=Context())
 
 
 def request_span_name(trace: RequestTrace) -> str:

@@ -1,5 +1,6 @@
 """OpenTelemetry traces from a real `saferouter serve`: real traffic through the openai
-SDK (a fallback, a stream, an upstream failure, a page, a URL no route has), spans
+SDK (a fallback, a stream, an upstream failure, a page sent with the client's own
+``traceparent``, a URL no route has), spans
 posted over OTLP/HTTP to a collector on 127.0.0.1 (tests/otlp_collector.py), stopped by
 SIGTERM. And the other side: with no endpoint, OpenTelemetry is never even imported.
 
@@ -28,6 +29,7 @@ UPSTREAM_KEY = "sk-upstream-otel-0123456789"
 PROMPT = "the secret plan is PROMPT-6f1d-MARKER"
 PROBE = "opentelemetry modules at exit: "
 REQUEST_ID = "x-saferouter-request-id"
+CLIENT_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 SITECUSTOMIZE = f"""
 import atexit, json, sys
@@ -100,7 +102,9 @@ async def test_spans_of_real_traffic_reach_the_collector_by_the_time_the_gateway
                             model="fake/status:500",
                             messages=messages,  # type: ignore[arg-type]
                         )
-                    models = await sdk.models.with_raw_response.list()
+                    models = await sdk.models.with_raw_response.list(
+                        extra_headers={"traceparent": CLIENT_PARENT}  # the client's trace
+                    )
                 async with httpx.AsyncClient(base_url=served.url) as client:
                     lost = await client.get("/no/such/page-PATH-MARKER")
                 assert collector.spans == []  # all still queued in the gateway
@@ -110,10 +114,11 @@ async def test_spans_of_real_traffic_reach_the_collector_by_the_time_the_gateway
 
     # (1) one SERVER span per request, found by the id the client was sent
     roots = {
-        s.attributes["saferouter.request_id"]: s for s in spans if s.span.parent_span_id == b""
+        s.attributes["saferouter.request_id"]: s
+        for s in spans
+        if s.span.kind == Span.SPAN_KIND_SERVER
     }
-    assert all(s.span.kind == Span.SPAN_KIND_SERVER for s in roots.values())
-    assert len(roots) == sum(s.span.parent_span_id == b"" for s in spans)  # each id once
+    assert len(roots) == sum(s.span.kind == Span.SPAN_KIND_SERVER for s in spans)  # each once
     answers = [fallback, streamed, failed.value.response, models, lost]
     fallback_span, stream_span, failed_span, models_span, lost_span = (
         roots[r.headers[REQUEST_ID]] for r in answers
@@ -151,6 +156,13 @@ async def test_spans_of_real_traffic_reach_the_collector_by_the_time_the_gateway
     assert failed_span.span.status.code == Status.STATUS_CODE_ERROR
     assert failed_span.attributes["http.response.status_code"] >= 500
     assert models_span.name == "GET /v1/models"
+    # only the request that sent a traceparent goes on in the client's trace
+    client_trace_id, client_span_id = CLIENT_PARENT.split("-")[1:3]
+    assert models_span.span.trace_id.hex() == client_trace_id
+    assert models_span.span.parent_span_id.hex() == client_span_id
+    others = [fallback_span, stream_span, failed_span, lost_span]
+    assert [s.span.parent_span_id for s in others] == [b""] * 4
+    assert all(s.span.trace_id.hex() != client_trace_id for s in others)
     assert models_span.span.status.code == Status.STATUS_CODE_UNSET
     assert lost_span.attributes["http.route"] == "unmatched"
     assert {s.resource["service.name"] for s in spans} == {"saferouter"}

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from saferouter.asgi import ClientGuard, trace_of
-from saferouter.observe import Observers, RequestTrace
+from saferouter.observe import Observers, RequestTrace, trace_context
 
 from .test_asgi import ScriptedServer, chunk, scope
 
@@ -125,3 +125,44 @@ async def test_a_lifespan_is_no_request(autojump_clock: trio.abc.Clock) -> None:
 
     await guarded(lifespan, recorder)({"type": "lifespan"}, None, None)
     assert recorder.traces == []
+
+
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    ("headers", "context"),
+    [
+        ([], (None, None)),
+        ([(b"traceparent", PARENT.encode())], (PARENT, None)),
+        (
+            [
+                (b"traceparent", b" " + PARENT.encode()),
+                (b"tracestate", b"a=1"),
+                (b"tracestate", b"b=2"),
+            ],
+            (PARENT, "a=1,b=2"),
+        ),
+        ([(b"traceparent", PARENT.encode())] * 2, (None, None)),  # twice: no parent
+        ([(b"tracestate", b"a=1")], (None, None)),  # a state without a parent
+        ([(b"traceparent", b"00-" + b"a" * 200)], (None, None)),  # over the bound
+        ([(b"traceparent", PARENT.encode()), (b"tracestate", b"a=" + b"1" * 600)], (PARENT, None)),
+        ([(b"traceparent", "00-é".encode())], (None, None)),  # not ASCII
+        ([(b"traceparent", b"00-\x00")], (None, None)),  # a control byte
+        ([(b"traceparent", b"")], (None, None)),
+    ],
+)
+def test_the_clients_trace_context_is_kept_only_bounded_and_printable(
+    headers: list[tuple[bytes, bytes]], context: tuple[str | None, str | None]
+) -> None:
+    assert trace_context(headers) == context
+
+
+async def test_the_trace_carries_the_clients_trace_context(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    recorder, server = Recorder(), ScriptedServer()
+    sent = scope((b"traceparent", PARENT.encode()), (b"tracestate", b"v=1"))
+    await guarded(claims_and_answers, recorder)(sent, server.receive, server.send)
+    [trace] = recorder.traces
+    assert (trace.traceparent, trace.tracestate) == (PARENT, "v=1")

@@ -312,3 +312,73 @@ def test_closing_sends_what_is_queued_to_the_collector() -> None:
             "chat status:503",
         ]
         assert collector.content_types == ["application/x-protobuf"]
+
+
+CLIENT_TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+CLIENT_SPAN_ID = 0x00F067AA0BA902B7
+
+
+def client_parent(flags: str = "01") -> str:
+    return f"00-{CLIENT_TRACE_ID:032x}-{CLIENT_SPAN_ID:016x}-{flags}"
+
+
+def test_a_clients_traceparent_makes_the_request_a_child_of_its_span(
+    caught: tuple[TraceExporter, InMemorySpanExporter],
+) -> None:
+    """The client's trace goes on through the gateway: the request span is a child of
+    the span its ``traceparent`` names, the attempts are in the same trace, and its
+    ``tracestate`` is carried on."""
+    exporter, memory = caught
+    trace = fallback_trace()
+    trace.traceparent, trace.tracestate = client_parent(), "vendor=abc"
+    exporter.request_done(trace)
+    spans = by_name(memory.get_finished_spans())
+    root = spans["chat chain-a"]
+    assert root.parent is not None and root.parent.is_remote
+    assert (root.parent.trace_id, root.parent.span_id) == (CLIENT_TRACE_ID, CLIENT_SPAN_ID)
+    assert root.context is not None and root.context.trace_state.get("vendor") == "abc"
+    for span in memory.get_finished_spans():
+        assert span.context is not None and span.context.trace_id == CLIENT_TRACE_ID
+    assert spans["chat delay:0"].parent == root.context
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "garbage",
+        f"00-{0:032x}-{CLIENT_SPAN_ID:016x}-01",  # an all-zero trace id
+        f"ff-{CLIENT_TRACE_ID:032x}-{CLIENT_SPAN_ID:016x}-01",  # version ff: invalid
+        f"00-{CLIENT_TRACE_ID:032x}-{CLIENT_SPAN_ID:016x}",  # no flags
+    ],
+)
+def test_a_malformed_traceparent_leaves_the_request_a_root(
+    caught: tuple[TraceExporter, InMemorySpanExporter], traceparent: str
+) -> None:
+    exporter, memory = caught
+    trace = fallback_trace()
+    trace.traceparent = traceparent
+    exporter.request_done(trace)
+    root = by_name(memory.get_finished_spans())["chat chain-a"]
+    assert root.parent is None
+    assert root.context is not None and root.context.trace_id != CLIENT_TRACE_ID
+
+
+def test_a_client_that_samples_its_trace_out_is_followed_unless_the_operator_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's default sampler follows the client's sampled flag (off: no spans);
+    OTEL_TRACES_SAMPLER=always_on records every request whatever the client says."""
+    trace = fallback_trace()
+    trace.traceparent = client_parent(flags="00")
+    recorded = []
+    for sampler in (None, "always_on"):
+        if sampler is None:
+            monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+        memory = InMemorySpanExporter()
+        exporter = TraceExporter(SimpleSpanProcessor(memory), resource=Resource({}))
+        exporter.request_done(trace)
+        exporter.close()
+        recorded.append(len(memory.get_finished_spans()))
+    assert recorded == [0, 3]
