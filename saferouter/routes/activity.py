@@ -41,6 +41,8 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # 7d → 3 h × 56), so a chart has a few dozen points, never thousands.
 BUCKET_WIDTHS_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
 MAX_BUCKETS = 96
+# the longest window: ten years (a longer one would start before the epoch)
+MAX_WINDOW_S = 3650 * 86400
 
 
 @blueprint.get("/v1/activity")
@@ -78,11 +80,14 @@ async def activity_stats() -> Response:
     key = await authenticate(state)
     text = request.args.get("window", "24h")
     match = _WINDOW.fullmatch(text)
-    if match is None:
+    window_s = 0 if match is None else int(match.group(1)) * _UNIT_S[match.group(2)]
+    if not 0 < window_s <= MAX_WINDOW_S:
         raise InvalidRequest(
-            "'window' must look like 15m, 1h, 24h or 7d.", param="window", code="invalid_value"
+            "'window' must look like 15m, 1h, 24h or 7d: a number and a unit (s, m, h or d),"
+            " more than 0 and at most 3650d.",
+            param="window",
+            code="invalid_value",
         )
-    window_s = int(match.group(1)) * _UNIT_S[match.group(2)]
     now = time.time()
     since = now - window_s
     entries = await state.store.activity_since(since, _scope(key))

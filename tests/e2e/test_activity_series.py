@@ -104,7 +104,14 @@ async def test_the_series_counts_each_request_in_its_bucket(gateway: Gateway) ->
 
 @pytest.mark.parametrize(
     ("window", "bucket_s", "points"),
-    [("15m", 60, 15), ("1h", 60, 60), ("24h", 900, 96), ("7d", 10800, 56)],
+    [
+        ("15m", 60, 15),
+        ("1h", 60, 60),
+        ("24h", 900, 96),
+        ("7d", 10800, 56),
+        ("30s", 60, 1),  # shorter than a bucket: the one it is in
+        ("3650d", 39 * 86400, 94),  # the longest: whole days, starting after the epoch
+    ],
 )
 async def test_each_window_has_its_fixed_number_of_points(
     gateway: Gateway, window: str, bucket_s: int, points: int
@@ -112,3 +119,18 @@ async def test_each_window_has_its_fixed_number_of_points(
     got = await stats(gateway, gateway.admin_key, window=window)
     assert (got["bucket_s"], len(got["series"])) == (bucket_s, points)
     assert all(b["requests"] == 0 for b in got["series"])
+    assert got["since"] > 0 and got["series"][0]["start"] > 0
+
+
+@pytest.mark.parametrize("window", ["0m", "0s", "000d", "3651d", "999999d", "87601h"])
+async def test_an_empty_or_too_long_window_is_refused(gateway: Gateway, window: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        response = await client.get(
+            "/v1/activity/stats",
+            params={"window": window},
+            headers={"Authorization": f"Bearer {gateway.admin_key}"},
+        )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("window", "invalid_value")
+    assert "at most 3650d" in error["message"]
