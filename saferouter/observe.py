@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -112,15 +113,22 @@ class RequestTrace:
 # (version 00 is 55 characters); a vendor must pass on a tracestate of at least 512
 TRACEPARENT_MAX_CHARS = 128
 TRACESTATE_MAX_CHARS = 512
+TRACESTATE_MAX_MEMBERS = 32  # W3C Trace Context §3.3.1.1
+# a list-member's grammar (W3C Trace Context §3.3.1.3): a simple or a multi-tenant key,
+# "=", a value of printable ASCII but "," and "=" that does not end in a space
+_TRACESTATE_MEMBER = re.compile(
+    r"(?:[a-z][_0-9a-z*/-]{0,255}|[a-z0-9][_0-9a-z*/-]{0,240}@[a-z][_0-9a-z*/-]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
 
 
 def trace_context(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
     """The request's W3C Trace Context headers (``traceparent``, ``tracestate``), as
     text an exporter can parse — or None each. A traceparent sent twice is no parent
-    (the spec's rule); tracestate headers join with commas, and one over its bound is
-    dropped whole (never cut: a cut member would be a different one). Only bounded
-    printable ASCII is kept: the values are a client's, kept in memory to the end of
-    the request."""
+    (the spec's rule); tracestate headers join with commas, and one over its bound or
+    not a valid list is dropped whole (never cut: a cut member would be a different
+    one; the parent stays). Only bounded printable ASCII is kept: the values are a
+    client's, kept in memory to the end of the request."""
     parents: list[bytes] = []
     states: list[bytes] = []
     for name, value in headers:
@@ -130,7 +138,25 @@ def trace_context(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, s
             states.append(value)
     parent = _printable(parents[0], TRACEPARENT_MAX_CHARS) if len(parents) == 1 else None
     state = _printable(b",".join(states), TRACESTATE_MAX_CHARS) if states else None
-    return parent, state if parent is not None else None
+    if parent is None or state is None:
+        return parent, None
+    return parent, state if _valid_tracestate(state) else None
+
+
+def _valid_tracestate(state: str) -> bool:
+    """Every member well-formed, at most 32, no key twice (W3C Trace Context §3.3.1).
+    Checked here, not left to the exporter's SDK: it would drop a bad state too, but
+    log a warning quoting the client's text, once per request (the client's words in
+    our log, as often as it likes)."""
+    keys = []
+    for member in state.split(","):
+        member = member.strip(" \t")
+        if not member:
+            continue  # an empty member is allowed, and nothing
+        if _TRACESTATE_MEMBER.fullmatch(member) is None:
+            return False
+        keys.append(member.partition("=")[0])
+    return len(keys) <= TRACESTATE_MAX_MEMBERS and len(set(keys)) == len(keys)
 
 
 def _printable(value: bytes, max_chars: int) -> str | None:

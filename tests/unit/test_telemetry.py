@@ -4,6 +4,7 @@ trace's clock, the GenAI attributes, and an exact allow-list of attribute names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from saferouter.observe import AttemptTrace, RequestTrace, StartedBy
+from saferouter.observe import AttemptTrace, RequestTrace, StartedBy, trace_context
 from saferouter.telemetry import TraceExporter, open_trace_exporter, service_resource
 from tests.otlp_collector import otlp_collector
 
@@ -382,3 +383,38 @@ def test_a_client_that_samples_its_trace_out_is_followed_unless_the_operator_say
         exporter.close()
         recorded.append(len(memory.get_finished_spans()))
     assert recorded == [0, 3]
+
+
+@pytest.mark.parametrize(
+    "tracestate",
+    [
+        b"Bad Key=CLIENT-TEXT-MARKER",  # upper case and a space in the key
+        b"good=1,=CLIENT-TEXT-MARKER",  # no key
+        b"k=CLIENT-TEXT-MARKER ",  # ends in a space: stripped, so valid, and kept
+        b"k=CLIENT,TEXT=MARKER=x",  # '=' in a value
+        b"dup=CLIENT-TEXT-MARKER,dup=2",  # a key twice
+        b",".join(b"k%d=v" % i for i in range(33)),  # 33 members
+        b"k=" + b"v" * 257,  # a value over 256
+    ],
+)
+def test_a_clients_bad_tracestate_is_dropped_quietly_and_its_parent_kept(
+    caught: tuple[TraceExporter, InMemorySpanExporter],
+    caplog: pytest.LogCaptureFixture,
+    tracestate: bytes,
+) -> None:
+    """A malformed ``tracestate`` (W3C Trace Context §3.3.1) loses only itself: the
+    request is still the client's span's child, and nothing is logged — the SDK, handed
+    one, logs a warning quoting the client's text, one line per request it sends."""
+    exporter, memory = caught
+    trace = fallback_trace()
+    trace.traceparent, trace.tracestate = trace_context(
+        [(b"traceparent", client_parent().encode()), (b"tracestate", tracestate)]
+    )
+    with caplog.at_level(logging.DEBUG):
+        exporter.request_done(trace)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    root = by_name(memory.get_finished_spans())["chat chain-a"]
+    assert root.parent is not None and root.parent.span_id == CLIENT_SPAN_ID
+    assert root.context is not None
+    kept = root.context.trace_state.to_header()
+    assert kept == ("k=CLIENT-TEXT-MARKER" if tracestate.endswith(b" ") else "")
