@@ -50,6 +50,9 @@ class SharedMetrics:
     interval_s: float = INTERVAL_S
     _written: int = attrs.field(default=-1, init=False)  # the registry's changes, then
     _failing: bool = attrs.field(default=False, init=False)  # the last write failed
+    # one write at a time, each with a snapshot taken inside: the file only ever moves
+    # forward (two at once shared the temporary file, and an older one could land last)
+    _writing: trio.Lock = attrs.field(factory=trio.Lock, init=False)
 
     @classmethod
     def in_data_dir(cls, registry: MetricsRegistry, data_dir: Path) -> SharedMetrics:
@@ -73,28 +76,31 @@ class SharedMetrics:
                 await self.write()
             await trio.sleep(self.interval_s)
 
-    async def write(self) -> None:
-        """This worker's snapshot, now (taken here, in the trio thread that updates it)."""
-        changes, snapshot = self.registry.changes, self.registry.snapshot()
-        try:
-            await trio.to_thread.run_sync(self._write, snapshot)
-        except OSError as exc:
-            if not self._failing:
-                log.warning("metrics snapshot not written to %s: %s", self.directory, exc)
-            self._failing = True
-            return
-        self._failing = False
-        self._written = changes
+    async def write(self) -> dict[str, Any]:
+        """This worker's snapshot, now (taken here, in the trio thread that updates it),
+        written to its file; returned, written or not."""
+        async with self._writing:
+            changes, snapshot = self.registry.changes, self.registry.snapshot()
+            try:
+                await trio.to_thread.run_sync(self._write, snapshot)
+            except OSError as exc:
+                if not self._failing:
+                    log.warning("metrics snapshot not written to %s: %s", self.directory, exc)
+                self._failing = True
+                return snapshot
+            self._failing = False
+            self._written = changes
+            return snapshot
 
     async def encode(self) -> str:
         """Every worker's request metrics, merged, in the text format: this worker's
         from memory, its siblings' from their files (one that does not parse is left
-        out). This worker's file is written afresh first (at best): a scrape that lands
-        on a sibling next sees these counts too, so counters never go backwards between
+        out). This worker's counts are the very snapshot written afresh to its file (at
+        best), not the registry as it is after the write: a scrape that lands on a
+        sibling next sees at least these, so counters never go backwards between
         scrapes."""
-        await self.write()
         merged = MetricsRegistry(known_models=self.registry.known_models)
-        merged.merge(self.registry.snapshot())
+        merged.merge(await self.write())
         for name, snapshot in await trio.to_thread.run_sync(self._read_siblings):
             try:
                 merged.merge(snapshot)

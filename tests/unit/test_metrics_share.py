@@ -21,7 +21,7 @@ from saferouter.errors import ParseError
 from saferouter.metrics_registry import MetricsRegistry
 from saferouter.metrics_share import SharedMetrics
 
-from .test_metrics_registry import traffic
+from .test_metrics_registry import samples_of, traffic
 
 MODELS = frozenset({"demo"})
 
@@ -146,3 +146,46 @@ async def test_an_earlier_run_leaving_a_directory_behind_does_not_stop_the_write
         nursery.cancel_scope.cancel()
     assert not (shared.directory / "1-3.json").exists()
     assert json.loads(shared.own_path.read_text()) == shared.registry.snapshot()
+
+
+def requests_shown(text: str) -> float:
+    """How many requests a scrape's text counts (every label set's ``_count``)."""
+    return sum(samples_of(text, "saferouter_request_duration_seconds_count").values())
+
+
+async def test_what_a_scrape_shows_of_this_worker_is_on_disk_before_it_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counters never go backwards whichever worker answers: what one scrape showed of
+    this worker, the next scrape (landing on a sibling, which reads this worker's file)
+    must see too. Requests finish while the snapshot is written in its thread, and
+    scrapes overlap each other (found by atk-api: the scrape showed the registry as it
+    was after the write, newer than the file; two writes shared one temporary file)."""
+    registry = MetricsRegistry(known_models=MODELS)
+    shared = SharedMetrics.in_data_dir(registry, tmp_path)
+    requests = iter(traffic(100_000, 0))
+    behind: list[tuple[float, float]] = []
+
+    async def scrape() -> None:
+        for _ in range(5):
+            text = await shared.encode()
+            on_disk = MetricsRegistry(known_models=MODELS)
+            on_disk.merge(json.loads(shared.own_path.read_text()))  # what a sibling reads
+            shown, written = requests_shown(text), requests_shown(on_disk.encode())
+            if shown > written:
+                behind.append((shown, written))
+
+    async def count(done: trio.Event) -> None:
+        while not done.is_set():  # a request ends at every turn of the scheduler
+            registry.request_done(next(requests))
+            await trio.sleep(0)
+
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(count, done)
+        async with trio.open_nursery() as scrapes:
+            for _ in range(8):
+                scrapes.start_soon(scrape)
+        done.set()
+    assert behind == []
+    assert [r.getMessage() for r in caplog.records] == []
