@@ -48,6 +48,11 @@ def make_private_dir(path: Path) -> Path:
     data dir: made 0700 it would lock every other user out, so it is refused."""
     if path.exists() and (path.resolve() == Path("/") or path.stat().st_mode & stat.S_ISVTX):
         raise ConfigError(f"{path} is a folder shared by everyone: use a folder of its own")
+    # the nearest of it and its parents that is there must be a folder: else mkdir's
+    # "file exists" or "not a directory" would name neither the file nor the fix
+    there = next((p for p in (path, *path.parents) if p.exists()), None)
+    if there is not None and not there.is_dir():
+        raise ConfigError(f"{there} is a file, not a folder: name a folder for the data")
     for parent in reversed([p for p in path.parents if not p.exists()]):
         try:
             parent.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import subprocess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from saferouter.attestation.measurement import measure
 from saferouter.config import load_settings
 from saferouter.datadir import REPLICA_ID_FILE, DataDirLock, lock_data_dir, replica_id
 from saferouter.errors import ConfigError, DataDirInUse
+
+from ..processes import CLI, clean_env
 
 
 def test_the_replica_id_is_made_once_and_kept(tmp_path: Path) -> None:
@@ -118,3 +121,26 @@ def test_a_folder_everyone_shares_is_never_made_a_private_data_dir(tmp_path: Pat
         make_private_dir(Path("/"))
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     assert stat.S_IMODE(Path("/").stat().st_mode) != 0o700
+
+
+@pytest.mark.parametrize("below", ["", "sub/dir"])
+def test_a_data_dir_that_is_a_file_is_named_as_the_fault(tmp_path: Path, below: str) -> None:
+    """``--data-dir notes.txt`` (or a folder under it): the one line names the file and
+    says it is no folder, for serve and for every keys command alike (it said "file
+    exists" of the lock or the database, or "not a directory")."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    data_dir = afile / below if below else afile
+    for command in (["serve", "--port", "0"], ["keys", "list"]):
+        done = subprocess.run(
+            [*CLI, *command, "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        last = done.stderr.splitlines()[-1]
+        assert last == f"saferouter: {afile} is a file, not a folder: name a folder for the data"
+        assert "Traceback" not in done.stderr
+    assert afile.read_text() == "mine"
