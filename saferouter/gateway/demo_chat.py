@@ -28,7 +28,6 @@ from .demo_answer import (
     DemoChoice,
     DemoReply,
     DemoTool,
-    ToolMode,
     ToolResult,
     answer_to,
 )
@@ -39,6 +38,7 @@ from .demo_request import (
     json_output,
     last_user_text,
     named_results,
+    openai_tool_choice,
     positive_int,
     text_of,
     trailing,
@@ -67,7 +67,14 @@ def chat_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     tools = _tools(payload.get("tools"))
     if isinstance(tools, Refusal):
         return tools
-    mode, forced = _tool_choice(payload.get("tool_choice"))
+    choice = openai_tool_choice(
+        payload.get("tool_choice"),
+        lambda c: c["function"].get("name") if isinstance(c.get("function"), dict) else None,
+        '{"type": "function", "function": {"name": …}}',
+    )
+    if isinstance(choice, Refusal):
+        return choice
+    mode, forced = choice
     form = payload.get("response_format")
     spec = form.get("json_schema") if isinstance(form, dict) else None
     output = json_output(
@@ -114,19 +121,6 @@ def _tools(value: object) -> tuple[DemoTool, ...] | Refusal:
             return Refusal(f"tools[{t}]", f"tools[{t}] must be a function with a name")
         found.append(DemoTool(function["name"], function.get("parameters") or {}))
     return tuple(found)
-
-
-def _tool_choice(value: object) -> tuple[ToolMode, str | None]:
-    """``none`` / ``auto`` / ``required``, or ``{"type": "function", "function":
-    {"name": …}}`` (a forced, named tool)."""
-    if isinstance(value, dict):
-        function = value.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if isinstance(name, str):
-            return ToolMode.REQUIRED, name
-    if value == "none":
-        return ToolMode.NONE, None
-    return (ToolMode.REQUIRED if value == "required" else ToolMode.AUTO), None
 
 
 def _tool_results(messages: list[dict[str, Any]]) -> tuple[ToolResult, ...]:

@@ -37,7 +37,15 @@ from .demo_answer import (
     split_tokens,
 )
 from .demo_http import demo_json, demo_stream
-from .demo_request import dicts_in, last_user_text, named_results, positive_int, text_of
+from .demo_request import (
+    Refusal,
+    dicts_in,
+    last_user_text,
+    named_results,
+    positive_int,
+    text_of,
+    unknown_tool_choice,
+)
 from .upstream_body import encode_json
 
 _SIGNATURE = "c2FmZXJvdXRlci1kZW1vLW5vLW1vZGVs"  # base64 "saferouter-demo-no-model"
@@ -54,6 +62,8 @@ def messages_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Res
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
     ask = messages_ask(payload)
+    if isinstance(ask, Refusal):
+        return _error(400, "invalid_request_error", ask.message)
     unoffered = ask.unoffered_tool()
     if unoffered is not None:
         return _error(400, "invalid_request_error", unoffered)
@@ -67,7 +77,10 @@ def count_tokens_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore
     """``POST /v1/messages/count_tokens``: the demo's own count of the input."""
     if not isinstance(payload.get("messages"), list):
         return _error(400, "invalid_request_error", "messages: Input should be a valid list")
-    return demo_json({"input_tokens": input_tokens(payload, messages_ask(payload))})
+    ask = messages_ask(payload)
+    if isinstance(ask, Refusal):
+        return _error(400, "invalid_request_error", ask.message)
+    return demo_json({"input_tokens": input_tokens(payload, ask)})
 
 
 def input_tokens(payload: dict[str, Any], ask: DemoAsk) -> int:
@@ -75,15 +88,17 @@ def input_tokens(payload: dict[str, Any], ask: DemoAsk) -> int:
     return prompt_tokens(ask.texts) + len(split_tokens(text_of(payload.get("system"))))
 
 
-def messages_ask(payload: dict[str, Any]) -> DemoAsk:
-    """What a Messages request asks of the demo (malformed parts are left out)."""
+def messages_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
+    """What a Messages request asks of the demo (malformed parts are left out), or why
+    it is refused."""
     messages = dicts_in(payload["messages"])
     thinking = payload.get("thinking")
     wants_thinking = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
     model = str(payload.get("model") or "demo")
-    choice = payload.get("tool_choice")
-    choice = choice if isinstance(choice, dict) else {}
-    forced = choice.get("name") if choice.get("type") == "tool" else None
+    choice = _tool_choice(payload.get("tool_choice"))
+    if isinstance(choice, Refusal):
+        return choice
+    mode, forced = choice
     return DemoAsk(
         model=model,
         texts=tuple(_message_text(m.get("content")) for m in messages),
@@ -94,12 +109,25 @@ def messages_ask(payload: dict[str, Any]) -> DemoAsk:
             for t in dicts_in(payload.get("tools"))
             if isinstance(t.get("name"), str) and isinstance(t.get("input_schema"), dict)
         ),
-        tool_mode=ToolMode.REQUIRED
-        if forced
-        else _TOOL_MODES.get(str(choice.get("type")), ToolMode.AUTO),
-        forced_tool=forced if isinstance(forced, str) else None,
+        tool_mode=mode,
+        forced_tool=forced,
         tool_results=_tool_results(messages),
         max_tokens=positive_int(payload.get("max_tokens")),
+    )
+
+
+def _tool_choice(value: object) -> tuple[ToolMode, str | None] | Refusal:
+    """Absent (``auto``), ``{"type": "auto" | "any" | "none"}``, or ``{"type": "tool",
+    "name": …}`` (a forced, named tool); anything else is refused, as Anthropic does."""
+    if value is None:
+        return ToolMode.AUTO, None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str) and kind in _TOOL_MODES:
+        return _TOOL_MODES[kind], None
+    if kind == "tool" and isinstance(value, dict) and isinstance(value.get("name"), str):
+        return ToolMode.REQUIRED, value["name"]
+    return unknown_tool_choice(
+        '{"type": "auto"}, {"type": "any"}, {"type": "none"} or {"type": "tool", "name": …}'
     )
 
 

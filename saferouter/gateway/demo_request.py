@@ -10,7 +10,10 @@ from typing import Any
 
 import attrs
 
-from .demo_answer import JsonOutput, ToolResult
+from .demo_answer import JsonOutput, ToolMode, ToolResult
+
+# OpenAI's tool_choice words (chat completions and Responses)
+OPENAI_TOOL_CHOICES = {"none": ToolMode.NONE, "auto": ToolMode.AUTO, "required": ToolMode.REQUIRED}
 
 
 @attrs.frozen
@@ -19,6 +22,30 @@ class Refusal:
 
     param: str
     message: str
+
+
+def unknown_tool_choice(accepted: str) -> Refusal:
+    """A ``tool_choice`` the API does not define (a typo such as ``"requried"``, a
+    wrong shape, a hosted tool's type: the demo has none): refused as the provider
+    refuses it, not served as ``auto``."""
+    return Refusal("tool_choice", f"tool_choice must be {accepted}")
+
+
+def openai_tool_choice(
+    value: object, name_of: Callable[[dict[str, Any]], object], named: str
+) -> tuple[ToolMode, str | None] | Refusal:
+    """OpenAI's ``tool_choice``: absent (``auto``), ``none`` / ``auto`` / ``required``,
+    or a ``{"type": "function", …}`` object forcing the tool ``name_of`` finds in it
+    (chat nests the name in ``function``, Responses does not; ``named`` shows which)."""
+    if value is None:
+        return ToolMode.AUTO, None
+    if isinstance(value, str) and value in OPENAI_TOOL_CHOICES:
+        return OPENAI_TOOL_CHOICES[value], None
+    if isinstance(value, dict) and value.get("type") == "function":
+        name = name_of(value)
+        if isinstance(name, str):
+            return ToolMode.REQUIRED, name
+    return unknown_tool_choice(f"none, auto, required or {named}")
 
 
 def dicts_in(value: object) -> list[dict[str, Any]]:

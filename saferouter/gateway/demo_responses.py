@@ -25,7 +25,6 @@ from .demo_answer import (
     DemoReply,
     DemoTool,
     Finish,
-    ToolMode,
     ToolResult,
     answer_to,
 )
@@ -36,12 +35,11 @@ from .demo_request import (
     json_output,
     last_user_text,
     named_results,
+    openai_tool_choice,
     positive_int,
     text_of,
     trailing,
 )
-
-_TOOL_MODES = {"none": ToolMode.NONE, "required": ToolMode.REQUIRED}
 
 
 def responses_demo(payload: dict[str, Any], chunk_delay_s: float) -> httpcore.Response:
@@ -61,8 +59,12 @@ def responses_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
     items = [{"role": "user", "content": value}] if isinstance(value, str) else dicts_in(value)
     messages = [i for i in items if isinstance(i.get("role"), str)]
     model = str(payload.get("model") or "demo")
-    choice = payload.get("tool_choice")
-    forced = choice.get("name") if isinstance(choice, dict) else None
+    choice = openai_tool_choice(
+        payload.get("tool_choice"), lambda c: c.get("name"), '{"type": "function", "name": …}'
+    )
+    if isinstance(choice, Refusal):
+        return choice
+    mode, forced = choice
     text = payload.get("text")
     form = text.get("format") if isinstance(text, dict) else None
     schema = form.get("schema") if isinstance(form, dict) else None
@@ -79,10 +81,8 @@ def responses_ask(payload: dict[str, Any]) -> DemoAsk | Refusal:
             for t in dicts_in(payload.get("tools"))
             if t.get("type") == "function" and isinstance(t.get("name"), str)
         ),
-        tool_mode=ToolMode.REQUIRED
-        if isinstance(forced, str)
-        else _TOOL_MODES.get(str(choice), ToolMode.AUTO),
-        forced_tool=forced if isinstance(forced, str) else None,
+        tool_mode=mode,
+        forced_tool=forced,
         tool_results=_tool_results(items),
         json_output=output,
         max_tokens=positive_int(payload.get("max_output_tokens")),

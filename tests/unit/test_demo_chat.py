@@ -168,6 +168,13 @@ async def test_a_json_schema_answer() -> None:
             "response_format",
         ),
         ({"response_format": {"type": "yaml"}}, "response_format"),
+        # a tool_choice OpenAI does not define was served as auto
+        ({"tools": [WEATHER], "tool_choice": "requried"}, "tool_choice"),
+        ({"tools": [WEATHER], "tool_choice": "any"}, "tool_choice"),  # Anthropic's word
+        ({"tools": [WEATHER], "tool_choice": 5}, "tool_choice"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function"}}, "tool_choice"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "tool", "name": "x"}}, "tool_choice"),
+        ({"tools": [WEATHER], "tool_choice": {"function": {"name": "get_weather"}}}, "tool_choice"),
     ],
 )
 async def test_what_a_provider_refuses_is_an_openai_shaped_400(

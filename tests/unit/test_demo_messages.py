@@ -11,6 +11,7 @@ from typing import Any
 import anthropic.types as types
 import httpcore
 import pydantic
+import pytest
 
 from saferouter.gateway.demo import DemoTransport
 from saferouter.gateway.dialects.messages import MESSAGES
@@ -135,3 +136,24 @@ async def test_count_tokens_and_bad_bodies() -> None:
         status, body = await answer(b'{"messages": 1}', count_only=count_only)
         assert status == 400 and json.loads(body)["type"] == "error"
         assert (await answer(b"{", count_only=count_only))[0] == 400
+
+
+@pytest.mark.parametrize(
+    "choice",
+    ["auto", "any", {"type": "bogus"}, {"type": "tool"}, {"type": "function", "name": "Read"}, {}],
+)
+async def test_a_tool_choice_the_api_does_not_define_is_refused(choice: object) -> None:
+    """Anthropic's tool_choice is an object of type auto, any, none or tool (with a
+    name); anything else was served as auto."""
+    status, data = await answer({**CLAUDE_CODE, "tool_choice": choice})
+    error = json.loads(data)
+    assert status == 400 and error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith("tool_choice must be")
+    for good in (
+        {"type": "auto"},
+        {"type": "any"},
+        {"type": "none"},
+        {"type": "tool", "name": "Read"},
+    ):
+        assert (await answer({**CLAUDE_CODE, "tool_choice": good}))[0] == 200

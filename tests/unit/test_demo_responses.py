@@ -8,6 +8,7 @@ from typing import Any
 
 import httpcore
 import pydantic
+import pytest
 import trio
 from openai.types.responses import Response, ResponseStreamEvent
 
@@ -145,3 +146,28 @@ def test_json_formats_and_a_named_tool_that_is_not_offered() -> None:
         {"model": "demo", "input": "hi", "tools": [WEATHER], "tool_choice": choice}
     )
     assert status == 400 and json.loads(data)["error"]["param"] == "tool_choice"
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "requried",
+        "any",
+        {"type": "bogus"},
+        {"type": "file_search"},  # a hosted tool's: the demo has none
+        {"type": "function"},  # no name
+        {"type": "function", "function": {"name": "get_weather"}},  # chat's shape
+        5,
+    ],
+)
+def test_a_tool_choice_the_api_does_not_define_is_refused(choice: object) -> None:
+    """It was served as auto: a typo passed the demo and failed at the provider."""
+    status, data = answer(
+        {"model": "demo", "input": "hi", "tools": [WEATHER], "tool_choice": choice}
+    )
+    error = json.loads(data)["error"]
+    assert (status, error["param"], error["code"]) == (400, "tool_choice", "invalid_value")
+    assert error["message"].startswith("tool_choice must be none, auto, required or")
+    for good in ("auto", "required", "none", {"type": "function", "name": "get_weather"}):
+        request = {"model": "demo", "input": "hi", "tools": [WEATHER], "tool_choice": good}
+        assert answer(request)[0] == 200
