@@ -61,13 +61,19 @@ function appChoices(apps) {
   select.value = chosen;
 }
 
+// Polls overlap: the interval's and the one a changed window or app starts. Only the
+// newest may draw, or an older answer coming in later puts back the window just left.
+let newest = 0;
+
 async function poll() {
+  const mine = ++newest;
   const span = document.getElementById("window").value;
   const app = document.getElementById("app").value;
   const query = new URLSearchParams({ limit: "50", ...(app ? { app } : {}) });
   try {
     const [stats, log] = await Promise.all([api(`/v1/activity/stats?window=${span}`),
                                             api(`/v1/activity?${query}`)]);
+    if (mine !== newest) return;
     status.replaceChildren();
     document.getElementById("totals").replaceChildren(
       stat("Requests", stats.total), stat("Success rate", stats.success_rate === null ? "–" : `${(stats.success_rate * 100).toFixed(1)}%`),
@@ -93,7 +99,7 @@ async function poll() {
     ])));
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
-    showError(status, error);
+    if (mine === newest) showError(status, error);
   }
 }
 

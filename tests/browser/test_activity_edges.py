@@ -1,0 +1,47 @@
+"""The Activity page under what the first tests did not walk (atk-pages on issue 16), in
+real Chromium against a real `saferouter serve`: a window chosen while the last poll is
+still on its way."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from .conftest import Watched
+
+
+def test_a_window_chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:
+    """The page's first poll (1 h) is held on its way; 24 h is chosen and drawn; then
+    the 1 h answer arrives, late. The page shows 24 h, never the window it left."""
+    p = page.page
+    held: list[Route] = []
+    hold = {"1h"}  # the windows whose stats are held on their way
+
+    def route(route: Route) -> None:
+        if route.request.url.split("window=")[1] in hold:
+            held.append(route)
+        else:
+            route.continue_()
+
+    p.route("**/v1/activity/stats*", route)
+    with p.expect_request(lambda r: "window=1h" in r.url):
+        p.goto("/activity")
+    with p.expect_response(lambda r: "window=24h" in r.url):
+        p.select_option("#window", "24h")
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(96)
+    hold.add("24h")  # from now on every poll is held: only the late answer can draw
+    p.evaluate("""() => { window.__buckets = [];
+        new MutationObserver(() => window.__buckets.push(
+            document.getElementById('bucket').textContent))
+          .observe(document.getElementById('bucket'), { childList: true, subtree: true,
+                                                       characterData: true }); }""")
+    with p.expect_event("requestfinished", lambda r: "window=1h" in r.url):
+        held[0].continue_()
+    with pytest.raises(PlaywrightTimeout):  # the late answer drawn: the old window is back
+        p.wait_for_function("() => window.__buckets.includes('per minute')", timeout=3000)
+    expect(p.locator("#bucket")).to_have_text("per 15 minutes")
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(96)
+    for late in held[1:]:
+        late.continue_()
+    assert page.errors == []
