@@ -1,17 +1,61 @@
 """The Activity page under what the first tests did not walk (atk-pages on issue 16), in
 real Chromium against a real `saferouter serve`: a window chosen while the last poll is
-still on its way."""
+still on its way, and a tap on a phone."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-from playwright.sync_api import Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .conftest import Watched
+from .conftest import Site, Watched
 
 
-def test_a_window_chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:
+@pytest.fixture
+def phone(browser: Browser, site: Site) -> Iterator[Watched]:
+    """The Activity page on a 390 px touch phone in India (UTC+05:30), signed in."""
+    context = browser.new_context(
+        base_url=site.url,
+        viewport={"width": 390, "height": 844},
+        has_touch=True,
+        is_mobile=True,
+        timezone_id="Asia/Kolkata",
+    )
+    page = context.new_page()
+    page.goto("/")
+    page.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
+    watched = Watched(page)
+    page.goto("/activity")
+    expect(page.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(60)
+    yield watched
+    context.close()
+
+
+def centre(page: Page, selector: str) -> tuple[float, float]:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def time_labels(page: Page, chart: str) -> list[str]:
+    return page.locator(f"#{chart} svg text[text-anchor=middle]").all_text_contents()
+
+
+def test_a_tap_shows_the_tooltip_until_a_tap_elsewhere(phone: Watched) -> None:
+    p = phone.page
+    tip = p.locator("#chart-requests .chart-tip")
+    p.locator("#chart-requests svg").scroll_into_view_if_needed()
+    p.touchscreen.tap(*centre(p, "#chart-requests svg"))
+    assert tip.is_visible()  # a touch's pointerleave comes with its lifting: not a leaving
+    expect(tip).to_contain_text("requests: ")
+    p.touchscreen.tap(*centre(p, "h1"))
+    expect(tip).to_be_hidden()
+    assert phone.errors == []
+
+
+def test_a_window__chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:
     """The page's first poll (1 h) is held on its way; 24 h is chosen and drawn; then
     the 1 h answer arrives, late. The page shows 24 h, never the window it left."""
     p = page.page

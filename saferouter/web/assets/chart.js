@@ -192,7 +192,9 @@ export function drawChart(svg, spec) {
     charts.set(svg, { spec, layout: null, tip, pointer: null });
     svg.addEventListener("pointermove", (event) => showTip(svg, event));
     svg.addEventListener("pointerdown", (event) => showTip(svg, event));
-    svg.addEventListener("pointerleave", () => hideTip(svg));
+    // a finger lifted fires pointerleave too: a tapped tooltip stays until a tap elsewhere
+    svg.addEventListener("pointerleave", (event) => { if (event.pointerType !== "touch") hideTip(svg); });
+    document.addEventListener("pointerdown", (event) => { if (!svg.contains(event.target)) hideTip(svg); });
     let width = svg.getBoundingClientRect().width;
     new ResizeObserver(() => {
       const now = svg.getBoundingClientRect().width;
