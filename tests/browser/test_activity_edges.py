@@ -1,6 +1,6 @@
 """The Activity page under what the first tests did not walk (atk-pages on issue 16), in
 real Chromium against a real `saferouter serve`: a window chosen while the last poll is
-still on its way, and a tap on a phone."""
+still on its way, a tap on a phone, and time zones whose offset is not whole hours."""
 
 from __future__ import annotations
 
@@ -53,6 +53,44 @@ def test_a_tap_shows_the_tooltip_until_a_tap_elsewhere(phone: Watched) -> None:
     p.touchscreen.tap(*centre(p, "h1"))
     expect(tip).to_be_hidden()
     assert phone.errors == []
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/St_Johns", "Australia/Adelaide"])
+def test_time_labels_where_the_offset_is_not_whole_hours(
+    browser: Browser, site: Site, zone: str
+) -> None:
+    """7 d has 3 h buckets aligned to UTC: at +05:30 no bucket edge is a round local
+    hour, and the axis had no time at all."""
+    context = browser.new_context(base_url=site.url, timezone_id=zone)
+    p = context.new_page()
+    p.goto("/")
+    p.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
+    p.goto("/activity")
+    with p.expect_response(lambda r: "window=7d" in r.url):
+        p.select_option("#window", "7d")
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(56)
+    labels = time_labels(p, "chart-requests")
+    assert len(labels) >= 3, labels
+    assert len(set(labels)) == len(labels), labels
+    # each at its time: the label's tick between its bucket's edges, in proportion
+    ticks = p.evaluate("""() => {
+        const svg = document.querySelector('#chart-requests svg');
+        const bars = [...svg.querySelectorAll("g[data-name='requests'] rect")];
+        const gap = +bars[1].getAttribute('x') - +bars[0].getAttribute('x')
+            - +bars[0].getAttribute('width');  // a bar starts half a gap into its bucket
+        const x0 = +bars[0].getAttribute('x') - gap / 2, x1 = x0 + gap
+            + +bars[0].getAttribute('width');
+        const start = +bars[0].dataset.start, bucket = +bars[1].dataset.start - start;
+        const ticks = [...svg.querySelectorAll('line')].filter(l => l.getAttribute('x1') ===
+            l.getAttribute('x2') && +l.getAttribute('y2') > +l.getAttribute('y1'));
+        return ticks.map(l => start + (+l.getAttribute('x1') - x0) / (x1 - x0) * bucket);
+    }""")
+    # each at a local midnight (the 7 d axis reads dates), to within a minute of drawing
+    local = p.evaluate("ts => ts.map(t => t - new Date(t * 1000).getTimezoneOffset() * 60)", ticks)
+    assert len(local) == len(labels) and all(
+        abs(t - round(t / 86400) * 86400) < 60 for t in local
+    ), local
+    context.close()
 
 
 def test_a_window__chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:

@@ -41,19 +41,22 @@ function timeText(seconds, kind) {
 }
 
 // Axis labels at round local times (every 5 min, 15 min, 1 h … 1 week: the finest
-// whose labels fit side by side), on the bucket edges that fall on them.
+// whose labels fit side by side), each where its time falls: on a bucket's edge, or
+// inside the bucket where the reader's offset is not whole hours (India's +05:30 puts
+// no 3 h edge on a round hour).
 const LABEL_STEPS_S = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
                        2 * 86400, 7 * 86400];
 
 function timeLabels(starts, bucketS, plotWidth) {
   const spanS = starts.length * bucketS;
   for (const stepS of LABEL_STEPS_S) {
-    if (stepS < bucketS || stepS % bucketS) continue;
+    if (stepS < bucketS) continue;  // at most one label per bucket
     const kind = timeKind(stepS, spanS);
     const labels = starts.flatMap((start, index) => {
       // seconds of local time: a label at 06:00 where the reader lives
       const local = start - new Date(start * 1000).getTimezoneOffset() * 60;
-      return local % stepS === 0 ? [{ index, text: timeText(start, kind) }] : [];
+      const intoS = (stepS - (local % stepS)) % stepS;  // to the next round time
+      return intoS < bucketS ? [{ index: index + intoS / bucketS, text: timeText(start + intoS, kind) }] : [];
     });
     const needed = labels.reduce((sum, label) => sum + label.text.length * 6.5 + 14, 0);
     if (needed <= plotWidth) return labels;
