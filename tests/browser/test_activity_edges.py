@@ -1,16 +1,25 @@
 """The Activity page under what the first tests did not walk (atk-pages on issue 16), in
 real Chromium against a real `saferouter serve`: a window chosen while the last poll is
-still on its way, a tap on a phone, and time zones whose offset is not whole hours."""
+still on its way, a tap on a phone, time zones whose offset is not whole hours, and extreme
+values recorded straight into the gateway's store."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
+import trio
 from playwright.sync_api import Browser, Page, Route, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .conftest import Site, Watched
+from saferouter.storage import Settlement
+from saferouter.storage.sqlite import DB_NAME, SQLiteStore
+
+from ..app.stores import entry
+from .conftest import Site, Watched, shot
 
 
 @pytest.fixture
@@ -91,6 +100,64 @@ def test_time_labels_where_the_offset_is_not_whole_hours(
         abs(t - round(t / 86400) * 86400) < 60 for t in local
     ), local
     context.close()
+
+
+@pytest.fixture
+def extremes(site: Site) -> dict[str, Any]:
+    """Entries recorded straight into the gateway's store, in the last 15 minutes: a
+    spend of 10^15 µUSD taking 600 s, and answers of 0 ms and 0.4 ms; the window's stats."""
+    admin = {"Authorization": f"Bearer {site.admin_key}"}
+    made = httpx.post(site.url + "/v1/keys", json={"name": "extremes"}, headers=admin).json()
+    now = time.time()
+    attempts = [
+        entry("huge", made["id"], now - 150, 10**15, latency_ms=600_000.0, ttfb_ms=0.0),
+        entry("instant", made["id"], now - 90, 0, latency_ms=0.0, ttfb_ms=0.0),
+        entry("quick", made["id"], now - 30, 1, latency_ms=0.4, ttfb_ms=0.4),
+    ]
+
+    async def record() -> None:
+        store = SQLiteStore(site.data_dir / DB_NAME)
+        for a in attempts:
+            at, cost = a.created_at, a.cost_micro_usd
+            await store.settle(Settlement(made["id"], a.request_id, 0, cost, 1, (a,), at))
+        await store.close()
+
+    trio.run(record)
+    stats: dict[str, Any] = httpx.get(
+        site.url + "/v1/activity/stats?window=15m", headers=admin
+    ).json()
+    return stats
+
+
+def axis_values(page: Page, chart: str) -> list[str]:
+    return page.locator(f"#{chart} svg text[text-anchor=end]").all_text_contents()
+
+
+def test_extreme_values_read_right(page: Watched, extremes: dict[str, Any]) -> None:
+    """Every axis reads three different values (a top of 1 ms read "0 ms, 1 ms, 1 ms"),
+    inside its chart, and nothing on the page reads NaN, Infinity or undefined."""
+    p = page.page
+    p.set_viewport_size({"width": 1200, "height": 900})
+    p.goto("/activity")
+    with p.expect_response(lambda r: "window=15m" in r.url):
+        p.select_option("#window", "15m")
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(15)
+    expect(p.locator("#chart-spend svg text[text-anchor=end]").last).to_have_text("$1000000000.00")
+    for chart in ("chart-requests", "chart-latency", "chart-ttfb", "chart-spend"):
+        values = axis_values(p, chart)
+        assert len(set(values)) == 3, (chart, values)
+    assert axis_values(p, "chart-latency")[-1] == "600 s"
+    assert p.evaluate("""() => [...document.querySelectorAll('.chart svg')].every(s =>
+        [...s.querySelectorAll('text')].every(t => { const b = t.getBBox();
+            return b.x >= 0 && b.x + b.width <= s.viewBox.baseVal.width; }))""")
+    text = p.evaluate(
+        "() => document.body.innerText + [...document.querySelectorAll('svg')]"
+        ".map(s => s.outerHTML).join('')"
+    )
+    for word in ("NaN", "Infinity", "undefined"):
+        assert word not in text
+    shot(p, "activity-extremes")
+    assert page.errors == []
 
 
 def test_a_window__chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:

@@ -71,6 +71,11 @@ function render(svg) {
   const values = spec.series.flatMap((s) => s.values.filter(present));
   let top = niceCeiling(Math.max(0, ...values));
   if (spec.integer) top = Math.max(2, top);
+  // three ticks that read alike say nothing (0.4 ms at the top read "0 ms" three times):
+  // a higher top, until the format tells them apart
+  for (let tries = 0; tries < 30 && new Set([0, top / 2, top].map(spec.format)).size < 3; tries += 1) {
+    top = niceCeiling(top * 2);
+  }
   const ticks = [0, top / 2, top];
   const left = 12 + 6.5 * Math.max(...ticks.map((t) => spec.format(t).length));
   const plotWidth = width - left - PAD.right;
