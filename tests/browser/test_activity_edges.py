@@ -1,7 +1,7 @@
 """The Activity page under what the first tests did not walk (atk-pages on issue 16), in
 real Chromium against a real `saferouter serve`: a window chosen while the last poll is
-still on its way, a tap on a phone, time zones whose offset is not whole hours, and extreme
-values recorded straight into the gateway's store."""
+still on its way, a tap on a phone, time zones whose offset is not whole hours, extreme
+values recorded straight into the gateway's store, and a resize under a tooltip."""
 
 from __future__ import annotations
 
@@ -157,6 +157,34 @@ def test_extreme_values_read_right(page: Watched, extremes: dict[str, Any]) -> N
     for word in ("NaN", "Infinity", "undefined"):
         assert word not in text
     shot(p, "activity-extremes")
+    assert page.errors == []
+
+
+def test_a_resize_under_a_tooltip_leaves_the_page_narrow(page: Watched) -> None:
+    p = page.page
+    p.set_viewport_size({"width": 1200, "height": 900})
+    p.goto("/activity")
+    p.add_style_tag(content="header.nav { position: static }")  # not over the charts
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(60)
+    box = p.locator("#chart-requests svg").bounding_box()
+    assert box is not None
+    p.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] / 2)
+    tip = p.locator("#chart-requests .chart-tip")
+    expect(tip).to_be_visible()
+    p.set_viewport_size({"width": 390, "height": 844})
+    p.wait_for_function(
+        "() => document.querySelector('#chart-requests svg').viewBox.baseVal.width < 400"
+    )
+    width = p.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390
+    if tip.is_visible():
+        figure = p.locator("#chart-requests").bounding_box()
+        shown = tip.bounding_box()
+        assert figure is not None and shown is not None
+        assert (
+            figure["x"] <= shown["x"]
+            and shown["x"] + shown["width"] <= figure["x"] + figure["width"]
+        )
     assert page.errors == []
 
 
