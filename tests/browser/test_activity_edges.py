@@ -222,3 +222,52 @@ def test_a_window__chosen_during_a_poll_is_the_one_shown(page: Watched) -> None:
     for late in held[1:]:
         late.continue_()
     assert page.errors == []
+
+
+def test_a_keyboard_reads_every_bucket(browser: Browser, site: Site) -> None:
+    """Tab reaches each chart; its tooltip opens on the latest bucket, Home and End
+    and the arrows walk the buckets (first and last inside a 390 px screen), Escape
+    closes it; without a mouse the values could not be read at all."""
+    context = browser.new_context(base_url=site.url, viewport={"width": 390, "height": 844})
+    p = context.new_page()
+    p.goto("/")
+    p.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
+    watched = Watched(p)
+    p.goto("/activity")
+    with p.expect_response(lambda r: "window=15m" in r.url) as sent:
+        p.select_option("#window", "15m")
+    starts = [b["start"] for b in sent.value.json()["series"]]
+    expect(p.locator("#chart-requests g[data-name='requests'] rect")).to_have_count(15)
+    tip = p.locator("#chart-requests .chart-tip")
+
+    def reads(start: int) -> None:
+        clock = p.evaluate(
+            "s => new Date(s * 1000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})",
+            start,
+        )
+        expect(tip).to_contain_text(f"{clock} – ")
+        expect(tip).to_contain_text("requests: ")
+        shown = tip.bounding_box()
+        assert shown is not None and shown["x"] >= 0 and shown["x"] + shown["width"] <= 390
+
+    p.focus("#app")
+    p.keyboard.press("Tab")
+    assert p.evaluate("() => document.activeElement.closest('figure')?.id") == "chart-requests"
+    reads(starts[-1])
+    p.keyboard.press("Home")
+    reads(starts[0])
+    p.keyboard.press("ArrowRight")
+    reads(starts[1])
+    p.keyboard.press("ArrowLeft")
+    p.keyboard.press("ArrowLeft")  # stays on the first
+    reads(starts[0])
+    p.keyboard.press("End")
+    reads(starts[-1])
+    p.keyboard.press("Escape")
+    expect(tip).to_be_hidden()
+    p.keyboard.press("Tab")
+    expect(p.locator("#chart-latency .chart-tip")).to_contain_text("p95: ")
+    expect(tip).to_be_hidden()
+    shot(p, "activity-keyboard-390")
+    assert watched.errors == []
+    context.close()

@@ -142,12 +142,41 @@ function legend(figure, spec) {
 
 function showTip(svg, event) {
   const chart = charts.get(svg);
-  const { spec, layout, tip } = chart;
-  chart.pointer = event;
+  const { spec, layout } = chart;
+  Object.assign(chart, { pointer: event, keyed: false });
   const box = svg.getBoundingClientRect();
   const px = (event.clientX - box.left) * (layout.width / box.width);
   const index = Math.floor((px - layout.left) / layout.step);
   if (index < 0 || index >= spec.starts.length) { hideTip(svg); return; }
+  tipAt(svg, index, event.clientX);
+}
+
+// The keyboard's way to the values: the chart takes focus (Tab), the arrows, Home and
+// End walk its buckets, the tooltip (a live region) reads each one; Escape closes it.
+function keyTip(svg, index) {
+  const chart = charts.get(svg);
+  const { spec, layout } = chart;
+  chart.index = Math.max(0, Math.min(spec.starts.length - 1, index));
+  chart.keyed = true;
+  const box = svg.getBoundingClientRect();
+  const middle = layout.left + (chart.index + 0.5) * layout.step;
+  tipAt(svg, chart.index, box.left + middle * (box.width / layout.width));
+}
+
+function onKey(svg, event) {
+  const chart = charts.get(svg);
+  if (event.key === "Escape") { hideTip(svg); return; }
+  const last = chart.spec.starts.length - 1;
+  const to = { ArrowLeft: chart.index - 1, ArrowRight: chart.index + 1, Home: 0, End: last }[event.key];
+  if (to === undefined) return;
+  event.preventDefault();  // not a scroll of the page
+  keyTip(svg, to);
+}
+
+// bucket `index`'s time and values, beside the client x `clientX`
+function tipAt(svg, index, clientX) {
+  const { spec, layout, tip } = charts.get(svg);
+  const box = svg.getBoundingClientRect();
   const cursor = svg.querySelector(".cursor");
   cursor.setAttribute("x", layout.left + index * layout.step);
   cursor.setAttribute("visibility", "visible");
@@ -166,7 +195,7 @@ function showTip(svg, event) {
   tip.hidden = false;
   // beside the pointer, not under it, inside the figure (the tip's positioned parent)
   const figure = tip.parentElement.getBoundingClientRect();
-  const pointer = event.clientX - figure.left;
+  const pointer = clientX - figure.left;
   const right = pointer + 12 + tip.offsetWidth <= figure.width;  // else to the left of it
   const at = right ? pointer + 12 : pointer - 12 - tip.offsetWidth;
   tip.style.left = `${Math.max(0, Math.min(figure.width - tip.offsetWidth, at))}px`;
@@ -175,7 +204,7 @@ function showTip(svg, event) {
 
 function hideTip(svg) {
   const chart = charts.get(svg);
-  chart.pointer = null;
+  Object.assign(chart, { pointer: null, keyed: false });
   chart.tip.hidden = true;
   svg.querySelector(".cursor")?.setAttribute("visibility", "hidden");
 }
@@ -197,7 +226,17 @@ export function drawChart(svg, spec) {
     tip.hidden = true;
     tip.setAttribute("role", "status");
     svg.parentElement.append(tip);
-    charts.set(svg, { spec, layout: null, tip, pointer: null });
+    // pointer: the event a tooltip follows; index: the bucket the keyboard is on;
+    // keyed: whether the keyboard's tooltip is up
+    charts.set(svg, { spec, layout: null, tip, pointer: null, index: null, keyed: false });
+    svg.setAttribute("tabindex", "0");
+    svg.setAttribute("aria-keyshortcuts", "ArrowLeft ArrowRight Home End Escape");
+    svg.addEventListener("keydown", (event) => onKey(svg, event));
+    // a click focuses the chart too: only a keyboard's focus opens the latest bucket
+    svg.addEventListener("focus", () => {
+      if (svg.matches(":focus-visible")) keyTip(svg, charts.get(svg).index ?? Infinity);
+    });
+    svg.addEventListener("blur", () => hideTip(svg));
     svg.addEventListener("pointermove", (event) => showTip(svg, event));
     svg.addEventListener("pointerdown", (event) => showTip(svg, event));
     // a finger lifted fires pointerleave too: a tapped tooltip stays until a tap elsewhere
@@ -206,12 +245,17 @@ export function drawChart(svg, spec) {
     let width = svg.getBoundingClientRect().width;
     new ResizeObserver(() => {
       const now = svg.getBoundingClientRect().width;
-      if (now !== width) { width = now; render(svg); }
+      if (now !== width) { width = now; redraw(svg); }
     }).observe(svg);
   }
   legend(svg.parentElement, spec);
+  redraw(svg);
+}
+
+// new data or a new width under an open tooltip: it shows the new values, in place
+function redraw(svg) {
   render(svg);
-  // new data under a resting pointer: its tooltip shows the new values
-  const { pointer } = charts.get(svg);
-  if (pointer) showTip(svg, pointer);
+  const { pointer, keyed, index } = charts.get(svg);
+  if (keyed) keyTip(svg, index);
+  else if (pointer) showTip(svg, pointer);
 }
