@@ -1,0 +1,78 @@
+"""The Models page's "available only" as a user sees it (atk-pages on issue 16), in real
+Chromium against a real `saferouter serve` with no provider key of the operator's: a
+user who brought their own key for one provider (sealed and uploaded by `saferouter byok
+add`, as a user does) sees that provider's models available to them."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from ..processes import CLI, clean_env
+from .conftest import Site, Watched
+
+OWN_KEY = "sk-own-deepseek-3f9a1c7e5b2d4086"
+
+
+@pytest.fixture(scope="module")
+def own_key_user(site: Site) -> str:
+    """A user key holding its own DeepSeek key; the operator set none."""
+    made = httpx.post(
+        site.url + "/v1/keys",
+        json={"name": "brings a key"},
+        headers={"Authorization": f"Bearer {site.admin_key}"},
+    )
+    assert made.status_code == 201, made.text
+    user: str = made.json()["key"]
+    added = subprocess.run(
+        [*CLI, "byok", "add", "--gateway", site.url, "--provider", "deepseek", "--allow-demo",
+         "--audience", site.url.removeprefix("http://")],
+        input=OWN_KEY + "\n", capture_output=True, text=True, timeout=120, check=False,
+        env=clean_env() | {"SAFEROUTER_API_KEY": user},
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    return user
+
+
+@pytest.fixture
+def as_user(browser: Browser, site: Site, own_key_user: str) -> Iterator[Watched]:
+    context = browser.new_context(base_url=site.url)
+    page = context.new_page()
+    page.goto("/")
+    page.evaluate("key => localStorage.setItem('saferouter.key', key)", own_key_user)
+    yield Watched(page)
+    context.close()
+
+
+def badges(p: Page) -> dict[str, tuple[str, str]]:
+    """Each model card's id → its availability badge's text and reason."""
+    return {
+        card.locator("strong").first.inner_text(): (
+            card.locator(".badge.ok, .badge.bad").inner_text(),
+            card.locator(".badge.ok, .badge.bad").get_attribute("title") or "",
+        )
+        for card in p.locator("article").all()
+    }
+
+
+def test_a_provider_of_ones_own_key_is_available(as_user: Watched, site: Site) -> None:
+    p = as_user.page
+    deepseek = [
+        m["id"]
+        for m in httpx.get(site.url + "/v1/models").json()["data"]
+        if m["provider"] == "deepseek"
+    ]
+    assert deepseek
+    p.goto("/models")
+    p.get_by_label("available only").check()
+    p.select_option("#provider", "deepseek")
+    expect(p.locator("article")).to_have_count(len(deepseek))
+    assert badges(p) == {m: ("available", "available with your own key") for m in deepseek}
+    # the operator's view, for anyone else: none of them
+    public = httpx.get(site.url + "/v1/models").json()["data"]
+    assert {m["available"] for m in public if m["provider"] == "deepseek"} == {False}
+    assert as_user.errors == []
