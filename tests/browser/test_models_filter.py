@@ -5,6 +5,7 @@ add`, as a user does) sees that provider's models available to them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -76,3 +77,21 @@ def test_a_provider_of_ones_own_key_is_available(as_user: Watched, site: Site) -
     public = httpx.get(site.url + "/v1/models").json()["data"]
     assert {m["available"] for m in public if m["provider"] == "deepseek"} == {False}
     assert as_user.errors == []
+
+
+def test_nothing_available_says_why(page: Watched) -> None:
+    """The operator's view (the admin brought no key): "available only" on a provider
+    with no key set, or a search matching nothing, says so instead of a blank page."""
+    p = page.page
+    p.goto("/models")
+    p.select_option("#provider", "zai")
+    expect(p.locator("article").first).to_be_visible()
+    p.get_by_label("available only").check()
+    expect(p.locator("article")).to_have_count(0)
+    expect(p.locator("#none")).to_have_text(re.compile("^No model here is available: .* Keys page"))
+    p.get_by_label("available only").uncheck()
+    p.fill("#search", "no such model anywhere")
+    expect(p.locator("#none")).to_have_text("No model matches.")
+    p.fill("#search", "")
+    expect(p.locator("#none")).to_have_count(0)
+    assert page.errors == []
