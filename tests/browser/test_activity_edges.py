@@ -5,6 +5,7 @@ values recorded straight into the gateway's store, and a resize under a tooltip.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -270,4 +271,40 @@ def test_a_keyboard_reads_every_bucket(browser: Browser, site: Site) -> None:
     expect(tip).to_be_hidden()
     shot(p, "activity-keyboard-390")
     assert watched.errors == []
+    context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1200])
+def test_time_labels_are_evenly_spaced(browser: Browser, site: Site, width: int) -> None:
+    """Each time label stands under its own time, one step apart: a label pushed in
+    from the edge crowded out its neighbour, and 08:45, 09:15, 09:30 read as a gap."""
+    context = browser.new_context(
+        base_url=site.url, viewport={"width": width, "height": 900}, timezone_id="UTC"
+    )
+    p = context.new_page()
+    p.goto("/")
+    p.evaluate("key => localStorage.setItem('saferouter.key', key)", site.admin_key)
+    p.goto("/activity")
+    for window, points in (("1h", 60), ("15m", 15), ("24h", 96), ("7d", 56)):
+        if window != "1h":
+            with p.expect_response(lambda r, w=window: f"window={w}" in r.url):
+                p.select_option("#window", window)
+        expect(p.locator("#chart-spend g[data-name='spend'] rect")).to_have_count(points)
+        for chart in ("chart-requests", "chart-latency", "chart-spend"):
+            where = p.evaluate(
+                """chart => {
+                    const svg = document.querySelector(`#${chart} svg`);
+                    const ticks = [...svg.querySelectorAll('line')].filter(l =>
+                        l.getAttribute('x1') === l.getAttribute('x2'));
+                    const labels = [...svg.querySelectorAll('text[text-anchor=middle]')];
+                    return [ticks.map(l => +l.getAttribute('x1')),
+                            labels.map(t => +t.getAttribute('x'))];
+                }""",
+                chart,
+            )
+            ticks, labels = where
+            assert len(labels) >= 2, (window, chart)
+            assert labels == ticks, (window, chart)  # each label at its own time
+            gaps = [b - a for a, b in itertools.pairwise(labels)]
+            assert max(gaps) - min(gaps) < 1, (window, chart, labels)
     context.close()

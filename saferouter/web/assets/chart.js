@@ -93,11 +93,13 @@ function render(svg) {
   }
   let free = 0;  // where the last label ended: the next one starts past it, or is left out
   for (const { index, text } of timeLabels(spec.starts, spec.bucketS, plotWidth)) {
-    const half = text.length * 3.25;  // kept inside the chart at either end
-    const at = Math.min(Math.max(x(index), left + half), width - PAD.right - half);
-    if (at - half < free) continue;
+    const half = text.length * 3.25;
+    const at = x(index);
+    // one that would stick out of the chart is left out, not pushed in: pushed, it
+    // crowded out its neighbour, and 08:45, 09:15, 09:30 read as a gap in time
+    if (at - half < free || at + half > width) continue;
     free = at + half + 8;
-    parts.push(svgNode("line", { class: "gridline", x1: x(index), x2: x(index), y1: PAD.top + plotHeight, y2: PAD.top + plotHeight + 4 }),
+    parts.push(svgNode("line", { class: "gridline", x1: at, x2: at, y1: PAD.top + plotHeight, y2: PAD.top + plotHeight + 4 }),
                svgNode("text", { class: "tick", x: at, y: HEIGHT - 6, "text-anchor": "middle" }, text));
   }
   parts.push(svgNode("rect", { class: "cursor", x: 0, y: PAD.top, width: step, height: plotHeight, visibility: "hidden" }));
