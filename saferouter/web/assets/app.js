@@ -40,18 +40,27 @@ export class KeySnippet {
   }
 
   async copy() {
-    try {
-      await navigator.clipboard.writeText(this.textFor(apiKey() || NO_KEY));
-      this.said.textContent = "Copied.";
-    } catch { // no clipboard (plain http from another host): the whole text, selected
-      this.revealed = true;
-      this.render();
-      const range = document.createRange();
-      range.selectNodeContents(this.code);
-      getSelection().removeAllRanges();
-      getSelection().addRange(range);
-      this.said.textContent = "Selected: press Ctrl+C.";
-    }
+    await copyText(this.textFor(apiKey() || NO_KEY), { shown: this.code, said: this.said,
+      // selected by hand, the snippet must hold the whole key
+      beforeSelect: () => { this.revealed = true; this.render(); } });
+  }
+}
+
+// Copy `text` to the clipboard and say so in `said`. Where there is none — plain http
+// from another host is not a secure context, so `navigator.clipboard` is undefined — or
+// it refuses, the `shown` node (holding the text, once `beforeSelect` ran) is selected
+// for Ctrl+C instead. Every page copies through here: none may throw on that path.
+export async function copyText(text, { shown, said, beforeSelect = () => {} }) {
+  try {
+    await navigator.clipboard.writeText(text);
+    said.textContent = "Copied.";
+  } catch {
+    beforeSelect();
+    const range = document.createRange();
+    range.selectNodeContents(shown);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    said.textContent = "Selected: press Ctrl+C.";
   }
 }
 
