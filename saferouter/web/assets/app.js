@@ -187,7 +187,9 @@ export function escapeHtml(text) { return String(text).replace(/[&<>"']/g, (c) =
 // A text cut at its fenced code blocks (```lang … ```, the last one possibly unclosed):
 // [{ text }, { code, lang }, { text }, …]. Model output and the user's own words both.
 export function fences(source) {
-  const parts = String(source).split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
+  // "\r\n" (some upstreams' line ends) read as "\n": a CR left in is a blank first line
+  // in a code block and a stray space at each line's end
+  const parts = String(source).replace(/\r\n?/g, "\n").split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
   const pieces = [];
   for (let i = 0; i < parts.length; i += 3) {
     pieces.push({ text: parts[i] });
