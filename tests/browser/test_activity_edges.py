@@ -148,6 +148,9 @@ def test_extreme_values_read_right(page: Watched, extremes: dict[str, Any]) -> N
         values = axis_values(p, chart)
         assert len(set(values)) == 3, (chart, values)
     assert axis_values(p, "chart-latency")[-1] == "600 s"
+    # the totals and the log read times as the axes do (not "600000 ms")
+    expect(p.locator("#totals")).to_contain_text("0 ms / 600 s")
+    expect(p.locator("#log tbody")).to_contain_text("600 s")
     assert p.evaluate("""() => [...document.querySelectorAll('.chart svg')].every(s =>
         [...s.querySelectorAll('text')].every(t => { const b = t.getBBox();
             return b.x >= 0 && b.x + b.width <= s.viewBox.baseVal.width; }))""")

@@ -4,8 +4,9 @@ import { drawChart } from "/assets/chart.js";
 const POLL_MS = 5000;
 const status = document.getElementById("status");
 
-function ms(value) { return value === null || value === undefined ? "–" : `${Math.round(value)} ms`; }
+// a time as the charts' axes read it: 600 s, not 600000 ms
 function duration(value) { return value >= 1000 ? `${+(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`; }
+function ms(value) { return value === null || value === undefined ? "–" : duration(value); }
 
 function per(bucketS) {
   if (bucketS % 86400 === 0) return bucketS === 86400 ? "per day" : `per ${bucketS / 86400} days`;
