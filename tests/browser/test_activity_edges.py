@@ -12,15 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 from playwright.sync_api import Browser, Page, Route, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from saferouter.storage import Settlement
-from saferouter.storage.sqlite import DB_NAME, SQLiteStore
-
 from ..app.stores import entry
-from .conftest import Site, Watched, shot
+from .conftest import Site, Watched, record, shot
 
 
 @pytest.fixture
@@ -116,14 +112,7 @@ def extremes(site: Site) -> dict[str, Any]:
         entry("quick", made["id"], now - 30, 1, latency_ms=0.4, ttfb_ms=0.4),
     ]
 
-    async def record() -> None:
-        store = SQLiteStore(site.data_dir / DB_NAME)
-        for a in attempts:
-            at, cost = a.created_at, a.cost_micro_usd
-            await store.settle(Settlement(made["id"], a.request_id, 0, cost, 1, (a,), at))
-        await store.close()
-
-    trio.run(record)
+    record(site, made["id"], attempts)
     stats: dict[str, Any] = httpx.get(
         site.url + "/v1/activity/stats?window=15m", headers=admin
     ).json()
