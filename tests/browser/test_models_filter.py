@@ -95,3 +95,23 @@ def test_nothing_available_says_why(page: Watched) -> None:
     p.fill("#search", "")
     expect(p.locator("#none")).to_have_count(0)
     assert page.errors == []
+
+
+def test_another_key_shows_its_own_availability(
+    page: Watched, site: Site, own_key_user: str
+) -> None:
+    """The page asks again when the key in the header changes: the admin's view first,
+    then the user's, whose own DeepSeek key makes its models available."""
+    p = page.page
+    p.goto("/models")
+    p.select_option("#provider", "deepseek")
+    p.get_by_label("available only").check()
+    expect(p.locator("#none")).to_be_visible()
+    p.fill("header input[type=password]", own_key_user)
+    p.get_by_role("button", name="Use key").click()
+    expect(p.locator("article").first).to_be_visible()
+    assert set(badges(p).values()) == {("available", "available with your own key")}
+    options = p.locator("#provider option").all_text_contents()
+    assert len(options) == len(set(options))  # asked again, listed once
+    expect(p.locator("#provider")).to_have_value("deepseek")  # the choice kept
+    assert page.errors == []

@@ -94,11 +94,16 @@ async function load() {
     return;
   }
   const providers = [...new Map(models.map((m) => [m.provider, m.provider_name])).entries()];
-  providerSelect.append(...providers.map(([id, name]) => el("option", { value: id, textContent: name })));
+  const chosen = providerSelect.value;
+  providerSelect.replaceChildren(el("option", { value: "", textContent: "All providers" }),
+    ...providers.map(([id, name]) => el("option", { value: id, textContent: name })));
+  providerSelect.value = chosen;
   render();
 }
 
 search.addEventListener("input", render);
 providerSelect.addEventListener("change", render);
 document.getElementById("available-only").addEventListener("change", render);
+// what is available depends on the key: a provider it brought its own key for is
+document.addEventListener("keychange", load);
 load();
