@@ -1,7 +1,8 @@
-"""The Models page's "available only" as a user sees it (atk-pages on issue 16), in real
-Chromium against a real `saferouter serve` with no provider key of the operator's: a
-user who brought their own key for one provider (sealed and uploaded by `saferouter byok
-add`, as a user does) sees that provider's models available to them."""
+"""What is available, as a user sees it on the Models page and in the chat's picker
+(atk-pages on issue 16), in real Chromium against a real `saferouter serve` with no
+provider key of the operator's: a user who brought their own key for one provider
+(sealed and uploaded by `saferouter byok add`, as a user does) sees that provider's
+models available to them; a filter that leaves nothing says why."""
 
 from __future__ import annotations
 
@@ -114,4 +115,18 @@ def test_another_key_shows_its_own_availability(
     options = p.locator("#provider option").all_text_contents()
     assert len(options) == len(set(options))  # asked again, listed once
     expect(p.locator("#provider")).to_have_value("deepseek")  # the choice kept
+    assert page.errors == []
+
+
+def test_the_chat_picker_follows_the_key(page: Watched, own_key_user: str) -> None:
+    p = page.page
+    p.goto("/chat")
+    choice = p.locator("#choices button", has_text="deepseek-chat")
+    p.click("#picker")
+    expect(choice).to_have_text("deepseek-chat (unavailable)")  # the admin's: no key
+    p.click("#drawer-close")
+    p.fill("header input[type=password]", own_key_user)
+    p.get_by_role("button", name="Use key").click()
+    p.click("#picker")
+    expect(choice).to_have_text("deepseek-chat")  # the user's own key serves it
     assert page.errors == []
