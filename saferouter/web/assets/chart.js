@@ -150,6 +150,7 @@ function showTip(svg, event) {
   const px = (event.clientX - box.left) * (layout.width / box.width);
   const index = Math.floor((px - layout.left) / layout.step);
   if (index < 0 || index >= spec.starts.length) { hideTip(svg); return; }
+  chart.index = index;  // the arrows go on from the bucket last pointed at
   tipAt(svg, index, event.clientX);
 }
 
