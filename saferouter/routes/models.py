@@ -19,11 +19,12 @@ from quart import Blueprint, Response, request
 from ..accounting import usd_text
 from ..catalog import Api, Model, Price
 from ..config import UpstreamEndpoint
-from ..errors import ModelNotFound
+from ..errors import AuthenticationFailed, ModelNotFound
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
 from ..gateway.dialects.messages import MESSAGES
 from ..gateway.route_stats import Figures
 from ..state import app_state, json_response
+from .attestation import service as attested_service
 
 blueprint = Blueprint("models", __name__)
 
@@ -45,9 +46,14 @@ async def list_models() -> Response:
                 "last_id": listed[-1]["id"] if listed else None,
             }
         )
+    own = await _own_key_providers()
     data = [
         describe_model(
-            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+            model,
+            settings.endpoints[model.provider],
+            app_state().breaker,
+            _figures(model),
+            own_key=model.provider in own,
         )
         for model in settings.catalog.models.values()
     ]
@@ -77,9 +83,14 @@ async def get_model(model_id: str) -> Response:
         raise missing
     if _anthropic_client():
         return json_response(anthropic_model(model))
+    own = await _own_key_providers()
     return json_response(
         describe_model(
-            model, settings.endpoints[model.provider], app_state().breaker, _figures(model)
+            model,
+            settings.endpoints[model.provider],
+            app_state().breaker,
+            _figures(model),
+            own_key=model.provider in own,
         )
     )
 
@@ -92,6 +103,22 @@ def anthropic_model(model: Model) -> dict[str, Any]:
 _EPOCH = "1970-01-01T00:00:00Z"  # the catalog has no dates (OpenAI's ``created`` is 0 too)
 
 
+async def _own_key_providers() -> frozenset[str]:
+    """The providers the caller holds a usable key of their own for (BYOK): their models
+    serve this caller whether or not the operator set a key, so the listing (and the
+    pages' "available only") says so. The listing stays public: no key, or one that
+    does not authenticate, sees the operator's view rather than a 401."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return frozenset()
+    try:
+        key = await app_state().authenticator.authenticate(header)
+    except AuthenticationFailed:
+        return frozenset()
+    public_key = attested_service().byok_public_key
+    return frozenset(k.provider for k in key.byok if k.sealed_for(public_key))
+
+
 def _anthropic_client() -> bool:
     return "anthropic-version" in request.headers
 
@@ -101,9 +128,13 @@ def describe_model(
     endpoint: UpstreamEndpoint,
     breaker: CircuitBreaker,
     figures: Figures | None = None,
+    *,
+    own_key: bool = False,
 ) -> dict[str, Any]:
     """A model as ``/v1/models`` lists it; ``figures``: what this worker measured of it
-    (``provider.sort`` by latency or throughput orders by them)."""
+    (``provider.sort`` by latency or throughput orders by them); ``own_key``: the caller
+    holds a usable key of their own for its provider (the operator's key and circuits
+    are not in its way: a request goes with that key first)."""
     provider = endpoint.provider
     pricing: dict[str, Any] = {"unit": "USD per 1M tokens", **_prices(model.pricing.base)}
     if model.pricing.peak is not None:
@@ -119,7 +150,9 @@ def describe_model(
     circuit = standing.state
     available = endpoint.available and circuit not in (OPEN, BACKING_OFF)
     wait_s = max(0.0, (standing.retry_at or now) - now)
-    if not endpoint.available:
+    if own_key:
+        available, availability = True, "available with your own key"
+    elif not endpoint.available:
         availability = f"unavailable: {provider.api_key_env} is not set"
     elif circuit == OPEN:
         availability = (

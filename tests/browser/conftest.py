@@ -14,6 +14,9 @@ import pytest
 import trio
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwright, sync_playwright
 
+from saferouter.storage import ActivityEntry, Settlement
+from saferouter.storage.sqlite import DB_NAME, SQLiteStore
+
 from ..processes import Served, free_port, serving
 from ..rewriting_proxy import rewriting_proxy as rewriting_proxy  # the page tests import it here
 from ..servers import FakeUpstream, fake_upstream, write_catalog
@@ -180,3 +183,17 @@ def site_with_upstream(folder: Path, extra_catalog: str = "") -> Iterator[Site]:
         with gateway(folder / "data", "--config", str(config), env=env) as served:
             admin = next(line for line in served_lines(served) if line.startswith("sk-sr-"))
             yield Site(served.url, admin, folder / "data")
+
+
+def record(site: Site, key_id: str, attempts: list[ActivityEntry]) -> None:
+    """Settle one request per attempt of ``key_id`` (at its own time and cost) through a
+    store sharing the gateway's SQLite file: entries from any time, any value."""
+
+    async def settle() -> None:
+        store = SQLiteStore(site.data_dir / DB_NAME)
+        for a in attempts:
+            at, cost = a.created_at, a.cost_micro_usd
+            await store.settle(Settlement(key_id, a.request_id, 0, cost, 1, (a,), at))
+        await store.close()
+
+    trio.run(settle)

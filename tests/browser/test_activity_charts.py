@@ -12,14 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 from playwright.sync_api import Browser, Page, expect
 
-from saferouter.storage import Settlement
-from saferouter.storage.sqlite import DB_NAME, SQLiteStore
-
 from ..app.stores import entry
-from .conftest import Site, Watched, shot
+from .conftest import Site, Watched, record, shot
 
 WINDOWS = {"15m": (60, 15), "1h": (60, 60), "24h": (900, 96), "7d": (10800, 56)}
 # entries recorded earlier: seconds ago → (latency ms, TTFB ms, cost µUSD), two each
@@ -59,14 +55,7 @@ def traffic(site: Site) -> dict[str, int]:
     ]
     attempts.append(entry("earlier-failed", made["id"], now - 300, status=502, outcome="error"))
 
-    async def record() -> None:
-        store = SQLiteStore(site.data_dir / DB_NAME)
-        for a in attempts:
-            at, cost = a.created_at, a.cost_micro_usd
-            await store.settle(Settlement(made["id"], a.request_id, 0, cost, 1, (a,), at))
-        await store.close()
-
-    trio.run(record)
+    record(site, made["id"], attempts)
     spans = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
     # the live three, and the failed one 300 s ago, are in every window
     return {w: 4 + 2 * sum(1 for ago in EARLIER if ago < s - 120) for w, s in spans.items()}

@@ -4,8 +4,9 @@ import { drawChart } from "/assets/chart.js";
 const POLL_MS = 5000;
 const status = document.getElementById("status");
 
-function ms(value) { return value === null || value === undefined ? "–" : `${Math.round(value)} ms`; }
+// a time as the charts' axes read it: 600 s, not 600000 ms
 function duration(value) { return value >= 1000 ? `${+(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`; }
+function ms(value) { return value === null || value === undefined ? "–" : duration(value); }
 
 function per(bucketS) {
   if (bucketS % 86400 === 0) return bucketS === 86400 ? "per day" : `per ${bucketS / 86400} days`;
@@ -61,13 +62,19 @@ function appChoices(apps) {
   select.value = chosen;
 }
 
+// Polls overlap: the interval's and the one a changed window or app starts. Only the
+// newest may draw, or an older answer coming in later puts back the window just left.
+let newest = 0;
+
 async function poll() {
+  const mine = ++newest;
   const span = document.getElementById("window").value;
   const app = document.getElementById("app").value;
   const query = new URLSearchParams({ limit: "50", ...(app ? { app } : {}) });
   try {
     const [stats, log] = await Promise.all([api(`/v1/activity/stats?window=${span}`),
                                             api(`/v1/activity?${query}`)]);
+    if (mine !== newest) return;
     status.replaceChildren();
     document.getElementById("totals").replaceChildren(
       stat("Requests", stats.total), stat("Success rate", stats.success_rate === null ? "–" : `${(stats.success_rate * 100).toFixed(1)}%`),
@@ -93,7 +100,7 @@ async function poll() {
     ])));
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
-    showError(status, error);
+    if (mine === newest) showError(status, error);
   }
 }
 

@@ -40,18 +40,27 @@ export class KeySnippet {
   }
 
   async copy() {
-    try {
-      await navigator.clipboard.writeText(this.textFor(apiKey() || NO_KEY));
-      this.said.textContent = "Copied.";
-    } catch { // no clipboard (plain http from another host): the whole text, selected
-      this.revealed = true;
-      this.render();
-      const range = document.createRange();
-      range.selectNodeContents(this.code);
-      getSelection().removeAllRanges();
-      getSelection().addRange(range);
-      this.said.textContent = "Selected: press Ctrl+C.";
-    }
+    await copyText(this.textFor(apiKey() || NO_KEY), { shown: this.code, said: this.said,
+      // selected by hand, the snippet must hold the whole key
+      beforeSelect: () => { this.revealed = true; this.render(); } });
+  }
+}
+
+// Copy `text` to the clipboard and say so in `said`. Where there is none — plain http
+// from another host is not a secure context, so `navigator.clipboard` is undefined — or
+// it refuses, the `shown` node (holding the text, once `beforeSelect` ran) is selected
+// for Ctrl+C instead. Every page copies through here: none may throw on that path.
+export async function copyText(text, { shown, said, beforeSelect = () => {} }) {
+  try {
+    await navigator.clipboard.writeText(text);
+    said.textContent = "Copied.";
+  } catch {
+    beforeSelect();
+    const range = document.createRange();
+    range.selectNodeContents(shown);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    said.textContent = "Selected: press Ctrl+C.";
   }
 }
 
@@ -178,7 +187,9 @@ export function escapeHtml(text) { return String(text).replace(/[&<>"']/g, (c) =
 // A text cut at its fenced code blocks (```lang … ```, the last one possibly unclosed):
 // [{ text }, { code, lang }, { text }, …]. Model output and the user's own words both.
 export function fences(source) {
-  const parts = String(source).split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
+  // "\r\n" (some upstreams' line ends) read as "\n": a CR left in is a blank first line
+  // in a code block and a stray space at each line's end
+  const parts = String(source).replace(/\r\n?/g, "\n").split(/```([\w-]*)\n?([\s\S]*?)(?:```|$)/);
   const pieces = [];
   for (let i = 0; i < parts.length; i += 3) {
     pieces.push({ text: parts[i] });

@@ -41,19 +41,22 @@ function timeText(seconds, kind) {
 }
 
 // Axis labels at round local times (every 5 min, 15 min, 1 h … 1 week: the finest
-// whose labels fit side by side), on the bucket edges that fall on them.
+// whose labels fit side by side), each where its time falls: on a bucket's edge, or
+// inside the bucket where the reader's offset is not whole hours (India's +05:30 puts
+// no 3 h edge on a round hour).
 const LABEL_STEPS_S = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
                        2 * 86400, 7 * 86400];
 
 function timeLabels(starts, bucketS, plotWidth) {
   const spanS = starts.length * bucketS;
   for (const stepS of LABEL_STEPS_S) {
-    if (stepS < bucketS || stepS % bucketS) continue;
+    if (stepS < bucketS) continue;  // at most one label per bucket
     const kind = timeKind(stepS, spanS);
     const labels = starts.flatMap((start, index) => {
       // seconds of local time: a label at 06:00 where the reader lives
       const local = start - new Date(start * 1000).getTimezoneOffset() * 60;
-      return local % stepS === 0 ? [{ index, text: timeText(start, kind) }] : [];
+      const intoS = (stepS - (local % stepS)) % stepS;  // to the next round time
+      return intoS < bucketS ? [{ index: index + intoS / bucketS, text: timeText(start + intoS, kind) }] : [];
     });
     const needed = labels.reduce((sum, label) => sum + label.text.length * 6.5 + 14, 0);
     if (needed <= plotWidth) return labels;
@@ -68,6 +71,11 @@ function render(svg) {
   const values = spec.series.flatMap((s) => s.values.filter(present));
   let top = niceCeiling(Math.max(0, ...values));
   if (spec.integer) top = Math.max(2, top);
+  // three ticks that read alike say nothing (0.4 ms at the top read "0 ms" three times):
+  // a higher top, until the format tells them apart
+  for (let tries = 0; tries < 30 && new Set([0, top / 2, top].map(spec.format)).size < 3; tries += 1) {
+    top = niceCeiling(top * 2);
+  }
   const ticks = [0, top / 2, top];
   const left = 12 + 6.5 * Math.max(...ticks.map((t) => spec.format(t).length));
   const plotWidth = width - left - PAD.right;
@@ -85,11 +93,13 @@ function render(svg) {
   }
   let free = 0;  // where the last label ended: the next one starts past it, or is left out
   for (const { index, text } of timeLabels(spec.starts, spec.bucketS, plotWidth)) {
-    const half = text.length * 3.25;  // kept inside the chart at either end
-    const at = Math.min(Math.max(x(index), left + half), width - PAD.right - half);
-    if (at - half < free) continue;
+    const half = text.length * 3.25;
+    const at = x(index);
+    // one that would stick out of the chart is left out, not pushed in: pushed, it
+    // crowded out its neighbour, and 08:45, 09:15, 09:30 read as a gap in time
+    if (at - half < free || at + half > width) continue;
     free = at + half + 8;
-    parts.push(svgNode("line", { class: "gridline", x1: x(index), x2: x(index), y1: PAD.top + plotHeight, y2: PAD.top + plotHeight + 4 }),
+    parts.push(svgNode("line", { class: "gridline", x1: at, x2: at, y1: PAD.top + plotHeight, y2: PAD.top + plotHeight + 4 }),
                svgNode("text", { class: "tick", x: at, y: HEIGHT - 6, "text-anchor": "middle" }, text));
   }
   parts.push(svgNode("rect", { class: "cursor", x: 0, y: PAD.top, width: step, height: plotHeight, visibility: "hidden" }));
@@ -134,12 +144,42 @@ function legend(figure, spec) {
 
 function showTip(svg, event) {
   const chart = charts.get(svg);
-  const { spec, layout, tip } = chart;
-  chart.pointer = event;
+  const { spec, layout } = chart;
+  Object.assign(chart, { pointer: event, keyed: false });
   const box = svg.getBoundingClientRect();
   const px = (event.clientX - box.left) * (layout.width / box.width);
   const index = Math.floor((px - layout.left) / layout.step);
   if (index < 0 || index >= spec.starts.length) { hideTip(svg); return; }
+  chart.index = index;  // the arrows go on from the bucket last pointed at
+  tipAt(svg, index, event.clientX);
+}
+
+// The keyboard's way to the values: the chart takes focus (Tab), the arrows, Home and
+// End walk its buckets, the tooltip (a live region) reads each one; Escape closes it.
+function keyTip(svg, index) {
+  const chart = charts.get(svg);
+  const { spec, layout } = chart;
+  chart.index = Math.max(0, Math.min(spec.starts.length - 1, index));
+  chart.keyed = true;
+  const box = svg.getBoundingClientRect();
+  const middle = layout.left + (chart.index + 0.5) * layout.step;
+  tipAt(svg, chart.index, box.left + middle * (box.width / layout.width));
+}
+
+function onKey(svg, event) {
+  const chart = charts.get(svg);
+  if (event.key === "Escape") { hideTip(svg); return; }
+  const last = chart.spec.starts.length - 1;
+  const to = { ArrowLeft: chart.index - 1, ArrowRight: chart.index + 1, Home: 0, End: last }[event.key];
+  if (to === undefined) return;
+  event.preventDefault();  // not a scroll of the page
+  keyTip(svg, to);
+}
+
+// bucket `index`'s time and values, beside the client x `clientX`
+function tipAt(svg, index, clientX) {
+  const { spec, layout, tip } = charts.get(svg);
+  const box = svg.getBoundingClientRect();
   const cursor = svg.querySelector(".cursor");
   cursor.setAttribute("x", layout.left + index * layout.step);
   cursor.setAttribute("visibility", "visible");
@@ -158,7 +198,7 @@ function showTip(svg, event) {
   tip.hidden = false;
   // beside the pointer, not under it, inside the figure (the tip's positioned parent)
   const figure = tip.parentElement.getBoundingClientRect();
-  const pointer = event.clientX - figure.left;
+  const pointer = clientX - figure.left;
   const right = pointer + 12 + tip.offsetWidth <= figure.width;  // else to the left of it
   const at = right ? pointer + 12 : pointer - 12 - tip.offsetWidth;
   tip.style.left = `${Math.max(0, Math.min(figure.width - tip.offsetWidth, at))}px`;
@@ -167,7 +207,7 @@ function showTip(svg, event) {
 
 function hideTip(svg) {
   const chart = charts.get(svg);
-  chart.pointer = null;
+  Object.assign(chart, { pointer: null, keyed: false });
   chart.tip.hidden = true;
   svg.querySelector(".cursor")?.setAttribute("visibility", "hidden");
 }
@@ -189,19 +229,36 @@ export function drawChart(svg, spec) {
     tip.hidden = true;
     tip.setAttribute("role", "status");
     svg.parentElement.append(tip);
-    charts.set(svg, { spec, layout: null, tip, pointer: null });
+    // pointer: the event a tooltip follows; index: the bucket the keyboard is on;
+    // keyed: whether the keyboard's tooltip is up
+    charts.set(svg, { spec, layout: null, tip, pointer: null, index: null, keyed: false });
+    svg.setAttribute("tabindex", "0");
+    svg.setAttribute("aria-keyshortcuts", "ArrowLeft ArrowRight Home End Escape");
+    svg.addEventListener("keydown", (event) => onKey(svg, event));
+    // a click focuses the chart too: only a keyboard's focus opens the latest bucket
+    svg.addEventListener("focus", () => {
+      if (svg.matches(":focus-visible")) keyTip(svg, charts.get(svg).index ?? Infinity);
+    });
+    svg.addEventListener("blur", () => hideTip(svg));
     svg.addEventListener("pointermove", (event) => showTip(svg, event));
     svg.addEventListener("pointerdown", (event) => showTip(svg, event));
-    svg.addEventListener("pointerleave", () => hideTip(svg));
+    // a finger lifted fires pointerleave too: a tapped tooltip stays until a tap elsewhere
+    svg.addEventListener("pointerleave", (event) => { if (event.pointerType !== "touch") hideTip(svg); });
+    document.addEventListener("pointerdown", (event) => { if (!svg.contains(event.target)) hideTip(svg); });
     let width = svg.getBoundingClientRect().width;
     new ResizeObserver(() => {
       const now = svg.getBoundingClientRect().width;
-      if (now !== width) { width = now; render(svg); }
+      if (now !== width) { width = now; redraw(svg); }
     }).observe(svg);
   }
   legend(svg.parentElement, spec);
+  redraw(svg);
+}
+
+// new data or a new width under an open tooltip: it shows the new values, in place
+function redraw(svg) {
   render(svg);
-  // new data under a resting pointer: its tooltip shows the new values
-  const { pointer } = charts.get(svg);
-  if (pointer) showTip(svg, pointer);
+  const { pointer, keyed, index } = charts.get(svg);
+  if (keyed) keyTip(svg, index);
+  else if (pointer) showTip(svg, pointer);
 }

@@ -165,5 +165,7 @@ picker.addEventListener("click", async () => {
   document.getElementById("filter").focus();
 });
 document.getElementById("filter").addEventListener("input", renderChoices);
+// what is available depends on the key (its own provider keys): asked again after a change
+document.addEventListener("keychange", () => { models = []; });
 document.getElementById("drawer-close").addEventListener("click", () => drawer.close());
 render();

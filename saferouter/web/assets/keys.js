@@ -1,4 +1,4 @@
-import { api, el, micro, showError } from "/assets/app.js";
+import { api, copyText, el, micro, showError } from "/assets/app.js";
 
 const status = document.getElementById("status");
 const created = document.getElementById("created");
@@ -63,10 +63,11 @@ document.getElementById("create").addEventListener("submit", async (event) => {
     const key = await api("/v1/keys", { method: "POST", body: newKey() });
     const secret = el("code", { className: "secret", textContent: key.key });
     const copy = el("button", { className: "secondary", textContent: "Copy" });
-    copy.addEventListener("click", () => navigator.clipboard?.writeText(key.key).catch(() => {}));
+    const said = el("span", { className: "small" });
+    copy.addEventListener("click", () => copyText(key.key, { shown: secret, said }));
     created.replaceChildren(el("div", { className: "notice ok", role: "status" }, [
       el("strong", { textContent: `${key.role === "admin" ? "Admin key" : "Key"} “${key.name}” created. ` }),
-      el("span", { textContent: "Copy it now: it will not be shown again. " }), secret, copy]));
+      el("span", { textContent: "Copy it now: it will not be shown again. " }), secret, copy, said]));
     document.getElementById("create").reset();
     await load();
   } catch (error) {

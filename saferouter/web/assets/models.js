@@ -78,7 +78,11 @@ function render() {
   const listed = models.filter((m) => (!provider || m.provider === provider) &&
     (!availableOnly || m.available) &&
     (!query || `${m.id} ${m.name} ${m.provider_name}`.toLowerCase().includes(query)));
-  cards.replaceChildren(...listed.map(card));
+  cards.replaceChildren(...(listed.length ? listed.map(card) : [el("p", { className: "muted", id: "none",
+    textContent: availableOnly && !models.some((m) => m.available && (!provider || m.provider === provider))
+      ? "No model here is available: its provider's key is not set. The operator sets one; "
+        + "you can bring your own on the Keys page."
+      : "No model matches." })]));
   document.getElementById("count").textContent = `${listed.length} of ${models.length}`;
 }
 
@@ -90,11 +94,16 @@ async function load() {
     return;
   }
   const providers = [...new Map(models.map((m) => [m.provider, m.provider_name])).entries()];
-  providerSelect.append(...providers.map(([id, name]) => el("option", { value: id, textContent: name })));
+  const chosen = providerSelect.value;
+  providerSelect.replaceChildren(el("option", { value: "", textContent: "All providers" }),
+    ...providers.map(([id, name]) => el("option", { value: id, textContent: name })));
+  providerSelect.value = chosen;
   render();
 }
 
 search.addEventListener("input", render);
 providerSelect.addEventListener("change", render);
 document.getElementById("available-only").addEventListener("change", render);
+// what is available depends on the key: a provider it brought its own key for is
+document.addEventListener("keychange", load);
 load();
