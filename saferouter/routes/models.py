@@ -19,7 +19,7 @@ from quart import Blueprint, Response, request
 from ..accounting import usd_text
 from ..catalog import Api, Model, Price
 from ..config import UpstreamEndpoint
-from ..errors import AuthenticationFailed, ModelNotFound
+from ..errors import AuthenticationFailed, ModelNotFound, StorageError
 from ..gateway.breaker import BACKING_OFF, HALF_OPEN, OPEN, CircuitBreaker
 from ..gateway.dialects.messages import MESSAGES
 from ..gateway.route_stats import Figures
@@ -107,13 +107,14 @@ async def _own_key_providers() -> frozenset[str]:
     """The providers the caller holds a usable key of their own for (BYOK): their models
     serve this caller whether or not the operator set a key, so the listing (and the
     pages' "available only") says so. The listing stays public: no key, or one that
-    does not authenticate, sees the operator's view rather than a 401."""
+    does not authenticate, sees the operator's view rather than a 401 — and so does any
+    key while the store cannot be read (the listing answers from the catalog alone)."""
     header = request.headers.get("Authorization")
     if header is None:
         return frozenset()
     try:
         key = await app_state().authenticator.authenticate(header)
-    except AuthenticationFailed:
+    except (AuthenticationFailed, StorageError):
         return frozenset()
     public_key = attested_service().byok_public_key
     return frozenset(k.provider for k in key.byok if k.sealed_for(public_key))

@@ -121,6 +121,9 @@ async def _check_unavailable(client: httpx.AsyncClient) -> None:
         assert_storage_unavailable(response)
         assert elapsed_s < ANSWER_WITHIN_S, elapsed_s
     assert_storage_unavailable(await client.get("/v1/credits"))
+    # the public listing answers from the catalog alone, the key sent or not
+    listed = await client.get("/v1/models")
+    assert listed.status_code == 200 and listed.json()["data"], listed.text
     ready = await client.get("/ready")
     assert ready.status_code == 503, ready.text
     assert (await client.get("/health")).status_code == 200
