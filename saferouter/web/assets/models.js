@@ -80,8 +80,8 @@ function render() {
     (!query || `${m.id} ${m.name} ${m.provider_name}`.toLowerCase().includes(query)));
   cards.replaceChildren(...(listed.length ? listed.map(card) : [el("p", { className: "muted", id: "none",
     textContent: availableOnly && !models.some((m) => m.available && (!provider || m.provider === provider))
-      ? "No model here is available: its provider's key is not set. The operator sets one; "
-        + "you can bring your own on the Keys page."
+      ? "No model here is available: its provider's key is not set, or its circuit is open "
+        + "(see each card). The operator sets a key; you can bring your own on the Keys page."
       : "No model matches." })]));
   document.getElementById("count").textContent = `${listed.length} of ${models.length}`;
 }
