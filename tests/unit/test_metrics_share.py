@@ -7,6 +7,7 @@ tasks at startup)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -163,7 +164,7 @@ async def test_what_a_scrape_shows_of_this_worker_is_on_disk_before_it_answers(
     was after the write, newer than the file; two writes shared one temporary file)."""
     registry = MetricsRegistry(known_models=MODELS)
     shared = SharedMetrics.in_data_dir(registry, tmp_path)
-    requests = iter(traffic(100_000, 0))
+    requests = itertools.cycle(traffic(100, 0))  # as many as the scrapes take, however slow
     behind: list[tuple[float, float]] = []
 
     async def scrape() -> None:
