@@ -55,7 +55,7 @@ def test_a_tap_shows_the_tooltip_until_a_tap_elsewhere(phone: Watched) -> None:
     tip = p.locator("#chart-requests .chart-tip")
     p.locator("#chart-requests svg").scroll_into_view_if_needed()
     p.touchscreen.tap(*centre(p, "#chart-requests svg"))
-    assert tip.is_visible()  # a touch's pointerleave comes with its lifting: not a leaving
+    expect(tip).to_be_visible()  # a touch's pointerleave comes with its lifting: not a leaving
     expect(tip).to_contain_text("requests: ")
     p.touchscreen.tap(*centre(p, "h1"))
     expect(tip).to_be_hidden()
